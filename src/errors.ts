@@ -1,0 +1,66 @@
+/**
+ * The one error type users see. `message` is a single line; `hint` tells what to do next.
+ * Input errors carry a location so the CLI can print `file:line:col: message`.
+ */
+export type ErrorCode =
+  | 'usage'
+  | 'input'
+  | 'inventory'
+  | 'lockfile'
+  | 'plan'
+  | 'stale-plan'
+  | 'ssh'
+  | 'host-key'
+  | 'become'
+  | 'not-implemented'
+  | 'sandbox'
+  | 'internal';
+
+export interface SourceLocation {
+  file: string;
+  line?: number;
+  col?: number;
+}
+
+export class CriuLockError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  readonly location: SourceLocation | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    opts: { hint?: string; location?: SourceLocation; cause?: unknown } = {},
+  ) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'CriuLockError';
+    this.code = code;
+    this.hint = opts.hint;
+    this.location = opts.location;
+  }
+}
+
+export function formatLocation(loc: SourceLocation | undefined): string {
+  if (!loc) return '';
+  let s = loc.file;
+  if (loc.line !== undefined) {
+    s += `:${loc.line}`;
+    if (loc.col !== undefined) s += `:${loc.col}`;
+  }
+  return s;
+}
+
+/** One line (plus an optional hint line) as users see it; the stack only with --debug. */
+export function formatError(err: unknown, debug = false): string {
+  if (err instanceof CriuLockError) {
+    const where = formatLocation(err.location);
+    let out = `error: ${where ? `${where}: ` : ''}${err.message}`;
+    if (err.hint) out += `\n  hint: ${err.hint}`;
+    if (debug && err.stack) out += `\n${err.stack}`;
+    return out;
+  }
+  const e = err instanceof Error ? err : new Error(String(err));
+  let out = `error: internal error: ${e.message}`;
+  out += debug && e.stack ? `\n${e.stack}` : '\n  hint: re-run with --debug for the stack trace and report it';
+  return out;
+}
