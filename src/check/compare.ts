@@ -1,0 +1,102 @@
+import { compareVersions } from '../debian/version.js';
+import type { FileFact, HostFacts } from '../facts/types.js';
+import type { FileEntry, Lockfile } from '../lock/lockfile.js';
+
+export type FileProblem = 'missing' | 'not-regular' | 'size' | 'mode' | 'build-id';
+
+/** One way a host differs from the lock. A union on `type`, so renderers handle each case. */
+export type Finding =
+  | { type: 'platform-mismatch'; field: 'id' | 'versionId' | 'architecture' | 'codename'; expected: string; actual: string }
+  | { type: 'package-missing'; package: string; expected: string }
+  | { type: 'version-mismatch'; package: string; expected: string; actual: string }
+  | { type: 'package-broken'; package: string; detail: string }
+  | {
+      type: 'file';
+      /** Owning package key, or null for an unmanaged file. */
+      package: string | null;
+      path: string;
+      problem: FileProblem;
+      expected?: string;
+      actual?: string;
+      /** What CRIU would print at restore. */
+      criu: string;
+    };
+
+/** CRIU prints paths relative to the root ("usr/lib/..."). */
+function criuPath(path: string): string {
+  return path.replace(/^\/+/, '');
+}
+
+export function compareFile(pkg: string | null, path: string, want: FileEntry, got: FileFact | undefined): Finding | undefined {
+  const rel = criuPath(path);
+  if (!got || got.kind === 'missing') {
+    return { type: 'file', package: pkg, path, problem: 'missing', criu: `Can't open file ${rel}: No such file or directory` };
+  }
+  if (got.kind === 'symlink' || got.kind === 'other' || got.kind === 'unreadable') {
+    return { type: 'file', package: pkg, path, problem: 'not-regular', actual: got.kind, criu: `File ${rel} is not a regular file (${got.kind})` };
+  }
+  if (got.size !== want.size) {
+    return {
+      type: 'file', package: pkg, path, problem: 'size', expected: String(want.size), actual: String(got.size),
+      criu: `File ${rel} has bad size ${got.size} (expect ${want.size})`,
+    };
+  }
+  if (got.mode !== want.mode) {
+    return {
+      type: 'file', package: pkg, path, problem: 'mode', expected: want.mode, actual: got.mode ?? '?',
+      criu: `File ${rel} has bad mode 0${got.mode ?? '?'} (expect 0${want.mode})`,
+    };
+  }
+  // CRIU compares build-IDs only when the dump recorded one.
+  if (want.buildId !== undefined && got.buildId !== want.buildId) {
+    return {
+      type: 'file', package: pkg, path, problem: 'build-id', expected: want.buildId, actual: got.buildId ?? '(none)',
+      criu: `File ${rel} has bad build-ID`,
+    };
+  }
+  return undefined;
+}
+
+/** Every path the lock pins, for the probe. */
+export function lockedPaths(lock: Lockfile): string[] {
+  const paths = new Set<string>();
+  for (const p of Object.values(lock.packages)) for (const path of Object.keys(p.files ?? {})) paths.add(path);
+  for (const path of Object.keys(lock.unmanaged ?? {})) paths.add(path);
+  return [...paths].sort();
+}
+
+export type PlatformFinding = Extract<Finding, { type: 'platform-mismatch' }>;
+
+export function comparePlatform(lock: Lockfile, facts: HostFacts): PlatformFinding[] {
+  const out: PlatformFinding[] = [];
+  for (const field of ['id', 'versionId', 'codename', 'architecture'] as const) {
+    const expected = lock.platform[field];
+    const actual = facts.platform[field];
+    if (expected !== actual) out.push({ type: 'platform-mismatch', field, expected, actual });
+  }
+  return out;
+}
+
+/** Pure: how `facts` differ from `lock`, exactly where CRIU looks (versions, then size/mode/build-ID). */
+export function compareHost(lock: Lockfile, facts: HostFacts): Finding[] {
+  const findings: Finding[] = comparePlatform(lock, facts);
+  for (const key of Object.keys(lock.packages).sort()) {
+    const want = lock.packages[key]!;
+    const got = facts.packages.get(key);
+    if (!got) findings.push({ type: 'package-missing', package: key, expected: want.version });
+    else if (compareVersions(got.version, want.version) !== 0) {
+      findings.push({ type: 'version-mismatch', package: key, expected: want.version, actual: got.version });
+    } else if (got.status !== 'installed' && !got.status.startsWith('triggers-')) {
+      findings.push({ type: 'package-broken', package: key, detail: `${got.status} (${got.eflag})` });
+    }
+    for (const path of Object.keys(want.files ?? {}).sort()) {
+      const f = compareFile(key, path, want.files![path]!, facts.files.get(path));
+      if (f) findings.push(f);
+    }
+  }
+  for (const path of Object.keys(lock.unmanaged ?? {}).sort()) {
+    const f = compareFile(null, path, lock.unmanaged![path]!, facts.files.get(path));
+    if (f) findings.push(f);
+  }
+  return findings;
+}

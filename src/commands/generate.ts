@@ -1,0 +1,102 @@
+import { writeFile } from 'node:fs/promises';
+import { CriuLockError } from '../errors.js';
+import { gatherFacts } from '../facts/gather.js';
+import type { HostFacts } from '../facts/types.js';
+import { loadInventory } from '../inventory/load.js';
+import { findGolden } from '../inventory/limit.js';
+import { buildLock, dependencyClosure, resolveInstalled, type GenerateScope } from '../lock/build-lock.js';
+import { serializeLock } from '../lock/lockfile.js';
+import { isFailure, sshOptions, withHost, type CommonOptions, type Io } from './context.js';
+import { isValidPackageName } from '../debian/names.js';
+
+export interface GenerateOptions extends CommonOptions {
+  golden?: string | undefined;
+  output: string;
+  packages: string[];
+  withDeps: boolean;
+  pids: number[];
+  /** Injected clock, so tests can pin generatedAt. */
+  now?: () => Date;
+}
+
+export function scopeOf(opts: Pick<GenerateOptions, 'packages' | 'withDeps' | 'pids'>): GenerateScope {
+  if (opts.pids.length > 0 && opts.packages.length > 0) {
+    throw new CriuLockError('usage', '--pid and --package cannot be combined', { hint: 'lock either what processes map (--pid) or named packages (--package)' });
+  }
+  if (opts.withDeps && opts.packages.length === 0) {
+    throw new CriuLockError('usage', '--with-deps needs at least one --package', { hint: 'e.g. criu-lock generate --package libc6 --with-deps' });
+  }
+  for (const p of opts.packages) {
+    const [name, arch, extra] = p.split(':');
+    if (!name || !isValidPackageName(name) || extra !== undefined || (arch !== undefined && !/^[a-z0-9][a-z0-9-]*$/.test(arch))) {
+      throw new CriuLockError('usage', `invalid package name ${JSON.stringify(p)}`, { hint: 'Debian package names are lowercase: a-z 0-9 + - . (optionally :arch)' });
+    }
+  }
+  for (const pid of opts.pids) {
+    if (!Number.isInteger(pid) || pid <= 0) throw new CriuLockError('usage', `invalid --pid ${pid}`, { hint: 'pass a positive process ID' });
+  }
+  if (opts.pids.length > 0) return { kind: 'processes', pids: opts.pids };
+  if (opts.packages.length > 0) return { kind: 'packages', packages: opts.packages, withDeps: opts.withDeps };
+  return { kind: 'all' };
+}
+
+/** Facts of the golden node for a scope: the package list first when the scope names packages. */
+async function goldenFacts(t: Parameters<Parameters<typeof withHost>[2]>[0], scope: GenerateScope): Promise<HostFacts> {
+  let facts: HostFacts;
+  switch (scope.kind) {
+    case 'all':
+      facts = await gatherFacts(t, { elfOf: 'all' });
+      break;
+    case 'packages': {
+      const base = await gatherFacts(t, {});
+      const roots = scope.packages.map((n) => resolveInstalled(base, n)).filter((p) => p !== undefined);
+      const keys = (scope.withDeps ? dependencyClosure(base, roots) : roots).map((p) => p.key);
+      facts = keys.length > 0 ? await gatherFacts(t, { elfOf: keys }) : base;
+      break;
+    }
+    case 'processes':
+      facts = await gatherFacts(t, { pids: scope.pids });
+      break;
+    default: {
+      const never: never = scope;
+      throw new Error(String(never));
+    }
+  }
+  // A second, cheap round trip: the .deb checksums of exactly the installed versions.
+  const wanted =
+    scope.kind === 'all'
+      ? [...facts.packages.values()]
+      : scope.kind === 'processes'
+        ? [...new Set(facts.mapped.map((m) => m.owner).filter((o) => o !== undefined))].map((k) => facts.packages.get(k)).filter((p) => p !== undefined)
+        : [...facts.packageFiles.keys(), ...scope.packages.map((n) => resolveInstalled(facts, n)?.key)].map((k) => (k ? facts.packages.get(k) : undefined)).filter((p) => p !== undefined);
+  if (wanted.length > 0) {
+    const sha = await gatherFacts(t, { shaFor: [...new Set(wanted.map((p) => `${p.key}=${p.version}`))] });
+    for (const [k, v] of sha.debSha256) facts.debSha256.set(k, v);
+  }
+  return facts;
+}
+
+export async function runGenerate(opts: GenerateOptions, io: Io): Promise<number> {
+  const scope = scopeOf(opts);
+  const inv = await loadInventory(opts.inventory);
+  const golden = findGolden(inv, opts.golden);
+  const result = await withHost(golden, sshOptions(opts), async (t) => goldenFacts(t, scope));
+  if (isFailure(result)) {
+    io.err(`error: golden node ${golden.name} ${result.status}: ${result.error}\n`);
+    return 3;
+  }
+  const now = (opts.now ?? (() => new Date()))();
+  const { lock, warnings } = buildLock(result, scope, { host: golden.name, generatedAt: now.toISOString().replace(/\.\d{3}Z$/, 'Z') });
+  for (const w of warnings) io.err(`warning: ${w}\n`);
+  const text = serializeLock(lock);
+  if (opts.output === '-') io.out(text);
+  else {
+    await writeFile(opts.output, text);
+    const files = Object.values(lock.packages).reduce((n, p) => n + Object.keys(p.files ?? {}).length, 0);
+    io.err(
+      `wrote ${opts.output}: ${Object.keys(lock.packages).length} package(s), ${files} file(s)` +
+        `${lock.unmanaged ? `, ${Object.keys(lock.unmanaged).length} unmanaged file(s)` : ''} from ${golden.name} (${lock.digest})\n`,
+    );
+  }
+  return 0;
+}

@@ -1,0 +1,180 @@
+import { renderCommand } from '../shell/quote.js';
+
+/**
+ * The facts probe: one POSIX sh script sent over the connection's stdin (`sh -s`), so a run
+ * costs one round trip. Targets need only Essential packages: sh, coreutils, dpkg, apt and
+ * perl-base. Perl reads file heads; the ELF parsing itself happens on the controller
+ * (src/elf/build-id.ts), so CRIU's rules live in one tested place.
+ */
+export interface ProbeRequest {
+  /** ELF files owned by these package keys, or by every installed package. */
+  elfOf?: 'all' | readonly string[];
+  /** Explicit paths to stat and read (check). */
+  paths?: readonly string[];
+  /** Processes whose mapped files to read (generate --pid). */
+  pids?: readonly number[];
+  /** Package keys to ask `apt-cache policy` about. */
+  policyFor?: readonly string[];
+  /** `name:arch=version` requests whose .deb SHA256 the apt lists publish. */
+  shaFor?: readonly string[];
+  /** Pin file to read back. */
+  pinFile?: string;
+}
+
+export const HEAD_BYTES = 4096;
+const PERL_EOF = '__CRIU_LOCK_PERL__';
+
+// Perl: only core features of perl-base (no modules). Output is one tab-separated record a line.
+const PERL = String.raw`
+use strict;
+my $HEAD = ${HEAD_BYTES};
+my $INFO = '/var/lib/dpkg/info';
+sub probe {
+  my ($p, $open) = @_;
+  my @st;
+  if (defined $open) { @st = stat($open); } else { @st = lstat($p); $open = $p; return ('missing') unless @st; return ('symlink') if -l _; }
+  return ('missing') unless @st;
+  return ('other') unless -f _;
+  my ($size, $mode) = ($st[7], sprintf('%04o', $st[2] & 07777));
+  my $fh;
+  open($fh, '<:raw', $open) or return ('unreadable', $size, $mode);
+  my $buf = '';
+  my $n = sysread($fh, $buf, $HEAD);
+  close($fh);
+  return ('unreadable', $size, $mode) unless defined $n;
+  return ('elf', $size, $mode, unpack('H*', $buf)) if $n >= 4 && substr($buf, 0, 4) eq "\x7fELF";
+  return ('file', $size, $mode);
+}
+sub canon { my ($p) = @_; $p =~ s{^/(bin|sbin|lib|lib32|lib64|libx32)(/|$)}{/usr/$1$2}; return $p; }
+sub lists {
+  opendir(my $d, $INFO) or return ();
+  my @l = sort grep { /\.list$/ } readdir($d);
+  closedir($d);
+  return map { substr($_, 0, -5) } @l;
+}
+sub files_of {
+  my ($name) = @_;
+  open(my $fh, '<', "$INFO/$name.list") or return ();
+  my @f = <$fh>;
+  close($fh);
+  chomp(@f);
+  return @f;
+}
+my (@elf, @paths, @pids);
+while (my $l = <DATA>) {
+  chomp($l);
+  my ($t, $v) = split(/\t/, $l, 2);
+  if ($t eq 'E') { push(@elf, $v); } elsif ($t eq 'P') { push(@paths, $v); } elsif ($t eq 'I') { push(@pids, $v); }
+}
+if (@elf) {
+  # Keys are name:arch; dpkg names the list file name:arch only for Multi-Arch: same packages.
+  my @names = ($elf[0] eq '*') ? lists() : map { (-e "$INFO/$_.list") ? $_ : (split(/:/, $_))[0] } @elf;
+  for my $name (@names) {
+    for my $f (files_of($name)) {
+      next if $f eq '/.' || -d $f;
+      my @r = probe($f);
+      print join("\t", 'F', $name, $f, @r), "\n" if $r[0] eq 'elf';
+    }
+  }
+}
+for my $p (@paths) { print join("\t", 'R', $p, probe($p)), "\n"; }
+if (@pids) {
+  my %owner;
+  for my $name (lists()) { for my $f (files_of($name)) { my $c = canon($f); $owner{$c} = $name unless exists $owner{$c}; } }
+  for my $pid (@pids) {
+    my $fh;
+    unless (open($fh, '<', "/proc/$pid/maps")) { print "X\t$pid\tno such process\n"; next; }
+    my %seen;
+    while (my $m = <$fh>) {
+      chomp($m);
+      next unless $m =~ /^([0-9a-f]+-[0-9a-f]+)\s+\S+\s+\S+\s+\S+\s+(\d+)\s+(\/.*)$/;
+      my ($range, $inode, $path) = ($1, $2, $3);
+      next if $inode == 0;
+      my $deleted = ($path =~ s/ \(deleted\)$//) ? 1 : 0;
+      next if $seen{$path}++;
+      my $open = "/proc/$pid/map_files/$range";
+      my @r = probe($path, $open);
+      if ($r[0] eq 'missing' && !$deleted) { $open = $path; @r = probe($path, $path); }
+      next if $r[0] eq 'other';
+      my $o = $owner{canon($path)};
+      print join("\t", 'M', $pid, $path, $deleted, (defined $o ? $o : '-'), $open, @r), "\n";
+    }
+    close($fh);
+  }
+}
+`;
+
+function section(name: string): string {
+  return `echo '@@${name}'`;
+}
+
+/** Reject anything that could break the script's framing; callers validate semantics earlier. */
+function assertLine(s: string, what: string): void {
+  if (/[\n\r\0\t]/.test(s)) throw new Error(`refusing ${what} with a control character: ${JSON.stringify(s)}`);
+}
+
+export function renderProbeScript(req: ProbeRequest): string {
+  const lines: string[] = [
+    'export LC_ALL=C',
+    section('probe 1'),
+    section('os-release'),
+    'cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null',
+    section('arch'),
+    'dpkg --print-architecture',
+    section('foreign'),
+    'dpkg --print-foreign-architectures',
+    section('dpkg'),
+    // Single-quoted: the ${...} are dpkg-query's fields, not shell expansions.
+    "dpkg-query -W -f='${Package}\\t${Architecture}\\t${Version}\\t${db:Status-Want}\\t${db:Status-Status}\\t${db:Status-Eflag}\\t${Multi-Arch}\\t${Pre-Depends}\\t${Depends}\\t${Provides}\\n'",
+  ];
+  if (req.pinFile !== undefined) {
+    assertLine(req.pinFile, 'pin file path');
+    lines.push(section('pin'), `if [ -f ${renderCommand([req.pinFile])} ]; then sed 's/^/|/' ${renderCommand([req.pinFile])}; echo '@@pin-present'; fi`);
+  }
+  if (req.policyFor && req.policyFor.length > 0) {
+    req.policyFor.forEach((k) => assertLine(k, 'package'));
+    lines.push(section('policy'), `${renderCommand(['apt-cache', 'policy', ...req.policyFor])} 2>/dev/null`);
+  }
+  if (req.shaFor && req.shaFor.length > 0) {
+    req.shaFor.forEach((k) => assertLine(k, 'package'));
+    lines.push(
+      section('sha'),
+      `${renderCommand(['apt-cache', 'show', ...req.shaFor])} 2>/dev/null | grep -E '^(Package|Architecture|Version|SHA256):'`,
+    );
+  }
+  const data: string[] = [];
+  if (req.elfOf === 'all') data.push('E\t*');
+  else for (const k of req.elfOf ?? []) data.push(`E\t${k}`);
+  for (const p of req.paths ?? []) {
+    assertLine(p, 'path');
+    data.push(`P\t${p}`);
+  }
+  for (const pid of req.pids ?? []) {
+    if (!Number.isInteger(pid) || pid <= 0) throw new Error(`invalid pid ${pid}`);
+    data.push(`I\t${pid}`);
+  }
+  if (data.length > 0) {
+    lines.push(section('files'), `perl - <<'${PERL_EOF}'`, PERL.trim(), '__DATA__', ...data, PERL_EOF);
+  }
+  lines.push(section('end'));
+  return lines.join('\n') + '\n';
+}
+
+/** Reads byte ranges of files (second round trip, only when a PT_NOTE lies past the first head). */
+export function renderRangeScript(requests: ReadonlyArray<{ path: string; offset: number; length: number }>): string {
+  const data = requests.map((r) => {
+    assertLine(r.path, 'path');
+    return `${r.offset}\t${r.length}\t${r.path}`;
+  });
+  const perl = String.raw`
+use strict;
+while (my $l = <DATA>) {
+  chomp($l);
+  my ($off, $len, $p) = split(/\t/, $l, 3);
+  my ($fh, $buf) = (undef, '');
+  if (open($fh, '<:raw', $p) && sysseek($fh, $off, 0)) { sysread($fh, $buf, $len); close($fh); }
+  print join("\t", $off, unpack('H*', $buf), $p), "\n";
+}
+`;
+  return ['export LC_ALL=C', `perl - <<'${PERL_EOF}'`, perl.trim(), '__DATA__', ...data, PERL_EOF, ''].join('\n');
+}

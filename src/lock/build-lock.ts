@@ -1,0 +1,178 @@
+import { CriuLockError } from '../errors.js';
+import type { FileFact, HostFacts, InstalledPackage } from '../facts/types.js';
+import { finalizeLock, type FileEntry, type Lockfile, type PackageEntry, type Scope } from './lockfile.js';
+
+export type GenerateScope =
+  | { kind: 'all' }
+  | { kind: 'packages'; packages: string[]; withDeps: boolean }
+  | { kind: 'processes'; pids: number[] };
+
+export interface BuildLockResult {
+  lock: Lockfile;
+  warnings: string[];
+}
+
+function fileEntry(f: FileFact): FileEntry | undefined {
+  if (f.size === undefined || f.mode === undefined) return undefined;
+  const e: FileEntry = { size: f.size, mode: f.mode };
+  if (typeof f.buildId === 'string') e.buildId = f.buildId;
+  return e;
+}
+
+function healthy(p: InstalledPackage): boolean {
+  return (p.status === 'installed' || p.status.startsWith('triggers-')) && p.eflag === 'ok';
+}
+
+/** Resolves a requested name (`name` or `name:arch`) to the installed key, preferring the native arch. */
+export function resolveInstalled(facts: HostFacts, name: string, preferArch?: string): InstalledPackage | undefined {
+  const [base, arch] = name.split(':');
+  if (arch && arch !== 'any' && arch !== 'native') return facts.packages.get(`${base}:${arch}`);
+  const candidates = [...facts.packages.values()].filter((p) => p.name === base);
+  const rank = (p: InstalledPackage): number =>
+    p.arch === preferArch ? 0 : p.arch === facts.platform.architecture ? 1 : p.arch === 'all' ? 2 : 3;
+  return candidates.sort((a, b) => rank(a) - rank(b))[0];
+}
+
+/** One alternative of a Depends field: `name[:arch] [(op version)] [<profile>]`. */
+function relationName(alt: string): string {
+  return alt.trim().split(/[\s(<[]/)[0] ?? '';
+}
+
+/**
+ * The installed dependency closure (Depends + Pre-Depends). For alternatives the first one
+ * satisfied by an installed package wins; virtual names go through installed Provides.
+ */
+export function dependencyClosure(facts: HostFacts, roots: readonly InstalledPackage[]): InstalledPackage[] {
+  const providers = new Map<string, InstalledPackage[]>();
+  for (const p of facts.packages.values()) {
+    for (const prov of p.provides.split(',')) {
+      const n = relationName(prov);
+      if (!n) continue;
+      const list = providers.get(n) ?? [];
+      list.push(p);
+      providers.set(n, list);
+    }
+  }
+  const seen = new Map<string, InstalledPackage>();
+  const queue = [...roots];
+  while (queue.length > 0) {
+    const p = queue.shift()!;
+    if (seen.has(p.key)) continue;
+    seen.set(p.key, p);
+    const rel = [p.preDepends, p.depends].filter((s) => s.trim() !== '').join(', ');
+    for (const clause of rel.split(',')) {
+      if (clause.trim() === '') continue;
+      for (const alt of clause.split('|')) {
+        const name = relationName(alt);
+        const direct = resolveInstalled(facts, name, p.arch);
+        const found = direct ?? providers.get(name.split(':')[0] ?? '')?.[0];
+        if (found) {
+          if (!seen.has(found.key)) queue.push(found);
+          break;
+        }
+      }
+    }
+  }
+  return [...seen.values()];
+}
+
+/** Pure: golden facts + scope → lockfile. No SSH, no clock (generatedAt is passed in). */
+export function buildLock(facts: HostFacts, scope: GenerateScope, source: { host: string; generatedAt: string }): BuildLockResult {
+  const warnings: string[] = [];
+  const broken = facts.problems.filter((p) => p.type === 'broken-dpkg-state');
+  const packages: Record<string, PackageEntry> = {};
+  let unmanaged: Record<string, FileEntry> | undefined;
+  let lockScope: Scope;
+
+  const addPackage = (p: InstalledPackage, files: readonly FileFact[]): void => {
+    if (!healthy(p)) {
+      throw new CriuLockError('input', `golden node ${source.host}: ${p.key} is ${p.status} (${p.eflag}); refusing to lock a half-installed package`, {
+        hint: 'repair the golden node first (dpkg --configure -a; apt-get -f install), then generate again',
+      });
+    }
+    const entry: PackageEntry = packages[p.key] ?? { version: p.version };
+    const sha = facts.debSha256.get(`${p.key}=${p.version}`) ?? facts.debSha256.get(`${p.name}:${facts.platform.architecture}=${p.version}`);
+    if (sha) entry.sha256 = sha;
+    for (const f of files) {
+      const e = fileEntry(f);
+      if (!e) continue;
+      entry.files ??= {};
+      entry.files[f.path] = e;
+    }
+    packages[p.key] = entry;
+  };
+
+  switch (scope.kind) {
+    case 'all': {
+      if (broken.length > 0) {
+        throw new CriuLockError('input', `golden node ${source.host} has packages in a broken dpkg state: ${broken.map((b) => b.package).join(', ')}`, {
+          hint: 'repair the golden node first (dpkg --configure -a; apt-get -f install), then generate again',
+        });
+      }
+      for (const p of facts.packages.values()) addPackage(p, facts.packageFiles.get(p.key) ?? []);
+      lockScope = { kind: 'all' };
+      break;
+    }
+    case 'packages': {
+      const roots = scope.packages.map((name) => {
+        const p = resolveInstalled(facts, name);
+        if (!p) {
+          throw new CriuLockError('usage', `package ${name} is not installed on golden node ${source.host}`, {
+            hint: 'check the name with `dpkg -l` on the golden node',
+          });
+        }
+        return p;
+      });
+      const chosen = scope.withDeps ? dependencyClosure(facts, roots) : roots;
+      for (const p of chosen) addPackage(p, facts.packageFiles.get(p.key) ?? []);
+      lockScope = { kind: 'packages', packages: [...scope.packages].sort(), withDeps: scope.withDeps };
+      break;
+    }
+    case 'processes': {
+      const missing = facts.problems.filter((p) => p.type === 'process-missing');
+      if (missing.length > 0) {
+        throw new CriuLockError('usage', `golden node ${source.host}: ${missing.map((m) => m.detail).join('; ')}`, {
+          hint: 'pass the PID of a running process on the golden node',
+        });
+      }
+      const byOwner = new Map<string, FileFact[]>();
+      unmanaged = {};
+      for (const m of facts.mapped) {
+        if (m.deleted) {
+          warnings.push(
+            `process ${m.pid} maps ${m.path}, which was deleted or replaced since it started; CRIU would need it as a ghost file — restart the process before migrating`,
+          );
+        }
+        if (m.owner) {
+          const list = byOwner.get(m.owner) ?? [];
+          list.push(m);
+          byOwner.set(m.owner, list);
+        } else {
+          const e = fileEntry(m);
+          if (e) unmanaged[m.path] = e;
+        }
+      }
+      for (const [key, files] of byOwner) {
+        const p = facts.packages.get(key);
+        if (p) addPackage(p, files);
+      }
+      lockScope = { kind: 'processes', pids: [...scope.pids].sort((a, b) => a - b) };
+      break;
+    }
+    default: {
+      const never: never = scope;
+      throw new Error(`unknown scope ${JSON.stringify(never)}`);
+    }
+  }
+
+  const { id, versionId, codename, architecture } = facts.platform;
+  const lock = finalizeLock({
+    lockfileVersion: 1,
+    source,
+    platform: { id, versionId, codename, architecture },
+    scope: lockScope,
+    packages,
+    ...(unmanaged !== undefined ? { unmanaged } : {}),
+  });
+  return { lock, warnings };
+}

@@ -1,0 +1,236 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
+import { z } from 'zod';
+import { isValidVersion } from '../debian/version.js';
+import { parsePackageKey } from '../debian/names.js';
+import { CriuLockError, type SourceLocation } from '../errors.js';
+import { yamlScalar, yamlString } from './yaml-scalar.js';
+
+export const LOCKFILE_VERSION = 1;
+
+const AbsolutePath = z
+  .string()
+  .regex(/^\/[^\0\n\r\t]*$/, 'must be an absolute path without control characters');
+
+export const FileEntry = z.strictObject({
+  size: z.number().int().nonnegative(),
+  mode: z.string().regex(/^[0-7]{4}$/, 'must be four octal digits such as "0755"'),
+  buildId: z.string().regex(/^[0-9a-f]{2,128}$/, 'must be lowercase hex').optional(),
+});
+export type FileEntry = z.infer<typeof FileEntry>;
+
+const Version = z.string().refine(isValidVersion, { message: 'is not a valid Debian version' });
+
+export const PackageEntry = z.strictObject({
+  version: Version,
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits').optional(),
+  files: z.record(AbsolutePath, FileEntry).optional(),
+});
+export type PackageEntry = z.infer<typeof PackageEntry>;
+
+export const Scope = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('all') }),
+  z.strictObject({ kind: z.literal('packages'), packages: z.array(z.string()).min(1), withDeps: z.boolean() }),
+  z.strictObject({ kind: z.literal('processes'), pids: z.array(z.number().int().positive()).min(1) }),
+]);
+export type Scope = z.infer<typeof Scope>;
+
+export const LockPlatform = z.strictObject({
+  id: z.string().regex(/^[a-z0-9._-]+$/),
+  versionId: z.string(),
+  codename: z.string(),
+  architecture: z.string().regex(/^[a-z0-9][a-z0-9-]*$/),
+});
+export type LockPlatform = z.infer<typeof LockPlatform>;
+
+export const Lockfile = z.strictObject({
+  lockfileVersion: z.literal(LOCKFILE_VERSION),
+  source: z.strictObject({ host: z.string(), generatedAt: z.string() }),
+  platform: LockPlatform,
+  scope: Scope,
+  packages: z.record(z.string(), PackageEntry),
+  unmanaged: z.record(AbsolutePath, FileEntry).optional(),
+  digest: z.string().regex(/^sha256:[0-9a-f]{64}$/),
+});
+export type Lockfile = z.infer<typeof Lockfile>;
+
+export type LockContent = Omit<Lockfile, 'digest'>;
+
+function sortedKeys<T>(rec: Record<string, T>): string[] {
+  return Object.keys(rec).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+function canonicalFile(f: FileEntry): Record<string, unknown> {
+  return f.buildId === undefined ? { mode: f.mode, size: f.size } : { buildId: f.buildId, mode: f.mode, size: f.size };
+}
+
+/** Canonical JSON of what the digest covers: platform, scope, packages, unmanaged. No source, no time. */
+export function canonicalContent(lock: Pick<Lockfile, 'platform' | 'scope' | 'packages' | 'unmanaged'>): string {
+  const packages: Record<string, unknown> = {};
+  for (const key of sortedKeys(lock.packages)) {
+    const p = lock.packages[key]!;
+    const files: Record<string, unknown> = {};
+    for (const path of sortedKeys(p.files ?? {})) files[path] = canonicalFile(p.files![path]!);
+    packages[key] = { files, sha256: p.sha256 ?? null, version: p.version };
+  }
+  const unmanaged: Record<string, unknown> = {};
+  for (const path of sortedKeys(lock.unmanaged ?? {})) unmanaged[path] = canonicalFile(lock.unmanaged![path]!);
+  const scope =
+    lock.scope.kind === 'all'
+      ? { kind: 'all' }
+      : lock.scope.kind === 'packages'
+        ? { kind: 'packages', packages: [...lock.scope.packages].sort(), withDeps: lock.scope.withDeps }
+        : { kind: 'processes', pids: [...lock.scope.pids].sort((a, b) => a - b) };
+  const platform = {
+    architecture: lock.platform.architecture,
+    codename: lock.platform.codename,
+    id: lock.platform.id,
+    versionId: lock.platform.versionId,
+  };
+  return JSON.stringify({ packages, platform, scope, unmanaged });
+}
+
+export function computeDigest(lock: Pick<Lockfile, 'platform' | 'scope' | 'packages' | 'unmanaged'>): string {
+  return `sha256:${createHash('sha256').update(canonicalContent(lock)).digest('hex')}`;
+}
+
+export function finalizeLock(content: LockContent): Lockfile {
+  return { ...content, digest: computeDigest(content) };
+}
+
+function flowFile(f: FileEntry): string {
+  const parts = [`size: ${f.size}`, `mode: ${JSON.stringify(f.mode)}`];
+  if (f.buildId !== undefined) parts.push(`buildId: ${yamlString(f.buildId)}`);
+  return `{${parts.join(', ')}}`;
+}
+
+/** Deterministic text: sorted keys, fixed layout, so a lock change is a small diff. */
+export function serializeLock(lock: Lockfile): string {
+  const out: string[] = [
+    `# criu-lock lockfile. Generated from golden node ${JSON.stringify(lock.source.host)}; regenerate, don't edit.`,
+    `lockfileVersion: ${lock.lockfileVersion}`,
+    `source: {host: ${yamlString(lock.source.host)}, generatedAt: ${JSON.stringify(lock.source.generatedAt)}}`,
+    `platform: {id: ${yamlString(lock.platform.id)}, versionId: ${JSON.stringify(lock.platform.versionId)}, codename: ${yamlString(lock.platform.codename)}, architecture: ${yamlString(lock.platform.architecture)}}`,
+  ];
+  const s = lock.scope;
+  switch (s.kind) {
+    case 'all':
+      out.push('scope: {kind: all}');
+      break;
+    case 'packages':
+      out.push(`scope: {kind: packages, packages: [${[...s.packages].sort().map(yamlString).join(', ')}], withDeps: ${s.withDeps}}`);
+      break;
+    case 'processes':
+      out.push(`scope: {kind: processes, pids: [${[...s.pids].sort((a, b) => a - b).join(', ')}]}`);
+      break;
+    default: {
+      const never: never = s;
+      throw new Error(`unknown scope ${JSON.stringify(never)}`);
+    }
+  }
+  const keys = sortedKeys(lock.packages);
+  out.push(keys.length === 0 ? 'packages: {}' : 'packages:');
+  for (const key of keys) {
+    const p = lock.packages[key]!;
+    out.push(`  ${yamlString(key)}:`, `    version: ${yamlString(p.version)}`);
+    if (p.sha256 !== undefined) out.push(`    sha256: ${yamlScalar(p.sha256)}`);
+    const files = sortedKeys(p.files ?? {});
+    if (files.length > 0) {
+      out.push('    files:');
+      for (const path of files) out.push(`      ${yamlString(path)}: ${flowFile(p.files![path]!)}`);
+    }
+  }
+  const unmanaged = sortedKeys(lock.unmanaged ?? {});
+  if (lock.unmanaged !== undefined) {
+    out.push(unmanaged.length === 0 ? 'unmanaged: {}' : 'unmanaged:');
+    for (const path of unmanaged) out.push(`  ${yamlString(path)}: ${flowFile(lock.unmanaged![path]!)}`);
+  }
+  out.push(`digest: ${yamlString(lock.digest)}`);
+  return out.join('\n') + '\n';
+}
+
+function locate(doc: Document, lc: LineCounter, file: string, path: ReadonlyArray<PropertyKey>, key?: string): SourceLocation {
+  let node: unknown = doc.getIn(path as unknown[], true);
+  if (key !== undefined && isMap(node)) {
+    const pair = node.items.find((it) => isPair(it) && isScalar(it.key) && it.key.value === key);
+    if (pair && isScalar(pair.key)) node = pair.key;
+  }
+  // Walk up until something has a source range.
+  for (let depth = path.length; (!node || !(node as { range?: unknown }).range) && depth > 0; depth--) {
+    node = doc.getIn(path.slice(0, depth - 1) as unknown[], true);
+  }
+  const range = (node as { range?: [number, number, number] } | undefined)?.range;
+  if (!range) return { file };
+  const pos = lc.linePos(range[0]);
+  return { file, line: pos.line, col: pos.col };
+}
+
+function lockError(message: string, location: SourceLocation, hint = 'regenerate the lockfile with `criu-lock generate`; do not edit it by hand'): CriuLockError {
+  return new CriuLockError('lockfile', message, { hint, location });
+}
+
+/** Parse and strictly validate lockfile text. Every error names file:line:col. */
+export function parseLock(text: string, file: string): Lockfile {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false });
+  const yamlErr = doc.errors[0];
+  if (yamlErr) {
+    const pos = lc.linePos(yamlErr.pos[0]);
+    throw lockError(`invalid YAML: ${yamlErr.message.split('\n')[0]}`, { file, line: pos.line, col: pos.col });
+  }
+  const raw: unknown = doc.toJS();
+  if (raw === null || typeof raw !== 'object') throw lockError('not a criu-lock lockfile (expected a mapping)', { file, line: 1, col: 1 });
+  const version = (raw as Record<string, unknown>).lockfileVersion;
+  if (version !== LOCKFILE_VERSION) {
+    throw lockError(
+      version === undefined ? 'missing lockfileVersion' : `unsupported lockfileVersion ${JSON.stringify(version)} (this criu-lock reads version ${LOCKFILE_VERSION})`,
+      locate(doc, lc, file, version === undefined ? [] : ['lockfileVersion']),
+      'upgrade criu-lock, or regenerate the lockfile with this version',
+    );
+  }
+  const parsed = Lockfile.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const path = issue.path as PropertyKey[];
+    if (issue.code === 'unrecognized_keys') {
+      const k = issue.keys[0] ?? '';
+      throw lockError(`unknown key ${JSON.stringify(k)}${path.length ? ` in ${path.join('.')}` : ''}`, locate(doc, lc, file, path, k));
+    }
+    const where = path.length ? `${path.map(String).join('.')}: ` : '';
+    throw lockError(`${where}${issue.message}`, locate(doc, lc, file, path));
+  }
+  const lock = parsed.data;
+  for (const key of Object.keys(lock.packages)) {
+    try {
+      parsePackageKey(key);
+    } catch (err) {
+      throw lockError(`invalid package key ${JSON.stringify(key)}: ${(err as Error).message}`, locate(doc, lc, file, ['packages'], key));
+    }
+  }
+  if (lock.scope.kind === 'packages') {
+    lock.scope.packages.forEach((name, i) => {
+      if (!/^[a-z0-9][a-z0-9+.-]+(:[a-z0-9][a-z0-9-]*)?$/.test(name)) {
+        throw lockError(`invalid package name ${JSON.stringify(name)} in scope`, locate(doc, lc, file, ['scope', 'packages', i]));
+      }
+    });
+  }
+  const digest = computeDigest(lock);
+  if (digest !== lock.digest) {
+    throw lockError(`digest mismatch: the content hashes to ${digest}`, locate(doc, lc, file, ['digest']), 'the lockfile was edited or corrupted; regenerate it with `criu-lock generate`');
+  }
+  return lock;
+}
+
+export async function loadLock(file: string): Promise<Lockfile> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new CriuLockError('lockfile', `cannot read lockfile ${file}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`, {
+      hint: 'create one with `criu-lock generate -o ' + file + '`, or pass -l FILE',
+    });
+  }
+  return parseLock(text, file);
+}

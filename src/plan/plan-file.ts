@@ -1,0 +1,94 @@
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { isValidVersion } from '../debian/version.js';
+import { CriuLockError } from '../errors.js';
+
+export const PLAN_VERSION = 1;
+
+const PackageKey = z.string().regex(/^[a-z0-9][a-z0-9+.-]+:[a-z0-9][a-z0-9-]*$/, 'must be name:arch');
+const Version = z.string().refine(isValidVersion, { message: 'is not a valid Debian version' });
+
+export const PackageAction = z.strictObject({
+  type: z.enum(['install', 'upgrade', 'downgrade', 'reinstall']),
+  package: PackageKey,
+  from: Version.nullable(),
+  to: Version,
+});
+export type PackageAction = z.infer<typeof PackageAction>;
+
+export const WritePinsAction = z.strictObject({
+  type: z.literal('write-pins'),
+  path: z.string().regex(/^\/etc\/apt\/preferences\.d\/[A-Za-z0-9_.-]+$/),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+export type WritePinsAction = z.infer<typeof WritePinsAction>;
+
+export const Action = z.discriminatedUnion('type', [PackageAction, WritePinsAction]);
+export type Action = z.infer<typeof Action>;
+
+export const BlockReason = z.enum(['version-unavailable', 'platform-mismatch', 'conflicting-pin', 'held', 'broken-dpkg-state', 'file-mismatch']);
+export type BlockReason = z.infer<typeof BlockReason>;
+
+export const Blocked = z.strictObject({
+  package: z.string().nullable(),
+  version: z.string().nullable(),
+  reason: BlockReason,
+  detail: z.string(),
+});
+export type Blocked = z.infer<typeof Blocked>;
+
+export const Note = z.strictObject({ type: z.literal('extra-package'), package: z.string(), version: z.string() });
+export type Note = z.infer<typeof Note>;
+
+export const HostStatus = z.enum(['ok', 'changes', 'blocked', 'unreachable', 'failed']);
+export type HostStatus = z.infer<typeof HostStatus>;
+
+export const HostPlan = z.strictObject({
+  name: z.string(),
+  status: HostStatus,
+  fingerprint: z.string().regex(/^sha256:[0-9a-f]{64}$/).nullable(),
+  actions: z.array(Action),
+  blocked: z.array(Blocked),
+  notes: z.array(Note),
+  error: z.string().optional(),
+});
+export type HostPlan = z.infer<typeof HostPlan>;
+
+export const PlanFile = z.strictObject({
+  planVersion: z.literal(PLAN_VERSION),
+  lock: z.strictObject({ path: z.string(), digest: z.string().regex(/^sha256:[0-9a-f]{64}$/) }),
+  hosts: z.array(HostPlan),
+});
+export type PlanFile = z.infer<typeof PlanFile>;
+
+export function serializePlan(plan: PlanFile): string {
+  return JSON.stringify(plan, null, 2) + '\n';
+}
+
+export async function loadPlan(file: string): Promise<PlanFile> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(file, 'utf8'));
+  } catch (err) {
+    throw new CriuLockError('plan', `cannot read plan ${file}: ${(err as Error).message}`, {
+      hint: 'create one with `criu-lock plan -o FILE`',
+      location: { file },
+    });
+  }
+  const version = (raw as { planVersion?: unknown } | null)?.planVersion;
+  if (version !== PLAN_VERSION) {
+    throw new CriuLockError('plan', `unsupported planVersion ${JSON.stringify(version)} (this criu-lock reads version ${PLAN_VERSION})`, {
+      hint: 're-create the plan with this criu-lock: `criu-lock plan -o FILE`',
+      location: { file },
+    });
+  }
+  const parsed = PlanFile.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new CriuLockError('plan', `${issue.path.map(String).join('.') || 'plan'}: ${issue.message}`, {
+      hint: 'plans are written by `criu-lock plan -o FILE`; do not edit them',
+      location: { file },
+    });
+  }
+  return parsed.data;
+}

@@ -1,0 +1,130 @@
+import { createHash } from 'node:crypto';
+import { compareVersions } from '../debian/version.js';
+import { compareHost, comparePlatform } from '../check/compare.js';
+import { policyOf } from '../facts/gather.js';
+import type { HostFacts } from '../facts/types.js';
+import type { Lockfile } from '../lock/lockfile.js';
+import type { Blocked, HostPlan, Note, PackageAction } from './plan-file.js';
+import { PIN_FILE, PIN_PRIORITY, parsePins, sha256Hex } from './pins.js';
+
+const ACTION_ORDER: Record<PackageAction['type'], number> = { install: 0, upgrade: 1, downgrade: 2, reinstall: 3 };
+
+/**
+ * What the plan was computed from: dpkg state of every locked package, the pin file, the
+ * platform. apply recomputes it and refuses a host whose fingerprint moved.
+ */
+export function fingerprint(lock: Lockfile, facts: HostFacts): string {
+  const h = createHash('sha256');
+  const { id, versionId, architecture } = facts.platform;
+  h.update(`platform ${id} ${versionId} ${architecture}\n`);
+  for (const key of Object.keys(lock.packages).sort()) {
+    const p = facts.packages.get(key);
+    h.update(p ? `${key} ${p.version} ${p.want} ${p.status} ${p.eflag}\n` : `${key} absent\n`);
+  }
+  h.update(`pins ${facts.pinFile === null ? 'absent' : sha256Hex(facts.pinFile)}\n`);
+  return `sha256:${h.digest('hex')}`;
+}
+
+function availableVersions(facts: HostFacts, key: string): string[] {
+  return (policyOf(facts, key)?.versions ?? []).filter((v) => v.sources.length > 0).map((v) => v.version);
+}
+
+/**
+ * Pure: (lock, facts of one host) → that host's plan. `desiredPins` is the rendered pin file,
+ * passed in so the planner stays free of templates and I/O.
+ */
+export function planHost(lock: Lockfile, facts: HostFacts, desiredPins: string): HostPlan {
+  const actions: PackageAction[] = [];
+  const blocked: Blocked[] = [];
+  const notes: Note[] = [];
+  const fp = fingerprint(lock, facts);
+
+  for (const m of comparePlatform(lock, facts)) {
+    if (m.field === 'codename') continue; // id + versionId already decide; codename only restates them
+    blocked.push({
+      package: null,
+      version: null,
+      reason: 'platform-mismatch',
+      detail: `${m.field} is ${JSON.stringify(m.actual)}, the lock needs ${JSON.stringify(m.expected)}`,
+    });
+  }
+  if (blocked.length > 0) return { name: facts.host, status: 'blocked', fingerprint: fp, actions: [], blocked, notes };
+
+  for (const p of facts.problems) {
+    if (p.type === 'broken-dpkg-state') {
+      blocked.push({ package: p.package ?? null, version: null, reason: 'broken-dpkg-state', detail: p.detail });
+    }
+  }
+
+  const ourPins = facts.pinFile === null ? new Map<string, { version: string; priority: number }>() : parsePins(facts.pinFile);
+  const fileDrift = new Set(
+    compareHost(lock, facts)
+      .filter((f) => f.type === 'file' && f.package !== null)
+      .map((f) => (f.type === 'file' ? f.package : null)),
+  );
+
+  for (const key of Object.keys(lock.packages).sort()) {
+    const want = lock.packages[key]!.version;
+    const got = facts.packages.get(key);
+    let type: PackageAction['type'] | undefined;
+    if (!got) type = 'install';
+    else {
+      const c = compareVersions(got.version, want);
+      if (c < 0) type = 'upgrade';
+      else if (c > 0) type = 'downgrade';
+      else if (fileDrift.has(key)) type = 'reinstall';
+    }
+    if (!type) continue;
+
+    const available = availableVersions(facts, key);
+    if (!available.some((v) => compareVersions(v, want) === 0)) {
+      blocked.push({
+        package: key,
+        version: want,
+        reason: 'version-unavailable',
+        detail: available.length > 0
+          ? `the node's apt sources offer ${available.join(', ')}, not ${want}`
+          : `no apt source of the node offers ${key.split(':')[0]}; run plan --refresh if the sources changed`,
+      });
+      continue;
+    }
+    if (got?.want === 'hold') {
+      blocked.push({ package: key, version: want, reason: 'held', detail: `${key} is on hold (apt-mark unhold ${key.split(':')[0]} to let it move)` });
+      continue;
+    }
+    const mine = ourPins.get(key);
+    const rival = (policyOf(facts, key)?.versions ?? []).find(
+      (v) =>
+        compareVersions(v.version, want) !== 0 &&
+        v.priority >= PIN_PRIORITY &&
+        !(mine && compareVersions(mine.version, v.version) === 0),
+    );
+    if (rival) {
+      blocked.push({
+        package: key,
+        version: want,
+        reason: 'conflicting-pin',
+        detail: `another apt preference pins ${rival.version} at priority ${rival.priority} (≥ ${PIN_PRIORITY}); remove it from /etc/apt/preferences(.d)`,
+      });
+      continue;
+    }
+    actions.push({ type, package: key, from: got?.version ?? null, to: want });
+  }
+
+  if (lock.scope.kind === 'all') {
+    for (const [key, p] of [...facts.packages].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      if (!(key in lock.packages)) notes.push({ type: 'extra-package', package: key, version: p.version });
+    }
+  }
+
+  actions.sort((a, b) => ACTION_ORDER[a.type] - ACTION_ORDER[b.type] || (a.package < b.package ? -1 : 1));
+  const all: HostPlan['actions'] = [];
+  if (facts.pinFile !== desiredPins) all.push({ type: 'write-pins', path: PIN_FILE, sha256: sha256Hex(desiredPins) });
+  all.push(...actions);
+  const status: HostPlan['status'] = blocked.length > 0 ? 'blocked' : all.length > 0 ? 'changes' : 'ok';
+  return { name: facts.host, status, fingerprint: fp, actions: all, blocked, notes };
+}
+
+export function failedHostPlan(name: string, status: 'unreachable' | 'failed', error: string): HostPlan {
+  return { name, status, fingerprint: null, actions: [], blocked: [], notes: [], error };
+}
