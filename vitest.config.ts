@@ -2,11 +2,22 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    globalSetup: ['./test/e2e/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 300_000,
     reporters: ['default', 'json'],
     outputFile: { json: '.vitest-result.json' },
+    projects: [
+      { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts', 'test/ssh/**/*.test.ts'] } },
+      {
+        extends: true,
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          // One fleet per run, brought up before and torn down after the e2e files.
+          globalSetup: ['./test/e2e/global-setup.ts'],
+          fileParallelism: false,
+        },
+      },
+    ],
   },
 });

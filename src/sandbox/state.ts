@@ -65,8 +65,10 @@ export function nodeName(index: number, total: number): string {
   return `node${String(index).padStart(total >= 100 ? 3 : 2, '0')}`;
 }
 
+/** CRIU_LOCK_SANDBOX_PORT_BASE lets a second fleet (benchmarks, a developer's) run beside the tests'. */
 export function nodePort(index: number): number {
-  return FIRST_PORT + index;
+  const base = Number(process.env.CRIU_LOCK_SANDBOX_PORT_BASE ?? FIRST_PORT);
+  return (Number.isInteger(base) && base > 0 && base < 65000 ? base : FIRST_PORT) + index;
 }
 
 /** Index of a node from its name (`node07` → 7), or undefined. */
