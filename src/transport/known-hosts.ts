@@ -1,0 +1,223 @@
+/**
+ * OpenSSH known_hosts, parsed and matched without touching the filesystem (sshd(8) "SSH_KNOWN_HOSTS
+ * FILE FORMAT"). The SSH transport reads the file and asks `lookupHostKey`; keeping this pure lets
+ * the unit tests pin OpenSSH's matching rules down line by line.
+ */
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+
+export type HostPatterns =
+  { kind: 'hashed'; salt: Buffer; hash: Buffer } | { kind: 'patterns'; patterns: string[] };
+
+export interface KnownHostEntry {
+  file: string;
+  /** 1-based line number in `file`. */
+  line: number;
+  marker: 'revoked' | 'cert-authority' | null;
+  hosts: HostPatterns;
+  keyType: string;
+  /** Base64 key blob exactly as written (OpenSSH wire format of the public key). */
+  keyBlob: string;
+}
+
+export interface KnownHostsFile {
+  entries: KnownHostEntry[];
+  /** Lines we could not use, and features we do not support (e.g. @cert-authority). */
+  notes: string[];
+}
+
+export type HostKeyLookup =
+  | { status: 'match' }
+  | { status: 'mismatch'; line: number; file: string; knownType: string }
+  | { status: 'unknown' }
+  | { status: 'revoked'; line: number; file: string };
+
+export function parseKnownHosts(text: string, file: string): KnownHostsFile {
+  const entries: KnownHostEntry[] = [];
+  const notes: string[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const lineNo = i + 1;
+    const raw = (lines[i] ?? '').replace(/\r$/, '').trim();
+    if (raw === '' || raw.startsWith('#')) continue;
+    const fields = raw.split(/[ \t]+/);
+    let marker: KnownHostEntry['marker'] = null;
+    if (fields[0]?.startsWith('@')) {
+      const m = fields.shift();
+      if (m === '@revoked') marker = 'revoked';
+      else if (m === '@cert-authority') marker = 'cert-authority';
+      else {
+        notes.push(`${file}:${lineNo}: unknown marker ${m ?? ''}, line ignored`);
+        continue;
+      }
+    }
+    const [hostField, keyType, keyBlob] = fields;
+    if (hostField === undefined || keyType === undefined || keyBlob === undefined || !isBase64(keyBlob)) {
+      notes.push(`${file}:${lineNo}: malformed known_hosts line, ignored`);
+      continue;
+    }
+    const hosts = parseHostField(hostField);
+    if (hosts === null) {
+      notes.push(`${file}:${lineNo}: malformed hashed host name, line ignored`);
+      continue;
+    }
+    if (marker === 'cert-authority') {
+      notes.push(
+        `${file}:${lineNo}: @cert-authority lines are not supported by criu-lock; host certificates are not accepted`,
+      );
+    }
+    entries.push({ file, line: lineNo, marker, hosts, keyType, keyBlob });
+  }
+  return { entries, notes };
+}
+
+function parseHostField(field: string): HostPatterns | null {
+  if (field.startsWith('|')) {
+    // |1|base64(salt)|base64(HMAC-SHA1(salt, name)); only version 1 exists.
+    const parts = field.split('|');
+    if (parts.length !== 4 || parts[1] !== '1' || !isBase64(parts[2] ?? '') || !isBase64(parts[3] ?? ''))
+      return null;
+    const salt = Buffer.from(parts[2] ?? '', 'base64');
+    const hash = Buffer.from(parts[3] ?? '', 'base64');
+    if (salt.length !== 20 || hash.length !== 20) return null;
+    return { kind: 'hashed', salt, hash };
+  }
+  return { kind: 'patterns', patterns: field.split(',').filter((p) => p !== '') };
+}
+
+function isBase64(s: string): boolean {
+  return s.length > 0 && /^[A-Za-z0-9+/]+={0,2}$/.test(s);
+}
+
+/** The name OpenSSH looks up: `host` for port 22, `[host]:port` otherwise; lower-cased like ssh does. */
+export function knownHostsName(host: string, port: number): string {
+  const h = host.toLowerCase();
+  return port === 22 ? h : `[${h}]:${port}`;
+}
+
+/** OpenSSH `match_pattern`: `*` any run, `?` one character, case-insensitive (names are lower-cased). */
+function matchPattern(name: string, pattern: string): boolean {
+  const re = new RegExp(
+    `^${pattern
+      .toLowerCase()
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+    's',
+  );
+  return re.test(name);
+}
+
+/**
+ * OpenSSH `match_hostname`: a matching negated pattern vetoes the whole line even if another
+ * pattern matches, so `*.example.com,!bad.example.com` excludes bad.example.com.
+ */
+function hostsMatch(hosts: HostPatterns, name: string): boolean {
+  if (hosts.kind === 'hashed') {
+    const mac = createHmac('sha1', hosts.salt).update(name).digest();
+    return mac.length === hosts.hash.length && timingSafeEqual(mac, hosts.hash);
+  }
+  let matched = false;
+  for (const p of hosts.patterns) {
+    if (p.startsWith('!')) {
+      if (matchPattern(name, p.slice(1))) return false;
+    } else if (matchPattern(name, p)) {
+      matched = true;
+    }
+  }
+  return matched;
+}
+
+function sameBlob(a: string, b: string): boolean {
+  // Compare decoded bytes so padding or line-wrapping differences in the file cannot matter.
+  return Buffer.from(a, 'base64').equals(Buffer.from(b, 'base64'));
+}
+
+/**
+ * Decide what known_hosts says about the key a host presented. Precedence follows ssh: a revoked
+ * key is refused even when also listed as known; a listed key matches; a listed host with a
+ * different key is a mismatch. A host known only with keys of *another type* is also reported as a
+ * mismatch (with `knownType`): the transport asks the server for the known types first, so getting
+ * a different type means the known key is gone — OpenSSH's accept-new would add it, we refuse.
+ * @cert-authority lines are ignored (see notes from `parseKnownHosts`).
+ */
+export function lookupHostKey(
+  entries: readonly KnownHostEntry[],
+  host: string,
+  port: number,
+  keyType: string,
+  keyBlob: string | Buffer,
+): HostKeyLookup {
+  const blob = typeof keyBlob === 'string' ? keyBlob : keyBlob.toString('base64');
+  const name = knownHostsName(host, port);
+  const forHost = entries.filter((e) => e.marker !== 'cert-authority' && hostsMatch(e.hosts, name));
+
+  const revoked = forHost.find((e) => e.marker === 'revoked' && sameBlob(e.keyBlob, blob));
+  if (revoked) return { status: 'revoked', line: revoked.line, file: revoked.file };
+
+  const known = forHost.filter((e) => e.marker === null);
+  if (known.some((e) => e.keyType === keyType && sameBlob(e.keyBlob, blob))) return { status: 'match' };
+  const other = known.find((e) => e.keyType === keyType) ?? known[0];
+  if (other) return { status: 'mismatch', line: other.line, file: other.file, knownType: other.keyType };
+  return { status: 'unknown' };
+}
+
+/** Key types known for a host, in file order, so the client can ask the server for those first. */
+export function knownKeyTypes(entries: readonly KnownHostEntry[], host: string, port: number): string[] {
+  const name = knownHostsName(host, port);
+  const types: string[] = [];
+  for (const e of entries) {
+    if (e.marker === null && hostsMatch(e.hosts, name) && !types.includes(e.keyType)) types.push(e.keyType);
+  }
+  return types;
+}
+
+/** @cert-authority lines whose patterns cover this host: worth telling the user why they did not help. */
+export function certAuthorityFor(
+  entries: readonly KnownHostEntry[],
+  host: string,
+  port: number,
+): KnownHostEntry[] {
+  const name = knownHostsName(host, port);
+  return entries.filter((e) => e.marker === 'cert-authority' && hostsMatch(e.hosts, name));
+}
+
+/**
+ * One known_hosts line (no newline). Plain by default, as OpenSSH writes unless HashKnownHosts is
+ * set; hashed lines use a fresh random salt.
+ */
+export function formatKnownHostsLine(
+  host: string,
+  port: number,
+  keyType: string,
+  blobBase64: string,
+  hashed = false,
+): string {
+  const name = knownHostsName(host, port);
+  if (!hashed) return `${name} ${keyType} ${blobBase64}`;
+  const salt = randomBytes(20);
+  const hash = createHmac('sha1', salt).update(name).digest();
+  return `|1|${salt.toString('base64')}|${hash.toString('base64')} ${keyType} ${blobBase64}`;
+}
+
+/** `SHA256:` + unpadded base64 of the blob's SHA-256, as `ssh-keygen -l` prints it. */
+export function sha256Fingerprint(blob: Buffer | string): string {
+  const bytes = typeof blob === 'string' ? Buffer.from(blob, 'base64') : blob;
+  return `SHA256:${createHash('sha256').update(bytes).digest('base64').replace(/=+$/, '')}`;
+}
+
+/** The key type name embedded at the start of an SSH public key blob (RFC 4253 §6.6). */
+export function keyTypeOfBlob(blob: Buffer): string | null {
+  if (blob.length < 4) return null;
+  const len = blob.readUInt32BE(0);
+  if (len === 0 || len > 64 || blob.length < 4 + len) return null;
+  return blob.subarray(4, 4 + len).toString('latin1');
+}
+
+/** How OpenSSH names key types in its warnings ("The ED25519 key fingerprint is ..."). */
+export function keyTypeLabel(keyType: string): string {
+  if (keyType === 'ssh-ed25519' || keyType.startsWith('ssh-ed25519')) return 'ED25519';
+  if (keyType.startsWith('ecdsa-sha2-') || keyType.startsWith('sk-ecdsa')) return 'ECDSA';
+  if (keyType === 'ssh-rsa' || keyType.startsWith('rsa-sha2-')) return 'RSA';
+  if (keyType === 'ssh-dss') return 'DSA';
+  return keyType.toUpperCase();
+}
