@@ -1,11 +1,211 @@
-import { formatError } from '../errors.js';
+import { createInterface } from 'node:readline/promises';
+import yargs, { type Argv } from 'yargs';
+import { CriuLockError, formatError } from '../errors.js';
+import { runApply } from '../commands/apply.js';
+import { runCheck } from '../commands/check.js';
+import type { CommonOptions, Io } from '../commands/context.js';
+import { runGenerate } from '../commands/generate.js';
+import { runPlan } from '../commands/plan.js';
+import { loadInventory } from '../inventory/load.js';
+import { selectHosts } from '../inventory/limit.js';
+import { renderInventory } from './inventory-command.js';
 
-export async function main(argv: string[]): Promise<number> {
+export function processIo(): Io {
+  return {
+    out: (s) => void process.stdout.write(s),
+    err: (s) => void process.stderr.write(s),
+    isTTY: Boolean(process.stdout.isTTY && process.stdin.isTTY),
+    confirm: async (question) => {
+      const rl = createInterface({ input: process.stdin, output: process.stderr });
+      try {
+        return (await rl.question(question)).trim() === 'yes';
+      } finally {
+        rl.close();
+      }
+    },
+  };
+}
+
+function common(y: Argv): Argv {
+  return y
+    .option('inventory', { alias: 'i', type: 'string', default: 'inventory.yaml', describe: 'Ansible inventory (YAML or INI)' })
+    .option('forks', { type: 'number', default: 20, describe: 'hosts worked on at once' })
+    .option('known-hosts', { type: 'string', describe: 'OpenSSH known_hosts file (default ~/.ssh/known_hosts)' })
+    .option('host-key-checking', { choices: ['strict', 'accept-new', 'off'] as const, default: 'strict' as const, describe: 'like StrictHostKeyChecking' })
+    .option('connect-timeout', { type: 'number', default: 10, describe: 'SSH connect timeout in seconds' })
+    .option('color', { type: 'boolean', default: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR, describe: 'colour output (--no-color to disable)' })
+    .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'per-phase timings and commands' })
+    .option('debug', { type: 'boolean', default: false, describe: 'stack traces on errors' });
+}
+
+function limit(y: Argv): Argv {
+  return y.option('limit', { type: 'string', describe: "Ansible host pattern, e.g. 'web*:&dc1:!web03'" });
+}
+
+function lockOpt(y: Argv): Argv {
+  return y.option('lockfile', { alias: 'l', type: 'string', default: 'criu-lock.yaml', describe: 'lockfile' });
+}
+
+function commonOptions(a: Record<string, unknown>): CommonOptions {
+  const forks = Number(a.forks);
+  const timeout = Number(a['connect-timeout']);
+  if (!Number.isInteger(forks) || forks < 1) throw new CriuLockError('usage', `--forks must be a positive integer, got ${String(a.forks)}`, { hint: 'e.g. --forks 20' });
+  if (!Number.isFinite(timeout) || timeout <= 0) throw new CriuLockError('usage', `--connect-timeout must be a positive number of seconds`, { hint: 'e.g. --connect-timeout 10' });
+  return {
+    inventory: String(a.inventory),
+    limit: a.limit as string | undefined,
+    forks,
+    knownHosts: a['known-hosts'] as string | undefined,
+    hostKeyChecking: a['host-key-checking'] as CommonOptions['hostKeyChecking'],
+    connectTimeout: timeout,
+    verbose: Boolean(a.verbose),
+    debug: Boolean(a.debug),
+    color: Boolean(a.color),
+  };
+}
+
+function asList<T>(v: unknown): T[] {
+  return v === undefined ? [] : Array.isArray(v) ? (v as T[]) : [v as T];
+}
+
+/** Parses argv, runs one command, returns the exit code (design.md's table). Only the bin sets process.exitCode. */
+export async function main(argv: string[], io: Io = processIo()): Promise<number> {
+  const debug = argv.includes('--debug');
+  let code = 0;
+  let usage: string | undefined;
+  const cli = yargs(argv)
+    .scriptName('criu-lock')
+    .usage('$0 <command> [options]\n\nMake a Debian/Ubuntu fleet identical where CRIU looks: exact package versions and ELF build-IDs.')
+    .command(
+      'generate',
+      'read the golden node and write the lockfile',
+      (y) =>
+        common(y)
+          .option('golden', { type: 'string', describe: 'golden node (default: the single host of group "golden")' })
+          .option('output', { alias: 'o', type: 'string', default: 'criu-lock.yaml', describe: 'lockfile to write (- for stdout)' })
+          .option('package', { type: 'string', array: true, describe: 'lock only this package (repeatable)' })
+          .option('with-deps', { type: 'boolean', default: false, describe: "add the packages' installed dependency closure" })
+          .option('pid', { type: 'number', array: true, describe: 'lock exactly what CRIU checks for this process (repeatable)' })
+          .example('$0 generate -i inventory.yaml -o criu-lock.yaml', 'lock every installed package of the golden node')
+          .example('$0 generate --package libc6 --with-deps', 'lock libc6 and what it depends on')
+          .example('$0 generate --pid 4242', 'lock the files process 4242 maps'),
+      async (a) => {
+        code = await runGenerate(
+          {
+            ...commonOptions(a),
+            golden: a.golden,
+            output: a.output,
+            packages: asList<string>(a.package),
+            withDeps: a['with-deps'],
+            pids: asList<number>(a.pid),
+          },
+          io,
+        );
+      },
+    )
+    .command(
+      'plan',
+      'show what apply would change on each host',
+      (y) =>
+        lockOpt(limit(common(y)))
+          .option('out', { alias: 'o', type: 'string', describe: 'save the JSON plan for `apply PLANFILE`' })
+          .option('format', { choices: ['text', 'markdown', 'json'] as const, default: 'text' as const })
+          .option('detailed-exitcode', { type: 'boolean', default: false, describe: '0 no changes, 2 changes, 1 error, 3 host failures' })
+          .option('refresh', { type: 'boolean', default: false, describe: 'run apt-get update on the hosts first' })
+          .example('$0 plan -o plan.json --format markdown > plan.md', 'a reviewable plan for a pull request'),
+      async (a) => {
+        code = await runPlan(
+          { ...commonOptions(a), lockfile: String(a.lockfile), out: a.out, format: a.format, detailedExitcode: a['detailed-exitcode'], refresh: a.refresh },
+          io,
+        );
+      },
+    )
+    .command(
+      'apply [planfile]',
+      'converge hosts to the lock (pins + one exact apt transaction), then verify',
+      (y) =>
+        lockOpt(limit(common(y)))
+          .positional('planfile', { type: 'string', describe: 'a plan saved by `plan -o`; refused if stale' })
+          .option('check', { type: 'boolean', default: false, describe: 'show what would change, change nothing' })
+          .option('yes', { type: 'boolean', default: false, describe: 'do not ask for confirmation' })
+          .option('serial', { type: 'string', describe: 'batches like Ansible serial: 1,5,25%' })
+          .option('max-fail-percentage', { type: 'number', describe: 'stop later batches when more than P% of a batch failed' })
+          .option('skip-unavailable', { type: 'boolean', default: false, describe: 'converge hosts even if some locked versions are unavailable' })
+          .option('playbook', { type: 'string', describe: 'playbook with pre_tasks/post_tasks (default playbooks/converge.yaml)' })
+          .option('format', { choices: ['text', 'json'] as const, default: 'text' as const })
+          .example('$0 apply plan.json', 'apply exactly a reviewed plan')
+          .example('$0 apply --yes --serial 1,25%', 'converge one host, then a quarter at a time'),
+      async (a) => {
+        const mfp = a['max-fail-percentage'];
+        if (mfp !== undefined && (!Number.isFinite(mfp) || mfp < 0 || mfp > 100)) {
+          throw new CriuLockError('usage', '--max-fail-percentage must be between 0 and 100', { hint: 'e.g. --max-fail-percentage 20' });
+        }
+        code = await runApply(
+          {
+            ...commonOptions(a),
+            lockfile: String(a.lockfile),
+            planfile: a.planfile,
+            check: a.check,
+            yes: a.yes,
+            serial: a.serial,
+            maxFailPercentage: mfp,
+            skipUnavailable: a['skip-unavailable'],
+            playbook: a.playbook,
+            format: a.format,
+          },
+          io,
+        );
+      },
+    )
+    .command(
+      'check',
+      'pre-migration gate: does each host match the lock exactly as CRIU checks it?',
+      (y) =>
+        lockOpt(limit(common(y)))
+          .option('format', { choices: ['text', 'markdown', 'json'] as const, default: 'text' as const })
+          .example('$0 check --limit node-b', 'exit 0 if a restore on node-b would pass, 2 if not'),
+      async (a) => {
+        code = await runCheck({ ...commonOptions(a), lockfile: String(a.lockfile), format: a.format }, io);
+      },
+    )
+    .command(
+      'inventory',
+      'show the resolved hosts and their connection settings',
+      (y) =>
+        limit(common(y))
+          .option('format', { choices: ['text', 'json'] as const, default: 'text' as const })
+          .example('$0 inventory -i inventory.yaml --limit fleet', 'list the fleet hosts'),
+      async (a) => {
+        const inv = await loadInventory(String(a.inventory));
+        const hosts = selectHosts(inv, a.limit as string | undefined);
+        io.out(renderInventory(hosts, inv, a.format));
+        for (const w of inv.warnings) io.err(`warning: ${w}\n`);
+      },
+    )
+    .demandCommand(1, 'name a command: generate, plan, apply, check or inventory')
+    .strict()
+    .recommendCommands()
+    .help()
+    .alias('h', 'help')
+    .version()
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .exitProcess(false)
+    .fail((msg, err) => {
+      if (err) throw err;
+      usage = msg;
+    });
   try {
-    await Promise.resolve(argv);
-    return 1;
+    let helpShown = false;
+    await cli.parseAsync(argv, {}, (err, _parsed, output) => {
+      if (output && !err) {
+        io.out(output + '\n');
+        helpShown = true;
+      }
+    });
+    if (usage !== undefined) throw new CriuLockError('usage', usage, { hint: 'see criu-lock --help' });
+    return helpShown ? 0 : code;
   } catch (err) {
-    process.stderr.write(formatError(err, argv.includes('--debug')) + '\n');
+    io.err(formatError(err, debug) + '\n');
     return 1;
   }
 }

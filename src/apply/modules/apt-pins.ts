@@ -1,0 +1,18 @@
+import { z } from 'zod';
+import { PIN_FILE } from '../../plan/pins.js';
+import { defineModule } from './types.js';
+import { summariseOutput } from './output.js';
+
+/** Writes the lock's apt preferences atomically, only when the content changes. */
+export const aptPins = defineModule({
+  name: 'apt_pins',
+  args: z.strictObject({}).optional(),
+  async run(ctx) {
+    const write = ctx.plan.actions.find((a) => a.type === 'write-pins');
+    if (!write) return { status: 'ok', message: `${PIN_FILE} is up to date` };
+    if (ctx.checkMode) return { status: 'changed', message: `would write ${write.path}` };
+    const r = await ctx.transport.putFile(write.path, ctx.pins, { mode: 0o644, become: true });
+    if (r.exitCode !== 0) return { status: 'failed', message: `writing ${write.path} failed: ${summariseOutput(r)}` };
+    return { status: 'changed', message: `wrote ${write.path}` };
+  },
+});

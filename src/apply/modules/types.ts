@@ -1,0 +1,36 @@
+import type { z } from 'zod';
+import type { Lockfile } from '../../lock/lockfile.js';
+import type { HostPlan } from '../../plan/plan-file.js';
+import type { Transport } from '../../transport/types.js';
+
+export interface ModuleContext {
+  host: string;
+  transport: Transport;
+  lock: Lockfile;
+  /** The host's reviewed (or fresh) plan; blocked packages are already left out when skipping. */
+  plan: HostPlan;
+  /** Rendered pin file for the lock. */
+  pins: string;
+  /** --check: report what would change, change nothing. */
+  checkMode: boolean;
+  verbose: (message: string) => void;
+}
+
+export type TaskStatus = 'ok' | 'changed' | 'skipped' | 'failed';
+
+export interface TaskResult {
+  status: TaskStatus;
+  message: string;
+}
+
+/** A playbook module: validated arguments, check mode, idempotent. */
+export interface Module<A> {
+  name: string;
+  args: z.ZodType<A, unknown>;
+  run(ctx: ModuleContext, args: A): Promise<TaskResult>;
+}
+
+/** Builds a module with its argument type inferred from the schema. */
+export function defineModule<S extends z.ZodType>(m: { name: string; args: S; run(ctx: ModuleContext, args: z.infer<S>): Promise<TaskResult> }): Module<z.infer<S>> {
+  return m as Module<z.infer<S>>;
+}

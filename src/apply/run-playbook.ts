@@ -1,0 +1,48 @@
+import type { Blocked } from '../plan/plan-file.js';
+import { MODULES } from './modules/registry.js';
+import type { ModuleContext, TaskStatus } from './modules/types.js';
+import type { ResolvedTask } from './playbook.js';
+
+export interface TaskRecord {
+  name: string;
+  module: string;
+  status: TaskStatus;
+  message: string;
+  durationMs: number;
+}
+
+/** What apply did to one host: a union on status, never an exception. */
+export type HostOutcome =
+  | { name: string; status: 'ok' | 'changed'; tasks: TaskRecord[]; blocked: Blocked[] }
+  | { name: string; status: 'blocked'; tasks: TaskRecord[]; blocked: Blocked[] }
+  | { name: string; status: 'failed'; step: string; error: string; tasks: TaskRecord[]; blocked: Blocked[] }
+  | { name: string; status: 'unreachable'; error: string; tasks: []; blocked: [] };
+
+/** Runs the tasks in order on one host; the first failing task ends the host's run. */
+export async function runPlaybook(tasks: readonly ResolvedTask[], ctx: ModuleContext): Promise<HostOutcome> {
+  const records: TaskRecord[] = [];
+  const hasChanges = ctx.plan.actions.length > 0;
+  for (const task of tasks) {
+    if (task.when === 'changes' && !hasChanges) {
+      records.push({ name: task.name, module: task.module, status: 'skipped', message: 'no changes on this host', durationMs: 0 });
+      continue;
+    }
+    const mod = MODULES.get(task.module)!;
+    const start = process.hrtime.bigint();
+    let result;
+    try {
+      result = await mod.run(ctx, task.args);
+    } catch (err) {
+      result = { status: 'failed' as const, message: err instanceof Error ? err.message : String(err) };
+    }
+    const durationMs = Number(process.hrtime.bigint() - start) / 1e6;
+    records.push({ name: task.name, module: task.module, status: result.status, message: result.message, durationMs });
+    ctx.verbose(`${task.module}: ${result.status} in ${durationMs.toFixed(0)} ms — ${result.message}`);
+    if (result.status === 'failed') {
+      return { name: ctx.host, status: 'failed', step: task.name, error: result.message, tasks: records, blocked: ctx.plan.blocked };
+    }
+  }
+  const changed = records.some((r) => r.status === 'changed');
+  if (ctx.plan.blocked.length > 0) return { name: ctx.host, status: 'blocked', tasks: records, blocked: ctx.plan.blocked };
+  return { name: ctx.host, status: changed ? 'changed' : 'ok', tasks: records, blocked: [] };
+}

@@ -1,0 +1,205 @@
+/**
+ * Ansible host patterns for --limit, and the golden node. Terms are evaluated as Ansible's
+ * InventoryManager does: every plain term first (union), then `&` terms (intersection), then
+ * `!` terms (exclusion). Unlike Ansible, a term that matches nothing is an error, not a warning:
+ * a typo in --limit must not silently shrink (or, with `!`, widen) the set of hosts touched.
+ */
+import { CriuLockError } from '../errors.js';
+import type { Inventory, InventoryHost } from './types.js';
+
+const SUBSCRIPT = /^(.+)\[(?:(-?\d+)|(\d+)([:-])(\d*))\]$/;
+
+/** Ansible's split_host_pattern, also splitting `:` inside comma-separated parts. */
+export function splitHostPattern(pattern: string): string[] {
+  const out: string[] = [];
+  for (const part of pattern.split(',')) {
+    const p = part.trim();
+    if (p === '') continue;
+    // IPv6 addresses keep their colons; elsewhere `:` separates terms except inside [x:y].
+    if (isIpv6(p.replace(/^[!&]/, ''))) {
+      out.push(p);
+      continue;
+    }
+    for (const m of p.matchAll(/(?:[^\s:[\]]|\[[^\]]*\])+/g)) out.push(m[0]);
+  }
+  return out;
+}
+
+function isIpv6(s: string): boolean {
+  return /^[0-9a-fA-F:]+$/.test(s) && (s.includes('::') || s.split(':').length === 8);
+}
+
+export function selectHosts(inv: Inventory, pattern: string | undefined): InventoryHost[] {
+  const terms = splitHostPattern(pattern ?? 'all');
+  const regular = terms.filter((t) => !t.startsWith('!') && !t.startsWith('&'));
+  const intersect = terms.filter((t) => t.startsWith('&'));
+  const exclude = terms.filter((t) => t.startsWith('!'));
+  if (regular.length === 0) regular.push('all');
+
+  let selected: InventoryHost[] = [];
+  for (const term of regular) {
+    // A term naming a host exactly selects that host, even if a group has the same name.
+    const byName = inv.hosts.find((h) => h.name === term);
+    const found = byName ? [byName] : matchTerm(inv, term, pattern);
+    for (const h of found) if (!selected.includes(h)) selected.push(h);
+  }
+  for (const term of intersect) {
+    const found = new Set(matchTerm(inv, term.slice(1), pattern));
+    selected = selected.filter((h) => found.has(h));
+  }
+  for (const term of exclude) {
+    const found = new Set(matchTerm(inv, term.slice(1), pattern));
+    selected = selected.filter((h) => !found.has(h));
+  }
+
+  if (selected.length === 0) {
+    throw new CriuLockError('usage', `host pattern "${pattern ?? 'all'}" selects no hosts`, {
+      hint:
+        inv.hosts.length === 0
+          ? `${inv.path} has no hosts; add some (see inventory.example.yaml)`
+          : 'each term matches something, but the & and ! terms removed every host',
+    });
+  }
+  const order = new Map(inv.hosts.map((h, i) => [h, i]));
+  return selected.sort((a, b) => (order.get(a) ?? 0) - (order.get(b) ?? 0));
+}
+
+/** Ansible's _match_one_pattern: group names first, host names too for globs and regexes. */
+function matchTerm(inv: Inventory, term: string, whole: string | undefined): InventoryHost[] {
+  const nothing = (why: string): CriuLockError =>
+    new CriuLockError(
+      'usage',
+      `host pattern "${term}"${whole !== undefined && whole !== term ? ` (in "${whole}")` : ''} ${why}`,
+      {
+        hint: knownNames(inv),
+      },
+    );
+  if (term === '') throw nothing('is empty');
+  if (term.startsWith('@')) {
+    throw new CriuLockError('usage', `limit files (${term}) are not supported`, {
+      hint: 'list the hosts in the pattern: a,b,c',
+    });
+  }
+
+  let expr = term;
+  let subscript: { start: number; end: number | undefined } | undefined;
+  const sub = term.startsWith('~') ? null : SUBSCRIPT.exec(term);
+  if (sub) {
+    expr = sub[1] as string;
+    subscript =
+      sub[2] !== undefined
+        ? { start: Number(sub[2]), end: undefined }
+        : { start: Number(sub[3]), end: sub[5] ? Number(sub[5]) : -1 };
+  }
+
+  let test: (name: string) => boolean;
+  if (expr.startsWith('~')) {
+    let re: RegExp;
+    try {
+      // Python's re.match: anchored at the start only.
+      re = new RegExp(`^(?:${expr.slice(1)})`);
+    } catch {
+      throw new CriuLockError('usage', `host pattern "${term}" is not a valid regular expression`, {
+        hint: 'after ~ comes a regular expression, e.g. ~node-(a|b)',
+      });
+    }
+    test = (name) => re.test(name);
+  } else {
+    const re = globToRegExp(expr);
+    test = (name) => re.test(name);
+  }
+
+  const groups = [...inv.groups.keys()].filter(test);
+  let hosts = inv.hosts.filter((h) => h.groups.some((g) => groups.includes(g)));
+  if (groups.length === 0 || expr.startsWith('~') || /[.?*[]/.test(expr)) {
+    for (const h of inv.hosts) if (test(h.name) && !hosts.includes(h)) hosts.push(h);
+  }
+  const order = new Map(inv.hosts.map((h, i) => [h, i]));
+  hosts.sort((a, b) => (order.get(a) ?? 0) - (order.get(b) ?? 0));
+
+  if (subscript && hosts.length > 0) {
+    const { start, end } = subscript;
+    if (end === undefined) {
+      const h = hosts[start < 0 ? hosts.length + start : start];
+      hosts = h ? [h] : [];
+    } else {
+      hosts = hosts.slice(start, (end === -1 ? hosts.length - 1 : end) + 1);
+    }
+  }
+  if (hosts.length === 0)
+    throw nothing(subscript ? 'matches no hosts at that index' : 'matches no host or group');
+  return hosts;
+}
+
+/** fnmatch.translate: `*`, `?`, `[seq]`, `[!seq]`; the whole name must match, case-sensitively. */
+export function globToRegExp(glob: string): RegExp {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i] as string;
+    if (c === '*') re += '.*';
+    else if (c === '?') re += '.';
+    else if (c === '[') {
+      let j = i + 1;
+      if (glob[j] === '!') j++;
+      if (glob[j] === ']') j++;
+      while (j < glob.length && glob[j] !== ']') j++;
+      if (j >= glob.length) {
+        re += '\\[';
+      } else {
+        let body = glob.slice(i + 1, j).replace(/\\/g, '\\\\');
+        if (body.startsWith('!')) body = `^${body.slice(1)}`;
+        else if (body.startsWith('^')) body = `\\${body}`;
+        re += `[${body}]`;
+        i = j;
+      }
+    } else re += c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  }
+  return new RegExp(`^(?:${re})$`, 's');
+}
+
+function knownNames(inv: Inventory): string {
+  const list = (names: string[]): string =>
+    names.slice(0, 8).join(', ') + (names.length > 8 ? `, ... (${names.length} in all)` : '');
+  const groups = [...inv.groups.keys()].filter((g) => g !== 'all' && g !== 'ungrouped');
+  const hosts = inv.hosts.map((h) => h.name);
+  return `known groups: ${groups.length > 0 ? list(groups) : '(none)'}; hosts: ${hosts.length > 0 ? list(hosts) : '(none)'}`;
+}
+
+/** The golden node: `--golden HOST` if given (it must be in the inventory), else the one host of group golden. */
+export function findGolden(inv: Inventory, override?: string): InventoryHost {
+  if (override !== undefined) {
+    const host = inv.hosts.find((h) => h.name === override);
+    if (!host) {
+      throw new CriuLockError('usage', `--golden ${override}: no such host in ${inv.path}`, {
+        hint: knownNames(inv),
+      });
+    }
+    return host;
+  }
+  if (!inv.groups.has('golden')) {
+    throw new CriuLockError('inventory', `no golden node: ${inv.path} has no group "golden"`, {
+      location: { file: inv.path },
+      hint: 'add a group "golden" with exactly one host (see inventory.example.yaml), or pass --golden HOST',
+    });
+  }
+  const members = inv.hosts.filter((h) => h.groups.includes('golden'));
+  const [only, ...rest] = members;
+  if (only === undefined) {
+    throw new CriuLockError('inventory', `no golden node: group "golden" in ${inv.path} has no hosts`, {
+      location: { file: inv.path },
+      hint: 'put the reference node in group "golden", or pass --golden HOST',
+    });
+  }
+  if (rest.length > 0) {
+    const names = members.map((h) => h.name);
+    throw new CriuLockError(
+      'inventory',
+      `group "golden" has ${members.length} hosts (${names.slice(0, 5).join(', ')}${names.length > 5 ? ', ...' : ''}); it must have exactly one`,
+      {
+        location: { file: inv.path },
+        hint: 'keep one host in group "golden", or choose one with --golden HOST',
+      },
+    );
+  }
+  return only;
+}
