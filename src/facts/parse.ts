@@ -194,7 +194,8 @@ export function parseProbeOutput(host: string, stdout: string): ParsedProbe {
   }
 
   const pinLines = sections.get('pin');
-  const pinFile = sections.has('pin-present') && pinLines ? pinLines.map((l) => l.slice(1)).join('\n') : null;
+  const pinSha = sections.get('pin-sha')?.[0]?.trim();
+  const pinFile = pinSha && pinLines ? pinLines.filter((l) => l.startsWith('|')).map((l) => l.slice(1)).join('\n') : null;
 
   const pending: PendingElf[] = [];
   const packageFiles = new Map<string, FileFact[]>();
@@ -258,6 +259,7 @@ export function parseProbeOutput(host: string, stdout: string): ParsedProbe {
       policies: parsePolicies(sections.get('policy') ?? [], architecture),
       debSha256: parseSha(sections.get('sha') ?? [], architecture),
       pinFile,
+      pinSha256: pinSha ?? null,
       problems,
     },
     pending,

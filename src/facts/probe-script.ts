@@ -129,7 +129,10 @@ export function renderProbeScript(req: ProbeRequest): string {
   ];
   if (req.pinFile !== undefined) {
     assertLine(req.pinFile, 'pin file path');
-    lines.push(section('pin'), `if [ -f ${renderCommand([req.pinFile])} ]; then sed 's/^/|/' ${renderCommand([req.pinFile])}; echo '@@pin-present'; fi`);
+    const pin = renderCommand([req.pinFile]);
+    // Content for reading pins back (each line prefixed so it never looks like a marker), and the
+    // exact sha256, which is what decides whether the file must be rewritten.
+    lines.push(section('pin'), `if [ -f ${pin} ]; then sed 's/^/|/' ${pin}; echo; echo '@@pin-sha'; sha256sum < ${pin} | cut -c1-64; fi`);
   }
   if (req.policyFor && req.policyFor.length > 0) {
     req.policyFor.forEach((k) => assertLine(k, 'package'));

@@ -83,5 +83,7 @@ export interface HostFacts {
   debSha256: Map<string, string>;
   /** Current content of our pin file, or null when absent. */
   pinFile: string | null;
+  /** sha256 (hex) of the pin file as it is on the host, or null when absent. */
+  pinSha256: string | null;
   problems: HostProblem[];
 }

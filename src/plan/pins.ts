@@ -18,7 +18,8 @@ let compiled: ejs.TemplateFunction | undefined;
 export function pinEntries(lock: Lockfile): PinEntry[] {
   return Object.keys(lock.packages)
     .sort()
-    .map((key) => ({ package: key, version: lock.packages[key]!.version }));
+    // apt matches Architecture: all packages under the native arch, so `name:all` would pin nothing.
+    .map((key) => ({ package: key.endsWith(':all') ? key.slice(0, -4) : key, version: lock.packages[key]!.version }));
 }
 
 /** The pin file for a lock; pure apart from reading the template once. */

@@ -21,7 +21,7 @@ export function fingerprint(lock: Lockfile, facts: HostFacts): string {
     const p = facts.packages.get(key);
     h.update(p ? `${key} ${p.version} ${p.want} ${p.status} ${p.eflag}\n` : `${key} absent\n`);
   }
-  h.update(`pins ${facts.pinFile === null ? 'absent' : sha256Hex(facts.pinFile)}\n`);
+  h.update(`pins ${facts.pinSha256 ?? 'absent'}\n`);
   return `sha256:${h.digest('hex')}`;
 }
 
@@ -92,7 +92,7 @@ export function planHost(lock: Lockfile, facts: HostFacts, desiredPins: string):
       blocked.push({ package: key, version: want, reason: 'held', detail: `${key} is on hold (apt-mark unhold ${key.split(':')[0]} to let it move)` });
       continue;
     }
-    const mine = ourPins.get(key);
+    const mine = ourPins.get(key) ?? ourPins.get(key.replace(/:all$/, ''));
     const rival = (policyOf(facts, key)?.versions ?? []).find(
       (v) =>
         compareVersions(v.version, want) !== 0 &&
@@ -119,7 +119,8 @@ export function planHost(lock: Lockfile, facts: HostFacts, desiredPins: string):
 
   actions.sort((a, b) => ACTION_ORDER[a.type] - ACTION_ORDER[b.type] || (a.package < b.package ? -1 : 1));
   const all: HostPlan['actions'] = [];
-  if (facts.pinFile !== desiredPins) all.push({ type: 'write-pins', path: PIN_FILE, sha256: sha256Hex(desiredPins) });
+  const desiredSha = sha256Hex(desiredPins);
+  if (facts.pinSha256 !== desiredSha) all.push({ type: 'write-pins', path: PIN_FILE, sha256: desiredSha });
   all.push(...actions);
   const status: HostPlan['status'] = blocked.length > 0 ? 'blocked' : all.length > 0 ? 'changes' : 'ok';
   return { name: facts.host, status, fingerprint: fp, actions: all, blocked, notes };
