@@ -58,7 +58,7 @@ async function parsePlaybookFile(file: string): Promise<{ book: Playbook; locate
   const parsed = Playbook.safeParse(doc.toJS());
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    const path = issue.path as PropertyKey[];
+    const path = issue.path;
     throw new CriuLockError('input', `${path.map(String).join('.') || 'playbook'}: ${issue.message}`, {
       location: locate(path),
       hint: 'a playbook has name, pre_tasks, tasks, post_tasks; each task has name, module, args, when',
@@ -85,7 +85,7 @@ export async function loadPlaybook(file?: string): Promise<ResolvedTask[]> {
       if (!args.success) {
         const issue = args.error.issues[0]!;
         throw new CriuLockError('input', `task ${JSON.stringify(t.name)}: invalid args for ${t.module}: ${issue.path.map(String).join('.') || 'args'}: ${issue.message}`, {
-          location: src.locate([section, i, 'args', ...(issue.path as PropertyKey[])]),
+          location: src.locate([section, i, 'args', ...(issue.path)]),
           hint: `see docs/playbooks.md for ${t.module}'s arguments`,
         });
       }

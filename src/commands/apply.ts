@@ -167,7 +167,7 @@ export async function applyFleet(lock: Lockfile, opts: ApplyOptions, io: Io, tas
       notStarted: run.skipped.map((s) => s.host.name),
     };
   } finally {
-    await Promise.all(sessions.map((s) => s.transport?.close().catch(() => undefined)));
+    await Promise.all(sessions.map((s) => (s.transport ? s.transport.close().catch(() => undefined) : Promise.resolve())));
   }
 }
 

@@ -211,7 +211,7 @@ export function parseProbeOutput(host: string, stdout: string): ParsedProbe {
   for (const line of sections.get('files') ?? []) {
     if (line === '') continue;
     const f = line.split('\t');
-    switch (f[0]) {
+    switch (f[0] ?? '') {
       case 'F': {
         const key = listNameToKey(f[1] ?? '', packages, byName);
         if (!key) break;

@@ -144,7 +144,7 @@ export function serializeLock(lock: Lockfile): string {
   const unmanaged = sortedKeys(lock.unmanaged ?? {});
   if (lock.unmanaged !== undefined) {
     out.push(unmanaged.length === 0 ? 'unmanaged: {}' : 'unmanaged:');
-    for (const path of unmanaged) out.push(`  ${yamlString(path)}: ${flowFile(lock.unmanaged![path]!)}`);
+    for (const path of unmanaged) out.push(`  ${yamlString(path)}: ${flowFile(lock.unmanaged[path]!)}`);
   }
   out.push(`digest: ${yamlString(lock.digest)}`);
   return out.join('\n') + '\n';
@@ -192,7 +192,7 @@ export function parseLock(text: string, file: string): Lockfile {
   const parsed = Lockfile.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    const path = issue.path as PropertyKey[];
+    const path = issue.path;
     if (issue.code === 'unrecognized_keys') {
       const k = issue.keys[0] ?? '';
       throw lockError(`unknown key ${JSON.stringify(k)}${path.length ? ` in ${path.join('.')}` : ''}`, locate(doc, lc, file, path, k));

@@ -45,7 +45,7 @@ async function versions(node: string): Promise<Map<string, string>> {
   return parseDpkgQuery(r.stdout);
 }
 
-async function dpkgStatus(node: string): Promise<string> {
+function dpkgStatus(node: string): string {
   return readFileSync(join(sb.node(node).root, 'var/lib/dpkg/status'), 'utf8');
 }
 
@@ -260,13 +260,13 @@ describe.skipIf(sb.skip)('criu-lock on the sandbox fleet', () => {
     it('applies a reviewed plan: converges every non-blocked node, leaves the blocked one untouched', async () => {
       const planFile = join(work, 'plan-apply.json');
       expect((await cli('plan', ...conn(), '-l', lockSyn, '-o', planFile)).code).toBe(0);
-      const before05 = await dpkgStatus('node05');
+      const before05 = dpkgStatus('node05');
       const r = await cli('apply', ...conn(), '-l', lockSyn, planFile);
       expect(r.code, r.out + r.err).toBe(3); // node05 is blocked
       expect(r.out).toMatch(/node03\s+changed/);
       expect(r.out).toMatch(/node04\s+changed/);
       expect(r.out).toMatch(/node05\s+blocked/);
-      expect(await dpkgStatus('node05')).toBe(before05);
+      expect(dpkgStatus('node05')).toBe(before05);
       expect(existsSync(join(sb.node('node05').root, PIN_FILE))).toBe(false);
 
       const check = await cli('check', ...conn(), '-l', lockSyn, '--limit', '!node05');
@@ -320,12 +320,12 @@ describe.skipIf(sb.skip)('criu-lock on the sandbox fleet', () => {
       // Someone upgrades a package by hand on node03 after the plan was reviewed.
       const manual = await nodeExec('node03', ['apt-get', 'install', '-y', '-q', 'libtilde0=3.0-1']);
       expect(manual.exitCode, manual.stderr).toBe(0);
-      const before03 = await dpkgStatus('node03');
+      const before03 = dpkgStatus('node03');
       const r = await cli('apply', ...conn(), '-l', lockSyn, planFile);
       expect(r.code).toBe(3);
       expect(r.out + r.err).toContain('plan is stale for host node03');
       expect(r.out).toMatch(/node04\s+changed/);
-      expect(await dpkgStatus('node03')).toBe(before03);
+      expect(dpkgStatus('node03')).toBe(before03);
       expect(existsSync(join(sb.node('node03').root, PIN_FILE))).toBe(false);
     });
 
@@ -340,12 +340,12 @@ describe.skipIf(sb.skip)('criu-lock on the sandbox fleet', () => {
     });
 
     it('--check shows what would change and changes nothing', async () => {
-      const before = await dpkgStatus('node03');
+      const before = dpkgStatus('node03');
       const r = await cli('apply', ...conn(), '-l', lockSyn, '--check', '--limit', 'node03');
       expect(r.code, r.out + r.err).toBe(0);
       expect(r.out).toMatch(/check mode/);
       expect(r.out).toMatch(/node03\s+changed/);
-      expect(await dpkgStatus('node03')).toBe(before);
+      expect(dpkgStatus('node03')).toBe(before);
       expect(existsSync(join(sb.node('node03').root, PIN_FILE))).toBe(false);
     });
 
@@ -373,14 +373,14 @@ describe.skipIf(sb.skip)('criu-lock on the sandbox fleet', () => {
       const evil = join(work, 'evil.yaml');
       writeFileSync(evil, text);
       const line = text.split('\n').findIndex((l) => l.includes('pwned')) + 1;
-      const before = await Promise.all(sb.state().nodes.map((n) => dpkgStatus(n.name)));
+      const before = sb.state().nodes.map((n) => dpkgStatus(n.name));
       for (const cmd of ['plan', 'apply', 'check']) {
         const r = await cli(cmd, ...conn(), '-l', evil, '--yes');
         expect(r.code).toBe(1);
         expect(r.err).toContain(`${evil}:${line}:`);
         expect(r.err).toMatch(/not a valid Debian version/);
       }
-      expect(await Promise.all(sb.state().nodes.map((n) => dpkgStatus(n.name)))).toEqual(before);
+      expect(sb.state().nodes.map((n) => dpkgStatus(n.name))).toEqual(before);
       for (const n of sb.state().nodes) expect(existsSync(join(n.root, 'tmp/pwned'))).toBe(false);
       expect(existsSync('/tmp/pwned')).toBe(false);
     });
