@@ -6,6 +6,8 @@ export default defineConfig({
     hookTimeout: 300_000,
     reporters: ['default', 'json'],
     outputFile: { json: '.vitest-result.json' },
+    // e2e files share one fleet and change it; 2 cores gain little from parallel files anyway.
+    fileParallelism: false,
     projects: [
       { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts', 'test/ssh/**/*.test.ts'] } },
       {
@@ -15,7 +17,6 @@ export default defineConfig({
           include: ['test/e2e/**/*.test.ts'],
           // One fleet per run, brought up before and torn down after the e2e files.
           globalSetup: ['./test/e2e/global-setup.ts'],
-          fileParallelism: false,
         },
       },
     ],
