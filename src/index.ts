@@ -1,6 +1,20 @@
 // Library entry: what other tools (and tests) may import.
 export * from './errors.js';
 export * from './shell/quote.js';
+export * from './debian/version.js';
+export * from './debian/names.js';
 export type * from './transport/types.js';
 export type * from './transport/ssh-options.js';
+export { openTransport } from './transport/open.js';
+export { connectSsh } from './transport/ssh-transport.js';
+export { createLocalTransport } from './transport/local-transport.js';
 export type * from './inventory/types.js';
+export { loadInventory, inventoryFromText } from './inventory/load.js';
+export { selectHosts, findGolden } from './inventory/limit.js';
+export { readBuildId, buildIdFromBuffer, type BuildIdResult, type ByteSource } from './elf/build-id.js';
+export { Lockfile, parseLock, loadLock, serializeLock, computeDigest } from './lock/lockfile.js';
+export { PlanFile, loadPlan } from './plan/plan-file.js';
+export { planHost } from './plan/planner.js';
+export { compareHost, type Finding } from './check/compare.js';
+export type { HostFacts } from './facts/types.js';
+export { main } from './cli/main.js';
