@@ -132,8 +132,8 @@ export async function applyFleet(lock: Lockfile, opts: ApplyOptions, io: Io, tas
       if (opts.verbose) io.err(`[${host}] ${m}\n`);
     };
     let done = 0;
-    const total = sessions.length;
     const runnable = sessions.filter((s) => !s.outcome);
+    const total = runnable.length;
     const run = await runFleet(
       runnable,
       async (s): Promise<HostOutcome> => {

@@ -1,4 +1,5 @@
 import { CriuLockError } from '../errors.js';
+import { isSudoPasswordRequired } from '../transport/local-transport.js';
 import type { Transport } from '../transport/types.js';
 import { parseProbeOutput, resolvePending } from './parse.js';
 import { renderProbeScript, renderRangeScript, type ProbeRequest } from './probe-script.js';
@@ -17,6 +18,11 @@ export async function gatherFacts(t: Transport, req: ProbeRequest, opts: GatherO
   const script = renderProbeScript(req);
   const res = await t.exec(['sh', '-s'], { stdin: script, ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) });
   if (res.timedOut) throw new CriuLockError('ssh', `${t.host}: gathering facts timed out after ${res.durationMs} ms`);
+  if (isSudoPasswordRequired(res)) {
+    throw new CriuLockError('become', `${t.host}: sudo asks for a password (become needs passwordless sudo)`, {
+      hint: 'allow the user NOPASSWD sudo on this host, or connect as root (ansible_user: root)',
+    });
+  }
   const { facts, pending } = parseProbeOutput(t.host, res.stdout);
   const incomplete = facts.problems.find((p) => p.type === 'probe');
   if (incomplete) {

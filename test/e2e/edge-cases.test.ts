@@ -149,6 +149,23 @@ describe.skipIf(sb.skip)('criu-lock edge cases on the sandbox fleet', () => {
     expect(e.err).toMatch(/bad\.yaml:3:\d+: unknown module "shell"/);
   });
 
+  it('plan --refresh runs apt-get update first; without it plan changes nothing and sees stale lists', async () => {
+    await reset(['node05'], { dir: sb.dir, log: () => undefined });
+    // Forget the node's apt lists: to apt, nothing is available until the next update.
+    const clear = await nodeExec('node05', ['sh', '-c', 'rm -f /var/lib/apt/lists/*Packages* && apt-get -q check >/dev/null 2>&1; true']);
+    expect(clear.exitCode).toBe(0);
+    const stale = JSON.parse((await cli('plan', ...conn(), '-l', lock, '--limit', 'node05', '--format', 'json')).out) as PlanFile;
+    expect(stale.hosts[0]?.blocked.map((b) => [b.package, b.reason])).toEqual([
+      ['fleet-bin:amd64', 'version-unavailable'],
+      ['libfleet1:amd64', 'version-unavailable'],
+      ['libtilde0:amd64', 'version-unavailable'],
+    ]);
+    const fresh = JSON.parse((await cli('plan', ...conn(), '-l', lock, '--limit', 'node05', '--format', 'json', '--refresh')).out) as PlanFile;
+    expect(fresh.hosts[0]?.status).toBe('changes');
+    expect(fresh.hosts[0]?.blocked).toEqual([]);
+    await reset(['node05'], { dir: sb.dir, log: () => undefined });
+  });
+
   it('--serial batches and --max-fail-percentage stop later batches after a failing one', async () => {
     await resetAll();
     const hook = join(sb.node('node03').root, 'etc/apt/apt.conf.d/99criu-lock-test-break');
