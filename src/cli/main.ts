@@ -72,7 +72,6 @@ function asList<T>(v: unknown): T[] {
 export async function main(argv: string[], io: Io = processIo()): Promise<number> {
   const debug = argv.includes('--debug');
   let code = 0;
-  let usage: string | undefined;
   const cli = yargs(argv)
     .scriptName('criu-lock')
     .usage('$0 <command> [options]\n\nMake a Debian/Ubuntu fleet identical where CRIU looks: exact package versions and ELF build-IDs.')
@@ -190,9 +189,10 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     .version()
     .wrap(Math.min(110, process.stdout.columns || 100))
     .exitProcess(false)
+    // Throw, so validation errors (unknown flags, bad choices) stop before any command runs.
     .fail((msg, err) => {
       if (err) throw err;
-      usage = msg;
+      throw new CriuLockError('usage', msg, { hint: 'see criu-lock --help' });
     });
   try {
     let helpShown = false;
@@ -202,7 +202,6 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
         helpShown = true;
       }
     });
-    if (usage !== undefined) throw new CriuLockError('usage', usage, { hint: 'see criu-lock --help' });
     return helpShown ? 0 : code;
   } catch (err) {
     io.err(formatError(err, debug) + '\n');

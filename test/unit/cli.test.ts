@@ -1,0 +1,68 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import type { Io } from '../../src/commands/context.js';
+
+async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const io: Io = { out: (s) => void (out += s), err: (s) => void (err += s), isTTY: false };
+  return { code: await main(argv, io), out, err };
+}
+
+describe('criu-lock CLI', () => {
+  it.each(['generate', 'plan', 'apply', 'check', 'inventory'])('%s --help shows usage with an example and exits 0', async (cmd) => {
+    const r = await run(cmd, '--help');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(`criu-lock ${cmd}`);
+    expect(r.out).toMatch(/Examples:/);
+  });
+
+  it('rejects an unknown flag before running the command (exit 1, one line + hint)', async () => {
+    const r = await run('inventory', '-i', 'inventory.example.yaml', '--bogus');
+    expect(r.code).toBe(1);
+    expect(r.out).toBe(''); // the inventory table was never printed
+    expect(r.err).toBe('error: Unknown argument: bogus\n  hint: see criu-lock --help\n');
+  });
+
+  it('needs a command', async () => {
+    const r = await run();
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^error: name a command/);
+  });
+
+  it('prints the example inventory', async () => {
+    const r = await run('inventory', '-i', 'inventory.example.yaml', '--format', 'json');
+    expect(r.code).toBe(0);
+    const json = JSON.parse(r.out) as { hosts: Array<{ name: string; groups: string[] }> };
+    expect(json.hosts.find((h) => h.groups.includes('golden'))?.name).toBe('node-a');
+    expect(json.hosts.length).toBeGreaterThan(3);
+  });
+
+  it('reports a broken lockfile as file:line:col with exit 1 and no stack trace', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'criu-lock-cli-'));
+    const lock = join(dir, 'lock.yaml');
+    writeFileSync(lock, 'lockfileVersion: 1\nsurprise: true\n');
+    const r = await run('check', '-i', 'inventory.example.yaml', '-l', lock);
+    expect(r.code).toBe(1);
+    expect(r.err.split('\n')[0]).toMatch(new RegExp(`^error: ${lock.replace(/[/.]/g, '\\$&')}:\\d+:\\d+: `));
+    expect(r.err).not.toMatch(/\n\s+at /);
+    const debug = await run('check', '-i', 'inventory.example.yaml', '-l', lock, '--debug');
+    expect(debug.err).toMatch(/\n\s+at /);
+  });
+
+  it('refuses apply without --yes or a plan when there is no terminal, before connecting anywhere', async () => {
+    const r = await run('apply', '-i', 'inventory.example.yaml', '-l', '/nonexistent.yaml');
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/pass --yes/);
+  });
+
+  it('validates --serial and --forks', async () => {
+    expect((await run('apply', '--yes', '--serial', 'x', '-i', 'inventory.example.yaml', '-l', '/nonexistent')).code).toBe(1);
+    const f = await run('check', '--forks', '0', '-i', 'inventory.example.yaml');
+    expect(f.code).toBe(1);
+    expect(f.err).toMatch(/--forks must be a positive integer/);
+  });
+});
