@@ -22,6 +22,11 @@ export type Finding =
       criu: string;
     };
 
+/** CRIU prints the whole st_mode in octal (regular file type bits included): 0100755. */
+function criuMode(mode: string | undefined): string {
+  return mode === undefined ? '?' : `0${(0o100000 | parseInt(mode, 8)).toString(8)}`;
+}
+
 /** CRIU prints paths relative to the root ("usr/lib/..."). */
 function criuPath(path: string): string {
   return path.replace(/^\/+/, '');
@@ -44,7 +49,7 @@ export function compareFile(pkg: string | null, path: string, want: FileEntry, g
   if (got.mode !== want.mode) {
     return {
       type: 'file', package: pkg, path, problem: 'mode', expected: want.mode, actual: got.mode ?? '?',
-      criu: `File ${rel} has bad mode 0${got.mode ?? '?'} (expect 0${want.mode})`,
+      criu: `File ${rel} has bad mode ${criuMode(got.mode)} (expect ${criuMode(want.mode)})`,
     };
   }
   // CRIU compares build-IDs only when the dump recorded one.

@@ -3,15 +3,14 @@ import { readFile } from 'node:fs/promises';
 import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
 import { isValidVersion } from '../debian/version.js';
-import { parsePackageKey } from '../debian/names.js';
+import { PackageNameError, parsePackageKey } from '../debian/names.js';
 import { CriuLockError, type SourceLocation } from '../errors.js';
 import { yamlScalar, yamlString } from './yaml-scalar.js';
 
 export const LOCKFILE_VERSION = 1;
 
-const AbsolutePath = z
-  .string()
-  .regex(/^\/[^\0\n\r\t]*$/, 'must be an absolute path without control characters');
+/** Paths are checked after the schema (see checkPaths) so the error names the path and its line. */
+const ABSOLUTE_PATH = /^\/[^\0\n\r\t]*$/;
 
 export const FileEntry = z.strictObject({
   size: z.number().int().nonnegative(),
@@ -25,7 +24,7 @@ const Version = z.string().refine(isValidVersion, { message: 'is not a valid Deb
 export const PackageEntry = z.strictObject({
   version: Version,
   sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits').optional(),
-  files: z.record(AbsolutePath, FileEntry).optional(),
+  files: z.record(z.string(), FileEntry).optional(),
 });
 export type PackageEntry = z.infer<typeof PackageEntry>;
 
@@ -50,7 +49,7 @@ export const Lockfile = z.strictObject({
   platform: LockPlatform,
   scope: Scope,
   packages: z.record(z.string(), PackageEntry),
-  unmanaged: z.record(AbsolutePath, FileEntry).optional(),
+  unmanaged: z.record(z.string(), FileEntry).optional(),
   digest: z.string().regex(/^sha256:[0-9a-f]{64}$/),
 });
 export type Lockfile = z.infer<typeof Lockfile>;
@@ -202,10 +201,23 @@ export function parseLock(text: string, file: string): Lockfile {
   }
   const lock = parsed.data;
   for (const key of Object.keys(lock.packages)) {
+    let why: string | undefined;
     try {
-      parsePackageKey(key);
+      // Facts, plans and apt requests are all name:arch, so the lock must be too.
+      if (parsePackageKey(key).arch === undefined) why = 'a lock key needs an architecture (name:arch)';
     } catch (err) {
-      throw lockError(`invalid package key ${JSON.stringify(key)}: ${(err as Error).message}`, locate(doc, lc, file, ['packages'], key));
+      why = err instanceof PackageNameError ? err.reason : (err as Error).message;
+    }
+    if (why) throw lockError(`invalid package key ${JSON.stringify(key)}: ${why}`, locate(doc, lc, file, ['packages'], key));
+    for (const path of Object.keys(lock.packages[key]!.files ?? {})) {
+      if (!ABSOLUTE_PATH.test(path)) {
+        throw lockError(`invalid file path ${JSON.stringify(path)} in ${key}: must be an absolute path without control characters`, locate(doc, lc, file, ['packages', key, 'files'], path));
+      }
+    }
+  }
+  for (const path of Object.keys(lock.unmanaged ?? {})) {
+    if (!ABSOLUTE_PATH.test(path)) {
+      throw lockError(`invalid unmanaged path ${JSON.stringify(path)}: must be an absolute path without control characters`, locate(doc, lc, file, ['unmanaged'], path));
     }
   }
   if (lock.scope.kind === 'packages') {

@@ -56,9 +56,17 @@ export function planHost(lock: Lockfile, facts: HostFacts, desiredPins: string):
     }
   }
 
+  // A file no package owns cannot be converged by apt: the host is blocked until someone fixes it.
+  const findings = compareHost(lock, facts);
+  for (const f of findings) {
+    if (f.type === 'file' && f.package === null) {
+      blocked.push({ package: null, version: null, reason: 'file-mismatch', detail: `unmanaged file ${f.path}: ${f.criu}` });
+    }
+  }
+
   const ourPins = facts.pinFile === null ? new Map<string, { version: string; priority: number }>() : parsePins(facts.pinFile);
   const fileDrift = new Set(
-    compareHost(lock, facts)
+    findings
       .filter((f) => f.type === 'file' && f.package !== null)
       .map((f) => (f.type === 'file' ? f.package : null)),
   );

@@ -1,0 +1,476 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { installArgv } from '../../src/apply/modules/apt-install.js';
+import { summariseOutput } from '../../src/apply/modules/output.js';
+import { MODULES } from '../../src/apply/modules/registry.js';
+import type { ModuleContext } from '../../src/apply/modules/types.js';
+import { loadPlaybook, type ResolvedTask } from '../../src/apply/playbook.js';
+import { runPlaybook } from '../../src/apply/run-playbook.js';
+import { CriuLockError } from '../../src/errors.js';
+import type { Lockfile } from '../../src/lock/lockfile.js';
+import type { HostPlan, PackageAction } from '../../src/plan/plan-file.js';
+import { PIN_FILE, renderPins, sha256Hex } from '../../src/plan/pins.js';
+import type { CommandResult, ExecOptions, PutFileOptions, Transport } from '../../src/transport/types.js';
+import { makeLock } from './core-fixtures.js';
+
+// ---------------------------------------------------------------------------------------------
+// A recording transport: every call is kept; replies come from a script of matchers.
+// ---------------------------------------------------------------------------------------------
+
+type Call =
+  | { kind: 'exec'; argv: string[]; stdin?: string; env?: Record<string, string>; become?: boolean; timeoutMs?: number }
+  | { kind: 'put'; path: string; content: string; mode?: number; become?: boolean };
+
+type Reply = Partial<Pick<CommandResult, 'exitCode' | 'stdout' | 'stderr' | 'timedOut'>>;
+
+class RecordingTransport implements Transport {
+  readonly calls: Call[] = [];
+  closed = false;
+
+  constructor(
+    readonly host: string,
+    private readonly replies: Array<{ match: (argv: readonly string[]) => boolean; reply: Reply }> = [],
+    private readonly putReply: Reply = {},
+  ) {}
+
+  private result(command: string, r: Reply): CommandResult {
+    return { command, exitCode: r.exitCode ?? 0, stdout: r.stdout ?? '', stderr: r.stderr ?? '', durationMs: 1, timedOut: r.timedOut ?? false };
+  }
+
+  exec(argv: readonly string[], opts: ExecOptions = {}): Promise<CommandResult> {
+    const call: Call = { kind: 'exec', argv: [...argv] };
+    if (opts.stdin !== undefined) call.stdin = opts.stdin.toString();
+    if (opts.env !== undefined) call.env = opts.env;
+    if (opts.become !== undefined) call.become = opts.become;
+    if (opts.timeoutMs !== undefined) call.timeoutMs = opts.timeoutMs;
+    this.calls.push(call);
+    const r = this.replies.find((x) => x.match(argv))?.reply ?? {};
+    return Promise.resolve(this.result(argv.join(' '), r));
+  }
+
+  putFile(path: string, content: string | Buffer, opts: PutFileOptions = {}): Promise<CommandResult> {
+    const call: Call = { kind: 'put', path, content: content.toString() };
+    if (opts.mode !== undefined) call.mode = opts.mode;
+    if (opts.become !== undefined) call.become = opts.become;
+    this.calls.push(call);
+    return Promise.resolve(this.result(`put ${path}`, this.putReply));
+  }
+
+  close(): Promise<void> {
+    this.closed = true;
+    return Promise.resolve();
+  }
+
+  get execs(): Array<Extract<Call, { kind: 'exec' }>> {
+    return this.calls.filter((c): c is Extract<Call, { kind: 'exec' }> => c.kind === 'exec');
+  }
+
+  get puts(): Array<Extract<Call, { kind: 'put' }>> {
+    return this.calls.filter((c): c is Extract<Call, { kind: 'put' }> => c.kind === 'put');
+  }
+}
+
+const isApt = (argv: readonly string[]): boolean => argv[0] === 'apt-get';
+const isProbe = (argv: readonly string[]): boolean => argv[0] === 'sh' && argv[1] === '-s';
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------------------------
+
+const LOCK: Lockfile = makeLock({
+  packages: {
+    'libc6:amd64': { version: '2.31-0ubuntu9.14' },
+    'libc-bin:amd64': { version: '2.31-0ubuntu9.14' },
+    'tzdata:all': { version: '2024a-0ubuntu0.20.04' },
+    'zlib1g:amd64': { version: '1:1.2.11.dfsg-2ubuntu1.5' },
+  },
+});
+const PINS = renderPins(LOCK);
+
+const PACKAGE_ACTIONS: PackageAction[] = [
+  { type: 'install', package: 'tzdata:all', from: null, to: '2024a-0ubuntu0.20.04' },
+  { type: 'upgrade', package: 'libc-bin:amd64', from: '2.31-0ubuntu9.9', to: '2.31-0ubuntu9.14' },
+  { type: 'upgrade', package: 'libc6:amd64', from: '2.31-0ubuntu9.9', to: '2.31-0ubuntu9.14' },
+  { type: 'downgrade', package: 'zlib1g:amd64', from: '1:1.2.11.dfsg-2ubuntu1.6', to: '1:1.2.11.dfsg-2ubuntu1.5' },
+];
+
+function hostPlan(over: Partial<HostPlan> = {}): HostPlan {
+  return {
+    name: 'node-b',
+    status: 'changes',
+    fingerprint: `sha256:${'0'.repeat(64)}`,
+    actions: [{ type: 'write-pins', path: PIN_FILE, sha256: sha256Hex(PINS) }, ...PACKAGE_ACTIONS],
+    blocked: [],
+    notes: [],
+    ...over,
+  };
+}
+
+function context(t: RecordingTransport, plan: HostPlan, checkMode = false, log: string[] = []): ModuleContext {
+  return { host: t.host, transport: t, lock: LOCK, plan, pins: PINS, checkMode, verbose: (m) => log.push(m) };
+}
+
+/** Probe output of a host that matches LOCK (what verify reads back after a good apply). */
+function convergedProbe(versions: Record<string, string> = {}): string {
+  const dpkg = Object.entries(LOCK.packages).map(([key, p]) => {
+    const [name, arch] = key.split(':');
+    return [name, arch, versions[key] ?? p.version, 'install', 'installed', 'ok', 'same', '', '', ''].join('\t');
+  });
+  return ['@@probe 1', '@@os-release', 'ID=ubuntu', 'VERSION_ID="20.04"', 'VERSION_CODENAME=focal', '@@arch', 'amd64', '@@foreign', '@@dpkg', ...dpkg, '@@end', ''].join('\n');
+}
+
+const APT_FAILURE = {
+  exitCode: 100,
+  stdout: 'Reading package lists...\nBuilding dependency tree...\n',
+  stderr: "E: Version '2.31-0ubuntu9.14' for 'libc6' was not found\nE: Unable to correct problems, you have held broken packages.\n",
+};
+
+let defaultTasks: ResolvedTask[];
+beforeAll(async () => {
+  defaultTasks = await loadPlaybook();
+});
+
+// ---------------------------------------------------------------------------------------------
+// apt_install
+// ---------------------------------------------------------------------------------------------
+
+describe('apt_install', () => {
+  const aptInstall = MODULES.get('apt_install')!;
+
+  it('runs ONE non-interactive apt-get install of every pkg:arch=version, as root', async () => {
+    const t = new RecordingTransport('node-b');
+    const r = await aptInstall.run(context(t, hostPlan()), { lockTimeout: 120 });
+    expect(t.calls).toHaveLength(1);
+    const call = t.execs[0]!;
+    expect(call.argv).toEqual([
+      'apt-get', 'install', '-y', '-q', '--allow-downgrades', '--no-install-recommends',
+      '-o', 'Dpkg::Options::=--force-confdef',
+      '-o', 'Dpkg::Options::=--force-confold',
+      '-o', 'DPkg::Lock::Timeout=120',
+      'tzdata:all=2024a-0ubuntu0.20.04',
+      'libc-bin:amd64=2.31-0ubuntu9.14',
+      'libc6:amd64=2.31-0ubuntu9.14',
+      'zlib1g:amd64=1:1.2.11.dfsg-2ubuntu1.5',
+    ]);
+    expect(call.env).toEqual({ LC_ALL: 'C', DEBIAN_FRONTEND: 'noninteractive' });
+    expect(call.become).toBe(true);
+    expect(call.stdin).toBeUndefined();
+    expect(r.status).toBe('changed');
+    expect(r.message).toBe(
+      'install tzdata:all (none) → 2024a-0ubuntu0.20.04, upgrade libc-bin:amd64 2.31-0ubuntu9.9 → 2.31-0ubuntu9.14, ' +
+        'upgrade libc6:amd64 2.31-0ubuntu9.9 → 2.31-0ubuntu9.14, downgrade zlib1g:amd64 1:1.2.11.dfsg-2ubuntu1.6 → 1:1.2.11.dfsg-2ubuntu1.5',
+    );
+  });
+
+  it('uses the lock timeout from the task args, 120 s by default', async () => {
+    const t = new RecordingTransport('node-b');
+    await aptInstall.run(context(t, hostPlan()), { lockTimeout: 30 });
+    await aptInstall.run(context(t, hostPlan()), undefined);
+    expect(t.execs.map((c) => c.argv.find((a) => a.startsWith('DPkg::Lock::Timeout=')))).toEqual(['DPkg::Lock::Timeout=30', 'DPkg::Lock::Timeout=120']);
+  });
+
+  it('simulates with -s in check mode', async () => {
+    const t = new RecordingTransport('node-b');
+    const r = await aptInstall.run(context(t, hostPlan(), true), { lockTimeout: 120 });
+    expect(t.execs).toHaveLength(1);
+    expect(t.execs[0]!.argv).toContain('-s');
+    expect(r.status).toBe('changed');
+    expect(r.message).toMatch(/^would install tzdata:all .* \(apt-get -s accepted it\)$/);
+  });
+
+  it('adds --reinstall when a package is reinstalled', () => {
+    const argv = installArgv([{ type: 'reinstall', package: 'libc6:amd64', from: '2.31-0ubuntu9.14', to: '2.31-0ubuntu9.14' }], { lockTimeout: 5, simulate: false });
+    expect(argv).toContain('--reinstall');
+    expect(argv.at(-1)).toBe('libc6:amd64=2.31-0ubuntu9.14');
+    expect(argv).not.toContain('-s');
+    expect(installArgv(PACKAGE_ACTIONS, { lockTimeout: 5, simulate: false })).not.toContain('--reinstall');
+  });
+
+  it('does nothing when only the pins change', async () => {
+    const t = new RecordingTransport('node-b');
+    const r = await aptInstall.run(context(t, hostPlan({ actions: [{ type: 'write-pins', path: PIN_FILE, sha256: sha256Hex(PINS) }] })), { lockTimeout: 120 });
+    expect(t.calls).toEqual([]);
+    expect(r.status).toBe('ok');
+  });
+
+  it('fails with apt\'s E: lines', async () => {
+    const t = new RecordingTransport('node-b', [{ match: isApt, reply: APT_FAILURE }]);
+    const r = await aptInstall.run(context(t, hostPlan()), { lockTimeout: 120 });
+    expect(r).toEqual({
+      status: 'failed',
+      message:
+        "apt-get install failed: exit code 100: E: Version '2.31-0ubuntu9.14' for 'libc6' was not found | E: Unable to correct problems, you have held broken packages.",
+    });
+  });
+});
+
+describe('summariseOutput', () => {
+  const res = (over: Partial<CommandResult>): CommandResult => ({ command: 'x', exitCode: 1, stdout: '', stderr: '', durationMs: 1500, timedOut: false, ...over });
+
+  it('keeps the last E:/W:/dpkg error lines', () => {
+    const stderr = ['W: one', 'noise', 'E: two', 'dpkg: error processing package x', 'E: three', 'E: four'].join('\n');
+    expect(summariseOutput(res({ stderr }))).toBe('exit code 1: E: two | dpkg: error processing package x | E: three | E: four');
+  });
+
+  it('falls back to the last lines, and says when it timed out', () => {
+    expect(summariseOutput(res({ stdout: 'a\nb\nc\nd\ne\n' }), 2)).toBe('exit code 1: d | e');
+    expect(summariseOutput(res({ exitCode: null, timedOut: true, durationMs: 1_800_000 }))).toBe('timed out after 1800 s');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// apt_pins
+// ---------------------------------------------------------------------------------------------
+
+describe('apt_pins', () => {
+  const aptPins = MODULES.get('apt_pins')!;
+
+  it('writes the rendered pins atomically as root with mode 0644 when the plan says so', async () => {
+    const t = new RecordingTransport('node-b');
+    const r = await aptPins.run(context(t, hostPlan()), undefined);
+    expect(t.calls).toEqual([{ kind: 'put', path: PIN_FILE, content: PINS, mode: 0o644, become: true }]);
+    expect(r).toEqual({ status: 'changed', message: `wrote ${PIN_FILE}` });
+  });
+
+  it('writes nothing without a write-pins action', async () => {
+    const t = new RecordingTransport('node-b');
+    const r = await aptPins.run(context(t, hostPlan({ actions: PACKAGE_ACTIONS })), undefined);
+    expect(t.calls).toEqual([]);
+    expect(r.status).toBe('ok');
+  });
+
+  it('never writes in check mode', async () => {
+    const t = new RecordingTransport('node-b');
+    const r = await aptPins.run(context(t, hostPlan(), true), undefined);
+    expect(t.calls).toEqual([]);
+    expect(r).toEqual({ status: 'changed', message: `would write ${PIN_FILE}` });
+  });
+
+  it('fails when the write fails', async () => {
+    const t = new RecordingTransport('node-b', [], { exitCode: 1, stderr: 'sudo: a password is required' });
+    const r = await aptPins.run(context(t, hostPlan()), undefined);
+    expect(r).toEqual({ status: 'failed', message: `writing ${PIN_FILE} failed: exit code 1: sudo: a password is required` });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// runPlaybook with the default converge playbook
+// ---------------------------------------------------------------------------------------------
+
+describe('runPlaybook', () => {
+  it('runs pins, install and verify in order and reports changed', async () => {
+    const t = new RecordingTransport('node-b', [{ match: isProbe, reply: { stdout: convergedProbe() } }]);
+    const log: string[] = [];
+    const outcome = await runPlaybook(defaultTasks, context(t, hostPlan(), false, log));
+    expect(outcome.status).toBe('changed');
+    expect(outcome.tasks.map((x) => [x.module, x.status])).toEqual([
+      ['apt_pins', 'changed'],
+      ['apt_install', 'changed'],
+      ['verify', 'ok'],
+    ]);
+    expect(t.calls.map((c) => (c.kind === 'put' ? `put ${c.path}` : c.argv.slice(0, 2).join(' ')))).toEqual([`put ${PIN_FILE}`, 'apt-get install', 'sh -s']);
+    expect(log.some((l) => l.startsWith('apt-get install -y'))).toBe(true);
+  });
+
+  it('a failing apt run fails the host at that step and stops the playbook', async () => {
+    const t = new RecordingTransport('node-b', [{ match: isApt, reply: APT_FAILURE }, { match: isProbe, reply: { stdout: convergedProbe() } }]);
+    const outcome = await runPlaybook(defaultTasks, context(t, hostPlan()));
+    expect(outcome.status).toBe('failed');
+    if (outcome.status !== 'failed') return;
+    expect(outcome.step).toBe('Install the locked versions in one apt transaction');
+    expect(outcome.error).toMatch(/^apt-get install failed: exit code 100: E: Version '2\.31-0ubuntu9\.14' for 'libc6' was not found \| E: Unable to correct/);
+    expect(outcome.tasks.map((x) => x.status)).toEqual(['changed', 'failed']);
+    // verify never ran: no probe after the failed apt-get.
+    expect(t.execs.filter((c) => isProbe(c.argv))).toEqual([]);
+  });
+
+  it('verify fails the host when versions still differ after apt', async () => {
+    const t = new RecordingTransport('node-b', [{ match: isProbe, reply: { stdout: convergedProbe({ 'libc6:amd64': '2.31-0ubuntu9.9' }) } }]);
+    const outcome = await runPlaybook(defaultTasks, context(t, hostPlan()));
+    expect(outcome.status).toBe('failed');
+    if (outcome.status !== 'failed') return;
+    expect(outcome.step).toBe('Verify versions and build-IDs against the lock');
+    expect(outcome.error).toBe('still differs from the lock in 1 place(s): libc6:amd64: version-mismatch');
+  });
+
+  it('a converged host gets no writes and reports ok', async () => {
+    const t = new RecordingTransport('node-b', [{ match: isProbe, reply: { stdout: convergedProbe() } }]);
+    const outcome = await runPlaybook(defaultTasks, context(t, hostPlan({ status: 'ok', actions: [] })));
+    expect(outcome.status).toBe('ok');
+    expect(t.puts).toEqual([]);
+    expect(t.execs.filter((c) => isApt(c.argv))).toEqual([]);
+  });
+
+  it('check mode changes nothing: no put, apt only with -s, no verify', async () => {
+    const t = new RecordingTransport('node-b');
+    const outcome = await runPlaybook(defaultTasks, context(t, hostPlan(), true));
+    expect(t.puts).toEqual([]);
+    expect(t.execs.map((c) => c.argv.includes('-s'))).toEqual([true]);
+    expect(outcome.tasks.map((x) => x.status)).toEqual(['changed', 'changed', 'skipped']);
+  });
+
+  it('`when: changes` skips tasks on a host without actions', async () => {
+    const tasks: ResolvedTask[] = [
+      { name: 'drain', module: 'command', args: { argv: ['kubectl', 'drain', 'node-b'], become: false, timeout: 600, okCodes: [0] }, when: 'changes' },
+      { name: 'always', module: 'command', args: { argv: ['true'], become: false, timeout: 600, okCodes: [0] }, when: 'always' },
+    ];
+    const idle = new RecordingTransport('node-b');
+    const quiet = await runPlaybook(tasks, context(idle, hostPlan({ status: 'ok', actions: [] })));
+    expect(quiet.tasks.map((x) => [x.name, x.status, x.message])).toEqual([
+      ['drain', 'skipped', 'no changes on this host'],
+      ['always', 'changed', 'ran true'],
+    ]);
+    expect(idle.execs.map((c) => c.argv)).toEqual([['true']]);
+
+    const busy = new RecordingTransport('node-b');
+    await runPlaybook(tasks, context(busy, hostPlan()));
+    expect(busy.execs.map((c) => c.argv)).toEqual([['kubectl', 'drain', 'node-b'], ['true']]);
+  });
+
+  it('a task that throws becomes a failed outcome, not an exception', async () => {
+    const t = new RecordingTransport('node-b');
+    t.exec = () => Promise.reject(new Error('connection reset'));
+    const outcome = await runPlaybook(defaultTasks, context(t, hostPlan({ actions: PACKAGE_ACTIONS })));
+    expect(outcome).toMatchObject({ status: 'failed', step: 'Install the locked versions in one apt transaction', error: 'connection reset' });
+  });
+
+  it('a host with blocked packages (skip-unavailable) reports blocked after converging the rest', async () => {
+    const blocked = [{ package: 'zlib1g:amd64', version: '1:1.2.11.dfsg-2ubuntu1.5', reason: 'version-unavailable' as const, detail: 'not offered' }];
+    const t = new RecordingTransport('node-b', [{ match: isProbe, reply: { stdout: convergedProbe({ 'zlib1g:amd64': '1:1.2.11.dfsg-2ubuntu1.6' }) } }]);
+    const outcome = await runPlaybook(defaultTasks, context(t, hostPlan({ status: 'blocked', actions: PACKAGE_ACTIONS.slice(0, 3), blocked })));
+    expect(outcome.status).toBe('blocked');
+    expect(outcome.blocked).toEqual(blocked);
+    // verify leaves the blocked package out.
+    expect(outcome.tasks.at(-1)).toMatchObject({ module: 'verify', status: 'ok' });
+  });
+
+  it('command module honours become and okCodes', async () => {
+    const t = new RecordingTransport('node-b', [{ match: (a) => a[0] === 'systemctl', reply: { exitCode: 3 } }]);
+    const tasks: ResolvedTask[] = [
+      { name: 'status', module: 'command', args: { argv: ['systemctl', 'is-active', 'x'], become: true, timeout: 5, okCodes: [0, 3] }, when: 'always' },
+      { name: 'status strict', module: 'command', args: { argv: ['systemctl', 'is-active', 'x'], become: false, timeout: 5, okCodes: [0] }, when: 'always' },
+    ];
+    const outcome = await runPlaybook(tasks, context(t, hostPlan()));
+    expect(t.execs.map((c) => [c.become, c.timeoutMs])).toEqual([[true, 5000], [false, 5000]]);
+    expect(outcome).toMatchObject({ status: 'failed', step: 'status strict', error: 'systemctl failed: exit code 3' });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// loadPlaybook
+// ---------------------------------------------------------------------------------------------
+
+describe('loadPlaybook', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'criu-lock-playbook-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function book(name: string, text: string): Promise<string> {
+    const file = join(dir, name);
+    await writeFile(file, text);
+    return file;
+  }
+
+  async function loadError(file: string): Promise<CriuLockError> {
+    const err: unknown = await loadPlaybook(file).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(CriuLockError);
+    const e = err as CriuLockError;
+    expect(e.code).toBe('input');
+    expect(e.hint).toMatch(/\S/);
+    return e;
+  }
+
+  it('the built-in playbook is pins, install, verify', () => {
+    expect(defaultTasks).toEqual([
+      { name: 'Pin every locked package to its exact version', module: 'apt_pins', args: undefined, when: 'always' },
+      { name: 'Install the locked versions in one apt transaction', module: 'apt_install', args: { lockTimeout: 120 }, when: 'always' },
+      { name: 'Verify versions and build-IDs against the lock', module: 'verify', args: undefined, when: 'always' },
+    ]);
+  });
+
+  it('puts pre_tasks and post_tasks around the default tasks', async () => {
+    const file = await book(
+      'drain.yaml',
+      [
+        'name: drain around converge',
+        'pre_tasks:',
+        '  - name: Drain',
+        '    module: command',
+        '    args: {argv: [kubectl, drain, node-b, --ignore-daemonsets]}',
+        '    when: changes',
+        'post_tasks:',
+        '  - name: Uncordon',
+        '    module: command',
+        '    args: {argv: [kubectl, uncordon, node-b], okCodes: [0, 1]}',
+        '',
+      ].join('\n'),
+    );
+    const tasks = await loadPlaybook(file);
+    expect(tasks.map((x) => [x.name, x.module, x.when])).toEqual([
+      ['Drain', 'command', 'changes'],
+      ['Pin every locked package to its exact version', 'apt_pins', 'always'],
+      ['Install the locked versions in one apt transaction', 'apt_install', 'always'],
+      ['Verify versions and build-IDs against the lock', 'verify', 'always'],
+      ['Uncordon', 'command', 'always'],
+    ]);
+    // Module defaults are applied at load.
+    expect(tasks[0]!.args).toEqual({ argv: ['kubectl', 'drain', 'node-b', '--ignore-daemonsets'], become: false, timeout: 600, okCodes: [0] });
+    expect(tasks[4]!.args).toEqual({ argv: ['kubectl', 'uncordon', 'node-b'], become: false, timeout: 600, okCodes: [0, 1] });
+  });
+
+  it('uses the user tasks instead of the defaults when given', async () => {
+    const file = await book('own.yaml', 'tasks:\n  - name: Only verify\n    module: verify\n');
+    expect((await loadPlaybook(file)).map((x) => x.module)).toEqual(['verify']);
+  });
+
+  it('rejects an unknown module with file:line', async () => {
+    const file = await book('unknown.yaml', ['pre_tasks:', '  - name: Drain', '    module: shell', '    args: {cmd: "kubectl drain"}', ''].join('\n'));
+    const e = await loadError(file);
+    expect(e.message).toBe('unknown module "shell" in task "Drain"');
+    expect(e.location).toEqual({ file, line: 3, col: 13 });
+    expect(e.hint).toContain('apt_install');
+  });
+
+  it('rejects invalid module args with file:line', async () => {
+    const file = await book(
+      'badargs.yaml',
+      ['post_tasks:', '  - name: ok', '    module: verify', '  - name: Restart', '    module: command', '    args:', '      argv: restart', ''].join('\n'),
+    );
+    const e = await loadError(file);
+    expect(e.message).toMatch(/^task "Restart": invalid args for command: argv: /);
+    expect(e.location).toEqual({ file, line: 7, col: 13 });
+  });
+
+  it('rejects unknown args of a built-in module', async () => {
+    const file = await book('badinstall.yaml', ['tasks:', '  - name: Install', '    module: apt_install', '    args: {lockTimeout: 10, purge: true}', ''].join('\n'));
+    const e = await loadError(file);
+    expect(e.message).toMatch(/invalid args for apt_install/);
+    expect(e.location?.line).toBe(4);
+  });
+
+  it('rejects an unknown task key and a bad `when` with file:line', async () => {
+    const extra = await book('extra.yaml', ['pre_tasks:', '  - name: x', '    module: verify', '    become: true', ''].join('\n'));
+    const e1 = await loadError(extra);
+    expect(e1.message).toMatch(/^pre_tasks\.0: /);
+    expect(e1.location).toMatchObject({ file: extra, line: 2 });
+    const when = await book('when.yaml', ['pre_tasks:', '  - name: x', '    module: verify', '    when: sometimes', ''].join('\n'));
+    const e2 = await loadError(when);
+    expect(e2.message).toMatch(/^pre_tasks\.0\.when: /);
+    expect(e2.location).toEqual({ file: when, line: 4, col: 11 });
+  });
+
+  it('rejects invalid YAML and a missing file', async () => {
+    const broken = await book('broken.yaml', 'pre_tasks: [\n');
+    expect((await loadError(broken)).message).toMatch(/^invalid YAML: /);
+    expect((await loadError(join(dir, 'nope.yaml'))).message).toMatch(/^cannot read playbook /);
+  });
+});

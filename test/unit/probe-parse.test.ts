@@ -1,0 +1,532 @@
+import { spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { listNameToKey, parsePolicies, parseProbeOutput, resolvePending } from '../../src/facts/parse.js';
+import { HEAD_BYTES, renderProbeScript, renderRangeScript, type ProbeRequest } from '../../src/facts/probe-script.js';
+import type { InstalledPackage } from '../../src/facts/types.js';
+import { pkg } from './core-fixtures.js';
+
+// ---------------------------------------------------------------------------------------------
+// Helpers: real files of this machine, readelf as the independent oracle
+// ---------------------------------------------------------------------------------------------
+
+const HAVE_TOOLS = ['/usr/bin/readelf', '/usr/bin/dpkg', '/usr/bin/perl', '/usr/bin/apt-cache'].every((p) => existsSync(p));
+const LS = '/usr/bin/ls';
+const LIBC = '/usr/lib/x86_64-linux-gnu/libc.so.6';
+
+function readHead(path: string, length = HEAD_BYTES): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(length);
+    const n = readSync(fd, buf, 0, length, 0);
+    return buf.subarray(0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readRange(path: string, offset: number, length: number): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(length);
+    const n = readSync(fd, buf, 0, length, offset);
+    return buf.subarray(0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function modeOf(path: string): string {
+  return (statSync(path).mode & 0o7777).toString(8).padStart(4, '0');
+}
+
+/** `readelf -n`'s Build ID for each path (the GNU binutils reading, independent of our parser). */
+function readelfBuildIds(paths: readonly string[]): Map<string, string> {
+  const r = spawnSync('readelf', ['-n', ...paths], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const out = new Map<string, string>();
+  let current = paths.length === 1 ? paths[0] : undefined;
+  for (const line of r.stdout.split('\n')) {
+    const file = /^File: (.+)$/.exec(line);
+    if (file?.[1]) current = file[1];
+    const id = /\sBuild ID: ([0-9a-f]+)$/.exec(line);
+    if (id?.[1] && current !== undefined) out.set(current, id[1]);
+  }
+  return out;
+}
+
+function elfRecord(path: string): string[] {
+  return ['elf', String(statSync(path).size), modeOf(path), readHead(path).toString('hex')];
+}
+
+function runProbe(req: ProbeRequest): { stdout: string; stderr: string; status: number | null } {
+  const r = spawnSync('sh', ['-s'], { input: renderProbeScript(req), encoding: 'utf8', maxBuffer: 256 << 20 });
+  return { stdout: r.stdout, stderr: r.stderr, status: r.status };
+}
+
+const dpkgLine = (...fields: string[]): string => fields.join('\t');
+
+const POLICY_SAMPLE = `libfleet1:
+  Installed: 2.31-0ubuntu9.14
+  Candidate: 2.31-0ubuntu9.14
+  Version table:
+     2.31-0ubuntu9.16 500
+        500 file:/srv/repo ./ Packages
+ *** 2.31-0ubuntu9.14 1001
+        500 file:/srv/repo ./ Packages
+        100 /var/lib/dpkg/status`;
+
+const PIN_SHA = 'c0ffee'.padEnd(64, '0');
+
+/** A probe's stdout as the script prints it on an Ubuntu 20.04 node, with file heads from this machine. */
+function sampleOutput(): string {
+  const ls = elfRecord(LS);
+  const libc = elfRecord(LIBC);
+  return [
+    '@@probe 1',
+    '@@os-release',
+    'NAME="Ubuntu"',
+    'VERSION="20.04.6 LTS (Focal Fossa)"',
+    'ID=ubuntu',
+    'ID_LIKE=debian',
+    'VERSION_ID="20.04"',
+    'VERSION_CODENAME=focal',
+    'UBUNTU_CODENAME=focal',
+    '@@arch',
+    'amd64',
+    '@@foreign',
+    'i386',
+    '@@dpkg',
+    dpkgLine('libc6', 'amd64', '2.31-0ubuntu9.14', 'install', 'installed', 'ok', 'same', '', 'libgcc-s1, libcrypt1 (>= 1:4.4.10-10ubuntu4)', ''),
+    dpkgLine('libc6', 'i386', '2.31-0ubuntu9.14', 'install', 'installed', 'ok', 'same', '', 'libgcc-s1, libcrypt1 (>= 1:4.4.10-10ubuntu4)', ''),
+    dpkgLine('bash', 'amd64', '5.0-6ubuntu1.2', 'hold', 'installed', 'ok', 'foreign', 'libc6 (>= 2.15), libtinfo6 (>= 6)', 'base-files (>= 2.1.12), debianutils (>= 2.15)', ''),
+    dpkgLine('coreutils', 'amd64', '8.30-3ubuntu2', 'install', 'installed', 'ok', 'foreign', 'libacl1 (>= 2.2.23)', '', ''),
+    dpkgLine('tzdata', 'all', '2024a-0ubuntu0.20.04', 'install', 'installed', 'ok', 'foreign', '', 'debconf (>= 0.5) | debconf-2.0', ''),
+    dpkgLine('mawk', 'amd64', '1.3.4.20200120-2', 'install', 'triggers-pending', 'ok', 'foreign', 'libc6 (>= 2.29)', '', 'awk'),
+    dpkgLine('oldconf', 'amd64', '1.0-1', 'deinstall', 'config-files', 'ok', '', '', '', ''),
+    dpkgLine('gone', 'amd64', '', 'purge', 'not-installed', 'ok', '', '', '', ''),
+    dpkgLine('halfpkg', 'amd64', '2.0-1', 'install', 'half-installed', 'reinstreq', '', '', '', ''),
+    dpkgLine('unpackd', 'amd64', '3.0-1', 'install', 'unpacked', 'ok', '', '', '', ''),
+    dpkgLine('needsfix', 'amd64', '4.0-1', 'install', 'installed', 'reinstreq', '', '', '', ''),
+    '@@pin',
+    '|# Managed by criu-lock',
+    '|',
+    '|Package: libc6:amd64',
+    '|Pin: version 2.31-0ubuntu9.14',
+    '|Pin-Priority: 1001',
+    '',
+    '@@pin-sha',
+    PIN_SHA,
+    '@@policy',
+    POLICY_SAMPLE,
+    'libc6:i386:',
+    '  Installed: 2.31-0ubuntu9.14',
+    '  Candidate: 2.31-0ubuntu9.16',
+    '  Version table:',
+    '     2.31-0ubuntu9.16 500',
+    '        500 http://archive.ubuntu.com/ubuntu focal-updates/main i386 Packages',
+    ' *** 2.31-0ubuntu9.14 100',
+    '        100 /var/lib/dpkg/status',
+    'ghost:',
+    '  Installed: (none)',
+    '  Candidate: (none)',
+    '  Version table:',
+    '@@sha',
+    'Package: libc6',
+    'Architecture: amd64',
+    'Version: 2.31-0ubuntu9.14',
+    'SHA256: ' + 'ab'.repeat(32),
+    'Package: tzdata',
+    'Architecture: all',
+    'Version: 2024a-0ubuntu0.20.04',
+    'SHA256: ' + 'cd'.repeat(32),
+    '@@files',
+    ['F', 'coreutils', '/bin/ls', ...ls].join('\t'),
+    ['F', 'libc6:amd64', '/lib/x86_64-linux-gnu/libc.so.6', ...libc].join('\t'),
+    ['F', 'notinstalled:amd64', '/usr/lib/x.so', ...ls].join('\t'),
+    ['R', LS, ...ls].join('\t'),
+    ['R', '/etc/hostname', 'file', '12', '0644'].join('\t'),
+    ['R', '/nonexistent', 'missing'].join('\t'),
+    ['R', '/lib64', 'symlink'].join('\t'),
+    // The probe only checks "\x7fELF"; CRIU (and the parser) decide the rest.
+    ['R', '/opt/noclass.so', 'elf', '8', '0644', '7f454c4600000000'].join('\t'),
+    ['R', '/opt/magic-only', 'elf', '4', '0644', '7f454c46'].join('\t'),
+    ['M', '4242', '/usr/lib/x86_64-linux-gnu/libc.so.6', '0', 'libc6:amd64', '/proc/4242/map_files/7f0-7f1', ...libc].join('\t'),
+    ['M', '4242', '/usr/bin/bash', '0', 'bash', '/proc/4242/map_files/55a-55b', ...ls].join('\t'),
+    ['M', '4242', '/usr/lib/locale/locale-archive', '0', '-', '/proc/4242/map_files/7f2-7f3', 'file', '3035952', '0644'].join('\t'),
+    ['M', '4242', '/tmp/plugin.so', '1', '-', '/proc/4242/map_files/7f4-7f5', ...libc].join('\t'),
+    ['X', '999', 'no such process'].join('\t'),
+    '@@end',
+    '',
+  ].join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe('parseProbeOutput on realistic output', () => {
+  const { facts, pending } = parseProbeOutput('node-b', sampleOutput());
+  const oracle = readelfBuildIds([LS, LIBC]);
+
+  it('has readelf answers to compare with', () => {
+    expect(oracle.get(LS)).toMatch(/^[0-9a-f]{40}$/);
+    expect(oracle.get(LIBC)).toMatch(/^[0-9a-f]{40}$/);
+  });
+
+  it('reads the platform from os-release, arch and foreign arches', () => {
+    expect(facts.host).toBe('node-b');
+    expect(facts.platform).toEqual({ id: 'ubuntu', versionId: '20.04', codename: 'focal', architecture: 'amd64', foreignArchitectures: ['i386'] });
+  });
+
+  it('reads dpkg records field by field, keyed name:arch', () => {
+    expect(facts.packages.get('bash:amd64')).toEqual({
+      key: 'bash:amd64',
+      name: 'bash',
+      arch: 'amd64',
+      version: '5.0-6ubuntu1.2',
+      want: 'hold',
+      status: 'installed',
+      eflag: 'ok',
+      multiArch: 'foreign',
+      preDepends: 'libc6 (>= 2.15), libtinfo6 (>= 6)',
+      depends: 'base-files (>= 2.1.12), debianutils (>= 2.15)',
+      provides: '',
+    });
+    expect(facts.packages.get('mawk:amd64')?.provides).toBe('awk');
+    expect(facts.packages.get('tzdata:all')?.version).toBe('2024a-0ubuntu0.20.04');
+    expect(facts.packages.has('libc6:i386')).toBe(true);
+  });
+
+  it('leaves out config-files and not-installed entries', () => {
+    expect(facts.packages.has('oldconf:amd64')).toBe(false);
+    expect(facts.packages.has('gone:amd64')).toBe(false);
+    expect([...facts.packages.keys()].sort()).toEqual([
+      'bash:amd64', 'coreutils:amd64', 'halfpkg:amd64', 'libc6:amd64', 'libc6:i386', 'mawk:amd64', 'needsfix:amd64', 'tzdata:all', 'unpackd:amd64',
+    ]);
+  });
+
+  it('reports broken dpkg states (half-installed, unpacked, reinstreq), not triggers-pending', () => {
+    const broken = facts.problems.filter((p) => p.type === 'broken-dpkg-state');
+    expect(broken.map((p) => p.package).sort()).toEqual(['halfpkg:amd64', 'needsfix:amd64', 'unpackd:amd64']);
+    const half = broken.find((p) => p.package === 'halfpkg:amd64');
+    expect(half?.detail).toBe('halfpkg:amd64 is half-installed (reinstreq); finish or repair it with dpkg --configure -a / apt-get -f install');
+    expect(broken.find((p) => p.package === 'unpackd:amd64')?.detail).toMatch(/^unpackd:amd64 is unpacked; /);
+    expect(broken.find((p) => p.package === 'needsfix:amd64')?.detail).toMatch(/^needsfix:amd64 is installed \(reinstreq\); /);
+  });
+
+  it('reports a vanished process and no probe problem', () => {
+    expect(facts.problems.filter((p) => p.type === 'process-missing')).toEqual([{ type: 'process-missing', detail: 'process 999: no such process' }]);
+    expect(facts.problems.some((p) => p.type === 'probe')).toBe(false);
+  });
+
+  it('reads the pin file back without the line prefix, with its sha256', () => {
+    expect(facts.pinFile).toBe('# Managed by criu-lock\n\nPackage: libc6:amd64\nPin: version 2.31-0ubuntu9.14\nPin-Priority: 1001');
+    expect(facts.pinSha256).toBe(PIN_SHA);
+  });
+
+  it('parses apt-cache policy: installed marker, priorities, sources without dpkg status', () => {
+    expect(facts.policies.get('libfleet1:amd64')).toEqual({
+      key: 'libfleet1:amd64',
+      installed: '2.31-0ubuntu9.14',
+      candidate: '2.31-0ubuntu9.14',
+      versions: [
+        { version: '2.31-0ubuntu9.16', priority: 500, sources: ['file:/srv/repo ./ Packages'], installed: false },
+        { version: '2.31-0ubuntu9.14', priority: 1001, sources: ['file:/srv/repo ./ Packages'], installed: true },
+      ],
+    });
+  });
+
+  it('keeps arch-qualified policy headers and treats "(none)" as absent', () => {
+    const i386 = facts.policies.get('libc6:i386');
+    expect(i386?.candidate).toBe('2.31-0ubuntu9.16');
+    expect(i386?.versions.map((v) => [v.version, v.priority, v.sources.length, v.installed])).toEqual([
+      ['2.31-0ubuntu9.16', 500, 1, false],
+      ['2.31-0ubuntu9.14', 100, 0, true],
+    ]);
+    expect(facts.policies.get('ghost:amd64')).toEqual({ key: 'ghost:amd64', installed: undefined, candidate: undefined, versions: [] });
+    expect([...facts.policies.keys()].sort()).toEqual(['ghost:amd64', 'libc6:i386', 'libfleet1:amd64']);
+  });
+
+  it('reads .deb SHA256s keyed name:arch=version (arch all included)', () => {
+    expect(facts.debSha256).toEqual(
+      new Map([
+        ['libc6:amd64=2.31-0ubuntu9.14', 'ab'.repeat(32)],
+        ['tzdata:all=2024a-0ubuntu0.20.04', 'cd'.repeat(32)],
+      ]),
+    );
+  });
+
+  it('maps list names to keys (bash → bash:amd64, libc6:amd64 stays) and drops unknown owners', () => {
+    expect([...facts.packageFiles.keys()].sort()).toEqual(['coreutils:amd64', 'libc6:amd64']);
+    const [ls] = facts.packageFiles.get('coreutils:amd64') ?? [];
+    expect(ls).toEqual({ path: '/bin/ls', kind: 'elf', size: statSync(LS).size, mode: modeOf(LS), buildId: oracle.get(LS) });
+    expect(facts.packageFiles.get('libc6:amd64')?.[0]?.buildId).toBe(oracle.get(LIBC));
+  });
+
+  it('computes build-IDs from real ELF heads that agree with readelf', () => {
+    expect(facts.files.get(LS)?.buildId).toBe(oracle.get(LS));
+    expect(pending).toEqual([]);
+  });
+
+  it('reads requested paths of every kind', () => {
+    expect(facts.files.get('/etc/hostname')).toEqual({ path: '/etc/hostname', kind: 'file', size: 12, mode: '0644' });
+    expect(facts.files.get('/nonexistent')).toEqual({ path: '/nonexistent', kind: 'missing' });
+    expect(facts.files.get('/lib64')).toEqual({ path: '/lib64', kind: 'symlink' });
+    // ELF magic but no valid class: an ELF file without build-ID, as CRIU sees it.
+    expect(facts.files.get('/opt/noclass.so')).toEqual({ path: '/opt/noclass.so', kind: 'elf', size: 8, mode: '0644', buildId: null });
+    // Shorter than the 5 bytes CRIU reads first: not ELF at all.
+    expect(facts.files.get('/opt/magic-only')).toEqual({ path: '/opt/magic-only', kind: 'file', size: 4, mode: '0644' });
+  });
+
+  it('reads mapped files with owners, deleted flags and build-IDs', () => {
+    const byPath = new Map(facts.mapped.map((m) => [m.path, m]));
+    expect(byPath.get(LIBC)).toMatchObject({ pid: 4242, deleted: false, owner: 'libc6:amd64', kind: 'elf', buildId: oracle.get(LIBC) });
+    expect(byPath.get('/usr/bin/bash')?.owner).toBe('bash:amd64');
+    expect(byPath.get('/usr/lib/locale/locale-archive')).toEqual({
+      path: '/usr/lib/locale/locale-archive', kind: 'file', size: 3035952, mode: '0644', pid: 4242, deleted: false, owner: undefined,
+    });
+    expect(byPath.get('/tmp/plugin.so')).toMatchObject({ deleted: true, owner: undefined });
+  });
+});
+
+describe('parseProbeOutput on incomplete output', () => {
+  it.each([
+    ['cut before @@end', (s: string) => s.slice(0, s.indexOf('@@end'))],
+    ['no @@probe header', (s: string) => s.replace('@@probe 1\n', '')],
+    ['empty output', () => ''],
+  ])('%s → a probe problem', (_what, mangle) => {
+    const { facts } = parseProbeOutput('node-b', mangle(sampleOutput()));
+    expect(facts.problems.filter((p) => p.type === 'probe')).toEqual([{ type: 'probe', detail: 'the facts probe did not run to completion' }]);
+  });
+
+  it('no pin file: pinFile and pinSha256 are null', () => {
+    const out = sampleOutput().replace(/@@pin\n[\s\S]*?@@policy/, '@@pin\n@@policy');
+    const { facts } = parseProbeOutput('node-b', out);
+    expect(facts.pinFile).toBeNull();
+    expect(facts.pinSha256).toBeNull();
+  });
+});
+
+describe('ELF heads too short for the notes', () => {
+  it('asks for exactly the missing ranges and resolves them from real bytes', () => {
+    const size = statSync(LS).size;
+    const head = readHead(LS, 64).toString('hex'); // the ELF header only
+    const out = ['@@probe 1', '@@arch', 'amd64', '@@files', ['R', LS, 'elf', String(size), '0755', head].join('\t'), '@@end', ''].join('\n');
+    const { facts, pending } = parseProbeOutput('n', out);
+    expect(pending).toHaveLength(1);
+    const p = pending[0]!;
+    expect(p.openPath).toBe(LS);
+    expect(p.ranges.length).toBeGreaterThan(0);
+    let todo = pending;
+    for (let round = 0; round < 3 && todo.length > 0; round++) {
+      for (const q of todo) for (const r of q.ranges) q.chunks.push({ offset: r.offset, bytes: readRange(LS, r.offset, r.length) });
+      todo = resolvePending(todo);
+    }
+    expect(todo).toEqual([]);
+    expect(facts.files.get(LS)?.buildId).toBe(readelfBuildIds([LS]).get(LS));
+  });
+});
+
+describe('listNameToKey', () => {
+  const packages = new Map<string, InstalledPackage>(
+    [pkg('libc6:amd64', '1'), pkg('libc6:i386', '1'), pkg('bash:amd64', '1'), pkg('tzdata:all', '1')].map((p) => [p.key, p]),
+  );
+  const byName = new Map([
+    ['bash', 'bash:amd64'],
+    ['tzdata', 'tzdata:all'],
+    ['libc6', 'libc6:amd64'],
+  ]);
+  it.each([
+    ['libc6:amd64', 'libc6:amd64'],
+    ['libc6:i386', 'libc6:i386'],
+    ['libc6:arm64', undefined],
+    ['bash', 'bash:amd64'],
+    ['tzdata', 'tzdata:all'],
+    ['zsh', undefined],
+  ])('%s → %s', (list, key) => {
+    expect(listNameToKey(list, packages, byName)).toBe(key);
+  });
+
+  it('prefers the native architecture for an unqualified list name', () => {
+    const out = [
+      '@@probe 1', '@@arch', 'amd64', '@@dpkg',
+      dpkgLine('foo', 'i386', '1', 'install', 'installed', 'ok', 'foreign', '', '', ''),
+      dpkgLine('foo', 'amd64', '1', 'install', 'installed', 'ok', 'foreign', '', '', ''),
+      dpkgLine('bar', 'amd64', '1', 'install', 'installed', 'ok', 'foreign', '', '', ''),
+      dpkgLine('bar', 'i386', '1', 'install', 'installed', 'ok', 'foreign', '', '', ''),
+      '@@files',
+      ['M', '1', '/usr/bin/foo', '0', 'foo', '/usr/bin/foo', 'file', '1', '0755'].join('\t'),
+      ['M', '1', '/usr/bin/bar', '0', 'bar', '/usr/bin/bar', 'file', '1', '0755'].join('\t'),
+      '@@end', '',
+    ].join('\n');
+    const { facts } = parseProbeOutput('n', out);
+    expect(facts.mapped.map((m) => m.owner)).toEqual(['foo:amd64', 'bar:amd64']);
+  });
+});
+
+describe('parsePolicies', () => {
+  it('parses the sample and qualifies unqualified headers with the native arch', () => {
+    const p = parsePolicies(POLICY_SAMPLE.split('\n'), 'arm64');
+    expect([...p.keys()]).toEqual(['libfleet1:arm64']);
+    const installed = p.get('libfleet1:arm64')?.versions.filter((v) => v.installed);
+    expect(installed).toEqual([{ version: '2.31-0ubuntu9.14', priority: 1001, sources: ['file:/srv/repo ./ Packages'], installed: true }]);
+  });
+
+  it('reads negative priorities and several sources', () => {
+    const lines = [
+      'foo:',
+      '  Installed: (none)',
+      '  Candidate: 2.0-1',
+      '  Version table:',
+      '     2.0-1 -10',
+      '        500 http://a.example/ubuntu focal/main amd64 Packages',
+      '        100 http://b.example/ubuntu focal-backports/main amd64 Packages',
+    ];
+    expect(parsePolicies(lines, 'amd64').get('foo:amd64')?.versions).toEqual([
+      {
+        version: '2.0-1',
+        priority: -10,
+        sources: ['http://a.example/ubuntu focal/main amd64 Packages', 'http://b.example/ubuntu focal-backports/main amd64 Packages'],
+        installed: false,
+      },
+    ]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// renderProbeScript
+// ---------------------------------------------------------------------------------------------
+
+describe('renderProbeScript', () => {
+  it.each<[string, ProbeRequest]>([
+    ['a path with a newline', { paths: ['/usr/lib/a\nb'] }],
+    ['a path with a tab', { paths: ['/usr/lib/a\tb'] }],
+    ['a pin file with a newline', { pinFile: '/etc/apt/x\n@@end' }],
+    ['a package with a carriage return', { policyFor: ['bash\r'] }],
+    ['a sha request with a newline', { shaFor: ['bash:amd64=1\n'] }],
+    ['a non-positive pid', { pids: [0] }],
+    ['a fractional pid', { pids: [1.5] }],
+  ])('refuses %s', (_what, req) => {
+    expect(() => renderProbeScript(req)).toThrow(/refusing|invalid pid/);
+  });
+
+  it('quotes package names and the pin file through renderCommand', () => {
+    const script = renderProbeScript({ policyFor: ["foo'bar:amd64", 'bash:amd64'], pinFile: '/etc/apt/preferences.d/my pins.pref' });
+    expect(script).toContain(`apt-cache policy 'foo'\\''bar:amd64' bash:amd64 2>/dev/null`);
+    expect(script).toContain(`sed 's/^/|/' '/etc/apt/preferences.d/my pins.pref'`);
+  });
+
+  it('frames sections and sends requests as perl DATA lines', () => {
+    const script = renderProbeScript({ elfOf: ['libc6:amd64'], paths: ['/usr/bin/ls'], pids: [7] });
+    const sections = script.split('\n').filter((l) => l.startsWith("echo '@@"));
+    expect(sections).toEqual(["echo '@@probe 1'", "echo '@@os-release'", "echo '@@arch'", "echo '@@foreign'", "echo '@@dpkg'", "echo '@@files'", "echo '@@end'"]);
+    expect(script).toContain('__DATA__\nE\tlibc6:amd64\nP\t/usr/bin/ls\nI\t7\n__CRIU_LOCK_PERL__\n');
+    expect(renderProbeScript({ elfOf: 'all' })).toContain('__DATA__\nE\t*\n');
+    expect(renderProbeScript({})).not.toContain('perl');
+  });
+
+  it('renderRangeScript refuses a path with a newline', () => {
+    expect(() => renderRangeScript([{ path: '/a\nb', offset: 0, length: 1 }])).toThrow(/refusing path/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The real probe on this machine (Debian, dpkg, apt, perl-base), run with `sh -s`
+// ---------------------------------------------------------------------------------------------
+
+describe.runIf(HAVE_TOOLS)('the rendered probe on this machine', () => {
+  const arch = spawnSync('dpkg', ['--print-architecture'], { encoding: 'utf8' }).stdout.trim();
+  const res = runProbe({
+    elfOf: [`coreutils:${arch}`],
+    paths: [LS, '/nonexistent'],
+    pids: [process.pid],
+    policyFor: [`bash:${arch}`],
+    pinFile: '/nonexistent.pref',
+  });
+  const { facts, pending } = parseProbeOutput('localhost', res.stdout);
+
+  it('runs to completion', () => {
+    expect(res.status).toBe(0);
+    expect(facts.problems.filter((p) => p.type === 'probe' || p.type === 'process-missing')).toEqual([]);
+  });
+
+  it('reads the platform', () => {
+    const osRelease = spawnSync('sh', ['-c', '. /etc/os-release && echo "$ID|$VERSION_ID|$VERSION_CODENAME"'], { encoding: 'utf8' }).stdout.trim();
+    expect(facts.platform.id).toBe('debian');
+    expect(`${facts.platform.id}|${facts.platform.versionId}|${facts.platform.codename}`).toBe(osRelease);
+    expect(facts.platform.architecture).toBe(arch);
+  });
+
+  it('reads coreutils ELF files with the build-IDs readelf reports', () => {
+    const files = facts.packageFiles.get(`coreutils:${arch}`) ?? [];
+    expect(files.length).toBeGreaterThan(20);
+    expect(pending).toEqual([]);
+    const oracle = readelfBuildIds(files.map((f) => f.path));
+    expect(oracle.size).toBe(files.length);
+    for (const f of files) {
+      expect(f.kind).toBe('elf');
+      expect(f.size).toBe(statSync(f.path).size);
+      expect(f.mode).toBe(modeOf(f.path));
+      expect({ path: f.path, buildId: f.buildId }).toEqual({ path: f.path, buildId: oracle.get(f.path) });
+    }
+    // dpkg lists /bin/ls (pre-/usr-merge path); it is the same file as /usr/bin/ls.
+    expect(files.map((f) => f.path)).toContain('/bin/ls');
+  });
+
+  it('reads the requested paths', () => {
+    expect(facts.files.get('/nonexistent')).toEqual({ path: '/nonexistent', kind: 'missing' });
+    expect(facts.files.get(LS)).toMatchObject({ kind: 'elf', size: statSync(LS).size, buildId: readelfBuildIds([LS]).get(LS) });
+  });
+
+  it("reads this process's mapped files and finds libc6 as owner through the /usr-merge alias", () => {
+    const mine = facts.mapped.filter((m) => m.pid === process.pid);
+    expect(mine.length).toBeGreaterThan(0);
+    const libc = mine.find((m) => m.path === LIBC);
+    expect(libc).toMatchObject({ owner: `libc6:${arch}`, deleted: false, kind: 'elf', size: statSync(LIBC).size });
+    expect(libc?.buildId).toBe(readelfBuildIds([LIBC]).get(LIBC));
+    // dpkg itself knows the file only under /lib, so the owner was found through the alias.
+    expect(spawnSync('dpkg', ['-S', LIBC], { encoding: 'utf8' }).status).not.toBe(0);
+    const ld = mine.find((m) => m.path.endsWith('/ld-linux-x86-64.so.2'));
+    expect(ld?.owner).toBe(`libc6:${arch}`);
+  });
+
+  it('asks apt-cache policy about bash and finds no pin file', () => {
+    const bash = facts.policies.get(`bash:${arch}`);
+    expect(bash?.installed).toBe(facts.packages.get(`bash:${arch}`)?.version);
+    expect(bash?.versions.filter((v) => v.installed).map((v) => v.version)).toEqual([bash?.installed]);
+    expect(facts.pinFile).toBeNull();
+    expect(facts.pinSha256).toBeNull();
+  });
+});
+
+describe.runIf(HAVE_TOOLS)('no shell injection through the probe', () => {
+  const PWNED = '/tmp/criu-lock-pwned';
+  const dir = mkdtempSync(join(tmpdir(), 'criu-lock-probe-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('a pin file path with quotes and a command does not run the command', () => {
+    rmSync(PWNED, { force: true });
+    const res = runProbe({ pinFile: "/tmp/x'; touch /tmp/criu-lock-pwned; '", policyFor: ["foo'bar"] });
+    expect(res.status).toBe(0);
+    expect(existsSync(PWNED)).toBe(false);
+    const { facts } = parseProbeOutput('localhost', res.stdout);
+    expect(facts.problems.filter((p) => p.type === 'probe')).toEqual([]);
+    expect(facts.pinFile).toBeNull();
+  });
+
+  it('reads back a pin file whose path holds quotes, $(...), backticks and spaces', () => {
+    rmSync(PWNED, { force: true });
+    const sub = join(dir, "it's $(touch criu-lock-pwned) `touch criu-lock-pwned`");
+    mkdirSync(sub);
+    const file = join(sub, "'; touch criu-lock-pwned; ' x.pref");
+    const content = 'Package: bash\nPin: version 5.2.15-2+b8\nPin-Priority: 1001\n';
+    writeFileSync(file, content);
+    const res = runProbe({ pinFile: file });
+    const { facts } = parseProbeOutput('localhost', res.stdout);
+    expect(existsSync(PWNED)).toBe(false);
+    expect(existsSync(join(process.cwd(), 'criu-lock-pwned'))).toBe(false);
+    expect(facts.pinFile).toBe(content.trimEnd());
+    const sha = spawnSync('sha256sum', [file], { encoding: 'utf8' }).stdout.slice(0, 64);
+    expect(facts.pinSha256).toBe(sha);
+  });
+});
