@@ -370,51 +370,32 @@ function sign(n: number): -1 | 0 | 1 {
  */
 export function compareVersions(a: string | DebianVersion, b: string | DebianVersion): -1 | 0 | 1 {
   if (typeof a === 'string' && typeof b === 'string') return sign(compareStrings(a, b));
-  let aEpoch: number, aStr: string, aUpStart: number, aUpEnd: number;
-  let aRevStr: string, aRevStart: number, aRevEnd: number;
-  if (typeof a === 'string') {
-    if (!scan(a)) return throwInvalid(a);
-    aEpoch = scanEpoch;
-    aStr = a;
-    aUpStart = scanUpstreamStart;
-    aUpEnd = scanUpstreamEnd;
-    aRevStr = a;
-    aRevStart = scanRevisionStart;
-    aRevEnd = a.length;
-  } else {
-    aEpoch = a.epoch;
-    aStr = a.upstream;
-    aUpStart = 0;
-    aUpEnd = a.upstream.length;
-    aRevStr = a.revision;
-    aRevStart = 0;
-    aRevEnd = a.revision.length;
-  }
-  let bEpoch: number, bStr: string, bUpStart: number, bUpEnd: number;
-  let bRevStr: string, bRevStart: number, bRevEnd: number;
-  if (typeof b === 'string') {
-    if (!scan(b)) return throwInvalid(b);
-    bEpoch = scanEpoch;
-    bStr = b;
-    bUpStart = scanUpstreamStart;
-    bUpEnd = scanUpstreamEnd;
-    bRevStr = b;
-    bRevStart = scanRevisionStart;
-    bRevEnd = b.length;
-  } else {
-    bEpoch = b.epoch;
-    bStr = b.upstream;
-    bUpStart = 0;
-    bUpEnd = b.upstream.length;
-    bRevStr = b.revision;
-    bRevStart = 0;
-    bRevEnd = b.revision.length;
-  }
-  if (aEpoch !== bEpoch) return aEpoch < bEpoch ? -1 : 1;
-  const up = verrevcmp(aStr, aUpStart, aUpEnd, bStr, bUpStart, bUpEnd, 0);
+  const x = spans(a);
+  const y = spans(b);
+  if (x.epoch !== y.epoch) return x.epoch < y.epoch ? -1 : 1;
+  const up = verrevcmp(x.up, x.upStart, x.upEnd, y.up, y.upStart, y.upEnd, 0);
   if (up !== 0) return sign(up);
   // An absent revision is the empty range, which verrevcmp treats like "0": 1.0 == 1.0-0.
-  return sign(verrevcmp(aRevStr, aRevStart, aRevEnd, bRevStr, bRevStart, bRevEnd, 0));
+  return sign(verrevcmp(x.rev, x.revStart, x.revEnd, y.rev, y.revStart, y.revEnd, 0));
+}
+
+/** Where epoch, upstream and revision lie, for the mixed string/object path (not the hot one). */
+interface Spans {
+  epoch: number;
+  up: string;
+  upStart: number;
+  upEnd: number;
+  rev: string;
+  revStart: number;
+  revEnd: number;
+}
+
+function spans(v: string | DebianVersion): Spans {
+  if (typeof v !== 'string') {
+    return { epoch: v.epoch, up: v.upstream, upStart: 0, upEnd: v.upstream.length, rev: v.revision, revStart: 0, revEnd: v.revision.length };
+  }
+  if (!scan(v)) return throwInvalid(v);
+  return { epoch: scanEpoch, up: v, upStart: scanUpstreamStart, upEnd: scanUpstreamEnd, rev: v, revStart: scanRevisionStart, revEnd: v.length };
 }
 
 // Kept out of `compareVersions` so the hot function stays small enough to inline.

@@ -9,8 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { main } from '../../src/cli/main.js';
-import type { Io } from '../../src/commands/context.js';
+import { runCli } from '../helpers/run-cli.js';
 import { parseLock } from '../../src/lock/lockfile.js';
 import type { PlanFile } from '../../src/plan/plan-file.js';
 import { reset } from '../../src/sandbox/fleet.js';
@@ -21,19 +20,7 @@ const LIBFLEET = '/usr/lib/x86_64-linux-gnu/libfleet.so.1';
 const PIN_FILE = '/etc/apt/preferences.d/criu-lock.pref';
 const SYNTHETIC = ['fleet-bin', 'libepoch0', 'libtilde0', 'golden-extra'];
 
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-}
-
-async function cli(...argv: string[]): Promise<Run> {
-  let out = '';
-  let err = '';
-  const io: Io = { out: (s) => void (out += s), err: (s) => void (err += s), isTTY: false };
-  const code = await main(argv, io);
-  return { code, out, err };
-}
+const cli = runCli;
 
 function conn(inventory?: string): string[] {
   const s = sb.state();

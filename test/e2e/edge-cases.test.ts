@@ -4,8 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
-import type { Io } from '../../src/commands/context.js';
+import { runCli } from '../helpers/run-cli.js';
 import { parseLock } from '../../src/lock/lockfile.js';
 import type { PlanFile } from '../../src/plan/plan-file.js';
 import { reset } from '../../src/sandbox/fleet.js';
@@ -14,13 +13,7 @@ import { nodeExec, parseDpkgQuery, readelfBuildId, useSandbox } from './sandbox.
 const sb = useSandbox();
 const LIBFLEET = '/usr/lib/x86_64-linux-gnu/libfleet.so.1';
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: Io = { out: (s) => void (out += s), err: (s) => void (err += s), isTTY: false };
-  const code = await main(argv, io);
-  return { code, out, err };
-}
+const cli = runCli;
 
 const conn = (): string[] => ['-i', sb.state().inventory, '--known-hosts', sb.state().knownHosts];
 

@@ -2,15 +2,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
-import type { Io } from '../../src/commands/context.js';
+import { runCli } from '../helpers/run-cli.js';
 
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: Io = { out: (s) => void (out += s), err: (s) => void (err += s), isTTY: false };
-  return { code: await main(argv, io), out, err };
-}
+const run = runCli;
 
 describe('criu-lock CLI', () => {
   it.each(['generate', 'plan', 'apply', 'check', 'inventory'])('%s --help shows usage with an example and exits 0', async (cmd) => {
