@@ -19,8 +19,10 @@ export type HostOutcome =
   | { name: string; status: 'unreachable'; error: string; tasks: []; blocked: [] };
 
 /** Runs the tasks in order on one host; the first failing task ends the host's run. */
-export async function runPlaybook(tasks: readonly ResolvedTask[], ctx: ModuleContext): Promise<HostOutcome> {
+export async function runPlaybook(tasks: readonly ResolvedTask[], base: Omit<ModuleContext, 'changedBy'>): Promise<HostOutcome> {
   const records: TaskRecord[] = [];
+  const changedBy = new Set<string>();
+  const ctx: ModuleContext = { ...base, changedBy };
   const hasChanges = ctx.plan.actions.length > 0;
   for (const task of tasks) {
     if (task.when === 'changes' && !hasChanges) {
@@ -37,6 +39,7 @@ export async function runPlaybook(tasks: readonly ResolvedTask[], ctx: ModuleCon
     }
     const durationMs = Number(process.hrtime.bigint() - start) / 1e6;
     records.push({ name: task.name, module: task.module, status: result.status, message: result.message, durationMs });
+    if (result.status === 'changed') changedBy.add(task.module);
     ctx.verbose(`${task.module}: ${result.status} in ${durationMs.toFixed(0)} ms — ${result.message}`);
     if (result.status === 'failed') {
       return { name: ctx.host, status: 'failed', step: task.name, error: result.message, tasks: records, blocked: ctx.plan.blocked };

@@ -109,7 +109,7 @@ function hostPlan(over: Partial<HostPlan> = {}): HostPlan {
 }
 
 function context(t: RecordingTransport, plan: HostPlan, checkMode = false, log: string[] = []): ModuleContext {
-  return { host: t.host, transport: t, lock: LOCK, plan, pins: PINS, checkMode, verbose: (m) => log.push(m) };
+  return { host: t.host, transport: t, lock: LOCK, plan, pins: PINS, checkMode, changedBy: new Set(), verbose: (m) => log.push(m) };
 }
 
 /** Probe output of a host that matches LOCK (what verify reads back after a good apply). */
@@ -472,5 +472,43 @@ describe('loadPlaybook', () => {
     const broken = await book('broken.yaml', 'pre_tasks: [\n');
     expect((await loadError(broken)).message).toMatch(/^invalid YAML: /);
     expect((await loadError(join(dir, 'nope.yaml'))).message).toMatch(/^cannot read playbook /);
+  });
+});
+
+describe('verify reads back only what can have moved', () => {
+  const FILES_LOCK: Lockfile = makeLock({
+    packages: {
+      'libc6:amd64': { version: '2.31-0ubuntu9.14', files: { '/usr/lib/x86_64-linux-gnu/libc.so.6': { size: 10, mode: '0755', buildId: 'aa' } } },
+      'zlib1g:amd64': { version: '1:1.2.11.dfsg-2ubuntu1.5', files: { '/usr/lib/x86_64-linux-gnu/libz.so.1': { size: 20, mode: '0644', buildId: 'bb' } } },
+    },
+  });
+
+  it('a host that was ok at preflight and saw no change is not probed again', async () => {
+    const t = new RecordingTransport('node-b');
+    const plan = hostPlan({ status: 'ok', actions: [] });
+    const outcome = await runPlaybook(defaultTasks, { ...context(t, plan), lock: FILES_LOCK, pins: renderPins(FILES_LOCK) });
+    expect(outcome.status).toBe('ok');
+    expect(outcome.tasks.at(-1)).toMatchObject({ module: 'verify', status: 'ok' });
+    expect(outcome.tasks.at(-1)?.message).toMatch(/unchanged since preflight/);
+    expect(t.calls).toEqual([]);
+  });
+
+  it('after apt, only the files of the packages it installed are re-read (versions of all)', async () => {
+    const t = new RecordingTransport('node-b');
+    const plan = hostPlan({ actions: [{ type: 'upgrade', package: 'libc6:amd64', from: '2.31-0ubuntu9.9', to: '2.31-0ubuntu9.14' }] });
+    await runPlaybook(defaultTasks, { ...context(t, plan), lock: FILES_LOCK, pins: renderPins(FILES_LOCK) });
+    const probe = t.execs.find((c) => c.argv.join(' ') === 'sh -s');
+    expect(probe?.stdin).toContain('P\t/usr/lib/x86_64-linux-gnu/libc.so.6');
+    expect(probe?.stdin).not.toContain('libz.so.1');
+    expect(probe?.stdin).toContain('dpkg-query -W');
+  });
+
+  it('after a user command changed something, every locked file is re-read', async () => {
+    const t = new RecordingTransport('node-b');
+    const tasks = [{ name: 'poke', module: 'command', args: { argv: ['true'], become: false, timeout: 10, okCodes: [0] }, when: 'always' as const }, ...defaultTasks];
+    const plan = hostPlan({ actions: [{ type: 'upgrade', package: 'libc6:amd64', from: '2.31-0ubuntu9.9', to: '2.31-0ubuntu9.14' }] });
+    await runPlaybook(tasks, { ...context(t, plan), lock: FILES_LOCK, pins: renderPins(FILES_LOCK) });
+    const probe = t.execs.find((c) => c.argv.join(' ') === 'sh -s');
+    expect(probe?.stdin).toContain('libz.so.1');
   });
 });

@@ -13,6 +13,8 @@ export interface ModuleContext {
   pins: string;
   /** --check: report what would change, change nothing. */
   checkMode: boolean;
+  /** Modules whose tasks reported `changed` so far on this host (set by the playbook runner). */
+  changedBy: ReadonlySet<string>;
   verbose: (message: string) => void;
 }
 
