@@ -8,6 +8,7 @@ import type { PackageAction, PlanFile } from '../plan/plan-file.js';
 import { PIN_FILE } from '../plan/pins.js';
 import { mapLimit } from '../sandbox/exec.js';
 import { renderCommand } from '../shell/quote.js';
+import { HEAD_BYTES } from '../facts/probe-script.js';
 import { spawnTimed } from './measure.js';
 
 export interface SshTarget {
@@ -88,7 +89,7 @@ export function probeJobs(targets: readonly SshTarget[], script: string): HostJo
 
 /**
  * The read floor for plan / check / no-op apply: the dpkg database (dpkg-query -W), the pin file,
- * and the first 4 KiB of every file the lock pins (criu-lock reads the same heads for build-IDs).
+ * and the first HEAD_BYTES (1 KiB) of every file the lock pins (criu-lock reads the same heads for build-IDs).
  * criu-lock additionally asks `apt-cache policy` about every locked package (plan, apply); that is
  * part of the price the ratio shows, not of the floor.
  */
@@ -98,7 +99,7 @@ export function readFloorJobs(targets: readonly SshTarget[], lockedPaths: readon
     `cat ${renderCommand([PIN_FILE])} 2>/dev/null || true`,
   ];
   if (lockedPaths.length > 0)
-    parts.push(`head -q -c 4096 ${renderCommand(lockedPaths)} >/dev/null 2>&1 || true`);
+    parts.push(`head -q -c ${HEAD_BYTES} ${renderCommand(lockedPaths)} >/dev/null 2>&1 || true`);
   const remote = parts.join('; ');
   return targets.map((target) => ({ target, remote }));
 }
