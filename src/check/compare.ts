@@ -1,5 +1,6 @@
 import { compareVersions } from '../debian/version.js';
 import type { FileFact, HostFacts } from '../facts/types.js';
+import { indexLock } from '../lock/lock-index.js';
 import type { FileEntry, Lockfile } from '../lock/lockfile.js';
 
 export type FileProblem = 'missing' | 'not-regular' | 'size' | 'mode' | 'build-id';
@@ -33,6 +34,10 @@ function criuPath(path: string): string {
 }
 
 export function compareFile(pkg: string | null, path: string, want: FileEntry, got: FileFact | undefined): Finding | undefined {
+  // The common case first, without building any message.
+  if (got?.kind === 'elf' || got?.kind === 'file') {
+    if (got.size === want.size && got.mode === want.mode && (want.buildId === undefined || got.buildId === want.buildId)) return undefined;
+  }
   const rel = criuPath(path);
   if (!got || got.kind === 'missing') {
     return { type: 'file', package: pkg, path, problem: 'missing', criu: `Can't open file ${rel}: No such file or directory` };
@@ -64,10 +69,7 @@ export function compareFile(pkg: string | null, path: string, want: FileEntry, g
 
 /** Every path the lock pins, for the probe. */
 export function lockedPaths(lock: Lockfile): string[] {
-  const paths = new Set<string>();
-  for (const p of Object.values(lock.packages)) for (const path of Object.keys(p.files ?? {})) paths.add(path);
-  for (const path of Object.keys(lock.unmanaged ?? {})) paths.add(path);
-  return [...paths].sort();
+  return [...indexLock(lock).paths];
 }
 
 export type PlatformFinding = Extract<Finding, { type: 'platform-mismatch' }>;
@@ -85,22 +87,22 @@ export function comparePlatform(lock: Lockfile, facts: HostFacts): PlatformFindi
 /** Pure: how `facts` differ from `lock`, exactly where CRIU looks (versions, then size/mode/build-ID). */
 export function compareHost(lock: Lockfile, facts: HostFacts): Finding[] {
   const findings: Finding[] = comparePlatform(lock, facts);
-  for (const key of Object.keys(lock.packages).sort()) {
-    const want = lock.packages[key]!;
+  const index = indexLock(lock);
+  for (const { key, entry: want, files } of index.packages) {
     const got = facts.packages.get(key);
     if (!got) findings.push({ type: 'package-missing', package: key, expected: want.version });
-    else if (compareVersions(got.version, want.version) !== 0) {
+    else if (got.version !== want.version && compareVersions(got.version, want.version) !== 0) {
       findings.push({ type: 'version-mismatch', package: key, expected: want.version, actual: got.version });
     } else if (got.status !== 'installed' && !got.status.startsWith('triggers-')) {
       findings.push({ type: 'package-broken', package: key, detail: `${got.status} (${got.eflag})` });
     }
-    for (const path of Object.keys(want.files ?? {}).sort()) {
-      const f = compareFile(key, path, want.files![path]!, facts.files.get(path));
+    for (const [path, entry] of files) {
+      const f = compareFile(key, path, entry, facts.files.get(path));
       if (f) findings.push(f);
     }
   }
-  for (const path of Object.keys(lock.unmanaged ?? {}).sort()) {
-    const f = compareFile(null, path, lock.unmanaged![path]!, facts.files.get(path));
+  for (const [path, entry] of index.unmanaged) {
+    const f = compareFile(null, path, entry, facts.files.get(path));
     if (f) findings.push(f);
   }
   return findings;

@@ -1,12 +1,11 @@
 import { CriuLockError } from '../errors.js';
-import type { HostFacts } from '../facts/types.js';
 import { runFleet } from '../fleet/run.js';
 import { loadInventory } from '../inventory/load.js';
 import { selectHosts } from '../inventory/limit.js';
 import type { InventoryHost } from '../inventory/types.js';
 import { loadLock, type Lockfile } from '../lock/lockfile.js';
 import { loadPlan, type HostPlan, type PlanFile } from '../plan/plan-file.js';
-import { fingerprint, planHost } from '../plan/planner.js';
+import { planHost } from '../plan/planner.js';
 import { renderPins } from '../plan/pins.js';
 import { renderPlanText } from '../report/plan-report.js';
 import { renderApply } from '../report/apply-report.js';
@@ -32,7 +31,6 @@ export interface ApplyOptions extends CommonOptions {
 interface Session {
   host: InventoryHost;
   transport?: Transport;
-  facts?: HostFacts;
   plan?: HostPlan;
   /** Set when the host is done before the playbook runs (unreachable, stale, blocked). */
   outcome?: HostOutcome;
@@ -90,8 +88,8 @@ export async function applyFleet(lock: Lockfile, opts: ApplyOptions, io: Io, tas
         return;
       }
       try {
-        s.facts = await gatherForPlan(s.transport, lock);
-        s.plan = planHost(lock, s.facts, pins);
+        // The plan carries the host's fingerprint; the facts themselves are not kept (memory).
+        s.plan = planHost(lock, await gatherForPlan(s.transport, lock), pins);
       } catch (err) {
         s.outcome = { name: s.host.name, status: 'failed', step: 'gather facts', error: toFailure(err, 'work').error, tasks: [], blocked: [] };
       }
@@ -101,10 +99,10 @@ export async function applyFleet(lock: Lockfile, opts: ApplyOptions, io: Io, tas
 
   try {
     for (const s of sessions) {
-      if (s.outcome || !s.plan || !s.facts) continue;
+      if (s.outcome || !s.plan) continue;
       if (planFile) {
         const planned = planFile.hosts.find((h) => h.name === s.host.name)!;
-        const why = staleReason(planned, fingerprint(lock, s.facts));
+        const why = staleReason(planned, s.plan.fingerprint ?? '');
         if (why) {
           s.outcome = {
             name: s.host.name, status: 'failed', step: 'preflight', tasks: [], blocked: [],

@@ -44,11 +44,6 @@ export function planExitCode(plan: PlanFile, detailed: boolean): number {
   return plan.hosts.some((h) => h.status !== 'ok') ? 2 : 0;
 }
 
-export interface PlanRun {
-  plan: PlanFile;
-  /** Facts per host name, for callers that go on to apply. */
-  facts: Map<string, HostFacts>;
-}
 
 export async function planFleet(
   lock: Lockfile,
@@ -56,10 +51,9 @@ export async function planFleet(
   hosts: readonly InventoryHost[],
   opts: Pick<PlanOptions, 'forks' | 'refresh' | 'verbose'> & CommonOptions,
   io: Io,
-): Promise<PlanRun> {
+): Promise<PlanFile> {
   const desired = renderPins(lock);
   const ssh = sshOptions(opts);
-  const facts = new Map<string, HostFacts>();
   const run = await runFleet(
     hosts,
     async (host): Promise<HostPlan> => {
@@ -70,22 +64,19 @@ export async function planFleet(
       });
       if (opts.verbose) io.err(`[${host.name}] facts gathered in ${elapsed(start).toFixed(0)} ms\n`);
       if (isFailure(r)) return failedHostPlan(host.name, r.status, r.error);
-      facts.set(host.name, r);
       return planHost(lock, r, desired);
     },
     { forks: opts.forks },
   );
-  return {
-    plan: { planVersion: PLAN_VERSION, lock: { path: lockPath, digest: lock.digest }, hosts: run.results.map((r) => r.result) },
-    facts,
-  };
+  // Facts are dropped as soon as each host is planned: at 100+ hosts they dominate memory.
+  return { planVersion: PLAN_VERSION, lock: { path: lockPath, digest: lock.digest }, hosts: run.results.map((r) => r.result) };
 }
 
 export async function runPlan(opts: PlanOptions, io: Io): Promise<number> {
   const lock = await loadLock(opts.lockfile);
   const inv = await loadInventory(opts.inventory);
   const hosts = selectHosts(inv, opts.limit);
-  const { plan } = await planFleet(lock, opts.lockfile, hosts, opts, io);
+  const plan = await planFleet(lock, opts.lockfile, hosts, opts, io);
   if (opts.out) {
     await writeFile(opts.out, serializePlan(plan));
     io.err(`saved plan to ${opts.out}; apply it with: criu-lock apply ${opts.out}\n`);

@@ -369,7 +369,14 @@ function sign(n: number): -1 | 0 | 1 {
  * `DebianVersion` objects are trusted as coming from `parseVersion`.
  */
 export function compareVersions(a: string | DebianVersion, b: string | DebianVersion): -1 | 0 | 1 {
-  if (typeof a === 'string' && typeof b === 'string') return sign(compareStrings(a, b));
+  if (typeof a === 'string' && typeof b === 'string') {
+    // Identical text is equal once known valid; plans compare mostly-unchanged versions.
+    if (a === b) {
+      if (!scan(a)) return throwInvalid(a);
+      return 0;
+    }
+    return sign(compareStrings(a, b));
+  }
   const x = spans(a);
   const y = spans(b);
   if (x.epoch !== y.epoch) return x.epoch < y.epoch ? -1 : 1;

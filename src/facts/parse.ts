@@ -59,6 +59,11 @@ export function listNameToKey(listName: string, packages: ReadonlyMap<string, In
   return byName.get(listName);
 }
 
+/** A flat copy of a string, so it holds no reference to the (large) string it was cut from. */
+function detach(s: string): string {
+  return s.length < 13 ? s : Buffer.from(s, 'utf8').toString('utf8');
+}
+
 function decodeHead(hex: string | undefined): Uint8Array {
   return hex ? Buffer.from(hex, 'hex') : new Uint8Array();
 }
@@ -180,7 +185,11 @@ export function parseProbeOutput(host: string, stdout: string): ParsedProbe {
       line.split('\t');
     if (status === 'not-installed' || status === 'config-files' || name === '') continue;
     const key = `${name}:${arch}`;
-    const pkg: InstalledPackage = { key, name, arch, version, want, status, eflag, multiArch, preDepends, depends, provides };
+    // Detached copies: plans outlive the probe output, and substrings would keep all of it alive.
+    const pkg: InstalledPackage = {
+      key: detach(key), name: detach(name), arch: detach(arch), version: detach(version), want, status, eflag,
+      multiArch, preDepends, depends, provides,
+    };
     packages.set(key, pkg);
     if (!byName.has(name) || arch === architecture) byName.set(name, key);
     const healthy = status === 'installed' || status === 'triggers-pending' || status === 'triggers-awaited';

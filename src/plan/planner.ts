@@ -3,6 +3,7 @@ import { compareVersions } from '../debian/version.js';
 import { compareHost, comparePlatform } from '../check/compare.js';
 import { policyOf } from '../facts/gather.js';
 import type { HostFacts } from '../facts/types.js';
+import { indexLock } from '../lock/lock-index.js';
 import type { Lockfile } from '../lock/lockfile.js';
 import type { Blocked, HostPlan, Note, PackageAction } from './plan-file.js';
 import { PIN_FILE, PIN_PRIORITY, parsePins, sha256Hex } from './pins.js';
@@ -14,19 +15,31 @@ const ACTION_ORDER: Record<PackageAction['type'], number> = { install: 0, upgrad
  * platform. apply recomputes it and refuses a host whose fingerprint moved.
  */
 export function fingerprint(lock: Lockfile, facts: HostFacts): string {
-  const h = createHash('sha256');
   const { id, versionId, architecture } = facts.platform;
-  h.update(`platform ${id} ${versionId} ${architecture}\n`);
-  for (const key of Object.keys(lock.packages).sort()) {
+  // One line per locked package in the lock's sorted order (the digest binds the order to the
+  // keys): its version, plus dpkg's want/status/flag when they are not the usual ones. A version
+  // never contains a space nor equals "-", so the encoding is unambiguous.
+  const lines = [`${lock.digest} ${id} ${versionId} ${architecture}`];
+  for (const { key } of indexLock(lock).packages) {
     const p = facts.packages.get(key);
-    h.update(p ? `${key} ${p.version} ${p.want} ${p.status} ${p.eflag}\n` : `${key} absent\n`);
+    if (!p) lines.push('-');
+    else if (p.want === 'install' && p.status === 'installed' && p.eflag === 'ok') lines.push(p.version);
+    else lines.push(`${p.version} ${p.want} ${p.status} ${p.eflag}`);
   }
-  h.update(`pins ${facts.pinSha256 ?? 'absent'}\n`);
-  return `sha256:${h.digest('hex')}`;
+  lines.push(`pins ${facts.pinSha256 ?? 'absent'}`, '');
+  // One hash update: per-line updates cost more than the hashing at 2,000 packages.
+  return `sha256:${createHash('sha256').update(lines.join('\n')).digest('hex')}`;
 }
 
 function availableVersions(facts: HostFacts, key: string): string[] {
   return (policyOf(facts, key)?.versions ?? []).filter((v) => v.sources.length > 0).map((v) => v.version);
+}
+
+// Every host of a run gets the same rendered pins: hash them once, not once per host.
+let lastPins: { text: string; sha: string } | undefined;
+function pinsSha(text: string): string {
+  if (lastPins?.text !== text) lastPins = { text, sha: sha256Hex(text) };
+  return lastPins.sha;
 }
 
 /**
@@ -64,20 +77,25 @@ export function planHost(lock: Lockfile, facts: HostFacts, desiredPins: string):
     }
   }
 
-  const ourPins = facts.pinFile === null ? new Map<string, { version: string; priority: number }>() : parsePins(facts.pinFile);
+  // Our own pins are read back only when a rival pin is suspected.
+  let ourPins: Map<string, { version: string; priority: number }> | undefined;
+  const ourPin = (key: string): { version: string } | undefined => {
+    ourPins ??= facts.pinFile === null ? new Map() : parsePins(facts.pinFile);
+    return ourPins.get(key) ?? ourPins.get(key.replace(/:all$/, ''));
+  };
   const fileDrift = new Set(
     findings
       .filter((f) => f.type === 'file' && f.package !== null)
       .map((f) => (f.type === 'file' ? f.package : null)),
   );
 
-  for (const key of Object.keys(lock.packages).sort()) {
-    const want = lock.packages[key]!.version;
+  for (const { key, entry } of indexLock(lock).packages) {
+    const want = entry.version;
     const got = facts.packages.get(key);
     let type: PackageAction['type'] | undefined;
     if (!got) type = 'install';
     else {
-      const c = compareVersions(got.version, want);
+      const c = got.version === want ? 0 : compareVersions(got.version, want);
       if (c < 0) type = 'upgrade';
       else if (c > 0) type = 'downgrade';
       else if (fileDrift.has(key)) type = 'reinstall';
@@ -100,13 +118,11 @@ export function planHost(lock: Lockfile, facts: HostFacts, desiredPins: string):
       blocked.push({ package: key, version: want, reason: 'held', detail: `${key} is on hold (apt-mark unhold ${key.split(':')[0]} to let it move)` });
       continue;
     }
-    const mine = ourPins.get(key) ?? ourPins.get(key.replace(/:all$/, ''));
-    const rival = (policyOf(facts, key)?.versions ?? []).find(
-      (v) =>
-        compareVersions(v.version, want) !== 0 &&
-        v.priority >= PIN_PRIORITY &&
-        !(mine && compareVersions(mine.version, v.version) === 0),
-    );
+    const rival = (policyOf(facts, key)?.versions ?? []).find((v) => {
+      if (v.priority < PIN_PRIORITY || compareVersions(v.version, want) === 0) return false;
+      const mine = ourPin(key);
+      return !(mine && compareVersions(mine.version, v.version) === 0);
+    });
     if (rival) {
       blocked.push({
         package: key,
@@ -120,14 +136,16 @@ export function planHost(lock: Lockfile, facts: HostFacts, desiredPins: string):
   }
 
   if (lock.scope.kind === 'all') {
-    for (const [key, p] of [...facts.packages].sort(([a], [b]) => (a < b ? -1 : 1))) {
-      if (!(key in lock.packages)) notes.push({ type: 'extra-package', package: key, version: p.version });
+    const locked = indexLock(lock).keys;
+    for (const [key, p] of facts.packages) {
+      if (!locked.has(key)) notes.push({ type: 'extra-package', package: key, version: p.version });
     }
+    notes.sort((a, b) => (a.package < b.package ? -1 : a.package > b.package ? 1 : 0));
   }
 
   actions.sort((a, b) => ACTION_ORDER[a.type] - ACTION_ORDER[b.type] || (a.package < b.package ? -1 : 1));
   const all: HostPlan['actions'] = [];
-  const desiredSha = sha256Hex(desiredPins);
+  const desiredSha = pinsSha(desiredPins);
   if (facts.pinSha256 !== desiredSha) all.push({ type: 'write-pins', path: PIN_FILE, sha256: desiredSha });
   all.push(...actions);
   const status: HostPlan['status'] = blocked.length > 0 ? 'blocked' : all.length > 0 ? 'changes' : 'ok';

@@ -362,7 +362,7 @@ describe.skipIf(sb.skip)('criu-lock on the sandbox fleet', () => {
       const line = text.split('\n').findIndex((l) => l.includes('pwned')) + 1;
       const before = sb.state().nodes.map((n) => dpkgStatus(n.name));
       for (const cmd of ['plan', 'apply', 'check']) {
-        const r = await cli(cmd, ...conn(), '-l', evil, '--yes');
+        const r = await cli(cmd, ...conn(), '-l', evil, ...(cmd === 'apply' ? ['--yes'] : []));
         expect(r.code).toBe(1);
         expect(r.err).toContain(`${evil}:${line}:`);
         expect(r.err).toMatch(/not a valid Debian version/);
