@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { isValidVersion } from '../debian/version.js';
 import { PackageNameError, parsePackageKey } from '../debian/names.js';
 import { CriuLockError, type SourceLocation } from '../errors.js';
+import { readCanonicalLock } from './canonical-reader.js';
 import { yamlScalar, yamlString } from './yaml-scalar.js';
 
 export const LOCKFILE_VERSION = 1;
@@ -169,8 +170,8 @@ function lockError(message: string, location: SourceLocation, hint = 'regenerate
   return new CriuLockError('lockfile', message, { hint, location });
 }
 
-/** Parse and strictly validate lockfile text. Every error names file:line:col. */
-export function parseLock(text: string, file: string): Lockfile {
+/** The general path: a YAML document with positions, so every error names file:line:col. */
+function parseLockDocument(text: string, file: string): Lockfile {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false });
   const yamlErr = doc.errors[0];
@@ -200,6 +201,32 @@ export function parseLock(text: string, file: string): Lockfile {
     throw lockError(`${where}${issue.message}`, locate(doc, lc, file, path));
   }
   const lock = parsed.data;
+  const problem = semanticProblem(lock);
+  if (problem) throw lockError(problem.message, locate(doc, lc, file, problem.path, problem.key), problem.hint);
+  return lock;
+}
+
+/** Parse and strictly validate lockfile text. Every error names file:line:col. */
+export function parseLock(text: string, file: string): Lockfile {
+  // Our own canonical layout is read without a YAML document; anything else, or anything
+  // invalid, goes through the full parser, which knows where each value is for the error.
+  const fast = readCanonicalLock(text);
+  if (fast !== undefined) {
+    const parsed = Lockfile.safeParse(fast);
+    if (parsed.success && semanticProblem(parsed.data) === undefined) return parsed.data;
+  }
+  return parseLockDocument(text, file);
+}
+
+interface Problem {
+  message: string;
+  path: PropertyKey[];
+  key?: string;
+  hint?: string;
+}
+
+/** What the schema cannot say: Debian policy for keys, absolute paths, the digest. */
+function semanticProblem(lock: Lockfile): Problem | undefined {
   for (const key of Object.keys(lock.packages)) {
     let why: string | undefined;
     try {
@@ -208,30 +235,27 @@ export function parseLock(text: string, file: string): Lockfile {
     } catch (err) {
       why = err instanceof PackageNameError ? err.reason : (err as Error).message;
     }
-    if (why) throw lockError(`invalid package key ${JSON.stringify(key)}: ${why}`, locate(doc, lc, file, ['packages'], key));
+    if (why) return { message: `invalid package key ${JSON.stringify(key)}: ${why}`, path: ['packages'], key };
     for (const path of Object.keys(lock.packages[key]!.files ?? {})) {
       if (!ABSOLUTE_PATH.test(path)) {
-        throw lockError(`invalid file path ${JSON.stringify(path)} in ${key}: must be an absolute path without control characters`, locate(doc, lc, file, ['packages', key, 'files'], path));
+        return { message: `invalid file path ${JSON.stringify(path)} in ${key}: must be an absolute path without control characters`, path: ['packages', key, 'files'], key: path };
       }
     }
   }
   for (const path of Object.keys(lock.unmanaged ?? {})) {
     if (!ABSOLUTE_PATH.test(path)) {
-      throw lockError(`invalid unmanaged path ${JSON.stringify(path)}: must be an absolute path without control characters`, locate(doc, lc, file, ['unmanaged'], path));
+      return { message: `invalid unmanaged path ${JSON.stringify(path)}: must be an absolute path without control characters`, path: ['unmanaged'], key: path };
     }
   }
   if (lock.scope.kind === 'packages') {
-    lock.scope.packages.forEach((name, i) => {
-      if (!/^[a-z0-9][a-z0-9+.-]+(:[a-z0-9][a-z0-9-]*)?$/.test(name)) {
-        throw lockError(`invalid package name ${JSON.stringify(name)} in scope`, locate(doc, lc, file, ['scope', 'packages', i]));
-      }
-    });
+    const i = lock.scope.packages.findIndex((name) => !/^[a-z0-9][a-z0-9+.-]+(:[a-z0-9][a-z0-9-]*)?$/.test(name));
+    if (i >= 0) return { message: `invalid package name ${JSON.stringify(lock.scope.packages[i])} in scope`, path: ['scope', 'packages', i] };
   }
   const digest = computeDigest(lock);
   if (digest !== lock.digest) {
-    throw lockError(`digest mismatch: the content hashes to ${digest}`, locate(doc, lc, file, ['digest']), 'the lockfile was edited or corrupted; regenerate it with `criu-lock generate`');
+    return { message: `digest mismatch: the content hashes to ${digest}`, path: ['digest'], hint: 'the lockfile was edited or corrupted; regenerate it with `criu-lock generate`' };
   }
-  return lock;
+  return undefined;
 }
 
 export async function loadLock(file: string): Promise<Lockfile> {

@@ -13,6 +13,8 @@ import {
   type PackageEntry,
 } from '../../src/lock/lockfile.js';
 import { yamlScalar, yamlString } from '../../src/lock/yaml-scalar.js';
+import { readCanonicalLock } from '../../src/lock/canonical-reader.js';
+import { parse as parseYaml } from 'yaml';
 import { makeLock } from './core-fixtures.js';
 
 const FILE = 'criu-lock.yaml';
@@ -424,5 +426,44 @@ describe('round-trip property', () => {
       }),
       { numRuns: 100 },
     );
+  });
+});
+
+describe('canonical fast reader', () => {
+  it('reads every serialised lock exactly as the YAML parser does (or declines)', () => {
+    let fast = 0;
+    fc.assert(
+      fc.property(arbContent, (content) => {
+        const text = serializeLock(finalizeLock(content));
+        const read = readCanonicalLock(text);
+        if (read !== undefined) {
+          fast++;
+          expect(read).toEqual(parseYaml(text));
+        }
+      }),
+      { numRuns: 300 },
+    );
+    // It must actually take the fast path for most canonical files, or it is dead code.
+    expect(fast).toBeGreaterThan(200);
+  });
+
+  it.each([
+    ['a version YAML reads as a number', (t: string) => t.replace('version: 2.31-0ubuntu9.14', 'version: 2.31')],
+    ['a build-ID YAML reads as a number', (t: string) => t.replace(/buildId: [0-9a-f]+/, 'buildId: 1234')],
+    ['a trailing comment', (t: string) => t.replace('version: 2.31-0ubuntu9.14', 'version: 2.31-0ubuntu9.14 # pinned')],
+    ['a duplicate file', (t: string) => t.replace(/(\n {6}\/usr[^\n]+)/, '$1$1')],
+    ['CRLF line ends', (t: string) => t.replace(/\n/g, '\r\n')],
+  ])('declines %s, leaving it to the YAML parser', (_what, edit) => {
+    const text = edit(serializeLock(small()));
+    expect(text).not.toBe(serializeLock(small()));
+    expect(readCanonicalLock(text)).toBeUndefined();
+  });
+
+  it('an invalid lock read by the fast path still gets a located error', () => {
+    const text = serializeLock(small()).replace('version: 2.31-0ubuntu9.14', 'version: 2.31-0ubuntu9.13');
+    expect(readCanonicalLock(text)).toBeDefined();
+    const e = lockErrorOf(() => parseLock(text, FILE));
+    expect(e.message).toMatch(/digest mismatch/);
+    expect(e.location?.line).toBeGreaterThan(1);
   });
 });
