@@ -1,14 +1,20 @@
 import { createInterface } from 'node:readline/promises';
 import yargs, { type Argv } from 'yargs';
 import { CriuLockError, formatError } from '../errors.js';
-import { runApply } from '../commands/apply.js';
-import { runCheck } from '../commands/check.js';
 import type { CommonOptions, Io } from '../commands/context.js';
-import { runGenerate } from '../commands/generate.js';
-import { runPlan } from '../commands/plan.js';
-import { loadInventory } from '../inventory/load.js';
-import { selectHosts } from '../inventory/limit.js';
-import { renderInventory } from './inventory-command.js';
+
+// Commands are loaded when run: `--help` and a usage error need neither SSH nor templates.
+const commands = {
+  generate: () => import('../commands/generate.js'),
+  plan: () => import('../commands/plan.js'),
+  apply: () => import('../commands/apply.js'),
+  check: () => import('../commands/check.js'),
+  inventory: async () => ({
+    ...(await import('../inventory/load.js')),
+    ...(await import('../inventory/limit.js')),
+    ...(await import('./inventory-command.js')),
+  }),
+};
 
 export function processIo(): Io {
   return {
@@ -89,6 +95,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
           .example('$0 generate --package libc6 --with-deps', 'lock libc6 and what it depends on')
           .example('$0 generate --pid 4242', 'lock the files process 4242 maps'),
       async (a) => {
+        const { runGenerate } = await commands.generate();
         code = await runGenerate(
           {
             ...commonOptions(a),
@@ -113,6 +120,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
           .option('refresh', { type: 'boolean', default: false, describe: 'run apt-get update on the hosts first' })
           .example('$0 plan -o plan.json --format markdown > plan.md', 'a reviewable plan for a pull request'),
       async (a) => {
+        const { runPlan } = await commands.plan();
         code = await runPlan(
           { ...commonOptions(a), lockfile: String(a.lockfile), out: a.out, format: a.format, detailedExitcode: a['detailed-exitcode'], refresh: a.refresh },
           io,
@@ -139,6 +147,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
         if (mfp !== undefined && (!Number.isFinite(mfp) || mfp < 0 || mfp > 100)) {
           throw new CriuLockError('usage', '--max-fail-percentage must be between 0 and 100', { hint: 'e.g. --max-fail-percentage 20' });
         }
+        const { runApply } = await commands.apply();
         code = await runApply(
           {
             ...commonOptions(a),
@@ -164,6 +173,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
           .option('format', { choices: ['text', 'markdown', 'json'] as const, default: 'text' as const })
           .example('$0 check --limit node-b', 'exit 0 if a restore on node-b would pass, 2 if not'),
       async (a) => {
+        const { runCheck } = await commands.check();
         code = await runCheck({ ...commonOptions(a), lockfile: String(a.lockfile), format: a.format }, io);
       },
     )
@@ -175,6 +185,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
           .option('format', { choices: ['text', 'json'] as const, default: 'text' as const })
           .example('$0 inventory -i inventory.yaml --limit fleet', 'list the fleet hosts'),
       async (a) => {
+        const { loadInventory, selectHosts, renderInventory } = await commands.inventory();
         const inv = await loadInventory(String(a.inventory));
         const hosts = selectHosts(inv, a.limit as string | undefined);
         io.out(renderInventory(hosts, inv, a.format));
