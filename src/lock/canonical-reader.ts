@@ -37,6 +37,7 @@ export function readCanonicalLock(text: string): Record<string, unknown> | undef
   let section: 'header' | 'packages' | 'unmanaged' = 'header';
   let pkg: (typeof packages)[string] | undefined;
   let inFiles = false;
+  let seenPackages = false;
   const file = (m: RegExpExecArray): [string, RawFile] | undefined => {
     const path = scalar(m[2]!);
     if (path === undefined) return undefined;
@@ -52,8 +53,12 @@ export function readCanonicalLock(text: string): Record<string, unknown> | undef
   for (const line of lines) {
     if (line === '' || line.startsWith('#')) continue;
     if (!line.startsWith(' ')) {
-      if (line === 'packages:') section = 'packages';
-      else if (line === 'unmanaged:') {
+      if (line === 'packages:' || line === 'packages: {}') {
+        if (seenPackages) return undefined; // a duplicate key: the YAML parser reports it
+        seenPackages = true;
+        section = 'packages';
+      } else if (line === 'unmanaged:' || line === 'unmanaged: {}') {
+        if (unmanaged !== undefined) return undefined;
         section = 'unmanaged';
         unmanaged = {};
       } else {
@@ -112,6 +117,6 @@ export function readCanonicalLock(text: string): Record<string, unknown> | undef
   }
   if (head === null || typeof head !== 'object' || Array.isArray(head)) return undefined;
   const h = head as Record<string, unknown>;
-  if ('packages' in h || 'unmanaged' in h) return undefined;
+  if ('packages' in h || 'unmanaged' in h || !seenPackages) return undefined;
   return { ...h, packages, ...(unmanaged !== undefined ? { unmanaged } : {}) };
 }
