@@ -43,6 +43,8 @@ export function scopeOf(opts: Pick<GenerateOptions, 'packages' | 'withDeps' | 'p
 /** Facts of the golden node for a scope: the package list first when the scope names packages. */
 async function goldenFacts(t: Parameters<Parameters<typeof withHost>[2]>[0], scope: GenerateScope): Promise<HostFacts> {
   let facts: HostFacts;
+  /** Packages the lock will hold, known before the files are read only for scope packages. */
+  let chosen: string[] | undefined;
   switch (scope.kind) {
     case 'all':
       facts = await gatherFacts(t, { elfOf: 'all' });
@@ -50,8 +52,8 @@ async function goldenFacts(t: Parameters<Parameters<typeof withHost>[2]>[0], sco
     case 'packages': {
       const base = await gatherFacts(t, {});
       const roots = scope.packages.map((n) => resolveInstalled(base, n)).filter((p) => p !== undefined);
-      const keys = (scope.withDeps ? dependencyClosure(base, roots) : roots).map((p) => p.key);
-      facts = keys.length > 0 ? await gatherFacts(t, { elfOf: keys }) : base;
+      chosen = (scope.withDeps ? dependencyClosure(base, roots) : roots).map((p) => p.key);
+      facts = chosen.length > 0 ? await gatherFacts(t, { elfOf: chosen }) : base;
       break;
     }
     case 'processes':
@@ -68,7 +70,7 @@ async function goldenFacts(t: Parameters<Parameters<typeof withHost>[2]>[0], sco
       ? [...facts.packages.values()]
       : scope.kind === 'processes'
         ? [...new Set(facts.mapped.map((m) => m.owner).filter((o) => o !== undefined))].map((k) => facts.packages.get(k)).filter((p) => p !== undefined)
-        : [...facts.packageFiles.keys(), ...scope.packages.map((n) => resolveInstalled(facts, n)?.key)].map((k) => (k ? facts.packages.get(k) : undefined)).filter((p) => p !== undefined);
+        : (chosen ?? []).map((k) => facts.packages.get(k)).filter((p) => p !== undefined);
   if (wanted.length > 0) {
     const sha = await gatherFacts(t, { shaFor: [...new Set(wanted.map((p) => `${p.key}=${p.version}`))] });
     for (const [k, v] of sha.debSha256) facts.debSha256.set(k, v);

@@ -108,6 +108,7 @@ describe.skipIf(sb.skip)('criu-lock on the sandbox fleet', () => {
       const lock = parseLock(r.out, 'stdout');
       expect(Object.keys(lock.packages).sort()).toEqual(['fleet-bin:amd64', 'libfleet1:amd64']);
       expect(lock.scope).toEqual({ kind: 'packages', packages: ['fleet-bin'], withDeps: true });
+      for (const entry of Object.values(lock.packages)) expect(entry.sha256).toMatch(/^[0-9a-f]{64}$/);
       const alone = await cli('generate', ...conn(), '--package', 'fleet-bin', '-o', '-');
       expect(Object.keys(parseLock(alone.out, 'stdout').packages)).toEqual(['fleet-bin:amd64']);
       const libc = parseLock((await cli('generate', ...conn(), '--package', 'libc6', '--with-deps', '-o', '-')).out, 'stdout');
