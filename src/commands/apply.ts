@@ -13,7 +13,7 @@ import { openTransport } from '../transport/open.js';
 import type { Transport } from '../transport/types.js';
 import { loadPlaybook, type ResolvedTask } from '../apply/playbook.js';
 import { runPlaybook, type HostOutcome } from '../apply/run-playbook.js';
-import { toFailure, sshOptions, type CommonOptions, type Io } from './context.js';
+import { elapsed, toFailure, sshOptions, type CommonOptions, type Io } from './context.js';
 import { gatherForPlan } from './plan.js';
 
 export interface ApplyOptions extends CommonOptions {
@@ -89,7 +89,9 @@ export async function applyFleet(lock: Lockfile, opts: ApplyOptions, io: Io, tas
       }
       try {
         // The plan carries the host's fingerprint; the facts themselves are not kept (memory).
+        const start = process.hrtime.bigint();
         s.plan = planHost(lock, await gatherForPlan(s.transport, lock), pins);
+        if (opts.verbose) io.err(`[${s.host.name}] preflight facts gathered in ${elapsed(start).toFixed(0)} ms\n`);
       } catch (err) {
         s.outcome = { name: s.host.name, status: 'failed', step: 'gather facts', error: toFailure(err, 'work').error, tasks: [], blocked: [] };
       }

@@ -5,7 +5,7 @@ import { selectHosts } from '../inventory/limit.js';
 import { loadLock, type Lockfile } from '../lock/lockfile.js';
 import { runFleet } from '../fleet/run.js';
 import { renderCheck } from '../report/check-report.js';
-import { isFailure, sshOptions, withHost, type CommonOptions, type Io } from './context.js';
+import { elapsed, isFailure, sshOptions, withHost, type CommonOptions, type Io } from './context.js';
 
 export interface CheckOptions extends CommonOptions {
   lockfile: string;
@@ -28,7 +28,7 @@ export function checkExitCode(report: CheckReport): number {
   return 0;
 }
 
-export async function checkFleet(lock: Lockfile, lockPath: string, opts: CheckOptions): Promise<CheckReport> {
+export async function checkFleet(lock: Lockfile, lockPath: string, opts: CheckOptions, io: Io): Promise<CheckReport> {
   const inv = await loadInventory(opts.inventory);
   const hosts = selectHosts(inv, opts.limit);
   const paths = lockedPaths(lock);
@@ -36,7 +36,9 @@ export async function checkFleet(lock: Lockfile, lockPath: string, opts: CheckOp
   const run = await runFleet(
     hosts,
     async (host): Promise<HostCheck> => {
+      const start = process.hrtime.bigint();
       const r = await withHost(host, ssh, async (t) => compareHost(lock, await gatherFacts(t, { paths })));
+      if (opts.verbose) io.err(`[${host.name}] facts gathered and compared in ${elapsed(start).toFixed(0)} ms\n`);
       if (isFailure(r)) return { name: host.name, status: r.status, error: r.error };
       return r.length === 0 ? { name: host.name, status: 'ok', findings: [] } : { name: host.name, status: 'drift', findings: r };
     },
@@ -47,7 +49,7 @@ export async function checkFleet(lock: Lockfile, lockPath: string, opts: CheckOp
 
 export async function runCheck(opts: CheckOptions, io: Io): Promise<number> {
   const lock = await loadLock(opts.lockfile);
-  const report = await checkFleet(lock, opts.lockfile, opts);
+  const report = await checkFleet(lock, opts.lockfile, opts, io);
   io.out(renderCheck(report, opts.format, opts.color));
   return checkExitCode(report);
 }
