@@ -5,6 +5,8 @@
  *   node dist/bench/main.js [--nodes N] [--runs R] [--scale] [--scale-nodes M] [--micro-only]
  *                           [--planner-hosts H] [--json FILE]
  */
+// Type-only: the child module runs its benchmark on import.
+import type { LockfileResult, PlannerResult } from './micro-child.js';
 import { writeFileSync } from 'node:fs';
 import { cpus, freemem, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -97,37 +99,14 @@ function log(s: string): void {
   process.stderr.write(`bench: ${s}\n`);
 }
 
-interface PlannerMicro {
-  hosts: number;
-  packages: number;
-  files: number;
-  planS: number;
-  factsS: number;
-  totalS: number;
-  peakRssMiB: number;
-  sampledPeakRssMiB: number;
-  baseRssMiB: number;
-  plansHeapMiB: number;
-  actions: number;
-}
 interface VersionsMicro {
   comparisonsPerSecond: number;
   pairs: number;
 }
-interface LockfileMicro {
-  packages: number;
-  files: number;
-  bytes: number;
-  digestMs: number;
-  serializeMs: number;
-  parseMs: number;
-  loadMs: number;
-  peakRssMiB: number;
-}
 interface Micro {
-  planner: PlannerMicro;
+  planner: PlannerResult;
   versions: VersionsMicro;
-  lockfile: LockfileMicro;
+  lockfile: LockfileResult;
 }
 
 async function micro<T>(args: readonly string[]): Promise<T> {
@@ -140,9 +119,9 @@ async function runMicro(plannerHosts: number): Promise<Micro> {
   log('micro: Debian version comparisons');
   const versions = await micro<VersionsMicro>(['versions']);
   log('micro: lockfile of 5,000 packages');
-  const lockfile = await micro<LockfileMicro>(['lockfile', '5000']);
+  const lockfile = await micro<LockfileResult>(['lockfile', '5000']);
   log(`micro: planner, ${plannerHosts} hosts × 2,000 packages`);
-  const planner = await micro<PlannerMicro>(['planner', String(plannerHosts), '2000']);
+  const planner = await micro<PlannerResult>(['planner', String(plannerHosts), '2000']);
   return { versions, lockfile, planner };
 }
 
