@@ -108,6 +108,31 @@ describe.skipIf(sb.skip)('criu-lock edge cases on the sandbox fleet', () => {
     }
   });
 
+  it('--pid records a mapped file no package owns as unmanaged; a node without it is drift and blocked', async () => {
+    await reset(['node01', 'node02'], { dir: sb.dir, log: () => undefined });
+    const root = sb.node('node01').root;
+    // A private copy of a library, preloaded: mapped by the process, owned by no package.
+    writeFileSync(join(root, 'tmp/libprivate.so'), readFileSync(join(root, 'usr/lib/x86_64-linux-gnu/libtilde.so.0')));
+    const child = spawn('chroot', [root, '/usr/bin/env', 'LD_PRELOAD=/tmp/libprivate.so', '/usr/bin/fleet-tool', 'sleep'], { stdio: 'ignore' });
+    const pidLock = join(work, 'pid-lock.yaml');
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const r = await cli('generate', ...conn(), '--pid', String(child.pid), '-o', pidLock);
+      expect(r.code, r.err).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+    }
+    const l = parseLock(readFileSync(pidLock, 'utf8'), pidLock);
+    expect(l.unmanaged?.['/tmp/libprivate.so']).toMatchObject({ buildId: await readelfBuildId('node01', '/tmp/libprivate.so') });
+    const check = await cli('check', ...conn(), '-l', pidLock, '--limit', 'node01:node02');
+    expect(check.code).toBe(2);
+    expect(check.out).toMatch(/node01: matches the lock/);
+    expect(check.out).toContain("would fail: Can't open file tmp/libprivate.so");
+    const plan = JSON.parse((await cli('plan', ...conn(), '-l', pidLock, '--limit', 'node02', '--format', 'json')).out) as PlanFile;
+    expect(plan.hosts[0]?.status).toBe('blocked');
+    expect(plan.hosts[0]?.blocked.map((b) => b.reason)).toEqual(['file-mismatch']);
+  });
+
   it('runs user pre/post tasks from --playbook around the converge tasks, only where there are changes', async () => {
     await reset(['node02', 'node03'], { dir: sb.dir, log: () => undefined });
     const book = join(work, 'drain.yaml');
