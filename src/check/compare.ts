@@ -1,4 +1,5 @@
 import { compareVersions } from '../debian/version.js';
+import { isConfiguredStatus } from '../facts/queries.js';
 import type { FileFact, HostFacts } from '../facts/types.js';
 import { indexLock } from '../lock/lock-index.js';
 import type { FileEntry, Lockfile } from '../lock/lockfile.js';
@@ -93,7 +94,7 @@ export function compareHost(lock: Lockfile, facts: HostFacts): Finding[] {
     if (!got) findings.push({ type: 'package-missing', package: key, expected: want.version });
     else if (got.version !== want.version && compareVersions(got.version, want.version) !== 0) {
       findings.push({ type: 'version-mismatch', package: key, expected: want.version, actual: got.version });
-    } else if (got.status !== 'installed' && !got.status.startsWith('triggers-')) {
+    } else if (!isConfiguredStatus(got.status)) {
       findings.push({ type: 'package-broken', package: key, detail: `${got.status} (${got.eflag})` });
     }
     for (const [path, entry] of files) {

@@ -3,7 +3,7 @@ import { isSudoPasswordRequired } from '../transport/local-transport.js';
 import type { Transport } from '../transport/types.js';
 import { parseProbeOutput, resolvePending } from './parse.js';
 import { renderProbeScript, renderRangeScript, type ProbeRequest } from './probe-script.js';
-import type { AptPolicy, HostFacts } from './types.js';
+import type { HostFacts } from './types.js';
 
 export interface GatherOptions {
   timeoutMs?: number;
@@ -49,13 +49,4 @@ export async function gatherFacts(t: Transport, req: ProbeRequest, opts: GatherO
   }
   for (const p of todo) p.fact.buildId = null;
   return facts;
-}
-
-/** apt prints the native architecture without a qualifier and `all` packages under the native one. */
-export function policyOf(facts: HostFacts, key: string): AptPolicy | undefined {
-  const direct = facts.policies.get(key);
-  if (direct) return direct;
-  const [name, arch] = key.split(':');
-  if (arch === 'all') return facts.policies.get(`${name}:${facts.platform.architecture}`);
-  return undefined;
 }

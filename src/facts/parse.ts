@@ -1,4 +1,5 @@
 import { buildIdFromBuffer, readBuildId, type BuildIdResult } from '../elf/build-id.js';
+import { isHealthy } from './queries.js';
 import type {
   AptPolicy,
   FileFact,
@@ -192,8 +193,7 @@ export function parseProbeOutput(host: string, stdout: string): ParsedProbe {
     };
     packages.set(key, pkg);
     if (!byName.has(name) || arch === architecture) byName.set(name, key);
-    const healthy = status === 'installed' || status === 'triggers-pending' || status === 'triggers-awaited';
-    if (!healthy || eflag !== 'ok') {
+    if (!isHealthy(pkg)) {
       problems.push({
         type: 'broken-dpkg-state',
         package: key,

@@ -1,4 +1,4 @@
-import { renderCommand } from '../shell/quote.js';
+import { quote, renderCommand } from '../shell/quote.js';
 
 /**
  * The facts probe: one POSIX sh script sent over the connection's stdin (`sh -s`), so a run
@@ -136,7 +136,7 @@ export function renderProbeScript(req: ProbeRequest): string {
   ];
   if (req.pinFile !== undefined) {
     assertLine(req.pinFile, 'pin file path');
-    const pin = renderCommand([req.pinFile]);
+    const pin = quote(req.pinFile);
     // Content for reading pins back (each line prefixed so it never looks like a marker), and the
     // exact sha256, which is what decides whether the file must be rewritten.
     lines.push(section('pin'), `if [ -f ${pin} ]; then sed 's/^/|/' ${pin}; echo; echo '@@pin-sha'; sha256sum < ${pin} | cut -c1-64; fi`);

@@ -1,4 +1,5 @@
 import { CriuLockError } from '../errors.js';
+import { isHealthy } from '../facts/queries.js';
 import type { FileFact, HostFacts, InstalledPackage } from '../facts/types.js';
 import { finalizeLock, type FileEntry, type Lockfile, type PackageEntry, type Scope } from './lockfile.js';
 
@@ -19,9 +20,6 @@ function fileEntry(f: FileFact): FileEntry | undefined {
   return e;
 }
 
-function healthy(p: InstalledPackage): boolean {
-  return (p.status === 'installed' || p.status.startsWith('triggers-')) && p.eflag === 'ok';
-}
 
 /** Resolves a requested name (`name` or `name:arch`) to the installed key, preferring the native arch. */
 export function resolveInstalled(facts: HostFacts, name: string, preferArch?: string): InstalledPackage | undefined {
@@ -85,7 +83,7 @@ export function buildLock(facts: HostFacts, scope: GenerateScope, source: { host
   let lockScope: Scope;
 
   const addPackage = (p: InstalledPackage, files: readonly FileFact[]): void => {
-    if (!healthy(p)) {
+    if (!isHealthy(p)) {
       throw new CriuLockError('input', `golden node ${source.host}: ${p.key} is ${p.status} (${p.eflag}); refusing to lock a half-installed package`, {
         hint: 'repair the golden node first (dpkg --configure -a; apt-get -f install), then generate again',
       });

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { compareVersions } from '../debian/version.js';
 import { compareHost, comparePlatform } from '../check/compare.js';
-import { policyOf } from '../facts/gather.js';
+import { policyOf } from '../facts/queries.js';
 import type { HostFacts } from '../facts/types.js';
 import { indexLock } from '../lock/lock-index.js';
 import type { Lockfile } from '../lock/lockfile.js';
