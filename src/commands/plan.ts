@@ -1,4 +1,5 @@
 import { writeFile } from 'node:fs/promises';
+import { runAptUpdate } from '../apply/apt.js';
 import { lockedPaths } from '../check/compare.js';
 import { gatherFacts } from '../facts/gather.js';
 import type { HostFacts } from '../facts/types.js';
@@ -23,7 +24,6 @@ export interface PlanOptions extends CommonOptions {
   refresh: boolean;
 }
 
-const APT_ENV = { LC_ALL: 'C', DEBIAN_FRONTEND: 'noninteractive' };
 
 /** Everything a plan for `lock` needs from a host, in one round trip. */
 export async function gatherForPlan(t: Transport, lock: Lockfile): Promise<HostFacts> {
@@ -31,7 +31,7 @@ export async function gatherForPlan(t: Transport, lock: Lockfile): Promise<HostF
 }
 
 export async function refreshApt(t: Transport): Promise<void> {
-  const r = await t.exec(['apt-get', 'update', '-q', '-o', 'DPkg::Lock::Timeout=60'], { env: APT_ENV, become: true, timeoutMs: 600_000 });
+  const r = await runAptUpdate(t, { lockTimeout: 60, timeoutMs: 600_000 });
   if (r.exitCode !== 0) {
     const last = r.stderr.trim().split('\n').slice(-1)[0] ?? `exit code ${r.exitCode}`;
     throw new CriuLockError('ssh', `apt-get update failed on ${t.host}: ${last}`);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { PackageAction } from '../../plan/plan-file.js';
+import { APT_ENV } from '../apt.js';
 import { defineModule } from './types.js';
 import { summariseOutput } from './output.js';
 
@@ -35,7 +36,7 @@ export const aptInstall = defineModule({
     const argv = installArgv(actions, { lockTimeout: args?.lockTimeout ?? 120, simulate: ctx.checkMode });
     ctx.verbose(argv.join(' '));
     const r = await ctx.transport.exec(argv, {
-      env: { LC_ALL: 'C', DEBIAN_FRONTEND: 'noninteractive' },
+      env: { ...APT_ENV },
       become: true,
       timeoutMs: 1_800_000,
     });

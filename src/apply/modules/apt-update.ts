@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { runAptUpdate } from '../apt.js';
 import { defineModule } from './types.js';
 import { summariseOutput } from './output.js';
 
@@ -8,11 +9,7 @@ export const aptUpdate = defineModule({
   args: z.strictObject({ lockTimeout: z.number().int().positive().max(3600).default(120) }).optional(),
   async run(ctx, args) {
     if (ctx.checkMode) return { status: 'skipped', message: 'check mode: would run apt-get update' };
-    const r = await ctx.transport.exec(['apt-get', 'update', '-q', '-o', `DPkg::Lock::Timeout=${args?.lockTimeout ?? 120}`], {
-      env: { LC_ALL: 'C', DEBIAN_FRONTEND: 'noninteractive' },
-      become: true,
-      timeoutMs: 900_000,
-    });
+    const r = await runAptUpdate(ctx.transport, { lockTimeout: args?.lockTimeout ?? 120, timeoutMs: 900_000 });
     if (r.exitCode !== 0) return { status: 'failed', message: `apt-get update failed: ${summariseOutput(r)}` };
     return { status: 'ok', message: 'apt lists refreshed' };
   },
