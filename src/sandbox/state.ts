@@ -7,8 +7,12 @@ export function stateDir(): string {
   return process.env.CRIU_LOCK_SANDBOX_DIR ?? '/var/lib/criu-lock-sandbox';
 }
 
-/** The debootstrapped base, shared by every state dir and kept between runs. */
-export const BASE_DIR = '/var/cache/criu-lock/base-bookworm';
+/**
+ * The debootstrapped base, shared by every state dir and kept between runs.
+ * CRIU_LOCK_SANDBOX_BASE gives a second fleet whose repository differs a base of its own: the base's
+ * apt lists describe one repository, and a lower dir must not change under mounted overlays.
+ */
+export const BASE_DIR = process.env.CRIU_LOCK_SANDBOX_BASE ?? '/var/cache/criu-lock/base-bookworm';
 /** Written last by a successful base build; without it the base is rebuilt. */
 export const BASE_MARKER = '.criu-lock-base-complete';
 /** Inside the base: sha256 of the repo's Packages file the base's apt lists were made from. */
