@@ -6,12 +6,11 @@ import { isValidVersion } from '../debian/version.js';
 import { PackageNameError, parsePackageKey } from '../debian/names.js';
 import { CriuLockError, type SourceLocation } from '../errors.js';
 import { readCanonicalLock } from './canonical-reader.js';
+import { lockedPathProblem } from './locked-path.js';
 import { yamlScalar, yamlString } from './yaml-scalar.js';
 
 export const LOCKFILE_VERSION = 1;
 
-/** Paths are checked after the schema (see checkPaths) so the error names the path and its line. */
-const ABSOLUTE_PATH = /^\/[^\0\n\r\t]*$/;
 
 export const FileEntry = z.strictObject({
   size: z.number().int().nonnegative(),
@@ -237,15 +236,13 @@ function semanticProblem(lock: Lockfile): Problem | undefined {
     }
     if (why) return { message: `invalid package key ${JSON.stringify(key)}: ${why}`, path: ['packages'], key };
     for (const path of Object.keys(lock.packages[key]!.files ?? {})) {
-      if (!ABSOLUTE_PATH.test(path)) {
-        return { message: `invalid file path ${JSON.stringify(path)} in ${key}: must be an absolute path without control characters`, path: ['packages', key, 'files'], key: path };
-      }
+      const why = lockedPathProblem(path);
+      if (why) return { message: `invalid file path ${JSON.stringify(path)} in ${key}: ${why}`, path: ['packages', key, 'files'], key: path };
     }
   }
   for (const path of Object.keys(lock.unmanaged ?? {})) {
-    if (!ABSOLUTE_PATH.test(path)) {
-      return { message: `invalid unmanaged path ${JSON.stringify(path)}: must be an absolute path without control characters`, path: ['unmanaged'], key: path };
-    }
+    const why = lockedPathProblem(path);
+    if (why) return { message: `invalid unmanaged path ${JSON.stringify(path)}: ${why}`, path: ['unmanaged'], key: path };
   }
   if (lock.scope.kind === 'packages') {
     const i = lock.scope.packages.findIndex((name) => !/^[a-z0-9][a-z0-9+.-]+(:[a-z0-9][a-z0-9-]*)?$/.test(name));
