@@ -24,6 +24,7 @@ import {
   type KnownHostEntry,
 } from './known-hosts.js';
 import { buildArgv, putFileArgv } from './local-transport.js';
+import { OutputLimitError, outputBudget } from './output-limit.js';
 import type { SshOptions } from './ssh-options.js';
 import type { CommandResult, ExecOptions, PutFileOptions, Transport } from './types.js';
 
@@ -429,7 +430,7 @@ class SshTransport implements Transport {
           ? undefined
           : { seconds: opts.timeoutMs / 1000, killAfterSeconds: REMOTE_KILL_AFTER_S },
     });
-    return this.run(renderCommand(full), opts.stdin, opts.timeoutMs);
+    return this.run(renderCommand(full), opts.stdin, opts.timeoutMs, opts.maxOutputBytes);
   }
 
   putFile(path: string, content: string | Buffer, opts: PutFileOptions = {}): Promise<CommandResult> {
@@ -468,6 +469,7 @@ class SshTransport implements Transport {
     command: string,
     stdin: string | Buffer | undefined,
     timeoutMs: number | undefined,
+    maxOutputBytes?: number,
   ): Promise<CommandResult> {
     if (this.closed) throw new CriuLockError('ssh', `${this.where}: exec after close`);
     await this.slot();
@@ -478,7 +480,7 @@ class SshTransport implements Transport {
         });
       }
       const channel = await this.openChannel(command);
-      return await collect(channel, command, stdin, timeoutMs);
+      return await collect(channel, command, stdin, timeoutMs, outputBudget(maxOutputBytes), this.where);
     } finally {
       this.release();
     }
@@ -507,9 +509,11 @@ function collect(
   command: string,
   stdin: string | Buffer | undefined,
   timeoutMs: number | undefined,
+  budget: ReturnType<typeof outputBudget>,
+  where: string,
 ): Promise<CommandResult> {
   const started = Date.now();
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let exitCode: number | null = null;
@@ -534,8 +538,23 @@ function collect(
       });
     };
 
-    channel.on('data', (b: Buffer) => out.push(b));
-    channel.stderr.on('data', (b: Buffer) => err.push(b));
+    // Past the cap: drop what was read, close the channel and fail the host (OutputLimitError).
+    const take = (into: Buffer[], b: Buffer): void => {
+      if (done) return;
+      if (budget.add(b.length)) {
+        into.push(b);
+        return;
+      }
+      done = true;
+      if (timer) clearTimeout(timer);
+      if (grace) clearTimeout(grace);
+      out.length = 0;
+      err.length = 0;
+      channel.close();
+      reject(new OutputLimitError(where, budget.limit));
+    };
+    channel.on('data', (b: Buffer) => take(out, b));
+    channel.stderr.on('data', (b: Buffer) => take(err, b));
     channel.on('exit', (code: number | null, sig?: string) => {
       if (typeof code === 'number') exitCode = code;
       if (typeof sig === 'string') signal = sig;
