@@ -104,7 +104,14 @@ export function parseKnownHosts(text: string, file: string): KnownHostsFile {
       }
     }
     const [hostField, keyType, keyBlob] = fields;
-    if (hostField === undefined || keyType === undefined || keyBlob === undefined || !isBase64(keyBlob)) {
+    // As ssh(1): the blob must decode to a key of the type the line names, or the line is unusable.
+    if (
+      hostField === undefined ||
+      keyType === undefined ||
+      keyBlob === undefined ||
+      !isBase64(keyBlob) ||
+      keyTypeOfBlob(Buffer.from(keyBlob, 'base64')) !== keyType
+    ) {
       notes.push(`${file}:${lineNo}: malformed known_hosts line, ignored`);
       continue;
     }

@@ -20,6 +20,7 @@ import {
   knownKeyTypes,
   lookupHostKey,
   parseKnownHosts,
+  readKnownHostsFiles,
   sha256Fingerprint,
   type KnownHostEntry,
 } from './known-hosts.js';
@@ -85,9 +86,9 @@ export async function connectSsh(
 ): Promise<Transport> {
   const name = extras.name ?? conn.address;
   const where = `${conn.user}@${conn.address}:${conn.port}`;
-  const note = extras.onNote ?? (() => undefined);
+  const note = extras.onNote ?? opts.onNote ?? (() => undefined);
 
-  const known = opts.hostKeyChecking === 'off' ? [] : await loadKnownHosts(opts.knownHostsFile, note);
+  const known = opts.hostKeyChecking === 'off' ? [] : await loadKnownHosts(opts, note);
   const auth = await authAttempts(conn, opts, note);
 
   let refusal: CriuLockError | undefined;
@@ -211,7 +212,7 @@ function verifyHostKey(
           {
             hint:
               'someone could be eavesdropping on you right now (man-in-the-middle attack), or the host key has just been changed. ' +
-              `If the change is expected, remove the old key with: ssh-keygen -f ${file} -R '${khName}'${caNote}`,
+              `If the change is expected, remove the old key with: ssh-keygen -f ${lookup.file} -R '${khName}'${caNote}`,
           },
         ),
       };
@@ -235,17 +236,8 @@ function verifyHostKey(
   }
 }
 
-async function loadKnownHosts(file: string, note: (m: string) => void): Promise<KnownHostEntry[]> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    if (isErrno(e, 'ENOENT')) return [];
-    throw new CriuLockError('host-key', `cannot read known_hosts file ${file}: ${errMessage(e)}`, {
-      hint: 'fix its permissions or pass another file with --known-hosts',
-    });
-  }
-  const parsed = parseKnownHosts(text, file);
+async function loadKnownHosts(opts: SshOptions, note: (m: string) => void): Promise<KnownHostEntry[]> {
+  const parsed = await readKnownHostsFiles(opts.knownHostsFile, opts.globalKnownHostsFiles);
   for (const n of parsed.notes) note(n);
   return parsed.entries;
 }
