@@ -6,6 +6,7 @@ import { loadInventory } from '../inventory/load.js';
 import { findGolden } from '../inventory/limit.js';
 import { buildLock, dependencyClosure, resolveInstalled, type GenerateScope } from '../lock/build-lock.js';
 import { serializeLock } from '../lock/lockfile.js';
+import { escapeText } from '../report/escape.js';
 import { isFailure, sshOptions, withHost, type CommonOptions, type Io } from './context.js';
 import { isValidPackageName } from '../debian/names.js';
 
@@ -84,12 +85,12 @@ export async function runGenerate(opts: GenerateOptions, io: Io): Promise<number
   const golden = findGolden(inv, opts.golden);
   const result = await withHost(golden, sshOptions(opts), async (t) => goldenFacts(t, scope));
   if (isFailure(result)) {
-    io.err(`error: golden node ${golden.name} ${result.status}: ${result.error}\n`);
+    io.err(`error: golden node ${golden.name} ${result.status}: ${escapeText(result.error)}\n`);
     return 3;
   }
   const now = (opts.now ?? (() => new Date()))();
   const { lock, warnings } = buildLock(result, scope, { host: golden.name, generatedAt: now.toISOString().replace(/\.\d{3}Z$/, 'Z') });
-  for (const w of warnings) io.err(`warning: ${w}\n`);
+  for (const w of warnings) io.err(`warning: ${escapeText(w)}\n`);
   const text = serializeLock(lock);
   if (opts.output === '-') io.out(text);
   else {
