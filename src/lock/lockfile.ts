@@ -169,8 +169,11 @@ function lockError(message: string, location: SourceLocation, hint = 'regenerate
   return new CriuLockError('lockfile', message, { hint, location });
 }
 
-/** The general path: a YAML document with positions, so every error names file:line:col. */
-function parseLockDocument(text: string, file: string): Lockfile {
+/**
+ * The general path: a YAML document with positions, so every error names file:line:col. Exported
+ * so the property tests can hold parseLock's fast path to it.
+ */
+export function parseLockDocument(text: string, file: string): Lockfile {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false });
   const yamlErr = doc.errors[0];
@@ -178,7 +181,13 @@ function parseLockDocument(text: string, file: string): Lockfile {
     const pos = lc.linePos(yamlErr.pos[0]);
     throw lockError(`invalid YAML: ${yamlErr.message.split('\n')[0]}`, { file, line: pos.line, col: pos.col });
   }
-  const raw: unknown = doc.toJS();
+  let raw: unknown;
+  try {
+    raw = doc.toJS();
+  } catch (err) {
+    // The yaml library reports some problems (an alias before its anchor) only here, by throwing.
+    throw lockError(`invalid YAML: ${(err as Error).message.split('\n')[0]}`, { file, line: 1, col: 1 });
+  }
   if (raw === null || typeof raw !== 'object') throw lockError('not a criu-lock lockfile (expected a mapping)', { file, line: 1, col: 1 });
   const version = (raw as Record<string, unknown>).lockfileVersion;
   if (version !== LOCKFILE_VERSION) {
