@@ -2,11 +2,13 @@ import { writeFile } from 'node:fs/promises';
 import { CriuLockError } from '../errors.js';
 import { gatherFacts } from '../facts/gather.js';
 import type { HostFacts } from '../facts/types.js';
-import { loadInventory } from '../inventory/load.js';
 import { findGolden } from '../inventory/limit.js';
 import { buildLock, dependencyClosure, resolveInstalled, type GenerateScope } from '../lock/build-lock.js';
 import { serializeLock } from '../lock/lockfile.js';
-import { isFailure, sshOptions, withHost, type CommonOptions, type Io } from './context.js';
+import { errorText, isHostFailure } from '../fleet/host-error.js';
+import type { Transport } from '../transport/types.js';
+import type { CommandDeps, CommonOptions } from './context.js';
+import { prepareRun } from './prepare.js';
 import { isValidPackageName } from '../debian/names.js';
 
 export interface GenerateOptions extends CommonOptions {
@@ -15,8 +17,6 @@ export interface GenerateOptions extends CommonOptions {
   packages: string[];
   withDeps: boolean;
   pids: number[];
-  /** Injected clock, so tests can pin generatedAt. */
-  now?: () => Date;
 }
 
 export function scopeOf(opts: Pick<GenerateOptions, 'packages' | 'withDeps' | 'pids'>): GenerateScope {
@@ -41,7 +41,7 @@ export function scopeOf(opts: Pick<GenerateOptions, 'packages' | 'withDeps' | 'p
 }
 
 /** Facts of the golden node for a scope: the package list first when the scope names packages. */
-async function goldenFacts(t: Parameters<Parameters<typeof withHost>[2]>[0], scope: GenerateScope): Promise<HostFacts> {
+async function goldenFacts(t: Transport, scope: GenerateScope): Promise<HostFacts> {
   let facts: HostFacts;
   /** Packages the lock will hold, known before the files are read only for scope packages. */
   let chosen: string[] | undefined;
@@ -78,16 +78,17 @@ async function goldenFacts(t: Parameters<Parameters<typeof withHost>[2]>[0], sco
   return facts;
 }
 
-export async function runGenerate(opts: GenerateOptions, io: Io): Promise<number> {
+export async function runGenerate(opts: GenerateOptions, deps: CommandDeps): Promise<number> {
+  const { io } = deps;
   const scope = scopeOf(opts);
-  const inv = await loadInventory(opts.inventory);
-  const golden = findGolden(inv, opts.golden);
-  const result = await withHost(golden, sshOptions(opts), async (t) => goldenFacts(t, scope));
-  if (isFailure(result)) {
-    io.err(`error: golden node ${golden.name} ${result.status}: ${result.error}\n`);
+  const run = await prepareRun(opts, deps, { select: (inv) => [findGolden(inv, opts.golden)] });
+  const golden = run.hosts[0]!;
+  const result = await run.withHost(golden, async (t) => goldenFacts(t, scope), 'gather facts');
+  if (isHostFailure(result)) {
+    io.err(`error: golden node ${golden.name} ${result.status}: ${errorText(result.error)}\n`);
     return 3;
   }
-  const now = (opts.now ?? (() => new Date()))();
+  const now = deps.clock.now();
   const { lock, warnings } = buildLock(result, scope, { host: golden.name, generatedAt: now.toISOString().replace(/\.\d{3}Z$/, 'Z') });
   for (const w of warnings) io.err(`warning: ${w}\n`);
   const text = serializeLock(lock);

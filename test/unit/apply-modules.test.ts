@@ -279,8 +279,9 @@ describe('runPlaybook', () => {
     const outcome = await runPlaybook(defaultTasks, context(t, hostPlan()));
     expect(outcome.status).toBe('failed');
     if (outcome.status !== 'failed') return;
-    expect(outcome.step).toBe('Install the locked versions in one apt transaction');
-    expect(outcome.error).toMatch(/^apt-get install failed: exit code 100: E: Version '2\.31-0ubuntu9\.14' for 'libc6' was not found \| E: Unable to correct/);
+    expect(outcome.error.step).toBe('Install the locked versions in one apt transaction');
+    expect(outcome.error.code).toBe('task-failed');
+    expect(outcome.error.message).toMatch(/^apt-get install failed: exit code 100: E: Version '2\.31-0ubuntu9\.14' for 'libc6' was not found \| E: Unable to correct/);
     expect(outcome.tasks.map((x) => x.status)).toEqual(['changed', 'failed']);
     // verify never ran: no probe after the failed apt-get.
     expect(t.execs.filter((c) => isProbe(c.argv))).toEqual([]);
@@ -291,8 +292,8 @@ describe('runPlaybook', () => {
     const outcome = await runPlaybook(defaultTasks, context(t, hostPlan()));
     expect(outcome.status).toBe('failed');
     if (outcome.status !== 'failed') return;
-    expect(outcome.step).toBe('Verify versions and build-IDs against the lock');
-    expect(outcome.error).toBe('still differs from the lock in 1 place(s): libc6:amd64: version-mismatch');
+    expect(outcome.error.step).toBe('Verify versions and build-IDs against the lock');
+    expect(outcome.error.message).toBe('still differs from the lock in 1 place(s): libc6:amd64: version-mismatch');
   });
 
   it('a converged host gets no writes and reports ok', async () => {
