@@ -53,11 +53,21 @@ export function applyExitCode(report: ApplyReport): number {
 }
 
 /** The plan file's hosts must all still be in the inventory; the run is limited to them. */
-function hostsOfPlan(run: PreparedRun, planFile: PlanFile | undefined, inventoryPath: string): InventoryHost[] {
+function hostsOfPlan(
+  run: PreparedRun,
+  planFile: PlanFile | undefined,
+  inventoryPath: string,
+): InventoryHost[] {
   if (!planFile) return run.hosts;
-  const missing = planFile.hosts.filter((h) => !run.inventory.hosts.some((x) => x.name === h.name)).map((h) => h.name);
+  const missing = planFile.hosts
+    .filter((h) => !run.inventory.hosts.some((x) => x.name === h.name))
+    .map((h) => h.name);
   if (missing.length > 0) {
-    throw new CriuLockError('stale-plan', `plan is stale: host(s) ${missing.join(', ')} are no longer in ${inventoryPath}`, { hint: 'run criu-lock plan again' });
+    throw new CriuLockError(
+      'stale-plan',
+      `plan is stale: host(s) ${missing.join(', ')} are no longer in ${inventoryPath}`,
+      { hint: 'run criu-lock plan again' },
+    );
   }
   const planned = new Set(planFile.hosts.map((h) => h.name));
   return run.hosts.filter((h) => planned.has(h.name));
@@ -67,7 +77,14 @@ function hostsOfPlan(run: PreparedRun, planFile: PlanFile | undefined, inventory
  * Phase 1, per host: connect (the connection is kept for the whole run), gather facts, plan
  * afresh, compare with the saved plan, decide whether the host may be touched.
  */
-async function preflight(run: PreparedRun, host: InventoryHost, lock: Lockfile, pins: string, opts: ApplyOptions, saved: HostPlan | undefined): Promise<Preflight> {
+async function preflight(
+  run: PreparedRun,
+  host: InventoryHost,
+  lock: Lockfile,
+  pins: string,
+  opts: ApplyOptions,
+  saved: HostPlan | undefined,
+): Promise<Preflight> {
   const done = (outcome: HostOutcome): Preflight => ({ host, state: 'done', outcome });
   let transport: Transport;
   try {
@@ -92,7 +109,12 @@ async function preflight(run: PreparedRun, host: InventoryHost, lock: Lockfile, 
       return done({
         name: host.name,
         status: 'failed',
-        error: { code: 'stale-plan', message: `plan is stale for host ${host.name}: ${why}`, hint: 'run criu-lock plan again', step: 'preflight' },
+        error: {
+          code: 'stale-plan',
+          message: `plan is stale for host ${host.name}: ${why}`,
+          hint: 'run criu-lock plan again',
+          step: 'preflight',
+        },
         tasks: [],
         blocked: [],
       });
@@ -106,20 +128,44 @@ async function preflight(run: PreparedRun, host: InventoryHost, lock: Lockfile, 
   return { host, state: 'ready', transport, plan };
 }
 
-export async function applyFleet(run: PreparedRun, lock: Lockfile, opts: ApplyOptions, tasks: readonly ResolvedTask[], planFile?: PlanFile): Promise<ApplyReport> {
+export async function applyFleet(
+  run: PreparedRun,
+  lock: Lockfile,
+  opts: ApplyOptions,
+  tasks: readonly ResolvedTask[],
+  planFile?: PlanFile,
+): Promise<ApplyReport> {
   const { io } = run;
   const hosts = hostsOfPlan(run, planFile, opts.inventory);
   const pins = renderPins(lock);
   const saved = (name: string): HostPlan | undefined => planFile?.hosts.find((h) => h.name === name);
-  const pre = (await runFleet(hosts, (host) => preflight(run, host, lock, pins, opts, saved(host.name)), { forks: opts.forks })).results.map((r) => r.result);
+  const pre = (
+    await runFleet(hosts, (host) => preflight(run, host, lock, pins, opts, saved(host.name)), {
+      forks: opts.forks,
+    })
+  ).results.map((r) => r.result);
   const ready = pre.filter((p) => p.state === 'ready');
   try {
     if (!planFile && !opts.yes && !opts.check) {
       const pending = ready.filter((p) => p.plan.actions.length > 0);
       if (pending.length > 0) {
-        io.out(renderPlanText({ planVersion: 1, lock: { path: opts.lockfile, digest: lock.digest }, hosts: pre.flatMap((p) => (p.plan ? [p.plan] : [])) }, opts.color));
-        const ok = io.confirm ? await io.confirm(`Apply these changes to ${pending.length} host(s)? Only "yes" is accepted: `) : false;
-        if (!ok) throw new CriuLockError('usage', 'apply cancelled; nothing was changed', { hint: 'answer "yes", or pass --yes, or apply a reviewed plan file' });
+        io.out(
+          renderPlanText(
+            {
+              planVersion: 1,
+              lock: { path: opts.lockfile, digest: lock.digest },
+              hosts: pre.flatMap((p) => (p.plan ? [p.plan] : [])),
+            },
+            opts.color,
+          ),
+        );
+        const ok = io.confirm
+          ? await io.confirm(`Apply these changes to ${pending.length} host(s)? Only "yes" is accepted: `)
+          : false;
+        if (!ok)
+          throw new CriuLockError('usage', 'apply cancelled; nothing was changed', {
+            hint: 'answer "yes", or pass --yes, or apply a reviewed plan file',
+          });
       }
     }
 
@@ -144,7 +190,11 @@ export async function applyFleet(run: PreparedRun, lock: Lockfile, opts: ApplyOp
         isFailure: isHostFailure,
         onResult: (o) => {
           done++;
-          if (opts.format === 'text') progress(io, `[${done}/${ready.length}] ${o.name}: ${o.status}${isHostFailure(o) ? ` — ${errorText(o.error)}` : ''}`);
+          if (opts.format === 'text')
+            progress(
+              io,
+              `[${done}/${ready.length}] ${o.name}: ${o.status}${isHostFailure(o) ? ` — ${errorText(o.error)}` : ''}`,
+            );
         },
       },
     );
@@ -167,18 +217,26 @@ export async function applyFleet(run: PreparedRun, lock: Lockfile, opts: ApplyOp
 export async function runApply(opts: ApplyOptions, deps: CommandDeps): Promise<number> {
   const { io } = deps;
   if (!opts.planfile && !opts.yes && !opts.check && !(io.isTTY && io.confirm)) {
-    throw new CriuLockError('usage', 'apply without a plan file needs confirmation, and there is no terminal to ask on', {
-      hint: 'pass --yes, or review a plan first: criu-lock plan -o plan.json && criu-lock apply plan.json',
-    });
+    throw new CriuLockError(
+      'usage',
+      'apply without a plan file needs confirmation, and there is no terminal to ask on',
+      {
+        hint: 'pass --yes, or review a plan first: criu-lock plan -o plan.json && criu-lock apply plan.json',
+      },
+    );
   }
   const lock = await loadLock(opts.lockfile);
   let planFile: PlanFile | undefined;
   if (opts.planfile) {
     planFile = await loadPlan(opts.planfile);
     if (planFile.lock.digest !== lock.digest) {
-      throw new CriuLockError('stale-plan', `plan is stale: it was made for lock ${planFile.lock.digest}, ${opts.lockfile} is now ${lock.digest}`, {
-        hint: 'run criu-lock plan -o FILE again with the current lockfile',
-      });
+      throw new CriuLockError(
+        'stale-plan',
+        `plan is stale: it was made for lock ${planFile.lock.digest}, ${opts.lockfile} is now ${lock.digest}`,
+        {
+          hint: 'run criu-lock plan -o FILE again with the current lockfile',
+        },
+      );
     }
   }
   const tasks = await loadPlaybook(opts.playbook);

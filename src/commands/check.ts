@@ -21,16 +21,27 @@ export function checkExitCode(report: CheckReport): number {
   return 0;
 }
 
-export async function checkFleet(run: PreparedRun, lock: Lockfile, lockPath: string, opts: Pick<CheckOptions, 'forks'>): Promise<CheckReport> {
+export async function checkFleet(
+  run: PreparedRun,
+  lock: Lockfile,
+  lockPath: string,
+  opts: Pick<CheckOptions, 'forks'>,
+): Promise<CheckReport> {
   const paths = lockedPaths(lock);
   const fleet = await runFleet(
     run.hosts,
     async (host): Promise<HostCheck> => {
       const start = run.clock.monotonicMs();
-      const r = await run.withHost(host, async (t) => compareHost(lock, await gatherFacts(t, { paths })), 'gather facts');
+      const r = await run.withHost(
+        host,
+        async (t) => compareHost(lock, await gatherFacts(t, { paths })),
+        'gather facts',
+      );
       run.log(host.name, `facts gathered and compared in ${run.since(start).toFixed(0)} ms`);
       if (isHostFailure(r)) return r;
-      return r.length === 0 ? { name: host.name, status: 'ok', findings: [] } : { name: host.name, status: 'drift', findings: r };
+      return r.length === 0
+        ? { name: host.name, status: 'ok', findings: [] }
+        : { name: host.name, status: 'drift', findings: r };
     },
     { forks: opts.forks },
   );

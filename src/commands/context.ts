@@ -50,7 +50,11 @@ export interface OpenTransportExtras {
   onNote?: (message: string) => void;
 }
 
-export type TransportFactory = (host: InventoryHost, ssh: SshOptions, extras: OpenTransportExtras) => Promise<Transport>;
+export type TransportFactory = (
+  host: InventoryHost,
+  ssh: SshOptions,
+  extras: OpenTransportExtras,
+) => Promise<Transport>;
 
 export interface CommandDeps {
   loadInventory: InventoryLoader;

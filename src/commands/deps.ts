@@ -27,12 +27,16 @@ export const systemClock: Clock = {
  * The real dependencies, wired once by the CLI. The inventory loader and the SSH stack are loaded
  * on first use, so `--help` and usage errors load neither.
  */
-export function realDeps(io: Io = processIo(), overrides: Partial<Omit<CommandDeps, 'io'>> = {}): CommandDeps {
+export function realDeps(
+  io: Io = processIo(),
+  overrides: Partial<Omit<CommandDeps, 'io'>> = {},
+): CommandDeps {
   return {
     io,
     clock: systemClock,
     loadInventory: async (path) => (await import('../inventory/load.js')).loadInventory(path),
-    openTransport: async (host, ssh, extras) => (await import('../transport/open.js')).openTransport(host, ssh, extras),
+    openTransport: async (host, ssh, extras) =>
+      (await import('../transport/open.js')).openTransport(host, ssh, extras),
     ...overrides,
   };
 }

@@ -21,19 +21,31 @@ export interface GenerateOptions extends CommonOptions {
 
 export function scopeOf(opts: Pick<GenerateOptions, 'packages' | 'withDeps' | 'pids'>): GenerateScope {
   if (opts.pids.length > 0 && opts.packages.length > 0) {
-    throw new CriuLockError('usage', '--pid and --package cannot be combined', { hint: 'lock either what processes map (--pid) or named packages (--package)' });
+    throw new CriuLockError('usage', '--pid and --package cannot be combined', {
+      hint: 'lock either what processes map (--pid) or named packages (--package)',
+    });
   }
   if (opts.withDeps && opts.packages.length === 0) {
-    throw new CriuLockError('usage', '--with-deps needs at least one --package', { hint: 'e.g. criu-lock generate --package libc6 --with-deps' });
+    throw new CriuLockError('usage', '--with-deps needs at least one --package', {
+      hint: 'e.g. criu-lock generate --package libc6 --with-deps',
+    });
   }
   for (const p of opts.packages) {
     const [name, arch, extra] = p.split(':');
-    if (!name || !isValidPackageName(name) || extra !== undefined || (arch !== undefined && !/^[a-z0-9][a-z0-9-]*$/.test(arch))) {
-      throw new CriuLockError('usage', `invalid package name ${JSON.stringify(p)}`, { hint: 'Debian package names are lowercase: a-z 0-9 + - . (optionally :arch)' });
+    if (
+      !name ||
+      !isValidPackageName(name) ||
+      extra !== undefined ||
+      (arch !== undefined && !/^[a-z0-9][a-z0-9-]*$/.test(arch))
+    ) {
+      throw new CriuLockError('usage', `invalid package name ${JSON.stringify(p)}`, {
+        hint: 'Debian package names are lowercase: a-z 0-9 + - . (optionally :arch)',
+      });
     }
   }
   for (const pid of opts.pids) {
-    if (!Number.isInteger(pid) || pid <= 0) throw new CriuLockError('usage', `invalid --pid ${pid}`, { hint: 'pass a positive process ID' });
+    if (!Number.isInteger(pid) || pid <= 0)
+      throw new CriuLockError('usage', `invalid --pid ${pid}`, { hint: 'pass a positive process ID' });
   }
   if (opts.pids.length > 0) return { kind: 'processes', pids: opts.pids };
   if (opts.packages.length > 0) return { kind: 'packages', packages: opts.packages, withDeps: opts.withDeps };
@@ -69,7 +81,9 @@ async function goldenFacts(t: Transport, scope: GenerateScope): Promise<HostFact
     scope.kind === 'all'
       ? [...facts.packages.values()]
       : scope.kind === 'processes'
-        ? [...new Set(facts.mapped.map((m) => m.owner).filter((o) => o !== undefined))].map((k) => facts.packages.get(k)).filter((p) => p !== undefined)
+        ? [...new Set(facts.mapped.map((m) => m.owner).filter((o) => o !== undefined))]
+            .map((k) => facts.packages.get(k))
+            .filter((p) => p !== undefined)
         : (chosen ?? []).map((k) => facts.packages.get(k)).filter((p) => p !== undefined);
   if (wanted.length > 0) {
     const sha = await gatherFacts(t, { shaFor: [...new Set(wanted.map((p) => `${p.key}=${p.version}`))] });
@@ -89,7 +103,10 @@ export async function runGenerate(opts: GenerateOptions, deps: CommandDeps): Pro
     return 3;
   }
   const now = deps.clock.now();
-  const { lock, warnings } = buildLock(result, scope, { host: golden.name, generatedAt: now.toISOString().replace(/\.\d{3}Z$/, 'Z') });
+  const { lock, warnings } = buildLock(result, scope, {
+    host: golden.name,
+    generatedAt: now.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+  });
   for (const w of warnings) io.err(`warning: ${w}\n`);
   const text = serializeLock(lock);
   if (opts.output === '-') io.out(text);

@@ -10,7 +10,11 @@ import type { Transport } from '../transport/types.js';
 
 /** Everything a plan for `lock` needs from a host, in one round trip. */
 export async function gatherForPlan(t: Transport, lock: Lockfile): Promise<HostFacts> {
-  return gatherFacts(t, { paths: lockedPaths(lock), policyFor: Object.keys(lock.packages).sort(), pinFile: PIN_FILE });
+  return gatherFacts(t, {
+    paths: lockedPaths(lock),
+    policyFor: Object.keys(lock.packages).sort(),
+    pinFile: PIN_FILE,
+  });
 }
 
 export async function refreshApt(t: Transport): Promise<void> {

@@ -25,7 +25,12 @@ export function planExitCode(plan: PlanFile, detailed: boolean): number {
 }
 
 /** Plans every host of the run against the lock; a host that cannot be read is a result, not an exception. */
-export async function planFleet(run: PreparedRun, lock: Lockfile, lockPath: string, opts: Pick<PlanOptions, 'forks' | 'refresh'>): Promise<PlanFile> {
+export async function planFleet(
+  run: PreparedRun,
+  lock: Lockfile,
+  lockPath: string,
+  opts: Pick<PlanOptions, 'forks' | 'refresh'>,
+): Promise<PlanFile> {
   const desired = renderPins(lock);
   const fleet = await runFleet(
     run.hosts,
@@ -46,7 +51,11 @@ export async function planFleet(run: PreparedRun, lock: Lockfile, lockPath: stri
     { forks: opts.forks },
   );
   // Facts are dropped as soon as each host is planned: at 100+ hosts they dominate memory.
-  return { planVersion: PLAN_VERSION, lock: { path: lockPath, digest: lock.digest }, hosts: fleet.results.map((r) => r.result) };
+  return {
+    planVersion: PLAN_VERSION,
+    lock: { path: lockPath, digest: lock.digest },
+    hosts: fleet.results.map((r) => r.result),
+  };
 }
 
 export async function runPlan(opts: PlanOptions, deps: CommandDeps): Promise<number> {

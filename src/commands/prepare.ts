@@ -24,7 +24,11 @@ export interface PreparedRun {
    * Connect, run `fn`, always close. A connection problem is `unreachable`, the rest `failed`
    * at the step `fn` last named with `at` (default `work`).
    */
-  withHost<R>(host: InventoryHost, fn: (t: Transport, at: (step: string) => void) => Promise<R>, firstStep?: string): Promise<R | HostFailure>;
+  withHost<R>(
+    host: InventoryHost,
+    fn: (t: Transport, at: (step: string) => void) => Promise<R>,
+    firstStep?: string,
+  ): Promise<R | HostFailure>;
   /** `[host] message` on stderr with --verbose. */
   log(host: string, message: string): void;
   /** Milliseconds since `start` (a clock.monotonicMs() reading). */
@@ -36,7 +40,11 @@ export interface PrepareOptions {
   select?: (inv: Inventory) => InventoryHost[];
 }
 
-export async function prepareRun(opts: CommonOptions, deps: CommandDeps, p: PrepareOptions = {}): Promise<PreparedRun> {
+export async function prepareRun(
+  opts: CommonOptions,
+  deps: CommandDeps,
+  p: PrepareOptions = {},
+): Promise<PreparedRun> {
   const { io, clock } = deps;
   const inventory = await deps.loadInventory(opts.inventory);
   for (const w of inventory.warnings) io.err(`warning: ${w}\n`);

@@ -29,7 +29,8 @@ export interface HostFailure {
 }
 
 export function hostError(err: unknown, step: string): HostError {
-  if (err instanceof CriuLockError) return { code: err.code, message: err.message, ...(err.hint ? { hint: err.hint } : {}), step };
+  if (err instanceof CriuLockError)
+    return { code: err.code, message: err.message, ...(err.hint ? { hint: err.hint } : {}), step };
   return { code: 'internal', message: err instanceof Error ? err.message : String(err), step };
 }
 

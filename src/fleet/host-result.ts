@@ -15,7 +15,10 @@ export { errorText, hostError, hostFailure, isHostFailure } from './host-error.j
  * A command's result for one host: its own success cases, or a failure. `Extra` is what the
  * command keeps on every case (apply keeps the task records even when a task failed).
  */
-export type HostResult<Done extends { name: string; status: string }, Extra = unknown> = (Done | HostFailure) & Extra;
+export type HostResult<Done extends { name: string; status: string }, Extra = unknown> = (
+  Done | HostFailure
+) &
+  Extra;
 
 export interface LockRef {
   path: string;
@@ -23,7 +26,9 @@ export interface LockRef {
 }
 
 /** check: what differs from the lock, per host. */
-export type HostCheck = HostResult<{ name: string; status: 'ok'; findings: [] } | { name: string; status: 'drift'; findings: Finding[] }>;
+export type HostCheck = HostResult<
+  { name: string; status: 'ok'; findings: [] } | { name: string; status: 'drift'; findings: Finding[] }
+>;
 
 export interface CheckReport {
   lock: LockRef;
@@ -39,7 +44,10 @@ export interface TaskRecord {
 }
 
 /** apply: what the playbook did to one host; task records are kept on failures too. */
-export type HostOutcome = HostResult<{ name: string; status: 'ok' | 'changed' | 'blocked' }, { tasks: TaskRecord[]; blocked: Blocked[] }>;
+export type HostOutcome = HostResult<
+  { name: string; status: 'ok' | 'changed' | 'blocked' },
+  { tasks: TaskRecord[]; blocked: Blocked[] }
+>;
 
 export interface ApplyReport {
   lock: LockRef;

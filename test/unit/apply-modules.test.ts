@@ -334,7 +334,10 @@ describe('runPlaybook', () => {
     const t = new RecordingTransport('node-b');
     t.exec = () => Promise.reject(new Error('connection reset'));
     const outcome = await runPlaybook(defaultTasks, context(t, hostPlan({ actions: PACKAGE_ACTIONS })));
-    expect(outcome).toMatchObject({ status: 'failed', step: 'Install the locked versions in one apt transaction', error: 'connection reset' });
+    expect(outcome).toMatchObject({
+      status: 'failed',
+      error: { code: 'internal', step: 'Install the locked versions in one apt transaction', message: 'connection reset' },
+    });
   });
 
   it('a host with blocked packages (skip-unavailable) reports blocked after converging the rest', async () => {
@@ -355,7 +358,7 @@ describe('runPlaybook', () => {
     ];
     const outcome = await runPlaybook(tasks, context(t, hostPlan()));
     expect(t.execs.map((c) => [c.become, c.timeoutMs])).toEqual([[true, 5000], [false, 5000]]);
-    expect(outcome).toMatchObject({ status: 'failed', step: 'status strict', error: 'systemctl failed: exit code 3' });
+    expect(outcome).toMatchObject({ status: 'failed', error: { code: 'task-failed', step: 'status strict', message: 'systemctl failed: exit code 3' } });
   });
 });
 
