@@ -8,7 +8,8 @@ import { readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import nodePath from 'node:path';
 import { CriuLockError, type SourceLocation } from '../errors.js';
-import { parseIniInventory, type LocatedValue, type ParsedInventory } from './ini-inventory.js';
+import { parseIniInventory } from './ini-inventory.js';
+import type { LocatedValue, ParsedInventory } from './model.js';
 import type { ConnectionSettings, Inventory, InventoryGroup, InventoryHost } from './types.js';
 import { parseYamlInventory } from './yaml-inventory.js';
 

@@ -15,7 +15,7 @@ import {
   type ConnectionWarning,
   type Inventory,
 } from '../../src/inventory/index.js';
-import { shlexSplit } from '../../src/inventory/ini-inventory.js';
+import { shlexSplit } from '../../src/inventory/shlex.js';
 
 const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'inventory');
 const repoRoot = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
