@@ -487,15 +487,16 @@ describe('loadInventory', () => {
     expect(err.hint).toBe('create one from inventory.example.yaml or pass -i');
   });
 
-  it('summarizes connection warnings per kind and notes group_vars/ it does not read', async () => {
+  it('summarizes connection warnings per kind, group_vars/ included', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'criu-lock-inv-'));
     await mkdir(path.join(dir, 'group_vars'));
+    await writeFile(path.join(dir, 'group_vars', 'g.yml'), 'ansible_become_pass: s3cr3t\n');
     const file = path.join(dir, 'hosts');
     await writeFile(file, '[g]\nh1\nh2\n[g:vars]\nansible_ssh_pass=s3cr3t\n');
-    const inv = await loadInventory(file, opts);
+    const inv = await loadInventory(file, { ...opts, sshConfig: 'none' });
     expect(inv.warnings).toEqual([
       'hosts h1, h2: ansible_ssh_pass is set, but passwords are not supported (SSH keys or ssh-agent only); it is ignored',
-      `${path.join(dir, 'group_vars')}/ is not read by criu-lock; put those variables in ${file} itself`,
+      'hosts h1, h2: ansible_become_pass is set, but passwords are not supported (SSH keys or ssh-agent only); it is ignored',
     ]);
   });
 
