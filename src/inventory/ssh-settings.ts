@@ -108,8 +108,8 @@ export function parseJumpSpec(spec: string): { user?: string; host: string; port
       }
     }
     if (
-      rest === '' ||
-      /[\s/]/.test(rest) ||
+      !(v6 ? /^[0-9A-Fa-f:.%]+$/ : /^[A-Za-z0-9_.%-]+$/).test(rest) ||
+      rest.startsWith('-') ||
       (port !== undefined && (port < 1 || port > 65535)) ||
       user === ''
     ) {
@@ -218,7 +218,7 @@ export function applySshSettings(
   const proxyJump = args.proxyJump ?? (args.proxyCommand ? undefined : cfg.proxyJump);
   const proxyCommand = args.proxyCommand ?? (args.proxyJump ? undefined : cfg.proxyCommand);
   const where = (s: Setting<string>): string =>
-    s.origin.startsWith('ansible_') ? s.origin : `ssh config ${s.origin}`;
+    /\(ansible_ssh_(common|extra)_args\)$/.test(s.origin) ? s.origin : `ssh config ${s.origin}`;
   if (proxyJump && proxyJump.value.toLowerCase() !== 'none') {
     out.proxyJump = parseJumpSpec(proxyJump.value).map((hop) => resolveJump(hop, ctx, name));
     origins.proxyJump = `${where(proxyJump)} (ProxyJump ${proxyJump.value})`;

@@ -3,11 +3,11 @@
  * `a,b` is a connection to `a`, then one to `b` through a direct-tcpip channel of `a`, each hop
  * verified and authenticated like any host. Connections are reference-counted and closed shortly
  * after the last host using them closes (so hosts worked on one after another reuse them too).
+ * Only types are imported at the top: ssh2 loads when the first bastion is needed.
  */
-import { Client, type ClientChannel } from 'ssh2';
+import type { Client, ClientChannel } from 'ssh2';
 import { CriuLockError } from '../errors.js';
 import { endpointWhere, type SshEndpoint } from './endpoint.js';
-import { prepareLogin } from './login.js';
 
 interface Entry {
   key: string;
@@ -107,8 +107,10 @@ export class BastionPool {
           );
         })
       : undefined;
+    // Loaded on first use: commands import this module, and --help must not load the SSH stack.
+    const [{ prepareLogin }, { default: ssh2 }] = await Promise.all([import('./login.js'), import('ssh2')]);
     const login = await prepareLogin(hop, this.opts.agentSocket, note);
-    const client = new Client();
+    const client = new ssh2.Client();
     await new Promise<void>((resolve, reject) => {
       client.once('ready', () => resolve());
       client.once('error', (e) => reject(login.failure(e)));

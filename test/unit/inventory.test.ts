@@ -537,6 +537,17 @@ describe('renderInventory', () => {
       expect(out).not.toContain(secret);
   });
 
+  const NO_SSH_CONFIG = {
+    identityFiles: [],
+    identitiesOnly: false,
+    proxyJump: [],
+    knownHostsFiles: null,
+    hostKeyChecking: null,
+    connectTimeoutMs: null,
+    serverAliveIntervalMs: null,
+    unsupported: null,
+  };
+
   it('renders JSON with the resolved connection only', () => {
     const json = JSON.parse(renderInventory(inv.hosts, inv, 'json')) as unknown;
     expect(json).toEqual({
@@ -552,6 +563,13 @@ describe('renderInventory', () => {
             user: 'tester',
             become: false,
             privateKeyFile: '/keys/node-a',
+            ...NO_SSH_CONFIG,
+          },
+          origins: {
+            address: 'inv.yaml:7:21 (ansible_host)',
+            port: 'default',
+            user: 'default (local user)',
+            identityFiles: 'inv.yaml:11:37 (ansible_ssh_private_key_file)',
           },
         },
         {
@@ -564,6 +582,12 @@ describe('renderInventory', () => {
             user: 'deploy',
             become: true,
             privateKeyFile: null,
+            ...NO_SSH_CONFIG,
+          },
+          origins: {
+            address: 'inv.yaml:15:32 (ansible_host)',
+            port: 'inv.yaml:15:57 (ansible_port)',
+            user: 'inv.yaml:15:77 (ansible_user)',
           },
         },
       ],
@@ -578,11 +602,17 @@ describe('renderInventory', () => {
   it('renders an aligned, deterministic table', () => {
     const out = renderInventory(inv.hosts.slice(1), inv, 'text');
     expect(out).toBe(renderInventory(inv.hosts.slice(1), inv, 'text'));
-    expect(out.split('\n').slice(0, 4)).toEqual([
+    expect(out.split('\n')).toEqual([
       'HOST    ADDRESS         USER    BECOME  CONNECTION  GROUPS',
       'node-b  127.0.0.3:2222  deploy  sudo    ssh         dc1',
       '',
+      'node-b:',
+      '  address  127.0.0.3  from inv.yaml:15:32 (ansible_host)',
+      '  port     2222       from inv.yaml:15:57 (ansible_port)',
+      '  user     deploy     from inv.yaml:15:77 (ansible_user)',
+      '',
       '1 of 2 hosts from inv.yaml',
+      '',
     ]);
     // Warnings go to stderr once (prepareRun), not into the table as well.
     expect(out).not.toContain('warning:');
