@@ -203,6 +203,12 @@ export function applySshSettings(
     const v = cfg.strictHostKeyChecking.value;
     // `ask` needs a terminal prompt; without one OpenSSH refuses unknown keys, as strict does.
     out.hostKeyChecking = v === 'ask' ? 'strict' : v;
+    if (v === 'off') {
+      ctx.warn(
+        name,
+        `ssh config ${cfg.strictHostKeyChecking.origin} sets StrictHostKeyChecking no: host keys are not checked (--host-key-checking strict overrides it)`,
+      );
+    }
     origins.hostKeyChecking = `ssh config ${cfg.strictHostKeyChecking.origin} (StrictHostKeyChecking ${v})`;
   }
   if (cfg.connectTimeoutSeconds && cfg.connectTimeoutSeconds.value > 0) {
