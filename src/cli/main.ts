@@ -16,11 +16,14 @@ const commands = {
 
 function common(y: Argv): Argv {
   return y
-    .option('inventory', { alias: 'i', type: 'string', default: 'inventory.yaml', describe: 'Ansible inventory (YAML or INI)' })
+    .option('inventory', { alias: 'i', type: 'string', default: 'inventory.yaml', describe: 'Ansible inventory: YAML, INI, ansible-inventory JSON or an executable printing it' })
     .option('forks', { type: 'number', default: 20, describe: 'hosts worked on at once' })
     .option('known-hosts', { type: 'string', describe: 'OpenSSH known_hosts file (default ~/.ssh/known_hosts)' })
-    .option('host-key-checking', { choices: ['strict', 'accept-new', 'off'] as const, default: 'strict' as const, describe: 'like StrictHostKeyChecking' })
-    .option('connect-timeout', { type: 'number', default: 10, describe: 'SSH connect timeout in seconds' })
+    // No yargs defaults for these three: given on the command line they win over the ssh config, like `ssh -o`.
+    .option('host-key-checking', { choices: ['strict', 'accept-new', 'off'] as const, describe: 'like StrictHostKeyChecking (default strict, or the ssh config)' })
+    .option('connect-timeout', { type: 'number', describe: 'SSH connect timeout in seconds (default 10, or the ssh config)' })
+    .option('ssh-config', { type: 'string', describe: "OpenSSH client config (default ~/.ssh/config; 'none' to skip)" })
+    .option('vault-password-file', { type: 'string', describe: 'password for Ansible vault files in group_vars/host_vars' })
     .option('color', { type: 'boolean', default: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR, describe: 'colour output (--no-color to disable)' })
     .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'per-phase timings and commands' })
     .option('debug', { type: 'boolean', default: false, describe: 'stack traces on errors' });
@@ -36,7 +39,7 @@ function lockOpt(y: Argv): Argv {
 
 function commonOptions(a: Record<string, unknown>): CommonOptions {
   const forks = Number(a.forks);
-  const timeout = Number(a['connect-timeout']);
+  const timeout = a['connect-timeout'] === undefined ? 10 : Number(a['connect-timeout']);
   if (!Number.isInteger(forks) || forks < 1) throw new CriuLockError('usage', `--forks must be a positive integer, got ${String(a.forks)}`, { hint: 'e.g. --forks 20' });
   if (!Number.isFinite(timeout) || timeout <= 0) throw new CriuLockError('usage', `--connect-timeout must be a positive number of seconds`, { hint: 'e.g. --connect-timeout 10' });
   return {
@@ -44,7 +47,14 @@ function commonOptions(a: Record<string, unknown>): CommonOptions {
     limit: a.limit as string | undefined,
     forks,
     knownHosts: a['known-hosts'] as string | undefined,
-    hostKeyChecking: a['host-key-checking'] as CommonOptions['hostKeyChecking'],
+    hostKeyChecking: (a['host-key-checking'] ?? 'strict') as CommonOptions['hostKeyChecking'],
+    sshConfig: a['ssh-config'] as string | undefined,
+    vaultPasswordFile: a['vault-password-file'] as string | undefined,
+    explicit: {
+      knownHosts: a['known-hosts'] !== undefined,
+      hostKeyChecking: a['host-key-checking'] !== undefined,
+      connectTimeout: a['connect-timeout'] !== undefined,
+    },
     connectTimeout: timeout,
     verbose: Boolean(a.verbose),
     debug: Boolean(a.debug),
