@@ -6,6 +6,7 @@ import type { InventoryHost } from '../inventory/types.js';
 import { loadLock, type Lockfile } from '../lock/lockfile.js';
 import { loadPlan, type HostPlan, type PlanFile } from '../plan/plan-file.js';
 import { planHost } from '../plan/planner.js';
+import { storeDir, storeIndexFor } from '../store/manifest.js';
 import { renderPins } from '../plan/pins.js';
 import { renderPlanText } from '../report/plan-report.js';
 import { renderApply } from '../report/apply-report.js';
@@ -26,6 +27,8 @@ export interface ApplyOptions extends CommonOptions {
   skipUnavailable: boolean;
   playbook?: string | undefined;
   format: 'text' | 'json';
+  /** Package store directory (default: criu-lock.debs/ beside the lockfile, when it exists). */
+  store?: string | undefined;
 }
 
 interface Session {
@@ -73,6 +76,7 @@ export async function applyFleet(lock: Lockfile, opts: ApplyOptions, io: Io, tas
     hosts = hosts.filter((h) => planned.has(h.name));
   }
   const pins = renderPins(lock);
+  const store = await storeIndexFor(opts.lockfile, opts.store);
   const ssh = sshOptions(opts);
   const sessions: Session[] = hosts.map((host) => ({ host }));
 
@@ -90,7 +94,7 @@ export async function applyFleet(lock: Lockfile, opts: ApplyOptions, io: Io, tas
       try {
         // The plan carries the host's fingerprint; the facts themselves are not kept (memory).
         const start = process.hrtime.bigint();
-        s.plan = planHost(lock, await gatherForPlan(s.transport, lock), pins);
+        s.plan = planHost(lock, await gatherForPlan(s.transport, lock), pins, store);
         if (opts.verbose) io.err(`[${s.host.name}] preflight facts gathered in ${elapsed(start).toFixed(0)} ms\n`);
       } catch (err) {
         s.outcome = { name: s.host.name, status: 'failed', step: 'gather facts', error: toFailure(err, 'work').error, tasks: [], blocked: [] };
@@ -144,6 +148,7 @@ export async function applyFleet(lock: Lockfile, opts: ApplyOptions, io: Io, tas
           lock,
           plan,
           pins,
+          storeDir: storeDir(opts.lockfile, opts.store),
           checkMode: opts.check,
           verbose: verbose(s.host.name),
         });

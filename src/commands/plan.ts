@@ -9,7 +9,8 @@ import { selectHosts } from '../inventory/limit.js';
 import { loadLock, type Lockfile } from '../lock/lockfile.js';
 import { runFleet } from '../fleet/run.js';
 import { PLAN_VERSION, serializePlan, type HostPlan, type PlanFile } from '../plan/plan-file.js';
-import { failedHostPlan, planHost } from '../plan/planner.js';
+import { failedHostPlan, planHost, type StoreIndex } from '../plan/planner.js';
+import { storeIndexFor } from '../store/manifest.js';
 import { PIN_FILE, renderPins } from '../plan/pins.js';
 import { renderPlan } from '../report/plan-report.js';
 import type { Transport } from '../transport/types.js';
@@ -22,6 +23,8 @@ export interface PlanOptions extends CommonOptions {
   format: 'text' | 'markdown' | 'json';
   detailedExitcode: boolean;
   refresh: boolean;
+  /** Package store directory (default: criu-lock.debs/ beside the lockfile, when it exists). */
+  store?: string | undefined;
 }
 
 
@@ -51,6 +54,7 @@ export async function planFleet(
   hosts: readonly InventoryHost[],
   opts: Pick<PlanOptions, 'forks' | 'refresh' | 'verbose'> & CommonOptions,
   io: Io,
+  store?: StoreIndex,
 ): Promise<PlanFile> {
   const desired = renderPins(lock);
   const ssh = sshOptions(opts);
@@ -64,7 +68,7 @@ export async function planFleet(
       });
       if (opts.verbose) io.err(`[${host.name}] facts gathered in ${elapsed(start).toFixed(0)} ms\n`);
       if (isFailure(r)) return failedHostPlan(host.name, r.status, r.error);
-      return planHost(lock, r, desired);
+      return planHost(lock, r, desired, store);
     },
     { forks: opts.forks },
   );
@@ -76,7 +80,8 @@ export async function runPlan(opts: PlanOptions, io: Io): Promise<number> {
   const lock = await loadLock(opts.lockfile);
   const inv = await loadInventory(opts.inventory);
   const hosts = selectHosts(inv, opts.limit);
-  const plan = await planFleet(lock, opts.lockfile, hosts, opts, io);
+  const store = await storeIndexFor(opts.lockfile, opts.store);
+  const plan = await planFleet(lock, opts.lockfile, hosts, opts, io, store);
   if (opts.out) {
     await writeFile(opts.out, serializePlan(plan));
     io.err(`saved plan to ${opts.out}; apply it with: criu-lock apply ${opts.out}\n`);
