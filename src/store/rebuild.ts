@@ -105,7 +105,7 @@ if [ -s "$d/files" ]; then tar -C / --no-recursion -cf - -T "$d/files" | tar -C 
 for s in preinst postinst prerm postrm config templates triggers shlibs symbols md5sums; do
   if [ -f "$base.$s" ]; then cp -p -- "$base.$s" "$root/DEBIAN/$s"; fi
 done
-dpkg-deb --build -- "$root" "$d/out.deb" >/dev/null
+dpkg-deb -Zgzip -z6 --build -- "$root" "$d/out.deb" >/dev/null
 rm -rf -- "$root"
 echo "$d/out.deb"
 `;

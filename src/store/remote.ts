@@ -7,13 +7,18 @@ import { APT_ENV } from '../apply/apt.js';
  * as positional parameters (`sh -c SCRIPT sh ARG...`), so nothing from a lock reaches the shell
  * as text. Everything needs only Essential tools: sh, coreutils, tar, dpkg, apt, perl-base.
  */
-export function sh(t: Transport, script: string, args: readonly string[], opts: { stdin?: string; timeoutMs?: number } = {}): Promise<CommandResult> {
-  return t.exec(['sh', '-c', script, 'sh', ...args], {
-    become: true,
-    env: { ...APT_ENV },
-    timeoutMs: opts.timeoutMs ?? 600_000,
-    ...(opts.stdin === undefined ? {} : { stdin: opts.stdin }),
-  });
+export async function sh(t: Transport, script: string, args: readonly string[], opts: { stdin?: string; timeoutMs?: number } = {}): Promise<CommandResult> {
+  const run = (): Promise<CommandResult> =>
+    t.exec(['sh', '-c', script, 'sh', ...args], {
+      become: true,
+      env: { ...APT_ENV },
+      timeoutMs: opts.timeoutMs ?? 600_000,
+      ...(opts.stdin === undefined ? {} : { stdin: opts.stdin }),
+    });
+  const r = await run();
+  // Rarely (about 1 in 1,000 channels on the sandbox) a channel closes before its exit status
+  // arrives. Every script here is idempotent, so one retry is safe.
+  return r.exitCode === null && !r.timedOut && r.signal === undefined ? run() : r;
 }
 
 export function lastLine(r: CommandResult): string {
@@ -26,7 +31,7 @@ export async function makeTemp(t: Transport, prefix: string): Promise<string> {
   const r = await sh(t, 'umask 022 && mktemp -d "/var/tmp/$1.XXXXXXXX"', [prefix]);
   const dir = r.stdout.trim();
   if (r.exitCode !== 0 || !/^\/var\/tmp\/[A-Za-z0-9._-]+$/.test(dir)) {
-    throw new CriuLockError('ssh', `${t.host}: cannot create a temporary directory: ${lastLine(r)}`);
+    throw new CriuLockError('ssh', `${t.host}: cannot create a temporary directory (exit code ${r.exitCode}${r.timedOut ? ', timed out' : ''}): ${lastLine(r)}`);
   }
   return dir;
 }

@@ -226,8 +226,7 @@ export async function vendorLock(t: Transport, lock: Lockfile, dir: string, old:
           const deb = await rebuildPackage(t, { name, arch, version: p.entry.version }, { expect: p.entry, ...(opts.warn ? { onWarning: opts.warn } : {}) });
           store(p, deb.bytes, 'rebuilt');
         } catch (err) {
-          if (!(err instanceof RebuildError)) throw err;
-          p.tried.push(`rebuild: ${err.message}`);
+          p.tried.push(`rebuild: ${err instanceof RebuildError ? err.message : `failed: ${(err as Error).message}`}`);
           left.push(p);
         }
       }
@@ -235,9 +234,9 @@ export async function vendorLock(t: Transport, lock: Lockfile, dir: string, old:
     }
   } finally {
     if (scratch) await removeTemp(t, scratch);
+    // What was stored and verified so far is kept, even when the golden node went away mid-way.
+    writeAtomic(join(dir, MANIFEST_FILE), serializeManifest(manifest));
   }
-
-  writeAtomic(join(dir, MANIFEST_FILE), serializeManifest(manifest));
   const keep = new Set(Object.values(manifest.packages).map((e) => `${e.sha256}.deb`));
   for (const f of readdirSync(dir)) if (/^[0-9a-f]{64}\.deb$/.test(f) && !keep.has(f)) rmSync(join(dir, f), { force: true });
   results.sort((a, b) => (a.key < b.key ? -1 : 1));
