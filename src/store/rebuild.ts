@@ -98,8 +98,8 @@ mkdir -p -- "$root/DEBIAN"
 dpkg-query -s -- "$key" > "$d/status"
 perl -e "$perl_src" "$d/status" "$base.list" "$root" "$d"
 if [ -s "$d/conffiles.md5" ]; then
-  bad=$(md5sum -c --quiet -- "$d/conffiles.md5" 2>&1 | head -n 3 | tr '\\n' ' ') || true
-  if [ -n "$bad" ]; then echo "criu-lock: conffile edited on this node: $bad" >&2; exit 11; fi
+  bad=$(md5sum -c --quiet -- "$d/conffiles.md5" 2>/dev/null | sed -n 's/: FAILED.*$//p' | head -n 3 | tr '\\n' ' ') || true
+  if [ -n "$bad" ]; then echo "criu-lock: conffile $bad" >&2; exit 11; fi
 fi
 if [ -s "$d/files" ]; then tar -C / --no-recursion -cf - -T "$d/files" | tar -C "$root" -xpf -; fi
 for s in preinst postinst prerm postrm config templates triggers shlibs symbols md5sums; do
@@ -151,7 +151,7 @@ export async function rebuildPackage(
     if (r.exitCode === 11) {
       throw new RebuildError(
         'edited-conffile',
-        `${lastLine(r).replace(/^criu-lock: /, '')}— a rebuilt package would spread the local edit to the fleet; restore the file (apt-get install --reinstall -o Dpkg::Options::=--force-confask) or vendor it from an archive`,
+        `${lastLine(r).replace(/^criu-lock: /, '').trim()} was edited on ${t.host} (its md5 is not dpkg's): a rebuilt ${key} would spread the local edit to the fleet; restore the file or vendor ${pkg.name} from an --archive`,
       );
     }
     const out = r.stdout.trim().split('\n').at(-1) ?? '';
