@@ -57,7 +57,8 @@ async function archiveMovesOn(work: string): Promise<string> {
   const repo = paths(sb.dir).repo;
   for (const f of readdirSync(repo)) if (f.endsWith('.deb') && !GOLDEN_REPO_DEBS.includes(f)) copyFileSync(join(repo, f), join(moved, f));
   writeFileSync(join(moved, 'Packages'), (await runOk(['apt-ftparchive', 'packages', '.'], { cwd: moved })).stdout);
-  writeFileSync(join(moved, 'Release'), (await runOk(['apt-ftparchive', 'release', '.'], { cwd: moved })).stdout);
+  const label = ['-o', 'APT::FTPArchive::Release::Origin=criu-lock-sandbox', '-o', 'APT::FTPArchive::Release::Label=criu-lock-sandbox'];
+  writeFileSync(join(moved, 'Release'), (await runOk(['apt-ftparchive', ...label, 'release', '.'], { cwd: moved })).stdout);
   for (const n of sb.state().nodes) {
     await runOk(['mount', '--bind', '-o', 'ro', moved, join(n.root, 'srv/repo')]);
     await runOk(['chroot', n.root, 'apt-get', 'update', '-q'], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' } });
