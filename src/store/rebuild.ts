@@ -105,7 +105,7 @@ if [ -s "$d/files" ]; then tar -C / --no-recursion -cf - -T "$d/files" | tar -C 
 for s in preinst postinst prerm postrm config templates triggers shlibs symbols md5sums; do
   if [ -f "$base.$s" ]; then cp -p -- "$base.$s" "$root/DEBIAN/$s"; fi
 done
-dpkg-deb -Zgzip -z6 --build -- "$root" "$d/out.deb" >/dev/null
+dpkg-deb -Zgzip -z1 --build -- "$root" "$d/out.deb" >/dev/null
 rm -rf -- "$root"
 echo "$d/out.deb"
 `;
@@ -136,11 +136,12 @@ async function installedFiles(t: Transport, key: string): Promise<Record<string,
 export async function rebuildPackage(
   t: Transport,
   pkg: { name: string; arch: string; version: string },
-  opts: { expect?: PackageEntry; onWarning?: (message: string) => void } = {},
+  opts: { expect?: PackageEntry; onWarning?: (message: string) => void; scratch?: string } = {},
 ): Promise<RebuiltDeb> {
   const key = formatPackageKey({ name: pkg.name, arch: pkg.arch });
   if (!isValidVersion(pkg.version)) throw new RebuildError('failed', `invalid version ${JSON.stringify(pkg.version)}`);
-  const scratch = await makeTemp(t, 'criu-lock-rebuild');
+  // A caller rebuilding many packages passes one scratch directory (fewer round trips).
+  const scratch = opts.scratch ?? (await makeTemp(t, 'criu-lock-rebuild'));
   try {
     const r = await sh(t, SCRIPT, [key, pkg.version, scratch, PERL], { timeoutMs: 900_000 });
     for (const line of r.stderr.split('\n')) {
@@ -162,6 +163,6 @@ export async function rebuildPackage(
     const bytes = await fetchFile(t, out);
     return { bytes, sha256: sha256Of(bytes), size: bytes.length };
   } finally {
-    await removeTemp(t, scratch);
+    if (opts.scratch === undefined) await removeTemp(t, scratch);
   }
 }

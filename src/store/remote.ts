@@ -64,15 +64,3 @@ export async function fetchFile(t: Transport, file: string): Promise<Buffer> {
   if (bytes.length !== Number(size)) throw new CriuLockError('ssh', `${t.host}: ${file} arrived with ${bytes.length} bytes, expected ${size}`);
   return bytes;
 }
-
-/** Control fields of a .deb on the host. */
-export async function debControl(t: Transport, file: string): Promise<Map<string, string>> {
-  const r = await sh(t, 'dpkg-deb -f -- "$1" Package Version Architecture', [file]);
-  if (r.exitCode !== 0) throw new CriuLockError('ssh', `${t.host}: ${file} is not a readable .deb: ${lastLine(r)}`);
-  const fields = new Map<string, string>();
-  for (const line of r.stdout.split('\n')) {
-    const m = /^([A-Za-z-]+):\s*(.*)$/.exec(line);
-    if (m?.[1]) fields.set(m[1], (m[2] ?? '').trim());
-  }
-  return fields;
-}

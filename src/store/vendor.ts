@@ -223,7 +223,7 @@ export async function vendorLock(t: Transport, lock: Lockfile, dir: string, old:
         }
         const [name, arch] = p.key.split(':') as [string, string];
         try {
-          const deb = await rebuildPackage(t, { name, arch, version: p.entry.version }, { expect: p.entry, ...(opts.warn ? { onWarning: opts.warn } : {}) });
+          const deb = await rebuildPackage(t, { name, arch, version: p.entry.version }, { expect: p.entry, scratch, ...(opts.warn ? { onWarning: opts.warn } : {}) });
           store(p, deb.bytes, 'rebuilt');
         } catch (err) {
           p.tried.push(`rebuild: ${err instanceof RebuildError ? err.message : `failed: ${(err as Error).message}`}`);
