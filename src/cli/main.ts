@@ -217,7 +217,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
           {
             ...commonOptions(a),
             lockfile: String(a.lockfile),
-            golden: a.golden as string | undefined,
+            golden: a.golden,
             store: a.store as string | undefined,
             archives: asList<string>(a.archive),
             rebuild: Boolean(a.rebuild),

@@ -30,7 +30,11 @@ function summary(results: readonly VendorResult[], dir: string): string {
 }
 
 /** Vendors the lock into the store through the golden node; exit 3 when a package cannot be provided. */
-export async function vendorWith(lock: Lockfile, opts: Omit<VendorOptions, 'verify'>, io: Io): Promise<number> {
+export async function vendorWith(
+  lock: Lockfile,
+  opts: Omit<VendorOptions, 'verify'>,
+  io: Io,
+): Promise<number> {
   const archives = opts.archives.map((a) => parseArchive(a, lock.platform));
   const dir = storeDir(opts.lockfile, opts.store);
   const old = await loadStore(dir).catch(() => undefined);
@@ -57,7 +61,8 @@ export async function vendorWith(lock: Lockfile, opts: Omit<VendorOptions, 'veri
     io.err(`unprovidable ${m.key}=${m.version}; tried:\n${m.tried.map((t) => `    ${t}\n`).join('')}`);
   }
   io.err(summary(r.results, dir).replace(/\n$/, ` in ${((Date.now() - started) / 1000).toFixed(1)} s\n`));
-  if (missing.length > 0) io.err(`  hint: add --archive URL (a snapshot or internal mirror) or --rebuild to provide the rest\n`);
+  if (missing.length > 0)
+    io.err(`  hint: add --archive URL (a snapshot or internal mirror) or --rebuild to provide the rest\n`);
   return missing.length > 0 ? 3 : 0;
 }
 
@@ -65,14 +70,24 @@ export async function runVendor(opts: VendorOptions, io: Io): Promise<number> {
   const lock = await loadLock(opts.lockfile);
   if (!opts.verify) return vendorWith(lock, opts, io);
   if (opts.archives.length > 0 || opts.rebuild) {
-    throw new CriuLockError('usage', '--verify checks the store as it is; it cannot be combined with --archive or --rebuild', { hint: 'run criu-lock vendor first, then criu-lock vendor --verify' });
+    throw new CriuLockError(
+      'usage',
+      '--verify checks the store as it is; it cannot be combined with --archive or --rebuild',
+      { hint: 'run criu-lock vendor first, then criu-lock vendor --verify' },
+    );
   }
   const dir = storeDir(opts.lockfile, opts.store);
   const store = await loadStore(dir);
-  if (!store) throw new CriuLockError('input', `no package store at ${dir}`, { hint: 'create it with criu-lock vendor (or generate --vendor)', location: { file: dir } });
+  if (!store)
+    throw new CriuLockError('input', `no package store at ${dir}`, {
+      hint: 'create it with criu-lock vendor (or generate --vendor)',
+      location: { file: dir },
+    });
   const problems = verifyStore(lock, dir, store.manifest);
   for (const p of problems) io.out(`bad  ${p.key}: ${p.problem}\n`);
   const n = Object.keys(store.manifest.packages).length;
-  io.err(`store ${dir}: ${n} file(s) checked against the manifest and ${opts.lockfile}: ${problems.length === 0 ? 'all good' : `${problems.length} problem(s)`}\n`);
+  io.err(
+    `store ${dir}: ${n} file(s) checked against the manifest and ${opts.lockfile}: ${problems.length === 0 ? 'all good' : `${problems.length} problem(s)`}\n`,
+  );
   return problems.length === 0 ? 0 : 1;
 }

@@ -39,7 +39,10 @@ export type StoreEntry = z.infer<typeof StoreEntry>;
 
 export const Manifest = z.strictObject({
   storeVersion: z.literal(STORE_VERSION),
-  packages: z.record(z.string().regex(/^[a-z0-9][a-z0-9+.-]+:[a-z0-9][a-z0-9-]*$/, 'must be name:arch'), StoreEntry),
+  packages: z.record(
+    z.string().regex(/^[a-z0-9][a-z0-9+.-]+:[a-z0-9][a-z0-9-]*$/, 'must be name:arch'),
+    StoreEntry,
+  ),
 });
 export type Manifest = z.infer<typeof Manifest>;
 
@@ -94,17 +97,22 @@ export function parseManifest(text: string, file: string): Manifest {
   const raw = doc.toJS() as unknown;
   const version = (raw as { storeVersion?: unknown } | null)?.storeVersion;
   if (version !== STORE_VERSION) {
-    throw new CriuLockError('input', `unsupported storeVersion ${JSON.stringify(version)} (this criu-lock reads version ${STORE_VERSION})`, {
-      location: { file, line: 1 },
-      hint: 're-create the store with this criu-lock: `criu-lock vendor`',
-    });
+    throw new CriuLockError(
+      'input',
+      `unsupported storeVersion ${JSON.stringify(version)} (this criu-lock reads version ${STORE_VERSION})`,
+      {
+        location: { file, line: 1 },
+        hint: 're-create the store with this criu-lock: `criu-lock vendor`',
+      },
+    );
   }
   const parsed = Manifest.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     let line: number | undefined;
     for (let n = issue.path.length; n >= 0 && line === undefined; n--) {
-      const node = doc.getIn(issue.path.slice(0, n) as unknown[], true) as { range?: [number, number, number] } | undefined;
+      const node = doc.getIn(issue.path.slice(0, n) as unknown[], true) as
+        { range?: [number, number, number] } | undefined;
       if (node?.range) line = lc.linePos(node.range[0]).line;
     }
     throw new CriuLockError('input', `${issue.path.map(String).join('.') || 'manifest'}: ${issue.message}`, {
@@ -136,12 +144,20 @@ export function emptyManifest(): Manifest {
  * The store as the planner sees it: `--store DIR` (which must exist), or the default store beside
  * the lockfile when there is one. Undefined when no store is in use.
  */
-export async function storeIndexFor(lockfile: string, store?: string): Promise<Map<string, { version: string; sha256: string }> | undefined> {
+export async function storeIndexFor(
+  lockfile: string,
+  store?: string,
+): Promise<Map<string, { version: string; sha256: string }> | undefined> {
   const dir = storeDir(lockfile, store);
   const s = await loadStore(dir);
   if (!s) {
-    if (store !== undefined) throw new CriuLockError('usage', `--store ${store}: no such directory`, { hint: 'create the store with criu-lock vendor --store DIR' });
+    if (store !== undefined)
+      throw new CriuLockError('usage', `--store ${store}: no such directory`, {
+        hint: 'create the store with criu-lock vendor --store DIR',
+      });
     return undefined;
   }
-  return new Map(Object.entries(s.manifest.packages).map(([k, e]) => [k, { version: e.version, sha256: e.sha256 }]));
+  return new Map(
+    Object.entries(s.manifest.packages).map(([k, e]) => [k, { version: e.version, sha256: e.sha256 }]),
+  );
 }

@@ -122,7 +122,9 @@ async function installedFiles(t: Transport, key: string): Promise<Record<string,
   const files: Record<string, FileEntry> = {};
   for (const f of facts.packageFiles.get(key) ?? []) {
     if (f.size === undefined || f.mode === undefined) continue;
-    files[f.path] = f.buildId ? { size: f.size, mode: f.mode, buildId: f.buildId } : { size: f.size, mode: f.mode };
+    files[f.path] = f.buildId
+      ? { size: f.size, mode: f.mode, buildId: f.buildId }
+      : { size: f.size, mode: f.mode };
   }
   return files;
 }
@@ -139,7 +141,8 @@ export async function rebuildPackage(
   opts: { expect?: PackageEntry; onWarning?: (message: string) => void; scratch?: string } = {},
 ): Promise<RebuiltDeb> {
   const key = formatPackageKey({ name: pkg.name, arch: pkg.arch });
-  if (!isValidVersion(pkg.version)) throw new RebuildError('failed', `invalid version ${JSON.stringify(pkg.version)}`);
+  if (!isValidVersion(pkg.version))
+    throw new RebuildError('failed', `invalid version ${JSON.stringify(pkg.version)}`);
   // A caller rebuilding many packages passes one scratch directory (fewer round trips).
   const scratch = opts.scratch ?? (await makeTemp(t, 'criu-lock-rebuild'));
   try {
@@ -148,15 +151,19 @@ export async function rebuildPackage(
       const w = /^criu-lock: warning: (.*)$/.exec(line.trim());
       if (w?.[1]) opts.onWarning?.(`${key}: ${w[1]}`);
     }
-    if (r.exitCode === 10 || r.exitCode === 12) throw new RebuildError('not-installed', lastLine(r).replace(/^criu-lock: /, ''));
+    if (r.exitCode === 10 || r.exitCode === 12)
+      throw new RebuildError('not-installed', lastLine(r).replace(/^criu-lock: /, ''));
     if (r.exitCode === 11) {
       throw new RebuildError(
         'edited-conffile',
-        `${lastLine(r).replace(/^criu-lock: /, '').trim()} was edited on ${t.host} (its md5 is not dpkg's): a rebuilt ${key} would spread the local edit to the fleet; restore the file or vendor ${pkg.name} from an --archive`,
+        `${lastLine(r)
+          .replace(/^criu-lock: /, '')
+          .trim()} was edited on ${t.host} (its md5 is not dpkg's): a rebuilt ${key} would spread the local edit to the fleet; restore the file or vendor ${pkg.name} from an --archive`,
       );
     }
     const out = r.stdout.trim().split('\n').at(-1) ?? '';
-    if (r.exitCode !== 0 || out !== `${scratch}/out.deb`) throw new RebuildError('failed', `rebuilding ${key} failed: ${lastLine(r)}`);
+    if (r.exitCode !== 0 || out !== `${scratch}/out.deb`)
+      throw new RebuildError('failed', `rebuilding ${key} failed: ${lastLine(r)}`);
     const expect: PackageEntry = opts.expect ?? { version: pkg.version, files: await installedFiles(t, key) };
     const problem = await verifyDebContent(t, out, key, expect, scratch);
     if (problem) throw new RebuildError('verify', `the rebuilt ${key} does not match: ${problem}`);

@@ -7,7 +7,12 @@ import { APT_ENV } from '../apply/apt.js';
  * as positional parameters (`sh -c SCRIPT sh ARG...`), so nothing from a lock reaches the shell
  * as text. Everything needs only Essential tools: sh, coreutils, tar, dpkg, apt, perl-base.
  */
-export async function sh(t: Transport, script: string, args: readonly string[], opts: { stdin?: string; timeoutMs?: number } = {}): Promise<CommandResult> {
+export async function sh(
+  t: Transport,
+  script: string,
+  args: readonly string[],
+  opts: { stdin?: string; timeoutMs?: number } = {},
+): Promise<CommandResult> {
   const run = (): Promise<CommandResult> =>
     t.exec(['sh', '-c', script, 'sh', ...args], {
       become: true,
@@ -22,7 +27,10 @@ export async function sh(t: Transport, script: string, args: readonly string[], 
 }
 
 export function lastLine(r: CommandResult): string {
-  const lines = `${r.stderr}\n${r.stdout}`.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = `${r.stderr}\n${r.stdout}`
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   return (r.timedOut ? 'timed out' : lines.at(-1)) ?? `exit code ${r.exitCode}`;
 }
 
@@ -31,7 +39,10 @@ export async function makeTemp(t: Transport, prefix: string): Promise<string> {
   const r = await sh(t, 'umask 022 && mktemp -d "/var/tmp/$1.XXXXXXXX"', [prefix]);
   const dir = r.stdout.trim();
   if (r.exitCode !== 0 || !/^\/var\/tmp\/[A-Za-z0-9._-]+$/.test(dir)) {
-    throw new CriuLockError('ssh', `${t.host}: cannot create a temporary directory (exit code ${r.exitCode}${r.timedOut ? ', timed out' : ''}): ${lastLine(r)}`);
+    throw new CriuLockError(
+      'ssh',
+      `${t.host}: cannot create a temporary directory (exit code ${r.exitCode}${r.timedOut ? ', timed out' : ''}): ${lastLine(r)}`,
+    );
   }
   return dir;
 }
@@ -61,6 +72,7 @@ export async function fetchFile(t: Transport, file: string): Promise<Buffer> {
     throw new CriuLockError('ssh', `${t.host}: cannot read ${file}: ${lastLine(r)}`);
   }
   const bytes = Buffer.from(b64.trim(), 'base64');
-  if (bytes.length !== Number(size)) throw new CriuLockError('ssh', `${t.host}: ${file} arrived with ${bytes.length} bytes, expected ${size}`);
+  if (bytes.length !== Number(size))
+    throw new CriuLockError('ssh', `${t.host}: ${file} arrived with ${bytes.length} bytes, expected ${size}`);
   return bytes;
 }

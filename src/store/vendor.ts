@@ -4,7 +4,15 @@ import { CriuLockError } from '../errors.js';
 import { indexLock } from '../lock/lock-index.js';
 import type { Lockfile, PackageEntry } from '../lock/lockfile.js';
 import type { Transport } from '../transport/types.js';
-import { debPath, MANIFEST_FILE, serializeManifest, sha256Of, type Manifest, type Origin, type StoreEntry } from './manifest.js';
+import {
+  debPath,
+  MANIFEST_FILE,
+  serializeManifest,
+  sha256Of,
+  type Manifest,
+  type Origin,
+  type StoreEntry,
+} from './manifest.js';
 import { rebuildPackage, RebuildError } from './rebuild.js';
 import { fetchFile, hostSha256, lastLine, makeTemp, removeTemp, sh } from './remote.js';
 import { verifyDebContent } from './verify-deb.js';
@@ -25,18 +33,34 @@ const WORD_RE = /^[A-Za-z0-9._/~+-]+$/;
 export function parseArchive(value: string, platform: Lockfile['platform']): ArchiveSpec {
   const [url, suite, ...components] = value.trim().split(/\s+/);
   if (!url || !URL_RE.test(url)) {
-    throw new CriuLockError('usage', `--archive ${JSON.stringify(value)} is not an http(s):// or file:/ URL`, {
-      hint: 'give the base URL of an apt repository, e.g. --archive http://snapshot.example/archive/debian/20240101T000000Z/ (optionally followed by a suite and components)',
-    });
+    throw new CriuLockError(
+      'usage',
+      `--archive ${JSON.stringify(value)} is not an http(s):// or file:/ URL`,
+      {
+        hint: 'give the base URL of an apt repository, e.g. --archive http://snapshot.example/archive/debian/20240101T000000Z/ (optionally followed by a suite and components)',
+      },
+    );
   }
   for (const w of [suite, ...components]) {
-    if (w !== undefined && !WORD_RE.test(w)) throw new CriuLockError('usage', `--archive: invalid suite or component ${JSON.stringify(w)}`, { hint: 'e.g. --archive "URL bookworm main"' });
+    if (w !== undefined && !WORD_RE.test(w))
+      throw new CriuLockError('usage', `--archive: invalid suite or component ${JSON.stringify(w)}`, {
+        hint: 'e.g. --archive "URL bookworm main"',
+      });
   }
-  if (suite !== undefined) return { url, suites: [suite], components: suite.endsWith('/') ? [] : components.length > 0 ? components : ['main'] };
+  if (suite !== undefined)
+    return {
+      url,
+      suites: [suite],
+      components: suite.endsWith('/') ? [] : components.length > 0 ? components : ['main'],
+    };
   const ubuntu = platform.id === 'ubuntu';
   return {
     url,
-    suites: [platform.codename, `${platform.codename}-updates`, ...(ubuntu ? [`${platform.codename}-security`] : [])],
+    suites: [
+      platform.codename,
+      `${platform.codename}-updates`,
+      ...(ubuntu ? [`${platform.codename}-security`] : []),
+    ],
     components: ubuntu ? ['main', 'restricted', 'universe', 'multiverse'] : ['main'],
   };
 }
@@ -69,10 +93,17 @@ interface Pending {
 }
 
 /** Files on the host that may hold a package: accepted only when they verify against the lock. */
-async function acceptFromHost(t: Transport, p: Pending, file: string, hostSha: string | undefined, scratch: string): Promise<{ bytes: Buffer; why?: never } | { why: string }> {
+async function acceptFromHost(
+  t: Transport,
+  p: Pending,
+  file: string,
+  hostSha: string | undefined,
+  scratch: string,
+): Promise<{ bytes: Buffer; why?: never } | { why: string }> {
   if (hostSha === undefined) return { why: 'not there' };
   if (p.entry.sha256 !== undefined) {
-    if (hostSha !== p.entry.sha256) return { why: `sha256 ${hostSha.slice(0, 12)}… is not the lock's ${p.entry.sha256.slice(0, 12)}…` };
+    if (hostSha !== p.entry.sha256)
+      return { why: `sha256 ${hostSha.slice(0, 12)}… is not the lock's ${p.entry.sha256.slice(0, 12)}…` };
   } else {
     const problem = await verifyDebContent(t, file, p.key, p.entry, scratch);
     if (problem) return { why: problem };
@@ -91,25 +122,52 @@ while [ "$#" -gt 0 ] && [ "$1" != -- ]; do printf 'deb [trusted=yes] %s\\n' "$1"
 
 function privateAptOptions(d: string): string[] {
   return [
-    '-o', `Dir::Etc::SourceList=${d}/sources.list`,
-    '-o', `Dir::Etc::SourceParts=${d}/parts`,
-    '-o', `Dir::Etc::PreferencesParts=${d}/parts`,
-    '-o', `Dir::State::Lists=${d}/lists`,
-    '-o', `Dir::Cache=${d}/cache`,
-    '-o', 'Dir::Cache::pkgcache=',
-    '-o', 'Dir::Cache::srcpkgcache=',
-    '-o', 'APT::Sandbox::User=root',
+    '-o',
+    `Dir::Etc::SourceList=${d}/sources.list`,
+    '-o',
+    `Dir::Etc::SourceParts=${d}/parts`,
+    '-o',
+    `Dir::Etc::PreferencesParts=${d}/parts`,
+    '-o',
+    `Dir::State::Lists=${d}/lists`,
+    '-o',
+    `Dir::Cache=${d}/cache`,
+    '-o',
+    'Dir::Cache::pkgcache=',
+    '-o',
+    'Dir::Cache::srcpkgcache=',
+    '-o',
+    'APT::Sandbox::User=root',
   ];
 }
 
 /** `apt-get download` of exact versions into `dir`, with the node's apt or a private one. */
-async function aptDownload(t: Transport, dir: string, requests: readonly string[], aptOptions: readonly string[]): Promise<{ ok: boolean; error: string }> {
-  const r = await sh(t, 'cd "$1" && shift && exec apt-get download -q "$@"', [dir, ...aptOptions, '-o', 'APT::Sandbox::User=root', '--', ...requests]);
+async function aptDownload(
+  t: Transport,
+  dir: string,
+  requests: readonly string[],
+  aptOptions: readonly string[],
+): Promise<{ ok: boolean; error: string }> {
+  const r = await sh(t, 'cd "$1" && shift && exec apt-get download -q "$@"', [
+    dir,
+    ...aptOptions,
+    '-o',
+    'APT::Sandbox::User=root',
+    '--',
+    ...requests,
+  ]);
   return { ok: r.exitCode === 0, error: lastLine(r) };
 }
 
 /** Downloads what it can (all at once, then one by one when one request fails) and returns the accepted bytes. */
-async function fromApt(t: Transport, pending: Pending[], scratch: string, dl: string, aptOptions: readonly string[], label: string): Promise<Map<string, Buffer>> {
+async function fromApt(
+  t: Transport,
+  pending: Pending[],
+  scratch: string,
+  dl: string,
+  aptOptions: readonly string[],
+  label: string,
+): Promise<Map<string, Buffer>> {
   const got = new Map<string, Buffer>();
   if (pending.length === 0) return got;
   const reqs = pending.map((p) => `${p.key}=${p.entry.version}`);
@@ -143,7 +201,13 @@ function writeAtomic(file: string, data: Buffer | string): void {
  * contract's order and each file verified before it is stored. Returns the new manifest (also
  * written) and a result per package. Store files no entry names any more are removed.
  */
-export async function vendorLock(t: Transport, lock: Lockfile, dir: string, old: Manifest | undefined, opts: VendorOptions): Promise<{ manifest: Manifest; results: VendorResult[] }> {
+export async function vendorLock(
+  t: Transport,
+  lock: Lockfile,
+  dir: string,
+  old: Manifest | undefined,
+  opts: VendorOptions,
+): Promise<{ manifest: Manifest; results: VendorResult[] }> {
   const log = opts.log ?? (() => undefined);
   mkdirSync(dir, { recursive: true });
   const manifest: Manifest = { storeVersion: 1, packages: {} };
@@ -154,7 +218,13 @@ export async function vendorLock(t: Transport, lock: Lockfile, dir: string, old:
     const sha = sha256Of(bytes);
     const file = debPath(dir, sha);
     if (!existsSync(file) || sha256Of(readFileSync(file)) !== sha) writeAtomic(file, bytes);
-    const entry: StoreEntry = { version: p.entry.version, architecture: p.key.split(':')[1]!, sha256: sha, size: bytes.length, origin };
+    const entry: StoreEntry = {
+      version: p.entry.version,
+      architecture: p.key.split(':')[1]!,
+      sha256: sha,
+      size: bytes.length,
+      origin,
+    };
     manifest.packages[p.key] = entry;
     results.push({ key: p.key, version: p.entry.version, status: 'stored', entry });
     log(`${p.key}=${p.entry.version}: stored from ${origin} (${bytes.length} bytes)`);
@@ -165,7 +235,13 @@ export async function vendorLock(t: Transport, lock: Lockfile, dir: string, old:
     const file = prev ? debPath(dir, prev.sha256) : undefined;
     // A stored file for the same version that still verifies is kept; rebuilt files stay rebuilt,
     // so no node sees two different files under one version.
-    if (prev && file && prev.version === entry.version && existsSync(file) && sha256Of(readFileSync(file)) === prev.sha256) {
+    if (
+      prev &&
+      file &&
+      prev.version === entry.version &&
+      existsSync(file) &&
+      sha256Of(readFileSync(file)) === prev.sha256
+    ) {
       if (prev.origin === 'rebuilt' || entry.sha256 === undefined || entry.sha256 === prev.sha256) {
         manifest.packages[key] = prev;
         results.push({ key, version: entry.version, status: 'kept', entry: prev });
@@ -194,22 +270,44 @@ export async function vendorLock(t: Transport, lock: Lockfile, dir: string, old:
 
       // 2. apt-get download with the golden node's own sources.
       await sh(t, 'mkdir -p "$1/dl"', [scratch]);
-      const viaApt = await fromApt(t, pending, scratch, `${scratch}/dl`, [], 'apt-get download on the golden node');
-      for (const [k, bytes] of viaApt) store(pending.find((p) => p.key === k)!, bytes, 'golden-apt');
+      const viaApt = await fromApt(
+        t,
+        pending,
+        scratch,
+        `${scratch}/dl`,
+        [],
+        'apt-get download on the golden node',
+      );
+      for (const [k, bytes] of viaApt)
+        store(
+          pending.find((p) => p.key === k)!,
+          bytes,
+          'golden-apt',
+        );
       pending = pending.filter((p) => !viaApt.has(p.key));
 
       // 3. Each --archive through a private apt configuration; the node's sources stay untouched.
       for (const [n, a] of opts.archives.entries()) {
         if (pending.length === 0) break;
         const d = `${scratch}/archive-${n}`;
-        const lines = a.suites.map((s) => `${a.url} ${s}${a.components.length ? ` ${a.components.join(' ')}` : ''}`);
+        const lines = a.suites.map(
+          (s) => `${a.url} ${s}${a.components.length ? ` ${a.components.join(' ')}` : ''}`,
+        );
         const setup = await sh(t, APT_PRIVATE, [d, ...lines, '--']);
         const aptOptions = privateAptOptions(d);
-        const update = setup.exitCode === 0 ? await sh(t, 'exec apt-get update -q "$@"', aptOptions, { timeoutMs: 600_000 }) : setup;
+        const update =
+          setup.exitCode === 0
+            ? await sh(t, 'exec apt-get update -q "$@"', aptOptions, { timeoutMs: 600_000 })
+            : setup;
         if (update.exitCode !== 0) log(`archive ${a.url}: apt-get update: ${lastLine(update)}`);
         const label = `archive ${a.url}`;
         const got = await fromApt(t, pending, scratch, `${d}/dl`, aptOptions, label);
-        for (const [k, bytes] of got) store(pending.find((p) => p.key === k)!, bytes, archiveOrigin(a));
+        for (const [k, bytes] of got)
+          store(
+            pending.find((p) => p.key === k)!,
+            bytes,
+            archiveOrigin(a),
+          );
         pending = pending.filter((p) => !got.has(p.key));
       }
 
@@ -223,14 +321,21 @@ export async function vendorLock(t: Transport, lock: Lockfile, dir: string, old:
         }
         const [name, arch] = p.key.split(':') as [string, string];
         try {
-          const deb = await rebuildPackage(t, { name, arch, version: p.entry.version }, { expect: p.entry, scratch, ...(opts.warn ? { onWarning: opts.warn } : {}) });
+          const deb = await rebuildPackage(
+            t,
+            { name, arch, version: p.entry.version },
+            { expect: p.entry, scratch, ...(opts.warn ? { onWarning: opts.warn } : {}) },
+          );
           store(p, deb.bytes, 'rebuilt');
         } catch (err) {
-          p.tried.push(`rebuild: ${err instanceof RebuildError ? err.message : `failed: ${(err as Error).message}`}`);
+          p.tried.push(
+            `rebuild: ${err instanceof RebuildError ? err.message : `failed: ${(err as Error).message}`}`,
+          );
           left.push(p);
         }
       }
-      for (const p of left) results.push({ key: p.key, version: p.entry.version, status: 'missing', tried: p.tried });
+      for (const p of left)
+        results.push({ key: p.key, version: p.entry.version, status: 'missing', tried: p.tried });
     }
   } finally {
     if (scratch) await removeTemp(t, scratch);
@@ -238,7 +343,8 @@ export async function vendorLock(t: Transport, lock: Lockfile, dir: string, old:
     writeAtomic(join(dir, MANIFEST_FILE), serializeManifest(manifest));
   }
   const keep = new Set(Object.values(manifest.packages).map((e) => `${e.sha256}.deb`));
-  for (const f of readdirSync(dir)) if (/^[0-9a-f]{64}\.deb$/.test(f) && !keep.has(f)) rmSync(join(dir, f), { force: true });
+  for (const f of readdirSync(dir))
+    if (/^[0-9a-f]{64}\.deb$/.test(f) && !keep.has(f)) rmSync(join(dir, f), { force: true });
   results.sort((a, b) => (a.key < b.key ? -1 : 1));
   return { manifest, results };
 }
@@ -254,7 +360,8 @@ export function verifyStore(lock: Lockfile, dir: string, manifest: Manifest): Ve
       problems.push({ key, problem: 'not in the store' });
       continue;
     }
-    if (e.version !== entry.version) problems.push({ key, problem: `the store holds ${e.version}, the lock needs ${entry.version}` });
+    if (e.version !== entry.version)
+      problems.push({ key, problem: `the store holds ${e.version}, the lock needs ${entry.version}` });
     else if (e.origin !== 'rebuilt' && entry.sha256 !== undefined && e.sha256 !== entry.sha256) {
       problems.push({ key, problem: `sha256 ${e.sha256} is not the lock's ${entry.sha256}` });
     }
@@ -266,9 +373,12 @@ export function verifyStore(lock: Lockfile, dir: string, manifest: Manifest): Ve
       continue;
     }
     const bytes = readFileSync(file);
-    if (bytes.length !== e.size) problems.push({ key, problem: `${file} has ${bytes.length} bytes, the manifest says ${e.size}` });
-    else if (sha256Of(bytes) !== e.sha256) problems.push({ key, problem: `${file} does not hash to its name (tampered or corrupt)` });
-    if (!lock.packages[key]) problems.push({ key, problem: 'in the store but not in the lock (re-run criu-lock vendor)' });
+    if (bytes.length !== e.size)
+      problems.push({ key, problem: `${file} has ${bytes.length} bytes, the manifest says ${e.size}` });
+    else if (sha256Of(bytes) !== e.sha256)
+      problems.push({ key, problem: `${file} does not hash to its name (tampered or corrupt)` });
+    if (!lock.packages[key])
+      problems.push({ key, problem: 'in the store but not in the lock (re-run criu-lock vendor)' });
   }
   return problems.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }

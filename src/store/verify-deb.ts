@@ -10,7 +10,13 @@ import { lastLine, sh } from './remote.js';
  * mode, build-ID, read the way CRIU reads them) is in the package exactly like that. Returns the
  * first problem, or undefined when the package matches.
  */
-export async function verifyDebContent(t: Transport, file: string, key: string, entry: PackageEntry, scratch: string): Promise<string | undefined> {
+export async function verifyDebContent(
+  t: Transport,
+  file: string,
+  key: string,
+  entry: PackageEntry,
+  scratch: string,
+): Promise<string | undefined> {
   const [name, arch] = key.split(':') as [string, string];
   const files = Object.entries(entry.files ?? {});
   const root = `${scratch}/extract`;
@@ -33,7 +39,8 @@ export async function verifyDebContent(t: Transport, file: string, key: string, 
     ['Architecture', arch],
   ];
   for (const [field, value] of want) {
-    if (control.get(field) !== value) return `its ${field} is ${JSON.stringify(control.get(field) ?? '')}, the lock needs ${JSON.stringify(value)}`;
+    if (control.get(field) !== value)
+      return `its ${field} is ${JSON.stringify(control.get(field) ?? '')}, the lock needs ${JSON.stringify(value)}`;
   }
   if (files.length === 0) return undefined;
   if (r.exitCode !== 0) return `cannot extract it: ${lastLine(r)}`;
@@ -41,7 +48,8 @@ export async function verifyDebContent(t: Transport, file: string, key: string, 
     const facts = await gatherFacts(t, { paths: files.map(([p]) => root + p) });
     for (const [path, want] of files) {
       const finding = compareFile(key, path, want, facts.files.get(root + path));
-      if (finding?.type === 'file') return `${path} differs from the lock (${finding.problem}: ${finding.criu})`;
+      if (finding?.type === 'file')
+        return `${path} differs from the lock (${finding.problem}: ${finding.criu})`;
     }
     return undefined;
   } finally {

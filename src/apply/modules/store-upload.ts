@@ -14,8 +14,16 @@ export const storeUpload = defineModule({
     const actions = ctx.plan.actions.filter((a): a is PackageAction => a.type !== 'write-pins');
     const wanted = storeActions(actions);
     if (wanted.length === 0) return { status: 'ok', message: 'nothing to install from the package store' };
-    if (ctx.checkMode) return { status: 'skipped', message: `check mode: would upload ${wanted.length} .deb(s) from the package store` };
-    if (!ctx.storeDir) return { status: 'failed', message: 'the plan installs from the package store, but no store is in use' };
+    if (ctx.checkMode)
+      return {
+        status: 'skipped',
+        message: `check mode: would upload ${wanted.length} .deb(s) from the package store`,
+      };
+    if (!ctx.storeDir)
+      return {
+        status: 'failed',
+        message: 'the plan installs from the package store, but no store is in use',
+      };
     const r = await uploadStoreFiles(ctx.transport, ctx.storeDir, actions);
     if (!r.ok) return { status: 'failed', message: r.error };
     return {
