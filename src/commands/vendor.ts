@@ -1,10 +1,11 @@
 import { CriuLockError } from '../errors.js';
-import { loadInventory } from '../inventory/load.js';
+import { errorText, isHostFailure } from '../fleet/host-error.js';
 import { findGolden } from '../inventory/limit.js';
 import { loadLock, type Lockfile } from '../lock/lockfile.js';
 import { loadStore, storeDir } from '../store/manifest.js';
 import { parseArchive, vendorLock, verifyStore, type VendorResult } from '../store/vendor.js';
-import { isFailure, sshOptions, withHost, type CommonOptions, type Io } from './context.js';
+import type { CommandDeps, CommonOptions } from './context.js';
+import { prepareRun } from './prepare.js';
 
 export interface VendorOptions extends CommonOptions {
   lockfile: string;
@@ -33,26 +34,30 @@ function summary(results: readonly VendorResult[], dir: string): string {
 export async function vendorWith(
   lock: Lockfile,
   opts: Omit<VendorOptions, 'verify'>,
-  io: Io,
+  deps: CommandDeps,
 ): Promise<number> {
+  const { io } = deps;
   const archives = opts.archives.map((a) => parseArchive(a, lock.platform));
   const dir = storeDir(opts.lockfile, opts.store);
+  // An unreadable manifest is vendored afresh: every file is fetched and verified again.
   const old = await loadStore(dir).catch(() => undefined);
-  const inv = await loadInventory(opts.inventory);
-  const golden = findGolden(inv, opts.golden);
-  const started = Date.now();
-  const r = await withHost(golden, sshOptions(opts), (t) =>
-    vendorLock(t, lock, dir, old?.manifest, {
-      archives,
-      rebuild: opts.rebuild,
-      log: (m) => {
-        if (opts.verbose) io.err(`[${golden.name}] ${m}\n`);
-      },
-      warn: (m) => io.err(`warning: ${m}\n`),
-    }),
+  const run = await prepareRun(opts, deps, { select: (inv) => [findGolden(inv, opts.golden)] });
+  const golden = run.hosts[0]!;
+  const started = run.clock.monotonicMs();
+  io.err(`vendoring ${Object.keys(lock.packages).length} locked package(s) through ${golden.name} into ${dir}\n`);
+  const r = await run.withHost(
+    golden,
+    (t) =>
+      vendorLock(t, lock, dir, old?.manifest, {
+        archives,
+        rebuild: opts.rebuild,
+        log: (m) => run.log(golden.name, m),
+        warn: (m) => io.err(`warning: ${m}\n`),
+      }),
+    'vendor',
   );
-  if (isFailure(r)) {
-    io.err(`error: golden node ${golden.name} ${r.status}: ${r.error}\n`);
+  if (isHostFailure(r)) {
+    io.err(`error: golden node ${golden.name} ${r.status}: ${errorText(r.error)}\n`);
     return 3;
   }
   const missing = r.results.filter((x) => x.status === 'missing');
@@ -60,15 +65,16 @@ export async function vendorWith(
     if (m.status !== 'missing') continue;
     io.err(`unprovidable ${m.key}=${m.version}; tried:\n${m.tried.map((t) => `    ${t}\n`).join('')}`);
   }
-  io.err(summary(r.results, dir).replace(/\n$/, ` in ${((Date.now() - started) / 1000).toFixed(1)} s\n`));
+  io.err(summary(r.results, dir).replace(/\n$/, ` in ${(run.since(started) / 1000).toFixed(1)} s\n`));
   if (missing.length > 0)
     io.err(`  hint: add --archive URL (a snapshot or internal mirror) or --rebuild to provide the rest\n`);
   return missing.length > 0 ? 3 : 0;
 }
 
-export async function runVendor(opts: VendorOptions, io: Io): Promise<number> {
+export async function runVendor(opts: VendorOptions, deps: CommandDeps): Promise<number> {
+  const { io } = deps;
   const lock = await loadLock(opts.lockfile);
-  if (!opts.verify) return vendorWith(lock, opts, io);
+  if (!opts.verify) return vendorWith(lock, opts, deps);
   if (opts.archives.length > 0 || opts.rebuild) {
     throw new CriuLockError(
       'usage',

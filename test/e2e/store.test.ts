@@ -25,9 +25,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { runCli } from '../helpers/run-cli.js';
 import type { PlanFile } from '../../src/plan/plan-file.js';
-import { run, runOk } from '../../src/sandbox/exec.js';
-import { reset } from '../../src/sandbox/fleet.js';
-import { paths } from '../../src/sandbox/state.js';
+import { run, runOk } from '../../tools/sandbox/exec.js';
+import { reset } from '../../tools/sandbox/fleet.js';
+import { paths } from '../../tools/sandbox/state.js';
 import { nodeExec, parseDpkgQuery, readelfBuildId, useSandbox } from './sandbox.js';
 
 const sb = useSandbox();

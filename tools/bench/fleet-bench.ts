@@ -4,11 +4,11 @@
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { lockedPaths } from '../check/compare.js';
-import { renderProbeScript, type ProbeRequest } from '../facts/probe-script.js';
-import { loadLock, type Lockfile } from '../lock/lockfile.js';
-import type { PlanFile } from '../plan/plan-file.js';
-import { PIN_FILE, renderPins } from '../plan/pins.js';
+import { lockedPaths } from '../../src/check/compare.js';
+import { renderProbeScript, type ProbeRequest } from '../../src/facts/probe-script.js';
+import { loadLock, type Lockfile } from '../../src/lock/lockfile.js';
+import type { PlanFile } from '../../src/plan/plan-file.js';
+import { PIN_FILE, renderPins } from '../../src/plan/pins.js';
 import { reset, up } from '../sandbox/fleet.js';
 import type { SandboxState } from '../sandbox/state.js';
 import {
@@ -81,7 +81,7 @@ export function parsePhases(
 }
 
 interface HostStatusDoc {
-  hosts: Array<{ name: string; status: string; error?: string }>;
+  hosts: Array<{ name: string; status: string; error?: { message: string; hint?: string } }>;
 }
 
 function assertNoFailures(what: string, r: Measured, okCodes: readonly number[]): void {
@@ -99,7 +99,7 @@ function assertNoFailures(what: string, r: Measured, okCodes: readonly number[])
   const bad = doc.hosts.filter((h) => h.status === 'failed' || h.status === 'unreachable');
   if (bad.length > 0)
     throw new Error(
-      `criu-lock ${what}: ${bad.map((h) => `${h.name} ${h.status}: ${h.error ?? ''}`).join('; ')}`,
+      `criu-lock ${what}: ${bad.map((h) => `${h.name} ${h.status}: ${h.error?.message ?? ''}`).join('; ')}`,
     );
 }
 
