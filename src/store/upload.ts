@@ -64,6 +64,8 @@ export async function uploadStoreFiles(
     }
     bytes += content.length;
   }
+  // Everything was already there and checked above: no second pass over the files.
+  if (reused === wanted.length) return { ok: true, files: wanted.length, bytes: 0, reused };
   const check = await hostSha256(t, wanted.map(remoteDebPath));
   const bad = wanted.filter((sha) => check.get(remoteDebPath(sha)) !== sha);
   if (bad.length > 0) {
