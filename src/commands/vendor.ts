@@ -44,7 +44,9 @@ export async function vendorWith(
   const run = await prepareRun(opts, deps, { select: (inv) => [findGolden(inv, opts.golden)] });
   const golden = run.hosts[0]!;
   const started = run.clock.monotonicMs();
-  io.err(`vendoring ${Object.keys(lock.packages).length} locked package(s) through ${golden.name} into ${dir}\n`);
+  io.err(
+    `vendoring ${Object.keys(lock.packages).length} locked package(s) through ${golden.name} into ${dir}\n`,
+  );
   const r = await run.withHost(
     golden,
     (t) =>

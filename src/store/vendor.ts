@@ -26,7 +26,8 @@ export interface ArchiveSpec {
   components: string[];
 }
 
-const URL_RE = /^(?:https?|file):\/\/?[A-Za-z0-9._~:/?#@!$&*+,;=%[\]-]*$/;
+// No brackets, quotes or spaces: the URL becomes one word of a `deb [trusted=yes] URL ...` line.
+const URL_RE = /^(?:https?|file):\/\/?[A-Za-z0-9._~:/?#@!$&*+,;=%-]*$/;
 const WORD_RE = /^[A-Za-z0-9._/~+-]+$/;
 
 /** Parses `--archive` values; the default suites and components follow the lock's platform. */

@@ -134,9 +134,12 @@ describe('--archive and apt file names', () => {
     ]);
   });
 
-  it.each(["http://x/'; rm -rf /", 'ftp://x/', 'x', "http://x/ bookworm 'main'"])('rejects %s', (v) => {
-    expect(() => parseArchive(v, debian)).toThrow(CriuLockError);
-  });
+  it.each(["http://x/'; rm -rf /", 'ftp://x/', 'x', "http://x/ bookworm 'main'", 'http://x/] evil'])(
+    'rejects %s',
+    (v) => {
+      expect(() => parseArchive(v, debian)).toThrow(CriuLockError);
+    },
+  );
 
   it('names downloads as apt does (epoch colon as %3a)', () => {
     expect(aptDebName('libepoch0:amd64', '1:1.0-1')).toBe('libepoch0_1%3a1.0-1_amd64.deb');
