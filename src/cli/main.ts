@@ -11,6 +11,7 @@ const commands = {
   plan: () => import('../commands/plan.js'),
   apply: () => import('../commands/apply.js'),
   check: () => import('../commands/check.js'),
+  vendor: () => import('../commands/vendor.js'),
   inventory: () => import('../commands/inventory.js'),
 };
 
@@ -35,6 +36,16 @@ function limit(y: Argv): Argv {
 
 function lockOpt(y: Argv): Argv {
   return y.option('lockfile', { alias: 'l', type: 'string', default: 'criu-lock.yaml', describe: 'lockfile' });
+}
+
+function storeOpt(y: Argv): Argv {
+  return y.option('store', { type: 'string', describe: 'package store (default: criu-lock.debs/ beside the lockfile, used when it exists)' });
+}
+
+function vendorSources(y: Argv): Argv {
+  return y
+    .option('archive', { type: 'string', array: true, describe: 'apt repository base URL to fetch locked versions from ("URL [SUITE [COMPONENT...]]"; repeatable)' })
+    .option('rebuild', { type: 'boolean', default: false, describe: "rebuild what no source has from the golden node's installed files" });
 }
 
 function commonOptions(a: Record<string, unknown>): CommonOptions {
@@ -81,16 +92,19 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
       'generate',
       'read the golden node and write the lockfile',
       (y) =>
-        common(y)
+        vendorSources(storeOpt(common(y)))
           .option('golden', { type: 'string', describe: 'golden node (default: the single host of group "golden")' })
           .option('output', { alias: 'o', type: 'string', default: 'criu-lock.yaml', describe: 'lockfile to write (- for stdout)' })
           .option('package', { type: 'string', array: true, describe: 'lock only this package (repeatable)' })
           .option('with-deps', { type: 'boolean', default: false, describe: "add the packages' installed dependency closure" })
           .option('pid', { type: 'number', array: true, describe: 'lock exactly what CRIU checks for this process (repeatable)' })
+          .option('vendor', { type: 'boolean', default: false, describe: 'then copy every locked .deb into the package store (see vendor)' })
           .example('$0 generate -i inventory.yaml -o criu-lock.yaml', 'lock every installed package of the golden node')
           .example('$0 generate --package libc6 --with-deps', 'lock libc6 and what it depends on')
-          .example('$0 generate --pid 4242', 'lock the files process 4242 maps'),
+          .example('$0 generate --pid 4242', 'lock the files process 4242 maps')
+          .example('$0 generate --vendor', 'lock, then vendor the exact .debs into criu-lock.debs/'),
       async (a) => {
+        if (a.vendor && a.output === '-') throw new CriuLockError('usage', '--vendor needs a lockfile on disk, not -o -', { hint: 'e.g. criu-lock generate -o criu-lock.yaml --vendor' });
         const { runGenerate } = await commands.generate();
         code = await runGenerate(
           {
@@ -103,13 +117,22 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
           },
           deps,
         );
+        if (code === 0 && a.vendor) {
+          const [{ vendorWith }, { loadLock }] = await Promise.all([commands.vendor(), import('../lock/lockfile.js')]);
+          const lockfile = String(a.output);
+          code = await vendorWith(
+            await loadLock(lockfile),
+            { ...commonOptions(a), lockfile, golden: a.golden, store: a.store as string | undefined, archives: asList<string>(a.archive), rebuild: Boolean(a.rebuild) },
+            deps,
+          );
+        }
       },
     )
     .command(
       'plan',
       'show what apply would change on each host',
       (y) =>
-        lockOpt(limit(common(y)))
+        storeOpt(lockOpt(limit(common(y))))
           .option('out', { alias: 'o', type: 'string', describe: 'save the JSON plan for `apply PLANFILE`' })
           .option('format', { choices: ['text', 'markdown', 'json'] as const, default: 'text' as const })
           .option('detailed-exitcode', { type: 'boolean', default: false, describe: '0 no changes, 2 changes, 1 error, 3 host failures' })
@@ -118,7 +141,7 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
       async (a) => {
         const { runPlan } = await commands.plan();
         code = await runPlan(
-          { ...commonOptions(a), lockfile: String(a.lockfile), out: a.out, format: a.format, detailedExitcode: a['detailed-exitcode'], refresh: a.refresh },
+          { ...commonOptions(a), lockfile: String(a.lockfile), store: a.store as string | undefined, out: a.out, format: a.format, detailedExitcode: a['detailed-exitcode'], refresh: a.refresh },
           deps,
         );
       },
@@ -127,7 +150,7 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
       'apply [planfile]',
       'converge hosts to the lock (pins + one exact apt transaction), then verify',
       (y) =>
-        lockOpt(limit(common(y)))
+        storeOpt(lockOpt(limit(common(y))))
           .positional('planfile', { type: 'string', describe: 'a plan saved by `plan -o`; refused if stale' })
           .option('check', { type: 'boolean', default: false, describe: 'show what would change, change nothing' })
           .option('yes', { type: 'boolean', default: false, describe: 'do not ask for confirmation' })
@@ -148,6 +171,7 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
           {
             ...commonOptions(a),
             lockfile: String(a.lockfile),
+            store: a.store as string | undefined,
             planfile: a.planfile,
             check: a.check,
             yes: a.yes,
@@ -174,6 +198,32 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
       },
     )
     .command(
+      'vendor',
+      'copy the exact .deb of every locked package into the package store',
+      (y) =>
+        vendorSources(storeOpt(lockOpt(common(y))))
+          .option('golden', { type: 'string', describe: 'golden node (default: the single host of group "golden")' })
+          .option('verify', { type: 'boolean', default: false, describe: 're-check every store file against the manifest and the lock' })
+          .example('$0 vendor', "store the golden node's .debs in criu-lock.debs/ beside the lock")
+          .example('$0 vendor --archive http://snapshot.example/debian/20240101T000000Z/ --rebuild', 'also try a snapshot, then rebuild from installed files')
+          .example('$0 vendor --verify', 'exit 0 only if every stored file still matches'),
+      async (a) => {
+        const { runVendor } = await commands.vendor();
+        code = await runVendor(
+          {
+            ...commonOptions(a),
+            lockfile: String(a.lockfile),
+            golden: a.golden,
+            store: a.store as string | undefined,
+            archives: asList<string>(a.archive),
+            rebuild: Boolean(a.rebuild),
+            verify: Boolean(a.verify),
+          },
+          deps,
+        );
+      },
+    )
+    .command(
       'inventory',
       'show the resolved hosts and their connection settings',
       (y) =>
@@ -185,7 +235,7 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
         code = await runInventory({ ...commonOptions(a), format: a.format }, deps);
       },
     )
-    .demandCommand(1, 'name a command: generate, plan, apply, check or inventory')
+    .demandCommand(1, 'name a command: generate, vendor, plan, apply, check or inventory')
     .strict()
     .recommendCommands()
     .help()

@@ -8,7 +8,8 @@ import type { InventoryHost } from '../inventory/types.js';
 import { loadLock, type Lockfile } from '../lock/lockfile.js';
 import { loadPlan, type HostPlan, type PlanFile } from '../plan/plan-file.js';
 import { renderPins } from '../plan/pins.js';
-import { planHost } from '../plan/planner.js';
+import { planHost, type StoreIndex } from '../plan/planner.js';
+import { storeDir, storeIndexFor } from '../store/manifest.js';
 import { renderApply } from '../report/apply-report.js';
 import { renderPlanText } from '../report/plan-report.js';
 import type { Transport } from '../transport/types.js';
@@ -28,6 +29,8 @@ export interface ApplyOptions extends CommonOptions {
   skipUnavailable: boolean;
   playbook?: string | undefined;
   format: 'text' | 'json';
+  /** Package store directory (default: criu-lock.debs/ beside the lockfile, when it exists). */
+  store?: string | undefined;
 }
 
 /** After preflight a host is either finished (its outcome is known) or ready for the playbook. */
@@ -84,6 +87,7 @@ async function preflight(
   pins: string,
   opts: ApplyOptions,
   saved: HostPlan | undefined,
+  store: StoreIndex | undefined,
 ): Promise<Preflight> {
   const done = (outcome: HostOutcome): Preflight => ({ host, state: 'done', outcome });
   let transport: Transport;
@@ -96,7 +100,7 @@ async function preflight(
   try {
     // The plan carries the host's fingerprint; the facts themselves are not kept (memory).
     const start = run.clock.monotonicMs();
-    plan = planHost(lock, await gatherForPlan(transport, lock), pins);
+    plan = planHost(lock, await gatherForPlan(transport, lock), pins, store);
     run.log(host.name, `preflight facts gathered in ${run.since(start).toFixed(0)} ms`);
   } catch (err) {
     await transport.close().catch(() => undefined);
@@ -138,9 +142,10 @@ export async function applyFleet(
   const { io } = run;
   const hosts = hostsOfPlan(run, planFile, opts.inventory);
   const pins = renderPins(lock);
+  const store = await storeIndexFor(opts.lockfile, opts.store);
   const saved = (name: string): HostPlan | undefined => planFile?.hosts.find((h) => h.name === name);
   const pre = (
-    await runFleet(hosts, (host) => preflight(run, host, lock, pins, opts, saved(host.name)), {
+    await runFleet(hosts, (host) => preflight(run, host, lock, pins, opts, saved(host.name), store), {
       forks: opts.forks,
     })
   ).results.map((r) => r.result);
@@ -180,6 +185,7 @@ export async function applyFleet(
           lock,
           plan: p.plan,
           pins,
+          storeDir: storeDir(opts.lockfile, opts.store),
           checkMode: opts.check,
           verbose: (m) => run.log(p.host.name, m),
         }),

@@ -15,6 +15,9 @@ export const PackageAction = z.strictObject({
   package: PackageKey,
   from: Version.nullable(),
   to: Version,
+  /** Installed from the package store: a .deb uploaded to the host, named by this sha256. */
+  source: z.literal('store').optional(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
 });
 export type PackageAction = z.infer<typeof PackageAction>;
 

@@ -266,6 +266,7 @@ describe('runPlaybook', () => {
     const outcome = await runPlaybook(defaultTasks, context(t, hostPlan(), false, log));
     expect(outcome.status).toBe('changed');
     expect(outcome.tasks.map((x) => [x.module, x.status])).toEqual([
+      ['store_upload', 'ok'],
       ['apt_pins', 'changed'],
       ['apt_install', 'changed'],
       ['verify', 'ok'],
@@ -282,7 +283,7 @@ describe('runPlaybook', () => {
     expect(outcome.error.step).toBe('Install the locked versions in one apt transaction');
     expect(outcome.error.code).toBe('task-failed');
     expect(outcome.error.message).toMatch(/^apt-get install failed: exit code 100: E: Version '2\.31-0ubuntu9\.14' for 'libc6' was not found \| E: Unable to correct/);
-    expect(outcome.tasks.map((x) => x.status)).toEqual(['changed', 'failed']);
+    expect(outcome.tasks.map((x) => x.status)).toEqual(['ok', 'changed', 'failed']);
     // verify never ran: no probe after the failed apt-get.
     expect(t.execs.filter((c) => isProbe(c.argv))).toEqual([]);
   });
@@ -309,7 +310,7 @@ describe('runPlaybook', () => {
     const outcome = await runPlaybook(defaultTasks, context(t, hostPlan(), true));
     expect(t.puts).toEqual([]);
     expect(t.execs.map((c) => c.argv.includes('-s'))).toEqual([true]);
-    expect(outcome.tasks.map((x) => x.status)).toEqual(['changed', 'changed', 'skipped']);
+    expect(outcome.tasks.map((x) => x.status)).toEqual(['ok', 'changed', 'changed', 'skipped']);
   });
 
   it('`when: changes` skips tasks on a host without actions', async () => {
@@ -393,8 +394,9 @@ describe('loadPlaybook', () => {
     return e;
   }
 
-  it('the built-in playbook is pins, install, verify', () => {
+  it('the built-in playbook is store upload, pins, install, verify', () => {
     expect(defaultTasks).toEqual([
+      { name: 'Upload the package-store .debs this host needs, sha256-checked on the host', module: 'store_upload', args: undefined, when: 'always' },
       { name: 'Pin every locked package to its exact version', module: 'apt_pins', args: undefined, when: 'always' },
       { name: 'Install the locked versions in one apt transaction', module: 'apt_install', args: { lockTimeout: 120 }, when: 'always' },
       { name: 'Verify versions and build-IDs against the lock', module: 'verify', args: undefined, when: 'always' },
@@ -421,6 +423,7 @@ describe('loadPlaybook', () => {
     const tasks = await loadPlaybook(file);
     expect(tasks.map((x) => [x.name, x.module, x.when])).toEqual([
       ['Drain', 'command', 'changes'],
+      ['Upload the package-store .debs this host needs, sha256-checked on the host', 'store_upload', 'always'],
       ['Pin every locked package to its exact version', 'apt_pins', 'always'],
       ['Install the locked versions in one apt transaction', 'apt_install', 'always'],
       ['Verify versions and build-IDs against the lock', 'verify', 'always'],
@@ -428,7 +431,7 @@ describe('loadPlaybook', () => {
     ]);
     // Module defaults are applied at load.
     expect(tasks[0]!.args).toEqual({ argv: ['kubectl', 'drain', 'node-b', '--ignore-daemonsets'], become: false, timeout: 600, okCodes: [0] });
-    expect(tasks[4]!.args).toEqual({ argv: ['kubectl', 'uncordon', 'node-b'], become: false, timeout: 600, okCodes: [0, 1] });
+    expect(tasks[5]!.args).toEqual({ argv: ['kubectl', 'uncordon', 'node-b'], become: false, timeout: 600, okCodes: [0, 1] });
   });
 
   it('uses the user tasks instead of the defaults when given', async () => {

@@ -11,6 +11,8 @@ export interface ModuleContext {
   plan: HostPlan;
   /** Rendered pin file for the lock. */
   pins: string;
+  /** Local package store directory: the .debs of `source: store` actions (store_upload). */
+  storeDir?: string;
   /** --check: report what would change, change nothing. */
   checkMode: boolean;
   /** Modules whose tasks reported `changed` so far on this host (set by the playbook runner). */
