@@ -4,7 +4,7 @@
  * ansible_group_priority then name), connection variables and their legacy aliases.
  * `buildInventory` and `resolveConnection` are pure; `loadInventory` adds the file system.
  */
-import { access, constants, readFile } from 'node:fs/promises';
+import { access, constants, readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import nodePath from 'node:path';
 import { CriuLockError, formatLocation, type SourceLocation } from '../errors.js';
@@ -158,8 +158,20 @@ export async function loadVarsFiles(
     ['group_vars', [...parsed.groups.keys()], out.groups],
     ['host_vars', [...parsed.hosts.keys()], out.hosts],
   ] as const) {
-    for (const name of names) {
-      const r = await loadVarsFor(baseDir, subdir, name, ctx);
+    const isDir = await stat(nodePath.join(baseDir, subdir)).then(
+      (s) => s.isDirectory(),
+      () => false,
+    );
+    if (!isDir) continue;
+    // Looked up concurrently (large inventories), merged and warned about in inventory order.
+    const results = await Promise.all(
+      names.map(async (name) => {
+        const own: VarsFilesContext = { vaultPassword: ctx.vaultPassword, warnings: [] };
+        return { name, own, r: await loadVarsFor(baseDir, subdir, name, own) };
+      }),
+    );
+    for (const { name, own, r } of results) {
+      ctx.warnings.push(...own.warnings);
       if (r.files.length > 0) {
         target.set(name, r.vars);
         out.files.push(...r.files);

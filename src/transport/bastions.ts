@@ -7,7 +7,8 @@
  */
 import type { Client, ClientChannel } from 'ssh2';
 import { CriuLockError } from '../errors.js';
-import { endpointWhere, type SshEndpoint } from './endpoint.js';
+import { endpointWhere } from './endpoint.js';
+import type { BastionConnector, BastionLease, SshEndpoint } from './ssh-options.js';
 
 interface Entry {
   key: string;
@@ -18,13 +19,7 @@ interface Entry {
   lost: boolean;
 }
 
-export interface BastionLease {
-  /** A channel from the last bastion to `address:port` (what `ssh -W` / ProxyJump does). */
-  forward(address: string, port: number): Promise<ClientChannel>;
-  release(): void;
-}
-
-export class BastionPool {
+export class BastionPool implements BastionConnector {
   private readonly entries = new Map<string, Entry>();
   /** How many bastion logins this pool made (tests check that a bastion is shared). */
   logins = 0;

@@ -1,26 +1,7 @@
 import type { ConnectionSettings, JumpHost } from '../inventory/types.js';
-import type { HostKeyChecking, SshOptions } from './ssh-options.js';
+import type { SshEndpoint, SshOptions } from './ssh-options.js';
 
-/**
- * One SSH server to log in to, a target or a bastion, with the effective settings: the command line
- * (explicit flags) first, then the host's ssh config, then criu-lock's defaults.
- */
-export interface SshEndpoint {
-  role: 'target' | 'bastion';
-  /** For messages: the inventory name, or `bastion SPEC (ProxyJump for HOST)`. */
-  label: string;
-  address: string;
-  port: number;
-  user: string;
-  /** Explicit key files in order: ansible_ssh_private_key_file, then IdentityFile lines. */
-  identityFiles: string[];
-  identitiesOnly: boolean;
-  /** Files to look host keys up in; new keys (accept-new) go to the first. */
-  knownHostsFiles: string[];
-  hostKeyChecking: HostKeyChecking;
-  connectTimeoutMs: number;
-  keepaliveIntervalMs: number;
-}
+export type { SshEndpoint } from './ssh-options.js';
 
 const DEFAULT_KEEPALIVE_MS = 15_000;
 

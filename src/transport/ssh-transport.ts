@@ -6,11 +6,11 @@
 import { NodeSSH, type Config } from 'node-ssh';
 import { CriuLockError } from '../errors.js';
 import type { ConnectionSettings } from '../inventory/types.js';
-import { BastionPool, type BastionLease } from './bastions.js';
+import { BastionPool } from './bastions.js';
 import { SshTransport } from './channel-pool.js';
 import { endpointWhere, jumpEndpoint, targetEndpoint } from './endpoint.js';
 import { prepareLogin } from './login.js';
-import type { SshOptions } from './ssh-options.js';
+import type { BastionLease, SshOptions } from './ssh-options.js';
 import type { Transport } from './types.js';
 
 export interface ConnectSshExtras {
