@@ -15,6 +15,9 @@ import { loadPlaybook, type ResolvedTask } from '../apply/playbook.js';
 import { runPlaybook, type HostOutcome } from '../apply/run-playbook.js';
 import { elapsed, toFailure, sshOptions, type CommonOptions, type Io } from './context.js';
 import { gatherForPlan } from './plan.js';
+import { randomBytes } from 'node:crypto';
+import { makeTxId } from '../rollback/manifest.js';
+import type { TransactionContext } from '../rollback/apply-transaction.js';
 
 export interface ApplyOptions extends CommonOptions {
   lockfile: string;
@@ -26,6 +29,12 @@ export interface ApplyOptions extends CommonOptions {
   skipUnavailable: boolean;
   playbook?: string | undefined;
   format: 'text' | 'json';
+  /** Record a rollback transaction before changing a host (false: --no-capture). */
+  capture?: boolean | undefined;
+  /** Transactions kept per host (--keep-transactions, default 5). */
+  keepTransactions?: number | undefined;
+  /** Clock and randomness for transaction ids (tests pin them). */
+  now?: (() => Date) | undefined;
 }
 
 interface Session {
@@ -33,13 +42,18 @@ interface Session {
   transport?: Transport;
   plan?: HostPlan;
   /** Set when the host is done before the playbook runs (unreachable, stale, blocked). */
-  outcome?: HostOutcome;
+  outcome?: ApplyHostOutcome;
 }
+
+/** A host's apply outcome plus the rollback transaction recorded for it, if any. */
+export type ApplyHostOutcome = HostOutcome & { transaction?: string };
 
 export interface ApplyReport {
   lock: { path: string; digest: string };
   check: boolean;
-  hosts: HostOutcome[];
+  /** false: --no-capture, nothing recorded for rollback. */
+  capture: boolean;
+  hosts: ApplyHostOutcome[];
   /** Hosts not started because a batch failed more than --max-fail-percentage. */
   notStarted: string[];
 }
@@ -131,14 +145,17 @@ export async function applyFleet(lock: Lockfile, opts: ApplyOptions, io: Io, tas
     const verbose = (host: string) => (m: string): void => {
       if (opts.verbose) io.err(`[${host}] ${m}\n`);
     };
+    const capture = opts.capture !== false;
+    const clock = opts.now ?? (() => new Date());
     let done = 0;
     const runnable = sessions.filter((s) => !s.outcome);
     const total = runnable.length;
     const run = await runFleet(
       runnable,
-      async (s): Promise<HostOutcome> => {
+      async (s): Promise<ApplyHostOutcome> => {
         const plan = s.plan!;
-        return runPlaybook(tasks, {
+        const transaction: TransactionContext | undefined = capture ? { id: makeTxId(clock(), randomBytes(3).readUIntBE(0, 3)), keep: opts.keepTransactions ?? 5, now: clock() } : undefined;
+        const outcome = await runPlaybook(tasks, {
           host: s.host.name,
           transport: s.transport!,
           lock,
@@ -146,7 +163,9 @@ export async function applyFleet(lock: Lockfile, opts: ApplyOptions, io: Io, tas
           pins,
           checkMode: opts.check,
           verbose: verbose(s.host.name),
+          transaction,
         });
+        return transaction?.manifest ? { ...outcome, transaction: transaction.id } : outcome;
       },
       {
         forks: opts.forks,
@@ -163,6 +182,7 @@ export async function applyFleet(lock: Lockfile, opts: ApplyOptions, io: Io, tas
     return {
       lock: { path: opts.lockfile, digest: lock.digest },
       check: opts.check,
+      capture: opts.capture !== false,
       hosts: sessions.flatMap((s) => (s.outcome ? [s.outcome] : [])),
       notStarted: run.skipped.map((s) => s.host.name),
     };
