@@ -164,15 +164,20 @@ export async function captureTransaction(t: Transport, spec: CaptureSpec, now: C
   const lines = [
     'set -u',
     `dir=${quote(dir)}`,
+    `root=${quote(TX_ROOT)}`,
     'umask 022',
     'mkdir -p "$dir/debs" || exit 70',
-    // cap KEY VERSION FILE: copy from the apt cache when its sha256 is the one the apt lists publish, else download.
+    // cap KEY VERSION FILE: the apt cache when its sha256 is the one the apt lists publish, else the same
+    // .deb an earlier transaction captured (hard link), else apt-get download.
     'cap() {',
     '  want=$(apt-cache show "$1=$2" 2>/dev/null | sed -n "s/^SHA256: //p" | head -n 1)',
     '  cache="/var/cache/apt/archives/$3"',
     '  if [ -n "$want" ] && [ -f "$cache" ] && [ "$(sha256sum < "$cache" | cut -d" " -f1)" = "$want" ]; then',
     '    cp "$cache" "$dir/debs/$3" || { printf "fail\\t%s\\tcopy from the apt cache failed\\n" "$1"; return; }',
     '    src=apt-cache',
+    '  elif prev=$(ls -1 "$root"/*/debs/"$3" 2>/dev/null | head -n 1) && [ -n "$prev" ] && { [ -z "$want" ] || [ "$(sha256sum < "$prev" | cut -d" " -f1)" = "$want" ]; }; then',
+    '    ln -f "$prev" "$dir/debs/$3" 2>/dev/null || cp "$prev" "$dir/debs/$3" || { printf "fail\\t%s\\tcopy from %s failed\\n" "$1" "$prev"; return; }',
+    '    src=transaction',
     '  else',
     '    out=$(cd "$dir/debs" && apt-get download -q -o APT::Sandbox::User=root "$1=$2" 2>&1) || {',
     '      printf "fail\\t%s\\t%s\\n" "$1" "$(printf "%s" "$out" | grep -E "^(E|W):" | tail -n 2 | tr "\\t\\n" "  ")"; return; }',
@@ -221,7 +226,7 @@ export async function captureTransaction(t: Transport, spec: CaptureSpec, now: C
     if (want && want !== got) return fail(`${p.package}=${p.before}: sha256 ${got} differs from the apt lists' ${want}`);
     const [fp, fv, fa] = (fields ?? '').trim().split(' ');
     if (fp !== name || fv !== p.before || fa !== arch) return fail(`${p.package}=${p.before}: the .deb says ${fp ?? '?'} ${fv ?? '?'} ${fa ?? '?'}`);
-    debs.set(p.package, { file: aptCacheFileName(name!, p.before!, arch!), sha256: got, source: source === 'apt-cache' ? 'apt-cache' : 'apt-download' });
+    debs.set(p.package, { file: aptCacheFileName(name!, p.before!, arch!), sha256: got, source: source === 'apt-cache' || source === 'transaction' ? source : 'apt-download' });
   }
   const missing = keep.filter((p) => !debs.has(p.package));
   if (missing.length > 0) return fail(`no .deb captured for ${missing.map((p) => `${p.package}=${p.before}`).join(', ')}`);

@@ -20,8 +20,11 @@ const DebFile = z.string().regex(/^[A-Za-z0-9+][A-Za-z0-9+.~_%-]*\.deb$/, 'is no
 export const CapturedDeb = z.strictObject({
   file: DebFile,
   sha256: Sha256,
-  /** Where the bytes came from: the node's apt cache (sha256 matched the apt lists), apt-get download, or a rebuild. */
-  source: z.enum(['apt-cache', 'apt-download', 'rebuilt']),
+  /**
+   * Where the bytes came from: the node's apt cache (sha256 matched the apt lists), an earlier
+   * transaction's copy, apt-get download, or a rebuild from the installed files.
+   */
+  source: z.enum(['apt-cache', 'transaction', 'apt-download', 'rebuilt']),
 });
 export type CapturedDeb = z.infer<typeof CapturedDeb>;
 
