@@ -207,7 +207,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
       (y) =>
         limit(common(y))
           .option('to', { type: 'string', describe: 'the transaction to undo (default: the most recent)' })
-          .option('last', { type: 'boolean', default: false, describe: 'undo the most recent transaction (the default)' })
+          .option('last', { type: 'boolean', describe: 'undo the most recent transaction (the default)' })
           .option('check', { type: 'boolean', default: false, describe: 'show what would change, change nothing' })
           .option('yes', { type: 'boolean', default: false, describe: 'do not ask for confirmation' })
           .option('force', { type: 'boolean', default: false, describe: 'roll back even if the host changed since the transaction' })
