@@ -226,7 +226,7 @@ export async function captureTransaction(t: Transport, spec: CaptureSpec, now: C
     if (want && want !== got) return fail(`${p.package}=${p.before}: sha256 ${got} differs from the apt lists' ${want}`);
     const [fp, fv, fa] = (fields ?? '').trim().split(' ');
     if (fp !== name || fv !== p.before || fa !== arch) return fail(`${p.package}=${p.before}: the .deb says ${fp ?? '?'} ${fv ?? '?'} ${fa ?? '?'}`);
-    debs.set(p.package, { file: aptCacheFileName(name!, p.before!, arch!), sha256: got, source: source === 'apt-cache' || source === 'transaction' ? source : 'apt-download' });
+    debs.set(p.package, { file: aptCacheFileName(name!, p.before, arch!), sha256: got, source: source === 'apt-cache' || source === 'transaction' ? source : 'apt-download' });
   }
   const missing = keep.filter((p) => !debs.has(p.package));
   if (missing.length > 0) return fail(`no .deb captured for ${missing.map((p) => `${p.package}=${p.before}`).join(', ')}`);
