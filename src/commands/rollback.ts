@@ -1,17 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { CriuLockError } from '../errors.js';
+import { hostFailure } from '../fleet/host-error.js';
 import { runFleet } from '../fleet/run.js';
-import { loadInventory } from '../inventory/load.js';
-import { selectHosts } from '../inventory/limit.js';
 import type { InventoryHost } from '../inventory/types.js';
 import { readCurrent, readTransactions } from '../rollback/host.js';
 import { makeTxId, TxId } from '../rollback/manifest.js';
 import { describeChange, planRollback, selectTarget, type CurrentState, type RollbackPlan } from '../rollback/planner.js';
 import { renderRollback, type RollbackHostResult, type RollbackSummary } from '../rollback/report.js';
 import { executeRollback, RollbackStepError } from '../rollback/rollback-host.js';
-import { openTransport } from '../transport/open.js';
 import type { Transport } from '../transport/types.js';
-import { sshOptions, toFailure, type CommonOptions, type Io } from './context.js';
+import { progress, type CommandDeps, type CommonOptions } from './context.js';
+import { prepareRun } from './prepare.js';
 
 export interface RollbackOptions extends CommonOptions {
   /** A transaction id; undefined: the most recent one (--last). */
@@ -21,7 +20,6 @@ export interface RollbackOptions extends CommonOptions {
   force: boolean;
   keepTransactions: number;
   format: 'text' | 'json';
-  now?: (() => Date) | undefined;
 }
 
 interface Session {
@@ -41,7 +39,8 @@ function summarise(plan: RollbackPlan, now: CurrentState): RollbackSummary {
   };
 }
 
-export async function runRollback(opts: RollbackOptions, io: Io): Promise<number> {
+export async function runRollback(opts: RollbackOptions, deps: CommandDeps): Promise<number> {
+  const { io } = deps;
   if (opts.to !== undefined && !TxId.safeParse(opts.to).success) {
     throw new CriuLockError('usage', `--to ${JSON.stringify(opts.to)} is not a transaction id`, { hint: 'ids look like 20261129T011233Z-a1b2c3; criu-lock history lists them' });
   }
@@ -51,27 +50,24 @@ export async function runRollback(opts: RollbackOptions, io: Io): Promise<number
   if (!opts.yes && !opts.check && !(io.isTTY && io.confirm)) {
     throw new CriuLockError('usage', 'rollback needs confirmation, and there is no terminal to ask on', { hint: 'pass --yes, or look first with --check' });
   }
-  const inv = await loadInventory(opts.inventory);
-  const hosts = selectHosts(inv, opts.limit);
-  const ssh = sshOptions(opts);
-  const clock = opts.now ?? (() => new Date());
-  const sessions: Session[] = hosts.map((host) => ({ host }));
+  const run = await prepareRun(opts, deps);
+  const sessions: Session[] = run.hosts.map((host) => ({ host }));
   try {
     // Phase 1: read each host's transactions and state, decide.
     await runFleet(
       sessions,
       async (s) => {
         try {
-          s.transport = await openTransport(s.host, ssh);
+          s.transport = await run.connect(s.host);
         } catch (err) {
-          s.result = { name: s.host.name, status: 'unreachable', error: toFailure(err, 'connect').error };
+          s.result = { ...hostFailure(s.host.name, err, 'connect'), target: null };
           return;
         }
         try {
           const txs = await readTransactions(s.transport);
           const target = selectTarget(txs.manifests, opts.to);
           if (!target.ok) {
-            s.result = { name: s.host.name, status: 'failed', step: 'select', error: target.error, target: null, hint: target.hint };
+            s.result = { name: s.host.name, status: 'failed', error: { code: 'rollback', message: target.error, hint: target.hint, step: 'select' }, target: null };
             return;
           }
           const tx = target.tx;
@@ -87,7 +83,7 @@ export async function runRollback(opts: RollbackOptions, io: Io): Promise<number
             s.plan = decision.plan;
           }
         } catch (err) {
-          s.result = { name: s.host.name, status: 'failed', step: 'read', error: toFailure(err, 'work').error, target: null };
+          s.result = { ...hostFailure(s.host.name, err, 'read'), target: null };
         }
       },
       { forks: opts.forks },
@@ -101,27 +97,29 @@ export async function runRollback(opts: RollbackOptions, io: Io): Promise<number
     }
 
     // Phase 2: one rollback transaction per host.
-    const run = await runFleet(
+    const fleet = await runFleet(
       pending,
       async (s): Promise<RollbackHostResult> => {
         const plan = s.plan!;
-        const id = makeTxId(clock(), randomBytes(3).readUIntBE(0, 3));
+        const date = run.clock.now();
+        const id = makeTxId(date, randomBytes(3).readUIntBE(0, 3));
         try {
-          const r = await executeRollback(s.transport!, s.host.name, plan, s.now!, { id, date: clock(), keep: opts.keepTransactions, lockTimeout: 120, nativeArch: s.now!.arch });
+          const r = await executeRollback(s.transport!, s.host.name, plan, s.now!, { id, date, keep: opts.keepTransactions, lockTimeout: 120, nativeArch: s.now!.arch });
           return { name: s.host.name, status: 'rolled-back', target: plan.tx.id, transaction: r.transaction, diskBytes: r.diskBytes, summary: summarise(plan, s.now!) };
         } catch (err) {
           const step = err instanceof RollbackStepError ? err.step : 'rollback';
-          return { name: s.host.name, status: 'failed', step, error: err instanceof Error ? err.message : String(err), target: plan.tx.id };
+          const f = hostFailure(s.host.name, err, step);
+          return { ...f, error: { ...f.error, code: 'rollback' }, target: plan.tx.id };
         }
       },
       {
         forks: opts.forks,
         onResult: (r) => {
-          if (opts.format === 'text') io.err(`${r.name}: ${r.status}\n`);
+          if (opts.format === 'text') progress(io, `${r.name}: ${r.status}`);
         },
       },
     );
-    for (const r of run.results) r.item.result = r.result;
+    for (const r of fleet.results) r.item.result = r.result;
     const results = sessions.flatMap((s) => (s.result ? [s.result] : []));
     io.out(renderRollback(results, { format: opts.format, check: opts.check, color: opts.color }));
     return results.some((r) => r.status === 'refused' || r.status === 'failed' || r.status === 'unreachable') ? 3 : 0;

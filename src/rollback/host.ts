@@ -99,6 +99,7 @@ export async function readCurrent(t: Transport, packages: readonly string[], pin
   const r = await script(t, lines.join('\n'), 60_000);
   if (r.exitCode !== 0) throw new CriuLockError('ssh', `${t.host}: reading the dpkg state failed: ${summariseOutput(r)}`);
   const parsed = parseCurrent(r.stdout, packages);
+  if (!/^[a-z0-9][a-z0-9-]*$/.test(parsed.arch)) throw new CriuLockError('ssh', `${t.host}: reading the dpkg state printed no architecture`, { hint: 'the target needs sh, dpkg and apt' });
   return { ...parsed.state, arch: parsed.arch };
 }
 

@@ -1,10 +1,11 @@
+import { errorText, type HostFailure } from '../fleet/host-error.js';
 import { paint } from '../report/style.js';
 import { formatBytes } from './host.js';
 import type { HistoryEntry } from './planner.js';
 
 export type HistoryHost =
   | { name: string; status: 'ok'; diskBytes: number; transactions: HistoryEntry[]; unreadable: Array<{ id: string; error: string }> }
-  | { name: string; status: 'unreachable' | 'failed'; error: string };
+  | HostFailure;
 
 const v = (s: string | null): string => s ?? '(absent)';
 
@@ -43,7 +44,7 @@ export function renderHistory(hosts: readonly HistoryHost[], format: 'text' | 'j
   const lines: string[] = [];
   for (const h of hosts) {
     if (h.status !== 'ok') {
-      lines.push(`${h.name}  ${paint(h.status, 'red', color)}  ${h.error}`);
+      lines.push(`${h.name}  ${paint(h.status, 'red', color)}  ${errorText(h.error)}`);
       continue;
     }
     lines.push(`${h.name}  ${h.transactions.length} transaction(s), ${formatBytes(h.diskBytes)}`);
@@ -73,8 +74,7 @@ export type RollbackHostResult =
   | { name: string; status: 'would-roll-back'; target: string; summary: RollbackSummary }
   | { name: string; status: 'rolled-back'; target: string; transaction: string; diskBytes: number; summary: RollbackSummary }
   | { name: string; status: 'refused'; target: string; reason: string; changes: string[] }
-  | { name: string; status: 'failed'; step: string; error: string; target: string | null; hint?: string }
-  | { name: string; status: 'unreachable'; error: string };
+  | (HostFailure & { target: string | null });
 
 function summaryLines(s: RollbackSummary): string[] {
   return [
@@ -103,10 +103,10 @@ export function renderRollback(results: readonly RollbackHostResult[], opts: { f
         lines.push(`${paint('refused', 'red', opts.color).padEnd(16)}${r.name}: ${r.reason}; nothing was changed (--force rolls back anyway)`, ...r.changes.map((c) => `    changed: ${c}`));
         break;
       case 'failed':
-        lines.push(`${paint('failed', 'red', opts.color).padEnd(16)}${r.name}: [${r.step}] ${r.error}${r.hint ? ` (hint: ${r.hint})` : ''}`);
+        lines.push(`${paint('failed', 'red', opts.color).padEnd(16)}${r.name}: [${r.error.step}] ${errorText(r.error)}`);
         break;
       case 'unreachable':
-        lines.push(`${paint('unreachable', 'red', opts.color).padEnd(16)}${r.name}: ${r.error}`);
+        lines.push(`${paint('unreachable', 'red', opts.color).padEnd(16)}${r.name}: ${errorText(r.error)}`);
         break;
       default: {
         const never: never = r;
