@@ -87,7 +87,11 @@ export type RollbackDecision = { type: 'plan'; plan: RollbackPlan } | { type: 'r
 export function planRollback(tx: TxManifest, now: CurrentState, opts: { force: boolean; rolledBackBy?: string | null }): RollbackDecision {
   const changes = stateChanges(tx, now);
   if (changes.length > 0 && !opts.force) {
-    const why = opts.rolledBackBy ? `transaction ${tx.id} was already rolled back by ${opts.rolledBackBy}, and the host changed since` : `the host changed since transaction ${tx.id}`;
+    const why = opts.rolledBackBy
+      ? `transaction ${tx.id} was already rolled back by ${opts.rolledBackBy}, and the host changed since`
+      : tx.status === 'captured'
+        ? `transaction ${tx.id} never completed (its apply failed or was cut off), and the host is not as it would have left it`
+        : `the host changed since transaction ${tx.id}`;
     return { type: 'refused', reason: why, changes };
   }
   const install: RollbackInstall[] = [];

@@ -149,6 +149,13 @@ describe('planRollback', () => {
     if (forced.type === 'plan') expect(forced.plan.changes.map(show)).toEqual(expected);
   });
 
+  it('says when the transaction never completed', () => {
+    const t = tx({ status: 'captured' });
+    const back: CurrentState = { versions: new Map(t.packages.map((p) => [p.package, p.before])), auto: new Set(), pinSha256: null };
+    const d = planRollback(t, back, { force: false });
+    expect(d.type === 'refused' ? d.reason : '').toMatch(/never completed/);
+  });
+
   it('says when the transaction was already rolled back', () => {
     const t = tx();
     const back: CurrentState = { versions: new Map(t.packages.map((p) => [p.package, p.before])), auto: new Set(['libfleet1:amd64']), pinSha256: null };
