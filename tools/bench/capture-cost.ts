@@ -3,14 +3,14 @@
  * (the fleet named by CRIU_LOCK_SANDBOX_DIR, already up), paired and alternating, each run on a
  * freshly reset (drifted) fleet. Prints medians, the ratio and the disk the transactions take.
  *
- *   node dist/bench/capture-cost.js [--runs R]    # as root
+ *   npm run build && npm run build:tools && node dist-tools/tools/bench/capture-cost.js [--runs R]   # as root
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { reset } from '../sandbox/fleet.js';
 import { paths, readState } from '../sandbox/state.js';
+import { PRODUCT_BIN } from '../paths.js';
 import { median, spawnTimed } from './measure.js';
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -19,7 +19,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const p = paths();
   const state = readState(p);
   if (!state) throw new Error(`no sandbox fleet in ${p.dir}: npm run sandbox -- up`);
-  const bin = fileURLToPath(new URL('../bin/criu-lock.js', import.meta.url));
+  const bin = PRODUCT_BIN;
   const conn = ['-i', state.inventory, '--known-hosts', state.knownHosts];
   const work = mkdtempSync(join(tmpdir(), 'criu-lock-capture-bench-'));
   const lock = join(work, 'lock.yaml');
