@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { isValidVersion } from '../debian/version.js';
+import { DebPackageKey, DebVersion } from '../debian/schemas.js';
 
 /**
  * A transaction record, as stored on each host under /var/lib/criu-lock/tx/<id>/manifest.json.
@@ -9,8 +9,8 @@ import { isValidVersion } from '../debian/version.js';
 export const MANIFEST_VERSION = 1;
 export const TX_ROOT = '/var/lib/criu-lock/tx';
 
-const PackageKey = z.string().regex(/^[a-z0-9][a-z0-9+.-]+:[a-z0-9][a-z0-9-]*$/, 'must be name:arch');
-const Version = z.string().refine(isValidVersion, { message: 'is not a valid Debian version' });
+const PackageKey = DebPackageKey;
+const Version = DebVersion;
 const Sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex sha256');
 /** Transaction ids sort by time: 20261129T011233Z-a1b2c3. */
 export const TxId = z.string().regex(/^\d{8}T\d{6}Z-[0-9a-f]{6}$/, 'is not a transaction id (like 20261129T011233Z-a1b2c3)');
