@@ -47,6 +47,19 @@ export function scopeOf(opts: Pick<GenerateOptions, 'packages' | 'withDeps' | 'p
 }
 
 /**
+ * The keys a scope locks, or none when the selection fails: that failure (a package not installed,
+ * a process gone) is an input error buildLock reports after the host work, not a host failure.
+ */
+function lockedKeys(facts: HostFacts, scope: Scope, host: string): string[] {
+  try {
+    return selectForScope(facts, scope, host).packages.map((p) => p.pkg.key);
+  } catch (err) {
+    if (err instanceof CriuLockError) return [];
+    throw err;
+  }
+}
+
+/**
  * Facts of the golden node for a scope, in as few round trips as the scope allows: what to read
  * is decided here, what to lock by `selectForScope` (the same switch buildLock uses).
  */
@@ -59,7 +72,7 @@ async function goldenFacts(t: Transport, scope: Scope, host: string): Promise<Ho
     case 'packages': {
       // The package list first: files are read only of the packages the lock will hold.
       const base = await gatherFacts(t, {});
-      const chosen = selectForScope(base, scope, host).packages.map((p) => p.pkg.key);
+      const chosen = lockedKeys(base, scope, host);
       facts = chosen.length > 0 ? await gatherFacts(t, { elfOf: chosen }) : base;
       break;
     }
@@ -72,7 +85,7 @@ async function goldenFacts(t: Transport, scope: Scope, host: string): Promise<Ho
     }
   }
   // A second, cheap round trip: the .deb checksums of exactly the installed versions locked.
-  const wanted = selectForScope(facts, scope, host).packages.map((p) => `${p.pkg.key}=${p.pkg.version}`);
+  const wanted = lockedKeys(facts, scope, host).map((k) => `${k}=${facts.packages.get(k)?.version ?? ''}`);
   if (wanted.length > 0) {
     const sha = await gatherFacts(t, { shaFor: [...new Set(wanted)] });
     for (const [k, v] of sha.debSha256) facts.debSha256.set(k, v);

@@ -11,7 +11,11 @@ const root = join(import.meta.dirname, '..', '..');
 
 function packedFiles(): string[] {
   // --ignore-scripts: no `prepare` build here; `npm test` builds dist before the tests run.
-  const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+    cwd: root,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
   const [pack] = JSON.parse(out) as Array<{ files: Array<{ path: string }> }>;
   return pack!.files.map((f) => f.path);
 }
@@ -20,7 +24,9 @@ describe('npm pack', () => {
   const files = packedFiles();
 
   it('ships only dist/, playbooks/, templates/ and the package metadata', () => {
-    const outside = files.filter((f) => !/^(dist|playbooks|templates)\//.test(f) && !/^(package\.json|README\.md|LICENSE)$/.test(f));
+    const outside = files.filter(
+      (f) => !/^(dist|playbooks|templates)\//.test(f) && !/^(package\.json|README\.md|LICENSE)$/.test(f),
+    );
     expect(outside).toEqual([]);
   });
 
@@ -28,7 +34,18 @@ describe('npm pack', () => {
     expect(files.filter((f) => /(^|\/)(sandbox|bench|tools)(\/|\.|$)/.test(f))).toEqual([]);
   });
 
-  it.runIf(existsSync(join(root, 'dist', 'bin', 'criu-lock.js')))('ships the CLI, its playbook and templates', () => {
-    expect(files).toEqual(expect.arrayContaining(['dist/bin/criu-lock.js', 'dist/index.js', 'playbooks/converge.yaml', 'templates/plan.md.ejs', 'templates/apt-preferences.ejs']));
-  });
+  it.runIf(existsSync(join(root, 'dist', 'bin', 'criu-lock.js')))(
+    'ships the CLI, its playbook and templates',
+    () => {
+      expect(files).toEqual(
+        expect.arrayContaining([
+          'dist/bin/criu-lock.js',
+          'dist/index.js',
+          'playbooks/converge.yaml',
+          'templates/plan.md.ejs',
+          'templates/apt-preferences.ejs',
+        ]),
+      );
+    },
+  );
 });

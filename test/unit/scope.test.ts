@@ -171,6 +171,24 @@ describe('generate reads files only of the packages its scope locks', () => {
   });
 });
 
+describe('generate: a scope that cannot be selected is an input error (exit 1), not a host failure', () => {
+  it('--package of a package the golden node lacks', async () => {
+    const fleet = fakeFleet({ gold: { installed: { 'bash:amd64': '5.0-6ubuntu1.2' } } });
+    const io = recordingIo();
+    const { loadInventory, openTransport, clock } = fleet.deps(io);
+    const code = await main(['generate', '-i', 'inventory.yaml', '--package', 'zsh', '-o', '-'], io, {
+      loadInventory,
+      openTransport,
+      clock,
+    });
+    expect(code).toBe(1);
+    expect(io.stderr).toBe(
+      'error: package zsh is not installed on golden node gold\n  hint: check the name with `dpkg -l` on the golden node\n',
+    );
+    expect(io.stdout).toBe('');
+  });
+});
+
 describe('located errors', () => {
   it('a YAML syntax error names file:line:col', () => {
     const e = thrown(() => parseYamlSource('a: [1, 2\nb: 3\n', 'f.yaml', { code: 'input', hint: 'fix it' }));

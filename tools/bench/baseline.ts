@@ -8,7 +8,7 @@ import type { PackageAction, PlanFile } from '../../src/plan/plan-file.js';
 import { PIN_FILE } from '../../src/plan/pins.js';
 import { mapLimit } from '../sandbox/exec.js';
 import { renderCommand } from '../../src/shell/quote.js';
-import { HEAD_BYTES } from '../../src/facts/probe-script.js';
+import { ELF_HEAD_BYTES as HEAD_BYTES } from '../../src/elf/build-id.js';
 import { spawnTimed } from './measure.js';
 
 export interface SshTarget {
