@@ -133,6 +133,12 @@ export function parseCurrent(stdout: string, packages: readonly string[]): { sta
   return { state: { versions, auto, pinSha256 }, arch };
 }
 
+/**
+ * Rebuilds `name:arch=version` from the files installed on the host (dpkg-repack style) and
+ * returns the verified .deb; throws when it cannot. The last source of a replaced version.
+ */
+export type Rebuilder = (t: Transport, pkg: { name: string; arch: string; version: string }) => Promise<{ bytes: Buffer; sha256: string }>;
+
 export interface CaptureSpec {
   id: string;
   host: string;
@@ -145,6 +151,8 @@ export interface CaptureSpec {
   /** sha256 of the pin file the transaction leaves (null: none). */
   pinsAfter: string | null;
   now: Date;
+  /** Rebuild from the installed files when neither the apt cache, a transaction nor apt has the .deb. */
+  rebuild?: Rebuilder | undefined;
 }
 
 export interface CaptureResult {
@@ -161,7 +169,7 @@ export interface CaptureResult {
  */
 export async function captureTransaction(t: Transport, spec: CaptureSpec, now: CurrentState): Promise<CaptureResult> {
   const dir = txDir(spec.id);
-  const keep = spec.packages.filter((p) => p.before !== null);
+  const keep = spec.packages.filter((p): p is { package: string; before: string; after: string | null } => p.before !== null);
   const lines = [
     'set -u',
     `dir=${quote(dir)}`,
@@ -206,6 +214,7 @@ export async function captureTransaction(t: Transport, spec: CaptureSpec, now: C
   const r = await script(t, lines.join('\n'), 900_000);
   if (r.exitCode !== 0) return fail(`the capture script failed: ${summariseOutput(r)}`);
   const debs = new Map<string, CapturedDeb>();
+  const failed = new Map<string, string>();
   const paths: string[] = [];
   let inFiles = false;
   for (const line of r.stdout.split('\n')) {
@@ -218,7 +227,10 @@ export async function captureTransaction(t: Transport, spec: CaptureSpec, now: C
       continue;
     }
     const f = line.split('\t');
-    if (f[0] === 'fail') return fail(`${f[1] ?? '?'}: ${(f[2] ?? '').trim() || 'cannot get its .deb'}`);
+    if (f[0] === 'fail') {
+      failed.set(f[1] ?? '?', (f[2] ?? '').trim() || 'cannot get its .deb');
+      continue;
+    }
     if (f[0] !== 'ok') continue;
     const [, key, source, got, want, fields] = f;
     const p = keep.find((x) => x.package === key);
@@ -228,6 +240,21 @@ export async function captureTransaction(t: Transport, spec: CaptureSpec, now: C
     const [fp, fv, fa] = (fields ?? '').trim().split(' ');
     if (fp !== name || fv !== p.before || fa !== arch) return fail(`${p.package}=${p.before}: the .deb says ${fp ?? '?'} ${fv ?? '?'} ${fa ?? '?'}`);
     debs.set(p.package, { file: aptCacheFileName(name!, p.before, arch!), sha256: got, source: source === 'apt-cache' || source === 'transaction' ? source : 'apt-download' });
+  }
+  for (const p of keep) {
+    if (debs.has(p.package)) continue;
+    const [name, arch] = p.package.split(':') as [string, string];
+    const why = failed.get(p.package) ?? 'no .deb from the apt cache or apt-get download';
+    if (!spec.rebuild) return fail(`${p.package}=${p.before}: ${why}`);
+    try {
+      const deb = await spec.rebuild(t, { name, arch, version: p.before });
+      const file = aptCacheFileName(name, p.before, arch);
+      const w = await t.putFile(`${dir}/debs/${file}`, deb.bytes, { mode: 0o644, become: true });
+      if (w.exitCode !== 0) return fail(`${p.package}=${p.before}: storing the rebuilt .deb failed: ${summariseOutput(w)}`);
+      debs.set(p.package, { file, sha256: deb.sha256, source: 'rebuilt' });
+    } catch (err) {
+      return fail(`${p.package}=${p.before}: ${why}; rebuilding it from the installed files failed too: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
   const missing = keep.filter((p) => !debs.has(p.package));
   if (missing.length > 0) return fail(`no .deb captured for ${missing.map((p) => `${p.package}=${p.before}`).join(', ')}`);

@@ -4,6 +4,7 @@ import type { ModuleContext } from '../../src/apply/modules/types.js';
 import type { HostPlan } from '../../src/plan/plan-file.js';
 import { PIN_FILE, renderPins, sha256Hex } from '../../src/plan/pins.js';
 import type { TransactionContext } from '../../src/rollback/apply-transaction.js';
+import { captureTransaction } from '../../src/rollback/host.js';
 import { parseManifest } from '../../src/rollback/manifest.js';
 import type { CommandResult, ExecOptions, PutFileOptions, Transport } from '../../src/transport/types.js';
 import { makeLock } from './core-fixtures.js';
@@ -84,10 +85,10 @@ describe('capture module', () => {
   });
 
   it.each([
-    ['apt cannot fetch it', `fail\tlibfleet1:amd64\tE: Failed to fetch file:/srv/repo/libfleet1_2.31-0ubuntu9.9_amd64.deb  File not found\n`, /libfleet1:amd64: E: Failed to fetch/],
+    ['apt cannot fetch it', `fail\tlibfleet1:amd64\tE: Failed to fetch file:/srv/repo/libfleet1_2.31-0ubuntu9.9_amd64.deb  File not found\n`, /libfleet1:amd64=2\.31-0ubuntu9\.9: E: Failed to fetch/],
     ['the .deb is another package', `ok\tlibfleet1:amd64\tapt-download\t${SHA}\t\tlibfleet1 2.31-0ubuntu9.16 amd64 \n`, /the \.deb says libfleet1 2\.31-0ubuntu9\.16 amd64/],
     ['the sha256 differs from the apt lists', `ok\tlibfleet1:amd64\tapt-download\t${SHA}\t${'d'.repeat(64)}\tlibfleet1 2.31-0ubuntu9.9 amd64 \n`, /differs from the apt lists/],
-    ['the script says nothing', '', /no \.deb captured for libfleet1:amd64=2\.31-0ubuntu9\.9/],
+    ['the script says nothing', '', /libfleet1:amd64=2\.31-0ubuntu9\.9: no \.deb from the apt cache or apt-get download/],
   ])('fails before any change when %s, and removes the partial transaction', async (_why, stdout, message) => {
     const t = new ScriptedTransport([
       ['=== versions', { stdout: CURRENT }],
@@ -99,6 +100,34 @@ describe('capture module', () => {
     expect(t.execs.at(-1)!.argv).toEqual(['rm', '-rf', '--', `/var/lib/criu-lock/tx/${TXID}`]);
     expect(t.puts).toEqual([]);
     expect(tx.manifest).toBeUndefined();
+  });
+
+  it('rebuilds a version no source has any more from the installed files, or fails naming both reasons', async () => {
+    const answers: Array<[string, Partial<CommandResult>]> = [
+      ['=== versions', { stdout: CURRENT }],
+      ['cap()', { stdout: 'fail\tlibfleet1:amd64\tE: Failed to fetch libfleet1_2.31-0ubuntu9.9_amd64.deb\n=== files\n' }],
+      ['du -sk /var/lib/criu-lock/tx/', { stdout: '8\t/var/lib/criu-lock/tx/x\n' }],
+      ['=== tx', { stdout: '=== du 8\n' }],
+    ];
+    const t = new ScriptedTransport(answers);
+    const asked: string[] = [];
+    const bytes = Buffer.from('!<arch>\nrebuilt');
+    const tx: TransactionContext = { id: TXID, keep: 5, now: new Date() };
+    const c = ctx(t, tx);
+    const run = (rebuild: Parameters<typeof captureTransaction>[1]['rebuild']) =>
+      captureTransaction(t, { id: TXID, host: 'node-b', kind: 'apply', lockDigest: null, rollbackOf: null, packages: [{ package: 'libfleet1:amd64', before: '2.31-0ubuntu9.9', after: '2.31-0ubuntu9.14' }], pinPath: PIN_FILE, pinsAfter: null, now: new Date(), rebuild }, { versions: new Map(), auto: new Set(), pinSha256: null });
+    const ok = await run((_t, p) => {
+      asked.push(`${p.name}:${p.arch}=${p.version}`);
+      return Promise.resolve({ bytes, sha256: 'e'.repeat(64) });
+    });
+    expect(asked).toEqual(['libfleet1:amd64=2.31-0ubuntu9.9']);
+    expect(ok.manifest.packages[0]!.deb).toEqual({ file: 'libfleet1_2.31-0ubuntu9.9_amd64.deb', sha256: 'e'.repeat(64), source: 'rebuilt' });
+    expect(t.puts.find((p) => p.path.endsWith('/debs/libfleet1_2.31-0ubuntu9.9_amd64.deb'))?.content).toBe(bytes.toString());
+    expect(c.transaction).toBe(tx);
+    await expect(run(() => Promise.reject(new Error('/etc/fleet.conf was edited')))).rejects.toThrow(
+      /libfleet1:amd64=2\.31-0ubuntu9\.9: E: Failed to fetch .*; rebuilding it from the installed files failed too: \/etc\/fleet\.conf was edited/,
+    );
+    expect(t.execs.at(-1)!.argv).toEqual(['rm', '-rf', '--', `/var/lib/criu-lock/tx/${TXID}`]);
   });
 
   it('is skipped with --no-capture and in check mode, touching nothing', async () => {
