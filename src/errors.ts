@@ -14,6 +14,8 @@ export type ErrorCode =
   | 'become'
   | 'not-implemented'
   | 'sandbox'
+  | 'capture'
+  | 'rollback'
   | 'internal';
 
 export interface SourceLocation {

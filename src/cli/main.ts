@@ -12,6 +12,8 @@ const commands = {
   apply: () => import('../commands/apply.js'),
   check: () => import('../commands/check.js'),
   vendor: () => import('../commands/vendor.js'),
+  history: () => import('../commands/history.js'),
+  rollback: () => import('../commands/rollback.js'),
   inventory: () => import('../commands/inventory.js'),
 };
 
@@ -71,6 +73,12 @@ function commonOptions(a: Record<string, unknown>): CommonOptions {
     debug: Boolean(a.debug),
     color: Boolean(a.color),
   };
+}
+
+function keepTransactions(v: unknown): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new CriuLockError('usage', `--keep-transactions must be a positive integer, got ${String(v)}`, { hint: 'e.g. --keep-transactions 5' });
+  return n;
 }
 
 function asList<T>(v: unknown): T[] {
@@ -159,6 +167,8 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
           .option('skip-unavailable', { type: 'boolean', default: false, describe: 'converge hosts even if some locked versions are unavailable' })
           .option('playbook', { type: 'string', describe: 'playbook with pre_tasks/post_tasks (default playbooks/converge.yaml)' })
           .option('format', { choices: ['text', 'json'] as const, default: 'text' as const })
+          .option('capture', { type: 'boolean', default: true, describe: 'record a transaction for rollback first (--no-capture: faster, no rollback)' })
+          .option('keep-transactions', { type: 'number', default: 5, describe: 'transactions kept per host' })
           .example('$0 apply plan.json', 'apply exactly a reviewed plan')
           .example('$0 apply --yes --serial 1,25%', 'converge one host, then a quarter at a time'),
       async (a) => {
@@ -180,6 +190,8 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
             skipUnavailable: a['skip-unavailable'],
             playbook: a.playbook,
             format: a.format,
+            capture: a.capture,
+            keepTransactions: keepTransactions(a['keep-transactions']),
           },
           deps,
         );
@@ -224,6 +236,41 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
       },
     )
     .command(
+      'history',
+      'list the transactions recorded on each host (what apply and rollback changed)',
+      (y) =>
+        limit(common(y))
+          .option('format', { choices: ['text', 'json'] as const, default: 'text' as const })
+          .example('$0 history --limit node-b', "node-b's transactions, newest first"),
+      async (a) => {
+        const { runHistory } = await commands.history();
+        code = await runHistory({ ...commonOptions(a), format: a.format }, deps);
+      },
+    )
+    .command(
+      'rollback',
+      'undo the last transaction (or --to TXID) from its captured .debs, then verify',
+      (y) =>
+        limit(common(y))
+          .option('to', { type: 'string', describe: 'the transaction to undo (default: the most recent)' })
+          .option('last', { type: 'boolean', describe: 'undo the most recent transaction (the default)' })
+          .option('check', { type: 'boolean', default: false, describe: 'show what would change, change nothing' })
+          .option('yes', { type: 'boolean', default: false, describe: 'do not ask for confirmation' })
+          .option('force', { type: 'boolean', default: false, describe: 'roll back even if the host changed since the transaction' })
+          .option('keep-transactions', { type: 'number', default: 5, describe: 'transactions kept per host' })
+          .option('format', { choices: ['text', 'json'] as const, default: 'text' as const })
+          .conflicts('to', 'last')
+          .example('$0 rollback --limit node-b --check', 'what undoing the last apply on node-b would do')
+          .example('$0 rollback --limit node-b --to 20261129T011233Z-a1b2c3 --yes', 'undo one transaction'),
+      async (a) => {
+        const { runRollback } = await commands.rollback();
+        code = await runRollback(
+          { ...commonOptions(a), to: a.to, check: a.check, yes: a.yes, force: a.force, keepTransactions: keepTransactions(a['keep-transactions']), format: a.format },
+          deps,
+        );
+      },
+    )
+    .command(
       'inventory',
       'show the resolved hosts and their connection settings',
       (y) =>
@@ -235,7 +282,7 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
         code = await runInventory({ ...commonOptions(a), format: a.format }, deps);
       },
     )
-    .demandCommand(1, 'name a command: generate, vendor, plan, apply, check or inventory')
+    .demandCommand(1, 'name a command: generate, vendor, plan, apply, check, history, rollback or inventory')
     .strict()
     .recommendCommands()
     .help()

@@ -1,3 +1,6 @@
+import { randomBytes } from 'node:crypto';
+import type { TransactionContext } from '../rollback/apply-transaction.js';
+import { makeTxId } from '../rollback/manifest.js';
 import { loadPlaybook, type ResolvedTask } from '../apply/playbook.js';
 import { runPlaybook } from '../apply/run-playbook.js';
 import { CriuLockError } from '../errors.js';
@@ -31,6 +34,10 @@ export interface ApplyOptions extends CommonOptions {
   format: 'text' | 'json';
   /** Package store directory (default: criu-lock.debs/ beside the lockfile, when it exists). */
   store?: string | undefined;
+  /** Record a rollback transaction before changing a host (false: --no-capture). */
+  capture?: boolean | undefined;
+  /** Transactions kept per host (--keep-transactions, default 5). */
+  keepTransactions?: number | undefined;
 }
 
 /** After preflight a host is either finished (its outcome is known) or ready for the playbook. */
@@ -132,6 +139,12 @@ async function preflight(
   return { host, state: 'ready', transport, plan };
 }
 
+/** A rollback transaction for one host: a sortable id from the run's clock. */
+function newTransaction(run: PreparedRun, keep: number): TransactionContext {
+  const now = run.clock.now();
+  return { id: makeTxId(now, randomBytes(3).readUIntBE(0, 3)), keep, now };
+}
+
 export async function applyFleet(
   run: PreparedRun,
   lock: Lockfile,
@@ -174,12 +187,14 @@ export async function applyFleet(
       }
     }
 
+    const capture = opts.capture !== false;
     let done = 0;
     const outcomes = new Map<string, HostOutcome>();
     const fleet = await runFleet(
       ready,
-      (p): Promise<HostOutcome> =>
-        runPlaybook(tasks, {
+      async (p): Promise<HostOutcome> => {
+        const transaction = capture ? newTransaction(run, opts.keepTransactions ?? 5) : undefined;
+        const outcome = await runPlaybook(tasks, {
           host: p.host.name,
           transport: p.transport,
           lock,
@@ -188,7 +203,10 @@ export async function applyFleet(
           storeDir: storeDir(opts.lockfile, opts.store),
           checkMode: opts.check,
           verbose: (m) => run.log(p.host.name, m),
-        }),
+          transaction,
+        });
+        return transaction?.manifest ? { ...outcome, transaction: transaction.id } : outcome;
+      },
       {
         forks: opts.forks,
         serial: opts.serial,
@@ -209,6 +227,7 @@ export async function applyFleet(
     return {
       lock: { path: opts.lockfile, digest: lock.digest },
       check: opts.check,
+      capture: opts.capture !== false,
       hosts: pre.flatMap((p) => {
         const o = p.state === 'done' ? p.outcome : outcomes.get(p.host.name);
         return o && !notStarted.has(p.host.name) ? [o] : [];

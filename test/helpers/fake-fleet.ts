@@ -42,6 +42,8 @@ export class FakeHost implements Transport {
   readonly calls: FakeCall[] = [];
   readonly installed: Map<string, string>;
   pinFile: string | null;
+  /** Files criu-lock wrote or copied under /var/lib/criu-lock (transactions): path → content. */
+  readonly stateFiles = new Map<string, string>();
 
   constructor(
     readonly host: string,
@@ -62,6 +64,38 @@ export class FakeHost implements Transport {
       argv: [...argv],
       ...(opts.stdin !== undefined ? { stdin: opts.stdin.toString() } : {}),
     });
+    if (argv[0] === 'sh' && argv[1] === '-s' && opts.stdin?.toString().includes('=== versions')) {
+      return this.result('sh -s', { stdout: this.stateOutput() });
+    }
+    if (argv[0] === 'sh' && argv[1] === '-s' && opts.stdin?.toString().includes('cap()')) {
+      return this.result('sh -s', { stdout: this.captureOutput(opts.stdin.toString()) });
+    }
+    if (argv[0] === 'sh' && argv[1] === '-s' && opts.stdin?.toString().includes('=== tx')) {
+      return this.result('sh -s', { stdout: this.transactionsOutput() });
+    }
+    if (argv[0] === 'sh' && argv[1] === '-s' && opts.stdin?.toString().includes('rm -rf -- ')) {
+      // Retention: delete the listed transactions, print the disk left.
+      for (const m of opts.stdin.toString().matchAll(/^rm -rf -- (\S+)$/gm))
+        for (const k of [...this.stateFiles.keys()]) if (k.startsWith(`${m[1]!}/`)) this.stateFiles.delete(k);
+      return this.result('sh -s', { stdout: '4\n' });
+    }
+    if (argv[0] === 'du') return this.result('du', { stdout: `4\t${argv.at(-1) ?? ''}\n` });
+    if (argv[0] === 'rm' && argv[1] === '-rf') {
+      const dir = argv.at(-1)!;
+      for (const k of [...this.stateFiles.keys()]) if (k.startsWith(`${dir}/`)) this.stateFiles.delete(k);
+      return this.result(argv.join(' '));
+    }
+    if (argv[0] === 'sha256sum') {
+      const lines = argv.slice(2).flatMap((f) => (this.stateFiles.has(f) ? [`${sha256(this.stateFiles.get(f)!)}  ${f}`] : []));
+      return this.result('sha256sum', { stdout: `${lines.join('\n')}\n` });
+    }
+    if (argv[0] === 'sh' && argv[1] === '-c' && /^(cp|rm|apt-mark) /.test(argv[2] ?? '')) {
+      // Rollback's pin restore (`cp -- FROM PIN.tmp && mv ...` or `rm -f -- PIN`) and apt-mark.
+      const words = (argv[2] ?? '').split(' ');
+      if (words[0] === 'rm') this.pinFile = null;
+      if (words[0] === 'cp') this.pinFile = this.stateFiles.get(words[2]!) ?? null;
+      return this.result(argv.join(' '));
+    }
     if (argv[0] === 'sh' && argv[1] === '-s') {
       this.events.push({ host: this.host, event: 'probe' });
       return this.result('sh -s', { stdout: this.probeOutput(opts.stdin?.toString() ?? '') });
@@ -81,6 +115,12 @@ export class FakeHost implements Transport {
           const [key, version] = a.split('=') as [string, string];
           this.installed.set(key, version);
         }
+        // Rollback: captured .debs by path (name_version_arch.deb, epoch as %3a), removals as `pkg-`.
+        for (const a of argv.filter((x) => x.endsWith('.deb'))) {
+          const [name, version, arch] = a.split('/').at(-1)!.replace(/\.deb$/, '').split('_') as [string, string, string];
+          this.installed.set(`${name}:${arch}`, version.replace(/%3a/g, ':'));
+        }
+        for (const a of argv.filter((x) => /^[a-z0-9][a-z0-9+.-]*:[a-z0-9-]+-$/.test(x))) this.installed.delete(a.slice(0, -1));
       }
       return this.result(argv.join(' '));
     }
@@ -93,6 +133,7 @@ export class FakeHost implements Transport {
   putFile(path: string, content: string | Buffer, _opts: PutFileOptions = {}): Promise<CommandResult> {
     this.calls.push({ kind: 'put', path, content: content.toString() });
     this.events.push({ host: this.host, event: 'put' });
+    if (path.startsWith('/var/lib/criu-lock/')) this.stateFiles.set(path, content.toString());
     if (path === '/etc/apt/preferences.d/criu-lock.pref') this.pinFile = content.toString();
     return Promise.resolve(this.result(`put ${path}`));
   }
@@ -110,6 +151,39 @@ export class FakeHost implements Transport {
         c.kind === 'put' ||
         (c.kind === 'exec' && c.argv[0] === 'apt-get' && c.argv[1] === 'install' && !c.argv.includes('-s')),
     );
+  }
+
+  /** The rollback capture's state read: versions, auto marks (none), pin sha256, arch. */
+  private stateOutput(): string {
+    const out = ['=== versions'];
+    for (const [key, version] of this.installed) out.push(`${key}\t${version}\tii `);
+    out.push('=== auto', '=== pins', ...(this.pinFile === null ? [] : [sha256(this.pinFile)]), '=== arch', 'amd64', '');
+    return out.join('\n');
+  }
+
+  /** The capture script: every requested .deb is "downloaded" (its content is its file name). */
+  private captureOutput(script: string): string {
+    const dir = /^dir=(\S+)$/m.exec(script)?.[1] ?? '';
+    if (this.pinFile !== null) this.stateFiles.set(`${dir}/pins.before`, this.pinFile);
+    const out: string[] = [];
+    for (const m of script.matchAll(/^cap (\S+) (\S+) (\S+)$/gm)) {
+      const [key, version] = [m[1]!, m[2]!];
+      const [name, arch] = key.split(':');
+      this.stateFiles.set(`${dir}/debs/${m[3]!}`, m[3]!);
+      out.push(['ok', key, 'apt-download', sha256(m[3]!), '', `${name} ${version} ${arch} `].join('\t'));
+    }
+    return [...out, '=== files', ''].join('\n');
+  }
+
+  /** Every transaction manifest written so far, as readTransactions' script prints them. */
+  private transactionsOutput(): string {
+    const out: string[] = [];
+    for (const [path, content] of [...this.stateFiles].sort()) {
+      const m = /^\/var\/lib\/criu-lock\/tx\/([^/]+)\/manifest\.json$/.exec(path);
+      if (m) out.push(`=== tx ${m[1]!}`, content);
+    }
+    out.push('=== du 4', '');
+    return out.join('\n');
   }
 
   /** What the probe script would print on a Debian host in this state. */

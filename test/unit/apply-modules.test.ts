@@ -266,10 +266,12 @@ describe('runPlaybook', () => {
     const outcome = await runPlaybook(defaultTasks, context(t, hostPlan(), false, log));
     expect(outcome.status).toBe('changed');
     expect(outcome.tasks.map((x) => [x.module, x.status])).toEqual([
+      ['capture', 'skipped'], // no transaction context: as with --no-capture
       ['store_upload', 'ok'],
       ['apt_pins', 'changed'],
       ['apt_install', 'changed'],
       ['verify', 'ok'],
+      ['tx_record', 'skipped'],
     ]);
     expect(t.calls.map((c) => (c.kind === 'put' ? `put ${c.path}` : c.argv.slice(0, 2).join(' ')))).toEqual([`put ${PIN_FILE}`, 'apt-get install', 'sh -s']);
     expect(log.some((l) => l.startsWith('apt-get install -y'))).toBe(true);
@@ -283,7 +285,7 @@ describe('runPlaybook', () => {
     expect(outcome.error.step).toBe('Install the locked versions in one apt transaction');
     expect(outcome.error.code).toBe('task-failed');
     expect(outcome.error.message).toMatch(/^apt-get install failed: exit code 100: E: Version '2\.31-0ubuntu9\.14' for 'libc6' was not found \| E: Unable to correct/);
-    expect(outcome.tasks.map((x) => x.status)).toEqual(['ok', 'changed', 'failed']);
+    expect(outcome.tasks.map((x) => x.status)).toEqual(['skipped', 'ok', 'changed', 'failed']);
     // verify never ran: no probe after the failed apt-get.
     expect(t.execs.filter((c) => isProbe(c.argv))).toEqual([]);
   });
@@ -310,7 +312,7 @@ describe('runPlaybook', () => {
     const outcome = await runPlaybook(defaultTasks, context(t, hostPlan(), true));
     expect(t.puts).toEqual([]);
     expect(t.execs.map((c) => c.argv.includes('-s'))).toEqual([true]);
-    expect(outcome.tasks.map((x) => x.status)).toEqual(['ok', 'changed', 'changed', 'skipped']);
+    expect(outcome.tasks.map((x) => x.status)).toEqual(['skipped', 'ok', 'changed', 'changed', 'skipped', 'skipped']);
   });
 
   it('`when: changes` skips tasks on a host without actions', async () => {
@@ -348,7 +350,7 @@ describe('runPlaybook', () => {
     expect(outcome.status).toBe('blocked');
     expect(outcome.blocked).toEqual(blocked);
     // verify leaves the blocked package out.
-    expect(outcome.tasks.at(-1)).toMatchObject({ module: 'verify', status: 'ok' });
+    expect(outcome.tasks.find((x) => x.module === 'verify')).toMatchObject({ module: 'verify', status: 'ok' });
   });
 
   it('command module honours become and okCodes', async () => {
@@ -394,12 +396,14 @@ describe('loadPlaybook', () => {
     return e;
   }
 
-  it('the built-in playbook is store upload, pins, install, verify', () => {
+  it('the built-in playbook is capture, store upload, pins, install, verify, record', () => {
     expect(defaultTasks).toEqual([
+      { name: 'Record what will be replaced, for rollback', module: 'capture', args: undefined, when: 'changes' },
       { name: 'Upload the package-store .debs this host needs, sha256-checked on the host', module: 'store_upload', args: undefined, when: 'always' },
       { name: 'Pin every locked package to its exact version', module: 'apt_pins', args: undefined, when: 'always' },
       { name: 'Install the locked versions in one apt transaction', module: 'apt_install', args: { lockTimeout: 120 }, when: 'always' },
       { name: 'Verify versions and build-IDs against the lock', module: 'verify', args: undefined, when: 'always' },
+      { name: 'Record the transaction as applied', module: 'tx_record', args: undefined, when: 'changes' },
     ]);
   });
 
@@ -423,15 +427,17 @@ describe('loadPlaybook', () => {
     const tasks = await loadPlaybook(file);
     expect(tasks.map((x) => [x.name, x.module, x.when])).toEqual([
       ['Drain', 'command', 'changes'],
+      ['Record what will be replaced, for rollback', 'capture', 'changes'],
       ['Upload the package-store .debs this host needs, sha256-checked on the host', 'store_upload', 'always'],
       ['Pin every locked package to its exact version', 'apt_pins', 'always'],
       ['Install the locked versions in one apt transaction', 'apt_install', 'always'],
       ['Verify versions and build-IDs against the lock', 'verify', 'always'],
+      ['Record the transaction as applied', 'tx_record', 'changes'],
       ['Uncordon', 'command', 'always'],
     ]);
     // Module defaults are applied at load.
     expect(tasks[0]!.args).toEqual({ argv: ['kubectl', 'drain', 'node-b', '--ignore-daemonsets'], become: false, timeout: 600, okCodes: [0] });
-    expect(tasks[5]!.args).toEqual({ argv: ['kubectl', 'uncordon', 'node-b'], become: false, timeout: 600, okCodes: [0, 1] });
+    expect(tasks[7]!.args).toEqual({ argv: ['kubectl', 'uncordon', 'node-b'], become: false, timeout: 600, okCodes: [0, 1] });
   });
 
   it('uses the user tasks instead of the defaults when given', async () => {
@@ -496,8 +502,8 @@ describe('verify reads back only what can have moved', () => {
     const plan = hostPlan({ status: 'ok', actions: [] });
     const outcome = await runPlaybook(defaultTasks, { ...context(t, plan), lock: FILES_LOCK, pins: renderPins(FILES_LOCK) });
     expect(outcome.status).toBe('ok');
-    expect(outcome.tasks.at(-1)).toMatchObject({ module: 'verify', status: 'ok' });
-    expect(outcome.tasks.at(-1)?.message).toMatch(/unchanged since preflight/);
+    expect(outcome.tasks.at(-2)).toMatchObject({ module: 'verify', status: 'ok' });
+    expect(outcome.tasks.at(-2)?.message).toMatch(/unchanged since preflight/);
     expect(t.calls).toEqual([]);
   });
 

@@ -124,7 +124,13 @@ describe('apply', () => {
     expect(r.out).toMatch(/blocked libc6:amd64=2\.31-0ubuntu9\.14 version-unavailable/);
     expect(fleet.hosts.get('node-d')!.writes).toEqual([]);
     expect(fleet.hosts.get('node-d')!.calls.at(-1)).toEqual({ kind: 'close' });
-    expect(fleet.hosts.get('node-b')!.writes.map((c) => c.kind)).toEqual(['put', 'exec']);
+    // The rollback transaction is written before the pins and apt, and marked applied after verify.
+    expect(fleet.hosts.get('node-b')!.writes.map((c) => (c.kind === 'put' ? c.path.replace(/\/tx\/[^/]+\//, '/tx/ID/') : c.kind))).toEqual([
+      '/var/lib/criu-lock/tx/ID/manifest.json',
+      '/etc/apt/preferences.d/criu-lock.pref',
+      'exec',
+      '/var/lib/criu-lock/tx/ID/manifest.json',
+    ]);
   });
 
   it('runs --serial batches one after another, hosts of a batch together', async () => {
