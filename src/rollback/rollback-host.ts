@@ -1,3 +1,4 @@
+import { rebuildPackage } from '../store/rebuild.js';
 import { APT_ENV } from '../apply/apt.js';
 import { summariseOutput } from '../apply/modules/output.js';
 import { CriuLockError } from '../errors.js';
@@ -74,6 +75,7 @@ export async function executeRollback(
         pinPath: tx.pins.path,
         pinsAfter: tx.pins.before,
         now: opts.date,
+        rebuild: (h, p) => rebuildPackage(h, p),
       },
       now,
     ),

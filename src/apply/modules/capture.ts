@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { PackageAction } from '../../plan/plan-file.js';
 import { PIN_FILE } from '../../plan/pins.js';
 import { captureTransaction, formatBytes, pruneTransactions, readCurrent } from '../../rollback/host.js';
+import { rebuildPackage } from '../../store/rebuild.js';
 import { defineModule } from './types.js';
 
 /**
@@ -31,6 +32,8 @@ export const capture = defineModule({
         pinPath: PIN_FILE,
         pinsAfter: pins ? pins.sha256 : now.pinSha256,
         now: tx.now,
+        // Last source of a replaced version: rebuilt from its installed files, as the store does.
+        rebuild: (t, p) => rebuildPackage(t, p, { onWarning: (w) => ctx.verbose(`rebuild: ${w}`) }),
       },
       now,
     );
