@@ -5,7 +5,10 @@ import { selectHosts } from '../inventory/limit.js';
 import type { InventoryHost } from '../inventory/types.js';
 import { loadLock, type Lockfile } from '../lock/lockfile.js';
 import { loadPlan, type HostPlan, type PlanFile } from '../plan/plan-file.js';
-import { planHost } from '../plan/planner.js';
+import { savedPlanRefusal } from '../plan/check-saved-plan.js';
+import { planWithTransaction } from '../facts/simulate.js';
+import { preflightHost } from '../apply/preflight.js';
+import type { HostLock } from '../apply/host-lock.js';
 import { renderPins } from '../plan/pins.js';
 import { renderPlanText } from '../report/plan-report.js';
 import { renderApply } from '../report/apply-report.js';
@@ -31,6 +34,7 @@ export interface ApplyOptions extends CommonOptions {
 interface Session {
   host: InventoryHost;
   transport?: Transport;
+  hostLock?: HostLock;
   plan?: HostPlan;
   /** Set when the host is done before the playbook runs (unreachable, stale, blocked). */
   outcome?: HostOutcome;
@@ -87,10 +91,17 @@ export async function applyFleet(lock: Lockfile, opts: ApplyOptions, io: Io, tas
         s.outcome = { name: s.host.name, status: 'unreachable', error: f.error, tasks: [], blocked: [] };
         return;
       }
+      // Host lock and an earlier apply's apt transaction, before any fact is read (src/apply/preflight.ts).
+      const pre = await preflightHost(s.transport, { check: opts.check, say: (m) => io.err(`[${s.host.name}] ${m}\n`) });
+      if (pre.status === 'refused') {
+        s.outcome = { name: s.host.name, status: 'failed', step: 'host lock', error: pre.message, tasks: [], blocked: [] };
+        return;
+      }
+      s.hostLock = pre.lock;
       try {
         // The plan carries the host's fingerprint; the facts themselves are not kept (memory).
         const start = process.hrtime.bigint();
-        s.plan = planHost(lock, await gatherForPlan(s.transport, lock), pins);
+        s.plan = await planWithTransaction(s.transport, lock, await gatherForPlan(s.transport, lock), pins);
         if (opts.verbose) io.err(`[${s.host.name}] preflight facts gathered in ${elapsed(start).toFixed(0)} ms\n`);
       } catch (err) {
         s.outcome = { name: s.host.name, status: 'failed', step: 'gather facts', error: toFailure(err, 'work').error, tasks: [], blocked: [] };
@@ -104,15 +115,18 @@ export async function applyFleet(lock: Lockfile, opts: ApplyOptions, io: Io, tas
       if (s.outcome || !s.plan) continue;
       if (planFile) {
         const planned = planFile.hosts.find((h) => h.name === s.host.name)!;
-        const why = staleReason(planned, s.plan.fingerprint ?? '');
-        if (why) {
+        const stale = staleReason(planned, s.plan.fingerprint ?? '');
+        const refused = stale ? undefined : savedPlanRefusal(lock, planned, s.plan);
+        if (stale || refused) {
           s.outcome = {
             name: s.host.name, status: 'failed', step: 'preflight', tasks: [], blocked: [],
-            error: `plan is stale for host ${s.host.name}: ${why}; run criu-lock plan again`,
+            error: stale
+              ? `plan is stale for host ${s.host.name}: ${stale}; run criu-lock plan again`
+              : `plan refused for host ${s.host.name}: ${refused}; re-create it with criu-lock plan -o FILE`,
           };
           continue;
         }
-        s.plan = planned;
+        // Equal to the fresh plan, which is the one that runs: nothing of the file is trusted.
       }
       if (!mayProceed(s.plan, opts.skipUnavailable)) {
         s.outcome = { name: s.host.name, status: 'blocked', tasks: [], blocked: s.plan.blocked };
@@ -167,6 +181,7 @@ export async function applyFleet(lock: Lockfile, opts: ApplyOptions, io: Io, tas
       notStarted: run.skipped.map((s) => s.host.name),
     };
   } finally {
+    await Promise.all(sessions.map((s) => (s.hostLock ? s.hostLock.release() : Promise.resolve())));
     await Promise.all(sessions.map((s) => (s.transport ? s.transport.close().catch(() => undefined) : Promise.resolve())));
   }
 }

@@ -9,7 +9,8 @@ import { selectHosts } from '../inventory/limit.js';
 import { loadLock, type Lockfile } from '../lock/lockfile.js';
 import { runFleet } from '../fleet/run.js';
 import { PLAN_VERSION, serializePlan, type HostPlan, type PlanFile } from '../plan/plan-file.js';
-import { failedHostPlan, planHost } from '../plan/planner.js';
+import { failedHostPlan } from '../plan/planner.js';
+import { planWithTransaction } from '../facts/simulate.js';
 import { PIN_FILE, renderPins } from '../plan/pins.js';
 import { renderPlan } from '../report/plan-report.js';
 import type { Transport } from '../transport/types.js';
@@ -60,11 +61,11 @@ export async function planFleet(
       const start = process.hrtime.bigint();
       const r = await withHost(host, ssh, async (t) => {
         if (opts.refresh) await refreshApt(t);
-        return gatherForPlan(t, lock);
+        return planWithTransaction(t, lock, await gatherForPlan(t, lock), desired);
       });
-      if (opts.verbose) io.err(`[${host.name}] facts gathered in ${elapsed(start).toFixed(0)} ms\n`);
+      if (opts.verbose) io.err(`[${host.name}] planned in ${elapsed(start).toFixed(0)} ms\n`);
       if (isFailure(r)) return failedHostPlan(host.name, r.status, r.error);
-      return planHost(lock, r, desired);
+      return r;
     },
     { forks: opts.forks },
   );
