@@ -3,7 +3,7 @@
  * as long as apply works on it (facts, plan, playbook). A second apply on the same host is refused
  * at once with the holder's start time, and changes nothing: it only opens the existing lock file.
  *
- * The holder is one long-running command on the connection. It prints a byte every second, so it
+ * The holder is one long-running command on the connection. It prints a byte every quarter second, so it
  * dies of SIGPIPE when the connection is lost and the lock goes with it; the apt transaction that
  * may still be running then has its own lock (see apt-job.ts), which the next apply waits for.
  */
@@ -26,7 +26,7 @@ export const HOLD_SCRIPT = [
   `exec 9>>"$d/apply.lock" || exit 70`,
   `if ! flock -n 9; then cat "$d/apply.owner" 2>/dev/null; exit ${BUSY}; fi`,
   `printf '%s\\t%s\\t%s\\n' "$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$$" > "$d/apply.owner.tmp" && mv -f "$d/apply.owner.tmp" "$d/apply.owner" || exit 70`,
-  'while :; do printf . || exit 0; sleep 1 9>&-; done',
+  'while :; do printf . || exit 0; sleep 0.25 9>&-; done',
 ].join('\n');
 
 /** `sh -c SCRIPT criu-lock-owner TOKEN`: prints the owner line if it is ours. */
