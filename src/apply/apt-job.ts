@@ -103,11 +103,13 @@ export interface JobRecord {
 }
 
 export type JobOutcome =
-  | { kind: 'finished'; record: JobRecord }
-  | { kind: 'connection-lost'; dir: string; error: string };
+  { kind: 'finished'; record: JobRecord } | { kind: 'connection-lost'; dir: string; error: string };
 
 export function newJobId(now = new Date()): string {
-  return `${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(4).toString('hex')}`;
+  return `${now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')}-${randomBytes(4).toString('hex')}`;
 }
 
 /** Parses FOLLOW_SCRIPT's output; throws when it is cut short. */
@@ -139,15 +141,36 @@ function looksLost(r: CommandResult): boolean {
 }
 
 /** Starts the transaction detached; returns its job dir. */
-export async function startJob(t: Transport, argv: readonly string[], opts: { pinFile: string; restorePins: boolean; id?: string }): Promise<string> {
+export async function startJob(
+  t: Transport,
+  argv: readonly string[],
+  opts: { pinFile: string; restorePins: boolean; id?: string },
+): Promise<string> {
   const id = opts.id ?? newJobId();
-  const r = await t.exec(['sh', '-c', START_SCRIPT, 'criu-lock-apt-start', id, opts.pinFile, opts.restorePins ? '1' : '0', 'env', ...Object.entries(APT_ENV).map(([k, v]) => `${k}=${v}`), ...argv], {
-    become: true,
-    timeoutMs: 60_000,
-  });
+  const r = await t.exec(
+    [
+      'sh',
+      '-c',
+      START_SCRIPT,
+      'criu-lock-apt-start',
+      id,
+      opts.pinFile,
+      opts.restorePins ? '1' : '0',
+      'env',
+      ...Object.entries(APT_ENV).map(([k, v]) => `${k}=${v}`),
+      ...argv,
+    ],
+    {
+      become: true,
+      timeoutMs: 60_000,
+    },
+  );
   const dir = r.stdout.trim().split('\n').pop() ?? '';
   if (r.exitCode !== 0 || !dir.startsWith(`${JOBS_DIR}/`)) {
-    throw new CriuLockError('ssh', `could not start the apt transaction: ${r.stderr.trim().split('\n').slice(-1)[0] || `exit code ${r.exitCode}`}`);
+    throw new CriuLockError(
+      'ssh',
+      `could not start the apt transaction: ${r.stderr.trim().split('\n').slice(-1)[0] || `exit code ${r.exitCode}`}`,
+    );
   }
   return dir;
 }
@@ -168,7 +191,11 @@ export async function followJob(t: Transport, dir: string, timeoutMs: number): P
       return { kind: 'connection-lost', dir, error: e instanceof Error ? e.message : String(e) };
     }
   }
-  if (r.timedOut) throw new CriuLockError('ssh', `the apt transaction did not finish within ${Math.round(timeoutMs / 1000)} s; it continues on the host (log ${dir}/log)`);
+  if (r.timedOut)
+    throw new CriuLockError(
+      'ssh',
+      `the apt transaction did not finish within ${Math.round(timeoutMs / 1000)} s; it continues on the host (log ${dir}/log)`,
+    );
   return { kind: 'finished', record: parseJobRecord(dir, r.stdout) };
 }
 
@@ -177,17 +204,28 @@ export async function followJob(t: Transport, dir: string, timeoutMs: number): P
  * `waitSeconds`, then collects each. Returns their records; throws if one is still running.
  */
 export async function collectPendingJobs(t: Transport, waitSeconds: number): Promise<JobRecord[]> {
-  const r = await t.exec(['sh', '-c', PENDING_SCRIPT, 'criu-lock-apt-pending', String(waitSeconds)], { become: true, timeoutMs: (waitSeconds + 30) * 1000 });
+  const r = await t.exec(['sh', '-c', PENDING_SCRIPT, 'criu-lock-apt-pending', String(waitSeconds)], {
+    become: true,
+    timeoutMs: (waitSeconds + 30) * 1000,
+  });
   if (r.stdout.includes('@@busy')) {
-    throw new CriuLockError('ssh', `an apt transaction started by an earlier apply is still running after ${waitSeconds} s of waiting (see ${JOBS_DIR})`, {
-      hint: 're-run apply when it has finished',
-    });
+    throw new CriuLockError(
+      'ssh',
+      `an apt transaction started by an earlier apply is still running after ${waitSeconds} s of waiting (see ${JOBS_DIR})`,
+      {
+        hint: 're-run apply when it has finished',
+      },
+    );
   }
-  const dirs = r.stdout.split('\n').filter((l) => l.startsWith('@@job ')).map((l) => l.slice(6));
+  const dirs = r.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('@@job '))
+    .map((l) => l.slice(6));
   const out: JobRecord[] = [];
   for (const dir of dirs) {
     const f = await followJob(t, dir, 60_000);
-    if (f.kind === 'connection-lost') throw new CriuLockError('ssh', `connection lost while collecting apt job ${dir}: ${f.error}`);
+    if (f.kind === 'connection-lost')
+      throw new CriuLockError('ssh', `connection lost while collecting apt job ${dir}: ${f.error}`);
     out.push(f.record);
   }
   return out;
@@ -195,7 +233,15 @@ export async function collectPendingJobs(t: Transport, waitSeconds: number): Pro
 
 /** One line for the recap: how a finished job left the host. */
 export function describeJob(rec: JobRecord): string {
-  const audit = rec.audit === '' ? 'dpkg is consistent (dpkg --audit is empty)' : `dpkg --audit reports: ${rec.audit.split('\n').slice(0, 2).join(' | ')}`;
-  const pins = rec.pins === 'restored' ? '; the previous pin file was restored' : rec.pins === 'removed' ? '; the pin file was removed again (there was none before)' : '';
+  const audit =
+    rec.audit === ''
+      ? 'dpkg is consistent (dpkg --audit is empty)'
+      : `dpkg --audit reports: ${rec.audit.split('\n').slice(0, 2).join(' | ')}`;
+  const pins =
+    rec.pins === 'restored'
+      ? '; the previous pin file was restored'
+      : rec.pins === 'removed'
+        ? '; the pin file was removed again (there was none before)'
+        : '';
   return `${audit}${pins}`;
 }

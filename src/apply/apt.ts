@@ -13,7 +13,10 @@ export const STATE_DIR = '/var/lib/criu-lock';
  * need to be removed but remove is disabled" without naming them, and the plan must name them.
  * With no removal in the simulation the two transactions are the same.
  */
-export function installArgv(actions: readonly PackageAction[], opts: { lockTimeout: number; simulate: boolean }): string[] {
+export function installArgv(
+  actions: readonly PackageAction[],
+  opts: { lockTimeout: number; simulate: boolean },
+): string[] {
   const argv = [
     'apt-get',
     'install',
@@ -37,7 +40,10 @@ export function installArgv(actions: readonly PackageAction[], opts: { lockTimeo
 }
 
 /** `apt-get update` as root; used by plan --refresh and the apt_update module. */
-export function runAptUpdate(t: Transport, opts: { lockTimeout: number; timeoutMs: number }): Promise<CommandResult> {
+export function runAptUpdate(
+  t: Transport,
+  opts: { lockTimeout: number; timeoutMs: number },
+): Promise<CommandResult> {
   return t.exec(['apt-get', 'update', '-q', '-o', `DPkg::Lock::Timeout=${opts.lockTimeout}`], {
     env: { ...APT_ENV },
     become: true,

@@ -61,17 +61,20 @@ export function describeHolder(ownerLine: string): string {
  * Takes the host lock or reports who has it. `pollMs`/`attempts` bound how long we wait to see
  * our owner line appear (the holder command itself never returns while it holds the lock).
  */
-export async function acquireHostLock(t: Transport, opts: { pollMs?: number; attempts?: number } = {}): Promise<HostLockResult> {
+export async function acquireHostLock(
+  t: Transport,
+  opts: { pollMs?: number; attempts?: number } = {},
+): Promise<HostLockResult> {
   const token = randomBytes(12).toString('hex');
   let finished: CommandResult | undefined;
-  let failure: unknown;
+  let failure: string | undefined;
   const holder = t.exec(['sh', '-c', HOLD_SCRIPT, 'criu-lock-hold', token], { become: true }).then(
     (r) => {
       finished = r;
       return r;
     },
     (e: unknown) => {
-      failure = e;
+      failure = e instanceof Error ? e.message : String(e);
       return undefined;
     },
   );
@@ -88,7 +91,9 @@ export async function acquireHostLock(t: Transport, opts: { pollMs?: number; att
           token,
           since,
           async release() {
-            await t.exec(['sh', '-c', RELEASE_SCRIPT, 'criu-lock-release', token], { become: true }).catch(() => undefined);
+            await t
+              .exec(['sh', '-c', RELEASE_SCRIPT, 'criu-lock-release', token], { become: true })
+              .catch(() => undefined);
             await Promise.race([holder, new Promise((r) => setTimeout(r, 3000))]);
           },
         },
@@ -98,9 +103,14 @@ export async function acquireHostLock(t: Transport, opts: { pollMs?: number; att
   }
   await Promise.race([holder, new Promise((r) => setTimeout(r, 100))]);
   if (finished?.exitCode === BUSY) {
-    return { status: 'busy', message: `${describeHolder(finished.stdout)}; this apply leaves the host alone` };
+    return {
+      status: 'busy',
+      message: `${describeHolder(finished.stdout)}; this apply leaves the host alone`,
+    };
   }
-  if (failure !== undefined) return { status: 'error', message: `cannot take the host lock: ${failure instanceof Error ? failure.message : String(failure)}` };
-  const why = finished ? `${finished.stderr.trim().split('\n').slice(-1)[0] || `exit code ${finished.exitCode}`}` : 'the lock holder did not report in time';
+  if (failure !== undefined) return { status: 'error', message: `cannot take the host lock: ${failure}` };
+  const why = finished
+    ? `${finished.stderr.trim().split('\n').slice(-1)[0] || `exit code ${finished.exitCode}`}`
+    : 'the lock holder did not report in time';
   return { status: 'error', message: `cannot take the host lock ${HOST_LOCK_FILE}: ${why}` };
 }

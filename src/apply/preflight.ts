@@ -12,14 +12,24 @@ export const PENDING_JOB_WAIT_S = 900;
 
 export type Preflight = { status: 'ok'; lock?: HostLock } | { status: 'refused'; message: string };
 
-export async function preflightHost(t: Transport, opts: { check: boolean; say: (m: string) => void; waitSeconds?: number }): Promise<Preflight> {
+export async function preflightHost(
+  t: Transport,
+  opts: { check: boolean; say: (m: string) => void; waitSeconds?: number },
+): Promise<Preflight> {
   if (opts.check) return { status: 'ok' };
   const got = await acquireHostLock(t);
   if (got.status !== 'locked') return { status: 'refused', message: got.message };
   try {
     for (const rec of await collectPendingJobs(t, opts.waitSeconds ?? PENDING_JOB_WAIT_S)) {
-      const how = rec.exitCode === 0 ? 'succeeded' : rec.exitCode === null ? 'was interrupted (the host went down?)' : `failed with exit code ${rec.exitCode}`;
-      opts.say(`an apt transaction started ${rec.started || 'earlier'} by an apply whose connection was lost ${how}; ${describeJob(rec)} (log ${rec.dir}/log)`);
+      const how =
+        rec.exitCode === 0
+          ? 'succeeded'
+          : rec.exitCode === null
+            ? 'was interrupted (the host went down?)'
+            : `failed with exit code ${rec.exitCode}`;
+      opts.say(
+        `an apt transaction started ${rec.started || 'earlier'} by an apply whose connection was lost ${how}; ${describeJob(rec)} (log ${rec.dir}/log)`,
+      );
     }
   } catch (e) {
     await got.lock.release();

@@ -47,27 +47,56 @@ export function needsSimulation(plan: HostPlan): boolean {
 /** The simulation's argv (for tests and docs): apply's, with `-s` instead of `--no-remove`. */
 export function simulationArgv(plan: HostPlan): string[] {
   const actions = plan.actions.filter((a): a is PackageAction => a.type !== 'write-pins');
-  return ['sh', '-c', SIMULATE_SCRIPT, 'criu-lock-sim', PIN_FILE, ...installArgv(actions, { lockTimeout: SIMULATION_LOCK_TIMEOUT, simulate: true })];
+  return [
+    'sh',
+    '-c',
+    SIMULATE_SCRIPT,
+    'criu-lock-sim',
+    PIN_FILE,
+    ...installArgv(actions, { lockTimeout: SIMULATION_LOCK_TIMEOUT, simulate: true }),
+  ];
 }
 
 /**
  * Simulates the plan's apt transaction on the host and folds it into the plan. A refused
  * simulation (unmet dependencies, say) or unparsable output throws: the host fails, the fleet goes on.
  */
-export async function simulatePlan(t: Transport, plan: HostPlan, lock: Lockfile, facts: HostFacts, pins: string): Promise<HostPlan> {
+export async function simulatePlan(
+  t: Transport,
+  plan: HostPlan,
+  lock: Lockfile,
+  facts: HostFacts,
+  pins: string,
+): Promise<HostPlan> {
   if (!needsSimulation(plan)) return plan;
-  const r = await t.exec(simulationArgv(plan), { stdin: pins, env: { ...APT_ENV }, become: true, timeoutMs: 300_000 });
+  const r = await t.exec(simulationArgv(plan), {
+    stdin: pins,
+    env: { ...APT_ENV },
+    become: true,
+    timeoutMs: 300_000,
+  });
   if (r.exitCode !== 0) {
-    const lines = `${r.stdout}\n${r.stderr}`.split('\n').filter((l) => /^E: /.test(l)).slice(0, 3);
+    const lines = `${r.stdout}\n${r.stderr}`
+      .split('\n')
+      .filter((l) => /^E: /.test(l))
+      .slice(0, 3);
     const why = r.timedOut ? 'timed out' : lines.length > 0 ? lines.join(' | ') : `exit code ${r.exitCode}`;
     throw new CriuLockError('ssh', `${t.host}: apt-get -s refused the planned transaction: ${why}`, {
       hint: 'apt cannot install the locked versions together on this host; run the apt-get -s command by hand to see why',
     });
   }
-  return applyTransaction(plan, parseAptSimulation(r.stdout), lock, { packages: facts.packages, nativeArch: facts.platform.architecture });
+  return applyTransaction(plan, parseAptSimulation(r.stdout), lock, {
+    packages: facts.packages,
+    nativeArch: facts.platform.architecture,
+  });
 }
 
 /** planHost, then apt's simulated transaction when the plan installs anything. */
-export async function planWithTransaction(t: Transport, lock: Lockfile, facts: HostFacts, pins: string): Promise<HostPlan> {
+export async function planWithTransaction(
+  t: Transport,
+  lock: Lockfile,
+  facts: HostFacts,
+  pins: string,
+): Promise<HostPlan> {
   return simulatePlan(t, planHost(lock, facts, pins), lock, facts, pins);
 }

@@ -28,7 +28,11 @@ const OP_LINE = /^(Inst|Conf|Remv|Purg) /;
 
 function splitName(raw: string, line: string): { name: string; arch: string | undefined } {
   const [name = '', arch, extra] = raw.split(':');
-  if (extra !== undefined || !isValidPackageName(name) || (arch !== undefined && !isValidArchitecture(arch))) {
+  if (
+    extra !== undefined ||
+    !isValidPackageName(name) ||
+    (arch !== undefined && !isValidArchitecture(arch))
+  ) {
     throw badLine(line, `invalid package name ${JSON.stringify(raw)}`);
   }
   return { name, arch };
@@ -40,9 +44,13 @@ function version(v: string, line: string): string {
 }
 
 function badLine(line: string, why: string): CriuLockError {
-  return new CriuLockError('input', `unexpected line in apt-get -s output (${why}): ${JSON.stringify(line.slice(0, 200))}`, {
-    hint: 'criu-lock parses apt-get -s under LC_ALL=C; a modified apt or an apt hook printing such lines makes the host fail, never guess',
-  });
+  return new CriuLockError(
+    'input',
+    `unexpected line in apt-get -s output (${why}): ${JSON.stringify(line.slice(0, 200))}`,
+    {
+      hint: 'criu-lock parses apt-get -s under LC_ALL=C; a modified apt or an apt hook printing such lines makes the host fail, never guess',
+    },
+  );
 }
 
 /**
@@ -61,7 +69,13 @@ export function parseAptSimulation(stdout: string): AptOp[] {
       if (!m?.[1] || !m[3] || !m[4]) throw badLine(line, 'not an Inst line');
       const { name, arch } = splitName(m[1], line);
       if (arch !== undefined && arch !== m[4]) throw badLine(line, `architecture ${arch} vs [${m[4]}]`);
-      ops.push({ op: 'inst', name, arch: m[4], from: m[2] === undefined ? null : version(m[2], line), to: version(m[3], line) });
+      ops.push({
+        op: 'inst',
+        name,
+        arch: m[4],
+        from: m[2] === undefined ? null : version(m[2], line),
+        to: version(m[3], line),
+      });
     } else if (kind === 'Conf') {
       const m = CONF.exec(line);
       if (!m?.[1] || !m[2] || !m[3]) throw badLine(line, 'not a Conf line');
@@ -108,7 +122,10 @@ export function parseRelations(field: string): Relation[][] {
   for (const group of field.split(',')) {
     const alts: Relation[] = [];
     for (const alt of group.split('|')) {
-      const m = /^\s*([a-z0-9][a-z0-9+.-]*)(?::[a-z0-9-]+)?\s*(?:\(\s*(<<|<=|=|>=|>>|<|>)\s*([^)\s]+)\s*\))?/.exec(alt);
+      const m =
+        /^\s*([a-z0-9][a-z0-9+.-]*)(?::[a-z0-9-]+)?\s*(?:\(\s*(<<|<=|=|>=|>>|<|>)\s*([^)\s]+)\s*\))?/.exec(
+          alt,
+        );
       if (m?.[1]) alts.push({ name: m[1], ...(m[2] && m[3] ? { op: m[2], version: m[3] } : {}) });
     }
     if (alts.length > 0) groups.push(alts);
@@ -162,7 +179,12 @@ function whyRemoved(victim: InstalledPackage | undefined, requested: readonly Pa
  * cannot happen with exact `name:arch=version` requests, so it means the simulation is not what
  * the plan asked for.
  */
-export function applyTransaction(plan: HostPlan, ops: readonly AptOp[], lock: Lockfile, ctx: TransactionContext): HostPlan {
+export function applyTransaction(
+  plan: HostPlan,
+  ops: readonly AptOp[],
+  lock: Lockfile,
+  ctx: TransactionContext,
+): HostPlan {
   const requested = plan.actions.filter((a): a is PackageAction => a.type !== 'write-pins');
   const byKey = new Map(requested.map((a) => [a.package, a]));
   const extra: AptExtra[] = [];
@@ -183,14 +205,19 @@ export function applyTransaction(plan: HostPlan, ops: readonly AptOp[], lock: Lo
     const mine = byKey.get(key);
     if (mine) {
       if (compareVersions(mine.to, op.to) !== 0) {
-        throw new CriuLockError('input', `apt-get -s would install ${key} ${op.to}, the plan asked for ${mine.to}`, {
-          hint: 'the simulation does not match the requested versions; check the host for apt hooks or configuration',
-        });
+        throw new CriuLockError(
+          'input',
+          `apt-get -s would install ${key} ${op.to}, the plan asked for ${mine.to}`,
+          {
+            hint: 'the simulation does not match the requested versions; check the host for apt hooks or configuration',
+          },
+        );
       }
       continue;
     }
     const c = op.from === null ? null : compareVersions(op.from, op.to);
-    const action: AptExtra['action'] = c === null ? 'install' : c < 0 ? 'upgrade' : c > 0 ? 'downgrade' : 'reinstall';
+    const action: AptExtra['action'] =
+      c === null ? 'install' : c < 0 ? 'upgrade' : c > 0 ? 'downgrade' : 'reinstall';
     extra.push({ action, package: key, from: op.from, to: op.to });
   }
   extra.sort((a, b) => cmpKeys(a.package, b.package));

@@ -13,7 +13,8 @@ export function savedPlanProblems(lock: Lockfile, saved: HostPlan): string[] {
   const out: string[] = [];
   for (const a of saved.actions) {
     if (a.type === 'write-pins') {
-      if (a.path !== PIN_FILE) out.push(`its write-pins path ${a.path} is not ${PIN_FILE}, the only file criu-lock writes`);
+      if (a.path !== PIN_FILE)
+        out.push(`its write-pins path ${a.path} is not ${PIN_FILE}, the only file criu-lock writes`);
       continue;
     }
     const entry = lock.packages[a.package];
@@ -29,7 +30,11 @@ export function savedPlanProblems(lock: Lockfile, saved: HostPlan): string[] {
 }
 
 function describe(p: HostPlan): string {
-  const acts = p.actions.map((a) => (a.type === 'write-pins' ? `write-pins ${a.sha256.slice(0, 12)}` : `${a.type} ${a.package} ${a.from ?? '-'}→${a.to}`));
+  const acts = p.actions.map((a) =>
+    a.type === 'write-pins'
+      ? `write-pins ${a.sha256.slice(0, 12)}`
+      : `${a.type} ${a.package} ${a.from ?? '-'}→${a.to}`,
+  );
   return `${p.status}: ${acts.length > 0 ? acts.join(', ') : 'no actions'}${p.blocked.length > 0 ? `; blocked ${p.blocked.map((b) => `${b.reason} ${b.package ?? '-'}`).join(', ')}` : ''}`;
 }
 
@@ -40,7 +45,8 @@ function describe(p: HostPlan): string {
  */
 export function savedPlanRefusal(lock: Lockfile, saved: HostPlan, fresh: HostPlan): string | undefined {
   const problems = savedPlanProblems(lock, saved);
-  if (problems.length > 0) return `the saved plan does not match the lock: ${problems.slice(0, 3).join('; ')}`;
+  if (problems.length > 0)
+    return `the saved plan does not match the lock: ${problems.slice(0, 3).join('; ')}`;
   const same =
     saved.status === fresh.status &&
     isDeepStrictEqual(saved.actions, fresh.actions) &&

@@ -4,7 +4,16 @@
  * transaction and the pins, a host that answers nonsense. See docs/security.md, "Apply and apt".
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+  chmodSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -33,7 +42,8 @@ async function dpkgAudit(node: string): Promise<string> {
   return r.stdout.trim();
 }
 
-const resetNodes = (...names: string[]): Promise<unknown> => reset(names, { dir: sb.dir, log: () => undefined });
+const resetNodes = (...names: string[]): Promise<unknown> =>
+  reset(names, { dir: sb.dir, log: () => undefined });
 
 /** Every file under the node's /var/lib/criu-lock with its content (a small tree), for "no trace". */
 function stateTree(node: string): Map<string, string> {
@@ -84,7 +94,8 @@ function killSshd(node: string): number[] {
 /** A process outside apt that holds dpkg's frontend lock (fcntl, as apt takes it) until killed. */
 function holdDpkgLock(node: string): Promise<ChildProcess> {
   const file = join(root(node), 'var/lib/dpkg/lock-frontend');
-  const perl = 'use Fcntl; open(my $f, ">>", $ARGV[0]) or die "open: $!"; my $l = pack("s s x4 q q i x4", F_WRLCK, SEEK_SET, 0, 0, 0); fcntl($f, F_SETLK, $l) or die "lock: $!"; $| = 1; print "locked\\n"; sleep 600;';
+  const perl =
+    'use Fcntl; open(my $f, ">>", $ARGV[0]) or die "open: $!"; my $l = pack("s s x4 q q i x4", F_WRLCK, SEEK_SET, 0, 0, 0); fcntl($f, F_SETLK, $l) or die "lock: $!"; $| = 1; print "locked\\n"; sleep 600;';
   const child = spawn('perl', ['-e', perl, file], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     child.stdout.on('data', (b: Buffer) => {
@@ -106,7 +117,19 @@ describe.skipIf(sb.skip)('faults on the sandbox fleet', () => {
     work = mkdtempSync(join(tmpdir(), 'criu-lock-e2e-faults-'));
     lock = join(work, 'lock.yaml');
     libOnly = join(work, 'lib-only.yaml');
-    const r = await cli('generate', ...conn(), '--package', 'fleet-bin', '--package', 'libtilde0', '--package', 'libepoch0', '--with-deps', '-o', lock);
+    const r = await cli(
+      'generate',
+      ...conn(),
+      '--package',
+      'fleet-bin',
+      '--package',
+      'libtilde0',
+      '--package',
+      'libepoch0',
+      '--with-deps',
+      '-o',
+      lock,
+    );
     expect(r.code, r.err).toBe(0);
     const l = await cli('generate', ...conn(), '--package', 'libfleet1', '-o', libOnly);
     expect(l.code, l.err).toBe(0);
@@ -118,13 +141,27 @@ describe.skipIf(sb.skip)('faults on the sandbox fleet', () => {
 
   it('a transaction that would remove a package blocks the host with would-remove; apply leaves it untouched', async () => {
     const planFile = join(work, 'remove.json');
-    const p = await cli('plan', ...conn(), '-l', libOnly, '--limit', 'node03:node04', '-o', planFile, '--detailed-exitcode');
+    const p = await cli(
+      'plan',
+      ...conn(),
+      '-l',
+      libOnly,
+      '--limit',
+      'node03:node04',
+      '-o',
+      planFile,
+      '--detailed-exitcode',
+    );
     expect(p.code, p.err).toBe(2);
     const plan = JSON.parse(readFileSync(planFile, 'utf8')) as PlanFile;
     for (const h of plan.hosts) {
       expect(h.status).toBe('blocked');
-      expect(h.blocked).toEqual([expect.objectContaining({ package: 'fleet-bin:amd64', reason: 'would-remove' })]);
-      expect(h.blocked[0]?.detail).toMatch(/depends on libfleet1 \(= 2\.31-0ubuntu9\.\d+\), and the lock needs libfleet1:amd64 2\.31-0ubuntu9\.14/);
+      expect(h.blocked).toEqual([
+        expect.objectContaining({ package: 'fleet-bin:amd64', reason: 'would-remove' }),
+      ]);
+      expect(h.blocked[0]?.detail).toMatch(
+        /depends on libfleet1 \(= 2\.31-0ubuntu9\.\d+\), and the lock needs libfleet1:amd64 2\.31-0ubuntu9\.14/,
+      );
     }
     expect(p.out).toMatch(/would-remove/);
     const before = await versions('node04');
@@ -150,7 +187,9 @@ describe.skipIf(sb.skip)('faults on the sandbox fleet', () => {
     expect(p.code, p.err).toBe(0);
     const h = (JSON.parse(p.out) as PlanFile).hosts[0]!;
     expect(h.status).toBe('changes');
-    expect(h.aptExtra).toEqual([{ action: 'install', package: 'libfleet1:amd64', from: null, to: '2.31-0ubuntu9.16' }]);
+    expect(h.aptExtra).toEqual([
+      { action: 'install', package: 'libfleet1:amd64', from: null, to: '2.31-0ubuntu9.16' },
+    ]);
     const text = await cli('plan', ...conn(), '-l', newLock, '--limit', 'node05');
     expect(text.out).toMatch(/install\s+libfleet1:amd64 \(none\) → 2\.31-0ubuntu9\.16\s+\(apt adds it/);
     const a = await cli('apply', ...conn(), '-l', newLock, '--yes', '--limit', 'node05');
@@ -160,6 +199,29 @@ describe.skipIf(sb.skip)('faults on the sandbox fleet', () => {
     expect(v.get('fleet-bin')).toBe('2.31-0ubuntu9.16');
     await resetNodes('node05');
   });
+
+  it('apply PLANFILE refuses a host whose saved plan was edited, and runs the untouched ones', async () => {
+    await resetNodes('node03', 'node04');
+    const planFile = join(work, 'reviewed.json');
+    const p = await cli('plan', ...conn(), '-l', lock, '--limit', 'node03:node04', '-o', planFile);
+    expect(p.code, p.err).toBe(0);
+    const plan = JSON.parse(readFileSync(planFile, 'utf8')) as PlanFile;
+    const n3 = plan.hosts.find((h) => h.name === 'node03')!;
+    // An edit in review: node03 gets libfleet1 9.16 instead of the locked 9.14.
+    for (const a of n3.actions)
+      if (a.type !== 'write-pins' && a.package === 'libfleet1:amd64') a.to = '2.31-0ubuntu9.16';
+    writeFileSync(planFile, JSON.stringify(plan, null, 2) + '\n');
+    const before = await versions('node03');
+    const a = await cli('apply', ...conn(), '-l', lock, planFile);
+    expect(a.code).toBe(3);
+    expect(a.out).toMatch(
+      /node03\s+failed .*plan refused for host node03: the saved plan does not match the lock: upgrade libfleet1:amd64 to 2\.31-0ubuntu9\.16: the lock has 2\.31-0ubuntu9\.14/,
+    );
+    expect(a.out).toMatch(/node04\s+changed/);
+    expect(await versions('node03')).toEqual(before);
+    expect(existsSync(join(root('node03'), PIN_FILE))).toBe(false);
+    await resetNodes('node03', 'node04');
+  }, 60_000);
 
   it('connection lost during apt: the host fails with that message, apt finishes on the host, the next run waits for it and converges', async () => {
     await resetNodes('node03');
@@ -172,7 +234,9 @@ describe.skipIf(sb.skip)('faults on the sandbox fleet', () => {
     expect(killed.length).toBeGreaterThan(0);
     const a = await applying;
     expect(a.code).toBe(3);
-    expect(a.out).toMatch(/node03\s+failed .*connection lost during apt; the transaction continues on the host/);
+    expect(a.out).toMatch(
+      /node03\s+failed .*connection lost during apt; the transaction continues on the host/,
+    );
     // sshd comes back while apt is still running; the next apply waits for the transaction.
     const d = nodeDirs(paths(sb.dir), 'node03');
     await startSshd(d, sb.node('node03').port);
@@ -181,7 +245,9 @@ describe.skipIf(sb.skip)('faults on the sandbox fleet', () => {
     rmSync(hook);
     const again = await cli('apply', ...conn(), '-l', lock, '--yes', '--limit', 'node03');
     expect(again.code, again.out + again.err).toBe(0);
-    expect(again.err).toMatch(/an apt transaction started .* by an apply whose connection was lost succeeded; dpkg is consistent/);
+    expect(again.err).toMatch(
+      /an apt transaction started .* by an apply whose connection was lost succeeded; dpkg is consistent/,
+    );
     expect(again.out).toMatch(/node03\s+ok/);
     expect(readFileSync(join(job, 'status'), 'utf8').trim()).toBe('0');
     expect(await dpkgAudit('node03')).toBe('');
@@ -192,10 +258,19 @@ describe.skipIf(sb.skip)('faults on the sandbox fleet', () => {
     await resetNodes('node03');
   }, 120_000);
 
-  it('a second apply on a host is refused at once with the holder\'s start time and leaves no trace', async () => {
+  it("a second apply on a host is refused at once with the holder's start time and leaves no trace", async () => {
     await resetNodes('node03');
     const book = join(work, 'slow.yaml');
-    writeFileSync(book, ['pre_tasks:', '  - name: Take a while', '    module: command', '    args: {argv: [sleep, "4"]}', ''].join('\n'));
+    writeFileSync(
+      book,
+      [
+        'pre_tasks:',
+        '  - name: Take a while',
+        '    module: command',
+        '    args: {argv: [sleep, "4"]}',
+        '',
+      ].join('\n'),
+    );
     const first = cli('apply', ...conn(), '-l', lock, '--yes', '--limit', 'node03', '--playbook', book);
     const owner = join(root('node03'), 'var/lib/criu-lock/apply.owner');
     await waitFor('the first apply to hold the host lock', () => existsSync(owner));
@@ -223,12 +298,33 @@ describe.skipIf(sb.skip)('faults on the sandbox fleet', () => {
   it('dpkg lock held by someone else: that host fails after DPkg::Lock::Timeout with its pins as before, the others converge', async () => {
     await resetNodes('node03', 'node04');
     const book = join(work, 'short-lock.yaml');
-    writeFileSync(book, ['tasks:', '  - {name: pins, module: apt_pins}', '  - {name: install, module: apt_install, args: {lockTimeout: 2}}', '  - {name: verify, module: verify}', ''].join('\n'));
+    writeFileSync(
+      book,
+      [
+        'tasks:',
+        '  - {name: pins, module: apt_pins}',
+        '  - {name: install, module: apt_install, args: {lockTimeout: 2}}',
+        '  - {name: verify, module: verify}',
+        '',
+      ].join('\n'),
+    );
     const holder = await holdDpkgLock('node03');
     try {
-      const a = await cli('apply', ...conn(), '-l', lock, '--yes', '--limit', 'node03:node04', '--playbook', book);
+      const a = await cli(
+        'apply',
+        ...conn(),
+        '-l',
+        lock,
+        '--yes',
+        '--limit',
+        'node03:node04',
+        '--playbook',
+        book,
+      );
       expect(a.code).toBe(3);
-      expect(a.out).toMatch(/node03\s+failed .*the dpkg lock is held by another process .* DPkg::Lock::Timeout=2 s/);
+      expect(a.out).toMatch(
+        /node03\s+failed .*the dpkg lock is held by another process .* DPkg::Lock::Timeout=2 s/,
+      );
       expect(a.out).toMatch(/node03 .*the pin file was removed again \(there was none before\)/);
       expect(a.out).toMatch(/node04\s+changed/);
     } finally {
@@ -243,7 +339,8 @@ describe.skipIf(sb.skip)('faults on the sandbox fleet', () => {
   it('a failed apt transaction puts the previous pin file back', async () => {
     await resetNodes('node03');
     const pin = join(root('node03'), PIN_FILE);
-    const old = '# an older criu-lock pin file\nPackage: libtilde0:amd64\nPin: version 3.0~rc1-1\nPin-Priority: 1001\n';
+    const old =
+      '# an older criu-lock pin file\nPackage: libtilde0:amd64\nPin: version 3.0~rc1-1\nPin-Priority: 1001\n';
     writeFileSync(pin, old);
     const hook = join(root('node03'), 'etc/apt/apt.conf.d/99criu-lock-test-break');
     writeFileSync(hook, 'DPkg::Pre-Invoke { "echo simulated dpkg hook failure >&2; false"; };\n');
@@ -264,7 +361,9 @@ describe.skipIf(sb.skip)('faults on the sandbox fleet', () => {
 
   it('interrupted dpkg: the plan blocks the host with broken-dpkg-state and the remedy; apply starts no transaction', async () => {
     await resetNodes('node03');
-    const deb = readdirSync(join(root('node03'), 'srv/repo')).find((f) => f.startsWith('libtilde0_3.0~rc2-1'));
+    const deb = readdirSync(join(root('node03'), 'srv/repo')).find((f) =>
+      f.startsWith('libtilde0_3.0~rc2-1'),
+    );
     expect(deb).toBeDefined();
     const u = await nodeExec('node03', ['dpkg', '--unpack', `/srv/repo/${deb}`]);
     expect(u.exitCode, u.stderr).toBe(0);
@@ -272,7 +371,9 @@ describe.skipIf(sb.skip)('faults on the sandbox fleet', () => {
     const p = await cli('plan', ...conn(), '-l', lock, '--limit', 'node03', '--format', 'json');
     const h = (JSON.parse(p.out) as PlanFile).hosts[0]!;
     expect(h.status).toBe('blocked');
-    expect(h.blocked).toContainEqual(expect.objectContaining({ reason: 'broken-dpkg-state', package: 'libtilde0:amd64' }));
+    expect(h.blocked).toContainEqual(
+      expect.objectContaining({ reason: 'broken-dpkg-state', package: 'libtilde0:amd64' }),
+    );
     expect(h.blocked.find((b) => b.reason === 'broken-dpkg-state')?.detail).toMatch(/dpkg --configure -a/);
     const a = await cli('apply', ...conn(), '-l', lock, '--yes', '--limit', 'node03');
     expect(a.code).toBe(3);
@@ -289,15 +390,30 @@ describe.skipIf(sb.skip)('faults on the sandbox fleet', () => {
       writeFileSync(f, `#!/bin/sh\n${body}\n`);
       chmodSync(f, 0o755);
     };
-    wrap('node03', 'apt-cache', `/usr/bin/apt-cache "$@" | sed 's/^     2\\.31-0ubuntu9\\.14 /     2.31_bad!version /'`);
+    wrap(
+      'node03',
+      'apt-cache',
+      `/usr/bin/apt-cache "$@" | sed 's/^     2\\.31-0ubuntu9\\.14 /     2.31_bad!version /'`,
+    );
     wrap('node04', 'dpkg-query', 'kill -9 $PPID');
     try {
-      const p = await cli('plan', ...conn(), '-l', lock, '--limit', 'node02:node03:node04', '--format', 'json');
+      const p = await cli(
+        'plan',
+        ...conn(),
+        '-l',
+        lock,
+        '--limit',
+        'node02:node03:node04',
+        '--format',
+        'json',
+      );
       expect(p.code).toBe(3);
       const hosts = new Map((JSON.parse(p.out) as PlanFile).hosts.map((h) => [h.name, h]));
       expect(hosts.get('node02')?.status).toBe('changes');
       expect(hosts.get('node03')?.status).toBe('failed');
-      expect(hosts.get('node03')?.error).toMatch(/apt-cache policy printed an invalid version "2\.31_bad!version"/);
+      expect(hosts.get('node03')?.error).toMatch(
+        /apt-cache policy printed an invalid version "2\.31_bad!version"/,
+      );
       expect(hosts.get('node04')?.status).toBe('failed');
       expect(hosts.get('node04')?.error).toMatch(/the facts probe failed/);
       const a = await cli('apply', ...conn(), '-l', lock, '--yes', '--limit', 'node03:node04:node05');

@@ -27,12 +27,16 @@ export const aptInstall = defineModule({
       const argv = installArgv(actions, { lockTimeout, simulate: true });
       ctx.verbose(argv.join(' '));
       const r = await ctx.transport.exec(argv, { env: { ...APT_ENV }, become: true, timeoutMs: 300_000 });
-      if (r.exitCode !== 0) return { status: 'failed', message: `apt-get install failed: ${summariseOutput(r)}` };
+      if (r.exitCode !== 0)
+        return { status: 'failed', message: `apt-get install failed: ${summariseOutput(r)}` };
       return { status: 'changed', message: `would ${what} (apt-get -s accepted it)` };
     }
     const argv = installArgv(actions, { lockTimeout, simulate: false });
     ctx.verbose(argv.join(' '));
-    const dir = await startJob(ctx.transport, argv, { pinFile: PIN_FILE, restorePins: ctx.changedBy.has('apt_pins') });
+    const dir = await startJob(ctx.transport, argv, {
+      pinFile: PIN_FILE,
+      restorePins: ctx.changedBy.has('apt_pins'),
+    });
     ctx.verbose(`apt transaction started detached on the host; log ${dir}/log`);
     const outcome = await followJob(ctx.transport, dir, FOLLOW_TIMEOUT_MS);
     if (outcome.kind === 'connection-lost') {
@@ -43,7 +47,14 @@ export const aptInstall = defineModule({
     }
     const rec = outcome.record;
     if (rec.exitCode === 0) return { status: 'changed', message: what };
-    const log = { command: argv.join(' '), exitCode: rec.exitCode, stdout: rec.log, stderr: '', durationMs: 0, timedOut: false };
+    const log = {
+      command: argv.join(' '),
+      exitCode: rec.exitCode,
+      stdout: rec.log,
+      stderr: '',
+      durationMs: 0,
+      timedOut: false,
+    };
     const lockHeld = /Could not get lock|Waiting for cache lock/.test(rec.log);
     const why = lockHeld
       ? `the dpkg lock is held by another process (unattended-upgrades?) for longer than DPkg::Lock::Timeout=${lockTimeout} s: ${summariseOutput(log, 1)}`

@@ -15,10 +15,14 @@ export const aptPins = defineModule({
     const write = ctx.plan.actions.find((a) => a.type === 'write-pins');
     if (!write) return { status: 'ok', message: `${PIN_FILE} is up to date` };
     if (ctx.checkMode) return { status: 'changed', message: `would write ${write.path}` };
-    const b = await ctx.transport.exec(['sh', '-c', PIN_BACKUP_SCRIPT, 'criu-lock-pins-backup', write.path], { become: true });
-    if (b.exitCode !== 0) return { status: 'failed', message: `keeping a copy of ${write.path} failed: ${summariseOutput(b)}` };
+    const b = await ctx.transport.exec(['sh', '-c', PIN_BACKUP_SCRIPT, 'criu-lock-pins-backup', write.path], {
+      become: true,
+    });
+    if (b.exitCode !== 0)
+      return { status: 'failed', message: `keeping a copy of ${write.path} failed: ${summariseOutput(b)}` };
     const r = await ctx.transport.putFile(write.path, ctx.pins, { mode: 0o644, become: true });
-    if (r.exitCode !== 0) return { status: 'failed', message: `writing ${write.path} failed: ${summariseOutput(r)}` };
+    if (r.exitCode !== 0)
+      return { status: 'failed', message: `writing ${write.path} failed: ${summariseOutput(r)}` };
     return { status: 'changed', message: `wrote ${write.path}` };
   },
 });
