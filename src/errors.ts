@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'become'
   | 'not-implemented'
   | 'sandbox'
+  | 'host-lock'
   | 'internal';
 
 export interface SourceLocation {

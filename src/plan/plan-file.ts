@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { isValidVersion } from '../debian/version.js';
 import { CriuLockError } from '../errors.js';
+import { HostError } from '../fleet/host-error.js';
 
 export const PLAN_VERSION = 1;
 
@@ -69,7 +70,7 @@ export const HostPlan = z.strictObject({
   notes: z.array(Note),
   /** What apt-get -s would do beyond `actions`; absent when nothing (or not simulated). */
   aptExtra: z.array(AptExtra).optional(),
-  error: z.string().optional(),
+  error: HostError.optional(),
 });
 export type HostPlan = z.infer<typeof HostPlan>;
 
