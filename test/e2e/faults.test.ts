@@ -411,11 +411,11 @@ describe.skipIf(sb.skip)('faults on the sandbox fleet', () => {
       const hosts = new Map((JSON.parse(p.out) as PlanFile).hosts.map((h) => [h.name, h]));
       expect(hosts.get('node02')?.status).toBe('changes');
       expect(hosts.get('node03')?.status).toBe('failed');
-      expect(hosts.get('node03')?.error).toMatch(
+      expect(hosts.get('node03')?.error?.message).toMatch(
         /apt-cache policy printed an invalid version "2\.31_bad!version"/,
       );
       expect(hosts.get('node04')?.status).toBe('failed');
-      expect(hosts.get('node04')?.error).toMatch(/the facts probe failed/);
+      expect(hosts.get('node04')?.error?.message).toMatch(/the facts probe failed/);
       const a = await cli('apply', ...conn(), '-l', lock, '--yes', '--limit', 'node03:node04:node05');
       expect(a.code).toBe(3);
       expect(a.out).toMatch(/node03\s+failed/);
