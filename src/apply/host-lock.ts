@@ -39,6 +39,13 @@ const RELEASE_SCRIPT = [
   'kill "$(printf %s "$o" | cut -f3)" 2>/dev/null || true',
 ].join('\n');
 
+/** Waits for `p` at most `ms`; the timer never keeps the process alive. */
+async function settleWithin(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}
+
 export type HostLockResult =
   | { status: 'locked'; lock: HostLock }
   | { status: 'busy'; message: string }
@@ -94,14 +101,14 @@ export async function acquireHostLock(
             await t
               .exec(['sh', '-c', RELEASE_SCRIPT, 'criu-lock-release', token], { become: true })
               .catch(() => undefined);
-            await Promise.race([holder, new Promise((r) => setTimeout(r, 3000))]);
+            await settleWithin(holder, 3000);
           },
         },
       };
     }
     await new Promise((r) => setTimeout(r, opts.pollMs ?? 50));
   }
-  await Promise.race([holder, new Promise((r) => setTimeout(r, 100))]);
+  await settleWithin(holder, 100);
   if (finished?.exitCode === BUSY) {
     return {
       status: 'busy',
