@@ -21,9 +21,9 @@ import { runCli } from '../helpers/run-cli.js';
 import { computeDigest, parseLock, serializeLock } from '../../src/lock/lockfile.js';
 import type { PlanFile } from '../../src/plan/plan-file.js';
 import { PIN_FILE } from '../../src/plan/pins.js';
-import { reset } from '../../src/sandbox/fleet.js';
-import { nodeDirs, startSshd } from '../../src/sandbox/node.js';
-import { paths } from '../../src/sandbox/state.js';
+import { reset } from '../../tools/sandbox/fleet.js';
+import { nodeDirs, startSshd } from '../../tools/sandbox/node.js';
+import { paths } from '../../tools/sandbox/state.js';
 import { nodeExec, parseDpkgQuery, useSandbox } from './sandbox.js';
 
 const sb = useSandbox();

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { CriuLockError } from '../errors.js';
+import { CriuLockError } from '../../src/errors.js';
 
 /** Result of one command, shaped like execa's. */
 export interface CommandResult {

@@ -2,7 +2,7 @@
  * `npm run bench`: criu-lock against the OpenSSH floor on a sandbox fleet, the controller's cost,
  * pure-core micro-benchmarks and (with --scale) how the fleet figures grow. See docs/benchmarks.md.
  *
- *   node dist/bench/main.js [--nodes N] [--runs R] [--scale] [--scale-nodes M] [--micro-only]
+ *   npm run bench -- [--nodes N] [--runs R] [--scale] [--scale-nodes M] [--micro-only]
  *                           [--planner-hosts H] [--json FILE]
  */
 // Type-only: the child module runs its benchmark on import.
@@ -12,12 +12,14 @@ import { cpus, freemem, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { down } from '../sandbox/fleet.js';
+import { PRODUCT_BIN } from '../paths.js';
 import { runFleetBench, type FigureName, type FleetRun } from './fleet-bench.js';
 import { GNU_TIME, cleanupScratch, rusageMethod, spawnTimed } from './measure.js';
 
 /** Its own state dir and ports: the test suite's (22201+) and developers' fleets may be up beside it. */
-export const BENCH_DIR = '/var/lib/criu-lock-bench';
-export const BENCH_PORT_BASE = 24200;
+/** CRIU_LOCK_BENCH_DIR / CRIU_LOCK_BENCH_PORT_BASE move them, for machines that run several. */
+export const BENCH_DIR = process.env.CRIU_LOCK_BENCH_DIR ?? '/var/lib/criu-lock-bench';
+export const BENCH_PORT_BASE = Number(process.env.CRIU_LOCK_BENCH_PORT_BASE ?? 24200);
 const FORKS = 20;
 
 interface Args {
@@ -32,7 +34,7 @@ interface Args {
 
 function usage(msg: string): never {
   process.stderr.write(
-    `bench: ${msg}\nusage: node dist/bench/main.js [--nodes N] [--runs R] [--scale] [--scale-nodes M] [--micro-only] [--planner-hosts H] [--json FILE]\n`,
+    `bench: ${msg}\nusage: npm run bench -- [--nodes N] [--runs R] [--scale] [--scale-nodes M] [--micro-only] [--planner-hosts H] [--json FILE]\n`,
   );
   process.exit(1);
 }
@@ -92,7 +94,7 @@ export function parseArgs(argv: readonly string[]): Args {
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
-const BIN = join(here, '..', 'bin', 'criu-lock.js');
+const BIN = PRODUCT_BIN;
 const CHILD = join(here, 'micro-child.js');
 
 function log(s: string): void {
@@ -307,7 +309,7 @@ async function machine(): Promise<Record<string, string>> {
 
 export async function main(argv: readonly string[]): Promise<number> {
   const args = parseArgs(argv);
-  // Set before anything from src/sandbox reads them (nodePort reads the env on every call).
+  // Set before anything from tools/sandbox reads them (nodePort reads the env on every call).
   process.env.CRIU_LOCK_SANDBOX_DIR = BENCH_DIR;
   process.env.CRIU_LOCK_SANDBOX_PORT_BASE = String(BENCH_PORT_BASE);
   const started = Date.now();

@@ -1,6 +1,6 @@
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { CriuLockError, formatError } from '../errors.js';
+import { CriuLockError, formatError } from '../../src/errors.js';
 import { down, reset, status, up } from './fleet.js';
 
 const USAGE = `usage: npm run sandbox -- <command> [options]
