@@ -203,9 +203,15 @@ describe('apt_install', () => {
   it('a held dpkg lock is named as such, with the timeout', async () => {
     const log = 'Waiting for cache lock: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 42 (unattended-upgr)...\nE: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 42 (unattended-upgr)';
     const t = new RecordingTransport('node-b', jobReplies(100, log, 'restored'));
-    const r = await aptInstall.run(context(t, hostPlan()), { lockTimeout: 5 });
+    const r = await aptInstall.run({ ...context(t, hostPlan()), changedBy: new Set(['apt_pins']) }, { lockTimeout: 5 });
     expect(r.status).toBe('failed');
     expect(r.message).toMatch(/^the dpkg lock is held by another process \(unattended-upgrades\?\) for longer than DPkg::Lock::Timeout=5 s: exit code 100: E: Could not get lock .*; dpkg is consistent \(dpkg --audit is empty\); the previous pin file was restored; log /);
+  });
+
+  it('says so when the job could not put the previous pin file back', async () => {
+    const t = new RecordingTransport('node-b', jobReplies(100, 'E: boom', ''));
+    const r = await aptInstall.run({ ...context(t, hostPlan()), changedBy: new Set(['apt_pins']) }, undefined);
+    expect(r.message).toMatch(/the previous pin file could NOT be restored \(see \/etc\/apt\/preferences\.d\/criu-lock\.pref\)/);
   });
 
   it('uses the lock timeout from the task args, 120 s by default', async () => {
@@ -249,7 +255,7 @@ describe('apt_install', () => {
       status: 'failed',
       message:
         "apt-get install failed: exit code 100: E: Version '2.31-0ubuntu9.14' for 'libc6' was not found | E: Unable to correct problems, you have held broken packages.; " +
-        `dpkg is consistent (dpkg --audit is empty); log ${JOB}/log`,
+        `dpkg is consistent (dpkg --audit is empty); this apply did not change the pin file; log ${JOB}/log`,
     });
   });
 });

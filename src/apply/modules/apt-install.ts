@@ -32,10 +32,11 @@ export const aptInstall = defineModule({
       return { status: 'changed', message: `would ${what} (apt-get -s accepted it)` };
     }
     const argv = installArgv(actions, { lockTimeout, simulate: false });
+    const restorePins = ctx.changedBy.has('apt_pins');
     ctx.verbose(argv.join(' '));
     const dir = await startJob(ctx.transport, argv, {
       pinFile: PIN_FILE,
-      restorePins: ctx.changedBy.has('apt_pins'),
+      restorePins,
     });
     ctx.verbose(`apt transaction started detached on the host; log ${dir}/log`);
     const outcome = await followJob(ctx.transport, dir, FOLLOW_TIMEOUT_MS);
@@ -59,6 +60,12 @@ export const aptInstall = defineModule({
     const why = lockHeld
       ? `the dpkg lock is held by another process (unattended-upgrades?) for longer than DPkg::Lock::Timeout=${lockTimeout} s: ${summariseOutput(log, 1)}`
       : `apt-get install failed: ${summariseOutput(log)}`;
-    return { status: 'failed', message: `${why}; ${describeJob(rec)}; log ${dir}/log` };
+    // The pins: put back by the job when apt_pins replaced them in this run, else never touched.
+    const pins = !restorePins
+      ? '; this apply did not change the pin file'
+      : rec.pins === 'unchanged'
+        ? `; the previous pin file could NOT be restored (see ${PIN_FILE})`
+        : '';
+    return { status: 'failed', message: `${why}; ${describeJob(rec)}${pins}; log ${dir}/log` };
   },
 });
