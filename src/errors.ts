@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'sandbox'
   | 'capture'
   | 'rollback'
+  | 'host-lock'
   | 'internal';
 
 export interface SourceLocation {

@@ -11,8 +11,12 @@ import type { InventoryHost } from '../inventory/types.js';
 import { loadLock, type Lockfile } from '../lock/lockfile.js';
 import { loadPlan, type HostPlan, type PlanFile } from '../plan/plan-file.js';
 import { renderPins } from '../plan/pins.js';
-import { planHost, type StoreIndex } from '../plan/planner.js';
+import type { StoreIndex } from '../plan/planner.js';
 import { storeDir, storeIndexFor } from '../store/manifest.js';
+import { savedPlanRefusal } from '../plan/check-saved-plan.js';
+import { planWithTransaction } from '../facts/simulate.js';
+import { preflightHost } from '../apply/preflight.js';
+import type { HostLock } from '../apply/host-lock.js';
 import { renderApply } from '../report/apply-report.js';
 import { renderPlanText } from '../report/plan-report.js';
 import type { Transport } from '../transport/types.js';
@@ -43,7 +47,13 @@ export interface ApplyOptions extends CommonOptions {
 /** After preflight a host is either finished (its outcome is known) or ready for the playbook. */
 type Preflight =
   | { host: InventoryHost; state: 'done'; outcome: HostOutcome; plan?: HostPlan }
-  | { host: InventoryHost; state: 'ready'; transport: Transport; plan: HostPlan };
+  | {
+      host: InventoryHost;
+      state: 'ready';
+      transport: Transport;
+      plan: HostPlan;
+      hostLock?: HostLock | undefined;
+    };
 
 function staleReason(planned: HostPlan, current: string): string | undefined {
   if (planned.fingerprint === null) return `it was ${planned.status} when the plan was made`;
@@ -103,40 +113,68 @@ async function preflight(
   } catch (err) {
     return done({ ...hostFailure(host.name, err, 'connect'), tasks: [], blocked: [] });
   }
+  // Host lock, and an earlier apply's apt transaction, before any fact is read (src/apply/preflight.ts).
+  const locked = await preflightHost(transport, {
+    check: opts.check,
+    say: (m) => run.io.err(`[${host.name}] ${m}\n`),
+  });
+  if (locked.status === 'refused') {
+    await transport.close().catch(() => undefined);
+    return done({
+      name: host.name,
+      status: 'failed',
+      error: { code: 'host-lock', message: locked.message, step: 'host lock' },
+      tasks: [],
+      blocked: [],
+    });
+  }
+  const hostLock = locked.lock;
+  const release = async (): Promise<void> => {
+    await hostLock?.release();
+    await transport.close().catch(() => undefined);
+  };
   let plan: HostPlan;
   try {
     // The plan carries the host's fingerprint; the facts themselves are not kept (memory).
     const start = run.clock.monotonicMs();
-    plan = planHost(lock, await gatherForPlan(transport, lock), pins, store);
-    run.log(host.name, `preflight facts gathered in ${run.since(start).toFixed(0)} ms`);
+    plan = await planWithTransaction(transport, lock, await gatherForPlan(transport, lock), pins, store);
+    run.log(host.name, `preflight facts gathered and apt simulated in ${run.since(start).toFixed(0)} ms`);
   } catch (err) {
-    await transport.close().catch(() => undefined);
+    await release();
     return done({ ...hostFailure(host.name, err, 'gather facts'), tasks: [], blocked: [] });
   }
   if (saved) {
     const why = staleReason(saved, plan.fingerprint ?? '');
-    if (why) {
-      await transport.close().catch(() => undefined);
+    // Nothing of the file is trusted: it must equal the fresh plan, which is the one that runs.
+    const refused = why ? undefined : savedPlanRefusal(lock, saved, plan);
+    if (why || refused) {
+      await release();
       return done({
         name: host.name,
         status: 'failed',
-        error: {
-          code: 'stale-plan',
-          message: `plan is stale for host ${host.name}: ${why}`,
-          hint: 'run criu-lock plan again',
-          step: 'preflight',
-        },
+        error: why
+          ? {
+              code: 'stale-plan',
+              message: `plan is stale for host ${host.name}: ${why}`,
+              hint: 'run criu-lock plan again',
+              step: 'preflight',
+            }
+          : {
+              code: 'plan',
+              message: `plan refused for host ${host.name}: ${refused}`,
+              hint: 're-create it with criu-lock plan -o FILE; plan files are checked, not trusted',
+              step: 'preflight',
+            },
         tasks: [],
         blocked: [],
       });
     }
-    plan = saved;
   }
   if (!mayProceed(plan, opts.skipUnavailable)) {
-    await transport.close().catch(() => undefined);
+    await release();
     return { ...done({ name: host.name, status: 'blocked', tasks: [], blocked: plan.blocked }), plan };
   }
-  return { host, state: 'ready', transport, plan };
+  return { host, state: 'ready', transport, plan, hostLock };
 }
 
 /** A rollback transaction for one host: a sortable id from the run's clock. */
@@ -235,6 +273,7 @@ export async function applyFleet(
       notStarted: [...notStarted],
     };
   } finally {
+    await Promise.all(ready.map((p) => (p.hostLock ? p.hostLock.release() : Promise.resolve())));
     await Promise.all(ready.map((p) => p.transport.close().catch(() => undefined)));
   }
 }

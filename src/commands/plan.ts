@@ -3,8 +3,9 @@ import { isHostFailure } from '../fleet/host-error.js';
 import { runFleet } from '../fleet/run.js';
 import { loadLock, type Lockfile } from '../lock/lockfile.js';
 import { PLAN_VERSION, serializePlan, type HostPlan, type PlanFile } from '../plan/plan-file.js';
-import { failedHostPlan, planHost, type StoreIndex } from '../plan/planner.js';
+import { failedHostPlan, type StoreIndex } from '../plan/planner.js';
 import { storeIndexFor } from '../store/manifest.js';
+import { planWithTransaction } from '../facts/simulate.js';
 import { renderPins } from '../plan/pins.js';
 import { renderPlan } from '../report/plan-report.js';
 import type { CommandDeps, CommonOptions } from './context.js';
@@ -46,11 +47,13 @@ export async function planFleet(
           await refreshApt(t);
         }
         at('gather facts');
-        return gatherForPlan(t, lock);
+        const facts = await gatherForPlan(t, lock);
+        at('simulate apt');
+        return planWithTransaction(t, lock, facts, desired, store);
       });
-      run.log(host.name, `facts gathered in ${run.since(start).toFixed(0)} ms`);
+      run.log(host.name, `planned in ${run.since(start).toFixed(0)} ms`);
       if (isHostFailure(r)) return failedHostPlan(host.name, r.status, r.error);
-      return planHost(lock, r, desired, store);
+      return r;
     },
     { forks: opts.forks },
   );

@@ -31,7 +31,15 @@ export type WritePinsAction = z.infer<typeof WritePinsAction>;
 export const Action = z.discriminatedUnion('type', [PackageAction, WritePinsAction]);
 export type Action = z.infer<typeof Action>;
 
-export const BlockReason = z.enum(['version-unavailable', 'platform-mismatch', 'conflicting-pin', 'held', 'broken-dpkg-state', 'file-mismatch']);
+export const BlockReason = z.enum([
+  'version-unavailable',
+  'platform-mismatch',
+  'conflicting-pin',
+  'held',
+  'broken-dpkg-state',
+  'file-mismatch',
+  'would-remove',
+]);
 export type BlockReason = z.infer<typeof BlockReason>;
 
 export const Blocked = z.strictObject({
@@ -45,6 +53,15 @@ export type Blocked = z.infer<typeof Blocked>;
 export const Note = z.strictObject({ type: z.literal('extra-package'), package: z.string(), version: z.string() });
 export type Note = z.infer<typeof Note>;
 
+/** A package apt's simulated transaction moves beyond the plan's own actions (a new dependency, say). */
+export const AptExtra = z.strictObject({
+  action: z.enum(['install', 'upgrade', 'downgrade', 'reinstall']),
+  package: PackageKey,
+  from: Version.nullable(),
+  to: Version,
+});
+export type AptExtra = z.infer<typeof AptExtra>;
+
 export const HostStatus = z.enum(['ok', 'changes', 'blocked', 'unreachable', 'failed']);
 export type HostStatus = z.infer<typeof HostStatus>;
 
@@ -55,6 +72,8 @@ export const HostPlan = z.strictObject({
   actions: z.array(Action),
   blocked: z.array(Blocked),
   notes: z.array(Note),
+  /** What apt-get -s would do beyond `actions`; absent when nothing (or not simulated). */
+  aptExtra: z.array(AptExtra).optional(),
   error: HostError.optional(),
 });
 export type HostPlan = z.infer<typeof HostPlan>;

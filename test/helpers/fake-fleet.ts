@@ -100,34 +100,112 @@ export class FakeHost implements Transport {
       this.events.push({ host: this.host, event: 'probe' });
       return this.result('sh -s', { stdout: this.probeOutput(opts.stdin?.toString() ?? '') });
     }
-    if (argv[0] === 'apt-get' && argv[1] === 'install') {
-      this.events.push({ host: this.host, event: 'apt-start' });
-      // Yield, so hosts of one batch really overlap and a later batch could not sneak in.
-      await new Promise((r) => setTimeout(r, 5));
-      this.events.push({ host: this.host, event: 'apt-end' });
-      if (this.spec.aptFails)
-        return this.result(argv.join(' '), {
-          exitCode: 100,
-          stderr: 'E: Sub-process /usr/bin/dpkg returned an error code (1)\n',
-        });
-      if (!argv.includes('-s')) {
-        for (const a of argv.filter((x) => /^[a-z0-9][a-z0-9+.-]*:[a-z0-9-]+=/.test(x))) {
-          const [key, version] = a.split('=') as [string, string];
-          this.installed.set(key, version);
-        }
-        // Rollback: captured .debs by path (name_version_arch.deb, epoch as %3a), removals as `pkg-`.
-        for (const a of argv.filter((x) => x.endsWith('.deb'))) {
-          const [name, version, arch] = a.split('/').at(-1)!.replace(/\.deb$/, '').split('_') as [string, string, string];
-          this.installed.set(`${name}:${arch}`, version.replace(/%3a/g, ':'));
-        }
-        for (const a of argv.filter((x) => /^[a-z0-9][a-z0-9+.-]*:[a-z0-9-]+-$/.test(x))) this.installed.delete(a.slice(0, -1));
-      }
-      return this.result(argv.join(' '));
-    }
+    if (argv[0] === 'apt-get' && argv[1] === 'install') return this.aptInstall(argv);
+    // criu-lock's fixed scripts run as `sh -c SCRIPT NAME ARGS...` (src/apply/, src/facts/simulate.ts).
+    if (argv[0] === 'sh' && argv[1] === '-c') return this.script(argv[3] ?? '', argv.slice(4));
     return this.result(argv.join(' '), {
       exitCode: 127,
       stderr: `fake host: unexpected command ${argv.join(' ')}\n`,
     });
+  }
+
+  /** The host lock's owner token, and how to end the holder command that keeps it. */
+  lockOwner: string | null = null;
+  private endHolder: (() => void) | undefined;
+  private jobs = new Map<string, CommandResult>();
+
+  private async aptInstall(argv: readonly string[]): Promise<CommandResult> {
+    this.events.push({ host: this.host, event: 'apt-start' });
+    // Yield, so hosts of one batch really overlap and a later batch could not sneak in.
+    await new Promise((r) => setTimeout(r, 5));
+    this.events.push({ host: this.host, event: 'apt-end' });
+    if (this.spec.aptFails)
+      return this.result(argv.join(' '), {
+        exitCode: 100,
+        stderr: 'E: Sub-process /usr/bin/dpkg returned an error code (1)\n',
+      });
+    if (!argv.includes('-s')) {
+      for (const a of argv.filter((x) => /^[a-z0-9][a-z0-9+.-]*:[a-z0-9-]+=/.test(x))) {
+        const [key, version] = a.split('=') as [string, string];
+        this.installed.set(key, version);
+      }
+      // Rollback: captured .debs by path (name_version_arch.deb, epoch as %3a), removals as `pkg-`.
+      for (const a of argv.filter((x) => x.endsWith('.deb'))) {
+        const [name, version, arch] = a.split('/').at(-1)!.replace(/\.deb$/, '').split('_') as [string, string, string];
+        this.installed.set(`${name}:${arch}`, version.replace(/%3a/g, ':'));
+      }
+      for (const a of argv.filter((x) => /^[a-z0-9][a-z0-9+.-]*:[a-z0-9-]+-$/.test(x))) this.installed.delete(a.slice(0, -1));
+    }
+    return this.result(argv.join(' '));
+  }
+
+  private async script(name: string, args: readonly string[]): Promise<CommandResult> {
+    switch (name) {
+      case 'criu-lock-hold': {
+        if (this.lockOwner !== null)
+          return this.result(name, {
+            exitCode: 75,
+            stdout: `${this.lockOwner}\t2026-11-28T12:00:00Z\t4242\n`,
+          });
+        this.lockOwner = args[0] ?? '';
+        await new Promise<void>((r) => (this.endHolder = r));
+        return this.result(name, { exitCode: null, signal: 'TERM' });
+      }
+      case 'criu-lock-owner':
+        return this.result(name, {
+          stdout: this.lockOwner === args[0] ? `${this.lockOwner}\t2026-11-28T12:00:00Z\t4242\n` : '',
+        });
+      case 'criu-lock-release':
+        if (this.lockOwner === args[0]) {
+          this.lockOwner = null;
+          this.endHolder?.();
+        }
+        return this.result(name);
+      case 'criu-lock-apt-pending':
+      case 'criu-lock-pins-backup':
+        return this.result(name);
+      case 'criu-lock-sim': {
+        // apt-get -s of exactly the requested packages: one Inst and one Conf line each.
+        const lines = args
+          .filter((x) => /^[a-z0-9][a-z0-9+.-]*:[a-z0-9-]+=/.test(x))
+          .flatMap((a) => {
+            const [key, to] = a.split('=') as [string, string];
+            const [pkg, arch] = key.split(':') as [string, string];
+            const from = this.installed.get(key);
+            return [
+              `Inst ${pkg}${from ? ` [${from}]` : ''} (${to} fake [${arch}])`,
+              `Conf ${pkg} (${to} fake [${arch}])`,
+            ];
+          });
+        return this.result(name, { stdout: ['Reading package lists...', ...lines, ''].join('\n') });
+      }
+      case 'criu-lock-apt-start': {
+        const [id = 'job'] = args;
+        const r = await this.aptInstall(args.slice(args.indexOf('apt-get')));
+        const dir = `/var/lib/criu-lock/jobs/${id}`;
+        this.jobs.set(dir, r);
+        return this.result(name, { stdout: `${dir}\n` });
+      }
+      case 'criu-lock-apt-follow': {
+        const r = this.jobs.get(args[0] ?? '');
+        if (!r) return this.result(name, { exitCode: 1, stderr: 'no such job\n' });
+        const record = [
+          '@@status',
+          String(r.exitCode),
+          '@@started',
+          '2026-11-28T12:00:00Z',
+          '@@pins',
+          '@@audit',
+          '@@log',
+          r.stdout + r.stderr,
+          '@@end',
+          '',
+        ];
+        return this.result(name, { stdout: record.join('\n') });
+      }
+      default:
+        return this.result(name, { exitCode: 127, stderr: `fake host: unexpected script ${name}\n` });
+    }
   }
 
   putFile(path: string, content: string | Buffer, _opts: PutFileOptions = {}): Promise<CommandResult> {
@@ -144,12 +222,13 @@ export class FakeHost implements Transport {
     return Promise.resolve();
   }
 
-  /** Changes that reach the host: pin writes and non-simulated apt runs. */
+  /** Changes that reach the host: pin writes (and their backup) and non-simulated apt runs. */
   get writes(): FakeCall[] {
     return this.calls.filter(
       (c) =>
         c.kind === 'put' ||
-        (c.kind === 'exec' && c.argv[0] === 'apt-get' && c.argv[1] === 'install' && !c.argv.includes('-s')),
+        (c.kind === 'exec' && c.argv[0] === 'apt-get' && c.argv[1] === 'install' && !c.argv.includes('-s')) ||
+        (c.kind === 'exec' && (c.argv[3] === 'criu-lock-apt-start' || c.argv[3] === 'criu-lock-pins-backup')),
     );
   }
 

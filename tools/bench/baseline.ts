@@ -3,7 +3,7 @@
  * at most `forks` at once (criu-lock's --forks), with strict host key checking like criu-lock's
  * default. What each baseline runs is documented in docs/benchmarks.md.
  */
-import { installArgv } from '../../src/apply/modules/apt-install.js';
+import { installArgv } from '../../src/apply/apt.js';
 import type { PackageAction, PlanFile } from '../../src/plan/plan-file.js';
 import { PIN_FILE } from '../../src/plan/pins.js';
 import { mapLimit } from '../sandbox/exec.js';
