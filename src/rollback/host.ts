@@ -199,7 +199,7 @@ export async function captureTransaction(t: Transport, spec: CaptureSpec, now: C
     '}',
     ...keep.map((p) => {
       const [name, arch] = p.package.split(':');
-      return `cap ${quote(p.package)} ${quote(p.before!)} ${quote(aptCacheFileName(name!, p.before!, arch!))}`;
+      return `cap ${quote(p.package)} ${quote(p.before)} ${quote(aptCacheFileName(name!, p.before, arch!))}`;
     }),
     `if [ -f ${quote(spec.pinPath)} ]; then cp ${quote(spec.pinPath)} "$dir/pins.before" || exit 71; fi`,
     ...(keep.length > 0 ? [`printf '=== files\\n'`, `${renderCommand(['dpkg-query', '-L', ...keep.map((p) => p.package)])} 2>/dev/null || true`] : []),
