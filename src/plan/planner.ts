@@ -1,35 +1,82 @@
 import { createHash } from 'node:crypto';
 import { compareVersions } from '../debian/version.js';
-import { compareHost, comparePlatform } from '../check/compare.js';
+import { compareFile, comparePlatform } from '../check/compare.js';
 import { policyOf } from '../facts/queries.js';
-import type { HostFacts } from '../facts/types.js';
+import type { HostFacts, InstalledPackage } from '../facts/types.js';
 import { indexLock } from '../lock/lock-index.js';
-import type { Lockfile } from '../lock/lockfile.js';
+import type { FileEntry, Lockfile } from '../lock/lockfile.js';
 import type { HostError } from '../fleet/host-error.js';
 import type { Blocked, HostPlan, Note, PackageAction } from './plan-file.js';
 import { PIN_FILE, PIN_PRIORITY, parsePins, sha256Hex } from './pins.js';
 
 const ACTION_ORDER: Record<PackageAction['type'], number> = { install: 0, upgrade: 1, downgrade: 2, reinstall: 3 };
 
+interface IndexedPackage {
+  key: string;
+  want: string;
+  files: ReadonlyArray<readonly [string, FileEntry]>;
+}
+
+/**
+ * What planning needs from a lock, computed once per lock and shared by every host: planning
+ * 10,000 hosts must not redo per-lock work 10,000 times.
+ */
+interface PlanIndex {
+  packages: readonly IndexedPackage[];
+  unmanaged: ReadonlyArray<readonly [string, FileEntry]>;
+  keys: ReadonlySet<string>;
+}
+
+const planIndexes = new WeakMap<Lockfile, PlanIndex>();
+
+function planIndex(lock: Lockfile): PlanIndex {
+  let index = planIndexes.get(lock);
+  if (!index) {
+    const base = indexLock(lock);
+    index = {
+      packages: base.packages.map((p) => ({ key: p.key, want: p.entry.version, files: p.files })),
+      unmanaged: base.unmanaged,
+      keys: base.keys,
+    };
+    planIndexes.set(lock, index);
+  }
+  return index;
+}
+
 /**
  * What the plan was computed from: dpkg state of every locked package, the pin file, the
  * platform. apply recomputes it and refuses a host whose fingerprint moved.
  */
 export function fingerprint(lock: Lockfile, facts: HostFacts): string {
+  const index = planIndex(lock);
+  const lines = fingerprintHead(lock, facts);
+  for (const p of index.packages) lines.push(fingerprintLine(facts.packages.get(p.key)));
+  return fingerprintOf(lines, facts);
+}
+
+// One line per locked package in the lock's sorted order (the digest binds the order to the
+// keys): its version, plus dpkg's want/status/flag when they are not the usual ones. A version
+// never contains a space nor equals "-", so the encoding is unambiguous.
+function fingerprintHead(lock: Lockfile, facts: HostFacts): string[] {
   const { id, versionId, architecture } = facts.platform;
-  // One line per locked package in the lock's sorted order (the digest binds the order to the
-  // keys): its version, plus dpkg's want/status/flag when they are not the usual ones. A version
-  // never contains a space nor equals "-", so the encoding is unambiguous.
-  const lines = [`${lock.digest} ${id} ${versionId} ${architecture}`];
-  for (const { key } of indexLock(lock).packages) {
-    const p = facts.packages.get(key);
-    if (!p) lines.push('-');
-    else if (p.want === 'install' && p.status === 'installed' && p.eflag === 'ok') lines.push(p.version);
-    else lines.push(`${p.version} ${p.want} ${p.status} ${p.eflag}`);
-  }
+  return [`${lock.digest} ${id} ${versionId} ${architecture}`];
+}
+
+function fingerprintLine(p: InstalledPackage | undefined): string {
+  if (!p) return '-';
+  if (p.want === 'install' && p.status === 'installed' && p.eflag === 'ok') return p.version;
+  return `${p.version} ${p.want} ${p.status} ${p.eflag}`;
+}
+
+function fingerprintOf(lines: string[], facts: HostFacts): string {
   lines.push(`pins ${facts.pinSha256 ?? 'absent'}`, '');
   // One hash update: per-line updates cost more than the hashing at 2,000 packages.
   return `sha256:${createHash('sha256').update(lines.join('\n')).digest('hex')}`;
+}
+
+function filesDiffer(p: IndexedPackage, facts: HostFacts): boolean {
+  for (const [path, entry] of p.files) if (compareFile(p.key, path, entry, facts.files.get(path))) return true;
+  return false;
 }
 
 function availableVersions(facts: HostFacts, key: string): string[] {
@@ -48,10 +95,32 @@ function pinsSha(text: string): string {
  * passed in so the planner stays free of templates and I/O.
  */
 export function planHost(lock: Lockfile, facts: HostFacts, desiredPins: string): HostPlan {
+  const index = planIndex(lock);
   const actions: PackageAction[] = [];
   const blocked: Blocked[] = [];
   const notes: Note[] = [];
-  const fp = fingerprint(lock, facts);
+
+  // One pass over the lock, one lookup per package: the fingerprint's lines and the packages that
+  // must move. Files are compared only for packages at the locked version (a version that moves
+  // replaces its files anyway), and a package stops at its first differing file.
+  const lines = fingerprintHead(lock, facts);
+  const moves: Array<{ p: IndexedPackage; got: InstalledPackage | undefined; type: PackageAction['type'] }> = [];
+  let present = 0;
+  for (const p of index.packages) {
+    const got = facts.packages.get(p.key);
+    lines.push(fingerprintLine(got));
+    let type: PackageAction['type'] | undefined;
+    if (!got) type = 'install';
+    else {
+      present++;
+      const c = got.version === p.want ? 0 : compareVersions(got.version, p.want);
+      if (c < 0) type = 'upgrade';
+      else if (c > 0) type = 'downgrade';
+      else if (filesDiffer(p, facts)) type = 'reinstall';
+    }
+    if (type) moves.push({ p, got, type });
+  }
+  const fp = fingerprintOf(lines, facts);
 
   for (const m of comparePlatform(lock, facts)) {
     if (m.field === 'codename') continue; // id + versionId already decide; codename only restates them
@@ -71,9 +140,9 @@ export function planHost(lock: Lockfile, facts: HostFacts, desiredPins: string):
   }
 
   // A file no package owns cannot be converged by apt: the host is blocked until someone fixes it.
-  const findings = compareHost(lock, facts);
-  for (const f of findings) {
-    if (f.type === 'file' && f.package === null) {
+  for (const [path, entry] of index.unmanaged) {
+    const f = compareFile(null, path, entry, facts.files.get(path));
+    if (f?.type === 'file') {
       blocked.push({ package: null, version: null, reason: 'file-mismatch', detail: `unmanaged file ${f.path}: ${f.criu}` });
     }
   }
@@ -84,25 +153,9 @@ export function planHost(lock: Lockfile, facts: HostFacts, desiredPins: string):
     ourPins ??= facts.pinFile === null ? new Map() : parsePins(facts.pinFile);
     return ourPins.get(key) ?? ourPins.get(key.replace(/:all$/, ''));
   };
-  const fileDrift = new Set(
-    findings
-      .filter((f) => f.type === 'file' && f.package !== null)
-      .map((f) => (f.type === 'file' ? f.package : null)),
-  );
 
-  for (const { key, entry } of indexLock(lock).packages) {
-    const want = entry.version;
-    const got = facts.packages.get(key);
-    let type: PackageAction['type'] | undefined;
-    if (!got) type = 'install';
-    else {
-      const c = got.version === want ? 0 : compareVersions(got.version, want);
-      if (c < 0) type = 'upgrade';
-      else if (c > 0) type = 'downgrade';
-      else if (fileDrift.has(key)) type = 'reinstall';
-    }
-    if (!type) continue;
-
+  for (const { p, got, type } of moves) {
+    const { key, want } = p;
     const available = availableVersions(facts, key);
     if (!available.some((v) => compareVersions(v, want) === 0)) {
       blocked.push({
@@ -136,8 +189,9 @@ export function planHost(lock: Lockfile, facts: HostFacts, desiredPins: string):
     actions.push({ type, package: key, from: got?.version ?? null, to: want });
   }
 
-  if (lock.scope.kind === 'all') {
-    const locked = indexLock(lock).keys;
+  // Every locked package present means the host has no others: skip the walk over its packages.
+  if (lock.scope.kind === 'all' && facts.packages.size > present) {
+    const locked = index.keys;
     for (const [key, p] of facts.packages) {
       if (!locked.has(key)) notes.push({ type: 'extra-package', package: key, version: p.version });
     }
