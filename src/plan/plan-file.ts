@@ -1,13 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { isValidVersion } from '../debian/version.js';
+import { DebPackageKey, DebVersion } from '../debian/schemas.js';
 import { CriuLockError } from '../errors.js';
 import { HostError } from '../fleet/host-error.js';
+import { parseWith } from '../input/zod-error.js';
 
 export const PLAN_VERSION = 1;
 
-const PackageKey = z.string().regex(/^[a-z0-9][a-z0-9+.-]+:[a-z0-9][a-z0-9-]*$/, 'must be name:arch');
-const Version = z.string().refine(isValidVersion, { message: 'is not a valid Debian version' });
+const PackageKey = DebPackageKey;
+const Version = DebVersion;
 
 export const PackageAction = z.strictObject({
   type: z.enum(['install', 'upgrade', 'downgrade', 'reinstall']),
@@ -83,13 +84,5 @@ export async function loadPlan(file: string): Promise<PlanFile> {
       location: { file },
     });
   }
-  const parsed = PlanFile.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new CriuLockError('plan', `${issue.path.map(String).join('.') || 'plan'}: ${issue.message}`, {
-      hint: 'plans are written by `criu-lock plan -o FILE`; do not edit them',
-      location: { file },
-    });
-  }
-  return parsed.data;
+  return parseWith(PlanFile, raw, { code: 'plan', what: 'plan', hint: 'plans are written by `criu-lock plan -o FILE`; do not edit them', file });
 }

@@ -17,6 +17,8 @@ export interface FakeHostSpec {
   /** key → versions the host's apt sources offer (default: none). */
   available?: Record<string, string[]>;
   pinFile?: string | null;
+  /** key → dpkg Depends field. */
+  depends?: Record<string, string>;
   /** The connection fails (unreachable). */
   unreachable?: boolean;
   /** apt-get install fails with exit code 100. */
@@ -24,7 +26,9 @@ export interface FakeHostSpec {
 }
 
 export type FakeCall =
-  { kind: 'exec'; argv: string[] } | { kind: 'put'; path: string; content: string } | { kind: 'close' };
+  | { kind: 'exec'; argv: string[]; stdin?: string }
+  | { kind: 'put'; path: string; content: string }
+  | { kind: 'close' };
 
 /** Shared, ordered log of what happened on which host (for batch order assertions). */
 export type FleetEvent = {
@@ -53,7 +57,11 @@ export class FakeHost implements Transport {
   }
 
   async exec(argv: readonly string[], opts: ExecOptions = {}): Promise<CommandResult> {
-    this.calls.push({ kind: 'exec', argv: [...argv] });
+    this.calls.push({
+      kind: 'exec',
+      argv: [...argv],
+      ...(opts.stdin !== undefined ? { stdin: opts.stdin.toString() } : {}),
+    });
     if (argv[0] === 'sh' && argv[1] === '-s') {
       this.events.push({ host: this.host, event: 'probe' });
       return this.result('sh -s', { stdout: this.probeOutput(opts.stdin?.toString() ?? '') });
@@ -119,7 +127,20 @@ export class FakeHost implements Transport {
     ];
     for (const [key, version] of [...this.installed].sort()) {
       const [name, arch] = key.split(':');
-      out.push([name, arch, version, 'install', 'installed', 'ok', 'same', '', '', ''].join('\t'));
+      out.push(
+        [
+          name,
+          arch,
+          version,
+          'install',
+          'installed',
+          'ok',
+          'same',
+          '',
+          this.spec.depends?.[key] ?? '',
+          '',
+        ].join('\t'),
+      );
     }
     if (script.includes('@@pin') && this.pinFile !== null) {
       out.push(

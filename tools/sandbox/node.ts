@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CriuLockError } from '../errors.js';
+import { CriuLockError } from '../../src/errors.js';
 import { CHROOT_ENV } from './base.js';
 import { run, runOk } from './exec.js';
 import { debFileName } from './repo.js';

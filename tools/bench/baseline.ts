@@ -3,12 +3,12 @@
  * at most `forks` at once (criu-lock's --forks), with strict host key checking like criu-lock's
  * default. What each baseline runs is documented in docs/benchmarks.md.
  */
-import { installArgv } from '../apply/modules/apt-install.js';
-import type { PackageAction, PlanFile } from '../plan/plan-file.js';
-import { PIN_FILE } from '../plan/pins.js';
+import { installArgv } from '../../src/apply/modules/apt-install.js';
+import type { PackageAction, PlanFile } from '../../src/plan/plan-file.js';
+import { PIN_FILE } from '../../src/plan/pins.js';
 import { mapLimit } from '../sandbox/exec.js';
-import { renderCommand } from '../shell/quote.js';
-import { HEAD_BYTES } from '../facts/probe-script.js';
+import { renderCommand } from '../../src/shell/quote.js';
+import { ELF_HEAD_BYTES as HEAD_BYTES } from '../../src/elf/build-id.js';
 import { spawnTimed } from './measure.js';
 
 export interface SshTarget {

@@ -3,9 +3,9 @@
  * the facts of one fleet host, drifted the way real fleets drift (a few packages behind or ahead,
  * a few missing, a few extra, half the hosts already carrying our pin file).
  */
-import type { AptPolicy, FileFact, HostFacts, InstalledPackage } from '../facts/types.js';
-import { finalizeLock, type FileEntry, type Lockfile, type PackageEntry } from '../lock/lockfile.js';
-import { sha256Hex } from '../plan/pins.js';
+import type { AptPolicy, FileFact, HostFacts, InstalledPackage } from '../../src/facts/types.js';
+import { finalizeLock, type FileEntry, type Lockfile, type PackageEntry } from '../../src/lock/lockfile.js';
+import { sha256Hex } from '../../src/plan/pins.js';
 
 const PLATFORM = { id: 'debian', versionId: '12', codename: 'bookworm', architecture: 'amd64' };
 

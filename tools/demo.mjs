@@ -21,7 +21,7 @@ function step(title, argv, { allow = [0] } = {}) {
 }
 
 const cli = (...args) => ['node', join(root, 'dist/bin/criu-lock.js'), ...args];
-step('bring up the sandbox fleet (golden + converged, behind, ahead, missing nodes)', ['node', join(root, 'dist/sandbox/cli.js'), 'up', '--nodes', '5', '--reset']);
+step('bring up the sandbox fleet (golden + converged, behind, ahead, missing nodes)', ['node', join(root, 'dist-tools/tools/sandbox/cli.js'), 'up', '--nodes', '5', '--reset']);
 const state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8'));
 const conn = ['-i', state.inventory, '--known-hosts', state.knownHosts];
 spawnSync('mkdir', ['-p', work]);

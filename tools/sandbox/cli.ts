@@ -1,6 +1,7 @@
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { CriuLockError, formatError } from '../errors.js';
+import { parseArgs as parseArgv } from 'node:util';
+import { CriuLockError, formatError } from '../../src/errors.js';
 import { down, reset, status, up } from './fleet.js';
 
 const USAGE = `usage: npm run sandbox -- <command> [options]
@@ -22,59 +23,43 @@ interface Args {
 }
 
 export function parseArgs(argv: readonly string[]): Args {
-  const a: Args = {
-    command: undefined,
-    positional: [],
-    nodes: undefined,
-    json: false,
-    all: false,
-    reset: false,
-    debug: false,
-    help: false,
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? '';
-    const [flag, inline] =
-      arg.startsWith('--') && arg.includes('=')
-        ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
-        : [arg, undefined];
-    switch (flag) {
-      case '--nodes':
-      case '-n': {
-        const v = inline ?? argv[++i];
-        if (v === undefined || !/^\d+$/.test(v))
-          throw new CriuLockError('usage', `--nodes needs a number, got ${v ?? 'nothing'}`, {
-            hint: USAGE.split('\n')[1]?.trim(),
-          });
-        a.nodes = Number(v);
-        break;
-      }
-      case '--json':
-        a.json = true;
-        break;
-      case '--all':
-        a.all = true;
-        break;
-      case '--reset':
-        a.reset = true;
-        break;
-      case '--debug':
-        a.debug = true;
-        break;
-      case '-h':
-      case '--help':
-        a.help = true;
-        break;
-      default:
-        if (arg.startsWith('-'))
-          throw new CriuLockError('usage', `unknown option ${arg}`, {
-            hint: 'see `npm run sandbox -- --help`',
-          });
-        if (a.command === undefined) a.command = arg;
-        else a.positional.push(arg);
-    }
+  let parsed;
+  try {
+    parsed = parseArgv({
+      args: [...argv],
+      allowPositionals: true,
+      strict: true,
+      options: {
+        nodes: { type: 'string', short: 'n' },
+        json: { type: 'boolean', default: false },
+        all: { type: 'boolean', default: false },
+        reset: { type: 'boolean', default: false },
+        debug: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (err) {
+    // node:util's messages name the option ("Unknown option '--x'"); keep them, add the hint.
+    throw new CriuLockError('usage', (err as Error).message.split('\n')[0] ?? 'invalid arguments', {
+      hint: 'see `npm run sandbox -- --help`',
+    });
   }
-  return a;
+  const { values: v, positionals } = parsed;
+  if (v.nodes !== undefined && !/^\d+$/.test(v.nodes)) {
+    throw new CriuLockError('usage', `--nodes needs a number, got ${v.nodes}`, {
+      hint: USAGE.split('\n')[1]?.trim(),
+    });
+  }
+  return {
+    command: positionals[0],
+    positional: positionals.slice(1),
+    nodes: v.nodes === undefined ? undefined : Number(v.nodes),
+    json: v.json,
+    all: v.all,
+    reset: v.reset,
+    debug: v.debug,
+    help: v.help,
+  };
 }
 
 export async function main(argv: readonly string[]): Promise<number> {

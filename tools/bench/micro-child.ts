@@ -1,17 +1,17 @@
 /**
  * Pure-core micro-benchmarks, one per process so each gets its own peak-RSS figure:
- *   node --expose-gc dist/bench/micro-child.js planner [HOSTS] [PACKAGES]
- *   node --expose-gc dist/bench/micro-child.js versions
- *   node --expose-gc dist/bench/micro-child.js lockfile [PACKAGES]
+ *   node --expose-gc dist-tools/tools/bench/micro-child.js planner [HOSTS] [PACKAGES]
+ *   node --expose-gc dist-tools/tools/bench/micro-child.js versions
+ *   node --expose-gc dist-tools/tools/bench/micro-child.js lockfile [PACKAGES]
  * Prints one JSON object on stdout.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadLock, parseLock, serializeLock, finalizeLock } from '../lock/lockfile.js';
-import type { HostPlan } from '../plan/plan-file.js';
-import { planHost } from '../plan/planner.js';
-import { renderPins } from '../plan/pins.js';
+import { loadLock, parseLock, serializeLock, finalizeLock } from '../../src/lock/lockfile.js';
+import type { HostPlan } from '../../src/plan/plan-file.js';
+import { planHost } from '../../src/plan/planner.js';
+import { renderPins } from '../../src/plan/pins.js';
 import { median } from './measure.js';
 import { benchVersionComparisons } from './versions.js';
 import { fleetTemplate, syntheticFacts, syntheticLock } from './synthetic.js';

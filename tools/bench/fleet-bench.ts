@@ -4,11 +4,11 @@
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { lockedPaths } from '../check/compare.js';
-import { renderProbeScript, type ProbeRequest } from '../facts/probe-script.js';
-import { loadLock, type Lockfile } from '../lock/lockfile.js';
-import type { PlanFile } from '../plan/plan-file.js';
-import { PIN_FILE, renderPins } from '../plan/pins.js';
+import { lockedPaths } from '../../src/check/compare.js';
+import { renderProbeScript, type ProbeRequest } from '../../src/facts/probe-script.js';
+import { loadLock, type Lockfile } from '../../src/lock/lockfile.js';
+import type { PlanFile } from '../../src/plan/plan-file.js';
+import { PIN_FILE, renderPins } from '../../src/plan/pins.js';
 import { reset, up } from '../sandbox/fleet.js';
 import type { SandboxState } from '../sandbox/state.js';
 import {

@@ -3,7 +3,7 @@
  * lockfiles. Pairs mimic what lock planning compares: the same package on two hosts, so most pairs
  * share a long prefix and differ late (security updates, backports, epochs now and then).
  */
-import { compareVersions } from '../debian/version.js';
+import { compareVersions } from '../../src/debian/version.js';
 
 const PAIRS = 10_000;
 const TARGET_MS = 1_000;

@@ -2,7 +2,7 @@
  * `npm run bench`: criu-lock against the OpenSSH floor on a sandbox fleet, the controller's cost,
  * pure-core micro-benchmarks and (with --scale) how the fleet figures grow. See docs/benchmarks.md.
  *
- *   node dist/bench/main.js [--nodes N] [--runs R] [--scale] [--scale-nodes M] [--micro-only]
+ *   npm run bench -- [--nodes N] [--runs R] [--scale] [--scale-nodes M] [--micro-only]
  *                           [--planner-hosts H] [--json FILE]
  */
 // Type-only: the child module runs its benchmark on import.
@@ -12,87 +12,19 @@ import { cpus, freemem, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { down } from '../sandbox/fleet.js';
+import { PRODUCT_BIN } from '../paths.js';
 import { runFleetBench, type FigureName, type FleetRun } from './fleet-bench.js';
+import { ArgsError, parseArgs, usage, type Args } from './args.js';
 import { GNU_TIME, cleanupScratch, rusageMethod, spawnTimed } from './measure.js';
 
 /** Its own state dir and ports: the test suite's (22201+) and developers' fleets may be up beside it. */
-export const BENCH_DIR = '/var/lib/criu-lock-bench';
-export const BENCH_PORT_BASE = 24200;
+/** CRIU_LOCK_BENCH_DIR / CRIU_LOCK_BENCH_PORT_BASE move them, for machines that run several. */
+export const BENCH_DIR = process.env.CRIU_LOCK_BENCH_DIR ?? '/var/lib/criu-lock-bench';
+export const BENCH_PORT_BASE = Number(process.env.CRIU_LOCK_BENCH_PORT_BASE ?? 24200);
 const FORKS = 20;
 
-interface Args {
-  nodes: number;
-  runs: number;
-  scale: boolean;
-  scaleNodes: number;
-  microOnly: boolean;
-  plannerHosts: number;
-  json?: string;
-}
-
-function usage(msg: string): never {
-  process.stderr.write(
-    `bench: ${msg}\nusage: node dist/bench/main.js [--nodes N] [--runs R] [--scale] [--scale-nodes M] [--micro-only] [--planner-hosts H] [--json FILE]\n`,
-  );
-  process.exit(1);
-}
-
-export function parseArgs(argv: readonly string[]): Args {
-  const a: Args = {
-    nodes: 20,
-    runs: 5,
-    scale: false,
-    scaleNodes: 100,
-    microOnly: false,
-    plannerHosts: 10_000,
-  };
-  const int = (v: string | undefined, flag: string, min: number, max: number): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max)
-      usage(`${flag} needs an integer ${min}..${max}, got ${String(v)}`);
-    return n;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const f = argv[i]!;
-    const [flag, inline] = f.includes('=')
-      ? [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)]
-      : [f, undefined];
-    const value = (): string | undefined => inline ?? argv[++i];
-    switch (flag) {
-      case '--nodes':
-        a.nodes = int(value(), '--nodes', 2, 999);
-        break;
-      case '--runs':
-        a.runs = int(value(), '--runs', 1, 99);
-        break;
-      case '--scale':
-        a.scale = true;
-        break;
-      case '--scale-nodes':
-        a.scaleNodes = int(value(), '--scale-nodes', 2, 999);
-        break;
-      case '--micro-only':
-        a.microOnly = true;
-        break;
-      case '--planner-hosts':
-        a.plannerHosts = int(value(), '--planner-hosts', 1, 1_000_000);
-        break;
-      case '--json':
-        a.json = value() ?? usage('--json needs a file');
-        break;
-      case '-h':
-      case '--help':
-        usage('help');
-      // falls through (usage exits)
-      default:
-        usage(`unknown argument ${f}`);
-    }
-  }
-  return a;
-}
-
 const here = dirname(fileURLToPath(import.meta.url));
-const BIN = join(here, '..', 'bin', 'criu-lock.js');
+const BIN = PRODUCT_BIN;
 const CHILD = join(here, 'micro-child.js');
 
 function log(s: string): void {
@@ -306,8 +238,14 @@ async function machine(): Promise<Record<string, string>> {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
-  const args = parseArgs(argv);
-  // Set before anything from src/sandbox reads them (nodePort reads the env on every call).
+  let args: Args;
+  try {
+    args = parseArgs(argv);
+  } catch (err) {
+    if (err instanceof ArgsError) usage(err.message);
+    throw err;
+  }
+  // Set before anything from tools/sandbox reads them (nodePort reads the env on every call).
   process.env.CRIU_LOCK_SANDBOX_DIR = BENCH_DIR;
   process.env.CRIU_LOCK_SANDBOX_PORT_BASE = String(BENCH_PORT_BASE);
   const started = Date.now();

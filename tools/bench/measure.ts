@@ -3,7 +3,7 @@
  * and peak RSS, from /usr/bin/time when the machine has it, else from a preload hook that writes
  * the node process's own `process.resourceUsage()` when it exits.
  */
-import { spawn } from 'node:child_process';
+import { execa } from 'execa';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,40 +28,27 @@ export interface SpawnOptions {
   timeoutMs?: number;
 }
 
-/** Runs argv without a shell, times it on the wall clock. Never throws for a non-zero exit. */
-export function spawnTimed(argv: readonly string[], opts: SpawnOptions = {}): Promise<Measured> {
+/** Runs argv without a shell (execa), times it on the wall clock. Never throws for a non-zero exit. */
+export async function spawnTimed(argv: readonly string[], opts: SpawnOptions = {}): Promise<Measured> {
   const [file, ...args] = argv;
   if (file === undefined) throw new Error('spawnTimed: empty argv');
   const start = process.hrtime.bigint();
-  return new Promise((resolve) => {
-    const child = spawn(file, args, {
-      env: opts.env ?? process.env,
-      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-    });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const timer =
-      opts.timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
-    child.stdout?.on('data', (b: Buffer) => out.push(b));
-    child.stderr?.on('data', (b: Buffer) => err.push(b));
-    // A child that exits without reading all of stdin must not crash us with EPIPE.
-    child.stdin?.on('error', () => undefined);
-    if (opts.input !== undefined) child.stdin?.end(opts.input);
-    let done = false;
-    const finish = (exitCode: number, extra = ''): void => {
-      if (done) return;
-      done = true;
-      if (timer) clearTimeout(timer);
-      resolve({
-        exitCode,
-        stdout: Buffer.concat(out).toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8') + extra,
-        wallS: Number(process.hrtime.bigint() - start) / 1e9,
-      });
-    };
-    child.on('error', (e) => finish(127, e.message));
-    child.on('close', (code, signal) => finish(code ?? (signal ? 128 : 1)));
+  const r = await execa(file, args, {
+    env: opts.env ?? process.env,
+    extendEnv: false,
+    ...(opts.input === undefined ? { stdin: 'ignore' as const } : { input: opts.input }),
+    timeout: opts.timeoutMs,
+    killSignal: 'SIGKILL',
+    reject: false,
+    stripFinalNewline: false,
   });
+  const started = r.exitCode !== undefined || r.signal !== undefined;
+  return {
+    exitCode: r.exitCode ?? (r.signal ? 128 : 127),
+    stdout: r.stdout,
+    stderr: r.stderr + (started ? '' : r.shortMessage),
+    wallS: Number(process.hrtime.bigint() - start) / 1e9,
+  };
 }
 
 export type RusageMethod = 'gnu-time' | 'preload-hook';

@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
-import { CriuLockError } from '../errors.js';
+import { execa } from 'execa';
+import { CriuLockError } from '../../src/errors.js';
 
 /** Result of one command, shaped like execa's. */
 export interface CommandResult {
@@ -18,45 +18,30 @@ export interface RunOptions {
   timeoutMs?: number;
 }
 
-/** Runs argv without a shell. Never throws for a non-zero exit; see `runOk`. */
-export function run(argv: readonly string[], opts: RunOptions = {}): Promise<CommandResult> {
+/** Runs argv without a shell (execa). Never throws for a non-zero exit; see `runOk`. */
+export async function run(argv: readonly string[], opts: RunOptions = {}): Promise<CommandResult> {
   const [file, ...args] = argv;
   if (file === undefined) throw new CriuLockError('internal', 'run: empty argv');
-  const command = argv.join(' ');
-  const started = Date.now();
-  return new Promise((resolve) => {
-    const child = spawn(file, args, {
-      cwd: opts.cwd,
-      env: { LC_ALL: 'C', ...(opts.env ?? process.env) },
-      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-    });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let timedOut = false;
-    const timer =
-      opts.timeoutMs === undefined
-        ? undefined
-        : setTimeout(() => {
-            timedOut = true;
-            child.kill('SIGKILL');
-          }, opts.timeoutMs);
-    child.stdout?.on('data', (b: Buffer) => out.push(b));
-    child.stderr?.on('data', (b: Buffer) => err.push(b));
-    if (opts.input !== undefined) child.stdin?.end(opts.input);
-    const finish = (exitCode: number, extraErr = ''): void => {
-      if (timer) clearTimeout(timer);
-      resolve({
-        command,
-        exitCode,
-        stdout: Buffer.concat(out).toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8') + extraErr,
-        durationMs: Date.now() - started,
-        timedOut,
-      });
-    };
-    child.on('error', (e) => finish(127, e.message));
-    child.on('close', (code, signal) => finish(code ?? (signal ? 128 : 1)));
+  const r = await execa(file, args, {
+    cwd: opts.cwd,
+    env: { LC_ALL: 'C', ...(opts.env ?? process.env) },
+    extendEnv: false,
+    ...(opts.input === undefined ? { stdin: 'ignore' as const } : { input: opts.input }),
+    timeout: opts.timeoutMs,
+    killSignal: 'SIGKILL',
+    reject: false,
+    stripFinalNewline: false,
   });
+  // A command that could not start (ENOENT) has no exit code: 127 like a shell, and why on stderr.
+  const started = r.exitCode !== undefined || r.signal !== undefined;
+  return {
+    command: argv.join(' '),
+    exitCode: r.exitCode ?? (r.signal ? 128 : 127),
+    stdout: r.stdout,
+    stderr: r.stderr + (started ? '' : r.shortMessage),
+    durationMs: Math.round(r.durationMs),
+    timedOut: r.timedOut,
+  };
 }
 
 /** Runs argv and throws a sandbox error (with the command's stderr tail) if it fails. */

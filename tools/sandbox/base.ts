@@ -11,7 +11,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
-import { CriuLockError } from '../errors.js';
+import { CriuLockError } from '../../src/errors.js';
 import { run, runOk } from './exec.js';
 import { BASE_DIR, BASE_MARKER, BASE_REPO_STAMP } from './state.js';
 import { unmountUnder } from './system.js';

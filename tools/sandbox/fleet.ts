@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { CriuLockError } from '../errors.js';
+import { CriuLockError } from '../../src/errors.js';
 import { checkOverlay, checkRoot, ensureBase, ensureBaseLists, ensureHostTools } from './base.js';
 import { mapLimit, runOk } from './exec.js';
 import {
