@@ -9,7 +9,7 @@ import type { FileFact, InstalledPackage, PolicyVersion } from '../../src/facts/
 import type { FileEntry, PackageEntry } from '../../src/lock/lockfile.js';
 import { renderPins, sha256Hex } from '../../src/plan/pins.js';
 import { fingerprint, planHost } from '../../src/plan/planner.js';
-import { fleetTemplate, syntheticFacts, syntheticLock } from '../../src/bench/synthetic.js';
+import { fleetTemplate, syntheticFacts, syntheticLock } from '../../tools/bench/synthetic.js';
 import { makeFacts, makeLock, pkg, pv } from './core-fixtures.js';
 import { fingerprintReference, planHostReference } from './planner-reference.js';
 
