@@ -1,5 +1,5 @@
 import type { Finding } from '../check/compare.js';
-import type { CheckReport } from '../commands/check.js';
+import { errorText, type CheckReport } from '../fleet/host-result.js';
 import { escapeMarkdown, escapeTextDeep } from './escape.js';
 import { paint } from './style.js';
 
@@ -47,7 +47,7 @@ export function renderCheck(raw: CheckReport, format: 'text' | 'markdown' | 'jso
     const report = raw;
     lines.push(`## criu-lock check`, '', `Lock ${code(report.lock.path)} (${report.lock.digest})`, '', '| host | status | findings |', '| --- | --- | --- |');
     for (const h of report.hosts) {
-      lines.push(`| ${md(h.name)} | ${h.status} | ${'findings' in h ? h.findings.length : md(h.error)} |`);
+      lines.push(`| ${md(h.name)} | ${h.status} | ${'findings' in h ? h.findings.length : md(errorText(h.error))} |`);
     }
     for (const h of report.hosts) {
       if (h.status !== 'drift') continue;
@@ -76,7 +76,7 @@ export function renderCheck(raw: CheckReport, format: 'text' | 'markdown' | 'jso
         break;
       case 'unreachable':
       case 'failed':
-        lines.push(`${paint(h.status, 'red', color)}${' '.repeat(12 - h.status.length)}${h.name}: ${h.error}`);
+        lines.push(`${paint(h.status, 'red', color)}${' '.repeat(12 - h.status.length)}${h.name}: ${errorText(h.error)}`);
         break;
       default: {
         const never: never = h;

@@ -1,62 +1,10 @@
 /**
  * OpenSSH known_hosts, parsed and matched without touching the filesystem (sshd(8) "SSH_KNOWN_HOSTS
  * FILE FORMAT"). The SSH transport reads the file and asks `lookupHostKey`; keeping this pure lets
- * the unit tests pin OpenSSH's matching rules down line by line. `readKnownHostsFiles` is the one
- * function here that reads files: the user's file and the global ones, as ssh(1) does.
+ * the unit tests pin OpenSSH's matching rules down line by line (known-hosts-store.ts reads files).
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { CriuLockError } from '../errors.js';
 import { globMatch } from '../pattern/glob.js';
-import type { HostKeyChecking } from './ssh-options.js';
-
-/** OpenSSH's default GlobalKnownHostsFile: read (never written) after the user's file. */
-export const GLOBAL_KNOWN_HOSTS_FILES: readonly string[] = [
-  '/etc/ssh/ssh_known_hosts',
-  '/etc/ssh/ssh_known_hosts2',
-];
-
-/**
- * The user's known_hosts file and the global ones, parsed into one list (entries keep their file
- * and line, so a refusal names where the offending key is). A missing file is empty. An unreadable
- * user file is an error (strict checking could not be honoured); an unreadable global file is a
- * note, as ssh(1) goes on without it.
- */
-export async function readKnownHostsFiles(
-  userFile: string,
-  globalFiles: readonly string[] = GLOBAL_KNOWN_HOSTS_FILES,
-): Promise<KnownHostsFile> {
-  const entries: KnownHostEntry[] = [];
-  const notes: string[] = [];
-  for (const file of [userFile, ...globalFiles.filter((f) => f !== userFile)]) {
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') continue;
-      const why = e instanceof Error ? e.message : String(e);
-      if (file !== userFile) {
-        notes.push(`${file}: cannot read this global known_hosts file (${why}); its keys are not used`);
-        continue;
-      }
-      throw new CriuLockError('host-key', `cannot read known_hosts file ${file}: ${why}`, {
-        hint: 'fix its permissions or pass another file with --known-hosts',
-      });
-    }
-    const parsed = parseKnownHosts(text, file);
-    entries.push(...parsed.entries);
-    notes.push(...parsed.notes);
-  }
-  return { entries, notes };
-}
-
-/** Printed on every run with `--host-key-checking off`, so nobody forgets it is on. */
-export function hostKeyCheckingWarning(mode: HostKeyChecking): string | undefined {
-  return mode === 'off'
-    ? '--host-key-checking off: host keys are not verified, so anyone on the network path can pose as a host and receive root commands; use strict or accept-new'
-    : undefined;
-}
 
 export type HostPatterns =
   { kind: 'hashed'; salt: Buffer; hash: Buffer } | { kind: 'patterns'; patterns: string[] };

@@ -5,9 +5,9 @@
  * except in CI (CI=true), where that is a failure.
  */
 import type { TestProject } from 'vitest/node';
-import { ensureBase, ensureHostTools } from '../../src/sandbox/base.js';
-import { down, preflight, up } from '../../src/sandbox/fleet.js';
-import { paths } from '../../src/sandbox/state.js';
+import { ensureBase, ensureHostTools } from '../../tools/sandbox/base.js';
+import { down, preflight, up } from '../../tools/sandbox/fleet.js';
+import { paths } from '../../tools/sandbox/state.js';
 import type { SandboxProvided } from './sandbox.js';
 
 const NODES = 5;

@@ -13,7 +13,7 @@ import { CriuLockError } from '../../src/errors.js';
 import type { ConnectionSettings } from '../../src/inventory/types.js';
 import { connectSsh, createLocalTransport } from '../../src/transport/index.js';
 import type { HostKeyChecking, SshOptions } from '../../src/transport/index.js';
-import { hostKeyCheckingWarning } from '../../src/transport/known-hosts.js';
+import { hostKeyCheckingWarning } from '../../src/transport/host-key-policy.js';
 import { OutputLimitError } from '../../src/transport/output-limit.js';
 import { startSshd, type TestSshd } from '../helpers/sshd.js';
 

@@ -4,7 +4,7 @@
  * in text output they cannot move the cursor, recolour or forge a line.
  */
 import { describe, expect, it } from 'vitest';
-import type { CheckReport } from '../../src/commands/check.js';
+import type { CheckReport } from '../../src/fleet/host-result.js';
 import type { PlanFile } from '../../src/plan/plan-file.js';
 import { renderApply } from '../../src/report/apply-report.js';
 import { renderCheck } from '../../src/report/check-report.js';
@@ -35,7 +35,7 @@ function hostilePlan(): PlanFile {
         actions: [],
         blocked: [],
         notes: [],
-        error: EVIL,
+        error: { code: 'host-output', message: EVIL, step: 'facts', hint: EVIL },
       },
     ],
   };
@@ -132,7 +132,7 @@ describe('text output with a hostile host', () => {
   it('check text and markdown', () => {
     const report: CheckReport = {
       lock: { path: 'criu-lock.yaml', digest: DIGEST },
-      hosts: [{ name: 'node-c', status: 'failed', error: EVIL }],
+      hosts: [{ name: 'node-c', status: 'failed', error: { code: 'host-output', message: EVIL, step: 'facts' } }],
     };
     const text = renderCheck(report, 'text');
     expect(text).not.toContain('\u001b');
@@ -147,7 +147,8 @@ describe('text output with a hostile host', () => {
     const text = renderApply(
       {
         check: false,
-        hosts: [{ name: 'node-c', status: 'failed', step: 'apt', error: EVIL, tasks: [], blocked: [] }],
+        capture: true,
+        hosts: [{ name: 'node-c', status: 'failed', error: { code: 'apt', message: EVIL, step: 'apt', hint: EVIL }, tasks: [], blocked: [] }],
         notStarted: [],
       } as unknown as Parameters<typeof renderApply>[0],
       'text',
