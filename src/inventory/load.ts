@@ -691,12 +691,8 @@ function hasControlChars(s: string): boolean {
 }
 
 function currentUser(): string {
-  try {
-    const name = os.userInfo().username;
-    return USER_NAME.test(name) ? name : 'root';
-  } catch {
-    return 'root';
-  }
+  const name = localUserName();
+  return USER_NAME.test(name) ? name : 'root';
 }
 
 function kindOf(value: unknown): string {
