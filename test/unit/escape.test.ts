@@ -10,6 +10,7 @@ import { renderApply } from '../../src/report/apply-report.js';
 import { renderCheck } from '../../src/report/check-report.js';
 import { escapeMarkdown, escapeText } from '../../src/report/escape.js';
 import { renderPlanMarkdown, renderPlanText } from '../../src/report/plan-report.js';
+import { renderHistory, renderRollback, type HistoryHost } from '../../src/rollback/report.js';
 
 const EVIL =
   'x\n| evil | cell |\n\u001b[2J\u001b[31m[click](https://evil.example) <img src=x onerror=alert(1)> @everyone `code` *bold* ~~gone~~ \u202eolleh';
@@ -153,6 +154,48 @@ describe('text output with a hostile host', () => {
       } as unknown as Parameters<typeof renderApply>[0],
       'text',
     );
+    expect(text).not.toContain('\u001b');
+    expect(text.split('\n')).toHaveLength(4);
+  });
+});
+
+describe('history and rollback text with a hostile host', () => {
+  // A transaction manifest is a file on the host: its ids, versions and paths are the host's words.
+  const hosts = [
+    {
+      name: 'node-c',
+      status: 'ok',
+      diskBytes: 1024,
+      transactions: [
+        {
+          tx: {
+            id: 'tx\u001b[2J',
+            createdAt: '2026-11-29T01:00:00Z',
+            kind: 'apply',
+            status: 'applied',
+            lockDigest: 'sha256:' + 'ab'.repeat(32),
+            rollbackOf: null,
+            packages: [{ package: 'libc6:amd64', before: EVIL, after: '2.0\nforged line', deb: null }],
+            pins: { path: '/etc/apt/preferences.d/criu-lock.pref', before: null, after: null },
+          },
+          rolledBackBy: null,
+        },
+      ],
+      unreadable: [{ id: 'x', error: EVIL }],
+    },
+  ] as unknown as HistoryHost[];
+
+  it('history text escapes manifests; JSON keeps them exact', () => {
+    const text = renderHistory(hosts, 'text');
+    expect(text).not.toContain('\u001b');
+    expect(text).toContain('2.0\\nforged line');
+    expect(text.split('\n')).toHaveLength(5);
+    const json = JSON.parse(renderHistory(hosts, 'json')) as { hosts: Array<{ transactions: Array<{ id: string }> }> };
+    expect(json.hosts[0]?.transactions[0]?.id).toBe('tx\u001b[2J');
+  });
+
+  it('rollback text escapes a refusal reason and changes', () => {
+    const text = renderRollback([{ name: 'node-c', status: 'refused', target: 'tx1', reason: EVIL, changes: [EVIL] }], { format: 'text', check: false, color: false });
     expect(text).not.toContain('\u001b');
     expect(text.split('\n')).toHaveLength(4);
   });
