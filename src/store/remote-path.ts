@@ -1,0 +1,6 @@
+/** Where apply puts store .debs on a host for the one apt transaction; emptied afterwards. */
+export const REMOTE_STORE_DIR = '/var/lib/criu-lock/store-upload';
+
+export function remoteDebPath(sha256: string): string {
+  return `${REMOTE_STORE_DIR}/${sha256}.deb`;
+}
