@@ -15,11 +15,14 @@ import type { Lockfile } from '../lock/lockfile.js';
  * 3. prints one line per difference and, with `verify`, exits 1 when there is any.
  *
  * Output lines (tab-separated), for the playbook to act on:
- *   move      KEY VERSION   package missing or at another version (apt must install VERSION)
- *   reinstall KEY VERSION   package at the locked version, but a file differs
- *   broken    KEY STATUS    dpkg has the package but not configured
- *   file      KEY PATH WHAT a file that differs (WHAT: missing, not-regular, size, mode, build-id)
+ *   move      KEY VERSION REQUEST  package missing or at another version; REQUEST is apt's word
+ *   reinstall KEY VERSION REQUEST  package at the locked version, but a file differs
+ *   held      KEY VERSION    package that must move but is on hold (plan blocks it too)
+ *   broken    KEY STATUS     dpkg has the package but not configured
+ *   file      KEY PATH WHAT  a file that differs (WHAT: missing, not-regular, size, mode, build-id)
  *   platform  FIELD WANT GOT the node is not the lock's platform (exits 1 in either mode)
+ * REQUEST is `KEY=VERSION`, or the vendored .deb's path on the node when the node's apt sources
+ * do not offer VERSION and the export carries the package-store file (the planner's rule).
  *
  * The build-ID is computed from the probe's head, following CRIU's walk exactly as
  * src/elf/build-id.ts does (PT_NOTE in the first 1 MiB, first type-3 note, no owner check, 4-byte
@@ -36,7 +39,7 @@ export const COMPARE_PERL = String.raw`
 use strict;
 my ($mode, $expf, $factsf) = @ARGV;
 my $WIN_MAX = ${BUILD_ID_MAP_SIZE};
-my (@pkgs, %want, %files, @platform);
+my (@pkgs, %want, %files, @platform, %stored);
 open(my $e, '<', $expf) or die "cannot read $expf\n";
 while (my $l = <$e>) {
   chomp($l);
@@ -44,9 +47,10 @@ while (my $l = <$e>) {
   if ($f[0] eq 'P') { push(@pkgs, $f[1]); $want{$f[1]} = $f[2]; }
   elsif ($f[0] eq 'F') { push(@{$files{$f[1]}}, [@f[2..5]]); }
   elsif ($f[0] eq 'X') { @platform = @f[1..3]; }
+  elsif ($f[0] eq 'S') { $stored{$f[1]} = $f[2]; }
 }
 close($e);
-my (%have, %status, %file, %os, $arch, $sec);
+my (%have, %status, %held, %file, %os, %avail, $arch, $sec, $pol, $polv);
 open(my $fh, '<', $factsf) or die "cannot read $factsf\n";
 while (my $l = <$fh>) {
   chomp($l);
@@ -65,6 +69,13 @@ while (my $l = <$fh>) {
     next if $f[4] eq 'config-files' || $f[4] eq 'not-installed';
     $have{$key} = $f[2];
     $status{$key} = ($f[4] eq 'installed' || $f[4] =~ /^triggers-/) && $f[5] eq 'ok' ? 'ok' : "$f[4]/$f[5]";
+    $held{$key} = 1 if $f[3] eq 'hold';
+  } elsif ($sec eq 'policy' && $l ne '') {
+    # apt-cache policy: "name[:arch]:", then "     VERSION PRIO" / " *** VERSION PRIO", then its
+    # sources indented by 8; /var/lib/dpkg/status is not a source (src/facts/parse.ts).
+    if ($l !~ /^ /) { ($pol = $l) =~ s/:$//; undef $polv; }
+    elsif ($l =~ /^ (?:\*\*\*| {3}) (\S+) -?\d+$/) { $polv = $1; }
+    elsif (defined $pol && defined $polv && $l =~ /^ {8}-?\d+ (.+)$/ && $1 ne '/var/lib/dpkg/status') { $avail{$pol}{$polv} = 1; }
   } elsif ($sec eq 'files' && $f[0] eq 'R') {
     $file{$f[1]} = [@f[2..5]];
   }
@@ -136,6 +147,16 @@ sub build_id {
   return '';
 }
 
+# The node's own apt sources first; the vendored .deb only when they lack the version.
+sub request {
+  my ($key) = @_;
+  my $v = $want{$key};
+  return "$key=$v" unless defined $stored{$key};
+  (my $name = $key) =~ s/:[^:]+$//;
+  for my $k ($key, "$name:$arch", $name) { return "$key=$v" if $avail{$k} && $avail{$k}{$v}; }
+  return $stored{$key};
+}
+
 sub file_problem {
   my ($path, $size, $fmode, $bid) = @_;
   my $got = $file{$path};
@@ -166,9 +187,12 @@ for my $key (@pkgs) {
     my $p = file_problem(@$f);
     push(@problems, join("\t", 'file', $key, $f->[0], $p)) if defined $p;
   }
-  if (!defined $have{$key} || $have{$key} ne $want{$key}) { print join("\t", 'move', $key, $want{$key}), "\n"; $bad++; }
+  my $verb;
+  if (!defined $have{$key} || $have{$key} ne $want{$key}) { $verb = 'move'; }
   elsif ($status{$key} ne 'ok') { print join("\t", 'broken', $key, $status{$key}), "\n"; $bad++; }
-  elsif (@problems) { print join("\t", 'reinstall', $key, $want{$key}), "\n"; $bad++; }
+  elsif (@problems) { $verb = 'reinstall'; }
+  if (defined $verb && $held{$key}) { print join("\t", 'held', $key, $want{$key}), "\n"; $bad++; }
+  elsif (defined $verb) { print join("\t", $verb, $key, $want{$key}, request($key)), "\n"; $bad++; }
   if ($mode eq 'verify') { print "$_\n" for @problems; $bad += @problems; }
 }
 for my $f (@{$files{'-'} || []}) {
@@ -183,11 +207,16 @@ function assertField(s: string, what: string): void {
     throw new Error(`refusing ${what} with a control character: ${JSON.stringify(s)}`);
 }
 
+export interface StateScriptOptions {
+  /** Vendored .debs at the locked version: package key → the file's path on the node. */
+  store?: ReadonlyMap<string, string> | undefined;
+}
+
 /**
- * The lock as the comparator reads it: `X id versionId arch`, `P key version` and
- * `F key|- path size mode buildId|-`.
+ * The lock as the comparator reads it: `X id versionId arch`, `P key version`,
+ * `F key|- path size mode buildId|-` and `S key node-path` for vendored .debs.
  */
-export function expectedLines(lock: Lockfile): string[] {
+export function expectedLines(lock: Lockfile, o: StateScriptOptions = {}): string[] {
   const index = indexLock(lock);
   const { id, versionId, architecture } = lock.platform;
   [id, versionId, architecture].forEach((v) => assertField(v, 'platform field'));
@@ -206,12 +235,23 @@ export function expectedLines(lock: Lockfile): string[] {
   };
   for (const { key, files } of index.packages) for (const [path, f] of files) out.push(file(key, path, f));
   for (const [path, f] of index.unmanaged) out.push(file('-', path, f));
+  for (const [key, path] of [...(o.store ?? [])].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    if (!(key in lock.packages)) throw new Error(`vendored ${key} is not in the lock`);
+    if (!/^\/[A-Za-z0-9._%+~:/-]+\.deb$/.test(path))
+      throw new Error(`refusing vendored path ${JSON.stringify(path)}`);
+    out.push(`S\t${key}\t${path}`);
+  }
   return out;
 }
 
 /** `sh criu-lock-state.sh plan|verify` on the node; see the comment at the top of this file. */
-export function renderStateScript(lock: Lockfile): string {
-  const probe = renderProbeScript({ paths: lockedPaths(lock) });
+export function renderStateScript(lock: Lockfile, o: StateScriptOptions = {}): string {
+  // apt-cache policy only for the packages the export could install from a vendored .deb.
+  const policyFor = [...(o.store?.keys() ?? [])].sort();
+  const probe = renderProbeScript({
+    paths: lockedPaths(lock),
+    ...(policyFor.length > 0 ? { policyFor } : {}),
+  });
   for (const eof of [EXPECTED_EOF, PROBE_EOF, COMPARE_EOF]) {
     if (probe.includes(eof)) throw new Error(`the probe script contains ${eof}`);
   }
@@ -226,7 +266,7 @@ export function renderStateScript(lock: Lockfile): string {
     'tmp=$(mktemp -d)',
     'trap \'rm -rf "$tmp"\' EXIT',
     `cat > "$tmp/expected" <<'${EXPECTED_EOF}'`,
-    ...expectedLines(lock),
+    ...expectedLines(lock, o),
     EXPECTED_EOF,
     `sh -s > "$tmp/facts" <<'${PROBE_EOF}'`,
     probe.trimEnd(),
