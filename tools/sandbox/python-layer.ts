@@ -9,7 +9,15 @@
  * sources pointed into a scratch directory, so the layer holds python3, dpkg's records of it and
  * nothing of apt's state: the base's lists (the local repository) show through unchanged.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { CriuLockError } from '../../src/errors.js';
 import { CHROOT_ENV, findMirror, SUITE } from './base.js';
@@ -51,7 +59,11 @@ export async function ensurePythonLayer(log: (s: string) => void): Promise<boole
   const tmp = `${PYTHON_LAYER}.tmp`;
   await unmountUnder(tmp);
   rmSync(tmp, { recursive: true, force: true });
-  const [upper, work, merged] = ['upper', 'work', 'merged'].map((s) => join(tmp, s)) as [string, string, string];
+  const [upper, work, merged] = ['upper', 'work', 'merged'].map((s) => join(tmp, s)) as [
+    string,
+    string,
+    string,
+  ];
   for (const d of [upper, work, merged]) mkdirSync(d, { recursive: true });
   log(`building the python3 layer for Ansible nodes from ${mirror.uri} (${mirror.file}); this happens once`);
   await runOk([
@@ -72,7 +84,10 @@ export async function ensurePythonLayer(log: (s: string) => void): Promise<boole
       mkdirSync(join(s, d), { recursive: true });
     const keyring = mirror.keyring && existsSync(mirror.keyring) ? mirror.keyring : DEFAULT_KEYRING;
     copyFileSync(keyring, join(s, 'keyring.gpg'));
-    writeFileSync(join(s, 'sources.list'), `deb [signed-by=${scratch}/keyring.gpg] ${mirror.uri} ${SUITE} main\n`);
+    writeFileSync(
+      join(s, 'sources.list'),
+      `deb [signed-by=${scratch}/keyring.gpg] ${mirror.uri} ${SUITE} main\n`,
+    );
     const apt = [
       'apt-get',
       '-q',
