@@ -172,7 +172,13 @@ export async function runExport(opts: ExportCommandOptions, deps: CommandDeps): 
   // A re-export replaces what the last one wrote and leaves everything else (an inventory).
   const now = new Set(files.map((f) => f.path));
   await mkdir(out, { recursive: true });
-  await unlink(join(out, EXPORT_MARKER)).catch(() => undefined);
+  // The marker names the files of both exports while they are swapped, so a run cut short leaves
+  // a directory the next export still recognises and cleans.
+  const writeMarker = (list: Iterable<string>): Promise<void> => {
+    const marker: Marker = { export: 'ansible', lockDigest: lock.digest, files: [...new Set(list)].sort() };
+    return writeFile(join(out, EXPORT_MARKER), `${JSON.stringify(marker, null, 2)}\n`);
+  };
+  await writeMarker([...previous, ...now]);
   for (const rel of previous.filter((p) => !now.has(p))) {
     await unlink(join(out, rel)).catch(() => undefined);
     await removeEmptyParents(out, rel);
@@ -183,12 +189,7 @@ export async function runExport(opts: ExportCommandOptions, deps: CommandDeps): 
     await writeFile(path, f.content);
     await chmod(path, f.mode ?? 0o644);
   }
-  const marker: Marker = {
-    export: 'ansible',
-    lockDigest: lock.digest,
-    files: files.map((f) => f.path).sort(),
-  };
-  await writeFile(join(out, EXPORT_MARKER), `${JSON.stringify(marker, null, 2)}\n`);
+  await writeMarker(now);
 
   const debBytes = debFiles.reduce((n, f) => n + f.content.length, 0);
   io.err(

@@ -273,6 +273,11 @@ const ANSIBLE_CFG = `${HEADER}
 roles_path = ./roles
 retry_files_enabled = False
 interpreter_python = auto_silent
+
+[ssh_connection]
+# One SSH round trip per module instead of put/chmod/run/remove; needs become without
+# \`requiretty\` in sudoers, which is the Debian and Ubuntu default.
+pipelining = True
 `;
 
 /** Every generated text file of the project, relative to the output directory (no .debs). */

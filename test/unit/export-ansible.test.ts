@@ -204,6 +204,7 @@ describe('export ansible: the project', () => {
     const byPath = new Map(files.map((f) => [f.path, f]));
     expect(byPath.get('roles/criu_lock/files/criu-lock.pref')?.content).toBe(pins);
     expect(byPath.get('roles/criu_lock/files/criu-lock-state.sh')?.mode).toBe(0o755);
+    expect(text(byPath.get('ansible.cfg'))).toMatch(/^roles_path = \.\/roles$/m);
     for (const f of files.filter((x) => x.path.endsWith('.yml')))
       expect((): unknown => parse(text(f)), f.path).not.toThrow();
     const play = parse(text(byPath.get('site.yml'))) as Array<Record<string, unknown>>;
