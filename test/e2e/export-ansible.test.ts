@@ -5,11 +5,12 @@
  * The same nodes, from the same drifted state, are converged once with `criu-lock apply` for
  * reference: afterwards `check` passes, dpkg state and pin file equal apply's, a second run
  * changes nothing. node05 (a package no source offers) shows the failure path: apt fails, the pin
- * file is put back as it was, the host fails. Needs ansible-playbook: skipped without it, except
- * under CI=true, where that fails.
+ * file is put back as it was, the host fails; then, with a package store holding that package,
+ * the export carries its .deb and converges node05 as apply from the store does. Needs
+ * ansible-playbook: skipped without it, except under CI=true, where that fails.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -198,5 +199,37 @@ describe.skipIf(skip)('export ansible: real ansible-playbook against the sandbox
     expect(r.recap.get(BROKEN), r.out).toMatchObject({ failed: 1, rescued: 1 });
     expect(r.out).toContain('criu-lock: converging failed, the pin file is as before');
     expect(await hostState(BROKEN)).toEqual(before);
+  }, 600_000);
+
+  it('with a package store: the vendored .deb the sources lack goes in by path, as apply does', async () => {
+    const dir = join(work, 'small');
+    mkdirSync(dir);
+    const lock = join(dir, 'criu-lock.yaml');
+    const pkgs = ['golden-extra', 'fleet-bin', 'libfleet1'].flatMap((p) => ['--package', p]);
+    expect((await cli('generate', ...conn(), ...pkgs, '-o', lock)).code).toBe(0);
+    // golden-extra is on no apt source: only --rebuild can provide it.
+    const v = await cli('vendor', ...conn(), '-l', lock, '--rebuild');
+    expect(v.code, v.err).toBe(0);
+    const a = await cli('apply', ...conn(), '-l', lock, '--yes', '--no-capture', '--limit', BROKEN);
+    expect(a.code, a.out + a.err).toBe(0);
+    const viaStore = await hostState(BROKEN);
+    await reset([BROKEN], { dir: sb.dir, python: true, log: () => undefined });
+
+    const out = join(work, 'small-ansible');
+    expect((await cli('export', 'ansible', '-l', lock, '-o', out)).code).toBe(0);
+    expect(readdirSync(join(out, 'roles/criu_lock/files/debs'))).toEqual(
+      expect.arrayContaining(['golden-extra_1.0-1_amd64.deb']),
+    );
+    const r = await ansible(out, BROKEN, join(work, 'ansible-home'));
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(
+      /TASK \[criu_lock : Copy the vendored \.debs this host needs\][^\n]*\nchanged: \[node05\] => \(item=\/var\/lib\/criu-lock\/export-debs\/golden-extra_1\.0-1_amd64\.deb\)/,
+    );
+    // fleet-bin and libfleet1 come from the node's own repository, as apply takes them.
+    expect(r.out).not.toMatch(/item=\/var\/lib\/criu-lock\/export-debs\/(fleet-bin|libfleet1)/);
+    expect(existsSync(join(sb.node(BROKEN).root, 'var/lib/criu-lock/export-debs'))).toBe(false);
+    const check = await cli('check', ...conn(), '-l', lock, '--limit', BROKEN);
+    expect(check.code, check.out + check.err).toBe(0);
+    expect(await hostState(BROKEN)).toEqual(viaStore);
   }, 600_000);
 });
