@@ -136,6 +136,11 @@ function tasks(): string {
     criu_lock_reinstall: "{{ criu_lock_lines | selectattr('0', 'equalto', 'reinstall') | list | length > 0 }}"
     criu_lock_deb_paths: "{{ criu_lock_lines | selectattr('0', 'in', ['move', 'reinstall']) | map(attribute='3') | select('match', '/') | list }}"
 
+- name: What apt is asked for (also under --check, where apt is skipped)
+  ansible.builtin.debug:
+    var: criu_lock_requests
+  when: criu_lock_requests | length > 0
+
 - name: Converge (vendored .debs, pins, then one apt transaction)
   block:
     - name: Remember the pin file as it is

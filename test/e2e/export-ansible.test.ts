@@ -68,6 +68,7 @@ async function ansible(
   project: string,
   limit: string,
   home: string,
+  extra: readonly string[] = [],
 ): Promise<{ code: number; out: string; seconds: number; recap: Map<string, Recap> }> {
   const s = sb.state();
   const started = Date.now();
@@ -81,6 +82,7 @@ async function ansible(
       limit,
       '--ssh-common-args',
       `-o UserKnownHostsFile=${s.knownHosts} -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes`,
+      ...extra,
     ],
     {
       cwd: project,
@@ -166,6 +168,14 @@ describe.skipIf(skip)('export ansible: real ansible-playbook against the sandbox
     await resetNodes(true);
     const drift = await cli('check', ...conn(), '-l', lockFile, '--limit', TARGETS.join(':'));
     expect(drift.code, drift.out).toBe(2);
+  }, 600_000);
+
+  it('ansible-playbook --check lists the apt requests and changes nothing', async () => {
+    const before = await Promise.all(TARGETS.map(hostState));
+    const r = await ansible(project, TARGETS.join(':'), join(work, 'ansible-home'), ['--check']);
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toContain('"libfleet1:amd64=2.31-0ubuntu9.14"');
+    expect(await Promise.all(TARGETS.map(hostState))).toEqual(before);
   }, 600_000);
 
   it('ansible-playbook converges the same nodes exactly as apply did; check passes', async () => {
