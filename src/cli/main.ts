@@ -15,6 +15,7 @@ const commands = {
   history: () => import('../commands/history.js'),
   rollback: () => import('../commands/rollback.js'),
   inventory: () => import('../commands/inventory.js'),
+  export: () => import('../commands/export.js'),
 };
 
 function common(y: Argv): Argv {
@@ -282,7 +283,34 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
         code = await runInventory({ ...commonOptions(a), format: a.format }, deps);
       },
     )
-    .demandCommand(1, 'name a command: generate, vendor, plan, apply, check, history, rollback or inventory')
+    .command(
+      'export <target>',
+      'write the lock as a self-contained Ansible project that converges hosts as apply does',
+      (y) =>
+        storeOpt(lockOpt(y))
+          .positional('target', { choices: ['ansible'] as const, describe: 'what to export to' })
+          .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'directory to write (new, empty, or an earlier export, which is updated)' })
+          .option('serial', { type: 'string', describe: 'the play\'s serial, as apply --serial: 1,5,25%' })
+          .option('max-fail-percentage', { type: 'number', describe: "the play's max_fail_percentage, as apply's" })
+          .option('debug', { type: 'boolean', default: false, describe: 'stack traces on errors' })
+          .example('$0 export ansible -l criu-lock.yaml -o criu-lock-ansible', 'then: ansible-playbook -i inventory.yaml criu-lock-ansible/site.yml')
+          .example('$0 export ansible -o out --serial 1,25% --max-fail-percentage 10', 'one host first, then a quarter at a time'),
+      async (a) => {
+        const { runExport } = await commands.export();
+        code = await runExport(
+          {
+            target: a.target as 'ansible',
+            lockfile: String(a.lockfile),
+            output: String(a.output),
+            store: a.store as string | undefined,
+            serial: a.serial,
+            maxFailPercentage: a['max-fail-percentage'],
+          },
+          deps,
+        );
+      },
+    )
+    .demandCommand(1, 'name a command: generate, vendor, plan, apply, check, history, rollback, inventory or export')
     .strict()
     .recommendCommands()
     .help()

@@ -66,6 +66,9 @@ describe('sandbox flags', () => {
       positional: ['node01', 'node02'],
     });
     expect(sandboxArgs(['-h'])).toMatchObject({ help: true, command: undefined });
+    expect(sandboxArgs(['up'])).toMatchObject({ python: undefined });
+    expect(sandboxArgs(['up', '--python'])).toMatchObject({ python: true });
+    expect(sandboxArgs(['reset', '--all', '--no-python'])).toMatchObject({ python: false, all: true });
   });
 
   it.each([[['up', '--bogus']], [['up', '--nodes', 'many']], [['up', '--nodes']]])(

@@ -5,10 +5,13 @@ import { CriuLockError, formatError } from '../../src/errors.js';
 import { down, reset, status, up } from './fleet.js';
 
 const USAGE = `usage: npm run sandbox -- <command> [options]
-  up [--nodes N] [--reset] [--json]   bring the fleet up (idempotent; default 5 nodes)
+  up [--nodes N] [--reset] [--python] [--json]
+                                      bring the fleet up (idempotent; default 5 nodes);
+                                      --python: nodes with python3, for Ansible (a layer over the base)
   down                                stop every sshd, unmount everything, verify nothing is left
   status [--json]                     each node: port, scenario, sshd alive, mounted
-  reset NODE...|--all                 restore nodes to their scenario
+  reset NODE...|--all [--python|--no-python]
+                                      restore nodes to their scenario (with/without python3)
 environment: CRIU_LOCK_SANDBOX_DIR (default /var/lib/criu-lock-sandbox)`;
 
 interface Args {
@@ -18,6 +21,7 @@ interface Args {
   json: boolean;
   all: boolean;
   reset: boolean;
+  python: boolean | undefined;
   debug: boolean;
   help: boolean;
 }
@@ -34,6 +38,8 @@ export function parseArgs(argv: readonly string[]): Args {
         json: { type: 'boolean', default: false },
         all: { type: 'boolean', default: false },
         reset: { type: 'boolean', default: false },
+        python: { type: 'boolean' },
+        'no-python': { type: 'boolean' },
         debug: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -57,6 +63,7 @@ export function parseArgs(argv: readonly string[]): Args {
     json: v.json,
     all: v.all,
     reset: v.reset,
+    python: v['no-python'] ? false : v.python,
     debug: v.debug,
     help: v.help,
   };
@@ -73,7 +80,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     switch (a.command) {
       case 'up': {
-        const s = await up({ nodes: a.nodes, reset: a.reset });
+        const s = await up({ nodes: a.nodes, reset: a.reset, ...(a.python ? { python: true } : {}) });
         if (a.json) process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
         else for (const n of s.nodes) process.stdout.write(`${n.name}  127.0.0.1:${n.port}  ${n.scenario}\n`);
         if (!a.json) {
@@ -109,7 +116,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       case 'reset': {
         if (!a.all && a.positional.length === 0)
           throw new CriuLockError('usage', 'reset needs NODE... or --all');
-        await reset(a.all ? 'all' : a.positional);
+        await reset(a.all ? 'all' : a.positional, a.python === undefined ? {} : { python: a.python });
         return 0;
       }
       default:

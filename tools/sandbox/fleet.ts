@@ -13,6 +13,7 @@ import {
   stopNode,
   type NodeSpec,
 } from './node.js';
+import { ensurePythonLayer, PYTHON_LAYER } from './python-layer.js';
 import { ensureRepo } from './repo.js';
 import { scenarioFor } from './scenarios.js';
 import {
@@ -40,6 +41,8 @@ export interface UpOptions {
   log?: Log;
   /** State dir; default CRIU_LOCK_SANDBOX_DIR or /var/lib/criu-lock-sandbox. */
   dir?: string;
+  /** Every node with python3 (a layer over the base; see python-layer.ts), for Ansible. */
+  python?: boolean;
 }
 
 export interface CommonOptions {
@@ -47,13 +50,19 @@ export interface CommonOptions {
   dir?: string;
 }
 
+export interface ResetOptions extends CommonOptions {
+  /** Re-create the nodes with (true) or without (false) python3; default as they were. */
+  python?: boolean;
+}
+
 const defaultLog: Log = (s) => process.stderr.write(`sandbox: ${s}\n`);
 
-export function fleetSpecs(total: number): NodeSpec[] {
+export function fleetSpecs(total: number, python = false): NodeSpec[] {
   return Array.from({ length: total }, (_, i) => ({
     name: nodeName(i + 1, total),
     port: nodePort(i + 1),
     scenario: scenarioFor(i + 1),
+    ...(python ? { python: true } : {}),
   }));
 }
 
@@ -135,9 +144,10 @@ export async function up(opts: UpOptions = {}): Promise<SandboxState> {
     for (const name of nodesOnDisk(p)) await stopNode(p, name);
   }
   await ensureBaseLists(repo.repo, repo.packagesSha256, log);
+  if (opts.python) await ensurePythonLayer(log);
   const clientPub = await ensureClientKey(p);
 
-  const specs = fleetSpecs(total);
+  const specs = fleetSpecs(total, opts.python);
   const wanted = new Set(specs.map((s) => s.name));
   for (const name of nodesOnDisk(p)) {
     if (wanted.has(name)) continue;
@@ -164,7 +174,7 @@ export async function up(opts: UpOptions = {}): Promise<SandboxState> {
 /** Restores nodes to their scenario: stop, unmount, wipe the upper dir, remount, reinstall, restart sshd. */
 export async function reset(
   names: readonly string[] | 'all',
-  opts: CommonOptions = {},
+  opts: ResetOptions = {},
 ): Promise<SandboxState> {
   const log = opts.log ?? defaultLog;
   checkRoot();
@@ -183,15 +193,17 @@ export async function reset(
     }
   }
   const clientPub = readFileSync(`${p.key}.pub`, 'utf8').trim();
+  if (opts.python) await ensurePythonLayer(log);
   const nodes = await mapLimit(s.nodes, 8, async (n) => {
     if (!targets.includes(n.name)) return n;
+    const python = opts.python ?? n.python ?? false;
     const { state } = await createNode(
       p,
-      { name: n.name, port: n.port, scenario: n.scenario },
+      { name: n.name, port: n.port, scenario: n.scenario, ...(python ? { python } : {}) },
       clientPub,
       n.sshdPid,
     );
-    log(`${n.name} reset to scenario ${n.scenario}`);
+    log(`${n.name} reset to scenario ${n.scenario}${python ? ' (with python3)' : ''}`);
     return state;
   });
   return writeOutputs(p, nodes);
@@ -218,6 +230,7 @@ export async function down(opts: CommonOptions = {}): Promise<DownResult> {
   await killRootedUnder(p.nodes);
   await unmountUnder(p.dir);
   await unmountUnder(BASE_DIR);
+  await unmountUnder(`${PYTHON_LAYER}.tmp`);
   for (const name of names) rmSync(nodeDirs(p, name).dir, { recursive: true, force: true });
 
   const leftMounts = [...mountsUnder(p.dir), ...mountsUnder(BASE_DIR)];

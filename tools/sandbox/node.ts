@@ -6,7 +6,8 @@ import { CHROOT_ENV } from './base.js';
 import { run, runOk } from './exec.js';
 import { debFileName } from './repo.js';
 import { SCENARIOS, type ScenarioName } from './scenarios.js';
-import { BASE_DIR, type NodeState, type Paths } from './state.js';
+import { lowerDirs } from './python-layer.js';
+import type { NodeState, Paths } from './state.js';
 import {
   isMounted,
   killRootedUnder,
@@ -22,6 +23,8 @@ export interface NodeSpec {
   name: string;
   port: number;
   scenario: ScenarioName;
+  /** Mount the python3 layer too (python-layer.ts): for driving the node with Ansible. */
+  python?: boolean;
 }
 
 export interface NodeDirs {
@@ -93,7 +96,7 @@ export function knownHostsLine(port: number, pub: string): string {
   return `[127.0.0.1]:${port} ${type} ${key}`;
 }
 
-async function mountNode(p: Paths, d: NodeDirs): Promise<void> {
+async function mountNode(p: Paths, d: NodeDirs, python: boolean | undefined): Promise<void> {
   for (const s of [d.upper, d.work, d.merged]) mkdirSync(s, { recursive: true });
   const m = d.merged;
   await runOk([
@@ -103,7 +106,7 @@ async function mountNode(p: Paths, d: NodeDirs): Promise<void> {
     'overlay',
     'overlay',
     '-o',
-    `lowerdir=${BASE_DIR},upperdir=${d.upper},workdir=${d.work}`,
+    `lowerdir=${lowerDirs(python)},upperdir=${d.upper},workdir=${d.work}`,
     m,
   ]);
   await runOk([
@@ -238,7 +241,7 @@ export async function createNode(
   rmSync(d.upper, { recursive: true, force: true });
   rmSync(d.work, { recursive: true, force: true });
   const hostPub = await ensureHostKey(d, spec.name);
-  await mountNode(p, d);
+  await mountNode(p, d, spec.python);
   writeNodeFiles(d, clientPub);
   await applyScenario(p, d, spec.scenario);
   const sshdPid = await startSshd(d, spec.port);
@@ -251,6 +254,7 @@ export function nodeHealthy(p: Paths, n: NodeState, spec: NodeSpec): boolean {
   return (
     n.port === spec.port &&
     n.scenario === spec.scenario &&
+    Boolean(n.python) === Boolean(spec.python) &&
     n.root === d.merged &&
     sshdAlive(p, n) &&
     isMounted(d.merged) &&

@@ -27,6 +27,8 @@ export interface NodeState {
   /** The merged overlay directory: the node's root. */
   root: string;
   sshdPid: number;
+  /** Has the python3 layer (for Ansible); absent: the plain, Python-free base. */
+  python?: boolean;
 }
 
 export interface SandboxState {
