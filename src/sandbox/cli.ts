@@ -1,13 +1,21 @@
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { CriuLockError, formatError } from '../errors.js';
+import { inNodeNamespace, runCriu, spawnInNode } from './criu.js';
 import { down, reset, status, up } from './fleet.js';
+import { readState } from './state.js';
 
 const USAGE = `usage: npm run sandbox -- <command> [options]
-  up [--nodes N] [--reset] [--json]   bring the fleet up (idempotent; default 5 nodes)
+  up [--nodes N] [--reset] [--json] [--libc-drift] [--criu]
+                                      bring the fleet up (idempotent; default 5 nodes);
+                                      --libc-drift: behind nodes get the other real libc6 build;
+                                      --criu: fetch and cache the real CRIU (trixie's 4.1.1)
   down                                stop every sshd, unmount everything, verify nothing is left
   status [--json]                     each node: port, scenario, sshd alive, mounted
   reset NODE...|--all                 restore nodes to their scenario
+  criu NODE ARGS...                   run the real CRIU inside NODE (private mount namespace);
+                                      with -t PID of a process spawned in a node, in its namespace
+  spawn NODE CMD...                   start CMD detached inside NODE so CRIU can dump it; prints its pid
 environment: CRIU_LOCK_SANDBOX_DIR (default /var/lib/criu-lock-sandbox)`;
 
 interface Args {
@@ -17,6 +25,8 @@ interface Args {
   json: boolean;
   all: boolean;
   reset: boolean;
+  libcDrift: boolean;
+  criu: boolean;
   debug: boolean;
   help: boolean;
 }
@@ -29,11 +39,18 @@ export function parseArgs(argv: readonly string[]): Args {
     json: false,
     all: false,
     reset: false,
+    libcDrift: false,
+    criu: false,
     debug: false,
     help: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? '';
+    // criu NODE ARGS... / spawn NODE CMD...: everything after the node belongs to the command.
+    if ((a.command === 'criu' || a.command === 'spawn') && a.positional.length === 1) {
+      a.positional.push(...argv.slice(arg === '--' ? i + 1 : i));
+      break;
+    }
     const [flag, inline] =
       arg.startsWith('--') && arg.includes('=')
         ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
@@ -57,6 +74,12 @@ export function parseArgs(argv: readonly string[]): Args {
         break;
       case '--reset':
         a.reset = true;
+        break;
+      case '--libc-drift':
+        a.libcDrift = true;
+        break;
+      case '--criu':
+        a.criu = true;
         break;
       case '--debug':
         a.debug = true;
@@ -88,9 +111,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     switch (a.command) {
       case 'up': {
-        const s = await up({ nodes: a.nodes, reset: a.reset });
+        const s = await up({ nodes: a.nodes, reset: a.reset, libcDrift: a.libcDrift, criu: a.criu });
         if (a.json) process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
-        else for (const n of s.nodes) process.stdout.write(`${n.name}  127.0.0.1:${n.port}  ${n.scenario}\n`);
+        else
+          for (const n of s.nodes)
+            process.stdout.write(
+              `${n.name}  127.0.0.1:${n.port}  ${n.scenario}${n.libc ? ` (libc6 ${n.libc})` : ''}\n`,
+            );
         if (!a.json) {
           const n0 = s.nodes[0];
           if (n0)
@@ -127,9 +154,48 @@ export async function main(argv: readonly string[]): Promise<number> {
         await reset(a.all ? 'all' : a.positional);
         return 0;
       }
+      case 'criu':
+      case 'spawn': {
+        const [name, ...rest] = a.positional;
+        if (name === undefined || rest.length === 0)
+          throw new CriuLockError(
+            'usage',
+            `${a.command} needs NODE and ${a.command === 'criu' ? 'criu arguments' : 'a command'}`,
+            {
+              hint:
+                a.command === 'criu'
+                  ? 'e.g. npm run sandbox -- criu node01 check'
+                  : 'e.g. npm run sandbox -- spawn node01 /usr/bin/fleet-tool tick',
+            },
+          );
+        const node = status().nodes.find((n) => n.name === name);
+        const st = readState();
+        const root = st?.nodes.find((n) => n.name === name)?.root;
+        if (!node || !root)
+          throw new CriuLockError('usage', `no node named ${name} in the sandbox`, {
+            hint: 'see `npm run sandbox -- status`',
+          });
+        if (a.command === 'spawn') {
+          process.stdout.write(`${await spawnInNode(root, rest)}\n`);
+          return 0;
+        }
+        const t = rest.findIndex((x) => x === '-t' || x === '--tree');
+        const pid =
+          t >= 0
+            ? Number(rest[t + 1])
+            : Number(/^--tree=(\d+)$/.exec(rest.find((x) => x.startsWith('--tree=')) ?? '')?.[1]);
+        const r = await runCriu(
+          root,
+          rest,
+          Number.isInteger(pid) && pid > 0 && inNodeNamespace(pid) ? { enterPid: pid } : {},
+        );
+        process.stdout.write(r.stdout);
+        process.stderr.write(r.stderr);
+        return r.exitCode;
+      }
       default:
         throw new CriuLockError('usage', `unknown command ${a.command}`, {
-          hint: 'commands: up, down, status, reset',
+          hint: 'commands: up, down, status, reset, criu, spawn',
         });
     }
   } catch (err) {

@@ -13,8 +13,10 @@ import {
   stopNode,
   type NodeSpec,
 } from './node.js';
+import { ensureCriu, procsInNodeNamespaces } from './criu.js';
+import { ensureRealLibc } from './real-libc.js';
 import { ensureRepo } from './repo.js';
-import { scenarioFor } from './scenarios.js';
+import { LIBC_DRIFT_SCENARIO, scenarioFor } from './scenarios.js';
 import {
   BASE_DIR,
   DEFAULT_NODES,
@@ -40,6 +42,10 @@ export interface UpOptions {
   log?: Log;
   /** State dir; default CRIU_LOCK_SANDBOX_DIR or /var/lib/criu-lock-sandbox. */
   dir?: string;
+  /** Real libc6 drift: `behind` nodes get the other real glibc build (fetched once, then cached). */
+  libcDrift?: boolean;
+  /** Fetch (once) and cache the real CRIU bundle too. */
+  criu?: boolean;
 }
 
 export interface CommonOptions {
@@ -49,12 +55,16 @@ export interface CommonOptions {
 
 const defaultLog: Log = (s) => process.stderr.write(`sandbox: ${s}\n`);
 
-export function fleetSpecs(total: number): NodeSpec[] {
-  return Array.from({ length: total }, (_, i) => ({
-    name: nodeName(i + 1, total),
-    port: nodePort(i + 1),
-    scenario: scenarioFor(i + 1),
-  }));
+export function fleetSpecs(total: number, libcDrift?: string): NodeSpec[] {
+  return Array.from({ length: total }, (_, i) => {
+    const scenario = scenarioFor(i + 1);
+    return {
+      name: nodeName(i + 1, total),
+      port: nodePort(i + 1),
+      scenario,
+      ...(libcDrift !== undefined && scenario === LIBC_DRIFT_SCENARIO ? { libc: libcDrift } : {}),
+    };
+  });
 }
 
 /** Checks that this machine can host the sandbox at all (root, overlayfs). */
@@ -128,8 +138,11 @@ export async function up(opts: UpOptions = {}): Promise<SandboxState> {
   await ensureHostTools(log);
   const old = readState(p);
 
-  const repo = await ensureRepo(p, log);
+  // The base first: real libc drift is "the libc6 build the base does not have".
   const baseBuilt = await ensureBase(log);
+  const libc = opts.libcDrift ? await ensureRealLibc(log) : undefined;
+  if (opts.criu) await ensureCriu(log);
+  const repo = await ensureRepo(p, log);
   if (repo.rebuilt || baseBuilt) {
     // Running nodes see the old repo or base: take them all down first.
     for (const name of nodesOnDisk(p)) await stopNode(p, name);
@@ -137,7 +150,7 @@ export async function up(opts: UpOptions = {}): Promise<SandboxState> {
   await ensureBaseLists(repo.repo, repo.packagesSha256, log);
   const clientPub = await ensureClientKey(p);
 
-  const specs = fleetSpecs(total);
+  const specs = fleetSpecs(total, libc?.drift);
   const wanted = new Set(specs.map((s) => s.name));
   for (const name of nodesOnDisk(p)) {
     if (wanted.has(name)) continue;
@@ -187,7 +200,7 @@ export async function reset(
     if (!targets.includes(n.name)) return n;
     const { state } = await createNode(
       p,
-      { name: n.name, port: n.port, scenario: n.scenario },
+      { name: n.name, port: n.port, scenario: n.scenario, ...(n.libc !== undefined ? { libc: n.libc } : {}) },
       clientPub,
       n.sshdPid,
     );
@@ -215,14 +228,17 @@ export async function down(opts: CommonOptions = {}): Promise<DownResult> {
   const names = [...new Set([...(s?.nodes.map((n) => n.name) ?? []), ...nodesOnDisk(p)])];
   await mapLimit(names, 8, (name) => stopNode(p, name, s?.nodes.find((n) => n.name === name)?.sshdPid ?? 0));
   // Anything else: stray processes chrooted anywhere under the state dir, mounts in the base.
-  await killRootedUnder(p.nodes);
+  await killRootedUnder(p.nodes, procsInNodeNamespaces(p.nodes));
   await unmountUnder(p.dir);
   await unmountUnder(BASE_DIR);
   for (const name of names) rmSync(nodeDirs(p, name).dir, { recursive: true, force: true });
 
   const leftMounts = [...mountsUnder(p.dir), ...mountsUnder(BASE_DIR)];
   const leftPids = [
-    ...new Set([...recorded.filter((pid) => pidAlive(pid)), ...(await killRootedUnder(p.nodes))]),
+    ...new Set([
+      ...recorded.filter((pid) => pidAlive(pid)),
+      ...(await killRootedUnder(p.nodes, procsInNodeNamespaces(p.nodes))),
+    ]),
   ];
   if (leftMounts.length === 0 && leftPids.length === 0) rmSync(p.state, { force: true });
   log(
@@ -237,6 +253,7 @@ export interface NodeStatus {
   name: string;
   port: number;
   scenario: string;
+  libc?: string;
   sshdPid: number;
   sshdAlive: boolean;
   mounted: boolean;
@@ -251,6 +268,7 @@ export function status(dir?: string): { dir: string; nodes: NodeStatus[] } {
       name: n.name,
       port: n.port,
       scenario: n.scenario,
+      ...(n.libc !== undefined ? { libc: n.libc } : {}),
       sshdPid: n.sshdPid,
       sshdAlive: sshdAlive(p, n),
       mounted: nodeMounted(p, n.name),

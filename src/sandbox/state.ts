@@ -27,6 +27,8 @@ export interface NodeState {
   /** The merged overlay directory: the node's root. */
   root: string;
   sshdPid: number;
+  /** Real libc6 build installed over the base's (libc drift), when `up --libc-drift` chose this node. */
+  libc?: string;
 }
 
 export interface SandboxState {
