@@ -14,6 +14,7 @@ import { CriuLockError } from '../errors.js';
 export const IMG_COMMON_MAGIC = 0x54564319;
 export const FILES_MAGIC = 0x56303138;
 export const REG_FILES_MAGIC = 0x50363636;
+export const PSTREE_MAGIC = 0x50273030;
 
 /** fd_types.REG in fdinfo.proto. */
 const FD_TYPE_REG = 1;
@@ -48,6 +49,15 @@ const root = protobuf.Root.fromJSON({
             checksum_parameter: { type: 'uint32', id: 14 },
           },
         },
+        pstree_entry: {
+          fields: {
+            pid: { rule: 'required', type: 'uint32', id: 1 },
+            ppid: { rule: 'required', type: 'uint32', id: 2 },
+            pgid: { rule: 'required', type: 'uint32', id: 3 },
+            sid: { rule: 'required', type: 'uint32', id: 4 },
+            threads: { rule: 'repeated', type: 'uint32', id: 5, options: { packed: false } },
+          },
+        },
         // Only the members criu-lock needs; the other fd types are skipped as unknown fields.
         file_entry: {
           fields: {
@@ -63,6 +73,7 @@ const root = protobuf.Root.fromJSON({
 
 export const RegFileEntry = root.lookupType('criu.reg_file_entry');
 export const FileEntry = root.lookupType('criu.file_entry');
+export const PstreeEntry = root.lookupType('criu.pstree_entry');
 
 /** One regular-file record of a checkpoint, as CRIU will check it at restore. */
 export interface CheckpointFile {
@@ -83,6 +94,8 @@ export interface Checkpoint {
   /** `files.img` or `reg-files.img`. */
   image: string;
   files: CheckpointFile[];
+  /** Pids of the dumped process tree (pstree.img), root first; empty when the image is absent. */
+  pids: number[];
 }
 
 interface RawRegFile {
@@ -188,6 +201,23 @@ export function parseRegFilesImg(buf: Buffer, file = 'reg-files.img'): Checkpoin
   );
 }
 
+/** Pids of a pstree.img buffer, in image order (the root first). */
+export function parsePstreeImg(buf: Buffer, file = 'pstree.img'): number[] {
+  return splitEntries(buf, PSTREE_MAGIC, file).map(
+    (e, i) => (decode(PstreeEntry, e, file, i) as { pid: number }).pid,
+  );
+}
+
+async function readPids(dir: string): Promise<number[]> {
+  const file = join(dir, 'pstree.img');
+  try {
+    return parsePstreeImg(await readFile(file), file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
 /** Reads a checkpoint directory: files.img if present, else reg-files.img. */
 export async function readCheckpoint(dir: string): Promise<Checkpoint> {
   for (const [image, parse] of [
@@ -206,7 +236,7 @@ export async function readCheckpoint(dir: string): Promise<Checkpoint> {
         hint: 'check the permissions',
       });
     }
-    return { dir, image, files: parse(buf, file) };
+    return { dir, image, files: parse(buf, file), pids: await readPids(dir) };
   }
   throw new CriuLockError('input', `${dir}: no files.img or reg-files.img`, {
     hint: 'pass the directory `criu dump -D DIR` wrote (it holds files.img, pstree.img, ...)',
