@@ -1,22 +1,10 @@
-import type { Blocked } from '../plan/plan-file.js';
+import { hostError, type HostError, type HostOutcome, type TaskRecord } from '../fleet/host-result.js';
 import { MODULES } from './modules/registry.js';
-import type { ModuleContext, TaskStatus } from './modules/types.js';
+import type { ModuleContext, TaskResult } from './modules/types.js';
 import type { ResolvedTask } from './playbook.js';
 
-export interface TaskRecord {
-  name: string;
-  module: string;
-  status: TaskStatus;
-  message: string;
-  durationMs: number;
-}
-
-/** What apply did to one host: a union on status, never an exception. */
-export type HostOutcome =
-  | { name: string; status: 'ok' | 'changed'; tasks: TaskRecord[]; blocked: Blocked[] }
-  | { name: string; status: 'blocked'; tasks: TaskRecord[]; blocked: Blocked[] }
-  | { name: string; status: 'failed'; step: string; error: string; tasks: TaskRecord[]; blocked: Blocked[] }
-  | { name: string; status: 'unreachable'; error: string; tasks: []; blocked: [] };
+/** What apply did to one host (the shared host-result union): never an exception. */
+export type { HostOutcome, TaskRecord } from '../fleet/host-result.js';
 
 /** Runs the tasks in order on one host; the first failing task ends the host's run. */
 export async function runPlaybook(tasks: readonly ResolvedTask[], base: Omit<ModuleContext, 'changedBy'>): Promise<HostOutcome> {
@@ -31,18 +19,21 @@ export async function runPlaybook(tasks: readonly ResolvedTask[], base: Omit<Mod
     }
     const mod = MODULES.get(task.module)!;
     const start = process.hrtime.bigint();
-    let result;
+    let result: TaskResult;
+    let thrown: HostError | undefined;
     try {
       result = await mod.run(ctx, task.args);
     } catch (err) {
-      result = { status: 'failed' as const, message: err instanceof Error ? err.message : String(err) };
+      thrown = hostError(err, task.name);
+      result = { status: 'failed', message: thrown.message };
     }
     const durationMs = Number(process.hrtime.bigint() - start) / 1e6;
     records.push({ name: task.name, module: task.module, status: result.status, message: result.message, durationMs });
     if (result.status === 'changed') changedBy.add(task.module);
     ctx.verbose(`${task.module}: ${result.status} in ${durationMs.toFixed(0)} ms — ${result.message}`);
     if (result.status === 'failed') {
-      return { name: ctx.host, status: 'failed', step: task.name, error: result.message, tasks: records, blocked: ctx.plan.blocked };
+      const error = thrown ?? { code: 'task-failed', message: result.message, step: task.name };
+      return { name: ctx.host, status: 'failed', error, tasks: records, blocked: ctx.plan.blocked };
     }
   }
   const changed = records.some((r) => r.status === 'changed');

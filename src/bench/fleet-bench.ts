@@ -81,7 +81,7 @@ export function parsePhases(
 }
 
 interface HostStatusDoc {
-  hosts: Array<{ name: string; status: string; error?: string }>;
+  hosts: Array<{ name: string; status: string; error?: { message: string; hint?: string } }>;
 }
 
 function assertNoFailures(what: string, r: Measured, okCodes: readonly number[]): void {
@@ -99,7 +99,7 @@ function assertNoFailures(what: string, r: Measured, okCodes: readonly number[])
   const bad = doc.hosts.filter((h) => h.status === 'failed' || h.status === 'unreachable');
   if (bad.length > 0)
     throw new Error(
-      `criu-lock ${what}: ${bad.map((h) => `${h.name} ${h.status}: ${h.error ?? ''}`).join('; ')}`,
+      `criu-lock ${what}: ${bad.map((h) => `${h.name} ${h.status}: ${h.error?.message ?? ''}`).join('; ')}`,
     );
 }
 

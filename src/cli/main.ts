@@ -1,7 +1,9 @@
-import { createInterface } from 'node:readline/promises';
 import yargs, { type Argv } from 'yargs';
 import { CriuLockError, formatError } from '../errors.js';
-import type { CommonOptions, Io } from '../commands/context.js';
+import type { CommandDeps, CommonOptions, Io } from '../commands/context.js';
+import { processIo, realDeps } from '../commands/deps.js';
+
+export { processIo } from '../commands/deps.js';
 
 // Commands are loaded when run: `--help` and a usage error need neither SSH nor templates.
 const commands = {
@@ -9,28 +11,8 @@ const commands = {
   plan: () => import('../commands/plan.js'),
   apply: () => import('../commands/apply.js'),
   check: () => import('../commands/check.js'),
-  inventory: async () => ({
-    ...(await import('../inventory/load.js')),
-    ...(await import('../inventory/limit.js')),
-    ...(await import('./inventory-command.js')),
-  }),
+  inventory: () => import('../commands/inventory.js'),
 };
-
-export function processIo(): Io {
-  return {
-    out: (s) => void process.stdout.write(s),
-    err: (s) => void process.stderr.write(s),
-    isTTY: Boolean(process.stdout.isTTY && process.stdin.isTTY),
-    confirm: async (question) => {
-      const rl = createInterface({ input: process.stdin, output: process.stderr });
-      try {
-        return (await rl.question(question)).trim() === 'yes';
-      } finally {
-        rl.close();
-      }
-    },
-  };
-}
 
 function common(y: Argv): Argv {
   return y
@@ -74,8 +56,12 @@ function asList<T>(v: unknown): T[] {
   return v === undefined ? [] : Array.isArray(v) ? (v as T[]) : [v as T];
 }
 
-/** Parses argv, runs one command, returns the exit code (design.md's table). Only the bin sets process.exitCode. */
-export async function main(argv: string[], io: Io = processIo()): Promise<number> {
+/**
+ * Parses argv, runs one command, returns the exit code (design.md's table). Only the bin sets
+ * process.exitCode. The real dependencies are wired here once; tests may replace any of them.
+ */
+export async function main(argv: string[], io: Io = processIo(), overrides: Partial<Omit<CommandDeps, 'io'>> = {}): Promise<number> {
+  const deps = realDeps(io, overrides);
   const debug = argv.includes('--debug');
   let code = 0;
   const cli = yargs(argv)
@@ -105,7 +91,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
             withDeps: a['with-deps'],
             pids: asList<number>(a.pid),
           },
-          io,
+          deps,
         );
       },
     )
@@ -123,7 +109,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
         const { runPlan } = await commands.plan();
         code = await runPlan(
           { ...commonOptions(a), lockfile: String(a.lockfile), out: a.out, format: a.format, detailedExitcode: a['detailed-exitcode'], refresh: a.refresh },
-          io,
+          deps,
         );
       },
     )
@@ -161,7 +147,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
             playbook: a.playbook,
             format: a.format,
           },
-          io,
+          deps,
         );
       },
     )
@@ -174,7 +160,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
           .example('$0 check --limit node-b', 'exit 0 if a restore on node-b would pass, 2 if not'),
       async (a) => {
         const { runCheck } = await commands.check();
-        code = await runCheck({ ...commonOptions(a), lockfile: String(a.lockfile), format: a.format }, io);
+        code = await runCheck({ ...commonOptions(a), lockfile: String(a.lockfile), format: a.format }, deps);
       },
     )
     .command(
@@ -185,11 +171,8 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
           .option('format', { choices: ['text', 'json'] as const, default: 'text' as const })
           .example('$0 inventory -i inventory.yaml --limit fleet', 'list the fleet hosts'),
       async (a) => {
-        const { loadInventory, selectHosts, renderInventory } = await commands.inventory();
-        const inv = await loadInventory(String(a.inventory));
-        const hosts = selectHosts(inv, a.limit as string | undefined);
-        io.out(renderInventory(hosts, inv, a.format));
-        for (const w of inv.warnings) io.err(`warning: ${w}\n`);
+        const { runInventory } = await commands.inventory();
+        code = await runInventory({ ...commonOptions(a), format: a.format }, deps);
       },
     )
     .demandCommand(1, 'name a command: generate, plan, apply, check or inventory')

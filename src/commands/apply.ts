@@ -1,20 +1,22 @@
+import { loadPlaybook, type ResolvedTask } from '../apply/playbook.js';
+import { runPlaybook } from '../apply/run-playbook.js';
 import { CriuLockError } from '../errors.js';
+import { errorText, hostFailure, isHostFailure } from '../fleet/host-error.js';
+import type { ApplyReport, HostOutcome } from '../fleet/host-result.js';
 import { runFleet } from '../fleet/run.js';
-import { loadInventory } from '../inventory/load.js';
-import { selectHosts } from '../inventory/limit.js';
 import type { InventoryHost } from '../inventory/types.js';
 import { loadLock, type Lockfile } from '../lock/lockfile.js';
 import { loadPlan, type HostPlan, type PlanFile } from '../plan/plan-file.js';
-import { planHost } from '../plan/planner.js';
 import { renderPins } from '../plan/pins.js';
-import { renderPlanText } from '../report/plan-report.js';
+import { planHost } from '../plan/planner.js';
 import { renderApply } from '../report/apply-report.js';
-import { openTransport } from '../transport/open.js';
+import { renderPlanText } from '../report/plan-report.js';
 import type { Transport } from '../transport/types.js';
-import { loadPlaybook, type ResolvedTask } from '../apply/playbook.js';
-import { runPlaybook, type HostOutcome } from '../apply/run-playbook.js';
-import { elapsed, toFailure, sshOptions, type CommonOptions, type Io } from './context.js';
-import { gatherForPlan } from './plan.js';
+import { progress, type CommandDeps, type CommonOptions } from './context.js';
+import { gatherForPlan } from './host-steps.js';
+import { prepareRun, type PreparedRun } from './prepare.js';
+
+export type { ApplyReport } from '../fleet/host-result.js';
 
 export interface ApplyOptions extends CommonOptions {
   lockfile: string;
@@ -28,21 +30,10 @@ export interface ApplyOptions extends CommonOptions {
   format: 'text' | 'json';
 }
 
-interface Session {
-  host: InventoryHost;
-  transport?: Transport;
-  plan?: HostPlan;
-  /** Set when the host is done before the playbook runs (unreachable, stale, blocked). */
-  outcome?: HostOutcome;
-}
-
-export interface ApplyReport {
-  lock: { path: string; digest: string };
-  check: boolean;
-  hosts: HostOutcome[];
-  /** Hosts not started because a batch failed more than --max-fail-percentage. */
-  notStarted: string[];
-}
+/** After preflight a host is either finished (its outcome is known) or ready for the playbook. */
+type Preflight =
+  | { host: InventoryHost; state: 'done'; outcome: HostOutcome; plan?: HostPlan }
+  | { host: InventoryHost; state: 'ready'; transport: Transport; plan: HostPlan };
 
 function staleReason(planned: HostPlan, current: string): string | undefined {
   if (planned.fingerprint === null) return `it was ${planned.status} when the plan was made`;
@@ -57,138 +48,200 @@ function mayProceed(plan: HostPlan, skipUnavailable: boolean): boolean {
 }
 
 export function applyExitCode(report: ApplyReport): number {
-  const bad = report.hosts.some((h) => h.status === 'failed' || h.status === 'unreachable' || h.status === 'blocked');
+  const bad = report.hosts.some((h) => isHostFailure(h) || h.status === 'blocked');
   return bad || report.notStarted.length > 0 ? 3 : 0;
 }
 
-export async function applyFleet(lock: Lockfile, opts: ApplyOptions, io: Io, tasks: readonly ResolvedTask[], planFile?: PlanFile): Promise<ApplyReport> {
-  const inv = await loadInventory(opts.inventory);
-  let hosts = selectHosts(inv, opts.limit);
-  if (planFile) {
-    const planned = new Set(planFile.hosts.map((h) => h.name));
-    const missing = planFile.hosts.filter((h) => !inv.hosts.some((x) => x.name === h.name)).map((h) => h.name);
-    if (missing.length > 0) {
-      throw new CriuLockError('stale-plan', `plan is stale: host(s) ${missing.join(', ')} are no longer in ${opts.inventory}`, { hint: 'run criu-lock plan again' });
-    }
-    hosts = hosts.filter((h) => planned.has(h.name));
+/** The plan file's hosts must all still be in the inventory; the run is limited to them. */
+function hostsOfPlan(
+  run: PreparedRun,
+  planFile: PlanFile | undefined,
+  inventoryPath: string,
+): InventoryHost[] {
+  if (!planFile) return run.hosts;
+  const missing = planFile.hosts
+    .filter((h) => !run.inventory.hosts.some((x) => x.name === h.name))
+    .map((h) => h.name);
+  if (missing.length > 0) {
+    throw new CriuLockError(
+      'stale-plan',
+      `plan is stale: host(s) ${missing.join(', ')} are no longer in ${inventoryPath}`,
+      { hint: 'run criu-lock plan again' },
+    );
   }
-  const pins = renderPins(lock);
-  const ssh = sshOptions(opts);
-  const sessions: Session[] = hosts.map((host) => ({ host }));
+  const planned = new Set(planFile.hosts.map((h) => h.name));
+  return run.hosts.filter((h) => planned.has(h.name));
+}
 
-  // Phase 1: one connection per host, kept for the whole run; facts and a fresh plan.
-  await runFleet(
-    sessions,
-    async (s) => {
-      try {
-        s.transport = await openTransport(s.host, ssh);
-      } catch (err) {
-        const f = toFailure(err, 'connect');
-        s.outcome = { name: s.host.name, status: 'unreachable', error: f.error, tasks: [], blocked: [] };
-        return;
-      }
-      try {
-        // The plan carries the host's fingerprint; the facts themselves are not kept (memory).
-        const start = process.hrtime.bigint();
-        s.plan = planHost(lock, await gatherForPlan(s.transport, lock), pins);
-        if (opts.verbose) io.err(`[${s.host.name}] preflight facts gathered in ${elapsed(start).toFixed(0)} ms\n`);
-      } catch (err) {
-        s.outcome = { name: s.host.name, status: 'failed', step: 'gather facts', error: toFailure(err, 'work').error, tasks: [], blocked: [] };
-      }
-    },
-    { forks: opts.forks },
-  );
-
+/**
+ * Phase 1, per host: connect (the connection is kept for the whole run), gather facts, plan
+ * afresh, compare with the saved plan, decide whether the host may be touched.
+ */
+async function preflight(
+  run: PreparedRun,
+  host: InventoryHost,
+  lock: Lockfile,
+  pins: string,
+  opts: ApplyOptions,
+  saved: HostPlan | undefined,
+): Promise<Preflight> {
+  const done = (outcome: HostOutcome): Preflight => ({ host, state: 'done', outcome });
+  let transport: Transport;
   try {
-    for (const s of sessions) {
-      if (s.outcome || !s.plan) continue;
-      if (planFile) {
-        const planned = planFile.hosts.find((h) => h.name === s.host.name)!;
-        const why = staleReason(planned, s.plan.fingerprint ?? '');
-        if (why) {
-          s.outcome = {
-            name: s.host.name, status: 'failed', step: 'preflight', tasks: [], blocked: [],
-            error: `plan is stale for host ${s.host.name}: ${why}; run criu-lock plan again`,
-          };
-          continue;
-        }
-        s.plan = planned;
-      }
-      if (!mayProceed(s.plan, opts.skipUnavailable)) {
-        s.outcome = { name: s.host.name, status: 'blocked', tasks: [], blocked: s.plan.blocked };
-      }
+    transport = await run.connect(host);
+  } catch (err) {
+    return done({ ...hostFailure(host.name, err, 'connect'), tasks: [], blocked: [] });
+  }
+  let plan: HostPlan;
+  try {
+    // The plan carries the host's fingerprint; the facts themselves are not kept (memory).
+    const start = run.clock.monotonicMs();
+    plan = planHost(lock, await gatherForPlan(transport, lock), pins);
+    run.log(host.name, `preflight facts gathered in ${run.since(start).toFixed(0)} ms`);
+  } catch (err) {
+    await transport.close().catch(() => undefined);
+    return done({ ...hostFailure(host.name, err, 'gather facts'), tasks: [], blocked: [] });
+  }
+  if (saved) {
+    const why = staleReason(saved, plan.fingerprint ?? '');
+    if (why) {
+      await transport.close().catch(() => undefined);
+      return done({
+        name: host.name,
+        status: 'failed',
+        error: {
+          code: 'stale-plan',
+          message: `plan is stale for host ${host.name}: ${why}`,
+          hint: 'run criu-lock plan again',
+          step: 'preflight',
+        },
+        tasks: [],
+        blocked: [],
+      });
     }
+    plan = saved;
+  }
+  if (!mayProceed(plan, opts.skipUnavailable)) {
+    await transport.close().catch(() => undefined);
+    return { ...done({ name: host.name, status: 'blocked', tasks: [], blocked: plan.blocked }), plan };
+  }
+  return { host, state: 'ready', transport, plan };
+}
 
+export async function applyFleet(
+  run: PreparedRun,
+  lock: Lockfile,
+  opts: ApplyOptions,
+  tasks: readonly ResolvedTask[],
+  planFile?: PlanFile,
+): Promise<ApplyReport> {
+  const { io } = run;
+  const hosts = hostsOfPlan(run, planFile, opts.inventory);
+  const pins = renderPins(lock);
+  const saved = (name: string): HostPlan | undefined => planFile?.hosts.find((h) => h.name === name);
+  const pre = (
+    await runFleet(hosts, (host) => preflight(run, host, lock, pins, opts, saved(host.name)), {
+      forks: opts.forks,
+    })
+  ).results.map((r) => r.result);
+  const ready = pre.filter((p) => p.state === 'ready');
+  try {
     if (!planFile && !opts.yes && !opts.check) {
-      const pending = sessions.filter((s) => !s.outcome && s.plan && s.plan.actions.length > 0);
+      const pending = ready.filter((p) => p.plan.actions.length > 0);
       if (pending.length > 0) {
-        io.out(renderPlanText({ planVersion: 1, lock: { path: opts.lockfile, digest: lock.digest }, hosts: sessions.flatMap((s) => (s.plan ? [s.plan] : [])) }, opts.color));
-        const ok = io.confirm ? await io.confirm(`Apply these changes to ${pending.length} host(s)? Only "yes" is accepted: `) : false;
-        if (!ok) throw new CriuLockError('usage', 'apply cancelled; nothing was changed', { hint: 'answer "yes", or pass --yes, or apply a reviewed plan file' });
+        io.out(
+          renderPlanText(
+            {
+              planVersion: 1,
+              lock: { path: opts.lockfile, digest: lock.digest },
+              hosts: pre.flatMap((p) => (p.plan ? [p.plan] : [])),
+            },
+            opts.color,
+          ),
+        );
+        const ok = io.confirm
+          ? await io.confirm(`Apply these changes to ${pending.length} host(s)? Only "yes" is accepted: `)
+          : false;
+        if (!ok)
+          throw new CriuLockError('usage', 'apply cancelled; nothing was changed', {
+            hint: 'answer "yes", or pass --yes, or apply a reviewed plan file',
+          });
       }
     }
 
-    const verbose = (host: string) => (m: string): void => {
-      if (opts.verbose) io.err(`[${host}] ${m}\n`);
-    };
     let done = 0;
-    const runnable = sessions.filter((s) => !s.outcome);
-    const total = runnable.length;
-    const run = await runFleet(
-      runnable,
-      async (s): Promise<HostOutcome> => {
-        const plan = s.plan!;
-        return runPlaybook(tasks, {
-          host: s.host.name,
-          transport: s.transport!,
+    const outcomes = new Map<string, HostOutcome>();
+    const fleet = await runFleet(
+      ready,
+      (p): Promise<HostOutcome> =>
+        runPlaybook(tasks, {
+          host: p.host.name,
+          transport: p.transport,
           lock,
-          plan,
+          plan: p.plan,
           pins,
           checkMode: opts.check,
-          verbose: verbose(s.host.name),
-        });
-      },
+          verbose: (m) => run.log(p.host.name, m),
+        }),
       {
         forks: opts.forks,
         serial: opts.serial,
         maxFailPercentage: opts.maxFailPercentage,
-        isFailure: (o) => o.status === 'failed' || o.status === 'unreachable',
+        isFailure: isHostFailure,
         onResult: (o) => {
           done++;
-          if (opts.format === 'text') io.err(`${io.isTTY ? '\r\u001b[K' : ''}[${done}/${total}] ${o.name}: ${o.status}${'error' in o ? ` — ${o.error}` : ''}\n`);
+          if (opts.format === 'text')
+            progress(
+              io,
+              `[${done}/${ready.length}] ${o.name}: ${o.status}${isHostFailure(o) ? ` — ${errorText(o.error)}` : ''}`,
+            );
         },
       },
     );
-    for (const r of run.results) r.item.outcome = r.result;
+    for (const r of fleet.results) outcomes.set(r.item.host.name, r.result);
+    const notStarted = new Set(fleet.skipped.map((p) => p.host.name));
     return {
       lock: { path: opts.lockfile, digest: lock.digest },
       check: opts.check,
-      hosts: sessions.flatMap((s) => (s.outcome ? [s.outcome] : [])),
-      notStarted: run.skipped.map((s) => s.host.name),
+      hosts: pre.flatMap((p) => {
+        const o = p.state === 'done' ? p.outcome : outcomes.get(p.host.name);
+        return o && !notStarted.has(p.host.name) ? [o] : [];
+      }),
+      notStarted: [...notStarted],
     };
   } finally {
-    await Promise.all(sessions.map((s) => (s.transport ? s.transport.close().catch(() => undefined) : Promise.resolve())));
+    await Promise.all(ready.map((p) => p.transport.close().catch(() => undefined)));
   }
 }
 
-export async function runApply(opts: ApplyOptions, io: Io): Promise<number> {
+export async function runApply(opts: ApplyOptions, deps: CommandDeps): Promise<number> {
+  const { io } = deps;
   if (!opts.planfile && !opts.yes && !opts.check && !(io.isTTY && io.confirm)) {
-    throw new CriuLockError('usage', 'apply without a plan file needs confirmation, and there is no terminal to ask on', {
-      hint: 'pass --yes, or review a plan first: criu-lock plan -o plan.json && criu-lock apply plan.json',
-    });
+    throw new CriuLockError(
+      'usage',
+      'apply without a plan file needs confirmation, and there is no terminal to ask on',
+      {
+        hint: 'pass --yes, or review a plan first: criu-lock plan -o plan.json && criu-lock apply plan.json',
+      },
+    );
   }
   const lock = await loadLock(opts.lockfile);
   let planFile: PlanFile | undefined;
   if (opts.planfile) {
     planFile = await loadPlan(opts.planfile);
     if (planFile.lock.digest !== lock.digest) {
-      throw new CriuLockError('stale-plan', `plan is stale: it was made for lock ${planFile.lock.digest}, ${opts.lockfile} is now ${lock.digest}`, {
-        hint: 'run criu-lock plan -o FILE again with the current lockfile',
-      });
+      throw new CriuLockError(
+        'stale-plan',
+        `plan is stale: it was made for lock ${planFile.lock.digest}, ${opts.lockfile} is now ${lock.digest}`,
+        {
+          hint: 'run criu-lock plan -o FILE again with the current lockfile',
+        },
+      );
     }
   }
   const tasks = await loadPlaybook(opts.playbook);
-  const report = await applyFleet(lock, opts, io, tasks, planFile);
+  const run = await prepareRun(opts, deps);
+  const report = await applyFleet(run, lock, opts, tasks, planFile);
   io.out(renderApply(report, opts.format, opts.color));
   return applyExitCode(report);
 }

@@ -1,55 +1,57 @@
-import { compareHost, lockedPaths, type Finding } from '../check/compare.js';
+import { compareHost, lockedPaths } from '../check/compare.js';
 import { gatherFacts } from '../facts/gather.js';
-import { loadInventory } from '../inventory/load.js';
-import { selectHosts } from '../inventory/limit.js';
-import { loadLock, type Lockfile } from '../lock/lockfile.js';
+import { isHostFailure } from '../fleet/host-error.js';
+import type { CheckReport, HostCheck } from '../fleet/host-result.js';
 import { runFleet } from '../fleet/run.js';
+import { loadLock, type Lockfile } from '../lock/lockfile.js';
 import { renderCheck } from '../report/check-report.js';
-import { elapsed, isFailure, sshOptions, withHost, type CommonOptions, type Io } from './context.js';
+import type { CommandDeps, CommonOptions } from './context.js';
+import { prepareRun, type PreparedRun } from './prepare.js';
+
+export type { CheckReport, HostCheck } from '../fleet/host-result.js';
 
 export interface CheckOptions extends CommonOptions {
   lockfile: string;
   format: 'text' | 'markdown' | 'json';
 }
 
-export type HostCheck =
-  | { name: string; status: 'ok'; findings: [] }
-  | { name: string; status: 'drift'; findings: Finding[] }
-  | { name: string; status: 'unreachable' | 'failed'; error: string };
-
-export interface CheckReport {
-  lock: { path: string; digest: string };
-  hosts: HostCheck[];
-}
-
 export function checkExitCode(report: CheckReport): number {
-  if (report.hosts.some((h) => h.status === 'unreachable' || h.status === 'failed')) return 3;
+  if (report.hosts.some(isHostFailure)) return 3;
   if (report.hosts.some((h) => h.status === 'drift')) return 2;
   return 0;
 }
 
-export async function checkFleet(lock: Lockfile, lockPath: string, opts: CheckOptions, io: Io): Promise<CheckReport> {
-  const inv = await loadInventory(opts.inventory);
-  const hosts = selectHosts(inv, opts.limit);
+export async function checkFleet(
+  run: PreparedRun,
+  lock: Lockfile,
+  lockPath: string,
+  opts: Pick<CheckOptions, 'forks'>,
+): Promise<CheckReport> {
   const paths = lockedPaths(lock);
-  const ssh = sshOptions(opts);
-  const run = await runFleet(
-    hosts,
+  const fleet = await runFleet(
+    run.hosts,
     async (host): Promise<HostCheck> => {
-      const start = process.hrtime.bigint();
-      const r = await withHost(host, ssh, async (t) => compareHost(lock, await gatherFacts(t, { paths })));
-      if (opts.verbose) io.err(`[${host.name}] facts gathered and compared in ${elapsed(start).toFixed(0)} ms\n`);
-      if (isFailure(r)) return { name: host.name, status: r.status, error: r.error };
-      return r.length === 0 ? { name: host.name, status: 'ok', findings: [] } : { name: host.name, status: 'drift', findings: r };
+      const start = run.clock.monotonicMs();
+      const r = await run.withHost(
+        host,
+        async (t) => compareHost(lock, await gatherFacts(t, { paths })),
+        'gather facts',
+      );
+      run.log(host.name, `facts gathered and compared in ${run.since(start).toFixed(0)} ms`);
+      if (isHostFailure(r)) return r;
+      return r.length === 0
+        ? { name: host.name, status: 'ok', findings: [] }
+        : { name: host.name, status: 'drift', findings: r };
     },
     { forks: opts.forks },
   );
-  return { lock: { path: lockPath, digest: lock.digest }, hosts: run.results.map((r) => r.result) };
+  return { lock: { path: lockPath, digest: lock.digest }, hosts: fleet.results.map((r) => r.result) };
 }
 
-export async function runCheck(opts: CheckOptions, io: Io): Promise<number> {
+export async function runCheck(opts: CheckOptions, deps: CommandDeps): Promise<number> {
   const lock = await loadLock(opts.lockfile);
-  const report = await checkFleet(lock, opts.lockfile, opts, io);
-  io.out(renderCheck(report, opts.format, opts.color));
+  const run = await prepareRun(opts, deps);
+  const report = await checkFleet(run, lock, opts.lockfile, opts);
+  deps.io.out(renderCheck(report, opts.format, opts.color));
   return checkExitCode(report);
 }

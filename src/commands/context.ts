@@ -1,8 +1,12 @@
+/**
+ * What every command receives: its options and its dependencies. Commands are functions of
+ * `(options, deps)`; the CLI wires the real dependencies once (commands/deps.ts), tests wire
+ * fakes (a recording transport, an in-memory inventory, a fixed clock). Nothing inside a command
+ * opens a terminal, a file of the inventory or a connection on its own.
+ */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { CriuLockError } from '../errors.js';
-import type { InventoryHost } from '../inventory/types.js';
-import { openTransport } from '../transport/open.js';
+import type { Inventory, InventoryHost } from '../inventory/types.js';
 import type { HostKeyChecking, SshOptions } from '../transport/ssh-options.js';
 import type { Transport } from '../transport/types.js';
 
@@ -18,14 +22,45 @@ export interface CommonOptions {
   color: boolean;
 }
 
-/** Where command output goes; tests pass a recording one. */
+/** The IO host: where command output goes; tests pass a recording one. */
 export interface Io {
   out(text: string): void;
   err(text: string): void;
   /** stdout is a terminal (confirmation prompts, progress). */
   isTTY: boolean;
   /** Ask a yes/no question on the terminal; undefined when there is none. */
-  confirm?: (question: string) => Promise<boolean>;
+  confirm?: ((question: string) => Promise<boolean>) | undefined;
+  /** One progress line ("[3/20] node-b: changed"); defaults to stderr, redrawn in place on a TTY. */
+  progress?: ((line: string) => void) | undefined;
+}
+
+export type IoHost = Io;
+
+export interface Clock {
+  /** Wall clock (lockfile generatedAt). */
+  now(): Date;
+  /** Milliseconds from an arbitrary origin, for durations. */
+  monotonicMs(): number;
+}
+
+export type InventoryLoader = (path: string) => Promise<Inventory>;
+
+export interface OpenTransportExtras {
+  /** Non-fatal remarks of the connection (key added with accept-new, skipped identities). */
+  onNote?: (message: string) => void;
+}
+
+export type TransportFactory = (
+  host: InventoryHost,
+  ssh: SshOptions,
+  extras: OpenTransportExtras,
+) => Promise<Transport>;
+
+export interface CommandDeps {
+  loadInventory: InventoryLoader;
+  openTransport: TransportFactory;
+  io: Io;
+  clock: Clock;
 }
 
 export function sshOptions(common: CommonOptions): SshOptions {
@@ -37,38 +72,8 @@ export function sshOptions(common: CommonOptions): SshOptions {
   };
 }
 
-/** A host that could not be worked on, as a value. */
-export interface HostFailure {
-  status: 'unreachable' | 'failed';
-  error: string;
-}
-
-export function toFailure(err: unknown, stage: 'connect' | 'work'): HostFailure {
-  const message = err instanceof CriuLockError ? err.message + (err.hint ? ` (hint: ${err.hint})` : '') : err instanceof Error ? err.message : String(err);
-  return { status: stage === 'connect' ? 'unreachable' : 'failed', error: message };
-}
-
-/** Connect, run `fn`, always close. Connection problems are `unreachable`, the rest `failed`. */
-export async function withHost<R>(host: InventoryHost, ssh: SshOptions, fn: (t: Transport) => Promise<R>): Promise<R | HostFailure> {
-  let t: Transport;
-  try {
-    t = await openTransport(host, ssh);
-  } catch (err) {
-    return toFailure(err, 'connect');
-  }
-  try {
-    return await fn(t);
-  } catch (err) {
-    return toFailure(err, 'work');
-  } finally {
-    await t.close().catch(() => undefined);
-  }
-}
-
-export function isFailure(x: unknown): x is HostFailure {
-  return typeof x === 'object' && x !== null && 'error' in x && ((x as HostFailure).status === 'unreachable' || (x as HostFailure).status === 'failed');
-}
-
-export function elapsed(start: bigint): number {
-  return Number(process.hrtime.bigint() - start) / 1e6;
+/** A progress line through the IO host: redrawn in place on a terminal, plain lines when piped. */
+export function progress(io: Io, line: string): void {
+  if (io.progress) io.progress(line);
+  else io.err(`${io.isTTY ? '\r\u001b[K' : ''}${line}\n`);
 }

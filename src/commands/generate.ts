@@ -2,11 +2,13 @@ import { writeFile } from 'node:fs/promises';
 import { CriuLockError } from '../errors.js';
 import { gatherFacts } from '../facts/gather.js';
 import type { HostFacts } from '../facts/types.js';
-import { loadInventory } from '../inventory/load.js';
 import { findGolden } from '../inventory/limit.js';
 import { buildLock, dependencyClosure, resolveInstalled, type GenerateScope } from '../lock/build-lock.js';
 import { serializeLock } from '../lock/lockfile.js';
-import { isFailure, sshOptions, withHost, type CommonOptions, type Io } from './context.js';
+import { errorText, isHostFailure } from '../fleet/host-error.js';
+import type { Transport } from '../transport/types.js';
+import type { CommandDeps, CommonOptions } from './context.js';
+import { prepareRun } from './prepare.js';
 import { isValidPackageName } from '../debian/names.js';
 
 export interface GenerateOptions extends CommonOptions {
@@ -15,25 +17,35 @@ export interface GenerateOptions extends CommonOptions {
   packages: string[];
   withDeps: boolean;
   pids: number[];
-  /** Injected clock, so tests can pin generatedAt. */
-  now?: () => Date;
 }
 
 export function scopeOf(opts: Pick<GenerateOptions, 'packages' | 'withDeps' | 'pids'>): GenerateScope {
   if (opts.pids.length > 0 && opts.packages.length > 0) {
-    throw new CriuLockError('usage', '--pid and --package cannot be combined', { hint: 'lock either what processes map (--pid) or named packages (--package)' });
+    throw new CriuLockError('usage', '--pid and --package cannot be combined', {
+      hint: 'lock either what processes map (--pid) or named packages (--package)',
+    });
   }
   if (opts.withDeps && opts.packages.length === 0) {
-    throw new CriuLockError('usage', '--with-deps needs at least one --package', { hint: 'e.g. criu-lock generate --package libc6 --with-deps' });
+    throw new CriuLockError('usage', '--with-deps needs at least one --package', {
+      hint: 'e.g. criu-lock generate --package libc6 --with-deps',
+    });
   }
   for (const p of opts.packages) {
     const [name, arch, extra] = p.split(':');
-    if (!name || !isValidPackageName(name) || extra !== undefined || (arch !== undefined && !/^[a-z0-9][a-z0-9-]*$/.test(arch))) {
-      throw new CriuLockError('usage', `invalid package name ${JSON.stringify(p)}`, { hint: 'Debian package names are lowercase: a-z 0-9 + - . (optionally :arch)' });
+    if (
+      !name ||
+      !isValidPackageName(name) ||
+      extra !== undefined ||
+      (arch !== undefined && !/^[a-z0-9][a-z0-9-]*$/.test(arch))
+    ) {
+      throw new CriuLockError('usage', `invalid package name ${JSON.stringify(p)}`, {
+        hint: 'Debian package names are lowercase: a-z 0-9 + - . (optionally :arch)',
+      });
     }
   }
   for (const pid of opts.pids) {
-    if (!Number.isInteger(pid) || pid <= 0) throw new CriuLockError('usage', `invalid --pid ${pid}`, { hint: 'pass a positive process ID' });
+    if (!Number.isInteger(pid) || pid <= 0)
+      throw new CriuLockError('usage', `invalid --pid ${pid}`, { hint: 'pass a positive process ID' });
   }
   if (opts.pids.length > 0) return { kind: 'processes', pids: opts.pids };
   if (opts.packages.length > 0) return { kind: 'packages', packages: opts.packages, withDeps: opts.withDeps };
@@ -41,7 +53,7 @@ export function scopeOf(opts: Pick<GenerateOptions, 'packages' | 'withDeps' | 'p
 }
 
 /** Facts of the golden node for a scope: the package list first when the scope names packages. */
-async function goldenFacts(t: Parameters<Parameters<typeof withHost>[2]>[0], scope: GenerateScope): Promise<HostFacts> {
+async function goldenFacts(t: Transport, scope: GenerateScope): Promise<HostFacts> {
   let facts: HostFacts;
   /** Packages the lock will hold, known before the files are read only for scope packages. */
   let chosen: string[] | undefined;
@@ -69,7 +81,9 @@ async function goldenFacts(t: Parameters<Parameters<typeof withHost>[2]>[0], sco
     scope.kind === 'all'
       ? [...facts.packages.values()]
       : scope.kind === 'processes'
-        ? [...new Set(facts.mapped.map((m) => m.owner).filter((o) => o !== undefined))].map((k) => facts.packages.get(k)).filter((p) => p !== undefined)
+        ? [...new Set(facts.mapped.map((m) => m.owner).filter((o) => o !== undefined))]
+            .map((k) => facts.packages.get(k))
+            .filter((p) => p !== undefined)
         : (chosen ?? []).map((k) => facts.packages.get(k)).filter((p) => p !== undefined);
   if (wanted.length > 0) {
     const sha = await gatherFacts(t, { shaFor: [...new Set(wanted.map((p) => `${p.key}=${p.version}`))] });
@@ -78,17 +92,21 @@ async function goldenFacts(t: Parameters<Parameters<typeof withHost>[2]>[0], sco
   return facts;
 }
 
-export async function runGenerate(opts: GenerateOptions, io: Io): Promise<number> {
+export async function runGenerate(opts: GenerateOptions, deps: CommandDeps): Promise<number> {
+  const { io } = deps;
   const scope = scopeOf(opts);
-  const inv = await loadInventory(opts.inventory);
-  const golden = findGolden(inv, opts.golden);
-  const result = await withHost(golden, sshOptions(opts), async (t) => goldenFacts(t, scope));
-  if (isFailure(result)) {
-    io.err(`error: golden node ${golden.name} ${result.status}: ${result.error}\n`);
+  const run = await prepareRun(opts, deps, { select: (inv) => [findGolden(inv, opts.golden)] });
+  const golden = run.hosts[0]!;
+  const result = await run.withHost(golden, async (t) => goldenFacts(t, scope), 'gather facts');
+  if (isHostFailure(result)) {
+    io.err(`error: golden node ${golden.name} ${result.status}: ${errorText(result.error)}\n`);
     return 3;
   }
-  const now = (opts.now ?? (() => new Date()))();
-  const { lock, warnings } = buildLock(result, scope, { host: golden.name, generatedAt: now.toISOString().replace(/\.\d{3}Z$/, 'Z') });
+  const now = deps.clock.now();
+  const { lock, warnings } = buildLock(result, scope, {
+    host: golden.name,
+    generatedAt: now.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+  });
   for (const w of warnings) io.err(`warning: ${w}\n`);
   const text = serializeLock(lock);
   if (opts.output === '-') io.out(text);

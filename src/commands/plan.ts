@@ -1,20 +1,14 @@
 import { writeFile } from 'node:fs/promises';
-import { runAptUpdate } from '../apply/apt.js';
-import { lockedPaths } from '../check/compare.js';
-import { gatherFacts } from '../facts/gather.js';
-import type { HostFacts } from '../facts/types.js';
-import type { InventoryHost } from '../inventory/types.js';
-import { loadInventory } from '../inventory/load.js';
-import { selectHosts } from '../inventory/limit.js';
-import { loadLock, type Lockfile } from '../lock/lockfile.js';
+import { isHostFailure } from '../fleet/host-error.js';
 import { runFleet } from '../fleet/run.js';
+import { loadLock, type Lockfile } from '../lock/lockfile.js';
 import { PLAN_VERSION, serializePlan, type HostPlan, type PlanFile } from '../plan/plan-file.js';
 import { failedHostPlan, planHost } from '../plan/planner.js';
-import { PIN_FILE, renderPins } from '../plan/pins.js';
+import { renderPins } from '../plan/pins.js';
 import { renderPlan } from '../report/plan-report.js';
-import type { Transport } from '../transport/types.js';
-import { CriuLockError } from '../errors.js';
-import { elapsed, isFailure, sshOptions, withHost, type CommonOptions, type Io } from './context.js';
+import type { CommandDeps, CommonOptions } from './context.js';
+import { gatherForPlan, refreshApt } from './host-steps.js';
+import { prepareRun, type PreparedRun } from './prepare.js';
 
 export interface PlanOptions extends CommonOptions {
   lockfile: string;
@@ -24,63 +18,54 @@ export interface PlanOptions extends CommonOptions {
   refresh: boolean;
 }
 
-
-/** Everything a plan for `lock` needs from a host, in one round trip. */
-export async function gatherForPlan(t: Transport, lock: Lockfile): Promise<HostFacts> {
-  return gatherFacts(t, { paths: lockedPaths(lock), policyFor: Object.keys(lock.packages).sort(), pinFile: PIN_FILE });
-}
-
-export async function refreshApt(t: Transport): Promise<void> {
-  const r = await runAptUpdate(t, { lockTimeout: 60, timeoutMs: 600_000 });
-  if (r.exitCode !== 0) {
-    const last = r.stderr.trim().split('\n').slice(-1)[0] ?? `exit code ${r.exitCode}`;
-    throw new CriuLockError('ssh', `apt-get update failed on ${t.host}: ${last}`);
-  }
-}
-
 export function planExitCode(plan: PlanFile, detailed: boolean): number {
-  if (plan.hosts.some((h) => h.status === 'unreachable' || h.status === 'failed')) return 3;
+  if (plan.hosts.some(isHostFailure)) return 3;
   if (!detailed) return 0;
   return plan.hosts.some((h) => h.status !== 'ok') ? 2 : 0;
 }
 
-
+/** Plans every host of the run against the lock; a host that cannot be read is a result, not an exception. */
 export async function planFleet(
+  run: PreparedRun,
   lock: Lockfile,
   lockPath: string,
-  hosts: readonly InventoryHost[],
-  opts: Pick<PlanOptions, 'forks' | 'refresh' | 'verbose'> & CommonOptions,
-  io: Io,
+  opts: Pick<PlanOptions, 'forks' | 'refresh'>,
 ): Promise<PlanFile> {
   const desired = renderPins(lock);
-  const ssh = sshOptions(opts);
-  const run = await runFleet(
-    hosts,
+  const fleet = await runFleet(
+    run.hosts,
     async (host): Promise<HostPlan> => {
-      const start = process.hrtime.bigint();
-      const r = await withHost(host, ssh, async (t) => {
-        if (opts.refresh) await refreshApt(t);
+      const start = run.clock.monotonicMs();
+      const r = await run.withHost(host, async (t, at) => {
+        if (opts.refresh) {
+          at('refresh');
+          await refreshApt(t);
+        }
+        at('gather facts');
         return gatherForPlan(t, lock);
       });
-      if (opts.verbose) io.err(`[${host.name}] facts gathered in ${elapsed(start).toFixed(0)} ms\n`);
-      if (isFailure(r)) return failedHostPlan(host.name, r.status, r.error);
+      run.log(host.name, `facts gathered in ${run.since(start).toFixed(0)} ms`);
+      if (isHostFailure(r)) return failedHostPlan(host.name, r.status, r.error);
       return planHost(lock, r, desired);
     },
     { forks: opts.forks },
   );
   // Facts are dropped as soon as each host is planned: at 100+ hosts they dominate memory.
-  return { planVersion: PLAN_VERSION, lock: { path: lockPath, digest: lock.digest }, hosts: run.results.map((r) => r.result) };
+  return {
+    planVersion: PLAN_VERSION,
+    lock: { path: lockPath, digest: lock.digest },
+    hosts: fleet.results.map((r) => r.result),
+  };
 }
 
-export async function runPlan(opts: PlanOptions, io: Io): Promise<number> {
+export async function runPlan(opts: PlanOptions, deps: CommandDeps): Promise<number> {
   const lock = await loadLock(opts.lockfile);
-  const inv = await loadInventory(opts.inventory);
-  const hosts = selectHosts(inv, opts.limit);
-  const plan = await planFleet(lock, opts.lockfile, hosts, opts, io);
+  const run = await prepareRun(opts, deps);
+  const plan = await planFleet(run, lock, opts.lockfile, opts);
   if (opts.out) {
     await writeFile(opts.out, serializePlan(plan));
-    io.err(`saved plan to ${opts.out}; apply it with: criu-lock apply ${opts.out}\n`);
+    deps.io.err(`saved plan to ${opts.out}; apply it with: criu-lock apply ${opts.out}\n`);
   }
-  io.out(renderPlan(plan, opts.format, opts.color));
+  deps.io.out(renderPlan(plan, opts.format, opts.color));
   return planExitCode(plan, opts.detailedExitcode);
 }

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { isValidVersion } from '../debian/version.js';
 import { CriuLockError } from '../errors.js';
+import { HostError } from '../fleet/host-error.js';
 
 export const PLAN_VERSION = 1;
 
@@ -50,7 +51,7 @@ export const HostPlan = z.strictObject({
   actions: z.array(Action),
   blocked: z.array(Blocked),
   notes: z.array(Note),
-  error: z.string().optional(),
+  error: HostError.optional(),
 });
 export type HostPlan = z.infer<typeof HostPlan>;
 

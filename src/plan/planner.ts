@@ -5,6 +5,7 @@ import { policyOf } from '../facts/queries.js';
 import type { HostFacts } from '../facts/types.js';
 import { indexLock } from '../lock/lock-index.js';
 import type { Lockfile } from '../lock/lockfile.js';
+import type { HostError } from '../fleet/host-error.js';
 import type { Blocked, HostPlan, Note, PackageAction } from './plan-file.js';
 import { PIN_FILE, PIN_PRIORITY, parsePins, sha256Hex } from './pins.js';
 
@@ -152,6 +153,6 @@ export function planHost(lock: Lockfile, facts: HostFacts, desiredPins: string):
   return { name: facts.host, status, fingerprint: fp, actions: all, blocked, notes };
 }
 
-export function failedHostPlan(name: string, status: 'unreachable' | 'failed', error: string): HostPlan {
+export function failedHostPlan(name: string, status: 'unreachable' | 'failed', error: HostError): HostPlan {
   return { name, status, fingerprint: null, actions: [], blocked: [], notes: [], error };
 }

@@ -1,4 +1,4 @@
-import type { ApplyReport } from '../commands/apply.js';
+import { errorText, type ApplyReport } from '../fleet/host-result.js';
 import { paint } from './style.js';
 
 /** Ansible-style recap: one row per host, then the totals. */
@@ -10,8 +10,8 @@ export function renderApply(report: ApplyReport, format: 'text' | 'json', color 
     const count = (s: string): number => h.tasks.filter((t) => t.status === s).length;
     const colour = h.status === 'ok' ? 'green' : h.status === 'changed' ? 'yellow' : 'red';
     let line = `${h.name.padEnd(width)}  ${paint(h.status.padEnd(11), colour, color)} ok=${count('ok')} changed=${count('changed')} skipped=${count('skipped')} failed=${count('failed')}`;
-    if (h.status === 'failed') line += `  [${h.step}] ${h.error}`;
-    if (h.status === 'unreachable') line += `  ${h.error}`;
+    if (h.status === 'failed') line += `  [${h.error.step}] ${errorText(h.error)}`;
+    if (h.status === 'unreachable') line += `  ${errorText(h.error)}`;
     lines.push(line);
     for (const b of h.blocked) lines.push(`${' '.repeat(width)}    blocked ${b.package ?? ''}${b.version ? `=${b.version}` : ''} ${b.reason}: ${b.detail}`);
   }

@@ -1,5 +1,5 @@
 import type { Finding } from '../check/compare.js';
-import type { CheckReport } from '../commands/check.js';
+import { errorText, type CheckReport } from '../fleet/host-result.js';
 import { paint } from './style.js';
 
 function describe(f: Finding): string {
@@ -43,7 +43,7 @@ export function renderCheck(report: CheckReport, format: 'text' | 'markdown' | '
   if (format === 'markdown') {
     lines.push(`## criu-lock check`, '', `Lock \`${report.lock.path}\` (${report.lock.digest})`, '', '| host | status | findings |', '| --- | --- | --- |');
     for (const h of report.hosts) {
-      lines.push(`| ${h.name} | ${h.status} | ${'findings' in h ? h.findings.length : h.error.replace(/\|/g, '\\|')} |`);
+      lines.push(`| ${h.name} | ${h.status} | ${'findings' in h ? h.findings.length : errorText(h.error).replace(/\|/g, '\\|')} |`);
     }
     for (const h of report.hosts) {
       if (h.status !== 'drift') continue;
@@ -70,7 +70,7 @@ export function renderCheck(report: CheckReport, format: 'text' | 'markdown' | '
         break;
       case 'unreachable':
       case 'failed':
-        lines.push(`${paint(h.status, 'red', color)}${' '.repeat(12 - h.status.length)}${h.name}: ${h.error}`);
+        lines.push(`${paint(h.status, 'red', color)}${' '.repeat(12 - h.status.length)}${h.name}: ${errorText(h.error)}`);
         break;
       default: {
         const never: never = h;

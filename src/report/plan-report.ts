@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import ejs from 'ejs';
 import { assetPath } from '../assets.js';
 import type { HostPlan, PackageAction, PlanFile, WritePinsAction } from '../plan/plan-file.js';
+import { errorText } from '../fleet/host-error.js';
 import { paint } from './style.js';
 
 type Counts = Record<PackageAction['type'], number>;
@@ -23,6 +24,8 @@ export function renderPlanMarkdown(plan: PlanFile): string {
   markdownTemplate ??= ejs.compile(readFileSync(assetPath('templates/plan.md.ejs'), 'utf8'));
   const hosts = plan.hosts.map((h) => ({
     ...h,
+    // The template shows the error as one line, as the text output does.
+    error: h.error ? errorText(h.error) : undefined,
     n: countActions(h),
     packageActions: h.actions.filter((a): a is PackageAction => a.type !== 'write-pins'),
     pins: h.actions.find((a): a is WritePinsAction => a.type === 'write-pins'),
@@ -37,7 +40,7 @@ export function renderPlanText(plan: PlanFile, color = false): string {
   const lines: string[] = [];
   for (const h of plan.hosts) {
     const colour = h.status === 'ok' ? 'green' : h.status === 'changes' ? 'yellow' : 'red';
-    lines.push(`${paint(h.status.padEnd(11), colour, color)} ${h.name}${h.error ? `: ${h.error}` : ''}`);
+    lines.push(`${paint(h.status.padEnd(11), colour, color)} ${h.name}${h.error ? `: ${errorText(h.error)}` : ''}`);
     for (const a of h.actions) {
       if (a.type === 'write-pins') lines.push(`    ${paint('~', 'cyan', color)} pins      ${a.path}`);
       else lines.push(`    ${paint(SIGN[a.type], a.type === 'install' ? 'green' : 'yellow', color)} ${a.type.padEnd(9)} ${a.package} ${a.from ?? '(none)'} → ${a.to}`);

@@ -279,8 +279,9 @@ describe('runPlaybook', () => {
     const outcome = await runPlaybook(defaultTasks, context(t, hostPlan()));
     expect(outcome.status).toBe('failed');
     if (outcome.status !== 'failed') return;
-    expect(outcome.step).toBe('Install the locked versions in one apt transaction');
-    expect(outcome.error).toMatch(/^apt-get install failed: exit code 100: E: Version '2\.31-0ubuntu9\.14' for 'libc6' was not found \| E: Unable to correct/);
+    expect(outcome.error.step).toBe('Install the locked versions in one apt transaction');
+    expect(outcome.error.code).toBe('task-failed');
+    expect(outcome.error.message).toMatch(/^apt-get install failed: exit code 100: E: Version '2\.31-0ubuntu9\.14' for 'libc6' was not found \| E: Unable to correct/);
     expect(outcome.tasks.map((x) => x.status)).toEqual(['changed', 'failed']);
     // verify never ran: no probe after the failed apt-get.
     expect(t.execs.filter((c) => isProbe(c.argv))).toEqual([]);
@@ -291,8 +292,8 @@ describe('runPlaybook', () => {
     const outcome = await runPlaybook(defaultTasks, context(t, hostPlan()));
     expect(outcome.status).toBe('failed');
     if (outcome.status !== 'failed') return;
-    expect(outcome.step).toBe('Verify versions and build-IDs against the lock');
-    expect(outcome.error).toBe('still differs from the lock in 1 place(s): libc6:amd64: version-mismatch');
+    expect(outcome.error.step).toBe('Verify versions and build-IDs against the lock');
+    expect(outcome.error.message).toBe('still differs from the lock in 1 place(s): libc6:amd64: version-mismatch');
   });
 
   it('a converged host gets no writes and reports ok', async () => {
@@ -333,7 +334,10 @@ describe('runPlaybook', () => {
     const t = new RecordingTransport('node-b');
     t.exec = () => Promise.reject(new Error('connection reset'));
     const outcome = await runPlaybook(defaultTasks, context(t, hostPlan({ actions: PACKAGE_ACTIONS })));
-    expect(outcome).toMatchObject({ status: 'failed', step: 'Install the locked versions in one apt transaction', error: 'connection reset' });
+    expect(outcome).toMatchObject({
+      status: 'failed',
+      error: { code: 'internal', step: 'Install the locked versions in one apt transaction', message: 'connection reset' },
+    });
   });
 
   it('a host with blocked packages (skip-unavailable) reports blocked after converging the rest', async () => {
@@ -354,7 +358,7 @@ describe('runPlaybook', () => {
     ];
     const outcome = await runPlaybook(tasks, context(t, hostPlan()));
     expect(t.execs.map((c) => [c.become, c.timeoutMs])).toEqual([[true, 5000], [false, 5000]]);
-    expect(outcome).toMatchObject({ status: 'failed', step: 'status strict', error: 'systemctl failed: exit code 3' });
+    expect(outcome).toMatchObject({ status: 'failed', error: { code: 'task-failed', step: 'status strict', message: 'systemctl failed: exit code 3' } });
   });
 });
 

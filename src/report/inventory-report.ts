@@ -85,6 +85,6 @@ function renderText(hosts: InventoryHost[], inv: Inventory): string {
   );
   const total = inv.hosts.length;
   lines.push('', `${hosts.length} of ${total} ${total === 1 ? 'host' : 'hosts'} from ${inv.path}`);
-  for (const w of inv.warnings) lines.push(`warning: ${w}`);
+  // Warnings are not repeated here: prepareRun prints them to stderr once, as for every command.
   return `${lines.join('\n')}\n`;
 }

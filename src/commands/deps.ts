@@ -1,0 +1,42 @@
+import { createInterface } from 'node:readline/promises';
+import type { Clock, CommandDeps, Io } from './context.js';
+
+/** stdout/stderr/stdin of this process. */
+export function processIo(): Io {
+  return {
+    out: (s) => void process.stdout.write(s),
+    err: (s) => void process.stderr.write(s),
+    isTTY: Boolean(process.stdout.isTTY && process.stdin.isTTY),
+    confirm: async (question) => {
+      const rl = createInterface({ input: process.stdin, output: process.stderr });
+      try {
+        return (await rl.question(question)).trim() === 'yes';
+      } finally {
+        rl.close();
+      }
+    },
+  };
+}
+
+export const systemClock: Clock = {
+  now: () => new Date(),
+  monotonicMs: () => Number(process.hrtime.bigint()) / 1e6,
+};
+
+/**
+ * The real dependencies, wired once by the CLI. The inventory loader and the SSH stack are loaded
+ * on first use, so `--help` and usage errors load neither.
+ */
+export function realDeps(
+  io: Io = processIo(),
+  overrides: Partial<Omit<CommandDeps, 'io'>> = {},
+): CommandDeps {
+  return {
+    io,
+    clock: systemClock,
+    loadInventory: async (path) => (await import('../inventory/load.js')).loadInventory(path),
+    openTransport: async (host, ssh, extras) =>
+      (await import('../transport/open.js')).openTransport(host, ssh, extras),
+    ...overrides,
+  };
+}

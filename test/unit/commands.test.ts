@@ -1,0 +1,383 @@
+/**
+ * Orchestration of whole command runs (plan, check, apply, generate, inventory) against a
+ * simulated fleet: real CLI parsing, real planner and playbook, fake transports. No root, no
+ * network.
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import { runApply, type ApplyOptions } from '../../src/commands/apply.js';
+import type { HostError } from '../../src/fleet/host-error.js';
+import { serializeLock } from '../../src/lock/lockfile.js';
+import type { PlanFile } from '../../src/plan/plan-file.js';
+import {
+  fakeFleet,
+  recordingIo,
+  type FakeFleet,
+  type FakeHostSpec,
+  type RecordingIo,
+} from '../helpers/fake-fleet.js';
+import { makeLock } from './core-fixtures.js';
+
+const OLD = '2.31-0ubuntu9.9';
+const NEW = '2.31-0ubuntu9.14';
+const APT_TASK = 'Install the locked versions in one apt transaction';
+
+const converged: FakeHostSpec = {
+  installed: { 'libc6:amd64': NEW, 'libc-bin:amd64': NEW },
+  available: { 'libc6:amd64': [NEW], 'libc-bin:amd64': [NEW] },
+};
+const behind = (over: Partial<FakeHostSpec> = {}): FakeHostSpec => ({
+  installed: { 'libc6:amd64': OLD, 'libc-bin:amd64': OLD },
+  available: { 'libc6:amd64': [NEW, OLD], 'libc-bin:amd64': [NEW, OLD] },
+  ...over,
+});
+/** NEW is not offered by this host's sources: plan blocks it with version-unavailable. */
+const stranded: FakeHostSpec = {
+  installed: { 'libc6:amd64': OLD, 'libc-bin:amd64': OLD },
+  available: { 'libc6:amd64': [OLD], 'libc-bin:amd64': [OLD] },
+};
+
+let dir: string;
+let lockPath: string;
+
+function writeLock(version = NEW): string {
+  writeFileSync(
+    lockPath,
+    serializeLock(
+      makeLock({ host: 'node-a', packages: { 'libc6:amd64': { version }, 'libc-bin:amd64': { version } } }),
+    ),
+  );
+  return lockPath;
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'criu-lock-commands-'));
+  lockPath = join(dir, 'criu-lock.yaml');
+  writeLock();
+});
+
+async function cli(
+  fleet: FakeFleet,
+  argv: string[],
+  io: RecordingIo = recordingIo(),
+  extra: { warnings?: string[]; notes?: string[] } = {},
+): Promise<{ code: number; out: string; err: string; io: RecordingIo }> {
+  const { loadInventory, openTransport, clock } = fleet.deps(io, extra);
+  const code = await main([...argv, '-i', 'inventory.yaml'], io, { loadInventory, openTransport, clock });
+  return { code, out: io.stdout, err: io.stderr, io };
+}
+
+const count = (haystack: string, needle: string): number => haystack.split(needle).length - 1;
+
+describe('apply PLANFILE refuses stale plans', () => {
+  it('refuses the whole run when the lock changed since the plan (exit 1), before touching any host', async () => {
+    const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind() });
+    const planFile = join(dir, 'plan.json');
+    expect((await cli(fleet, ['plan', '-l', lockPath, '-o', planFile])).code).toBe(0);
+    writeLock('2.31-0ubuntu9.16');
+    fleet.opened.length = 0;
+    const r = await cli(fleet, ['apply', planFile, '-l', lockPath]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(
+      /^error: plan is stale: it was made for lock sha256:[0-9a-f]{64}, .* is now sha256:/,
+    );
+    expect(r.err).toMatch(/hint: run criu-lock plan -o FILE again/);
+    expect(fleet.opened).toEqual([]);
+    for (const h of fleet.hosts.values()) expect(h.writes).toEqual([]);
+  });
+
+  it('refuses a host whose dpkg state moved since the plan (fingerprint), applies the others', async () => {
+    const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind(), 'node-c': behind() });
+    const planFile = join(dir, 'plan.json');
+    expect((await cli(fleet, ['plan', '-l', lockPath, '--limit', 'fleet', '-o', planFile])).code).toBe(0);
+    fleet.hosts.get('node-c')!.installed.set('libc-bin:amd64', '2.31-0ubuntu9.12');
+    const r = await cli(fleet, ['apply', planFile, '-l', lockPath, '--format', 'json']);
+    expect(r.code).toBe(3);
+    const report = JSON.parse(r.out) as { hosts: Array<{ name: string; status: string; error?: HostError }> };
+    expect(report.hosts.map((h) => [h.name, h.status])).toEqual([
+      ['node-b', 'changed'],
+      ['node-c', 'failed'],
+    ]);
+    expect(report.hosts[1]!.error).toEqual({
+      code: 'stale-plan',
+      message: 'plan is stale for host node-c: its dpkg state or apt pins changed since the plan was made',
+      hint: 'run criu-lock plan again',
+      step: 'preflight',
+    });
+    expect(fleet.hosts.get('node-c')!.writes).toEqual([]);
+    expect(fleet.hosts.get('node-b')!.installed.get('libc6:amd64')).toBe(NEW);
+    // The golden node was not in the plan: never contacted.
+    expect(fleet.opened).not.toContain('node-a');
+  });
+});
+
+describe('apply', () => {
+  it('leaves a blocked host untouched and converges the rest (exit 3)', async () => {
+    const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind(), 'node-d': stranded });
+    const r = await cli(fleet, ['apply', '--yes', '-l', lockPath, '--limit', 'fleet']);
+    expect(r.code).toBe(3);
+    expect(r.out).toMatch(/^node-b\s+changed/m);
+    expect(r.out).toMatch(/^node-d\s+blocked/m);
+    expect(r.out).toMatch(/blocked libc6:amd64=2\.31-0ubuntu9\.14 version-unavailable/);
+    expect(fleet.hosts.get('node-d')!.writes).toEqual([]);
+    expect(fleet.hosts.get('node-d')!.calls.at(-1)).toEqual({ kind: 'close' });
+    expect(fleet.hosts.get('node-b')!.writes.map((c) => c.kind)).toEqual(['put', 'exec']);
+  });
+
+  it('runs --serial batches one after another, hosts of a batch together', async () => {
+    const fleet = fakeFleet({
+      'node-a': converged,
+      h1: behind(),
+      h2: behind(),
+      h3: behind(),
+      h4: behind(),
+      h5: behind(),
+    });
+    const r = await cli(fleet, [
+      'apply',
+      '--yes',
+      '-l',
+      lockPath,
+      '--limit',
+      'fleet',
+      '--serial',
+      '1,2',
+      '--forks',
+      '10',
+    ]);
+    expect(r.code, r.err).toBe(0);
+    const apt = fleet.events
+      .filter((e) => e.event === 'apt-start' || e.event === 'apt-end')
+      .map((e) => `${e.event === 'apt-start' ? '+' : '-'}${e.host}`);
+    // Batch 1 = h1; batch 2 = h2, h3 overlapping; batch 3 = h4, h5 overlapping.
+    expect(apt).toEqual(['+h1', '-h1', '+h2', '+h3', '-h2', '-h3', '+h4', '+h5', '-h4', '-h5']);
+  });
+
+  it('--max-fail-percentage stops later batches: their hosts are not started and not changed', async () => {
+    const fleet = fakeFleet({
+      'node-a': converged,
+      h1: behind({ aptFails: true }),
+      h2: behind(),
+      h3: behind(),
+    });
+    const r = await cli(fleet, [
+      'apply',
+      '--yes',
+      '-l',
+      lockPath,
+      '--limit',
+      'fleet',
+      '--serial',
+      '1',
+      '--max-fail-percentage',
+      '0',
+      '--format',
+      'json',
+    ]);
+    expect(r.code).toBe(3);
+    const report = JSON.parse(r.out) as {
+      hosts: Array<{ name: string; status: string; error?: HostError }>;
+      notStarted: string[];
+    };
+    expect(report.hosts.map((h) => [h.name, h.status])).toEqual([['h1', 'failed']]);
+    expect(report.notStarted).toEqual(['h2', 'h3']);
+    expect(report.hosts[0]!.error).toMatchObject({
+      code: 'task-failed',
+      step: APT_TASK,
+      message: expect.stringMatching(/^apt-get install failed: exit code 100/) as unknown,
+    });
+    for (const h of ['h2', 'h3']) expect(fleet.hosts.get(h)!.writes).toEqual([]);
+    // Every connection is closed, started or not.
+    for (const h of ['h1', 'h2', 'h3']) expect(fleet.hosts.get(h)!.calls.at(-1)).toEqual({ kind: 'close' });
+  });
+
+  it('without --max-fail-percentage a failed host does not stop the others', async () => {
+    const fleet = fakeFleet({ 'node-a': converged, h1: behind({ aptFails: true }), h2: behind() });
+    const r = await cli(fleet, ['apply', '--yes', '-l', lockPath, '--limit', 'fleet', '--serial', '1']);
+    expect(r.code).toBe(3);
+    expect(r.out).toMatch(
+      /^h1\s+failed .* \[Install the locked versions in one apt transaction\] apt-get install failed/m,
+    );
+    expect(r.out).toMatch(/^h2\s+changed/m);
+  });
+
+  it('refuses to ask for confirmation without a terminal, before loading the inventory or connecting', async () => {
+    const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind() });
+    let loaded = 0;
+    const io = recordingIo();
+    const deps = fleet.deps(io);
+    const opts: ApplyOptions = {
+      inventory: 'inventory.yaml',
+      forks: 5,
+      hostKeyChecking: 'strict',
+      connectTimeout: 10,
+      verbose: false,
+      debug: false,
+      color: false,
+      lockfile: lockPath,
+      check: false,
+      yes: false,
+      skipUnavailable: false,
+      format: 'text',
+    };
+    await expect(
+      runApply(opts, { ...deps, loadInventory: (p) => (loaded++, deps.loadInventory(p)) }),
+    ).rejects.toThrow(/needs confirmation, and there is no terminal/);
+    expect(loaded).toBe(0);
+    expect(fleet.opened).toEqual([]);
+  });
+
+  it('on a terminal, shows the plan and changes nothing unless the answer is "yes"', async () => {
+    const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind() });
+    const r = await cli(fleet, ['apply', '-l', lockPath, '--limit', 'fleet'], recordingIo('no'));
+    expect(r.code).toBe(1);
+    expect(r.io.questions).toEqual(['Apply these changes to 1 host(s)? Only "yes" is accepted: ']);
+    expect(r.out).toMatch(/upgrade\s+libc6:amd64 2\.31-0ubuntu9\.9 → 2\.31-0ubuntu9\.14/);
+    expect(r.err).toMatch(/apply cancelled; nothing was changed/);
+    expect(fleet.hosts.get('node-b')!.writes).toEqual([]);
+    expect(fleet.hosts.get('node-b')!.calls.at(-1)).toEqual({ kind: 'close' });
+
+    const yes = await cli(
+      fakeFleetLike(fleet),
+      ['apply', '-l', lockPath, '--limit', 'fleet'],
+      recordingIo('yes'),
+    );
+    expect(yes.code).toBe(0);
+    expect(yes.out).toMatch(/^node-b\s+changed/m);
+  });
+
+  it('is idempotent: a second apply on the converged fleet writes nothing', async () => {
+    const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind() });
+    expect((await cli(fleet, ['apply', '--yes', '-l', lockPath])).code).toBe(0);
+    const before = [...fleet.hosts.values()].map((h) => h.writes.length);
+    const again = await cli(fleet, ['apply', '--yes', '-l', lockPath]);
+    expect(again.code).toBe(0);
+    expect(again.out).toMatch(/2 host\(s\): 2 ok, 0 changed/);
+    expect([...fleet.hosts.values()].map((h) => h.writes.length)).toEqual(before);
+  });
+});
+
+/** A fresh fleet in the same state as `f` (a new call log). */
+function fakeFleetLike(f: FakeFleet): FakeFleet {
+  const specs: Record<string, FakeHostSpec> = {};
+  for (const [name, h] of f.hosts)
+    specs[name] = { ...h.spec, installed: Object.fromEntries(h.installed), pinFile: h.pinFile };
+  return fakeFleet(specs);
+}
+
+describe('warnings and SSH notes reach stderr once, for every command', () => {
+  const WARNING =
+    '/etc/ansible/group_vars/ is not read by criu-lock; put those variables in inventory.yaml itself';
+  const NOTE = "Warning: Permanently added '[127.0.0.1]:2201' (ED25519) to the list of known hosts.";
+
+  it.each([
+    ['inventory', []],
+    ['plan', ['-l', 'LOCK']],
+    ['check', ['-l', 'LOCK']],
+    ['apply', ['--yes', '-l', 'LOCK']],
+    ['generate', ['-o', '-']],
+  ])('%s', async (cmd, args) => {
+    const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind(), 'node-c': behind() });
+    const r = await cli(fleet, [cmd, ...args.map((a) => (a === 'LOCK' ? lockPath : a))], recordingIo(), {
+      warnings: [WARNING],
+      notes: [NOTE],
+    });
+    expect(r.code, r.err).toBeLessThan(3);
+    expect(count(r.err, `warning: ${WARNING}\n`)).toBe(1);
+    expect(count(r.out, WARNING)).toBe(0);
+    // Every connecting command opened several hosts; the same note is printed once.
+    expect(count(r.err, `note: ${NOTE}\n`)).toBe(cmd === 'inventory' ? 0 : 1);
+  });
+
+  it('inventory --format json still carries the warnings as data', async () => {
+    const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind() });
+    const r = await cli(fleet, ['inventory', '--format', 'json'], recordingIo(), { warnings: [WARNING] });
+    expect((JSON.parse(r.out) as { warnings: string[] }).warnings).toEqual([WARNING]);
+    expect(count(r.err, WARNING)).toBe(1);
+  });
+});
+
+describe('JSON outputs keep the structured host error', () => {
+  const ghost: FakeHostSpec = { ...behind(), unreachable: true };
+  const expected: HostError = {
+    code: 'ssh',
+    message: 'cannot connect to ghost:22: connection refused',
+    hint: 'check that sshd runs on the host',
+    step: 'connect',
+  };
+
+  it('plan: an unreachable host carries {code, message, hint, step}; exit 3', async () => {
+    const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind(), ghost });
+    const planFile = join(dir, 'plan.json');
+    const r = await cli(fleet, ['plan', '-l', lockPath, '--format', 'json', '-o', planFile]);
+    expect(r.code).toBe(3);
+    const plan = JSON.parse(r.out) as PlanFile;
+    expect(plan.hosts.find((h) => h.name === 'ghost')).toMatchObject({
+      status: 'unreachable',
+      fingerprint: null,
+      error: expected,
+    });
+    // The saved plan holds the same structure and loads again (apply refuses that host, not the file).
+    expect(
+      (JSON.parse(readFileSync(planFile, 'utf8')) as PlanFile).hosts.find((h) => h.name === 'ghost')?.error,
+    ).toEqual(expected);
+    const apply = await cli(fleet, ['apply', planFile, '-l', lockPath, '--format', 'json']);
+    expect(apply.code).toBe(3);
+    const report = JSON.parse(apply.out) as {
+      hosts: Array<{ name: string; status: string; error?: HostError }>;
+    };
+    expect(report.hosts.find((h) => h.name === 'ghost')).toMatchObject({
+      status: 'unreachable',
+      error: expected,
+    });
+    expect(report.hosts.find((h) => h.name === 'node-b')?.status).toBe('changed');
+  });
+
+  it('plan text output renders the error as one line with its hint', async () => {
+    const fleet = fakeFleet({ 'node-a': converged, ghost });
+    const r = await cli(fleet, ['plan', '-l', lockPath]);
+    expect(r.out).toContain(
+      'unreachable ghost: cannot connect to ghost:22: connection refused (hint: check that sshd runs on the host)\n',
+    );
+  });
+
+  it('check: drift is exit 2, an unreachable host exit 3 with its structured error', async () => {
+    const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind(), ghost });
+    const r = await cli(fleet, ['check', '-l', lockPath, '--format', 'json']);
+    expect(r.code).toBe(3);
+    const report = JSON.parse(r.out) as { hosts: Array<{ name: string; status: string; error?: HostError }> };
+    expect(report.hosts.map((h) => [h.name, h.status])).toEqual([
+      ['node-a', 'ok'],
+      ['node-b', 'drift'],
+      ['ghost', 'unreachable'],
+    ]);
+    expect(report.hosts[2]!.error).toEqual(expected);
+    const drift = await cli(fleet, ['check', '-l', lockPath, '--limit', '!ghost']);
+    expect(drift.code).toBe(2);
+  });
+
+  it('a probe failure is `failed` at step "gather facts" with the become hint', async () => {
+    const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind() });
+    const b = fleet.hosts.get('node-b')!;
+    b.exec = (argv) =>
+      Promise.resolve({
+        command: argv.join(' '),
+        exitCode: 1,
+        stdout: '',
+        stderr: 'sudo: a password is required\n',
+        durationMs: 1,
+        timedOut: false,
+      });
+    const r = await cli(fleet, ['check', '-l', lockPath, '--format', 'json']);
+    const report = JSON.parse(r.out) as { hosts: Array<{ name: string; status: string; error?: HostError }> };
+    expect(report.hosts[1]).toMatchObject({
+      name: 'node-b',
+      status: 'failed',
+      error: { code: 'become', step: 'gather facts' },
+    });
+    expect(report.hosts[1]!.error!.hint).toMatch(/NOPASSWD/);
+  });
+});
