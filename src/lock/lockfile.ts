@@ -16,10 +16,7 @@ const ABSOLUTE_PATH = /^\/[^\0\n\r\t]*$/;
 export const FileEntry = z.strictObject({
   size: z.number().int().nonnegative(),
   mode: z.string().regex(/^[0-7]{4}$/, 'must be four octal digits such as "0755"'),
-  buildId: z
-    .string()
-    .regex(/^[0-9a-f]{2,128}$/, 'must be lowercase hex')
-    .optional(),
+  buildId: z.string().regex(/^[0-9a-f]{2,128}$/, 'must be lowercase hex').optional(),
 });
 export type FileEntry = z.infer<typeof FileEntry>;
 
@@ -27,21 +24,14 @@ const Version = z.string().refine(isValidVersion, { message: 'is not a valid Deb
 
 export const PackageEntry = z.strictObject({
   version: Version,
-  sha256: z
-    .string()
-    .regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits')
-    .optional(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits').optional(),
   files: z.record(z.string(), FileEntry).optional(),
 });
 export type PackageEntry = z.infer<typeof PackageEntry>;
 
 export const Scope = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('all') }),
-  z.strictObject({
-    kind: z.literal('packages'),
-    packages: z.array(z.string()).min(1),
-    withDeps: z.boolean(),
-  }),
+  z.strictObject({ kind: z.literal('packages'), packages: z.array(z.string()).min(1), withDeps: z.boolean() }),
   z.strictObject({ kind: z.literal('processes'), pids: z.array(z.number().int().positive()).min(1) }),
   // generate --checkpoint: what a CRIU checkpoint of these processes (its pstree) needs.
   z.strictObject({ kind: z.literal('checkpoint'), pids: z.array(z.number().int().positive()).min(1) }),
@@ -74,15 +64,11 @@ function sortedKeys<T>(rec: Record<string, T>): string[] {
 }
 
 function canonicalFile(f: FileEntry): Record<string, unknown> {
-  return f.buildId === undefined
-    ? { mode: f.mode, size: f.size }
-    : { buildId: f.buildId, mode: f.mode, size: f.size };
+  return f.buildId === undefined ? { mode: f.mode, size: f.size } : { buildId: f.buildId, mode: f.mode, size: f.size };
 }
 
 /** Canonical JSON of what the digest covers: platform, scope, packages, unmanaged. No source, no time. */
-export function canonicalContent(
-  lock: Pick<Lockfile, 'platform' | 'scope' | 'packages' | 'unmanaged'>,
-): string {
+export function canonicalContent(lock: Pick<Lockfile, 'platform' | 'scope' | 'packages' | 'unmanaged'>): string {
   const packages: Record<string, unknown> = {};
   for (const key of sortedKeys(lock.packages)) {
     const p = lock.packages[key]!;
@@ -91,8 +77,7 @@ export function canonicalContent(
     packages[key] = { files, sha256: p.sha256 ?? null, version: p.version };
   }
   const unmanaged: Record<string, unknown> = {};
-  for (const path of sortedKeys(lock.unmanaged ?? {}))
-    unmanaged[path] = canonicalFile(lock.unmanaged![path]!);
+  for (const path of sortedKeys(lock.unmanaged ?? {})) unmanaged[path] = canonicalFile(lock.unmanaged![path]!);
   const scope =
     lock.scope.kind === 'all'
       ? { kind: 'all' }
@@ -136,9 +121,7 @@ export function serializeLock(lock: Lockfile): string {
       out.push('scope: {kind: all}');
       break;
     case 'packages':
-      out.push(
-        `scope: {kind: packages, packages: [${[...s.packages].sort().map(yamlString).join(', ')}], withDeps: ${s.withDeps}}`,
-      );
+      out.push(`scope: {kind: packages, packages: [${[...s.packages].sort().map(yamlString).join(', ')}], withDeps: ${s.withDeps}}`);
       break;
     case 'processes':
     case 'checkpoint':
@@ -170,13 +153,7 @@ export function serializeLock(lock: Lockfile): string {
   return out.join('\n') + '\n';
 }
 
-function locate(
-  doc: Document,
-  lc: LineCounter,
-  file: string,
-  path: ReadonlyArray<PropertyKey>,
-  key?: string,
-): SourceLocation {
+function locate(doc: Document, lc: LineCounter, file: string, path: ReadonlyArray<PropertyKey>, key?: string): SourceLocation {
   let node: unknown = doc.getIn(path as unknown[], true);
   if (key !== undefined && isMap(node)) {
     const pair = node.items.find((it) => isPair(it) && isScalar(it.key) && it.key.value === key);
@@ -192,11 +169,7 @@ function locate(
   return { file, line: pos.line, col: pos.col };
 }
 
-function lockError(
-  message: string,
-  location: SourceLocation,
-  hint = 'regenerate the lockfile with `criu-lock generate`; do not edit it by hand',
-): CriuLockError {
+function lockError(message: string, location: SourceLocation, hint = 'regenerate the lockfile with `criu-lock generate`; do not edit it by hand'): CriuLockError {
   return new CriuLockError('lockfile', message, { hint, location });
 }
 
@@ -207,21 +180,14 @@ function parseLockDocument(text: string, file: string): Lockfile {
   const yamlErr = doc.errors[0];
   if (yamlErr) {
     const pos = lc.linePos(yamlErr.pos[0]);
-    throw lockError(`invalid YAML: ${yamlErr.message.split('\n')[0]}`, {
-      file,
-      line: pos.line,
-      col: pos.col,
-    });
+    throw lockError(`invalid YAML: ${yamlErr.message.split('\n')[0]}`, { file, line: pos.line, col: pos.col });
   }
   const raw: unknown = doc.toJS();
-  if (raw === null || typeof raw !== 'object')
-    throw lockError('not a criu-lock lockfile (expected a mapping)', { file, line: 1, col: 1 });
+  if (raw === null || typeof raw !== 'object') throw lockError('not a criu-lock lockfile (expected a mapping)', { file, line: 1, col: 1 });
   const version = (raw as Record<string, unknown>).lockfileVersion;
   if (version !== LOCKFILE_VERSION) {
     throw lockError(
-      version === undefined
-        ? 'missing lockfileVersion'
-        : `unsupported lockfileVersion ${JSON.stringify(version)} (this criu-lock reads version ${LOCKFILE_VERSION})`,
+      version === undefined ? 'missing lockfileVersion' : `unsupported lockfileVersion ${JSON.stringify(version)} (this criu-lock reads version ${LOCKFILE_VERSION})`,
       locate(doc, lc, file, version === undefined ? [] : ['lockfileVersion']),
       'upgrade criu-lock, or regenerate the lockfile with this version',
     );
@@ -232,18 +198,14 @@ function parseLockDocument(text: string, file: string): Lockfile {
     const path = issue.path;
     if (issue.code === 'unrecognized_keys') {
       const k = issue.keys[0] ?? '';
-      throw lockError(
-        `unknown key ${JSON.stringify(k)}${path.length ? ` in ${path.join('.')}` : ''}`,
-        locate(doc, lc, file, path, k),
-      );
+      throw lockError(`unknown key ${JSON.stringify(k)}${path.length ? ` in ${path.join('.')}` : ''}`, locate(doc, lc, file, path, k));
     }
     const where = path.length ? `${path.map(String).join('.')}: ` : '';
     throw lockError(`${where}${issue.message}`, locate(doc, lc, file, path));
   }
   const lock = parsed.data;
   const problem = semanticProblem(lock);
-  if (problem)
-    throw lockError(problem.message, locate(doc, lc, file, problem.path, problem.key), problem.hint);
+  if (problem) throw lockError(problem.message, locate(doc, lc, file, problem.path, problem.key), problem.hint);
   return lock;
 }
 
@@ -276,44 +238,25 @@ function semanticProblem(lock: Lockfile): Problem | undefined {
     } catch (err) {
       why = err instanceof PackageNameError ? err.reason : (err as Error).message;
     }
-    if (why)
-      return { message: `invalid package key ${JSON.stringify(key)}: ${why}`, path: ['packages'], key };
+    if (why) return { message: `invalid package key ${JSON.stringify(key)}: ${why}`, path: ['packages'], key };
     for (const path of Object.keys(lock.packages[key]!.files ?? {})) {
       if (!ABSOLUTE_PATH.test(path)) {
-        return {
-          message: `invalid file path ${JSON.stringify(path)} in ${key}: must be an absolute path without control characters`,
-          path: ['packages', key, 'files'],
-          key: path,
-        };
+        return { message: `invalid file path ${JSON.stringify(path)} in ${key}: must be an absolute path without control characters`, path: ['packages', key, 'files'], key: path };
       }
     }
   }
   for (const path of Object.keys(lock.unmanaged ?? {})) {
     if (!ABSOLUTE_PATH.test(path)) {
-      return {
-        message: `invalid unmanaged path ${JSON.stringify(path)}: must be an absolute path without control characters`,
-        path: ['unmanaged'],
-        key: path,
-      };
+      return { message: `invalid unmanaged path ${JSON.stringify(path)}: must be an absolute path without control characters`, path: ['unmanaged'], key: path };
     }
   }
   if (lock.scope.kind === 'packages') {
-    const i = lock.scope.packages.findIndex(
-      (name) => !/^[a-z0-9][a-z0-9+.-]+(:[a-z0-9][a-z0-9-]*)?$/.test(name),
-    );
-    if (i >= 0)
-      return {
-        message: `invalid package name ${JSON.stringify(lock.scope.packages[i])} in scope`,
-        path: ['scope', 'packages', i],
-      };
+    const i = lock.scope.packages.findIndex((name) => !/^[a-z0-9][a-z0-9+.-]+(:[a-z0-9][a-z0-9-]*)?$/.test(name));
+    if (i >= 0) return { message: `invalid package name ${JSON.stringify(lock.scope.packages[i])} in scope`, path: ['scope', 'packages', i] };
   }
   const digest = computeDigest(lock);
   if (digest !== lock.digest) {
-    return {
-      message: `digest mismatch: the content hashes to ${digest}`,
-      path: ['digest'],
-      hint: 'the lockfile was edited or corrupted; regenerate it with `criu-lock generate`',
-    };
+    return { message: `digest mismatch: the content hashes to ${digest}`, path: ['digest'], hint: 'the lockfile was edited or corrupted; regenerate it with `criu-lock generate`' };
   }
   return undefined;
 }
@@ -324,13 +267,9 @@ export async function loadLock(file: string): Promise<Lockfile> {
     text = await readFile(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new CriuLockError(
-      'lockfile',
-      `cannot read lockfile ${file}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
-      {
-        hint: 'create one with `criu-lock generate -o ' + file + '`, or pass -l FILE',
-      },
-    );
+    throw new CriuLockError('lockfile', `cannot read lockfile ${file}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`, {
+      hint: 'create one with `criu-lock generate -o ' + file + '`, or pass -l FILE',
+    });
   }
   return parseLock(text, file);
 }
