@@ -37,7 +37,7 @@ export function buildCheckpointLock(
     const ownerName = owners.get(n.path);
     const pkg = ownerName !== undefined ? resolveInstalled(facts, ownerName) : undefined;
     const onGolden = compareFile(pkg?.key ?? null, n.path, n.entry, facts.files.get(n.path));
-    if (onGolden) {
+    if (onGolden?.type === 'file') {
       warnings.push(
         `golden node ${source.host} differs from the checkpoint: ${onGolden.criu}; converging a fleet to it will not make this checkpoint restore`,
       );

@@ -41,7 +41,7 @@ export function renderCheck(report: CheckReport, format: 'text' | 'markdown' | '
   if (format === 'json') return JSON.stringify({ checkVersion: 1, ...report }, null, 2) + '\n';
   const lines: string[] = [];
   if (format === 'markdown') {
-    lines.push(`## criu-lock check`, '', `Lock \`${report.lock.path}\` (${report.lock.digest})`, '', '| host | status | findings |', '| --- | --- | --- |');
+    lines.push(`## criu-lock check`, '', `${report.kind === 'checkpoint' ? 'Checkpoint' : 'Lock'} \`${report.lock.path}\` (${report.lock.digest})`, '', '| host | status | findings |', '| --- | --- | --- |');
     for (const h of report.hosts) {
       lines.push(`| ${h.name} | ${h.status} | ${'findings' in h ? h.findings.length : errorText(h.error).replace(/\|/g, '\\|')} |`);
     }
@@ -59,7 +59,7 @@ export function renderCheck(report: CheckReport, format: 'text' | 'markdown' | '
   for (const h of report.hosts) {
     switch (h.status) {
       case 'ok':
-        lines.push(`${paint('ok', 'green', color)}          ${h.name}: matches the lock`);
+        lines.push(`${paint('ok', 'green', color)}          ${h.name}: ${report.kind === 'checkpoint' ? 'the checkpoint would restore here' : 'matches the lock'}`);
         break;
       case 'drift':
         lines.push(`${paint('drift', 'yellow', color)}       ${h.name}: ${h.findings.length} difference(s) — a CRIU restore here would fail`);
