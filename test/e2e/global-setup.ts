@@ -6,9 +6,33 @@
  */
 import type { TestProject } from 'vitest/node';
 import { ensureBase, ensureHostTools } from '../../src/sandbox/base.js';
+import { ensureCriu, runCriu } from '../../src/sandbox/criu.js';
+import { ensureRealLibc } from '../../src/sandbox/real-libc.js';
 import { down, preflight, up } from '../../src/sandbox/fleet.js';
-import { paths } from '../../src/sandbox/state.js';
-import type { SandboxProvided } from './sandbox.js';
+import { BASE_DIR, paths } from '../../src/sandbox/state.js';
+import type { CriuProvided, SandboxProvided } from './sandbox.js';
+
+/** CRIU for test/e2e/criu.test.ts: fetched and proven to run (`criu check` in the base), or why not. */
+async function prepareCriu(log: (s: string) => void): Promise<CriuProvided> {
+  const no = (why: string, err?: unknown): CriuProvided => {
+    const reason = `real CRIU unavailable (${why})${err ? `: ${err instanceof Error ? err.message : String(err)}` : ''}`;
+    if (process.env.CI === 'true') throw new Error(`${reason} — required in CI`, { cause: err });
+    log(`${reason}; the real-CRIU tests are skipped`);
+    return { skip: reason };
+  };
+  try {
+    await ensureRealLibc(log);
+    await ensureCriu(log);
+  } catch (err) {
+    return no('fetch', err);
+  }
+  // The base is a node's root too: if CRIU cannot check there, it cannot dump or restore in a node.
+  const r = await runCriu(BASE_DIR, ['check']);
+  if (r.exitCode !== 0 || !/Looks good/.test(r.stdout + r.stderr)) {
+    return no(`criu check failed on this kernel: ${(r.stderr || r.stdout).trim().split('\n').slice(-1)[0] ?? ''}`);
+  }
+  return { ok: true };
+}
 
 const NODES = 5;
 
@@ -40,6 +64,9 @@ export default async function setup(project: TestProject): Promise<(() => Promis
   } catch (err) {
     return cannot('base build', err);
   }
+  // Real CRIU and the two real libc6 builds, fetched once and cached beside the base, before the
+  // fleet comes up: the local repository serves the cached libc6 debs, so it stays the same all run.
+  project.provide('criu', await prepareCriu(log));
   const started = Date.now();
   const state = await up({ nodes: NODES, reset: true, dir, log });
   log(

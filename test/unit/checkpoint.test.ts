@@ -41,7 +41,7 @@ function image(magic: number, entries: Buffer[]): Buffer {
   const head = Buffer.alloc(8);
   head.writeUInt32LE(IMG_COMMON_MAGIC, 0);
   head.writeUInt32LE(magic, 4);
-  const parts = [head];
+  const parts: Buffer[] = [head];
   for (const e of entries) {
     const len = Buffer.alloc(4);
     len.writeUInt32LE(e.length, 0);
