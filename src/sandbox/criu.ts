@@ -123,9 +123,9 @@ export async function ensureCriu(log: (s: string) => void): Promise<CriuBundle> 
  * every mount private, bind-mounts the node's root onto itself, puts the bundle under a tmpfs /run,
  * pivot_root into the node, then a fresh /proc, a tmpfs /dev with null and a new-instance devpts.
  * The tmpfs source names the node, so `down` finds processes living in such namespaces. MODE
- * `spawn` closes every descriptor above 2 (with perl, which every node has) and starts a new
- * session (setsid is syscall 112 on x86_64): CRIU refuses descriptors from outside the node and a
- * tree whose root is no session leader.
+ * `spawn` closes every descriptor above 2 and starts a new session with perl-base's POSIX module
+ * (every node has it; util-linux's setsid would fork a new pid): CRIU refuses descriptors from
+ * outside the node and a tree whose root is no session leader.
  */
 export const NS_SCRIPT = String.raw`set -e
 ROOT=$1; BUNDLE=$2; MODE=$3; shift 3
@@ -147,7 +147,7 @@ mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts /dev/pts
 ln -s pts/ptmx /dev/ptmx
 if [ "$MODE" = spawn ]; then
   exec </dev/null >/dev/null 2>&1
-  exec perl -e 'for my $fd (3 .. 1023) { for my $m ("<&=", ">&=") { if (open(my $h, $m, $fd)) { close($h); last } } } syscall(112); exec { $ARGV[0] } @ARGV or die "exec $ARGV[0]: $!\n"' -- "$@"
+  exec perl -MPOSIX -e 'POSIX::close($_) for 3 .. 1023; POSIX::setsid(); exec { $ARGV[0] } @ARGV or die "exec $ARGV[0]: $!\n"' -- "$@"
 fi
 exec "$@"
 `;

@@ -38,7 +38,10 @@ function predictions(json: string): Map<string, { status: string; lines: string[
   return new Map(
     report.hosts.map((h) => [
       h.name,
-      { status: h.status, lines: 'findings' in h ? h.findings.flatMap((f) => (f.type === 'file' ? [f.criu] : [])) : [] },
+      {
+        status: h.status,
+        lines: 'findings' in h ? h.findings.flatMap((f) => (f.type === 'file' ? [f.criu] : [])) : [],
+      },
     ]),
   );
 }
@@ -115,7 +118,8 @@ describe.skipIf(skip)('real CRIU: check predicts restore, word for word', () => 
   it('node03 carries real libc6 drift: the two builds bookworm and bookworm-security serve', async () => {
     const libc = cachedRealLibc()!;
     expect(libc.drift).not.toBe(libc.base);
-    const q = async (n: string): Promise<string> => (await nodeExec(n, ['dpkg-query', '-W', '-f', '${Version}', 'libc6'])).stdout;
+    const q = async (n: string): Promise<string> =>
+      (await nodeExec(n, ['dpkg-query', '-W', '-f', '${Version}', 'libc6'])).stdout;
     expect(await q('node01')).toBe(libc.base);
     expect(await q('node03')).toBe(libc.drift);
   });
@@ -137,12 +141,23 @@ describe.skipIf(skip)('real CRIU: check predicts restore, word for word', () => 
     // Dump from the mount namespace the process runs in.
     const root1 = sb.node('node01').root;
     mkdirSync(join(root1, CKPT), { recursive: true });
-    const dump = await runCriu(root1, ['dump', '-t', String(pid), '-D', CKPT, '-o', 'dump.log'], { enterPid: pid });
+    const dump = await runCriu(root1, ['dump', '-t', String(pid), '-D', CKPT, '-o', 'dump.log'], {
+      enterPid: pid,
+    });
     expect(dump.exitCode, readFileSync(join(root1, CKPT, 'dump.log'), 'utf8')).toBe(0);
     cpSync(join(root1, CKPT), images, { recursive: true });
 
     // The checkpoint itself, no lockfile: the same verdicts, the same lines for the checkpoint's files.
-    const byCkpt = await runCli('check', ...conn(), '--checkpoint', images, '--limit', 'fleet', '--format', 'json');
+    const byCkpt = await runCli(
+      'check',
+      ...conn(),
+      '--checkpoint',
+      images,
+      '--limit',
+      'fleet',
+      '--format',
+      'json',
+    );
     expect(byCkpt.code).toBe(2);
     const ckptSays = predictions(byCkpt.out);
 
@@ -173,11 +188,23 @@ describe.skipIf(skip)('real CRIU: check predicts restore, word for word', () => 
       ['node04', false],
       ['node05', false],
     ]);
-    expect(outcome.get('node03')?.errors[0]).toMatch(/^File usr\/lib\/x86_64-linux-gnu\/(libc\.so\.6|ld-linux-x86-64\.so\.2|libfleet\.so\.1) has bad (size \d+ \(expect \d+\)|build-ID)$/);
-    expect(outcome.get('node04')?.errors[0]).toBe('File usr/lib/x86_64-linux-gnu/libfleet.so.1 has bad build-ID');
-    expect(outcome.get('node05')?.errors[0]).toBe("Can't open file usr/bin/fleet-tool on restore: No such file or directory");
+    expect(outcome.get('node03')?.errors[0]).toMatch(
+      /^File usr\/lib\/x86_64-linux-gnu\/(libc\.so\.6|ld-linux-x86-64\.so\.2|libfleet\.so\.1) has bad (size \d+ \(expect \d+\)|build-ID)$/,
+    );
+    expect(outcome.get('node04')?.errors[0]).toBe(
+      'File usr/lib/x86_64-linux-gnu/libfleet.so.1 has bad build-ID',
+    );
+    expect(outcome.get('node05')?.errors[0]).toBe(
+      "Can't open file usr/bin/fleet-tool on restore: No such file or directory",
+    );
     // Real glibc drift is named, in CRIU's words, among node03's predictions.
-    expect(ckptSays.get('node03')?.lines.some((l) => /^File usr\/lib\/x86_64-linux-gnu\/libc\.so\.6 has bad size \d+ \(expect \d+\)$/.test(l))).toBe(true);
+    expect(
+      ckptSays
+        .get('node03')
+        ?.lines.some((l) =>
+          /^File usr\/lib\/x86_64-linux-gnu\/libc\.so\.6 has bad size \d+ \(expect \d+\)$/.test(l),
+        ),
+    ).toBe(true);
   });
 
   it('a mode difference: check prints the bad mode line CRIU prints', async () => {
@@ -206,14 +233,20 @@ describe.skipIf(skip)('real CRIU: check predicts restore, word for word', () => 
     for (const [key, p] of Object.entries(fromCkpt.packages)) {
       expect(p.version).toBe(fromPid.packages[key]?.version);
       // Every file the checkpoint needs, recorded as in the images: what /proc/PID/maps gave generate --pid.
-      for (const [path, f] of Object.entries(p.files ?? {})) expect(fromPid.packages[key]?.files?.[path], path).toEqual(f);
+      for (const [path, f] of Object.entries(p.files ?? {}))
+        expect(fromPid.packages[key]?.files?.[path], path).toEqual(f);
     }
     expect(fromCkpt.unmanaged ?? {}).toEqual({});
   });
 
   it('check is stricter than CRIU on purpose: a package off its locked version fails the lock gate even when its files still match', async () => {
     // fleet-bin 2.31-0ubuntu9.9 ships a fleet-tool byte-identical to 9.14's; libfleet1 stays at 9.14.
-    const dpkg = await nodeExec('node02', ['dpkg', '-i', '--force-depends', '/srv/repo/fleet-bin_2.31-0ubuntu9.9_amd64.deb']);
+    const dpkg = await nodeExec('node02', [
+      'dpkg',
+      '-i',
+      '--force-depends',
+      '/srv/repo/fleet-bin_2.31-0ubuntu9.9_amd64.deb',
+    ]);
     expect(dpkg.exitCode, dpkg.stderr).toBe(0);
     const byLock = await runCli('check', ...conn(), '-l', lockCkpt, '--limit', 'node02');
     expect(byLock.code).toBe(2);
@@ -231,7 +264,16 @@ describe.skipIf(skip)('real CRIU: check predicts restore, word for word', () => 
   it('apply the checkpoint lock; then check says ok everywhere and CRIU restores everywhere', async () => {
     const apply = await runCli('apply', ...conn(), '-l', lockCkpt, '--limit', 'fleet', '--yes');
     expect(apply.code, apply.out + apply.err).toBe(0);
-    const byCkpt = await runCli('check', ...conn(), '--checkpoint', images, '--limit', 'fleet', '--format', 'json');
+    const byCkpt = await runCli(
+      'check',
+      ...conn(),
+      '--checkpoint',
+      images,
+      '--limit',
+      'fleet',
+      '--format',
+      'json',
+    );
     expect(byCkpt.code, byCkpt.out).toBe(0);
     expect([...predictions(byCkpt.out).values()].every((p) => p.status === 'ok')).toBe(true);
     const byLock = await runCli('check', ...conn(), '-l', lockCkpt, '--limit', 'fleet');

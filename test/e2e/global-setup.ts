@@ -29,7 +29,9 @@ async function prepareCriu(log: (s: string) => void): Promise<CriuProvided> {
   // The base is a node's root too: if CRIU cannot check there, it cannot dump or restore in a node.
   const r = await runCriu(BASE_DIR, ['check']);
   if (r.exitCode !== 0 || !/Looks good/.test(r.stdout + r.stderr)) {
-    return no(`criu check failed on this kernel: ${(r.stderr || r.stdout).trim().split('\n').slice(-1)[0] ?? ''}`);
+    return no(
+      `criu check failed on this kernel: ${(r.stderr || r.stdout).trim().split('\n').slice(-1)[0] ?? ''}`,
+    );
   }
   return { ok: true };
 }
