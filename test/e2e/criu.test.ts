@@ -46,15 +46,15 @@ function predictions(json: string): Map<string, { status: string; lines: string[
   );
 }
 
-async function comm(pid: number): Promise<string> {
+function comm(pid: number): string {
   return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
 }
 
 /** The process counts in its name every 100 ms: two reads 400 ms apart differ while it runs. */
 async function expectRunning(pid: number): Promise<void> {
-  const a = await comm(pid);
+  const a = comm(pid);
   await new Promise((r) => setTimeout(r, 400));
-  const b = await comm(pid);
+  const b = comm(pid);
   expect(a).toMatch(/^tick \d+$/);
   expect(b).toMatch(/^tick \d+$/);
   expect(b).not.toBe(a);

@@ -15,7 +15,8 @@ import type { CriuProvided, SandboxProvided } from './sandbox.js';
 /** CRIU for test/e2e/criu.test.ts: fetched and proven to run (`criu check` in the base), or why not. */
 async function prepareCriu(log: (s: string) => void): Promise<CriuProvided> {
   const no = (why: string, err?: unknown): CriuProvided => {
-    const reason = `real CRIU unavailable (${why})${err ? `: ${err instanceof Error ? err.message : String(err)}` : ''}`;
+    const detail = err === undefined ? '' : `: ${err instanceof Error ? err.message : JSON.stringify(err)}`;
+    const reason = `real CRIU unavailable (${why})${detail}`;
     if (process.env.CI === 'true') throw new Error(`${reason} — required in CI`, { cause: err });
     log(`${reason}; the real-CRIU tests are skipped`);
     return { skip: reason };
