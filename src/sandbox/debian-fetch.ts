@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CriuLockError } from '../errors.js';
 import { findSource, type Mirror } from './base.js';
@@ -68,15 +68,23 @@ export async function privateApt(
 }
 
 /** `apt-cache policy PKG`: every version with the suites serving it. */
-export async function policyVersions(
-  apt: PrivateApt,
-  pkg: string,
-): Promise<{ version: string; suites: string[] }[]> {
-  const r = await runOk(['apt-cache', ...apt.opts, 'policy', pkg]);
-  const out: { version: string; suites: string[] }[] = [];
-  let cur: { version: string; suites: string[] } | undefined;
-  for (const line of r.stdout.split('\n')) {
-    const v = /^\s{5}(?:\*\*\* )?(\S+) -?\d+$/.exec(line);
+export async function policyVersions(apt: PrivateApt, pkg: string): Promise<PolicyRow[]> {
+  return parsePolicy((await runOk(['apt-cache', ...apt.opts, 'policy', pkg])).stdout);
+}
+
+export interface PolicyRow {
+  version: string;
+  /** Suites whose Packages list this version ("bookworm", "bookworm-security"). */
+  suites: string[];
+}
+
+/** Parses one package's `apt-cache policy` version table (pure). */
+export function parsePolicy(stdout: string): PolicyRow[] {
+  const out: PolicyRow[] = [];
+  let cur: PolicyRow | undefined;
+  for (const line of stdout.split('\n')) {
+    // Version rows: "     1.0-1 500", or " *** 1.0-1 500" for the installed one.
+    const v = /^ (?:\*\*\*| {3}) (\S+) -?\d+$/.exec(line);
     if (v?.[1]) {
       cur = { version: v[1], suites: [] };
       out.push(cur);
@@ -92,7 +100,6 @@ export async function policyVersions(
 export async function download(apt: PrivateApt, requests: readonly string[]): Promise<string[]> {
   const dl = join(apt.dir, 'download');
   await runOk(['apt-get', ...apt.opts, '-q', 'download', ...requests], { cwd: dl, timeoutMs: 600_000 });
-  const { readdirSync } = await import('node:fs');
   const debs = readdirSync(dl).filter((f) => f.endsWith('.deb'));
   if (debs.length < requests.length) {
     throw new CriuLockError(
