@@ -14,6 +14,9 @@ export type ErrorCode =
   | 'become'
   | 'not-implemented'
   | 'sandbox'
+  | 'capture'
+  | 'rollback'
+  | 'host-lock'
   | 'internal';
 
 export interface SourceLocation {

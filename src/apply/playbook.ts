@@ -1,8 +1,9 @@
 import { readFile } from 'node:fs/promises';
-import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { assetPath } from '../assets.js';
-import { CriuLockError } from '../errors.js';
+import { CriuLockError, type SourceLocation } from '../errors.js';
+import { parseYamlSource } from '../input/yaml-source.js';
+import { issueError, parseWith } from '../input/zod-error.js';
 import { MODULES } from './modules/registry.js';
 
 export const Task = z.strictObject({
@@ -32,39 +33,18 @@ export interface ResolvedTask {
 
 export const DEFAULT_PLAYBOOK = assetPath('playbooks/converge.yaml');
 
-async function parsePlaybookFile(file: string): Promise<{ book: Playbook; locate: (path: PropertyKey[]) => { file: string; line?: number; col?: number } }> {
+const PLAYBOOK_HINT = 'a playbook has name, pre_tasks, tasks, post_tasks; each task has name, module, args, when';
+
+async function parsePlaybookFile(file: string): Promise<{ book: Playbook; file: string; locate: (path: ReadonlyArray<PropertyKey>, key?: string) => SourceLocation }> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
     throw new CriuLockError('input', `cannot read playbook ${file}: ${(err as Error).message}`, { hint: 'pass an existing file to --playbook' });
   }
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc });
-  const locate = (path: PropertyKey[]): { file: string; line?: number; col?: number } => {
-    for (let n = path.length; n >= 0; n--) {
-      const node = doc.getIn(path.slice(0, n) as unknown[], true) as { range?: [number, number, number] } | undefined;
-      if (node?.range) {
-        const p = lc.linePos(node.range[0]);
-        return { file, line: p.line, col: p.col };
-      }
-    }
-    return { file };
-  };
-  if (doc.errors[0]) {
-    const p = lc.linePos(doc.errors[0].pos[0]);
-    throw new CriuLockError('input', `invalid YAML: ${doc.errors[0].message.split('\n')[0]}`, { location: { file, line: p.line, col: p.col }, hint: 'fix the playbook syntax' });
-  }
-  const parsed = Playbook.safeParse(doc.toJS());
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const path = issue.path;
-    throw new CriuLockError('input', `${path.map(String).join('.') || 'playbook'}: ${issue.message}`, {
-      location: locate(path),
-      hint: 'a playbook has name, pre_tasks, tasks, post_tasks; each task has name, module, args, when',
-    });
-  }
-  return { book: parsed.data, locate };
+  const src = parseYamlSource(text, file, { code: 'input', hint: 'fix the playbook syntax' });
+  const book = parseWith(Playbook, src.doc.toJS(), { code: 'input', what: 'playbook', hint: PLAYBOOK_HINT, file, locate: src.locate });
+  return { book, file, locate: src.locate };
 }
 
 /** Loads a playbook (the built-in converge one when `file` is undefined) and validates every task. */
@@ -83,10 +63,14 @@ export async function loadPlaybook(file?: string): Promise<ResolvedTask[]> {
       }
       const args = mod.args.safeParse(t.args);
       if (!args.success) {
-        const issue = args.error.issues[0]!;
-        throw new CriuLockError('input', `task ${JSON.stringify(t.name)}: invalid args for ${t.module}: ${issue.path.map(String).join('.') || 'args'}: ${issue.message}`, {
-          location: src.locate([section, i, 'args', ...(issue.path)]),
+        throw issueError(args.error, {
+          code: 'input',
+          what: 'args',
+          prefix: `task ${JSON.stringify(t.name)}: invalid args for ${t.module}: `,
+          pathPrefix: [section, i, 'args'],
           hint: `see docs/playbooks.md for ${t.module}'s arguments`,
+          file: src.file,
+          locate: src.locate,
         });
       }
       out.push({ name: t.name, module: t.module, args: args.data, when: t.when });

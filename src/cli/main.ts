@@ -11,17 +11,23 @@ const commands = {
   plan: () => import('../commands/plan.js'),
   apply: () => import('../commands/apply.js'),
   check: () => import('../commands/check.js'),
+  vendor: () => import('../commands/vendor.js'),
+  history: () => import('../commands/history.js'),
+  rollback: () => import('../commands/rollback.js'),
   inventory: () => import('../commands/inventory.js'),
   checkpoint: () => import('../commands/checkpoint.js'),
 };
 
 function common(y: Argv): Argv {
   return y
-    .option('inventory', { alias: 'i', type: 'string', default: 'inventory.yaml', describe: 'Ansible inventory (YAML or INI)' })
+    .option('inventory', { alias: 'i', type: 'string', default: 'inventory.yaml', describe: 'Ansible inventory: YAML, INI, ansible-inventory JSON or an executable printing it' })
     .option('forks', { type: 'number', default: 20, describe: 'hosts worked on at once' })
     .option('known-hosts', { type: 'string', describe: 'OpenSSH known_hosts file (default ~/.ssh/known_hosts)' })
-    .option('host-key-checking', { choices: ['strict', 'accept-new', 'off'] as const, default: 'strict' as const, describe: 'like StrictHostKeyChecking' })
-    .option('connect-timeout', { type: 'number', default: 10, describe: 'SSH connect timeout in seconds' })
+    // No yargs defaults for these three: given on the command line they win over the ssh config, like `ssh -o`.
+    .option('host-key-checking', { choices: ['strict', 'accept-new', 'off'] as const, describe: 'like StrictHostKeyChecking (default strict, or the ssh config)' })
+    .option('connect-timeout', { type: 'number', describe: 'SSH connect timeout in seconds (default 10, or the ssh config)' })
+    .option('ssh-config', { type: 'string', describe: "OpenSSH client config (default ~/.ssh/config; 'none' to skip)" })
+    .option('vault-password-file', { type: 'string', describe: 'password for Ansible vault files in group_vars/host_vars' })
     .option('color', { type: 'boolean', default: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR, describe: 'colour output (--no-color to disable)' })
     .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'per-phase timings and commands' })
     .option('debug', { type: 'boolean', default: false, describe: 'stack traces on errors' });
@@ -35,9 +41,19 @@ function lockOpt(y: Argv): Argv {
   return y.option('lockfile', { alias: 'l', type: 'string', default: 'criu-lock.yaml', describe: 'lockfile' });
 }
 
+function storeOpt(y: Argv): Argv {
+  return y.option('store', { type: 'string', describe: 'package store (default: criu-lock.debs/ beside the lockfile, used when it exists)' });
+}
+
+function vendorSources(y: Argv): Argv {
+  return y
+    .option('archive', { type: 'string', array: true, describe: 'apt repository base URL to fetch locked versions from ("URL [SUITE [COMPONENT...]]"; repeatable)' })
+    .option('rebuild', { type: 'boolean', default: false, describe: "rebuild what no source has from the golden node's installed files" });
+}
+
 function commonOptions(a: Record<string, unknown>): CommonOptions {
   const forks = Number(a.forks);
-  const timeout = Number(a['connect-timeout']);
+  const timeout = a['connect-timeout'] === undefined ? 10 : Number(a['connect-timeout']);
   if (!Number.isInteger(forks) || forks < 1) throw new CriuLockError('usage', `--forks must be a positive integer, got ${String(a.forks)}`, { hint: 'e.g. --forks 20' });
   if (!Number.isFinite(timeout) || timeout <= 0) throw new CriuLockError('usage', `--connect-timeout must be a positive number of seconds`, { hint: 'e.g. --connect-timeout 10' });
   return {
@@ -45,12 +61,25 @@ function commonOptions(a: Record<string, unknown>): CommonOptions {
     limit: a.limit as string | undefined,
     forks,
     knownHosts: a['known-hosts'] as string | undefined,
-    hostKeyChecking: a['host-key-checking'] as CommonOptions['hostKeyChecking'],
+    hostKeyChecking: (a['host-key-checking'] ?? 'strict') as CommonOptions['hostKeyChecking'],
+    sshConfig: a['ssh-config'] as string | undefined,
+    vaultPasswordFile: a['vault-password-file'] as string | undefined,
+    explicit: {
+      knownHosts: a['known-hosts'] !== undefined,
+      hostKeyChecking: a['host-key-checking'] !== undefined,
+      connectTimeout: a['connect-timeout'] !== undefined,
+    },
     connectTimeout: timeout,
     verbose: Boolean(a.verbose),
     debug: Boolean(a.debug),
     color: Boolean(a.color),
   };
+}
+
+function keepTransactions(v: unknown): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new CriuLockError('usage', `--keep-transactions must be a positive integer, got ${String(v)}`, { hint: 'e.g. --keep-transactions 5' });
+  return n;
 }
 
 function asList<T>(v: unknown): T[] {
@@ -72,43 +101,55 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
       'generate',
       'read the golden node and write the lockfile',
       (y) =>
-        common(y)
+        vendorSources(storeOpt(common(y)))
           .option('golden', { type: 'string', describe: 'golden node (default: the single host of group "golden")' })
           .option('output', { alias: 'o', type: 'string', default: 'criu-lock.yaml', describe: 'lockfile to write (- for stdout)' })
           .option('package', { type: 'string', array: true, describe: 'lock only this package (repeatable)' })
           .option('with-deps', { type: 'boolean', default: false, describe: "add the packages' installed dependency closure" })
           .option('pid', { type: 'number', array: true, describe: 'lock exactly what CRIU checks for this process (repeatable)' })
           .option('checkpoint', { type: 'string', describe: 'lock exactly what this CRIU checkpoint directory needs' })
+          .option('vendor', { type: 'boolean', default: false, describe: 'then copy every locked .deb into the package store (see vendor)' })
           .example('$0 generate -i inventory.yaml -o criu-lock.yaml', 'lock every installed package of the golden node')
           .example('$0 generate --package libc6 --with-deps', 'lock libc6 and what it depends on')
-          .example('$0 generate --pid 4242', 'lock the files process 4242 maps'),
+          .example('$0 generate --pid 4242', 'lock the files process 4242 maps')
+          .example('$0 generate --vendor', 'lock, then vendor the exact .debs into criu-lock.debs/'),
       async (a) => {
+        if (a.vendor && a.output === '-') throw new CriuLockError('usage', '--vendor needs a lockfile on disk, not -o -', { hint: 'e.g. criu-lock generate -o criu-lock.yaml --vendor' });
         if (a.checkpoint !== undefined) {
           if (a.pid !== undefined || a.package !== undefined || a['with-deps'])
             throw new CriuLockError('usage', '--checkpoint cannot be combined with --pid, --package or --with-deps', { hint: 'the checkpoint alone says what to lock' });
           const { runGenerateCheckpoint } = await commands.checkpoint();
           code = await runGenerateCheckpoint({ ...commonOptions(a), checkpoint: a.checkpoint, golden: a.golden, output: a.output }, deps);
-          return;
+        } else {
+          const { runGenerate } = await commands.generate();
+          code = await runGenerate(
+            {
+              ...commonOptions(a),
+              golden: a.golden,
+              output: a.output,
+              packages: asList<string>(a.package),
+              withDeps: a['with-deps'],
+              pids: asList<number>(a.pid),
+            },
+            deps,
+          );
         }
-        const { runGenerate } = await commands.generate();
-        code = await runGenerate(
-          {
-            ...commonOptions(a),
-            golden: a.golden,
-            output: a.output,
-            packages: asList<string>(a.package),
-            withDeps: a['with-deps'],
-            pids: asList<number>(a.pid),
-          },
-          deps,
-        );
+        if (code === 0 && a.vendor) {
+          const [{ vendorWith }, { loadLock }] = await Promise.all([commands.vendor(), import('../lock/lockfile.js')]);
+          const lockfile = String(a.output);
+          code = await vendorWith(
+            await loadLock(lockfile),
+            { ...commonOptions(a), lockfile, golden: a.golden, store: a.store as string | undefined, archives: asList<string>(a.archive), rebuild: Boolean(a.rebuild) },
+            deps,
+          );
+        }
       },
     )
     .command(
       'plan',
       'show what apply would change on each host',
       (y) =>
-        lockOpt(limit(common(y)))
+        storeOpt(lockOpt(limit(common(y))))
           .option('out', { alias: 'o', type: 'string', describe: 'save the JSON plan for `apply PLANFILE`' })
           .option('format', { choices: ['text', 'markdown', 'json'] as const, default: 'text' as const })
           .option('detailed-exitcode', { type: 'boolean', default: false, describe: '0 no changes, 2 changes, 1 error, 3 host failures' })
@@ -117,7 +158,7 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
       async (a) => {
         const { runPlan } = await commands.plan();
         code = await runPlan(
-          { ...commonOptions(a), lockfile: String(a.lockfile), out: a.out, format: a.format, detailedExitcode: a['detailed-exitcode'], refresh: a.refresh },
+          { ...commonOptions(a), lockfile: String(a.lockfile), store: a.store as string | undefined, out: a.out, format: a.format, detailedExitcode: a['detailed-exitcode'], refresh: a.refresh },
           deps,
         );
       },
@@ -126,7 +167,7 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
       'apply [planfile]',
       'converge hosts to the lock (pins + one exact apt transaction), then verify',
       (y) =>
-        lockOpt(limit(common(y)))
+        storeOpt(lockOpt(limit(common(y))))
           .positional('planfile', { type: 'string', describe: 'a plan saved by `plan -o`; refused if stale' })
           .option('check', { type: 'boolean', default: false, describe: 'show what would change, change nothing' })
           .option('yes', { type: 'boolean', default: false, describe: 'do not ask for confirmation' })
@@ -135,6 +176,8 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
           .option('skip-unavailable', { type: 'boolean', default: false, describe: 'converge hosts even if some locked versions are unavailable' })
           .option('playbook', { type: 'string', describe: 'playbook with pre_tasks/post_tasks (default playbooks/converge.yaml)' })
           .option('format', { choices: ['text', 'json'] as const, default: 'text' as const })
+          .option('capture', { type: 'boolean', default: true, describe: 'record a transaction for rollback first (--no-capture: faster, no rollback)' })
+          .option('keep-transactions', { type: 'number', default: 5, describe: 'transactions kept per host' })
           .example('$0 apply plan.json', 'apply exactly a reviewed plan')
           .example('$0 apply --yes --serial 1,25%', 'converge one host, then a quarter at a time'),
       async (a) => {
@@ -147,6 +190,7 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
           {
             ...commonOptions(a),
             lockfile: String(a.lockfile),
+            store: a.store as string | undefined,
             planfile: a.planfile,
             check: a.check,
             yes: a.yes,
@@ -155,6 +199,8 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
             skipUnavailable: a['skip-unavailable'],
             playbook: a.playbook,
             format: a.format,
+            capture: a.capture,
+            keepTransactions: keepTransactions(a['keep-transactions']),
           },
           deps,
         );
@@ -180,6 +226,67 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
       },
     )
     .command(
+      'vendor',
+      'copy the exact .deb of every locked package into the package store',
+      (y) =>
+        vendorSources(storeOpt(lockOpt(common(y))))
+          .option('golden', { type: 'string', describe: 'golden node (default: the single host of group "golden")' })
+          .option('verify', { type: 'boolean', default: false, describe: 're-check every store file against the manifest and the lock' })
+          .example('$0 vendor', "store the golden node's .debs in criu-lock.debs/ beside the lock")
+          .example('$0 vendor --archive http://snapshot.example/debian/20240101T000000Z/ --rebuild', 'also try a snapshot, then rebuild from installed files')
+          .example('$0 vendor --verify', 'exit 0 only if every stored file still matches'),
+      async (a) => {
+        const { runVendor } = await commands.vendor();
+        code = await runVendor(
+          {
+            ...commonOptions(a),
+            lockfile: String(a.lockfile),
+            golden: a.golden,
+            store: a.store as string | undefined,
+            archives: asList<string>(a.archive),
+            rebuild: Boolean(a.rebuild),
+            verify: Boolean(a.verify),
+          },
+          deps,
+        );
+      },
+    )
+    .command(
+      'history',
+      'list the transactions recorded on each host (what apply and rollback changed)',
+      (y) =>
+        limit(common(y))
+          .option('format', { choices: ['text', 'json'] as const, default: 'text' as const })
+          .example('$0 history --limit node-b', "node-b's transactions, newest first"),
+      async (a) => {
+        const { runHistory } = await commands.history();
+        code = await runHistory({ ...commonOptions(a), format: a.format }, deps);
+      },
+    )
+    .command(
+      'rollback',
+      'undo the last transaction (or --to TXID) from its captured .debs, then verify',
+      (y) =>
+        limit(common(y))
+          .option('to', { type: 'string', describe: 'the transaction to undo (default: the most recent)' })
+          .option('last', { type: 'boolean', describe: 'undo the most recent transaction (the default)' })
+          .option('check', { type: 'boolean', default: false, describe: 'show what would change, change nothing' })
+          .option('yes', { type: 'boolean', default: false, describe: 'do not ask for confirmation' })
+          .option('force', { type: 'boolean', default: false, describe: 'roll back even if the host changed since the transaction' })
+          .option('keep-transactions', { type: 'number', default: 5, describe: 'transactions kept per host' })
+          .option('format', { choices: ['text', 'json'] as const, default: 'text' as const })
+          .conflicts('to', 'last')
+          .example('$0 rollback --limit node-b --check', 'what undoing the last apply on node-b would do')
+          .example('$0 rollback --limit node-b --to 20261129T011233Z-a1b2c3 --yes', 'undo one transaction'),
+      async (a) => {
+        const { runRollback } = await commands.rollback();
+        code = await runRollback(
+          { ...commonOptions(a), to: a.to, check: a.check, yes: a.yes, force: a.force, keepTransactions: keepTransactions(a['keep-transactions']), format: a.format },
+          deps,
+        );
+      },
+    )
+    .command(
       'inventory',
       'show the resolved hosts and their connection settings',
       (y) =>
@@ -191,7 +298,7 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
         code = await runInventory({ ...commonOptions(a), format: a.format }, deps);
       },
     )
-    .demandCommand(1, 'name a command: generate, plan, apply, check or inventory')
+    .demandCommand(1, 'name a command: generate, vendor, plan, apply, check, history, rollback or inventory')
     .strict()
     .recommendCommands()
     .help()

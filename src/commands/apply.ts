@@ -1,3 +1,6 @@
+import { randomBytes } from 'node:crypto';
+import type { TransactionContext } from '../rollback/apply-transaction.js';
+import { makeTxId } from '../rollback/manifest.js';
 import { loadPlaybook, type ResolvedTask } from '../apply/playbook.js';
 import { runPlaybook } from '../apply/run-playbook.js';
 import { CriuLockError } from '../errors.js';
@@ -8,7 +11,12 @@ import type { InventoryHost } from '../inventory/types.js';
 import { loadLock, type Lockfile } from '../lock/lockfile.js';
 import { loadPlan, type HostPlan, type PlanFile } from '../plan/plan-file.js';
 import { renderPins } from '../plan/pins.js';
-import { planHost } from '../plan/planner.js';
+import type { StoreIndex } from '../plan/planner.js';
+import { storeDir, storeIndexFor } from '../store/manifest.js';
+import { savedPlanRefusal } from '../plan/check-saved-plan.js';
+import { planWithTransaction } from '../facts/simulate.js';
+import { preflightHost } from '../apply/preflight.js';
+import type { HostLock } from '../apply/host-lock.js';
 import { renderApply } from '../report/apply-report.js';
 import { renderPlanText } from '../report/plan-report.js';
 import type { Transport } from '../transport/types.js';
@@ -28,12 +36,24 @@ export interface ApplyOptions extends CommonOptions {
   skipUnavailable: boolean;
   playbook?: string | undefined;
   format: 'text' | 'json';
+  /** Package store directory (default: criu-lock.debs/ beside the lockfile, when it exists). */
+  store?: string | undefined;
+  /** Record a rollback transaction before changing a host (false: --no-capture). */
+  capture?: boolean | undefined;
+  /** Transactions kept per host (--keep-transactions, default 5). */
+  keepTransactions?: number | undefined;
 }
 
 /** After preflight a host is either finished (its outcome is known) or ready for the playbook. */
 type Preflight =
   | { host: InventoryHost; state: 'done'; outcome: HostOutcome; plan?: HostPlan }
-  | { host: InventoryHost; state: 'ready'; transport: Transport; plan: HostPlan };
+  | {
+      host: InventoryHost;
+      state: 'ready';
+      transport: Transport;
+      plan: HostPlan;
+      hostLock?: HostLock | undefined;
+    };
 
 function staleReason(planned: HostPlan, current: string): string | undefined {
   if (planned.fingerprint === null) return `it was ${planned.status} when the plan was made`;
@@ -84,6 +104,7 @@ async function preflight(
   pins: string,
   opts: ApplyOptions,
   saved: HostPlan | undefined,
+  store: StoreIndex | undefined,
 ): Promise<Preflight> {
   const done = (outcome: HostOutcome): Preflight => ({ host, state: 'done', outcome });
   let transport: Transport;
@@ -92,40 +113,74 @@ async function preflight(
   } catch (err) {
     return done({ ...hostFailure(host.name, err, 'connect'), tasks: [], blocked: [] });
   }
+  // Host lock, and an earlier apply's apt transaction, before any fact is read (src/apply/preflight.ts).
+  const locked = await preflightHost(transport, {
+    check: opts.check,
+    say: (m) => run.io.err(`[${host.name}] ${m}\n`),
+  });
+  if (locked.status === 'refused') {
+    await transport.close().catch(() => undefined);
+    return done({
+      name: host.name,
+      status: 'failed',
+      error: { code: 'host-lock', message: locked.message, step: 'host lock' },
+      tasks: [],
+      blocked: [],
+    });
+  }
+  const hostLock = locked.lock;
+  const release = async (): Promise<void> => {
+    await hostLock?.release();
+    await transport.close().catch(() => undefined);
+  };
   let plan: HostPlan;
   try {
     // The plan carries the host's fingerprint; the facts themselves are not kept (memory).
     const start = run.clock.monotonicMs();
-    plan = planHost(lock, await gatherForPlan(transport, lock), pins);
-    run.log(host.name, `preflight facts gathered in ${run.since(start).toFixed(0)} ms`);
+    plan = await planWithTransaction(transport, lock, await gatherForPlan(transport, lock), pins, store);
+    run.log(host.name, `preflight facts gathered and apt simulated in ${run.since(start).toFixed(0)} ms`);
   } catch (err) {
-    await transport.close().catch(() => undefined);
+    await release();
     return done({ ...hostFailure(host.name, err, 'gather facts'), tasks: [], blocked: [] });
   }
   if (saved) {
     const why = staleReason(saved, plan.fingerprint ?? '');
-    if (why) {
-      await transport.close().catch(() => undefined);
+    // Nothing of the file is trusted: it must equal the fresh plan, which is the one that runs.
+    const refused = why ? undefined : savedPlanRefusal(lock, saved, plan);
+    if (why || refused) {
+      await release();
       return done({
         name: host.name,
         status: 'failed',
-        error: {
-          code: 'stale-plan',
-          message: `plan is stale for host ${host.name}: ${why}`,
-          hint: 'run criu-lock plan again',
-          step: 'preflight',
-        },
+        error: why
+          ? {
+              code: 'stale-plan',
+              message: `plan is stale for host ${host.name}: ${why}`,
+              hint: 'run criu-lock plan again',
+              step: 'preflight',
+            }
+          : {
+              code: 'plan',
+              message: `plan refused for host ${host.name}: ${refused}`,
+              hint: 're-create it with criu-lock plan -o FILE; plan files are checked, not trusted',
+              step: 'preflight',
+            },
         tasks: [],
         blocked: [],
       });
     }
-    plan = saved;
   }
   if (!mayProceed(plan, opts.skipUnavailable)) {
-    await transport.close().catch(() => undefined);
+    await release();
     return { ...done({ name: host.name, status: 'blocked', tasks: [], blocked: plan.blocked }), plan };
   }
-  return { host, state: 'ready', transport, plan };
+  return { host, state: 'ready', transport, plan, hostLock };
+}
+
+/** A rollback transaction for one host: a sortable id from the run's clock. */
+function newTransaction(run: PreparedRun, keep: number): TransactionContext {
+  const now = run.clock.now();
+  return { id: makeTxId(now, randomBytes(3).readUIntBE(0, 3)), keep, now };
 }
 
 export async function applyFleet(
@@ -138,9 +193,10 @@ export async function applyFleet(
   const { io } = run;
   const hosts = hostsOfPlan(run, planFile, opts.inventory);
   const pins = renderPins(lock);
+  const store = await storeIndexFor(opts.lockfile, opts.store);
   const saved = (name: string): HostPlan | undefined => planFile?.hosts.find((h) => h.name === name);
   const pre = (
-    await runFleet(hosts, (host) => preflight(run, host, lock, pins, opts, saved(host.name)), {
+    await runFleet(hosts, (host) => preflight(run, host, lock, pins, opts, saved(host.name), store), {
       forks: opts.forks,
     })
   ).results.map((r) => r.result);
@@ -169,20 +225,26 @@ export async function applyFleet(
       }
     }
 
+    const capture = opts.capture !== false;
     let done = 0;
     const outcomes = new Map<string, HostOutcome>();
     const fleet = await runFleet(
       ready,
-      (p): Promise<HostOutcome> =>
-        runPlaybook(tasks, {
+      async (p): Promise<HostOutcome> => {
+        const transaction = capture ? newTransaction(run, opts.keepTransactions ?? 5) : undefined;
+        const outcome = await runPlaybook(tasks, {
           host: p.host.name,
           transport: p.transport,
           lock,
           plan: p.plan,
           pins,
+          storeDir: storeDir(opts.lockfile, opts.store),
           checkMode: opts.check,
           verbose: (m) => run.log(p.host.name, m),
-        }),
+          transaction,
+        });
+        return transaction?.manifest ? { ...outcome, transaction: transaction.id } : outcome;
+      },
       {
         forks: opts.forks,
         serial: opts.serial,
@@ -203,6 +265,7 @@ export async function applyFleet(
     return {
       lock: { path: opts.lockfile, digest: lock.digest },
       check: opts.check,
+      capture: opts.capture !== false,
       hosts: pre.flatMap((p) => {
         const o = p.state === 'done' ? p.outcome : outcomes.get(p.host.name);
         return o && !notStarted.has(p.host.name) ? [o] : [];
@@ -210,6 +273,7 @@ export async function applyFleet(
       notStarted: [...notStarted],
     };
   } finally {
+    await Promise.all(ready.map((p) => (p.hostLock ? p.hostLock.release() : Promise.resolve())));
     await Promise.all(ready.map((p) => p.transport.close().catch(() => undefined)));
   }
 }

@@ -20,6 +20,11 @@ export interface CommonOptions {
   verbose: boolean;
   debug: boolean;
   color: boolean;
+  /** --ssh-config FILE or `none`; undefined means ~/.ssh/config. */
+  sshConfig?: string | undefined;
+  vaultPasswordFile?: string | undefined;
+  /** Which SSH flags were given on the command line (they win over the ssh config). */
+  explicit?: SshOptions['explicit'];
 }
 
 /** The IO host: where command output goes; tests pass a recording one. */
@@ -43,7 +48,12 @@ export interface Clock {
   monotonicMs(): number;
 }
 
-export type InventoryLoader = (path: string) => Promise<Inventory>;
+export interface InventoryLoadOptions {
+  sshConfig?: string | undefined;
+  vaultPasswordFile?: string | undefined;
+}
+
+export type InventoryLoader = (path: string, opts?: InventoryLoadOptions) => Promise<Inventory>;
 
 export interface OpenTransportExtras {
   /** Non-fatal remarks of the connection (key added with accept-new, skipped identities). */
@@ -69,6 +79,7 @@ export function sshOptions(common: CommonOptions): SshOptions {
     hostKeyChecking: common.hostKeyChecking,
     connectTimeoutMs: common.connectTimeout * 1000,
     keepaliveIntervalMs: 15_000,
+    explicit: common.explicit,
   };
 }
 

@@ -34,7 +34,7 @@ export function realDeps(
   return {
     io,
     clock: systemClock,
-    loadInventory: async (path) => (await import('../inventory/load.js')).loadInventory(path),
+    loadInventory: async (path, opts) => (await import('../inventory/load.js')).loadInventory(path, opts),
     openTransport: async (host, ssh, extras) =>
       (await import('../transport/open.js')).openTransport(host, ssh, extras),
     ...overrides,

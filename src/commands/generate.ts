@@ -3,13 +3,13 @@ import { CriuLockError } from '../errors.js';
 import { gatherFacts } from '../facts/gather.js';
 import type { HostFacts } from '../facts/types.js';
 import { findGolden } from '../inventory/limit.js';
-import { buildLock, dependencyClosure, resolveInstalled, type GenerateScope } from '../lock/build-lock.js';
+import { buildLock, selectForScope, type GenerateScope } from '../lock/build-lock.js';
 import { serializeLock } from '../lock/lockfile.js';
 import { errorText, isHostFailure } from '../fleet/host-error.js';
 import type { Transport } from '../transport/types.js';
 import type { CommandDeps, CommonOptions } from './context.js';
 import { prepareRun } from './prepare.js';
-import { isValidPackageName } from '../debian/names.js';
+import { packageRefProblem } from '../debian/schemas.js';
 
 export interface GenerateOptions extends CommonOptions {
   golden?: string | undefined;
@@ -31,13 +31,7 @@ export function scopeOf(opts: Pick<GenerateOptions, 'packages' | 'withDeps' | 'p
     });
   }
   for (const p of opts.packages) {
-    const [name, arch, extra] = p.split(':');
-    if (
-      !name ||
-      !isValidPackageName(name) ||
-      extra !== undefined ||
-      (arch !== undefined && !/^[a-z0-9][a-z0-9-]*$/.test(arch))
-    ) {
+    if (packageRefProblem(p) !== undefined) {
       throw new CriuLockError('usage', `invalid package name ${JSON.stringify(p)}`, {
         hint: 'Debian package names are lowercase: a-z 0-9 + - . (optionally :arch)',
       });
@@ -52,19 +46,33 @@ export function scopeOf(opts: Pick<GenerateOptions, 'packages' | 'withDeps' | 'p
   return { kind: 'all' };
 }
 
-/** Facts of the golden node for a scope: the package list first when the scope names packages. */
-async function goldenFacts(t: Transport, scope: GenerateScope): Promise<HostFacts> {
+/**
+ * The keys a scope locks, or none when the selection fails: that failure (a package not installed,
+ * a process gone) is an input error buildLock reports after the host work, not a host failure.
+ */
+function lockedKeys(facts: HostFacts, scope: GenerateScope, host: string): string[] {
+  try {
+    return selectForScope(facts, scope, host).packages.map((p) => p.pkg.key);
+  } catch (err) {
+    if (err instanceof CriuLockError) return [];
+    throw err;
+  }
+}
+
+/**
+ * Facts of the golden node for a scope, in as few round trips as the scope allows: what to read
+ * is decided here, what to lock by `selectForScope` (the same switch buildLock uses).
+ */
+async function goldenFacts(t: Transport, scope: GenerateScope, host: string): Promise<HostFacts> {
   let facts: HostFacts;
-  /** Packages the lock will hold, known before the files are read only for scope packages. */
-  let chosen: string[] | undefined;
   switch (scope.kind) {
     case 'all':
       facts = await gatherFacts(t, { elfOf: 'all' });
       break;
     case 'packages': {
+      // The package list first: files are read only of the packages the lock will hold.
       const base = await gatherFacts(t, {});
-      const roots = scope.packages.map((n) => resolveInstalled(base, n)).filter((p) => p !== undefined);
-      chosen = (scope.withDeps ? dependencyClosure(base, roots) : roots).map((p) => p.key);
+      const chosen = lockedKeys(base, scope, host);
       facts = chosen.length > 0 ? await gatherFacts(t, { elfOf: chosen }) : base;
       break;
     }
@@ -76,17 +84,10 @@ async function goldenFacts(t: Transport, scope: GenerateScope): Promise<HostFact
       throw new Error(String(never));
     }
   }
-  // A second, cheap round trip: the .deb checksums of exactly the installed versions.
-  const wanted =
-    scope.kind === 'all'
-      ? [...facts.packages.values()]
-      : scope.kind === 'processes'
-        ? [...new Set(facts.mapped.map((m) => m.owner).filter((o) => o !== undefined))]
-            .map((k) => facts.packages.get(k))
-            .filter((p) => p !== undefined)
-        : (chosen ?? []).map((k) => facts.packages.get(k)).filter((p) => p !== undefined);
+  // A second, cheap round trip: the .deb checksums of exactly the installed versions locked.
+  const wanted = lockedKeys(facts, scope, host).map((k) => `${k}=${facts.packages.get(k)?.version ?? ''}`);
   if (wanted.length > 0) {
-    const sha = await gatherFacts(t, { shaFor: [...new Set(wanted.map((p) => `${p.key}=${p.version}`))] });
+    const sha = await gatherFacts(t, { shaFor: [...new Set(wanted)] });
     for (const [k, v] of sha.debSha256) facts.debSha256.set(k, v);
   }
   return facts;
@@ -97,7 +98,7 @@ export async function runGenerate(opts: GenerateOptions, deps: CommandDeps): Pro
   const scope = scopeOf(opts);
   const run = await prepareRun(opts, deps, { select: (inv) => [findGolden(inv, opts.golden)] });
   const golden = run.hosts[0]!;
-  const result = await run.withHost(golden, async (t) => goldenFacts(t, scope), 'gather facts');
+  const result = await run.withHost(golden, async (t) => goldenFacts(t, scope, golden.name), 'gather facts');
   if (isHostFailure(result)) {
     io.err(`error: golden node ${golden.name} ${result.status}: ${errorText(result.error)}\n`);
     return 3;

@@ -3,7 +3,9 @@ import { isHostFailure } from '../fleet/host-error.js';
 import { runFleet } from '../fleet/run.js';
 import { loadLock, type Lockfile } from '../lock/lockfile.js';
 import { PLAN_VERSION, serializePlan, type HostPlan, type PlanFile } from '../plan/plan-file.js';
-import { failedHostPlan, planHost } from '../plan/planner.js';
+import { failedHostPlan, type StoreIndex } from '../plan/planner.js';
+import { storeIndexFor } from '../store/manifest.js';
+import { planWithTransaction } from '../facts/simulate.js';
 import { renderPins } from '../plan/pins.js';
 import { renderPlan } from '../report/plan-report.js';
 import type { CommandDeps, CommonOptions } from './context.js';
@@ -16,6 +18,8 @@ export interface PlanOptions extends CommonOptions {
   format: 'text' | 'markdown' | 'json';
   detailedExitcode: boolean;
   refresh: boolean;
+  /** Package store directory (default: criu-lock.debs/ beside the lockfile, when it exists). */
+  store?: string | undefined;
 }
 
 export function planExitCode(plan: PlanFile, detailed: boolean): number {
@@ -30,6 +34,7 @@ export async function planFleet(
   lock: Lockfile,
   lockPath: string,
   opts: Pick<PlanOptions, 'forks' | 'refresh'>,
+  store?: StoreIndex,
 ): Promise<PlanFile> {
   const desired = renderPins(lock);
   const fleet = await runFleet(
@@ -42,11 +47,13 @@ export async function planFleet(
           await refreshApt(t);
         }
         at('gather facts');
-        return gatherForPlan(t, lock);
+        const facts = await gatherForPlan(t, lock);
+        at('simulate apt');
+        return planWithTransaction(t, lock, facts, desired, store);
       });
-      run.log(host.name, `facts gathered in ${run.since(start).toFixed(0)} ms`);
+      run.log(host.name, `planned in ${run.since(start).toFixed(0)} ms`);
       if (isHostFailure(r)) return failedHostPlan(host.name, r.status, r.error);
-      return planHost(lock, r, desired);
+      return r;
     },
     { forks: opts.forks },
   );
@@ -61,7 +68,8 @@ export async function planFleet(
 export async function runPlan(opts: PlanOptions, deps: CommandDeps): Promise<number> {
   const lock = await loadLock(opts.lockfile);
   const run = await prepareRun(opts, deps);
-  const plan = await planFleet(run, lock, opts.lockfile, opts);
+  const store = await storeIndexFor(opts.lockfile, opts.store);
+  const plan = await planFleet(run, lock, opts.lockfile, opts, store);
   if (opts.out) {
     await writeFile(opts.out, serializePlan(plan));
     deps.io.err(`saved plan to ${opts.out}; apply it with: criu-lock apply ${opts.out}\n`);

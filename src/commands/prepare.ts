@@ -6,6 +6,7 @@
 import { selectHosts } from '../inventory/limit.js';
 import type { Inventory, InventoryHost } from '../inventory/types.js';
 import { hostFailure, type HostFailure } from '../fleet/host-error.js';
+import { BastionPool } from '../transport/bastions.js';
 import type { SshOptions } from '../transport/ssh-options.js';
 import type { Transport } from '../transport/types.js';
 import { sshOptions, type Clock, type CommandDeps, type CommonOptions, type Io } from './context.js';
@@ -46,16 +47,20 @@ export async function prepareRun(
   p: PrepareOptions = {},
 ): Promise<PreparedRun> {
   const { io, clock } = deps;
-  const inventory = await deps.loadInventory(opts.inventory);
+  const inventory = await deps.loadInventory(opts.inventory, {
+    sshConfig: opts.sshConfig,
+    vaultPasswordFile: opts.vaultPasswordFile,
+  });
   for (const w of inventory.warnings) io.err(`warning: ${w}\n`);
   const hosts = p.select ? p.select(inventory) : selectHosts(inventory, opts.limit);
-  const ssh = sshOptions(opts);
   const seen = new Set<string>();
   const onNote = (m: string): void => {
     if (seen.has(m)) return;
     seen.add(m);
     io.err(`note: ${m}\n`);
   };
+  // One pool per run: hosts behind the same bastion share its connection.
+  const ssh = { ...sshOptions(opts), bastions: new BastionPool({ note: onNote }) };
   const connect = (host: InventoryHost): Promise<Transport> => deps.openTransport(host, ssh, { onNote });
   return {
     inventory,

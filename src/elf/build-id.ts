@@ -53,20 +53,17 @@
 export const BUILD_ID_MAP_SIZE = 1024 * 1024;
 
 /**
- * The head a remote probe should send first. 4096 bytes is one page, and the static linker lays out
- * the first (read-only) LOAD segment as: ELF header, program header table, then the allocated
- * `.note.*` sections (`.note.gnu.property`, `.note.gnu.build-id`, `.note.ABI-tag`) — before
- * `.interp`/`.gnu.hash`/`.dynsym`. A typical x86-64 DSO or PIE has 64 + 10..14 * 56 bytes of
- * headers (< 900 bytes) followed by ~100 bytes of notes, so the notes end well before 1 KiB;
- * binaries only miss the first page with unusual layouts. Measured on this machine (Debian 12,
- * every regular file under /usr/lib/x86_64-linux-gnu, /usr/bin, /usr/sbin, /usr/lib: 60 555 files,
- * 2 407 of them ELF): the first 4096 bytes decide the result for 2 391 ELF files = 99.3%, and for
- * 100% of the 2 373 Debian-built ones. The 16 others are all vendored in /usr/lib/google-cloud-sdk:
- * Go binaries whose note segment ends exactly at 4096, so CRIU's off-by-one read (C7) wants the 12
- * bytes after it, and manylinux/patchelf-rewritten Python builds whose PT_NOTE was relocated past
- * the first page (offsets 0x41b0..0x8000). Those cost one more round trip (`need-bytes`).
+ * The head read first, by the remote facts probe and by local reads: the one ELF head size. The
+ * static linker lays out the first LOAD segment as ELF header, program header table, then the
+ * allocated `.note.*` sections; a typical x86-64 DSO or PIE has 64 + 10..14 * 56 bytes of headers
+ * (< 900 bytes) followed by ~100 bytes of notes. Measured: 1 KiB holds the headers and notes of
+ * every ELF file the sandbox's golden node locks (752 of 752) and 1,079 of 1,079 under /usr/bin,
+ * /usr/sbin and /usr/lib/x86_64-linux-gnu of a bookworm machine; 768 bytes missed 347 of 752, and
+ * 4 KiB heads made the probe print 6 MiB per host for 752 files. Files whose notes lie further
+ * (Go binaries, patchelf-relocated PT_NOTEs) cost one more round trip for exactly the missing
+ * ranges (`need-bytes`).
  */
-export const ELF_HEAD_BYTES = 4096;
+export const ELF_HEAD_BYTES = 1024;
 
 export interface ByteSource {
   /** The file's size (st_size). */

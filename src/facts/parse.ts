@@ -1,4 +1,6 @@
 import { buildIdFromBuffer, readBuildId, type BuildIdResult } from '../elf/build-id.js';
+import { isValidVersion } from '../debian/version.js';
+import { CriuLockError } from '../errors.js';
 import { isHealthy } from './queries.js';
 import type {
   AptPolicy,
@@ -127,6 +129,12 @@ export function parsePolicies(lines: readonly string[], nativeArch: string): Map
     // A version line: "     1.2-3 500" or " *** 1.2-3 100" (indent 5); sources are indented deeper.
     m = /^ (\*\*\*| {3}) (\S+) (-?\d+)$/.exec(line);
     if (m?.[2] && m[3]) {
+      if (!isValidVersion(m[2])) {
+        // A host that answers nonsense fails alone; its version never reaches the planner.
+        throw new CriuLockError('input', `apt-cache policy printed an invalid version ${JSON.stringify(m[2].slice(0, 100))} for ${cur.key}`, {
+          hint: 'the host\'s apt lists or dpkg status hold a version Debian policy does not allow; fix or refresh them',
+        });
+      }
       curVersion = { version: m[2], priority: Number(m[3]), sources: [], installed: m[1] === '***' };
       cur.versions.push(curVersion);
       continue;

@@ -1,3 +1,4 @@
+import { ELF_HEAD_BYTES } from '../elf/build-id.js';
 import { quote, renderCommand } from '../shell/quote.js';
 
 /**
@@ -21,14 +22,8 @@ export interface ProbeRequest {
   pinFile?: string;
 }
 
-/**
- * Bytes of each ELF file the probe sends (hex, so twice that on the wire). 1 KiB holds the ELF
- * header, program headers and notes of every ELF file the sandbox's golden node locks (752 of 752)
- * and of 1,079 of 1,079 under /usr/bin, /usr/sbin and /usr/lib/x86_64-linux-gnu of a bookworm
- * machine; 768 bytes missed 347 of 752. Files whose notes lie further cost one more round trip for
- * exactly the missing ranges. 4 KiB heads made the probe print 6 MiB per host for 752 files.
- */
-export const HEAD_BYTES = 1024;
+/** Bytes of each ELF file the probe sends (hex, so twice that on the wire): the one ELF_HEAD_BYTES. */
+export const HEAD_BYTES = ELF_HEAD_BYTES;
 const PERL_EOF = '__CRIU_LOCK_PERL__';
 
 // Perl: only core features of perl-base (no modules). Output is one tab-separated record a line.

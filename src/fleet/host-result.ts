@@ -48,12 +48,14 @@ export interface TaskRecord {
 /** apply: what the playbook did to one host; task records are kept on failures too. */
 export type HostOutcome = HostResult<
   { name: string; status: 'ok' | 'changed' | 'blocked' },
-  { tasks: TaskRecord[]; blocked: Blocked[] }
+  { tasks: TaskRecord[]; blocked: Blocked[]; /** The rollback transaction recorded before the change. */ transaction?: string }
 >;
 
 export interface ApplyReport {
   lock: LockRef;
   check: boolean;
+  /** false: --no-capture, nothing recorded for rollback. */
+  capture: boolean;
   hosts: HostOutcome[];
   /** Hosts not started because a batch failed more than --max-fail-percentage. */
   notStarted: string[];

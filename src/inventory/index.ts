@@ -13,10 +13,9 @@ export {
   type ResolveOptions,
 } from './load.js';
 export { findGolden, globToRegExp, selectHosts, splitHostPattern } from './limit.js';
-export {
-  expandHostPattern,
-  parseIniInventory,
-  parseIniValue,
-  type ParsedInventory,
-} from './ini-inventory.js';
+export { expandHostPattern, expandHostRange } from './host-pattern.js';
+export { parseIniInventory } from './ini-inventory.js';
+export type { LocatedValue, ParsedInventory } from './model.js';
+export { parseIniValue } from './python-literal.js';
+export { shlexSplit } from './shlex.js';
 export { parseYamlInventory } from './yaml-inventory.js';

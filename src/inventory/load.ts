@@ -4,15 +4,39 @@
  * ansible_group_priority then name), connection variables and their legacy aliases.
  * `buildInventory` and `resolveConnection` are pure; `loadInventory` adds the file system.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { access, constants, readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import nodePath from 'node:path';
-import { CriuLockError, type SourceLocation } from '../errors.js';
-import { parseIniInventory, type LocatedValue, type ParsedInventory } from './ini-inventory.js';
-import type { ConnectionSettings, Inventory, InventoryGroup, InventoryHost } from './types.js';
+import { CriuLockError, formatLocation, type SourceLocation } from '../errors.js';
+import { loadSshConfig, type SshConfigFile } from '../transport/ssh-config.js';
+import { parseIniInventory } from './ini-inventory.js';
+import {
+  looksLikeInventoryJson,
+  parseInventoryJson,
+  parseJsonText,
+  runInventoryScript,
+} from './json-inventory.js';
+import { applySshSettings, localUserName, parseSshArgs, type ArgsProxy } from './ssh-settings.js';
+import { loadVarsFor, type VarsFilesContext } from './vars-files.js';
+import { readVaultPassword } from './vault.js';
+import type { LocatedValue, ParsedInventory } from './model.js';
+import type {
+  ConnectionOrigins,
+  ConnectionSettings,
+  Inventory,
+  InventoryGroup,
+  InventoryHost,
+} from './types.js';
 import { parseYamlInventory } from './yaml-inventory.js';
 
-export type InventoryFormat = 'yaml' | 'ini';
+export type InventoryFormat = 'yaml' | 'ini' | 'json';
+
+/** Variables from group_vars/ and host_vars/ files, per group and host name. */
+export interface VarsFiles {
+  groups: Map<string, Map<string, LocatedValue>>;
+  hosts: Map<string, Map<string, LocatedValue>>;
+  files: string[];
+}
 
 export interface ResolveOptions {
   /** Base for relative key paths; Ansible hands them to ssh as-is, so they are relative to the cwd. */
@@ -25,7 +49,11 @@ export interface ResolveOptions {
   onWarning?: (warning: ConnectionWarning) => void;
 }
 
-export type BuildOptions = Omit<ResolveOptions, 'locate' | 'onWarning'>;
+export interface BuildOptions extends Omit<ResolveOptions, 'locate' | 'onWarning'> {
+  varsFiles?: VarsFiles | undefined;
+  /** The loaded ssh config; its settings come after the inventory's, as with Ansible's ssh. */
+  sshConfig?: SshConfigFile | undefined;
+}
 
 export interface ConnectionWarning {
   host: string;
@@ -35,7 +63,49 @@ export interface ConnectionWarning {
 
 const HINT_MISSING = 'create one from inventory.example.yaml or pass -i';
 
-export async function loadInventory(path: string, opts: BuildOptions = {}): Promise<Inventory> {
+export interface LoadOptions extends Omit<BuildOptions, 'sshConfig' | 'varsFiles'> {
+  /** --ssh-config: a file, `none`, or undefined for ~/.ssh/config. */
+  sshConfig?: string | undefined;
+  /** --vault-password-file. */
+  vaultPasswordFile?: string | undefined;
+}
+
+/**
+ * Reads an inventory as Ansible would (YAML, INI, ansible-inventory JSON or an executable printing
+ * it), its group_vars/ and host_vars/, and the ssh config; every warning is in `warnings`.
+ */
+export async function loadInventory(path: string, opts: LoadOptions = {}): Promise<Inventory> {
+  const warnings: string[] = [];
+  const parsed = await readParsedInventory(path);
+  const vaultPassword =
+    opts.vaultPasswordFile === undefined ? undefined : await readVaultPassword(opts.vaultPasswordFile);
+  const varsFiles = await loadVarsFiles(parsed, nodePath.dirname(path), { vaultPassword, warnings });
+  const home = opts.homeDir ?? os.homedir();
+  let sshConfig: SshConfigFile | undefined;
+  if (opts.sshConfig !== 'none') {
+    const file = opts.sshConfig ?? nodePath.join(home, '.ssh', 'config');
+    sshConfig = await loadSshConfig(file, { homeDir: home });
+  }
+  const inventory = buildInventory(parsed, {
+    cwd: opts.cwd,
+    homeDir: opts.homeDir,
+    defaultUser: opts.defaultUser,
+    varsFiles,
+    sshConfig,
+  });
+  inventory.warnings.unshift(...warnings);
+  inventory.sources = [...varsFiles.files, ...(sshConfig ? sshConfigFiles(sshConfig) : [])];
+  return inventory;
+}
+
+function sshConfigFiles(c: SshConfigFile): string[] {
+  const out = c.entries.length > 0 ? [c.file] : [];
+  for (const e of c.entries)
+    if (e.kind === 'include') for (const f of e.files) out.push(...sshConfigFiles(f));
+  return out;
+}
+
+async function readParsedInventory(path: string): Promise<ParsedInventory> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -65,19 +135,50 @@ export async function loadInventory(path: string, opts: BuildOptions = {}): Prom
       cause: err,
     });
   }
-  const inventory = inventoryFromText(text, path, opts);
-  // Ansible also reads these directories next to the inventory; silently ignoring them would
-  // connect with the wrong user or key.
-  for (const dir of ['group_vars', 'host_vars']) {
-    const full = nodePath.join(nodePath.dirname(path), dir);
-    const isDir = await stat(full).then(
+  // Ansible's script plugin: an executable file with a shebang is run with --list.
+  if (text.startsWith('#!') && (await isExecutable(path))) return runInventoryScript(path);
+  return parseInventoryText(text, path);
+}
+
+async function isExecutable(path: string): Promise<boolean> {
+  return access(path, constants.X_OK).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** group_vars/ and host_vars/ beside the inventory for every group and host it names. */
+export async function loadVarsFiles(
+  parsed: ParsedInventory,
+  baseDir: string,
+  ctx: VarsFilesContext,
+): Promise<VarsFiles> {
+  const out: VarsFiles = { groups: new Map(), hosts: new Map(), files: [] };
+  for (const [subdir, names, target] of [
+    ['group_vars', [...parsed.groups.keys()], out.groups],
+    ['host_vars', [...parsed.hosts.keys()], out.hosts],
+  ] as const) {
+    const isDir = await stat(nodePath.join(baseDir, subdir)).then(
       (s) => s.isDirectory(),
       () => false,
     );
-    if (isDir)
-      inventory.warnings.push(`${full}/ is not read by criu-lock; put those variables in ${path} itself`);
+    if (!isDir) continue;
+    // Looked up concurrently (large inventories), merged and warned about in inventory order.
+    const results = await Promise.all(
+      names.map(async (name) => {
+        const own: VarsFilesContext = { vaultPassword: ctx.vaultPassword, warnings: [] };
+        return { name, own, r: await loadVarsFor(baseDir, subdir, name, own) };
+      }),
+    );
+    for (const { name, own, r } of results) {
+      ctx.warnings.push(...own.warnings);
+      if (r.files.length > 0) {
+        target.set(name, r.vars);
+        out.files.push(...r.files);
+      }
+    }
   }
-  return inventory;
+  return out;
 }
 
 export function inventoryFromText(text: string, path: string, opts: BuildOptions = {}): Inventory {
@@ -85,15 +186,26 @@ export function inventoryFromText(text: string, path: string, opts: BuildOptions
 }
 
 export function parseInventoryText(text: string, path: string): ParsedInventory {
-  return detectInventoryFormat(text, path) === 'yaml'
-    ? parseYamlInventory(text, path)
-    : parseIniInventory(text, path);
+  const format = detectInventoryFormat(text, path);
+  if (format === 'json' || (format === 'yaml' && /^\s*\{/.test(text))) {
+    // ansible-inventory --list output, or a YAML-style inventory written as JSON.
+    let data: unknown;
+    try {
+      data = JSON.parse(text) as unknown;
+    } catch {
+      data = undefined;
+    }
+    if (data !== undefined && looksLikeInventoryJson(data)) return parseInventoryJson(data, path);
+    if (data === undefined && format === 'json') parseJsonText(text, path, path);
+  }
+  return format === 'ini' ? parseIniInventory(text, path) : parseYamlInventory(text, path);
 }
 
 /** By extension like Ansible's plugins; for other names by the first meaningful line. */
 export function detectInventoryFormat(text: string, path: string): InventoryFormat {
   const ext = nodePath.extname(path).toLowerCase();
-  if (ext === '.yaml' || ext === '.yml' || ext === '.json') return 'yaml';
+  if (ext === '.json') return 'json';
+  if (ext === '.yaml' || ext === '.yml') return 'yaml';
   if (ext === '.ini' || ext === '.cfg') return 'ini';
   const first = text
     .replace(/^\uFEFF/, '')
@@ -185,16 +297,34 @@ export function buildInventory(parsed: ParsedInventory, opts: BuildOptions = {})
   const hosts: InventoryHost[] = [];
   for (const parsedHost of parsed.hosts.values()) {
     const memberOf = [...ancestorsOf(directGroups(parsedHost.name))].map(group).sort(compareGroups);
+    // Ansible's precedence: inventory group vars (all, then groups by depth/priority/name), then
+    // group_vars/ files in the same order, then the host's inventory vars, then host_vars/.
     const merged = new Map<string, LocatedValue>();
     for (const g of memberOf) for (const [k, v] of g.vars) merged.set(k, v);
+    for (const g of memberOf) for (const [k, v] of opts.varsFiles?.groups.get(g.name) ?? []) merged.set(k, v);
     for (const [k, v] of parsedHost.vars) merged.set(k, v);
+    for (const [k, v] of opts.varsFiles?.hosts.get(parsedHost.name) ?? []) merged.set(k, v);
     const vars = Object.fromEntries([...merged].map(([k, v]) => [k, v.value]));
-    const connection = resolveConnection(parsedHost.name, vars, parsed.path, {
+    const locate = (v: string): SourceLocation | undefined =>
+      v === 'inventory_hostname' ? parsedHost.loc : merged.get(v)?.loc;
+    const warnHost = (variable: string) => (message: string) =>
+      collected.push({ host: parsedHost.name, variable, message });
+    let connection = resolveConnection(parsedHost.name, vars, parsed.path, {
       ...opts,
-      locate: (v) => (v === 'inventory_hostname' ? parsedHost.loc : merged.get(v)?.loc),
+      locate,
       onWarning: (w) => collected.push(w),
     });
-    hosts.push({ name: parsedHost.name, groups: memberOf.map((g) => g.name), vars, connection });
+    const withSsh = withSshSettings(parsedHost.name, connection, vars, locate, opts, (m) =>
+      warnHost('ssh')(m),
+    );
+    connection = withSsh.connection;
+    hosts.push({
+      name: parsedHost.name,
+      groups: memberOf.map((g) => g.name),
+      vars,
+      connection,
+      origins: withSsh.origins,
+    });
     if (groups.has(parsedHost.name))
       warnings.push(`"${parsedHost.name}" is both a group and a host; host patterns will pick the host`);
   }
@@ -210,6 +340,69 @@ export function buildInventory(parsed: ParsedInventory, opts: BuildOptions = {})
     });
   }
   return { path: parsed.path, hosts, groups: outGroups, warnings };
+}
+
+const ALIASES = {
+  address: ['ansible_ssh_host', 'ansible_host'],
+  port: ['ansible_ssh_port', 'ansible_port'],
+  user: ['ansible_ssh_user', 'ansible_user'],
+  identityFiles: ['ansible_ssh_private_key_file', 'ansible_private_key_file'],
+} as const;
+
+/** Origins of the inventory-set fields, then the ssh config and ProxyJump from ssh arguments. */
+function withSshSettings(
+  name: string,
+  conn: ConnectionSettings,
+  vars: Record<string, unknown>,
+  locate: (v: string) => SourceLocation | undefined,
+  opts: BuildOptions,
+  warn: (message: string) => void,
+): { connection: ConnectionSettings; origins: ConnectionOrigins } {
+  const setBy = (names: readonly string[]): string | undefined =>
+    names.find((n) => vars[n] !== undefined && vars[n] !== null);
+  const origins: ConnectionOrigins = {};
+  const from = { address: false, port: false, user: false };
+  for (const field of ['address', 'port', 'user', 'identityFiles'] as const) {
+    const v = setBy(ALIASES[field]);
+    if (v !== undefined) {
+      const loc = locate(v);
+      origins[field] = `${loc ? formatLocation(loc) : 'inventory'} (${v})`;
+      if (field !== 'identityFiles') from[field] = true;
+    } else if (field === 'address') {
+      origins.address = 'inventory host name';
+    } else if (field !== 'identityFiles') {
+      origins[field] = field === 'port' ? 'default' : 'default (local user)';
+    }
+  }
+  let args: ArgsProxy = { ignored: [] };
+  for (const v of ['ansible_ssh_common_args', 'ansible_ssh_extra_args']) {
+    const text = vars[v];
+    if (typeof text !== 'string') continue;
+    const loc = locate(v);
+    const parsed = parseSshArgs(text, `${loc ? formatLocation(loc) : 'inventory'} (${v})`);
+    args = {
+      proxyJump: args.proxyJump ?? (args.proxyCommand ? undefined : parsed.proxyJump),
+      proxyCommand: args.proxyCommand ?? (args.proxyJump ? undefined : parsed.proxyCommand),
+      ignored: [...args.ignored, ...parsed.ignored],
+    };
+  }
+  const out = applySshSettings(name, conn, origins, from, args, {
+    config: opts.sshConfig,
+    homeDir: opts.homeDir ?? os.homedir(),
+    localUser: opts.defaultUser ?? localUserName(),
+    warn: (_host, message) => warn(message),
+  });
+  const a = out.connection.address;
+  if (out.connection.kind === 'ssh' && (!ADDRESS.test(a) || a.startsWith('-'))) {
+    throw new CriuLockError(
+      'inventory',
+      `host "${name}": HostName ${JSON.stringify(a)} is not a valid host name`,
+      {
+        hint: `check ${out.origins.address ?? 'the ssh config'}`,
+      },
+    );
+  }
+  return out;
 }
 
 /** Ansible's sort_groups: by depth, then ansible_group_priority, then name; later ones win. */
@@ -265,7 +458,7 @@ const PASSWORD_VARS = [
   'ansible_become_pass',
   'ansible_sudo_pass',
 ];
-const SSH_ARG_VARS = ['ansible_ssh_common_args', 'ansible_ssh_extra_args', 'ansible_ssh_args'];
+const SSH_ARG_VARS = ['ansible_ssh_common_args', 'ansible_ssh_extra_args'];
 const CONNECTIONS: Record<string, ConnectionSettings['kind']> = {
   ssh: 'ssh',
   'ansible.builtin.ssh': 'ssh',
@@ -336,8 +529,23 @@ export function resolveConnection(
     if (defined(v))
       warn(v, `${v} is set, but passwords are not supported (SSH keys or ssh-agent only); it is ignored`);
   }
+  if (defined('ansible_ssh_args'))
+    warn('ansible_ssh_args', 'ansible_ssh_args is ignored; criu-lock passes no extra ssh arguments');
   for (const v of SSH_ARG_VARS) {
-    if (defined(v)) warn(v, `${v} is ignored; criu-lock passes no extra ssh arguments`);
+    if (!defined(v)) continue;
+    const value = text({ variable: v, value: vars[v] }, 'a string of ssh arguments');
+    let ignored: string[];
+    try {
+      ignored = parseSshArgs(value, v).ignored;
+    } catch {
+      return fail(v, `${v} cannot be split into arguments`, 'close the quote');
+    }
+    if (ignored.length > 0) {
+      warn(
+        v,
+        `${v}: only ProxyJump (-J, -o ProxyJump=) is used; ${ignored.length} other ssh argument(s) ignored`,
+      );
+    }
   }
 
   const connPick = pick(['ansible_connection']);

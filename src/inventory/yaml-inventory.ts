@@ -5,15 +5,15 @@
  */
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { CriuLockError, formatLocation as fmt, type SourceLocation } from '../errors.js';
+import { expandHostPattern } from './host-pattern.js';
 import {
   addChildGroup,
   addHostToGroup,
   declareGroup,
-  expandHostPattern,
   newParsedInventory,
   setVariable,
   type ParsedInventory,
-} from './ini-inventory.js';
+} from './model.js';
 
 const SECTIONS = new Set(['hosts', 'children', 'vars']);
 

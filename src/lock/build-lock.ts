@@ -3,10 +3,11 @@ import { isHealthy } from '../facts/queries.js';
 import type { FileFact, HostFacts, InstalledPackage } from '../facts/types.js';
 import { finalizeLock, type FileEntry, type Lockfile, type PackageEntry, type Scope } from './lockfile.js';
 
-export type GenerateScope =
-  | { kind: 'all' }
-  | { kind: 'packages'; packages: string[]; withDeps: boolean }
-  | { kind: 'processes'; pids: number[] };
+/**
+ * What `generate` locks from the golden node's facts: the lockfile's own scope type, except a
+ * checkpoint, whose lock is built from CRIU's images (`buildCheckpointLock`).
+ */
+export type GenerateScope = Exclude<Scope, { kind: 'checkpoint' }>;
 
 export interface BuildLockResult {
   lock: Lockfile;
@@ -20,9 +21,12 @@ function fileEntry(f: FileFact): FileEntry | undefined {
   return e;
 }
 
-
 /** Resolves a requested name (`name` or `name:arch`) to the installed key, preferring the native arch. */
-export function resolveInstalled(facts: HostFacts, name: string, preferArch?: string): InstalledPackage | undefined {
+export function resolveInstalled(
+  facts: HostFacts,
+  name: string,
+  preferArch?: string,
+): InstalledPackage | undefined {
   const [base, arch] = name.split(':');
   if (arch && arch !== 'any' && arch !== 'native') return facts.packages.get(`${base}:${arch}`);
   const candidates = [...facts.packages.values()].filter((p) => p.name === base);
@@ -74,67 +78,66 @@ export function dependencyClosure(facts: HostFacts, roots: readonly InstalledPac
   return [...seen.values()];
 }
 
-/** Pure: golden facts + scope → lockfile. No SSH, no clock (generatedAt is passed in). */
-export function buildLock(facts: HostFacts, scope: GenerateScope, source: { host: string; generatedAt: string }): BuildLockResult {
+/** What a scope locks on the golden node: packages with the files to record, unmanaged files, warnings. */
+export interface ScopeSelection {
+  packages: Array<{ pkg: InstalledPackage; files: readonly FileFact[] }>;
+  unmanaged?: Record<string, FileEntry>;
+  /** The scope as recorded in the lock (sorted). */
+  scope: Scope;
+  warnings: string[];
+}
+
+/**
+ * The one switch over scopes: which installed packages (and files) a scope locks. Pure. `generate`
+ * calls it on the package list alone to know which packages to read files of and checksum, and
+ * buildLock on the full facts.
+ */
+export function selectForScope(facts: HostFacts, scope: GenerateScope, host: string): ScopeSelection {
   const warnings: string[] = [];
-  const broken = facts.problems.filter((p) => p.type === 'broken-dpkg-state');
-  const packages: Record<string, PackageEntry> = {};
-  let unmanaged: Record<string, FileEntry> | undefined;
-  let lockScope: Scope;
-
-  const addPackage = (p: InstalledPackage, files: readonly FileFact[]): void => {
-    if (!isHealthy(p)) {
-      throw new CriuLockError('input', `golden node ${source.host}: ${p.key} is ${p.status} (${p.eflag}); refusing to lock a half-installed package`, {
-        hint: 'repair the golden node first (dpkg --configure -a; apt-get -f install), then generate again',
-      });
-    }
-    const entry: PackageEntry = packages[p.key] ?? { version: p.version };
-    const sha = facts.debSha256.get(`${p.key}=${p.version}`) ?? facts.debSha256.get(`${p.name}:${facts.platform.architecture}=${p.version}`);
-    if (sha) entry.sha256 = sha;
-    for (const f of files) {
-      const e = fileEntry(f);
-      if (!e) continue;
-      entry.files ??= {};
-      entry.files[f.path] = e;
-    }
-    packages[p.key] = entry;
-  };
-
   switch (scope.kind) {
     case 'all': {
+      const broken = facts.problems.filter((p) => p.type === 'broken-dpkg-state');
       if (broken.length > 0) {
-        throw new CriuLockError('input', `golden node ${source.host} has packages in a broken dpkg state: ${broken.map((b) => b.package).join(', ')}`, {
-          hint: 'repair the golden node first (dpkg --configure -a; apt-get -f install), then generate again',
-        });
+        throw new CriuLockError(
+          'input',
+          `golden node ${host} has packages in a broken dpkg state: ${broken.map((b) => b.package).join(', ')}`,
+          {
+            hint: 'repair the golden node first (dpkg --configure -a; apt-get -f install), then generate again',
+          },
+        );
       }
-      for (const p of facts.packages.values()) addPackage(p, facts.packageFiles.get(p.key) ?? []);
-      lockScope = { kind: 'all' };
-      break;
+      const packages = [...facts.packages.values()].map((pkg) => ({
+        pkg,
+        files: facts.packageFiles.get(pkg.key) ?? [],
+      }));
+      return { packages, scope: { kind: 'all' }, warnings };
     }
     case 'packages': {
       const roots = scope.packages.map((name) => {
         const p = resolveInstalled(facts, name);
         if (!p) {
-          throw new CriuLockError('usage', `package ${name} is not installed on golden node ${source.host}`, {
+          throw new CriuLockError('usage', `package ${name} is not installed on golden node ${host}`, {
             hint: 'check the name with `dpkg -l` on the golden node',
           });
         }
         return p;
       });
       const chosen = scope.withDeps ? dependencyClosure(facts, roots) : roots;
-      for (const p of chosen) addPackage(p, facts.packageFiles.get(p.key) ?? []);
-      lockScope = { kind: 'packages', packages: [...scope.packages].sort(), withDeps: scope.withDeps };
-      break;
+      return {
+        packages: chosen.map((pkg) => ({ pkg, files: facts.packageFiles.get(pkg.key) ?? [] })),
+        scope: { kind: 'packages', packages: [...scope.packages].sort(), withDeps: scope.withDeps },
+        warnings,
+      };
     }
     case 'processes': {
       const missing = facts.problems.filter((p) => p.type === 'process-missing');
       if (missing.length > 0) {
-        throw new CriuLockError('usage', `golden node ${source.host}: ${missing.map((m) => m.detail).join('; ')}`, {
+        throw new CriuLockError('usage', `golden node ${host}: ${missing.map((m) => m.detail).join('; ')}`, {
           hint: 'pass the PID of a running process on the golden node',
         });
       }
       const byOwner = new Map<string, FileFact[]>();
-      unmanaged = {};
+      const unmanaged: Record<string, FileEntry> = {};
       for (const m of facts.mapped) {
         if (m.deleted) {
           warnings.push(
@@ -150,27 +153,64 @@ export function buildLock(facts: HostFacts, scope: GenerateScope, source: { host
           if (e) unmanaged[m.path] = e;
         }
       }
+      const packages: ScopeSelection['packages'] = [];
       for (const [key, files] of byOwner) {
-        const p = facts.packages.get(key);
-        if (p) addPackage(p, files);
+        const pkg = facts.packages.get(key);
+        if (pkg) packages.push({ pkg, files });
       }
-      lockScope = { kind: 'processes', pids: [...scope.pids].sort((a, b) => a - b) };
-      break;
+      return {
+        packages,
+        unmanaged,
+        scope: { kind: 'processes', pids: [...scope.pids].sort((a, b) => a - b) },
+        warnings,
+      };
     }
     default: {
       const never: never = scope;
       throw new Error(`unknown scope ${JSON.stringify(never)}`);
     }
   }
+}
 
+/** Pure: golden facts + scope → lockfile. No SSH, no clock (generatedAt is passed in). */
+export function buildLock(
+  facts: HostFacts,
+  scope: GenerateScope,
+  source: { host: string; generatedAt: string },
+): BuildLockResult {
+  const selection = selectForScope(facts, scope, source.host);
+  const packages: Record<string, PackageEntry> = {};
+  for (const { pkg: p, files } of selection.packages) {
+    if (!isHealthy(p)) {
+      throw new CriuLockError(
+        'input',
+        `golden node ${source.host}: ${p.key} is ${p.status} (${p.eflag}); refusing to lock a half-installed package`,
+        {
+          hint: 'repair the golden node first (dpkg --configure -a; apt-get -f install), then generate again',
+        },
+      );
+    }
+    const entry: PackageEntry = packages[p.key] ?? { version: p.version };
+    const sha =
+      facts.debSha256.get(`${p.key}=${p.version}`) ??
+      facts.debSha256.get(`${p.name}:${facts.platform.architecture}=${p.version}`);
+    if (sha) entry.sha256 = sha;
+    for (const f of files) {
+      const e = fileEntry(f);
+      if (!e) continue;
+      entry.files ??= {};
+      entry.files[f.path] = e;
+    }
+    packages[p.key] = entry;
+  }
   const { id, versionId, codename, architecture } = facts.platform;
   const lock = finalizeLock({
     lockfileVersion: 1,
     source,
     platform: { id, versionId, codename, architecture },
-    scope: lockScope,
+    scope: selection.scope,
     packages,
-    ...(unmanaged !== undefined ? { unmanaged } : {}),
+    ...(selection.unmanaged !== undefined ? { unmanaged: selection.unmanaged } : {}),
   });
-  return { lock, warnings };
+  return { lock, warnings: selection.warnings };
 }

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
-import { isValidVersion } from '../debian/version.js';
-import { PackageNameError, parsePackageKey } from '../debian/names.js';
+import { DebArchitecture, DebVersion, packageKeyProblem, packageRefProblem } from '../debian/schemas.js';
 import { CriuLockError, type SourceLocation } from '../errors.js';
+import { parseYamlSource } from '../input/yaml-source.js';
+import { issueError } from '../input/zod-error.js';
 import { readCanonicalLock } from './canonical-reader.js';
 import { yamlScalar, yamlString } from './yaml-scalar.js';
 
@@ -20,10 +20,8 @@ export const FileEntry = z.strictObject({
 });
 export type FileEntry = z.infer<typeof FileEntry>;
 
-const Version = z.string().refine(isValidVersion, { message: 'is not a valid Debian version' });
-
 export const PackageEntry = z.strictObject({
-  version: Version,
+  version: DebVersion,
   sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits').optional(),
   files: z.record(z.string(), FileEntry).optional(),
 });
@@ -42,7 +40,7 @@ export const LockPlatform = z.strictObject({
   id: z.string().regex(/^[a-z0-9._-]+$/),
   versionId: z.string(),
   codename: z.string(),
-  architecture: z.string().regex(/^[a-z0-9][a-z0-9-]*$/),
+  architecture: DebArchitecture,
 });
 export type LockPlatform = z.infer<typeof LockPlatform>;
 
@@ -153,59 +151,31 @@ export function serializeLock(lock: Lockfile): string {
   return out.join('\n') + '\n';
 }
 
-function locate(doc: Document, lc: LineCounter, file: string, path: ReadonlyArray<PropertyKey>, key?: string): SourceLocation {
-  let node: unknown = doc.getIn(path as unknown[], true);
-  if (key !== undefined && isMap(node)) {
-    const pair = node.items.find((it) => isPair(it) && isScalar(it.key) && it.key.value === key);
-    if (pair && isScalar(pair.key)) node = pair.key;
-  }
-  // Walk up until something has a source range.
-  for (let depth = path.length; (!node || !(node as { range?: unknown }).range) && depth > 0; depth--) {
-    node = doc.getIn(path.slice(0, depth - 1) as unknown[], true);
-  }
-  const range = (node as { range?: [number, number, number] } | undefined)?.range;
-  if (!range) return { file };
-  const pos = lc.linePos(range[0]);
-  return { file, line: pos.line, col: pos.col };
-}
+const REGENERATE = 'regenerate the lockfile with `criu-lock generate`; do not edit it by hand';
 
-function lockError(message: string, location: SourceLocation, hint = 'regenerate the lockfile with `criu-lock generate`; do not edit it by hand'): CriuLockError {
+function lockError(message: string, location: SourceLocation, hint = REGENERATE): CriuLockError {
   return new CriuLockError('lockfile', message, { hint, location });
 }
 
 /** The general path: a YAML document with positions, so every error names file:line:col. */
 function parseLockDocument(text: string, file: string): Lockfile {
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false });
-  const yamlErr = doc.errors[0];
-  if (yamlErr) {
-    const pos = lc.linePos(yamlErr.pos[0]);
-    throw lockError(`invalid YAML: ${yamlErr.message.split('\n')[0]}`, { file, line: pos.line, col: pos.col });
-  }
+  const src = parseYamlSource(text, file, { code: 'lockfile', hint: REGENERATE, yaml: { uniqueKeys: true } });
+  const { doc } = src;
   const raw: unknown = doc.toJS();
   if (raw === null || typeof raw !== 'object') throw lockError('not a criu-lock lockfile (expected a mapping)', { file, line: 1, col: 1 });
   const version = (raw as Record<string, unknown>).lockfileVersion;
   if (version !== LOCKFILE_VERSION) {
     throw lockError(
       version === undefined ? 'missing lockfileVersion' : `unsupported lockfileVersion ${JSON.stringify(version)} (this criu-lock reads version ${LOCKFILE_VERSION})`,
-      locate(doc, lc, file, version === undefined ? [] : ['lockfileVersion']),
+      src.locate(version === undefined ? [] : ['lockfileVersion']),
       'upgrade criu-lock, or regenerate the lockfile with this version',
     );
   }
   const parsed = Lockfile.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const path = issue.path;
-    if (issue.code === 'unrecognized_keys') {
-      const k = issue.keys[0] ?? '';
-      throw lockError(`unknown key ${JSON.stringify(k)}${path.length ? ` in ${path.join('.')}` : ''}`, locate(doc, lc, file, path, k));
-    }
-    const where = path.length ? `${path.map(String).join('.')}: ` : '';
-    throw lockError(`${where}${issue.message}`, locate(doc, lc, file, path));
-  }
+  if (!parsed.success) throw issueError(parsed.error, { code: 'lockfile', hint: REGENERATE, what: 'lockfile', file, locate: src.locate });
   const lock = parsed.data;
   const problem = semanticProblem(lock);
-  if (problem) throw lockError(problem.message, locate(doc, lc, file, problem.path, problem.key), problem.hint);
+  if (problem) throw lockError(problem.message, src.locate(problem.path, problem.key), problem.hint);
   return lock;
 }
 
@@ -231,13 +201,8 @@ interface Problem {
 /** What the schema cannot say: Debian policy for keys, absolute paths, the digest. */
 function semanticProblem(lock: Lockfile): Problem | undefined {
   for (const key of Object.keys(lock.packages)) {
-    let why: string | undefined;
-    try {
-      // Facts, plans and apt requests are all name:arch, so the lock must be too.
-      if (parsePackageKey(key).arch === undefined) why = 'a lock key needs an architecture (name:arch)';
-    } catch (err) {
-      why = err instanceof PackageNameError ? err.reason : (err as Error).message;
-    }
+    // Facts, plans and apt requests are all name:arch, so the lock must be too.
+    const why = packageKeyProblem(key);
     if (why) return { message: `invalid package key ${JSON.stringify(key)}: ${why}`, path: ['packages'], key };
     for (const path of Object.keys(lock.packages[key]!.files ?? {})) {
       if (!ABSOLUTE_PATH.test(path)) {
@@ -251,7 +216,7 @@ function semanticProblem(lock: Lockfile): Problem | undefined {
     }
   }
   if (lock.scope.kind === 'packages') {
-    const i = lock.scope.packages.findIndex((name) => !/^[a-z0-9][a-z0-9+.-]+(:[a-z0-9][a-z0-9-]*)?$/.test(name));
+    const i = lock.scope.packages.findIndex((name) => packageRefProblem(name) !== undefined);
     if (i >= 0) return { message: `invalid package name ${JSON.stringify(lock.scope.packages[i])} in scope`, path: ['scope', 'packages', i] };
   }
   const digest = computeDigest(lock);

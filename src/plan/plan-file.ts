@@ -1,19 +1,23 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { isValidVersion } from '../debian/version.js';
+import { DebPackageKey, DebVersion } from '../debian/schemas.js';
 import { CriuLockError } from '../errors.js';
 import { HostError } from '../fleet/host-error.js';
+import { parseWith } from '../input/zod-error.js';
 
 export const PLAN_VERSION = 1;
 
-const PackageKey = z.string().regex(/^[a-z0-9][a-z0-9+.-]+:[a-z0-9][a-z0-9-]*$/, 'must be name:arch');
-const Version = z.string().refine(isValidVersion, { message: 'is not a valid Debian version' });
+const PackageKey = DebPackageKey;
+const Version = DebVersion;
 
 export const PackageAction = z.strictObject({
   type: z.enum(['install', 'upgrade', 'downgrade', 'reinstall']),
   package: PackageKey,
   from: Version.nullable(),
   to: Version,
+  /** Installed from the package store: a .deb uploaded to the host, named by this sha256. */
+  source: z.literal('store').optional(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
 });
 export type PackageAction = z.infer<typeof PackageAction>;
 
@@ -27,7 +31,15 @@ export type WritePinsAction = z.infer<typeof WritePinsAction>;
 export const Action = z.discriminatedUnion('type', [PackageAction, WritePinsAction]);
 export type Action = z.infer<typeof Action>;
 
-export const BlockReason = z.enum(['version-unavailable', 'platform-mismatch', 'conflicting-pin', 'held', 'broken-dpkg-state', 'file-mismatch']);
+export const BlockReason = z.enum([
+  'version-unavailable',
+  'platform-mismatch',
+  'conflicting-pin',
+  'held',
+  'broken-dpkg-state',
+  'file-mismatch',
+  'would-remove',
+]);
 export type BlockReason = z.infer<typeof BlockReason>;
 
 export const Blocked = z.strictObject({
@@ -41,6 +53,15 @@ export type Blocked = z.infer<typeof Blocked>;
 export const Note = z.strictObject({ type: z.literal('extra-package'), package: z.string(), version: z.string() });
 export type Note = z.infer<typeof Note>;
 
+/** A package apt's simulated transaction moves beyond the plan's own actions (a new dependency, say). */
+export const AptExtra = z.strictObject({
+  action: z.enum(['install', 'upgrade', 'downgrade', 'reinstall']),
+  package: PackageKey,
+  from: Version.nullable(),
+  to: Version,
+});
+export type AptExtra = z.infer<typeof AptExtra>;
+
 export const HostStatus = z.enum(['ok', 'changes', 'blocked', 'unreachable', 'failed']);
 export type HostStatus = z.infer<typeof HostStatus>;
 
@@ -51,6 +72,8 @@ export const HostPlan = z.strictObject({
   actions: z.array(Action),
   blocked: z.array(Blocked),
   notes: z.array(Note),
+  /** What apt-get -s would do beyond `actions`; absent when nothing (or not simulated). */
+  aptExtra: z.array(AptExtra).optional(),
   error: HostError.optional(),
 });
 export type HostPlan = z.infer<typeof HostPlan>;
@@ -83,13 +106,5 @@ export async function loadPlan(file: string): Promise<PlanFile> {
       location: { file },
     });
   }
-  const parsed = PlanFile.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new CriuLockError('plan', `${issue.path.map(String).join('.') || 'plan'}: ${issue.message}`, {
-      hint: 'plans are written by `criu-lock plan -o FILE`; do not edit them',
-      location: { file },
-    });
-  }
-  return parsed.data;
+  return parseWith(PlanFile, raw, { code: 'plan', what: 'plan', hint: 'plans are written by `criu-lock plan -o FILE`; do not edit them', file });
 }

@@ -43,11 +43,15 @@ function pinsSha(text: string): string {
   return lastPins.sha;
 }
 
+/** What the package store holds, by package key: the version and the sha256 of its .deb. */
+export type StoreIndex = ReadonlyMap<string, { version: string; sha256: string }>;
+
 /**
  * Pure: (lock, facts of one host) → that host's plan. `desiredPins` is the rendered pin file,
- * passed in so the planner stays free of templates and I/O.
+ * passed in so the planner stays free of templates and I/O. `store` (when a package store exists)
+ * supplies versions the host's apt sources lack; such actions carry `source: 'store'`.
  */
-export function planHost(lock: Lockfile, facts: HostFacts, desiredPins: string): HostPlan {
+export function planHost(lock: Lockfile, facts: HostFacts, desiredPins: string, store?: StoreIndex): HostPlan {
   const actions: PackageAction[] = [];
   const blocked: Blocked[] = [];
   const notes: Note[] = [];
@@ -104,14 +108,19 @@ export function planHost(lock: Lockfile, facts: HostFacts, desiredPins: string):
     if (!type) continue;
 
     const available = availableVersions(facts, key);
-    if (!available.some((v) => compareVersions(v, want) === 0)) {
+    // The node's own sources first: the store only fills in what they lack, so a node never sees
+    // two different files (archive and rebuilt) under one version.
+    const stored = store?.get(key);
+    const fromStore = !available.some((v) => compareVersions(v, want) === 0) && stored !== undefined && compareVersions(stored.version, want) === 0;
+    if (!fromStore && !available.some((v) => compareVersions(v, want) === 0)) {
+      const noStore = store === undefined ? '' : '; the package store does not hold it either';
       blocked.push({
         package: key,
         version: want,
         reason: 'version-unavailable',
         detail: available.length > 0
-          ? `the node's apt sources offer ${available.join(', ')}, not ${want}`
-          : `no apt source of the node offers ${key.split(':')[0]}; run plan --refresh if the sources changed`,
+          ? `the node's apt sources offer ${available.join(', ')}, not ${want}${noStore}`
+          : `no apt source of the node offers ${key.split(':')[0]}${noStore}; run plan --refresh if the sources changed`,
       });
       continue;
     }
@@ -133,7 +142,7 @@ export function planHost(lock: Lockfile, facts: HostFacts, desiredPins: string):
       });
       continue;
     }
-    actions.push({ type, package: key, from: got?.version ?? null, to: want });
+    actions.push(fromStore ? { type, package: key, from: got?.version ?? null, to: want, source: 'store', sha256: stored.sha256 } : { type, package: key, from: got?.version ?? null, to: want });
   }
 
   if (lock.scope.kind === 'all') {

@@ -3,7 +3,7 @@
  * resolved connection settings, never raw variables, so passwords, tokens and vault blobs written
  * in the inventory cannot leak into a terminal or CI log.
  */
-import type { Inventory, InventoryHost } from '../inventory/types.js';
+import type { Inventory, InventoryHost, JumpHost } from '../inventory/types.js';
 
 export type InventoryFormat = 'text' | 'json';
 
@@ -19,7 +19,18 @@ export interface InventoryJson {
       user: string;
       become: boolean;
       privateKeyFile: string | null;
+      identityFiles: string[];
+      identitiesOnly: boolean;
+      /** Bastions in connection order, as `user@address:port`. */
+      proxyJump: string[];
+      knownHostsFiles: string[] | null;
+      hostKeyChecking: string | null;
+      connectTimeoutMs: number | null;
+      serverAliveIntervalMs: number | null;
+      unsupported: string | null;
     };
+    /** Where each setting came from: `FILE:LINE (variable)`, `ssh config FILE:LINE (Keyword)`, `default`. */
+    origins: Record<string, string>;
   }[];
   warnings: string[];
 }
@@ -51,7 +62,16 @@ export function inventoryJson(hosts: InventoryHost[], inv: Inventory): Inventory
         user: h.connection.user,
         become: h.connection.become,
         privateKeyFile: h.connection.privateKeyFile ?? null,
+        identityFiles: h.connection.identityFiles ?? [],
+        identitiesOnly: h.connection.identitiesOnly ?? false,
+        proxyJump: (h.connection.proxyJump ?? []).map(hopText),
+        knownHostsFiles: h.connection.knownHostsFiles ?? null,
+        hostKeyChecking: h.connection.hostKeyChecking ?? null,
+        connectTimeoutMs: h.connection.connectTimeoutMs ?? null,
+        serverAliveIntervalMs: h.connection.serverAliveIntervalMs ?? null,
+        unsupported: h.connection.unsupported ?? null,
       },
+      origins: { ...h.origins },
     })),
     warnings: [...inv.warnings],
   };
@@ -84,7 +104,43 @@ function renderText(hosts: InventoryHost[], inv: Inventory): string {
       .trimEnd(),
   );
   const total = inv.hosts.length;
+  const details = hosts.filter((h) => h.connection.kind === 'ssh').map(settingsText);
+  if (details.length > 0) lines.push('', ...details.flat());
   lines.push('', `${hosts.length} of ${total} ${total === 1 ? 'host' : 'hosts'} from ${inv.path}`);
   // Warnings are not repeated here: prepareRun prints them to stderr once, as for every command.
   return `${lines.join('\n')}\n`;
+}
+
+function hopText(h: JumpHost): string {
+  return `${h.user}@${h.address.includes(':') ? `[${h.address}]` : h.address}:${h.port}`;
+}
+
+/** Each resolved SSH setting of a host and where it came from (inventory, group_vars, ssh config). */
+function settingsText(h: InventoryHost): string[] {
+  const c = h.connection;
+  const o = h.origins ?? {};
+  const rows: [string, string, string | undefined][] = [
+    ['address', c.address, o.address],
+    ['port', String(c.port), o.port],
+    ['user', c.user, o.user],
+  ];
+  const keys = [...(c.privateKeyFile ? [c.privateKeyFile] : []), ...(c.identityFiles ?? [])];
+  if (keys.length > 0) rows.push(['identity', keys.join(', '), o.identityFiles]);
+  if (c.identitiesOnly) rows.push(['identities-only', 'yes', o.identitiesOnly]);
+  if (c.proxyJump?.length) rows.push(['proxy-jump', c.proxyJump.map(hopText).join(' > '), o.proxyJump]);
+  if (c.knownHostsFiles) rows.push(['known-hosts', c.knownHostsFiles.join(', '), o.knownHostsFiles]);
+  if (c.hostKeyChecking) rows.push(['host-key-checking', c.hostKeyChecking, o.hostKeyChecking]);
+  if (c.connectTimeoutMs !== undefined)
+    rows.push(['connect-timeout', `${c.connectTimeoutMs / 1000}s`, o.connectTimeout]);
+  if (c.serverAliveIntervalMs !== undefined)
+    rows.push(['server-alive', `${c.serverAliveIntervalMs / 1000}s`, o.serverAliveInterval]);
+  if (c.unsupported) rows.push(['NOT CONNECTED', c.unsupported, undefined]);
+  const w0 = Math.max(...rows.map((r) => r[0].length));
+  const w1 = Math.max(...rows.map((r) => r[1].length));
+  return [
+    `${h.name}:`,
+    ...rows.map(([k, v, from]) =>
+      `  ${k.padEnd(w0)}  ${from ? `${v.padEnd(w1)}  from ${from}` : v}`.trimEnd(),
+    ),
+  ];
 }

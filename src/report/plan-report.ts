@@ -43,7 +43,10 @@ export function renderPlanText(plan: PlanFile, color = false): string {
     lines.push(`${paint(h.status.padEnd(11), colour, color)} ${h.name}${h.error ? `: ${errorText(h.error)}` : ''}`);
     for (const a of h.actions) {
       if (a.type === 'write-pins') lines.push(`    ${paint('~', 'cyan', color)} pins      ${a.path}`);
-      else lines.push(`    ${paint(SIGN[a.type], a.type === 'install' ? 'green' : 'yellow', color)} ${a.type.padEnd(9)} ${a.package} ${a.from ?? '(none)'} → ${a.to}`);
+      else lines.push(`    ${paint(SIGN[a.type], a.type === 'install' ? 'green' : 'yellow', color)} ${a.type.padEnd(9)} ${a.package} ${a.from ?? '(none)'} → ${a.to}${a.source === 'store' ? ' (store)' : ''}`);
+    }
+    for (const x of h.aptExtra ?? []) {
+      lines.push(`    ${paint(SIGN[x.action], 'yellow', color)} ${x.action.padEnd(9)} ${x.package} ${x.from ?? '(none)'} → ${x.to}  (apt adds it: not in the lock)`);
     }
     for (const b of h.blocked) {
       lines.push(`    ${paint('!', 'red', color)} blocked   ${b.package ? `${b.package}${b.version ? `=${b.version}` : ''} ` : ''}${b.reason}: ${b.detail}`);

@@ -1,3 +1,5 @@
+import type { ClientChannel } from 'ssh2';
+
 export type HostKeyChecking = 'strict' | 'accept-new' | 'off';
 
 export interface SshOptions {
@@ -8,4 +10,43 @@ export interface SshOptions {
   /** ssh-agent socket; defaults to SSH_AUTH_SOCK. */
   agentSocket?: string | undefined;
   keepaliveIntervalMs?: number;
+  /**
+   * Which of the above were given on the command line: those win over the host's ssh config
+   * (UserKnownHostsFile, StrictHostKeyChecking, ConnectTimeout), like `ssh -o`. Defaults do not.
+   */
+  explicit?: { knownHosts?: boolean; hostKeyChecking?: boolean; connectTimeout?: boolean } | undefined;
+  /** Bastion connections shared by the hosts of one run (bastions.ts); without it each host opens its own. */
+  bastions?: BastionConnector | undefined;
+}
+
+/**
+ * One SSH server to log in to, a target or a bastion, with the effective settings: the command line
+ * (explicit flags) first, then the host's ssh config, then criu-lock's defaults (endpoint.ts).
+ */
+export interface SshEndpoint {
+  role: 'target' | 'bastion';
+  /** For messages: the inventory name, or `bastion SPEC (ProxyJump for HOST)`. */
+  label: string;
+  address: string;
+  port: number;
+  user: string;
+  /** Explicit key files in order: ansible_ssh_private_key_file, then IdentityFile lines. */
+  identityFiles: string[];
+  identitiesOnly: boolean;
+  /** Files to look host keys up in; new keys (accept-new) go to the first. */
+  knownHostsFiles: string[];
+  hostKeyChecking: HostKeyChecking;
+  connectTimeoutMs: number;
+  keepaliveIntervalMs: number;
+}
+
+export interface BastionLease {
+  /** A channel from the last bastion to `address:port` (what `ssh -W` / ProxyJump does). */
+  forward(address: string, port: number): Promise<ClientChannel>;
+  release(): void;
+}
+
+export interface BastionConnector {
+  /** A logged-in connection to the last hop of `chain` (through the earlier hops). */
+  acquire(chain: readonly SshEndpoint[]): Promise<BastionLease>;
 }

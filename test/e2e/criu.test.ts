@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CheckReport } from '../../src/fleet/host-result.js';
 import { parseLock } from '../../src/lock/lockfile.js';
-import { criuErrors, isNoise, runCriu, spawnInNode, waitPidFree } from '../../src/sandbox/criu.js';
-import { up } from '../../src/sandbox/fleet.js';
-import { cachedRealLibc } from '../../src/sandbox/real-libc.js';
+import { criuErrors, isNoise, runCriu, spawnInNode, waitPidFree } from '../../tools/sandbox/criu.js';
+import { up } from '../../tools/sandbox/fleet.js';
+import { cachedRealLibc } from '../../tools/sandbox/real-libc.js';
 import { runCli } from '../helpers/run-cli.js';
 import { criuSkip, nodeExec, useSandbox } from './sandbox.js';
 

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/run-cli.js';
 import { parseLock } from '../../src/lock/lockfile.js';
 import type { PlanFile } from '../../src/plan/plan-file.js';
-import { reset } from '../../src/sandbox/fleet.js';
+import { reset } from '../../tools/sandbox/fleet.js';
 import { nodeExec, parseDpkgQuery, readelfBuildId, useSandbox } from './sandbox.js';
 
 const sb = useSandbox();

@@ -5,11 +5,11 @@
  * except in CI (CI=true), where that is a failure.
  */
 import type { TestProject } from 'vitest/node';
-import { ensureBase, ensureHostTools } from '../../src/sandbox/base.js';
-import { ensureCriu, runCriu } from '../../src/sandbox/criu.js';
-import { ensureRealLibc } from '../../src/sandbox/real-libc.js';
-import { down, preflight, up } from '../../src/sandbox/fleet.js';
-import { BASE_DIR, paths } from '../../src/sandbox/state.js';
+import { ensureBase, ensureHostTools } from '../../tools/sandbox/base.js';
+import { ensureCriu, runCriu } from '../../tools/sandbox/criu.js';
+import { ensureRealLibc } from '../../tools/sandbox/real-libc.js';
+import { down, preflight, up } from '../../tools/sandbox/fleet.js';
+import { BASE_DIR, paths } from '../../tools/sandbox/state.js';
 import type { CriuProvided, SandboxProvided } from './sandbox.js';
 
 /** CRIU for test/e2e/criu.test.ts: fetched and proven to run (`criu check` in the base), or why not. */

@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { run } from '../../src/sandbox/exec.js';
-import { debFileName } from '../../src/sandbox/repo.js';
-import { ALL_SYNTHETIC, SCENARIOS, scenarioFor } from '../../src/sandbox/scenarios.js';
-import { pidAlive, procsRootedUnder } from '../../src/sandbox/system.js';
+import { run } from '../../tools/sandbox/exec.js';
+import { debFileName } from '../../tools/sandbox/repo.js';
+import { ALL_SYNTHETIC, SCENARIOS, scenarioFor } from '../../tools/sandbox/scenarios.js';
+import { pidAlive, procsRootedUnder } from '../../tools/sandbox/system.js';
 import { nodeExec, parseDpkgQuery, readelfBuildId, resetNode, sshExec, useSandbox } from './sandbox.js';
 
 const sb = useSandbox();

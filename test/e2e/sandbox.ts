@@ -6,10 +6,10 @@
  *   describe.skipIf(sb.skip)('...', () => { ... sb.state() ... });
  */
 import { inject } from 'vitest';
-import { run, type CommandResult } from '../../src/sandbox/exec.js';
-import { reset } from '../../src/sandbox/fleet.js';
-import { chrootExec } from '../../src/sandbox/node.js';
-import { paths, readState, type NodeState, type SandboxState } from '../../src/sandbox/state.js';
+import { run, type CommandResult } from '../../tools/sandbox/exec.js';
+import { reset } from '../../tools/sandbox/fleet.js';
+import { chrootExec } from '../../tools/sandbox/node.js';
+import { paths, readState, type NodeState, type SandboxState } from '../../tools/sandbox/state.js';
 
 export type SandboxProvided = { dir: string; state: SandboxState } | { skip: string };
 export type CriuProvided = { ok: true } | { skip: string };

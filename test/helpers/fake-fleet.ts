@@ -17,6 +17,8 @@ export interface FakeHostSpec {
   /** key → versions the host's apt sources offer (default: none). */
   available?: Record<string, string[]>;
   pinFile?: string | null;
+  /** key → dpkg Depends field. */
+  depends?: Record<string, string>;
   /** The connection fails (unreachable). */
   unreachable?: boolean;
   /** apt-get install fails with exit code 100. */
@@ -24,7 +26,9 @@ export interface FakeHostSpec {
 }
 
 export type FakeCall =
-  { kind: 'exec'; argv: string[] } | { kind: 'put'; path: string; content: string } | { kind: 'close' };
+  | { kind: 'exec'; argv: string[]; stdin?: string }
+  | { kind: 'put'; path: string; content: string }
+  | { kind: 'close' };
 
 /** Shared, ordered log of what happened on which host (for batch order assertions). */
 export type FleetEvent = {
@@ -38,6 +42,8 @@ export class FakeHost implements Transport {
   readonly calls: FakeCall[] = [];
   readonly installed: Map<string, string>;
   pinFile: string | null;
+  /** Files criu-lock wrote or copied under /var/lib/criu-lock (transactions): path → content. */
+  readonly stateFiles = new Map<string, string>();
 
   constructor(
     readonly host: string,
@@ -53,38 +59,159 @@ export class FakeHost implements Transport {
   }
 
   async exec(argv: readonly string[], opts: ExecOptions = {}): Promise<CommandResult> {
-    this.calls.push({ kind: 'exec', argv: [...argv] });
+    this.calls.push({
+      kind: 'exec',
+      argv: [...argv],
+      ...(opts.stdin !== undefined ? { stdin: opts.stdin.toString() } : {}),
+    });
+    if (argv[0] === 'sh' && argv[1] === '-s' && opts.stdin?.toString().includes('=== versions')) {
+      return this.result('sh -s', { stdout: this.stateOutput() });
+    }
+    if (argv[0] === 'sh' && argv[1] === '-s' && opts.stdin?.toString().includes('cap()')) {
+      return this.result('sh -s', { stdout: this.captureOutput(opts.stdin.toString()) });
+    }
+    if (argv[0] === 'sh' && argv[1] === '-s' && opts.stdin?.toString().includes('=== tx')) {
+      return this.result('sh -s', { stdout: this.transactionsOutput() });
+    }
+    if (argv[0] === 'sh' && argv[1] === '-s' && opts.stdin?.toString().includes('rm -rf -- ')) {
+      // Retention: delete the listed transactions, print the disk left.
+      for (const m of opts.stdin.toString().matchAll(/^rm -rf -- (\S+)$/gm))
+        for (const k of [...this.stateFiles.keys()]) if (k.startsWith(`${m[1]!}/`)) this.stateFiles.delete(k);
+      return this.result('sh -s', { stdout: '4\n' });
+    }
+    if (argv[0] === 'du') return this.result('du', { stdout: `4\t${argv.at(-1) ?? ''}\n` });
+    if (argv[0] === 'rm' && argv[1] === '-rf') {
+      const dir = argv.at(-1)!;
+      for (const k of [...this.stateFiles.keys()]) if (k.startsWith(`${dir}/`)) this.stateFiles.delete(k);
+      return this.result(argv.join(' '));
+    }
+    if (argv[0] === 'sha256sum') {
+      const lines = argv.slice(2).flatMap((f) => (this.stateFiles.has(f) ? [`${sha256(this.stateFiles.get(f)!)}  ${f}`] : []));
+      return this.result('sha256sum', { stdout: `${lines.join('\n')}\n` });
+    }
+    if (argv[0] === 'sh' && argv[1] === '-c' && /^(cp|rm|apt-mark) /.test(argv[2] ?? '')) {
+      // Rollback's pin restore (`cp -- FROM PIN.tmp && mv ...` or `rm -f -- PIN`) and apt-mark.
+      const words = (argv[2] ?? '').split(' ');
+      if (words[0] === 'rm') this.pinFile = null;
+      if (words[0] === 'cp') this.pinFile = this.stateFiles.get(words[2]!) ?? null;
+      return this.result(argv.join(' '));
+    }
     if (argv[0] === 'sh' && argv[1] === '-s') {
       this.events.push({ host: this.host, event: 'probe' });
       return this.result('sh -s', { stdout: this.probeOutput(opts.stdin?.toString() ?? '') });
     }
-    if (argv[0] === 'apt-get' && argv[1] === 'install') {
-      this.events.push({ host: this.host, event: 'apt-start' });
-      // Yield, so hosts of one batch really overlap and a later batch could not sneak in.
-      await new Promise((r) => setTimeout(r, 5));
-      this.events.push({ host: this.host, event: 'apt-end' });
-      if (this.spec.aptFails)
-        return this.result(argv.join(' '), {
-          exitCode: 100,
-          stderr: 'E: Sub-process /usr/bin/dpkg returned an error code (1)\n',
-        });
-      if (!argv.includes('-s')) {
-        for (const a of argv.filter((x) => /^[a-z0-9][a-z0-9+.-]*:[a-z0-9-]+=/.test(x))) {
-          const [key, version] = a.split('=') as [string, string];
-          this.installed.set(key, version);
-        }
-      }
-      return this.result(argv.join(' '));
-    }
+    if (argv[0] === 'apt-get' && argv[1] === 'install') return this.aptInstall(argv);
+    // criu-lock's fixed scripts run as `sh -c SCRIPT NAME ARGS...` (src/apply/, src/facts/simulate.ts).
+    if (argv[0] === 'sh' && argv[1] === '-c') return this.script(argv[3] ?? '', argv.slice(4));
     return this.result(argv.join(' '), {
       exitCode: 127,
       stderr: `fake host: unexpected command ${argv.join(' ')}\n`,
     });
   }
 
+  /** The host lock's owner token, and how to end the holder command that keeps it. */
+  lockOwner: string | null = null;
+  private endHolder: (() => void) | undefined;
+  private jobs = new Map<string, CommandResult>();
+
+  private async aptInstall(argv: readonly string[]): Promise<CommandResult> {
+    this.events.push({ host: this.host, event: 'apt-start' });
+    // Yield, so hosts of one batch really overlap and a later batch could not sneak in.
+    await new Promise((r) => setTimeout(r, 5));
+    this.events.push({ host: this.host, event: 'apt-end' });
+    if (this.spec.aptFails)
+      return this.result(argv.join(' '), {
+        exitCode: 100,
+        stderr: 'E: Sub-process /usr/bin/dpkg returned an error code (1)\n',
+      });
+    if (!argv.includes('-s')) {
+      for (const a of argv.filter((x) => /^[a-z0-9][a-z0-9+.-]*:[a-z0-9-]+=/.test(x))) {
+        const [key, version] = a.split('=') as [string, string];
+        this.installed.set(key, version);
+      }
+      // Rollback: captured .debs by path (name_version_arch.deb, epoch as %3a), removals as `pkg-`.
+      for (const a of argv.filter((x) => x.endsWith('.deb'))) {
+        const [name, version, arch] = a.split('/').at(-1)!.replace(/\.deb$/, '').split('_') as [string, string, string];
+        this.installed.set(`${name}:${arch}`, version.replace(/%3a/g, ':'));
+      }
+      for (const a of argv.filter((x) => /^[a-z0-9][a-z0-9+.-]*:[a-z0-9-]+-$/.test(x))) this.installed.delete(a.slice(0, -1));
+    }
+    return this.result(argv.join(' '));
+  }
+
+  private async script(name: string, args: readonly string[]): Promise<CommandResult> {
+    switch (name) {
+      case 'criu-lock-hold': {
+        if (this.lockOwner !== null)
+          return this.result(name, {
+            exitCode: 75,
+            stdout: `${this.lockOwner}\t2026-11-28T12:00:00Z\t4242\n`,
+          });
+        this.lockOwner = args[0] ?? '';
+        await new Promise<void>((r) => (this.endHolder = r));
+        return this.result(name, { exitCode: null, signal: 'TERM' });
+      }
+      case 'criu-lock-owner':
+        return this.result(name, {
+          stdout: this.lockOwner === args[0] ? `${this.lockOwner}\t2026-11-28T12:00:00Z\t4242\n` : '',
+        });
+      case 'criu-lock-release':
+        if (this.lockOwner === args[0]) {
+          this.lockOwner = null;
+          this.endHolder?.();
+        }
+        return this.result(name);
+      case 'criu-lock-apt-pending':
+      case 'criu-lock-pins-backup':
+        return this.result(name);
+      case 'criu-lock-sim': {
+        // apt-get -s of exactly the requested packages: one Inst and one Conf line each.
+        const lines = args
+          .filter((x) => /^[a-z0-9][a-z0-9+.-]*:[a-z0-9-]+=/.test(x))
+          .flatMap((a) => {
+            const [key, to] = a.split('=') as [string, string];
+            const [pkg, arch] = key.split(':') as [string, string];
+            const from = this.installed.get(key);
+            return [
+              `Inst ${pkg}${from ? ` [${from}]` : ''} (${to} fake [${arch}])`,
+              `Conf ${pkg} (${to} fake [${arch}])`,
+            ];
+          });
+        return this.result(name, { stdout: ['Reading package lists...', ...lines, ''].join('\n') });
+      }
+      case 'criu-lock-apt-start': {
+        const [id = 'job'] = args;
+        const r = await this.aptInstall(args.slice(args.indexOf('apt-get')));
+        const dir = `/var/lib/criu-lock/jobs/${id}`;
+        this.jobs.set(dir, r);
+        return this.result(name, { stdout: `${dir}\n` });
+      }
+      case 'criu-lock-apt-follow': {
+        const r = this.jobs.get(args[0] ?? '');
+        if (!r) return this.result(name, { exitCode: 1, stderr: 'no such job\n' });
+        const record = [
+          '@@status',
+          String(r.exitCode),
+          '@@started',
+          '2026-11-28T12:00:00Z',
+          '@@pins',
+          '@@audit',
+          '@@log',
+          r.stdout + r.stderr,
+          '@@end',
+          '',
+        ];
+        return this.result(name, { stdout: record.join('\n') });
+      }
+      default:
+        return this.result(name, { exitCode: 127, stderr: `fake host: unexpected script ${name}\n` });
+    }
+  }
+
   putFile(path: string, content: string | Buffer, _opts: PutFileOptions = {}): Promise<CommandResult> {
     this.calls.push({ kind: 'put', path, content: content.toString() });
     this.events.push({ host: this.host, event: 'put' });
+    if (path.startsWith('/var/lib/criu-lock/')) this.stateFiles.set(path, content.toString());
     if (path === '/etc/apt/preferences.d/criu-lock.pref') this.pinFile = content.toString();
     return Promise.resolve(this.result(`put ${path}`));
   }
@@ -95,13 +222,47 @@ export class FakeHost implements Transport {
     return Promise.resolve();
   }
 
-  /** Changes that reach the host: pin writes and non-simulated apt runs. */
+  /** Changes that reach the host: pin writes (and their backup) and non-simulated apt runs. */
   get writes(): FakeCall[] {
     return this.calls.filter(
       (c) =>
         c.kind === 'put' ||
-        (c.kind === 'exec' && c.argv[0] === 'apt-get' && c.argv[1] === 'install' && !c.argv.includes('-s')),
+        (c.kind === 'exec' && c.argv[0] === 'apt-get' && c.argv[1] === 'install' && !c.argv.includes('-s')) ||
+        (c.kind === 'exec' && (c.argv[3] === 'criu-lock-apt-start' || c.argv[3] === 'criu-lock-pins-backup')),
     );
+  }
+
+  /** The rollback capture's state read: versions, auto marks (none), pin sha256, arch. */
+  private stateOutput(): string {
+    const out = ['=== versions'];
+    for (const [key, version] of this.installed) out.push(`${key}\t${version}\tii `);
+    out.push('=== auto', '=== pins', ...(this.pinFile === null ? [] : [sha256(this.pinFile)]), '=== arch', 'amd64', '');
+    return out.join('\n');
+  }
+
+  /** The capture script: every requested .deb is "downloaded" (its content is its file name). */
+  private captureOutput(script: string): string {
+    const dir = /^dir=(\S+)$/m.exec(script)?.[1] ?? '';
+    if (this.pinFile !== null) this.stateFiles.set(`${dir}/pins.before`, this.pinFile);
+    const out: string[] = [];
+    for (const m of script.matchAll(/^cap (\S+) (\S+) (\S+)$/gm)) {
+      const [key, version] = [m[1]!, m[2]!];
+      const [name, arch] = key.split(':');
+      this.stateFiles.set(`${dir}/debs/${m[3]!}`, m[3]!);
+      out.push(['ok', key, 'apt-download', sha256(m[3]!), '', `${name} ${version} ${arch} `].join('\t'));
+    }
+    return [...out, '=== files', ''].join('\n');
+  }
+
+  /** Every transaction manifest written so far, as readTransactions' script prints them. */
+  private transactionsOutput(): string {
+    const out: string[] = [];
+    for (const [path, content] of [...this.stateFiles].sort()) {
+      const m = /^\/var\/lib\/criu-lock\/tx\/([^/]+)\/manifest\.json$/.exec(path);
+      if (m) out.push(`=== tx ${m[1]!}`, content);
+    }
+    out.push('=== du 4', '');
+    return out.join('\n');
   }
 
   /** What the probe script would print on a Debian host in this state. */
@@ -119,7 +280,20 @@ export class FakeHost implements Transport {
     ];
     for (const [key, version] of [...this.installed].sort()) {
       const [name, arch] = key.split(':');
-      out.push([name, arch, version, 'install', 'installed', 'ok', 'same', '', '', ''].join('\t'));
+      out.push(
+        [
+          name,
+          arch,
+          version,
+          'install',
+          'installed',
+          'ok',
+          'same',
+          '',
+          this.spec.depends?.[key] ?? '',
+          '',
+        ].join('\t'),
+      );
     }
     if (script.includes('@@pin') && this.pinFile !== null) {
       out.push(

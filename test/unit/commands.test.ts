@@ -124,7 +124,38 @@ describe('apply', () => {
     expect(r.out).toMatch(/blocked libc6:amd64=2\.31-0ubuntu9\.14 version-unavailable/);
     expect(fleet.hosts.get('node-d')!.writes).toEqual([]);
     expect(fleet.hosts.get('node-d')!.calls.at(-1)).toEqual({ kind: 'close' });
-    expect(fleet.hosts.get('node-b')!.writes.map((c) => c.kind)).toEqual(['put', 'exec']);
+    // The rollback transaction is written before the pins and apt, and marked applied after verify.
+    expect(fleet.hosts.get('node-b')!.writes.map((c) => (c.kind === 'put' ? c.path.replace(/\/tx\/[^/]+\//, '/tx/ID/') : c.kind))).toEqual([
+      '/var/lib/criu-lock/tx/ID/manifest.json',
+      'exec', // pin backup
+      '/etc/apt/preferences.d/criu-lock.pref',
+      'exec', // the detached apt job
+      '/var/lib/criu-lock/tx/ID/manifest.json',
+    ]);
+  });
+
+  it('a host whose lock another apply holds is refused before its facts are read; the lock is released after a run', async () => {
+    const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind(), 'node-c': behind() });
+    fleet.hosts.get('node-c')!.lockOwner = 'someone-else';
+    const r = await cli(fleet, ['apply', '--yes', '-l', lockPath, '--limit', 'fleet', '--format', 'json']);
+    expect(r.code).toBe(3);
+    const report = JSON.parse(r.out) as { hosts: Array<{ name: string; status: string; error?: HostError }> };
+    expect(report.hosts.find((h) => h.name === 'node-c')).toMatchObject({
+      status: 'failed',
+      error: {
+        code: 'host-lock',
+        step: 'host lock',
+        message:
+          'another criu-lock apply holds the host lock since 2026-11-28T12:00:00Z (holder pid 4242 on the host); this apply leaves the host alone',
+      },
+    });
+    const c = fleet.hosts.get('node-c')!;
+    expect(c.writes).toEqual([]);
+    expect(c.calls.some((x) => x.kind === 'exec' && x.argv[0] === 'sh' && x.argv[1] === '-s')).toBe(false);
+    expect(c.lockOwner).toBe('someone-else');
+    const b = fleet.hosts.get('node-b')!;
+    expect(b.installed.get('libc6:amd64')).toBe(NEW);
+    expect(b.lockOwner).toBeNull();
   });
 
   it('runs --serial batches one after another, hosts of a batch together', async () => {

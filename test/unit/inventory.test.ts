@@ -15,7 +15,7 @@ import {
   type ConnectionWarning,
   type Inventory,
 } from '../../src/inventory/index.js';
-import { shlexSplit } from '../../src/inventory/ini-inventory.js';
+import { shlexSplit } from '../../src/inventory/shlex.js';
 
 const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'inventory');
 const repoRoot = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -487,15 +487,16 @@ describe('loadInventory', () => {
     expect(err.hint).toBe('create one from inventory.example.yaml or pass -i');
   });
 
-  it('summarizes connection warnings per kind and notes group_vars/ it does not read', async () => {
+  it('summarizes connection warnings per kind, group_vars/ included', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'criu-lock-inv-'));
     await mkdir(path.join(dir, 'group_vars'));
+    await writeFile(path.join(dir, 'group_vars', 'g.yml'), 'ansible_become_pass: s3cr3t\n');
     const file = path.join(dir, 'hosts');
     await writeFile(file, '[g]\nh1\nh2\n[g:vars]\nansible_ssh_pass=s3cr3t\n');
-    const inv = await loadInventory(file, opts);
+    const inv = await loadInventory(file, { ...opts, sshConfig: 'none' });
     expect(inv.warnings).toEqual([
       'hosts h1, h2: ansible_ssh_pass is set, but passwords are not supported (SSH keys or ssh-agent only); it is ignored',
-      `${path.join(dir, 'group_vars')}/ is not read by criu-lock; put those variables in ${file} itself`,
+      'hosts h1, h2: ansible_become_pass is set, but passwords are not supported (SSH keys or ssh-agent only); it is ignored',
     ]);
   });
 
@@ -536,6 +537,17 @@ describe('renderInventory', () => {
       expect(out).not.toContain(secret);
   });
 
+  const NO_SSH_CONFIG = {
+    identityFiles: [],
+    identitiesOnly: false,
+    proxyJump: [],
+    knownHostsFiles: null,
+    hostKeyChecking: null,
+    connectTimeoutMs: null,
+    serverAliveIntervalMs: null,
+    unsupported: null,
+  };
+
   it('renders JSON with the resolved connection only', () => {
     const json = JSON.parse(renderInventory(inv.hosts, inv, 'json')) as unknown;
     expect(json).toEqual({
@@ -551,6 +563,13 @@ describe('renderInventory', () => {
             user: 'tester',
             become: false,
             privateKeyFile: '/keys/node-a',
+            ...NO_SSH_CONFIG,
+          },
+          origins: {
+            address: 'inv.yaml:7:21 (ansible_host)',
+            port: 'default',
+            user: 'default (local user)',
+            identityFiles: 'inv.yaml:11:37 (ansible_ssh_private_key_file)',
           },
         },
         {
@@ -563,6 +582,12 @@ describe('renderInventory', () => {
             user: 'deploy',
             become: true,
             privateKeyFile: null,
+            ...NO_SSH_CONFIG,
+          },
+          origins: {
+            address: 'inv.yaml:15:32 (ansible_host)',
+            port: 'inv.yaml:15:57 (ansible_port)',
+            user: 'inv.yaml:15:77 (ansible_user)',
           },
         },
       ],
@@ -577,11 +602,17 @@ describe('renderInventory', () => {
   it('renders an aligned, deterministic table', () => {
     const out = renderInventory(inv.hosts.slice(1), inv, 'text');
     expect(out).toBe(renderInventory(inv.hosts.slice(1), inv, 'text'));
-    expect(out.split('\n').slice(0, 4)).toEqual([
+    expect(out.split('\n')).toEqual([
       'HOST    ADDRESS         USER    BECOME  CONNECTION  GROUPS',
       'node-b  127.0.0.3:2222  deploy  sudo    ssh         dc1',
       '',
+      'node-b:',
+      '  address  127.0.0.3  from inv.yaml:15:32 (ansible_host)',
+      '  port     2222       from inv.yaml:15:57 (ansible_port)',
+      '  user     deploy     from inv.yaml:15:77 (ansible_user)',
+      '',
       '1 of 2 hosts from inv.yaml',
+      '',
     ]);
     // Warnings go to stderr once (prepareRun), not into the table as well.
     expect(out).not.toContain('warning:');

@@ -1,10 +1,10 @@
 /** Pure pieces of the sandbox's real-CRIU support (the e2e file test/e2e/criu.test.ts runs CRIU itself). */
 import { describe, expect, it } from 'vitest';
-import { run } from '../../src/sandbox/exec.js';
-import { parseArgs } from '../../src/sandbox/cli.js';
-import { criuArgv, criuErrors, isNoise, NS_SCRIPT } from '../../src/sandbox/criu.js';
-import { parsePolicy } from '../../src/sandbox/debian-fetch.js';
-import { fleetSpecs } from '../../src/sandbox/fleet.js';
+import { run } from '../../tools/sandbox/exec.js';
+import { parseArgs } from '../../tools/sandbox/cli.js';
+import { criuArgv, criuErrors, isNoise, NS_SCRIPT } from '../../tools/sandbox/criu.js';
+import { parsePolicy } from '../../tools/sandbox/debian-fetch.js';
+import { fleetSpecs } from '../../tools/sandbox/fleet.js';
 
 describe('sandbox: real CRIU helpers', () => {
   it('reads both libc6 builds and their suites from apt-cache policy', () => {
@@ -44,7 +44,11 @@ describe('sandbox: real CRIU helpers', () => {
       '/usr/bin/fleet-tool',
       'tick',
     ]);
-    expect(() => parseArgs(['up', '--frobnicate'])).toThrow(/unknown option --frobnicate/);
+    // Our own flags before the node still count; after it, even --debug is CRIU's.
+    const own = parseArgs(['--debug', 'criu', 'node01', 'restore', '--debug']);
+    expect([own.debug, own.positional]).toEqual([true, ['node01', 'restore', '--debug']]);
+    expect(() => parseArgs(['criu', '--frobnicate', 'node01', 'check'])).toThrow(/Unknown option '--frobnicate'/);
+    expect(() => parseArgs(['up', '--frobnicate'])).toThrow(/Unknown option '--frobnicate'/);
     const up = parseArgs(['up', '--libc-drift', '--criu']);
     expect([up.libcDrift, up.criu]).toEqual([true, true]);
   });

@@ -1,47 +1,77 @@
 import { z } from 'zod';
 import type { PackageAction } from '../../plan/plan-file.js';
-import { APT_ENV } from '../apt.js';
+import { PIN_FILE } from '../../plan/pins.js';
+import { removeStoreUploads } from '../../store/upload.js';
+import { APT_ENV, installArgv } from '../apt.js';
+import { describeJob, followJob, startJob } from '../apt-job.js';
 import { defineModule } from './types.js';
 import { summariseOutput } from './output.js';
 
-export function installArgv(actions: readonly PackageAction[], opts: { lockTimeout: number; simulate: boolean }): string[] {
-  const argv = [
-    'apt-get',
-    'install',
-    '-y',
-    '-q',
-    '--allow-downgrades',
-    '--no-install-recommends',
-    '-o',
-    'Dpkg::Options::=--force-confdef',
-    '-o',
-    'Dpkg::Options::=--force-confold',
-    '-o',
-    `DPkg::Lock::Timeout=${opts.lockTimeout}`,
-  ];
-  if (opts.simulate) argv.push('-s');
-  if (actions.some((a) => a.type === 'reinstall')) argv.push('--reinstall');
-  // Validated at load (Debian policy syntax), so these are safe argv words.
-  for (const a of actions) argv.push(`${a.package}=${a.to}`);
-  return argv;
-}
+export { installArgv };
 
-/** Every changed package in ONE apt transaction, so lockstep pairs (libc6/libc-bin) move together. */
+/** How long the controller follows one transaction before giving up on it (it goes on). */
+const FOLLOW_TIMEOUT_MS = 1_800_000;
+
+/**
+ * Every changed package in ONE apt transaction, so lockstep pairs (libc6/libc-bin) move together.
+ * It runs detached on the host (src/apply/apt-job.ts) and never removes a package (--no-remove).
+ */
 export const aptInstall = defineModule({
   name: 'apt_install',
   args: z.strictObject({ lockTimeout: z.number().int().positive().max(3600).default(120) }).optional(),
   async run(ctx, args) {
-    const actions = ctx.plan.actions.filter((a): a is PackageAction => a.type !== 'write-pins');
+    const all = ctx.plan.actions.filter((a): a is PackageAction => a.type !== 'write-pins');
+    // Check mode uploads nothing, so apt-get -s leaves the store's .debs out (store_upload lists them).
+    const actions = ctx.checkMode ? all.filter((a) => a.source !== 'store') : all;
+    if (actions.length === 0 && all.length > 0) return { status: 'skipped', message: 'check mode: only package-store installs, not simulated' };
     if (actions.length === 0) return { status: 'ok', message: 'all packages at the locked versions' };
-    const argv = installArgv(actions, { lockTimeout: args?.lockTimeout ?? 120, simulate: ctx.checkMode });
-    ctx.verbose(argv.join(' '));
-    const r = await ctx.transport.exec(argv, {
-      env: { ...APT_ENV },
-      become: true,
-      timeoutMs: 1_800_000,
-    });
-    if (r.exitCode !== 0) return { status: 'failed', message: `apt-get install failed: ${summariseOutput(r)}` };
+    const lockTimeout = args?.lockTimeout ?? 120;
     const what = actions.map((a) => `${a.type} ${a.package} ${a.from ?? '(none)'} → ${a.to}`).join(', ');
-    return { status: 'changed', message: ctx.checkMode ? `would ${what} (apt-get -s accepted it)` : what };
+    if (ctx.checkMode) {
+      const argv = installArgv(actions, { lockTimeout, simulate: true });
+      ctx.verbose(argv.join(' '));
+      const r = await ctx.transport.exec(argv, { env: { ...APT_ENV }, become: true, timeoutMs: 300_000 });
+      if (r.exitCode !== 0)
+        return { status: 'failed', message: `apt-get install failed: ${summariseOutput(r)}` };
+      return { status: 'changed', message: `would ${what} (apt-get -s accepted it)` };
+    }
+    const argv = installArgv(actions, { lockTimeout, simulate: false });
+    const restorePins = ctx.changedBy.has('apt_pins');
+    ctx.verbose(argv.join(' '));
+    const dir = await startJob(ctx.transport, argv, {
+      pinFile: PIN_FILE,
+      restorePins,
+    });
+    ctx.verbose(`apt transaction started detached on the host; log ${dir}/log`);
+    const outcome = await followJob(ctx.transport, dir, FOLLOW_TIMEOUT_MS);
+    // The uploaded store .debs go once apt is done with them; a transaction still running keeps them.
+    if (outcome.kind !== 'connection-lost') await removeStoreUploads(ctx.transport, actions);
+    if (outcome.kind === 'connection-lost') {
+      return {
+        status: 'failed',
+        message: `connection lost during apt; the transaction continues on the host (log ${dir}/log); the next apply waits for it and reports how it ended`,
+      };
+    }
+    const rec = outcome.record;
+    if (rec.exitCode === 0) return { status: 'changed', message: what };
+    const log = {
+      command: argv.join(' '),
+      exitCode: rec.exitCode,
+      stdout: rec.log,
+      stderr: '',
+      durationMs: 0,
+      timedOut: false,
+    };
+    const lockHeld = /Could not get lock|Waiting for cache lock/.test(rec.log);
+    const why = lockHeld
+      ? `the dpkg lock is held by another process (unattended-upgrades?) for longer than DPkg::Lock::Timeout=${lockTimeout} s: ${summariseOutput(log, 1)}`
+      : `apt-get install failed: ${summariseOutput(log)}`;
+    // The pins: put back by the job when apt_pins replaced them in this run, else never touched.
+    const pins = !restorePins
+      ? '; this apply did not change the pin file'
+      : rec.pins === 'unchanged'
+        ? `; the previous pin file could NOT be restored (see ${PIN_FILE})`
+        : '';
+    return { status: 'failed', message: `${why}; ${describeJob(rec)}${pins}; log ${dir}/log` };
   },
 });

@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import type { Lockfile } from '../../lock/lockfile.js';
 import type { HostPlan } from '../../plan/plan-file.js';
 import type { Transport } from '../../transport/types.js';
+import type { TransactionContext } from '../../rollback/apply-transaction.js';
 
 export interface ModuleContext {
   host: string;
@@ -11,11 +12,15 @@ export interface ModuleContext {
   plan: HostPlan;
   /** Rendered pin file for the lock. */
   pins: string;
+  /** Local package store directory: the .debs of `source: store` actions (store_upload). */
+  storeDir?: string;
   /** --check: report what would change, change nothing. */
   checkMode: boolean;
   /** Modules whose tasks reported `changed` so far on this host (set by the playbook runner). */
   changedBy: ReadonlySet<string>;
   verbose: (message: string) => void;
+  /** The rollback transaction this apply records on the host; undefined with --no-capture. */
+  transaction?: TransactionContext | undefined;
 }
 
 export type TaskStatus = 'ok' | 'changed' | 'skipped' | 'failed';

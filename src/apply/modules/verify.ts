@@ -15,7 +15,7 @@ export const verify = defineModule({
     }
     // When only criu-lock's own modules ran, files can only have moved in the packages apt
     // installed; everything else matched at preflight. dpkg's versions are re-read for all.
-    const ownOnly = [...ctx.changedBy].every((m) => m === 'apt_pins' || m === 'apt_install');
+    const ownOnly = [...ctx.changedBy].every((m) => m === 'capture' || m === 'store_upload' || m === 'apt_pins' || m === 'apt_install');
     const moved = new Set(ctx.plan.actions.flatMap((a) => (a.type === 'write-pins' ? [] : [a.package])));
     const paths = ownOnly
       ? [...moved].flatMap((key) => Object.keys(ctx.lock.packages[key]?.files ?? {}))

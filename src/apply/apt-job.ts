@@ -1,0 +1,247 @@
+/**
+ * The apt transaction runs detached on the host, so a lost SSH connection does not kill dpkg
+ * halfway: own session (setsid), stdin from /dev/null, output to a log under
+ * /var/lib/criu-lock/jobs/ID/, exit status written last. The controller follows it with one
+ * waiting command; when the connection drops, the transaction goes on and the next apply waits
+ * for it (it holds /var/lib/criu-lock/apt-job.lock while it runs) and reports how it ended.
+ *
+ * Pins and a failed transaction: apt_pins keeps the previous pin file in pins.prev (or marks that
+ * there was none), and when apt fails the job itself puts it back, so this happens on the host
+ * even if the controller is gone. On success the backup is dropped.
+ */
+import { randomBytes } from 'node:crypto';
+import { CriuLockError } from '../errors.js';
+import type { CommandResult, Transport } from '../transport/types.js';
+import { APT_ENV, STATE_DIR } from './apt.js';
+
+export const JOBS_DIR = `${STATE_DIR}/jobs`;
+export const JOB_LOCK = `${STATE_DIR}/apt-job.lock`;
+export const PIN_BACKUP = `${STATE_DIR}/pins.prev`;
+export const PIN_BACKUP_ABSENT = `${STATE_DIR}/pins.prev-absent`;
+/** Collected jobs kept on the host for reading later. */
+const KEEP_JOBS = 10;
+
+/** `sh -c SCRIPT criu-lock-pins-backup PINFILE`: remember the pin file before it is replaced. */
+export const PIN_BACKUP_SCRIPT = [
+  'set -e',
+  `mkdir -p ${STATE_DIR}`,
+  `if [ -f "$1" ]; then cp -p -- "$1" ${PIN_BACKUP}.tmp; mv -f ${PIN_BACKUP}.tmp ${PIN_BACKUP}; rm -f ${PIN_BACKUP_ABSENT};`,
+  `else : > ${PIN_BACKUP_ABSENT}; rm -f ${PIN_BACKUP}; fi`,
+].join('\n');
+
+/**
+ * Runs detached: `sh -c RUNNER criu-lock-apt-job JOBDIR PINFILE RESTORE argv...`. Holds the job
+ * lock for its whole life; writes `status` last (atomically), after restoring the pins on failure
+ * and recording `dpkg --audit`.
+ */
+const RUNNER = [
+  'j=$1; pin=$2; restore=$3; shift 3',
+  `exec 8>>${JOB_LOCK}`,
+  'flock 8',
+  'echo $$ > "$j/pid"',
+  '"$@" > "$j/log" 2>&1 < /dev/null',
+  'rc=$?',
+  'if [ $rc -ne 0 ] && [ "$restore" = 1 ]; then',
+  `  if [ -f ${PIN_BACKUP} ]; then mv -f ${PIN_BACKUP} "$pin" && echo restored > "$j/pins";`,
+  `  elif [ -f ${PIN_BACKUP_ABSENT} ]; then rm -f "$pin" ${PIN_BACKUP_ABSENT} && echo removed > "$j/pins"; fi`,
+  `elif [ $rc -eq 0 ]; then rm -f ${PIN_BACKUP} ${PIN_BACKUP_ABSENT}; fi`,
+  'dpkg --audit > "$j/audit" 2>&1 < /dev/null || true',
+  'echo $rc > "$j/status.tmp" && mv -f "$j/status.tmp" "$j/status"',
+].join('\n');
+
+/** `sh -c START criu-lock-apt-start ID PINFILE RESTORE argv...`: prints the job dir once started. */
+export const START_SCRIPT = [
+  'set -e',
+  'id=$1; pin=$2; restore=$3; shift 3',
+  `mkdir -p ${JOBS_DIR}`,
+  `j=${JOBS_DIR}/$id`,
+  'mkdir "$j"',
+  'date -u +%Y-%m-%dT%H:%M:%SZ > "$j/started"',
+  'printf "%s\\n" "$*" > "$j/command"',
+  `setsid sh -c '${RUNNER.replace(/'/g, `'\\''`)}' criu-lock-apt-job "$j" "$pin" "$restore" "$@" < /dev/null > /dev/null 2>&1 &`,
+  'echo "$j"',
+].join('\n');
+
+/**
+ * `sh -c FOLLOW criu-lock-apt-follow JOBDIR`: waits for `status`, then prints the job's record.
+ * Marks the job collected, and keeps only the last few collected jobs.
+ */
+export const FOLLOW_SCRIPT = [
+  'j=$1',
+  'while [ ! -f "$j/status" ]; do sleep 0.3; done',
+  'echo "@@status"; cat "$j/status"',
+  'echo "@@started"; cat "$j/started" 2>/dev/null',
+  'echo "@@pins"; cat "$j/pins" 2>/dev/null',
+  'echo "@@audit"; head -c 4096 "$j/audit" 2>/dev/null',
+  'echo "@@log"; tail -c 16384 "$j/log" 2>/dev/null',
+  'echo; echo "@@end"',
+  ': > "$j/collected"',
+  `ls -1dt ${JOBS_DIR}/*/collected 2>/dev/null | tail -n +${KEEP_JOBS + 1} | while read -r c; do rm -rf -- "\${c%/collected}"; done`,
+].join('\n');
+
+/**
+ * `sh -c PENDING criu-lock-apt-pending WAITSECONDS`: jobs an earlier apply started and never
+ * collected. Waits (up to WAITSECONDS) for a running one through the job lock, then lists them.
+ */
+export const PENDING_SCRIPT = [
+  `[ -d ${JOBS_DIR} ] || exit 0`,
+  'pending=',
+  `for j in ${JOBS_DIR}/*; do [ -d "$j" ] && [ ! -f "$j/collected" ] && pending="$pending $j"; done`,
+  '[ -n "$pending" ] || exit 0',
+  `if ! flock -w "$1" ${JOB_LOCK} true; then echo "@@busy"; exit 0; fi`,
+  // A job without status whose lock is free died with its host (reboot): record that, never wait.
+  'for j in $pending; do [ -f "$j/status" ] || { dpkg --audit > "$j/audit" 2>&1; echo died > "$j/status"; }; echo "@@job $j"; done',
+].join('\n');
+
+export interface JobRecord {
+  dir: string;
+  exitCode: number | null;
+  started: string;
+  pins: 'restored' | 'removed' | 'unchanged';
+  audit: string;
+  log: string;
+}
+
+export type JobOutcome =
+  { kind: 'finished'; record: JobRecord } | { kind: 'connection-lost'; dir: string; error: string };
+
+export function newJobId(now = new Date()): string {
+  return `${now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')}-${randomBytes(4).toString('hex')}`;
+}
+
+/** Parses FOLLOW_SCRIPT's output; throws when it is cut short. */
+export function parseJobRecord(dir: string, stdout: string): JobRecord {
+  const sections = new Map<string, string[]>();
+  let cur: string[] | undefined;
+  for (const line of stdout.split('\n')) {
+    if (line.startsWith('@@')) {
+      cur = [];
+      sections.set(line.slice(2), cur);
+    } else cur?.push(line);
+  }
+  if (!sections.has('end')) throw new CriuLockError('ssh', `the record of apt job ${dir} is incomplete`);
+  const status = (sections.get('status') ?? []).join('').trim();
+  const pins = (sections.get('pins') ?? []).join('').trim();
+  return {
+    dir,
+    exitCode: /^\d+$/.test(status) ? Number(status) : null,
+    started: (sections.get('started') ?? []).join('').trim(),
+    pins: pins === 'restored' || pins === 'removed' ? pins : 'unchanged',
+    audit: (sections.get('audit') ?? []).join('\n').trim(),
+    log: (sections.get('log') ?? []).join('\n'),
+  };
+}
+
+/** A connection that looks closed: the command ended without status or signal and was not timed out. */
+function looksLost(r: CommandResult): boolean {
+  return r.exitCode === null && r.signal === undefined && !r.timedOut;
+}
+
+/** Starts the transaction detached; returns its job dir. */
+export async function startJob(
+  t: Transport,
+  argv: readonly string[],
+  opts: { pinFile: string; restorePins: boolean; id?: string },
+): Promise<string> {
+  const id = opts.id ?? newJobId();
+  const r = await t.exec(
+    [
+      'sh',
+      '-c',
+      START_SCRIPT,
+      'criu-lock-apt-start',
+      id,
+      opts.pinFile,
+      opts.restorePins ? '1' : '0',
+      'env',
+      ...Object.entries(APT_ENV).map(([k, v]) => `${k}=${v}`),
+      ...argv,
+    ],
+    {
+      become: true,
+      timeoutMs: 60_000,
+    },
+  );
+  const dir = r.stdout.trim().split('\n').pop() ?? '';
+  if (r.exitCode !== 0 || !dir.startsWith(`${JOBS_DIR}/`)) {
+    throw new CriuLockError(
+      'ssh',
+      `could not start the apt transaction: ${r.stderr.trim().split('\n').slice(-1)[0] || `exit code ${r.exitCode}`}`,
+    );
+  }
+  return dir;
+}
+
+/** Waits for the job from the controller. A lost connection is an outcome, not an exception. */
+export async function followJob(t: Transport, dir: string, timeoutMs: number): Promise<JobOutcome> {
+  let r: CommandResult;
+  try {
+    r = await t.exec(['sh', '-c', FOLLOW_SCRIPT, 'criu-lock-apt-follow', dir], { become: true, timeoutMs });
+  } catch (e) {
+    return { kind: 'connection-lost', dir, error: e instanceof Error ? e.message : String(e) };
+  }
+  if (looksLost(r)) {
+    // Tell a closed connection from a killed command: a lost connection refuses the next exec.
+    try {
+      await t.exec(['true'], { timeoutMs: 10_000 });
+    } catch (e) {
+      return { kind: 'connection-lost', dir, error: e instanceof Error ? e.message : String(e) };
+    }
+  }
+  if (r.timedOut)
+    throw new CriuLockError(
+      'ssh',
+      `the apt transaction did not finish within ${Math.round(timeoutMs / 1000)} s; it continues on the host (log ${dir}/log)`,
+    );
+  return { kind: 'finished', record: parseJobRecord(dir, r.stdout) };
+}
+
+/**
+ * Jobs an earlier apply left behind (its connection was lost): waits for a running one up to
+ * `waitSeconds`, then collects each. Returns their records; throws if one is still running.
+ */
+export async function collectPendingJobs(t: Transport, waitSeconds: number): Promise<JobRecord[]> {
+  const r = await t.exec(['sh', '-c', PENDING_SCRIPT, 'criu-lock-apt-pending', String(waitSeconds)], {
+    become: true,
+    timeoutMs: (waitSeconds + 30) * 1000,
+  });
+  if (r.stdout.includes('@@busy')) {
+    throw new CriuLockError(
+      'ssh',
+      `an apt transaction started by an earlier apply is still running after ${waitSeconds} s of waiting (see ${JOBS_DIR})`,
+      {
+        hint: 're-run apply when it has finished',
+      },
+    );
+  }
+  const dirs = r.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('@@job '))
+    .map((l) => l.slice(6));
+  const out: JobRecord[] = [];
+  for (const dir of dirs) {
+    const f = await followJob(t, dir, 60_000);
+    if (f.kind === 'connection-lost')
+      throw new CriuLockError('ssh', `connection lost while collecting apt job ${dir}: ${f.error}`);
+    out.push(f.record);
+  }
+  return out;
+}
+
+/** One line for the recap: how a finished job left the host. */
+export function describeJob(rec: JobRecord): string {
+  const audit =
+    rec.audit === ''
+      ? 'dpkg is consistent (dpkg --audit is empty)'
+      : `dpkg --audit reports: ${rec.audit.split('\n').slice(0, 2).join(' | ')}`;
+  const pins =
+    rec.pins === 'restored'
+      ? '; the previous pin file was restored'
+      : rec.pins === 'removed'
+        ? '; the pin file was removed again (there was none before)'
+        : '';
+  return `${audit}${pins}`;
+}

@@ -1,0 +1,39 @@
+/**
+ * Before apply reads a host's facts: take the host lock, then wait for (and report) an apt
+ * transaction an earlier apply left running when its connection was lost. `--check` changes
+ * nothing on hosts, so it takes no lock and collects nothing.
+ */
+import type { Transport } from '../transport/types.js';
+import { collectPendingJobs, describeJob } from './apt-job.js';
+import { acquireHostLock, type HostLock } from './host-lock.js';
+
+/** How long apply waits for an earlier apply's apt transaction to finish. */
+export const PENDING_JOB_WAIT_S = 900;
+
+export type Preflight = { status: 'ok'; lock?: HostLock } | { status: 'refused'; message: string };
+
+export async function preflightHost(
+  t: Transport,
+  opts: { check: boolean; say: (m: string) => void; waitSeconds?: number },
+): Promise<Preflight> {
+  if (opts.check) return { status: 'ok' };
+  const got = await acquireHostLock(t);
+  if (got.status !== 'locked') return { status: 'refused', message: got.message };
+  try {
+    for (const rec of await collectPendingJobs(t, opts.waitSeconds ?? PENDING_JOB_WAIT_S)) {
+      const how =
+        rec.exitCode === 0
+          ? 'succeeded'
+          : rec.exitCode === null
+            ? 'was interrupted (the host went down?)'
+            : `failed with exit code ${rec.exitCode}`;
+      opts.say(
+        `an apt transaction started ${rec.started || 'earlier'} by an apply whose connection was lost ${how}; ${describeJob(rec)} (log ${rec.dir}/log)`,
+      );
+    }
+  } catch (e) {
+    await got.lock.release();
+    return { status: 'refused', message: e instanceof Error ? e.message : String(e) };
+  }
+  return { status: 'ok', lock: got.lock };
+}

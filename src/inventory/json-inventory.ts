@@ -1,0 +1,162 @@
+/**
+ * `ansible-inventory --list` JSON (and what inventory scripts print for `--list`), read like
+ * Ansible's `script` inventory plugin: top-level keys are groups, each either a list of hosts or a
+ * mapping with `hosts` (list), `children` (list) and `vars`; `_meta.hostvars` holds per-host
+ * variables. Without `_meta`, a script is asked `--host NAME` for each host, as Ansible does.
+ * Through this, every inventory plugin (cloud, CMDB) works: Ansible runs it, we read its output.
+ */
+import { execFile } from 'node:child_process';
+import { parseDocument } from 'yaml';
+import { CriuLockError, type SourceLocation } from '../errors.js';
+import {
+  addChildGroup,
+  addHostToGroup,
+  declareGroup,
+  newParsedInventory,
+  setVariable,
+  type ParsedInventory,
+} from './model.js';
+
+/** Is this parsed JSON the ansible-inventory/script shape (not a YAML-style inventory in JSON)? */
+export function looksLikeInventoryJson(data: unknown): boolean {
+  if (!isObject(data)) return false;
+  if ('_meta' in data) return true;
+  return Object.values(data).some(
+    (g) => Array.isArray(g) || (isObject(g) && (Array.isArray(g.hosts) || Array.isArray(g.children))),
+  );
+}
+
+export function parseInventoryJson(
+  data: unknown,
+  path: string,
+  hostVarsFallback?: ReadonlyMap<string, Record<string, unknown>>,
+): ParsedInventory {
+  const inv = newParsedInventory(path, 'json');
+  const loc: SourceLocation = { file: path };
+  const fail = (message: string, hint: string): never => {
+    throw new CriuLockError('inventory', message, { location: loc, hint });
+  };
+  if (!isObject(data)) {
+    return fail(
+      'ansible-inventory JSON must be an object of groups',
+      'produce it with ansible-inventory -i SOURCE --list',
+    );
+  }
+  const meta = data._meta;
+  let hostvars: Record<string, unknown> = {};
+  if (meta !== undefined) {
+    if (!isObject(meta) || (meta.hostvars !== undefined && !isObject(meta.hostvars))) {
+      fail(
+        '"_meta" must be an object with a "hostvars" object',
+        'produce it with ansible-inventory -i SOURCE --list',
+      );
+    }
+    hostvars = ((meta as Record<string, unknown>).hostvars as Record<string, unknown> | undefined) ?? {};
+  }
+  const strings = (v: unknown, what: string): string[] => {
+    if (v === undefined || v === null) return [];
+    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || x === '')) {
+      return fail(
+        `${what} must be a list of names`,
+        'hosts and children are lists of strings in ansible-inventory JSON',
+      );
+    }
+    return v as string[];
+  };
+  const children: [string, string][] = [];
+  for (const [group, g] of Object.entries(data)) {
+    if (group === '_meta') continue;
+    declareGroup(inv, group, loc);
+    if (Array.isArray(g)) {
+      for (const h of strings(g, `group "${group}"`)) addHostToGroup(inv, group, h, loc);
+      continue;
+    }
+    if (g === null) continue;
+    if (!isObject(g)) {
+      fail(
+        `group "${group}" must be a list of hosts or an object`,
+        'each group is {"hosts": [...], "children": [...], "vars": {...}}',
+      );
+    }
+    const grp = g as Record<string, unknown>;
+    for (const h of strings(grp.hosts, `"hosts" of group "${group}"`)) addHostToGroup(inv, group, h, loc);
+    for (const c of strings(grp.children, `"children" of group "${group}"`)) children.push([group, c]);
+    if (grp.vars !== undefined && grp.vars !== null) {
+      if (!isObject(grp.vars))
+        fail(`"vars" of group "${group}" must be an object`, 'vars is an object of name: value');
+      for (const [k, v] of Object.entries(grp.vars as Record<string, unknown>)) {
+        setVariable(declareGroup(inv, group, loc), k, v, loc);
+      }
+    }
+  }
+  for (const [parent, child] of children) addChildGroup(inv, parent, child, loc);
+  for (const host of inv.hosts.values()) {
+    const hv = hostvars[host.name] ?? hostVarsFallback?.get(host.name);
+    if (hv === undefined || hv === null) continue;
+    if (!isObject(hv))
+      fail(
+        `_meta.hostvars of "${host.name}" must be an object`,
+        'hostvars map each host to an object of variables',
+      );
+    for (const [k, v] of Object.entries(hv as Record<string, unknown>)) setVariable(host, k, v, loc);
+  }
+  return inv;
+}
+
+export function parseJsonText(text: string, path: string, what: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    const m = /position (\d+)/.exec((e as Error).message);
+    // Node 20 gives no position for some errors; YAML's parser (JSON is YAML) usually finds the spot.
+    const offset = m ? Number(m[1]) : parseDocument(text, { schema: 'json' }).errors[0]?.pos[0];
+    const line = offset === undefined ? undefined : text.slice(0, offset).split('\n').length;
+    throw new CriuLockError('inventory', `${what} is not valid JSON: ${(e as Error).message}`, {
+      location: line === undefined ? { file: path } : { file: path, line },
+      hint: 'an inventory script must print the JSON of ansible-inventory --list on stdout',
+    });
+  }
+}
+
+/** Runs an executable inventory with `--list` (and `--host NAME` when it gives no `_meta`). */
+export async function runInventoryScript(path: string, timeoutMs = 120_000): Promise<ParsedInventory> {
+  const list = await runScript(path, ['--list'], timeoutMs);
+  const data = parseJsonText(list, path, `the output of ${path} --list`);
+  let fallback: Map<string, Record<string, unknown>> | undefined;
+  if (isObject(data) && !('_meta' in data)) {
+    // Only the group structure first, to learn the host names.
+    const names = [...parseInventoryJson(data, path).hosts.keys()];
+    fallback = new Map();
+    for (const name of names) {
+      const out = await runScript(path, ['--host', name], timeoutMs);
+      const hv = parseJsonText(out, path, `the output of ${path} --host ${name}`);
+      if (isObject(hv)) fallback.set(name, hv);
+    }
+  }
+  return parseInventoryJson(data, path, fallback);
+}
+
+function runScript(path: string, args: string[], timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(path, args, { timeout: timeoutMs, maxBuffer: 256 << 20 }, (err, stdout, stderr) => {
+      if (err) {
+        const last = stderr.trim().split('\n').slice(-1)[0] ?? '';
+        reject(
+          new CriuLockError(
+            'inventory',
+            `inventory script ${path} ${args.join(' ')} failed: ${last || err.message}`,
+            {
+              location: { file: path },
+              hint: 'run it by hand with --list; a script inventory must print ansible-inventory JSON',
+              cause: err,
+            },
+          ),
+        );
+      } else resolve(stdout);
+    });
+  });
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

@@ -1,0 +1,205 @@
+import { txDir, type TxManifest, type TxPackage } from './manifest.js';
+
+/**
+ * The pure half of rollback: which transaction, is the host still as that transaction left it,
+ * and what exactly one apt transaction must do to put the captured state back. No I/O here.
+ */
+
+/** What the host looks like now, for the packages and pin file a transaction touched. */
+export interface CurrentState {
+  /** Installed version by package key; null (or missing) when not installed. */
+  versions: ReadonlyMap<string, string | null>;
+  /** Package keys apt marks auto-installed. */
+  auto: ReadonlySet<string>;
+  /** sha256 of the pin file now, null when absent. */
+  pinSha256: string | null;
+}
+
+export type StateChange =
+  | { type: 'package'; package: string; expected: string | null; actual: string | null }
+  | { type: 'pins'; path: string; expected: string | null; actual: string | null };
+
+export interface HistoryEntry {
+  tx: TxManifest;
+  /** The rollback transaction that undid this one, if any. */
+  rolledBackBy: string | null;
+}
+
+/** Newest first, each with the rollback that undid it. */
+export function historyEntries(manifests: readonly TxManifest[]): HistoryEntry[] {
+  const undoneBy = new Map<string, string>();
+  for (const m of manifests) if (m.rollbackOf) undoneBy.set(m.rollbackOf, m.id);
+  return [...manifests].sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0)).map((tx) => ({ tx, rolledBackBy: undoneBy.get(tx.id) ?? null }));
+}
+
+export type TargetChoice = { ok: true; tx: TxManifest; rolledBackBy: string | null } | { ok: false; error: string; hint: string };
+
+/** `--to ID`, or the most recent transaction (a rollback is one too: rolling it back re-applies). */
+export function selectTarget(manifests: readonly TxManifest[], to?: string): TargetChoice {
+  const entries = historyEntries(manifests);
+  if (entries.length === 0) return { ok: false, error: 'no transaction recorded on this host', hint: 'only an apply without --no-capture records one; see criu-lock history' };
+  if (to === undefined) return { ok: true, tx: entries[0]!.tx, rolledBackBy: entries[0]!.rolledBackBy };
+  const hit = entries.find((e) => e.tx.id === to);
+  if (!hit) return { ok: false, error: `no transaction ${to} on this host`, hint: `recorded: ${entries.map((e) => e.tx.id).join(', ')}` };
+  return { ok: true, tx: hit.tx, rolledBackBy: hit.rolledBackBy };
+}
+
+const versionOf = (s: CurrentState, key: string): string | null => s.versions.get(key) ?? null;
+
+/** Where the host differs from the state the transaction left (another apply, a manual upgrade). */
+export function stateChanges(tx: TxManifest, now: CurrentState): StateChange[] {
+  const out: StateChange[] = [];
+  for (const p of tx.packages) {
+    const actual = versionOf(now, p.package);
+    if (actual !== p.after) out.push({ type: 'package', package: p.package, expected: p.after, actual });
+  }
+  if (now.pinSha256 !== tx.pins.after) out.push({ type: 'pins', path: tx.pins.path, expected: tx.pins.after, actual: now.pinSha256 });
+  return out;
+}
+
+export interface RollbackInstall {
+  package: string;
+  version: string;
+  /** Absolute path of the captured .deb on the host. */
+  debPath: string;
+  sha256: string;
+}
+
+export interface RollbackPlan {
+  tx: TxManifest;
+  /** Captured .debs to install, in one apt transaction. */
+  install: RollbackInstall[];
+  /** Packages the transaction newly installed, removed in the same apt transaction. */
+  remove: string[];
+  /** Marks to set back after apt (apt marks what it installs as manual). */
+  marks: { auto: string[]; manual: string[] };
+  /** Put the captured pin file back, delete it (absent before), or leave it. */
+  pins: 'restore' | 'remove' | 'keep';
+  /** Differences from the transaction's end state (non-empty only with --force). */
+  changes: StateChange[];
+  /** Every package and the pin file are already as captured. */
+  nothingToDo: boolean;
+}
+
+export type RollbackDecision = { type: 'plan'; plan: RollbackPlan } | { type: 'refused'; reason: string; changes: StateChange[] };
+
+/** Decides what rolling `tx` back means on a host in state `now`. */
+export function planRollback(tx: TxManifest, now: CurrentState, opts: { force: boolean; rolledBackBy?: string | null }): RollbackDecision {
+  const changes = stateChanges(tx, now);
+  if (changes.length > 0 && !opts.force) {
+    const why = opts.rolledBackBy
+      ? `transaction ${tx.id} was already rolled back by ${opts.rolledBackBy}, and the host changed since`
+      : tx.status === 'captured'
+        ? `transaction ${tx.id} never completed (its apply failed or was cut off), and the host is not as it would have left it`
+        : `the host changed since transaction ${tx.id}`;
+    return { type: 'refused', reason: why, changes };
+  }
+  const install: RollbackInstall[] = [];
+  const remove: string[] = [];
+  const auto: string[] = [];
+  const manual: string[] = [];
+  for (const p of tx.packages) {
+    const actual = versionOf(now, p.package);
+    if (p.before === null) {
+      if (actual !== null) remove.push(p.package);
+      continue;
+    }
+    if (actual !== p.before) install.push(installOf(tx, p));
+    // apt marks what it installs manual; put the recorded mark back when it differs.
+    const isAuto = now.auto.has(p.package);
+    if (p.auto === true && (actual !== p.before || !isAuto)) auto.push(p.package);
+    if (p.auto === false && isAuto) manual.push(p.package);
+  }
+  const pins: RollbackPlan['pins'] = now.pinSha256 === tx.pins.before ? 'keep' : tx.pins.before === null ? 'remove' : 'restore';
+  return {
+    type: 'plan',
+    plan: {
+      tx,
+      install,
+      remove,
+      marks: { auto, manual },
+      pins,
+      changes,
+      nothingToDo: install.length === 0 && remove.length === 0 && pins === 'keep' && auto.length === 0 && manual.length === 0,
+    },
+  };
+}
+
+function installOf(tx: TxManifest, p: TxPackage): RollbackInstall {
+  if (!p.deb) throw new Error(`transaction ${tx.id}: ${p.package} ${p.before ?? ''} has no captured .deb`);
+  return { package: p.package, version: p.before!, debPath: `${txDir(tx.id)}/debs/${p.deb.file}`, sha256: p.deb.sha256 };
+}
+
+/** The one apt transaction: captured .debs by path, newly installed packages with apt's `pkg-` suffix. */
+export function rollbackAptArgv(plan: RollbackPlan, opts: { simulate: boolean; lockTimeout: number }): string[] {
+  const argv = [
+    'apt-get',
+    'install',
+    '-y',
+    '-q',
+    '--allow-downgrades',
+    '--no-install-recommends',
+    '-o',
+    'Dpkg::Options::=--force-confdef',
+    '-o',
+    'Dpkg::Options::=--force-confold',
+    '-o',
+    `DPkg::Lock::Timeout=${opts.lockTimeout}`,
+  ];
+  if (opts.simulate) argv.push('-s');
+  for (const i of plan.install) argv.push(i.debPath);
+  for (const r of plan.remove) argv.push(`${r}-`);
+  return argv;
+}
+
+/** `apt-get -s` output: what would be installed (Inst) and removed (Remv). */
+export function parseSimulation(stdout: string): { installs: Array<{ package: string; version: string }>; removes: string[] } {
+  const installs: Array<{ package: string; version: string }> = [];
+  const removes: string[] = [];
+  for (const line of stdout.split('\n')) {
+    const inst = /^Inst (\S+) (?:\[[^\]]*\] )?\((\S+)/.exec(line);
+    if (inst) installs.push({ package: inst[1]!, version: inst[2]! });
+    const remv = /^Remv (\S+)/.exec(line);
+    if (remv) removes.push(remv[1]!);
+  }
+  return { installs, removes };
+}
+
+/** Removals apt would do beyond the recorded ones (apt prints native-arch packages without :arch). */
+export function unexpectedRemovals(removes: readonly string[], allowed: readonly string[], nativeArch: string): string[] {
+  const ok = new Set<string>();
+  for (const key of allowed) {
+    ok.add(key);
+    const [name, arch] = key.split(':');
+    if (arch === nativeArch || arch === 'all') ok.add(name!);
+  }
+  return removes.filter((r) => !ok.has(r));
+}
+
+/** Transactions to delete so that the newest `keep` remain. */
+export function toPrune(ids: readonly string[], keep: number): string[] {
+  const sorted = [...ids].sort();
+  return sorted.slice(0, Math.max(0, sorted.length - keep));
+}
+
+/** The transaction a rollback records: what it replaces, so it can be rolled back in turn. */
+export function rollbackTxPackages(plan: RollbackPlan, now: CurrentState): Array<{ package: string; before: string | null; after: string | null }> {
+  return [
+    ...plan.install.map((i) => ({ package: i.package, before: versionOf(now, i.package), after: i.version })),
+    ...plan.remove.map((r) => ({ package: r, before: versionOf(now, r), after: null })),
+  ].sort((a, b) => (a.package < b.package ? -1 : 1));
+}
+
+export function describeChange(c: StateChange): string {
+  const v = (s: string | null): string => s ?? '(absent)';
+  switch (c.type) {
+    case 'package':
+      return `${c.package}: ${v(c.expected)} after the transaction, now ${v(c.actual)}`;
+    case 'pins':
+      return `${c.path}: ${c.expected ? `sha256 ${c.expected.slice(0, 12)}` : '(absent)'} after the transaction, now ${c.actual ? `sha256 ${c.actual.slice(0, 12)}` : '(absent)'}`;
+    default: {
+      const never: never = c;
+      return never;
+    }
+  }
+}

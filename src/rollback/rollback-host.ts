@@ -1,0 +1,155 @@
+import { rebuildPackage } from '../store/rebuild.js';
+import { APT_ENV } from '../apply/apt.js';
+import { summariseOutput } from '../apply/modules/output.js';
+import { CriuLockError } from '../errors.js';
+import { gatherFacts } from '../facts/gather.js';
+import { renderCommand } from '../shell/quote.js';
+import type { Transport } from '../transport/types.js';
+import { captureTransaction, markApplied, pruneTransactions, readCurrent } from './host.js';
+import { txDir, type TxManifest } from './manifest.js';
+import { parseSimulation, rollbackAptArgv, rollbackTxPackages, unexpectedRemovals, type CurrentState, type RollbackPlan } from './planner.js';
+
+/** A failed rollback step, as a value the command turns into the host's result. */
+export class RollbackStepError extends Error {
+  constructor(
+    readonly step: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface RollbackRun {
+  /** The transaction this rollback recorded (so it can be rolled back in turn). */
+  transaction: string;
+  diskBytes: number;
+}
+
+/**
+ * Runs a rollback plan on one host: .debs checked, the rollback captured as its own transaction,
+ * pins put back, one apt transaction (simulated first: no removal beyond the recorded ones),
+ * marks restored, then verified against the captured versions and build-IDs.
+ */
+export async function executeRollback(
+  t: Transport,
+  host: string,
+  plan: RollbackPlan,
+  now: CurrentState,
+  opts: { id: string; date: Date; keep: number; lockTimeout: number; nativeArch: string },
+): Promise<RollbackRun> {
+  const tx = plan.tx;
+  const step = async <R>(name: string, fn: () => Promise<R>): Promise<R> => {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof RollbackStepError) throw err;
+      throw new RollbackStepError(name, err instanceof CriuLockError ? err.message : err instanceof Error ? err.message : String(err));
+    }
+  };
+
+  await step('check .debs', async () => {
+    if (plan.install.length === 0) return;
+    const r = await t.exec(['sha256sum', '--', ...plan.install.map((i) => i.debPath)], { become: true });
+    const got = new Map<string, string>();
+    for (const line of r.stdout.split('\n')) {
+      const m = /^([0-9a-f]{64})\s+\*?(.+)$/.exec(line);
+      if (m) got.set(m[2]!, m[1]!);
+    }
+    const bad = plan.install.filter((i) => got.get(i.debPath) !== i.sha256);
+    if (bad.length > 0) {
+      throw new RollbackStepError('check .debs', `captured .deb(s) missing or changed: ${bad.map((b) => `${b.debPath} (want sha256 ${b.sha256.slice(0, 12)}, got ${got.get(b.debPath)?.slice(0, 12) ?? 'nothing'})`).join(', ')}`);
+    }
+  });
+
+  // The rollback is a transaction too: record what it replaces before changing anything.
+  const own = await step('capture', () =>
+    captureTransaction(
+      t,
+      {
+        id: opts.id,
+        host,
+        kind: 'rollback',
+        lockDigest: null,
+        rollbackOf: tx.id,
+        packages: rollbackTxPackages(plan, now),
+        pinPath: tx.pins.path,
+        pinsAfter: tx.pins.before,
+        now: opts.date,
+        rebuild: (h, p) => rebuildPackage(h, p),
+      },
+      now,
+    ),
+  );
+
+  const pinsBack = async (from: string, pinsWere: string | null): Promise<string> => {
+    const argv =
+      pinsWere === null
+        ? renderCommand(['rm', '-f', '--', tx.pins.path])
+        : `${renderCommand(['cp', '--', from, `${tx.pins.path}.criu-lock-tmp`])} && ${renderCommand(['mv', '-f', '--', `${tx.pins.path}.criu-lock-tmp`, tx.pins.path])}`;
+    const r = await t.exec(['sh', '-c', argv], { become: true });
+    if (r.exitCode !== 0) throw new RollbackStepError('pins', `restoring ${tx.pins.path} failed: ${summariseOutput(r)}`);
+    return argv;
+  };
+  const undoPins = async (): Promise<void> => {
+    if (plan.pins !== 'keep') await pinsBack(`${txDir(opts.id)}/pins.before`, now.pinSha256).catch(() => undefined);
+  };
+
+  if (plan.pins !== 'keep') await pinsBack(`${txDir(tx.id)}/pins.before`, plan.pins === 'remove' ? null : tx.pins.before);
+
+  if (plan.install.length > 0 || plan.remove.length > 0) {
+    const sim = await t.exec(rollbackAptArgv(plan, { simulate: true, lockTimeout: opts.lockTimeout }), { become: true, env: { ...APT_ENV }, timeoutMs: 600_000 });
+    if (sim.exitCode !== 0) {
+      await undoPins();
+      throw new RollbackStepError('simulate', `apt-get -s refused the rollback: ${summariseOutput(sim)}`);
+    }
+    const extra = unexpectedRemovals(parseSimulation(sim.stdout).removes, plan.remove, opts.nativeArch);
+    if (extra.length > 0) {
+      await undoPins();
+      throw new RollbackStepError('simulate', `apt would also remove ${extra.join(', ')}, which the transaction did not install; nothing was changed`);
+    }
+    const real = await t.exec(rollbackAptArgv(plan, { simulate: false, lockTimeout: opts.lockTimeout }), { become: true, env: { ...APT_ENV }, timeoutMs: 1_800_000 });
+    if (real.exitCode !== 0) {
+      await undoPins();
+      throw new RollbackStepError('apt', `apt-get install failed: ${summariseOutput(real)}`);
+    }
+  }
+
+  if (plan.marks.auto.length > 0 || plan.marks.manual.length > 0) {
+    const lines = [
+      ...(plan.marks.auto.length ? [renderCommand(['apt-mark', 'auto', ...plan.marks.auto])] : []),
+      ...(plan.marks.manual.length ? [renderCommand(['apt-mark', 'manual', ...plan.marks.manual])] : []),
+    ];
+    const r = await t.exec(['sh', '-c', lines.join(' && ')], { become: true, env: { ...APT_ENV } });
+    if (r.exitCode !== 0) throw new RollbackStepError('marks', `apt-mark failed: ${summariseOutput(r)}`);
+  }
+
+  await step('verify', () => verifyCaptured(t, tx));
+  await step('record', () => markApplied(t, own.manifest));
+  const kept = await step('retention', () => pruneTransactions(t, opts.keep));
+  return { transaction: opts.id, diskBytes: kept.diskBytes };
+}
+
+/** Versions, pin file and build-IDs equal what the transaction captured before it changed anything. */
+export async function verifyCaptured(t: Transport, tx: TxManifest): Promise<void> {
+  const now = await readCurrent(
+    t,
+    tx.packages.map((p) => p.package),
+    tx.pins.path,
+  );
+  const problems: string[] = [];
+  for (const p of tx.packages) {
+    const v = now.versions.get(p.package) ?? null;
+    if (v !== p.before) problems.push(`${p.package} is ${v ?? '(absent)'}, captured ${p.before ?? '(absent)'}`);
+    const isAuto = now.auto.has(p.package);
+    if (p.auto !== null && v !== null && isAuto !== p.auto) problems.push(`${p.package} is marked ${isAuto ? 'auto' : 'manual'}, captured ${p.auto ? 'auto' : 'manual'}`);
+  }
+  if (now.pinSha256 !== tx.pins.before) problems.push(`${tx.pins.path} is ${now.pinSha256 ? `sha256 ${now.pinSha256.slice(0, 12)}` : 'absent'}, captured ${tx.pins.before ? `sha256 ${tx.pins.before.slice(0, 12)}` : 'absent'}`);
+  if (tx.files.length > 0) {
+    const facts = await gatherFacts(t, { paths: tx.files.map((f) => f.path) });
+    for (const f of tx.files) {
+      const got = facts.files.get(f.path);
+      if (!got || got.kind !== 'elf' || (got.buildId ?? null) !== f.buildId) problems.push(`${f.path} build-ID ${got?.buildId ?? got?.kind ?? 'unknown'}, captured ${f.buildId ?? 'none'}`);
+    }
+  }
+  if (problems.length > 0) throw new RollbackStepError('verify', `after the rollback the host still differs from the captured state in ${problems.length} place(s): ${problems.slice(0, 3).join('; ')}`);
+}

@@ -1,0 +1,203 @@
+/**
+ * A logged-in SSH connection as a Transport: each exec is its own session channel, at most
+ * MAX_CHANNELS at once (the rest queue), with the remote `timeout` wrapper for deadlines.
+ */
+import type { NodeSSH } from 'node-ssh';
+import type { Client, ClientChannel } from 'ssh2';
+import { CriuLockError } from '../errors.js';
+import type { ConnectionSettings } from '../inventory/types.js';
+import { renderCommand } from '../shell/quote.js';
+import { buildArgv, putFileArgv } from './local-transport.js';
+import type { CommandResult, ExecOptions, PutFileOptions, Transport } from './types.js';
+
+/**
+ * sshd's MaxSessions defaults to 10 channels per connection; more concurrent execs would fail to
+ * open, so they queue instead.
+ */
+const MAX_CHANNELS = 8;
+/** Seconds between `timeout`'s TERM and its KILL on the target. */
+const REMOTE_KILL_AFTER_S = 2;
+/** How long past the deadline we wait for the channel before giving up on the host. */
+const CLOSE_GRACE_MS = 2_000;
+
+export class SshTransport implements Transport {
+  private closed = false;
+  private lostReason: string | undefined;
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(
+    readonly host: string,
+    private readonly where: string,
+    private readonly ssh: NodeSSH,
+    private readonly client: Client,
+    private readonly conn: ConnectionSettings,
+    /** Releases what the connection borrowed (a shared bastion connection). */
+    private readonly onClose?: () => void,
+  ) {
+    // node-ssh drops its error listener after connecting; without ours a later socket error
+    // (host rebooted, keepalive timeout) would be an uncaught 'error' event and kill the process.
+    client.on('error', (e: Error) => {
+      this.lostReason ??= e.message;
+    });
+    client.on('close', () => {
+      this.lostReason ??= 'connection closed';
+    });
+  }
+
+  private sudo(become: boolean | undefined): boolean {
+    return (become ?? this.conn.become) && this.conn.user !== 'root';
+  }
+
+  /**
+   * With `timeoutMs` the command runs under coreutils `timeout` on the target (inside sudo, so it
+   * may kill root's processes): it signals the whole process group, which closing the channel
+   * would not (sshd leaves a non-tty child running when its channel closes).
+   */
+  exec(argv: readonly string[], opts: ExecOptions = {}): Promise<CommandResult> {
+    const full = buildArgv(argv, {
+      env: opts.env,
+      sudo: this.sudo(opts.become),
+      timeout:
+        opts.timeoutMs === undefined
+          ? undefined
+          : { seconds: opts.timeoutMs / 1000, killAfterSeconds: REMOTE_KILL_AFTER_S },
+    });
+    return this.run(renderCommand(full), opts.stdin, opts.timeoutMs);
+  }
+
+  putFile(path: string, content: string | Buffer, opts: PutFileOptions = {}): Promise<CommandResult> {
+    const full = buildArgv(putFileArgv(path, opts.mode), { sudo: this.sudo(opts.become) });
+    return this.run(renderCommand(full), content, undefined);
+  }
+
+  close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      this.ssh.dispose();
+      this.onClose?.();
+    }
+    return Promise.resolve();
+  }
+
+  private async slot(): Promise<void> {
+    if (this.active < MAX_CHANNELS) {
+      this.active++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  private release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.active--;
+  }
+
+  /**
+   * Rejects only when there is no usable connection (closed, lost, channel refused): that is a
+   * host failure, not a command outcome. Every command outcome, including non-zero exits and
+   * timeouts, resolves.
+   */
+  private async run(
+    command: string,
+    stdin: string | Buffer | undefined,
+    timeoutMs: number | undefined,
+  ): Promise<CommandResult> {
+    if (this.closed) throw new CriuLockError('ssh', `${this.where}: exec after close`);
+    await this.slot();
+    try {
+      if (this.lostReason !== undefined) {
+        throw new CriuLockError('ssh', `${this.where}: connection lost (${this.lostReason})`, {
+          hint: 'the host may have rebooted or the network dropped; re-run for this host',
+        });
+      }
+      const channel = await this.openChannel(command);
+      return await collect(channel, command, stdin, timeoutMs);
+    } finally {
+      this.release();
+    }
+  }
+
+  private openChannel(command: string): Promise<ClientChannel> {
+    return new Promise((resolve, reject) => {
+      this.client.exec(command, (err, channel) => {
+        if (err) {
+          reject(
+            new CriuLockError('ssh', `${this.where}: cannot open a session channel: ${err.message}`, {
+              cause: err,
+              hint: this.lostReason
+                ? 'the connection was lost; re-run for this host'
+                : "check MaxSessions in the host's sshd_config",
+            }),
+          );
+        } else resolve(channel);
+      });
+    });
+  }
+}
+
+function collect(
+  channel: ClientChannel,
+  command: string,
+  stdin: string | Buffer | undefined,
+  timeoutMs: number | undefined,
+): Promise<CommandResult> {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let exitCode: number | null = null;
+    let signal: string | undefined;
+    let timedOut = false;
+    let done = false;
+    let grace: NodeJS.Timeout | undefined;
+
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      if (timer) clearTimeout(timer);
+      if (grace) clearTimeout(grace);
+      resolve({
+        command,
+        exitCode,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+        durationMs: Date.now() - started,
+        timedOut,
+        signal,
+      });
+    };
+
+    channel.on('data', (b: Buffer) => out.push(b));
+    channel.stderr.on('data', (b: Buffer) => err.push(b));
+    channel.on('exit', (code: number | null, sig?: string) => {
+      if (typeof code === 'number') exitCode = code;
+      if (typeof sig === 'string') signal = sig;
+    });
+    channel.on('close', finish);
+    channel.on('error', () => undefined);
+
+    // The remote `timeout` wrapper (see exec) kills the command at the deadline and the channel
+    // then closes with its exit status. Closing the channel ourselves is the fallback for a host
+    // that stopped answering; sshd refuses "signal" requests for root logins (no privilege
+    // separation), so a signal would not be enough.
+    const timer =
+      timeoutMs !== undefined
+        ? setTimeout(() => {
+            timedOut = true;
+            grace = setTimeout(
+              () => {
+                channel.close();
+                grace = setTimeout(finish, CLOSE_GRACE_MS);
+              },
+              REMOTE_KILL_AFTER_S * 1000 + CLOSE_GRACE_MS,
+            );
+          }, timeoutMs)
+        : undefined;
+
+    // Always send EOF, so a command that reads stdin never waits for input that will not come.
+    if (stdin !== undefined) channel.end(stdin);
+    else channel.end();
+  });
+}

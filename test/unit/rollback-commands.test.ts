@@ -1,0 +1,113 @@
+/**
+ * history and rollback as whole command runs on the simulated fleet (test/helpers/fake-fleet.ts):
+ * apply records a transaction, history lists it, rollback undoes it, refuses a changed host.
+ * The real proof on dpkg/apt is test/e2e/rollback.test.ts.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import { serializeLock } from '../../src/lock/lockfile.js';
+import { fakeFleet, recordingIo, type FakeFleet, type FakeHostSpec } from '../helpers/fake-fleet.js';
+import { makeLock } from './core-fixtures.js';
+
+const OLD = '2.31-0ubuntu9.9';
+const NEW = '2.31-0ubuntu9.14';
+const converged: FakeHostSpec = { installed: { 'libc6:amd64': NEW, 'libc-bin:amd64': NEW }, available: { 'libc6:amd64': [NEW], 'libc-bin:amd64': [NEW] } };
+const behind = (): FakeHostSpec => ({ installed: { 'libc6:amd64': OLD, 'libc-bin:amd64': OLD }, available: { 'libc6:amd64': [NEW, OLD], 'libc-bin:amd64': [NEW, OLD] } });
+
+let lockPath: string;
+/** Minutes since 12:00, across runs: each run's transactions are later than the last run's. */
+let minute = 0;
+
+beforeEach(() => {
+  const dir = mkdtempSync(join(tmpdir(), 'criu-lock-rollback-cmd-'));
+  lockPath = join(dir, 'criu-lock.yaml');
+  writeFileSync(lockPath, serializeLock(makeLock({ host: 'node-a', packages: { 'libc6:amd64': { version: NEW }, 'libc-bin:amd64': { version: NEW } } })));
+});
+
+/** Runs the CLI on the fake fleet with a clock that moves a minute per call (ids sort by time). */
+async function cli(fleet: FakeFleet, argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const io = recordingIo();
+  const { loadInventory, openTransport } = fleet.deps(io);
+  const clock = { now: () => new Date(Date.UTC(2026, 10, 28, 12, minute++)), monotonicMs: () => minute };
+  const code = await main([...argv, '-i', 'inventory.yaml'], io, { loadInventory, openTransport, clock });
+  return { code, out: io.stdout, err: io.stderr };
+}
+
+interface HistoryJson {
+  hosts: Array<{ name: string; status: string; transactions: Array<{ id: string; kind: string; rolledBack: boolean; packages: Array<{ package: string; before: string | null; after: string | null }> }> }>;
+}
+
+describe('history and rollback on a simulated fleet', () => {
+  it('apply records a transaction; rollback puts versions and the (absent) pin file back; history shows both', async () => {
+    const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind() });
+    const b = fleet.hosts.get('node-b')!;
+    const apply = await cli(fleet, ['apply', '--yes', '-l', lockPath, '--limit', 'node-b', '--format', 'json']);
+    expect(apply.code, apply.err).toBe(0);
+    const tx = (JSON.parse(apply.out) as { capture: boolean; hosts: Array<{ transaction?: string }> }).hosts[0]!.transaction;
+    expect(tx).toMatch(/^20261128T12\d{4}Z-[0-9a-f]{6}$/);
+    expect(b.installed.get('libc6:amd64')).toBe(NEW);
+    expect(b.pinFile).not.toBeNull();
+
+    const check = await cli(fleet, ['rollback', '--check', '--limit', 'node-b']);
+    expect(check.code, check.err).toBe(0);
+    expect(check.out).toContain(`would roll back node-b: transaction ${tx}`);
+    expect(b.installed.get('libc6:amd64')).toBe(NEW);
+
+    const rb = await cli(fleet, ['rollback', '--yes', '--limit', 'node-b']);
+    expect(rb.code, rb.out + rb.err).toBe(0);
+    expect(b.installed.get('libc6:amd64')).toBe(OLD);
+    expect(b.installed.get('libc-bin:amd64')).toBe(OLD);
+    expect(b.pinFile).toBeNull();
+    const apt = b.calls.filter((c) => c.kind === 'exec' && c.argv[0] === 'apt-get' && c.argv.some((a) => a.endsWith('.deb')));
+    // Simulated first, then one real transaction with both captured .debs.
+    expect(apt.map((c) => (c.kind === 'exec' ? c.argv.includes('-s') : null))).toEqual([true, false]);
+
+    const h = await cli(fleet, ['history', '--limit', 'node-b', '--format', 'json']);
+    expect(h.code).toBe(0);
+    const txs = (JSON.parse(h.out) as HistoryJson).hosts[0]!.transactions;
+    expect(txs.map((t) => [t.kind, t.rolledBack])).toEqual([
+      ['rollback', false],
+      ['apply', true],
+    ]);
+    expect(txs[1]!.id).toBe(tx);
+    expect(txs[1]!.packages.find((p) => p.package === 'libc6:amd64')).toMatchObject({ before: OLD, after: NEW });
+  });
+
+  it('refuses a host changed since the transaction (exit 3, nothing written); --force rolls back', async () => {
+    const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind() });
+    const b = fleet.hosts.get('node-b')!;
+    expect((await cli(fleet, ['apply', '--yes', '-l', lockPath, '--limit', 'node-b'])).code).toBe(0);
+    b.installed.set('libc-bin:amd64', '2.31-0ubuntu9.16');
+    const writes = b.writes.length;
+    const r = await cli(fleet, ['rollback', '--yes', '--limit', 'node-b']);
+    expect(r.code).toBe(3);
+    expect(r.out).toContain(`libc-bin:amd64: ${NEW} after the transaction, now 2.31-0ubuntu9.16`);
+    expect(b.writes.length).toBe(writes);
+    const forced = await cli(fleet, ['rollback', '--yes', '--force', '--limit', 'node-b']);
+    expect(forced.code, forced.out).toBe(0);
+    expect([b.installed.get('libc6:amd64'), b.installed.get('libc-bin:amd64')]).toEqual([OLD, OLD]);
+  });
+
+  it('a host with no transaction fails with a hint; without --yes and no terminal nothing runs (exit 1)', async () => {
+    const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind() });
+    const none = await cli(fleet, ['rollback', '--yes', '--limit', 'node-b']);
+    expect(none.code).toBe(3);
+    expect(none.out).toMatch(/failed\s+node-b: \[select\] no transaction recorded on this host \(hint: only an apply without --no-capture records one/);
+    fleet.opened.length = 0;
+    const noTty = await cli(fleet, ['rollback', '--limit', 'node-b']);
+    expect(noTty.code).toBe(1);
+    expect(noTty.err).toMatch(/rollback needs confirmation/);
+    expect(fleet.opened).toEqual([]);
+  });
+
+  it('apply --no-capture records nothing and says so', async () => {
+    const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind() });
+    const r = await cli(fleet, ['apply', '--yes', '--no-capture', '-l', lockPath, '--limit', 'node-b']);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('capture: off (--no-capture)');
+    expect([...fleet.hosts.get('node-b')!.stateFiles.keys()]).toEqual([]);
+  });
+});

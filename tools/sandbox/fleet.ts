@@ -1,0 +1,277 @@
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { CriuLockError } from '../../src/errors.js';
+import { checkOverlay, checkRoot, ensureBase, ensureBaseLists, ensureHostTools } from './base.js';
+import { mapLimit, runOk } from './exec.js';
+import {
+  createNode,
+  hostPubOf,
+  knownHostsLine,
+  nodeDirs,
+  nodeHealthy,
+  nodeMounted,
+  sshdAlive,
+  stopNode,
+  type NodeSpec,
+} from './node.js';
+import { ensureCriu, procsInNodeNamespaces } from './criu.js';
+import { ensureRealLibc } from './real-libc.js';
+import { ensureRepo } from './repo.js';
+import { LIBC_DRIFT_SCENARIO, scenarioFor } from './scenarios.js';
+import {
+  BASE_DIR,
+  DEFAULT_NODES,
+  nodeIndex,
+  nodeName,
+  nodePort,
+  paths,
+  readState,
+  writeState,
+  type NodeState,
+  type Paths,
+  type SandboxState,
+} from './state.js';
+import { killRootedUnder, mountsUnder, pidAlive, unmountUnder } from './system.js';
+
+export type Log = (line: string) => void;
+
+export interface UpOptions {
+  nodes?: number;
+  /** Re-create nodes that are already running too (fresh scenario state). */
+  reset?: boolean;
+  concurrency?: number;
+  log?: Log;
+  /** State dir; default CRIU_LOCK_SANDBOX_DIR or /var/lib/criu-lock-sandbox. */
+  dir?: string;
+  /** Real libc6 drift: `behind` nodes get the other real glibc build (fetched once, then cached). */
+  libcDrift?: boolean;
+  /** Fetch (once) and cache the real CRIU bundle too. */
+  criu?: boolean;
+}
+
+export interface CommonOptions {
+  log?: Log;
+  dir?: string;
+}
+
+const defaultLog: Log = (s) => process.stderr.write(`sandbox: ${s}\n`);
+
+export function fleetSpecs(total: number, libcDrift?: string): NodeSpec[] {
+  return Array.from({ length: total }, (_, i) => {
+    const scenario = scenarioFor(i + 1);
+    return {
+      name: nodeName(i + 1, total),
+      port: nodePort(i + 1),
+      scenario,
+      ...(libcDrift !== undefined && scenario === LIBC_DRIFT_SCENARIO ? { libc: libcDrift } : {}),
+    };
+  });
+}
+
+/** Checks that this machine can host the sandbox at all (root, overlayfs). */
+export async function preflight(p: Paths = paths()): Promise<void> {
+  checkRoot();
+  mkdirSync(p.dir, { recursive: true });
+  await checkOverlay(p.dir);
+}
+
+async function ensureClientKey(p: Paths): Promise<string> {
+  if (!existsSync(p.key) || !existsSync(`${p.key}.pub`)) {
+    rmSync(p.key, { force: true });
+    rmSync(`${p.key}.pub`, { force: true });
+    await runOk(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'criu-lock-sandbox', '-f', p.key]);
+  }
+  return readFileSync(`${p.key}.pub`, 'utf8').trim();
+}
+
+/** Ansible YAML inventory: group golden (node01) and group fleet (the rest). */
+export function renderInventory(nodes: readonly NodeState[], key: string): string {
+  const host = (n: NodeState): string =>
+    [
+      `        ${n.name}:`,
+      `          ansible_host: 127.0.0.1`,
+      `          ansible_port: ${n.port}`,
+      `          ansible_user: root`,
+      `          ansible_ssh_private_key_file: ${JSON.stringify(key)}`,
+      `          sandbox_scenario: ${n.scenario}`,
+    ].join('\n');
+  const golden = nodes.filter((n) => n.scenario === 'golden');
+  const fleet = nodes.filter((n) => n.scenario !== 'golden');
+  const group = (name: string, hs: readonly NodeState[]): string =>
+    hs.length ? `    ${name}:\n      hosts:\n${hs.map(host).join('\n')}` : `    ${name}:\n      hosts: {}`;
+  return `# criu-lock sandbox inventory, written by \`npm run sandbox -- up\`; do not edit.\nall:\n  children:\n${group('golden', golden)}\n${group('fleet', fleet)}\n`;
+}
+
+function writeOutputs(p: Paths, nodes: NodeState[]): SandboxState {
+  writeFileSync(p.knownHosts, nodes.map((n) => `${knownHostsLine(n.port, hostPubOf(p, n.name))}\n`).join(''));
+  writeFileSync(p.inventory, renderInventory(nodes, p.key));
+  const s: SandboxState = {
+    nodes,
+    inventory: p.inventory,
+    key: p.key,
+    knownHosts: p.knownHosts,
+    repo: p.repo,
+  };
+  writeState(s, p);
+  return s;
+}
+
+/** Names of node dirs that exist on disk or are mounted, whatever state.json says. */
+function nodesOnDisk(p: Paths): string[] {
+  const names = new Set<string>();
+  if (existsSync(p.nodes)) for (const e of readdirSync(p.nodes)) if (nodeIndex(e) !== undefined) names.add(e);
+  for (const m of mountsUnder(p.nodes)) {
+    const name = m.slice(p.nodes.length + 1).split('/')[0];
+    if (name && nodeIndex(name) !== undefined) names.add(name);
+  }
+  return [...names].sort();
+}
+
+/** Brings the fleet up; idempotent: healthy nodes from a previous `up` are kept as they are. */
+export async function up(opts: UpOptions = {}): Promise<SandboxState> {
+  const log = opts.log ?? defaultLog;
+  const total = opts.nodes ?? DEFAULT_NODES;
+  if (!Number.isInteger(total) || total < 1 || total > 999) {
+    throw new CriuLockError('usage', `--nodes must be an integer between 1 and 999, got ${total}`);
+  }
+  const p = paths(opts.dir);
+  await preflight(p);
+  await ensureHostTools(log);
+  const old = readState(p);
+
+  // The base first: real libc drift is "the libc6 build the base does not have".
+  const baseBuilt = await ensureBase(log);
+  const libc = opts.libcDrift ? await ensureRealLibc(log) : undefined;
+  if (opts.criu) await ensureCriu(log);
+  const repo = await ensureRepo(p, log);
+  if (repo.rebuilt || baseBuilt) {
+    // Running nodes see the old repo or base: take them all down first.
+    for (const name of nodesOnDisk(p)) await stopNode(p, name);
+  }
+  await ensureBaseLists(repo.repo, repo.packagesSha256, log);
+  const clientPub = await ensureClientKey(p);
+
+  const specs = fleetSpecs(total, libc?.drift);
+  const wanted = new Set(specs.map((s) => s.name));
+  for (const name of nodesOnDisk(p)) {
+    if (wanted.has(name)) continue;
+    await stopNode(p, name, old?.nodes.find((n) => n.name === name)?.sshdPid ?? 0);
+    rmSync(nodeDirs(p, name).dir, { recursive: true, force: true });
+  }
+
+  const started = Date.now();
+  let created = 0;
+  const nodes = await mapLimit(specs, opts.concurrency ?? 8, async (spec) => {
+    const prev = old?.nodes.find((n) => n.name === spec.name);
+    if (prev && !opts.reset && nodeHealthy(p, prev, spec)) return prev;
+    const { state } = await createNode(p, spec, clientPub, prev?.sshdPid ?? 0);
+    created++;
+    return state;
+  });
+  const s = writeOutputs(p, nodes);
+  log(
+    `${total} nodes up (${created} started, ${total - created} kept) in ${((Date.now() - started) / 1000).toFixed(1)}s; inventory ${p.inventory}`,
+  );
+  return s;
+}
+
+/** Restores nodes to their scenario: stop, unmount, wipe the upper dir, remount, reinstall, restart sshd. */
+export async function reset(
+  names: readonly string[] | 'all',
+  opts: CommonOptions = {},
+): Promise<SandboxState> {
+  const log = opts.log ?? defaultLog;
+  checkRoot();
+  const p = paths(opts.dir);
+  const s = readState(p);
+  if (!s)
+    throw new CriuLockError('sandbox', 'no sandbox is up (no state.json)', {
+      hint: 'run `npm run sandbox -- up` first',
+    });
+  const targets = names === 'all' ? s.nodes.map((n) => n.name) : [...names];
+  for (const t of targets) {
+    if (!s.nodes.some((n) => n.name === t)) {
+      throw new CriuLockError('usage', `no node named ${t} in the sandbox`, {
+        hint: `nodes: ${s.nodes.map((n) => n.name).join(' ')}`,
+      });
+    }
+  }
+  const clientPub = readFileSync(`${p.key}.pub`, 'utf8').trim();
+  const nodes = await mapLimit(s.nodes, 8, async (n) => {
+    if (!targets.includes(n.name)) return n;
+    const { state } = await createNode(
+      p,
+      { name: n.name, port: n.port, scenario: n.scenario, ...(n.libc !== undefined ? { libc: n.libc } : {}) },
+      clientPub,
+      n.sshdPid,
+    );
+    log(`${n.name} reset to scenario ${n.scenario}`);
+    return state;
+  });
+  return writeOutputs(p, nodes);
+}
+
+export interface DownResult {
+  leftPids: number[];
+  leftMounts: string[];
+}
+
+/**
+ * Stops every sshd by pid, kills anything else chrooted into a node, unmounts everything under the
+ * state dir (and any temporary mount in the base), then verifies nothing is left.
+ */
+export async function down(opts: CommonOptions = {}): Promise<DownResult> {
+  const log = opts.log ?? defaultLog;
+  checkRoot();
+  const p = paths(opts.dir);
+  const s = readState(p);
+  const recorded = s?.nodes.map((n) => n.sshdPid).filter((x) => x > 0) ?? [];
+  const names = [...new Set([...(s?.nodes.map((n) => n.name) ?? []), ...nodesOnDisk(p)])];
+  await mapLimit(names, 8, (name) => stopNode(p, name, s?.nodes.find((n) => n.name === name)?.sshdPid ?? 0));
+  // Anything else: stray processes chrooted anywhere under the state dir, mounts in the base.
+  await killRootedUnder(p.nodes, procsInNodeNamespaces(p.nodes));
+  await unmountUnder(p.dir);
+  await unmountUnder(BASE_DIR);
+  for (const name of names) rmSync(nodeDirs(p, name).dir, { recursive: true, force: true });
+
+  const leftMounts = [...mountsUnder(p.dir), ...mountsUnder(BASE_DIR)];
+  const leftPids = [
+    ...new Set([
+      ...recorded.filter((pid) => pidAlive(pid)),
+      ...(await killRootedUnder(p.nodes, procsInNodeNamespaces(p.nodes))),
+    ]),
+  ];
+  if (leftMounts.length === 0 && leftPids.length === 0) rmSync(p.state, { force: true });
+  log(
+    leftMounts.length || leftPids.length
+      ? `down incomplete: mounts left ${leftMounts.join(' ') || '-'}; pids left ${leftPids.join(' ') || '-'}`
+      : `down: ${names.length} nodes stopped, nothing left mounted or running`,
+  );
+  return { leftPids, leftMounts };
+}
+
+export interface NodeStatus {
+  name: string;
+  port: number;
+  scenario: string;
+  libc?: string;
+  sshdPid: number;
+  sshdAlive: boolean;
+  mounted: boolean;
+}
+
+export function status(dir?: string): { dir: string; nodes: NodeStatus[] } {
+  const p = paths(dir);
+  const s = readState(p);
+  return {
+    dir: p.dir,
+    nodes: (s?.nodes ?? []).map((n) => ({
+      name: n.name,
+      port: n.port,
+      scenario: n.scenario,
+      ...(n.libc !== undefined ? { libc: n.libc } : {}),
+      sshdPid: n.sshdPid,
+      sshdAlive: sshdAlive(p, n),
+      mounted: nodeMounted(p, n.name),
+    })),
+  };
+}
