@@ -3,13 +3,9 @@ import type { PackageAction } from '../plan/plan-file.js';
 import type { Transport } from '../transport/types.js';
 import { debPath } from './manifest.js';
 import { hostSha256, lastLine, sh } from './remote.js';
+import { REMOTE_STORE_DIR, remoteDebPath } from './remote-path.js';
 
-/** Where apply puts store .debs on a host for the one apt transaction; emptied afterwards. */
-export const REMOTE_STORE_DIR = '/var/lib/criu-lock/store-upload';
-
-export function remoteDebPath(sha256: string): string {
-  return `${REMOTE_STORE_DIR}/${sha256}.deb`;
-}
+export { REMOTE_STORE_DIR, remoteDebPath };
 
 /** The plan's actions that install from the package store. */
 export function storeActions(
