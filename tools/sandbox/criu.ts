@@ -169,6 +169,15 @@ export function inNodeNamespace(pid: number): boolean {
   return mountNs(pid) !== mountNs('self') && existsSync(`/proc/${pid}/root${BUNDLE_IN_NODE}/criu`);
 }
 
+/**
+ * CRIU_FAULT=130 is CRIU's FI_NO_BREAKPOINTS: after the parasite's sigreturn CRIU stops the task
+ * by stepping syscalls with PTRACE_SYSCALL instead of a hardware breakpoint. On some virtual
+ * machines (here: Firecracker with Linux 6.18) the debug-register breakpoint never fires, and
+ * every dump and restore hangs in wait4 after "Daemon PID exited trapping". The stepping path is
+ * CRIU's own (its CI runs it); it changes nothing in the images or in what a restore checks.
+ */
+export const CRIU_ENV = { CRIU_FAULT: '130' } as const;
+
 export interface CriuRunOptions {
   /** Run in the mount namespace of this process (dump it from where it runs), not a fresh one. */
   enterPid?: number;
@@ -191,7 +200,7 @@ export async function runCriu(
     opts.enterPid !== undefined
       ? ['nsenter', '-t', String(opts.enterPid), '-m', '--', ...criuArgv(BUNDLE_IN_NODE, args)]
       : nsArgv(root, bundle.dir, 'run', criuArgv(BUNDLE_IN_NODE, args));
-  return run(argv, { timeoutMs: opts.timeoutMs ?? 120_000 });
+  return run(argv, { timeoutMs: opts.timeoutMs ?? 120_000, env: { ...process.env, ...CRIU_ENV } });
 }
 
 function childrenOf(pid: number): number[] {
