@@ -47,7 +47,9 @@ describe('sandbox: real CRIU helpers', () => {
     // Our own flags before the node still count; after it, even --debug is CRIU's.
     const own = parseArgs(['--debug', 'criu', 'node01', 'restore', '--debug']);
     expect([own.debug, own.positional]).toEqual([true, ['node01', 'restore', '--debug']]);
-    expect(() => parseArgs(['criu', '--frobnicate', 'node01', 'check'])).toThrow(/Unknown option '--frobnicate'/);
+    expect(() => parseArgs(['criu', '--frobnicate', 'node01', 'check'])).toThrow(
+      /Unknown option '--frobnicate'/,
+    );
     expect(() => parseArgs(['up', '--frobnicate'])).toThrow(/Unknown option '--frobnicate'/);
     const up = parseArgs(['up', '--libc-drift', '--criu']);
     expect([up.libcDrift, up.criu]).toEqual([true, true]);

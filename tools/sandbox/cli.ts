@@ -48,7 +48,13 @@ const OPTIONS = {
  * to CRIU or to the command, not to us. Returns our own part and that pass-through part.
  */
 function splitPassThrough(argv: readonly string[]): { own: string[]; rest: string[] } {
-  const { tokens } = parseArgv({ args: [...argv], allowPositionals: true, strict: false, tokens: true, options: OPTIONS });
+  const { tokens } = parseArgv({
+    args: [...argv],
+    allowPositionals: true,
+    strict: false,
+    tokens: true,
+    options: OPTIONS,
+  });
   const positionals = tokens.filter((t) => t.kind === 'positional');
   const [command, node] = positionals;
   if (command === undefined || node === undefined || (command.value !== 'criu' && command.value !== 'spawn'))
