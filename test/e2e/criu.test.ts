@@ -52,6 +52,8 @@ function comm(pid: number): string {
 
 /** The process counts in its name every 100 ms: two reads 400 ms apart differ while it runs. */
 async function expectRunning(pid: number): Promise<void> {
+  // Just after exec the name is still the program's own, until its first tick renames it.
+  for (let i = 0; i < 40 && !/^tick \d+$/.test(comm(pid)); i++) await new Promise((r) => setTimeout(r, 50));
   const a = comm(pid);
   await new Promise((r) => setTimeout(r, 400));
   const b = comm(pid);

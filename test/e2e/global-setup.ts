@@ -6,7 +6,14 @@
  */
 import type { TestProject } from 'vitest/node';
 import { ensureBase, ensureHostTools } from '../../tools/sandbox/base.js';
-import { ensureCriu, runCriu } from '../../tools/sandbox/criu.js';
+import {
+  criuErrors,
+  ensureCriu,
+  isNoise,
+  runCriu,
+  spawnInNode,
+  waitPidFree,
+} from '../../tools/sandbox/criu.js';
 import { ensureRealLibc } from '../../tools/sandbox/real-libc.js';
 import { down, preflight, up } from '../../tools/sandbox/fleet.js';
 import { BASE_DIR, paths } from '../../tools/sandbox/state.js';
@@ -34,7 +41,37 @@ async function prepareCriu(log: (s: string) => void): Promise<CriuProvided> {
       `criu check failed on this kernel: ${(r.stderr || r.stdout).trim().split('\n').slice(-1)[0] ?? ''}`,
     );
   }
+  // `criu check` passes on machines where a dump still hangs (a hardware breakpoint that never
+  // fires, for one): dump a throwaway process in the base's namespace once, so such a machine says why.
+  const dumped = await probeDump();
+  if (dumped !== undefined) return no(`criu dump failed on this machine: ${dumped}`);
   return { ok: true };
+}
+
+/** Dumps a `sleep` started in the base's namespace; images go to that namespace's tmpfs /run. Why not, or undefined. */
+async function probeDump(): Promise<string | undefined> {
+  let pid: number;
+  try {
+    pid = await spawnInNode(BASE_DIR, ['/usr/bin/sleep', '300']);
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+  try {
+    const r = await runCriu(BASE_DIR, ['dump', '-t', String(pid), '-D', '/run'], {
+      enterPid: pid,
+      timeoutMs: 30_000,
+    });
+    if (r.timedOut) return 'no answer in 30 s';
+    if (r.exitCode !== 0) return criuErrors(r.stderr).filter((l) => !isNoise(l))[0] ?? `exit ${r.exitCode}`;
+    return undefined;
+  } finally {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // CRIU ends the process after a dump
+    }
+    await waitPidFree(pid);
+  }
 }
 
 const NODES = 5;
