@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'capture'
   | 'rollback'
   | 'host-lock'
+  | 'host-output'
   | 'internal';
 
 export interface SourceLocation {

@@ -1,5 +1,5 @@
 import type { PackageAction } from '../plan/plan-file.js';
-import { remoteDebPath } from '../store/remote-path.js';
+import { remoteDebPath } from '../store/remote-paths.js';
 import type { CommandResult, Transport } from '../transport/types.js';
 
 /** apt and dpkg run non-interactive, with untranslated messages we can summarise. */

@@ -20,7 +20,7 @@ import type { HostLock } from '../apply/host-lock.js';
 import { renderApply } from '../report/apply-report.js';
 import { renderPlanText } from '../report/plan-report.js';
 import type { Transport } from '../transport/types.js';
-import { progress, type CommandDeps, type CommonOptions } from './context.js';
+import { fleetStatus, progress, type CommandDeps, type CommonOptions } from './context.js';
 import { gatherForPlan } from './host-steps.js';
 import { prepareRun, type PreparedRun } from './prepare.js';
 
@@ -195,11 +195,15 @@ export async function applyFleet(
   const pins = renderPins(lock);
   const store = await storeIndexFor(opts.lockfile, opts.store);
   const saved = (name: string): HostPlan | undefined => planFile?.hosts.find((h) => h.name === name);
+  // The long phase on a big fleet (connect, lock, facts, simulation): a status line on a terminal.
+  const status = fleetStatus(io, 'preflight', hosts.length, (p) => { const r = p as Preflight; return r.state === 'done' && isHostFailure(r.outcome); });
   const pre = (
     await runFleet(hosts, (host) => preflight(run, host, lock, pins, opts, saved(host.name), store), {
       forks: opts.forks,
+      onResult: (p) => status.done(p),
     })
   ).results.map((r) => r.result);
+  status.end();
   const ready = pre.filter((p) => p.state === 'ready');
   try {
     if (!planFile && !opts.yes && !opts.check) {

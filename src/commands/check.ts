@@ -5,7 +5,7 @@ import type { CheckReport, HostCheck } from '../fleet/host-result.js';
 import { runFleet } from '../fleet/run.js';
 import { loadLock, type Lockfile } from '../lock/lockfile.js';
 import { renderCheck } from '../report/check-report.js';
-import type { CommandDeps, CommonOptions } from './context.js';
+import { fleetStatus, type CommandDeps, type CommonOptions } from './context.js';
 import { prepareRun, type PreparedRun } from './prepare.js';
 
 export type { CheckReport, HostCheck } from '../fleet/host-result.js';
@@ -28,6 +28,10 @@ export async function checkFleet(
   opts: Pick<CheckOptions, 'forks'>,
 ): Promise<CheckReport> {
   const paths = lockedPaths(lock);
+  const status = fleetStatus(run.io, 'check', run.hosts.length, (r) => {
+    const st = (r as { status?: string }).status;
+    return st === 'failed' || st === 'unreachable';
+  });
   const fleet = await runFleet(
     run.hosts,
     async (host): Promise<HostCheck> => {
@@ -43,8 +47,9 @@ export async function checkFleet(
         ? { name: host.name, status: 'ok', findings: [] }
         : { name: host.name, status: 'drift', findings: r };
     },
-    { forks: opts.forks },
+    { forks: opts.forks, onResult: (r) => status.done(r) },
   );
+  status.end();
   return { lock: { path: lockPath, digest: lock.digest }, hosts: fleet.results.map((r) => r.result) };
 }
 

@@ -37,6 +37,11 @@ export interface Io {
   confirm?: ((question: string) => Promise<boolean>) | undefined;
   /** One progress line ("[3/20] node-b: changed"); defaults to stderr, redrawn in place on a TTY. */
   progress?: ((line: string) => void) | undefined;
+  /**
+   * A transient status line ("plan: 412/1000 hosts, 3 failed"), drawn over itself on a terminal and
+   * never written to a pipe or a log; an empty line clears it. Undefined: no status.
+   */
+  status?: ((line: string) => void) | undefined;
 }
 
 export type IoHost = Io;
@@ -87,4 +92,34 @@ export function sshOptions(common: CommonOptions): SshOptions {
 export function progress(io: Io, line: string): void {
   if (io.progress) io.progress(line);
   else io.err(`${io.isTTY ? '\r\u001b[K' : ''}${line}\n`);
+}
+
+/**
+ * Hosts done / total and failures of a long fleet phase, on the IO host's status line (a TTY
+ * only), redrawn at most every 100 ms. `done` goes in runFleet's onResult; `end` clears the line.
+ */
+export function fleetStatus(
+  io: Io,
+  label: string,
+  total: number,
+  isFailure: (result: unknown) => boolean,
+): { done(result: unknown): void; end(): void } {
+  const status = io.status;
+  if (!status || total < 2) return { done: () => undefined, end: () => undefined };
+  let n = 0;
+  let failed = 0;
+  let last = 0;
+  const draw = (): void => status(`${label}: ${n}/${total} hosts${failed ? `, ${failed} failed` : ''}`);
+  return {
+    done(result) {
+      n++;
+      if (isFailure(result)) failed++;
+      const now = Date.now();
+      if (n === total || now - last >= 100) {
+        last = now;
+        draw();
+      }
+    },
+    end: () => status(''),
+  };
 }

@@ -7,6 +7,7 @@ export function processIo(): Io {
     out: (s) => void process.stdout.write(s),
     err: (s) => void process.stderr.write(s),
     isTTY: Boolean(process.stdout.isTTY && process.stdin.isTTY),
+    status: process.stderr.isTTY ? (line) => void process.stderr.write(`\r\u001b[K${line}`) : undefined,
     confirm: async (question) => {
       const rl = createInterface({ input: process.stdin, output: process.stderr });
       try {

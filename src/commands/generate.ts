@@ -9,6 +9,7 @@ import { errorText, isHostFailure } from '../fleet/host-error.js';
 import type { Transport } from '../transport/types.js';
 import type { CommandDeps, CommonOptions } from './context.js';
 import { prepareRun } from './prepare.js';
+import { escapeText } from '../report/escape.js';
 import { packageRefProblem } from '../debian/schemas.js';
 
 export interface GenerateOptions extends CommonOptions {
@@ -100,7 +101,7 @@ export async function runGenerate(opts: GenerateOptions, deps: CommandDeps): Pro
   const golden = run.hosts[0]!;
   const result = await run.withHost(golden, async (t) => goldenFacts(t, scope, golden.name), 'gather facts');
   if (isHostFailure(result)) {
-    io.err(`error: golden node ${golden.name} ${result.status}: ${errorText(result.error)}\n`);
+    io.err(`error: golden node ${golden.name} ${result.status}: ${escapeText(errorText(result.error))}\n`);
     return 3;
   }
   const now = deps.clock.now();
@@ -108,7 +109,7 @@ export async function runGenerate(opts: GenerateOptions, deps: CommandDeps): Pro
     host: golden.name,
     generatedAt: now.toISOString().replace(/\.\d{3}Z$/, 'Z'),
   });
-  for (const w of warnings) io.err(`warning: ${w}\n`);
+  for (const w of warnings) io.err(`warning: ${escapeText(w)}\n`);
   const text = serializeLock(lock);
   if (opts.output === '-') io.out(text);
   else {

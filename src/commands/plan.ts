@@ -8,7 +8,7 @@ import { storeIndexFor } from '../store/manifest.js';
 import { planWithTransaction } from '../facts/simulate.js';
 import { renderPins } from '../plan/pins.js';
 import { renderPlan } from '../report/plan-report.js';
-import type { CommandDeps, CommonOptions } from './context.js';
+import { fleetStatus, type CommandDeps, type CommonOptions } from './context.js';
 import { gatherForPlan, refreshApt } from './host-steps.js';
 import { prepareRun, type PreparedRun } from './prepare.js';
 
@@ -37,6 +37,10 @@ export async function planFleet(
   store?: StoreIndex,
 ): Promise<PlanFile> {
   const desired = renderPins(lock);
+  const status = fleetStatus(run.io, 'plan', run.hosts.length, (r) => {
+    const st = (r as { status?: string }).status;
+    return st === 'failed' || st === 'unreachable';
+  });
   const fleet = await runFleet(
     run.hosts,
     async (host): Promise<HostPlan> => {
@@ -55,8 +59,9 @@ export async function planFleet(
       if (isHostFailure(r)) return failedHostPlan(host.name, r.status, r.error);
       return r;
     },
-    { forks: opts.forks },
+    { forks: opts.forks, onResult: (r) => status.done(r) },
   );
+  status.end();
   // Facts are dropped as soon as each host is planned: at 100+ hosts they dominate memory.
   return {
     planVersion: PLAN_VERSION,

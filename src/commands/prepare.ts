@@ -7,6 +7,7 @@ import { selectHosts } from '../inventory/limit.js';
 import type { Inventory, InventoryHost } from '../inventory/types.js';
 import { hostFailure, type HostFailure } from '../fleet/host-error.js';
 import { BastionPool } from '../transport/bastions.js';
+import { hostKeyCheckingWarning } from '../transport/host-key-policy.js';
 import type { SshOptions } from '../transport/ssh-options.js';
 import type { Transport } from '../transport/types.js';
 import { sshOptions, type Clock, type CommandDeps, type CommonOptions, type Io } from './context.js';
@@ -61,6 +62,9 @@ export async function prepareRun(
   };
   // One pool per run: hosts behind the same bastion share its connection.
   const ssh = { ...sshOptions(opts), bastions: new BastionPool({ note: onNote }) };
+  // On every run, before any host is contacted: nobody forgets that keys are not checked.
+  const offWarning = hostKeyCheckingWarning(ssh.hostKeyChecking);
+  if (offWarning !== undefined) io.err(`warning: ${offWarning}\n`);
   const connect = (host: InventoryHost): Promise<Transport> => deps.openTransport(host, ssh, { onNote });
   return {
     inventory,

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import type { HostLock } from '../apply/host-lock.js';
+import { preflightHost } from '../apply/preflight.js';
 import { CriuLockError } from '../errors.js';
 import { hostFailure } from '../fleet/host-error.js';
 import { runFleet } from '../fleet/run.js';
@@ -25,6 +27,8 @@ export interface RollbackOptions extends CommonOptions {
 interface Session {
   host: InventoryHost;
   transport?: Transport;
+  /** Held from before the host's transactions are read until its rollback ends (not with --check). */
+  hostLock?: HostLock | undefined;
   plan?: RollbackPlan;
   now?: CurrentState & { arch: string };
   result?: RollbackHostResult;
@@ -64,6 +68,14 @@ export async function runRollback(opts: RollbackOptions, deps: CommandDeps): Pro
           return;
         }
         try {
+          // Same rule as apply: one criu-lock change per host at a time, and an apt transaction an
+          // earlier run left behind is waited for (and reported) before the state is read.
+          const pre = await preflightHost(s.transport, { check: opts.check, say: (m) => run.io.err(`[${s.host.name}] ${m}\n`) });
+          if (pre.status === 'refused') {
+            s.result = { name: s.host.name, status: 'failed', error: { code: 'host-lock', message: pre.message, step: 'host lock' }, target: null };
+            return;
+          }
+          s.hostLock = pre.lock;
           const txs = await readTransactions(s.transport);
           const target = selectTarget(txs.manifests, opts.to);
           if (!target.ok) {
@@ -124,6 +136,7 @@ export async function runRollback(opts: RollbackOptions, deps: CommandDeps): Pro
     io.out(renderRollback(results, { format: opts.format, check: opts.check, color: opts.color }));
     return results.some((r) => r.status === 'refused' || r.status === 'failed' || r.status === 'unreachable') ? 3 : 0;
   } finally {
+    await Promise.all(sessions.map((s) => (s.hostLock ? s.hostLock.release().catch(() => undefined) : Promise.resolve())));
     await Promise.all(sessions.map((s) => (s.transport ? s.transport.close().catch(() => undefined) : Promise.resolve())));
   }
 }

@@ -49,6 +49,26 @@
  * fetches them, adds them to the source and calls again (see `chunkedByteSource`).
  */
 
+import { CriuLockError } from '../errors.js';
+
+/**
+ * Caps on the work one file can cause. CRIU has none (it walks whatever the 1 MiB window holds:
+ * up to 32,768 program headers, each PT_NOTE up to ~87,000 12-byte note headers), so a crafted
+ * file could make the controller walk billions of steps. Toolchain output has < 30 program
+ * headers and < 10 notes; a file past a cap is refused (ElfLimitError), never given a guessed ID.
+ */
+export const MAX_PROGRAM_HEADERS = 1024;
+export const MAX_NOTE_STEPS = 4096;
+
+/** A file beyond MAX_PROGRAM_HEADERS or MAX_NOTE_STEPS. */
+export class ElfLimitError extends CriuLockError {
+  constructor(what: string) {
+    super('host-output', `ELF file refused: ${what}`, {
+      hint: 'no toolchain writes such a file; it may be crafted to slow criu-lock down',
+    });
+  }
+}
+
 /** CRIU's BUILD_ID_MAP_SIZE: only this much of the file's head is ever looked at. */
 export const BUILD_ID_MAP_SIZE = 1024 * 1024;
 
@@ -159,6 +179,7 @@ export function readBuildId(src: ByteSource, options: ReadBuildIdOptions = {}): 
   let visible = 0;
   while (visible < phnum && phoff + (visible + 1) * layout.phdrSize <= windowEnd) visible++;
   if (visible === 0) return { kind: 'no-build-id', reason: 'no-build-id-note' };
+  if (visible > MAX_PROGRAM_HEADERS) throw new ElfLimitError(`${visible} program headers (at most ${MAX_PROGRAM_HEADERS} are read)`);
   const table = get(src, phoff, visible * layout.phdrSize);
   if (!table) return { kind: 'need-bytes', ranges: [{ offset: phoff, length: visible * layout.phdrSize }] };
   const ph = new Decoder(table, littleEndian);
@@ -168,6 +189,7 @@ export function readBuildId(src: ByteSource, options: ReadBuildIdOptions = {}): 
   // soon as a later segment holds a type-3 note, since the earlier missing ones take precedence.
   const missing: ByteRange[] = [];
   let found: { at: number; header: Decoder } | undefined;
+  let steps = 0;
   for (let i = 0; i < visible && !found; i++) {
     const base = i * layout.phdrSize;
     if (ph.u32(base) !== PT_NOTE) continue;
@@ -177,6 +199,7 @@ export function readBuildId(src: ByteSource, options: ReadBuildIdOptions = {}): 
     const lastHeaderStart = Math.min(pOffset + pFilesz, windowEnd - NHDR_SIZE); // C7 (and C14)
     let at = pOffset;
     while (at <= lastHeaderStart) {
+      if (++steps > MAX_NOTE_STEPS) throw new ElfLimitError(`more than ${MAX_NOTE_STEPS} note headers`);
       const bytes = get(src, at, NHDR_SIZE);
       if (!bytes) {
         missing.push({ offset: at, length: lastHeaderStart + NHDR_SIZE - at });

@@ -6,8 +6,14 @@ import { renderProbeScript, renderRangeScript, type ProbeRequest } from './probe
 import type { HostFacts } from './types.js';
 
 export interface GatherOptions {
+  /** Kill the probe after this long (default PROBE_TIMEOUT_MS): a host must not hold a fork forever. */
   timeoutMs?: number;
 }
+
+/** Default probe timeout. Generous: a full-scope probe of a large host reads a few thousand files. */
+export const PROBE_TIMEOUT_MS = 300_000;
+/** Bytes fetched per file beyond its head: note segments are ~100 bytes, so 64 KiB is plenty. */
+export const MAX_EXTRA_BYTES = 64 * 1024;
 
 /**
  * Facts of one host in one round trip (plus a rare second one when an ELF file keeps its
@@ -16,7 +22,8 @@ export interface GatherOptions {
  */
 export async function gatherFacts(t: Transport, req: ProbeRequest, opts: GatherOptions = {}): Promise<HostFacts> {
   const script = renderProbeScript(req);
-  const res = await t.exec(['sh', '-s'], { stdin: script, ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) });
+  const timeoutMs = opts.timeoutMs ?? PROBE_TIMEOUT_MS;
+  const res = await t.exec(['sh', '-s'], { stdin: script, timeoutMs });
   if (res.timedOut) throw new CriuLockError('ssh', `${t.host}: gathering facts timed out after ${res.durationMs} ms`);
   if (isSudoPasswordRequired(res)) {
     throw new CriuLockError('become', `${t.host}: sudo asks for a password (become needs passwordless sudo)`, {
@@ -34,19 +41,48 @@ export async function gatherFacts(t: Transport, req: ProbeRequest, opts: GatherO
   let todo = pending;
   // Two more round trips at most: a note table points at notes, nothing deeper.
   for (let round = 0; round < 2 && todo.length > 0; round++) {
-    const requests = todo.flatMap((p) => p.ranges.map((r) => ({ path: p.openPath, ...r })));
-    const out = await t.exec(['sh', '-s'], { stdin: renderRangeScript(requests) });
+    const requests = todo.flatMap((p) => {
+      const want = p.ranges.reduce((n, r) => n + r.length, 0);
+      if (p.fetched + want > MAX_EXTRA_BYTES) {
+        throw new CriuLockError('host-output', `${t.host}: ${p.fact.path}: its ELF notes would need more than ${MAX_EXTRA_BYTES} bytes past the head`, {
+          hint: 'no toolchain writes such a file; criu-lock refuses to read further (the host may be tampered with)',
+        });
+      }
+      p.fetched += want;
+      return p.ranges.map((r) => ({ path: p.openPath, inode: p.inode, ...r }));
+    });
+    const out = await t.exec(['sh', '-s'], { stdin: renderRangeScript(requests), timeoutMs });
+    if (out.timedOut) throw new CriuLockError('ssh', `${t.host}: reading ELF notes timed out after ${out.durationMs} ms`);
     const lines = out.stdout.split('\n');
+    if (lines.length !== requests.length + 1 || lines[requests.length] !== '') {
+      throw new CriuLockError('host-output', `${t.host}: the ELF range reader printed ${lines.length - 1} line(s) for ${requests.length} request(s)`, {
+        hint: 'check that perl-base works on the host',
+      });
+    }
     let i = 0;
     for (const p of todo) {
       for (const r of p.ranges) {
         const line = lines[i++] ?? '';
-        const hex = line.split('\t')[1] ?? '';
-        p.chunks.push({ offset: r.offset, bytes: Buffer.from(hex, 'hex') });
+        const m = /^(\d+)\t((?:[0-9a-f]{2})*|!)$/.exec(line);
+        if (!m || Number(m[1]) !== r.offset || (m[2] !== '!' && m[2]!.length > 2 * r.length)) {
+          throw new CriuLockError('host-output', `${t.host}: malformed answer from the ELF range reader for ${p.fact.path}`);
+        }
+        if (m[2] === '!') {
+          throw new CriuLockError('host-output', `${t.host}: ${p.fact.path} changed or vanished while its ELF notes were read`, {
+            hint: 'run again once the file is stable',
+          });
+        }
+        p.chunks.push({ offset: r.offset, bytes: Buffer.from(m[2]!, 'hex') });
       }
     }
     todo = resolvePending(todo);
   }
-  for (const p of todo) p.fact.buildId = null;
+  const [stuck] = todo;
+  if (stuck) {
+    // Recording "no build-ID" here would put a guess in a lockfile; CRIU's walk needs no more reads.
+    throw new CriuLockError('host-output', `${t.host}: ${stuck.fact.path}: its build-ID still needs more bytes after three reads`, {
+      hint: 'the file has an unusual ELF layout or changes while being read; run again, or report the file',
+    });
+  }
   return facts;
 }

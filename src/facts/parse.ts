@@ -1,6 +1,7 @@
-import { buildIdFromBuffer, readBuildId, type BuildIdResult } from '../elf/build-id.js';
+import { buildIdFromBuffer, ElfLimitError, readBuildId, type BuildIdResult } from '../elf/build-id.js';
 import { isValidVersion } from '../debian/version.js';
 import { CriuLockError } from '../errors.js';
+import { HEAD_BYTES, PROBE_VERSION } from './probe-script.js';
 import { isHealthy } from './queries.js';
 import type {
   AptPolicy,
@@ -17,6 +18,10 @@ export interface PendingElf {
   fact: FileFact;
   /** Path to read on the host (for mapped files, the /proc/PID/map_files entry). */
   openPath: string;
+  /** Inode the probe saw; a later read of another file is refused. */
+  inode: number;
+  /** Bytes fetched beyond the head so far (capped, see MAX_EXTRA_BYTES). */
+  fetched: number;
   chunks: Array<{ offset: number; bytes: Uint8Array }>;
   ranges: Array<{ offset: number; length: number }>;
 }
@@ -67,16 +72,61 @@ function detach(s: string): string {
   return s.length < 13 ? s : Buffer.from(s, 'utf8').toString('utf8');
 }
 
-function decodeHead(hex: string | undefined): Uint8Array {
-  return hex ? Buffer.from(hex, 'hex') : new Uint8Array();
+/** The ELF caps' error, naming the file. */
+function withPath(where: string, read: () => BuildIdResult): BuildIdResult {
+  try {
+    return read();
+  } catch (e) {
+    if (e instanceof ElfLimitError) throw new CriuLockError('host-output', `${where}: ${e.message}`, { hint: e.hint });
+    throw e;
+  }
 }
 
-function fileFact(path: string, fields: readonly string[]): { fact: FileFact; head: Uint8Array } {
-  const kind = (FILE_KINDS.has(fields[0] as FileKind) ? fields[0] : 'unreadable') as FileKind;
-  const fact: FileFact = { path, kind };
-  if (fields[1] !== undefined && fields[1] !== '') fact.size = Number(fields[1]);
-  if (fields[2] !== undefined && fields[2] !== '') fact.mode = fields[2];
-  return { fact, head: decodeHead(fields[3]) };
+/** A record the probe cannot have printed: the whole answer is refused, the host fails. */
+export class ProbeOutputError extends CriuLockError {
+  constructor(host: string, line: number, why: string) {
+    super('host-output', `${host}: refusing the facts probe's answer: line ${line} of section files ${why}`, {
+      hint: 'the host printed something the criu-lock probe never prints; check the host (or its perl) is not tampered with',
+    });
+  }
+}
+
+const HEX = /^(?:[0-9a-f]{2})*$/;
+const DIGITS = /^(?:0|[1-9][0-9]{0,15})$/;
+const MODE = /^[0-7]{4}$/;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A hex field back to the exact name; only absolute, NUL-free, valid UTF-8 names are accepted. */
+function decodeName(hex: string, what: 'path' | 'package', fail: (why: string) => never): string {
+  if (!HEX.test(hex) || hex === '') fail(`has a malformed ${what} field`);
+  let s: string;
+  try {
+    s = utf8.decode(Buffer.from(hex, 'hex'));
+  } catch {
+    fail(`names a ${what} that is not valid UTF-8 (${JSON.stringify(Buffer.from(hex, 'hex').toString('latin1'))})`);
+  }
+  if (s.includes('\0')) fail(`names a ${what} with a NUL byte`);
+  if (what === 'path' && !s.startsWith('/')) fail(`names a relative path ${JSON.stringify(s)}`);
+  return s;
+}
+
+/** The five fields every file record ends with: kind, size, mode, inode, head. */
+function fileFields(path: string, fields: readonly string[], fail: (why: string) => never): { fact: FileFact; inode: number; head: Uint8Array } {
+  const [kind = '', size = '', mode = '', inode = '', head = ''] = fields;
+  if (fields.length !== 5 || !FILE_KINDS.has(kind as FileKind)) fail('is not a file record');
+  const fact: FileFact = { path, kind: kind as FileKind };
+  if (kind === 'missing' || kind === 'symlink' || kind === 'other') {
+    if (size !== '' || mode !== '' || inode !== '' || head !== '') fail(`has data for a ${kind} file`);
+    return { fact, inode: 0, head: new Uint8Array() };
+  }
+  if (!DIGITS.test(size) || !MODE.test(mode) || !DIGITS.test(inode)) fail('has a malformed size, mode or inode');
+  if (!HEX.test(head) || (kind !== 'elf' && head !== '')) fail('has a malformed head');
+  // Cap: the probe sends at most HEAD_BYTES of a file; more is not an answer to our question.
+  if (head.length > 2 * HEAD_BYTES) fail(`has a head of ${head.length / 2} bytes (the probe sends at most ${HEAD_BYTES})`);
+  fact.size = Number(size);
+  fact.mode = mode;
+  if (!Number.isSafeInteger(fact.size)) fail('has a malformed size');
+  return { fact, inode: Number(inode), head: Buffer.from(head, 'hex') };
 }
 
 function applyBuildId(fact: FileFact, result: BuildIdResult): boolean {
@@ -173,7 +223,7 @@ function parseSha(lines: readonly string[], nativeArch: string): Map<string, str
 export function parseProbeOutput(host: string, stdout: string): ParsedProbe {
   const sections = splitSections(stdout);
   const problems: HostFacts['problems'] = [];
-  if (!sections.has('probe 1') || !sections.has('end')) {
+  if (!sections.has(`probe ${PROBE_VERSION}`) || !sections.has('end')) {
     problems.push({ type: 'probe', detail: 'the facts probe did not run to completion' });
   }
   const os = parseOsRelease(sections.get('os-release') ?? []);
@@ -218,51 +268,70 @@ export function parseProbeOutput(host: string, stdout: string): ParsedProbe {
   const packageFiles = new Map<string, FileFact[]>();
   const files = new Map<string, FileFact>();
   const mapped: MappedFile[] = [];
-  const resolve = (fact: FileFact, head: Uint8Array, openPath: string): void => {
+  const resolve = (fact: FileFact, head: Uint8Array, openPath: string, inode: number): void => {
     if (fact.kind !== 'elf') return;
-    const result = buildIdFromBuffer(head, fact.size);
+    const result = withPath(`${host}: ${fact.path}`, () => buildIdFromBuffer(head, fact.size));
     if (!applyBuildId(fact, result) && result.kind === 'need-bytes') {
-      pending.push({ fact, openPath, chunks: [{ offset: 0, bytes: head }], ranges: result.ranges });
+      pending.push({ fact, openPath, inode, chunks: [{ offset: 0, bytes: head }], ranges: result.ranges, fetched: 0 });
     }
   };
-  for (const line of sections.get('files') ?? []) {
-    if (line === '') continue;
+  const fileLines = sections.get('files') ?? [];
+  for (let i = 0; i < fileLines.length; i++) {
+    const line = fileLines[i]!;
+    if (line === '' && i === fileLines.length - 1) continue;
+    const fail = (why: string): never => {
+      throw new ProbeOutputError(host, i + 1, why);
+    };
     const f = line.split('\t');
     switch (f[0] ?? '') {
       case 'F': {
-        const key = listNameToKey(f[1] ?? '', packages, byName);
+        if (f.length !== 8) fail('is not a package file record');
+        const listName = decodeName(f[1]!, 'package', fail);
+        const path = decodeName(f[2]!, 'path', fail);
+        const { fact, inode, head } = fileFields(path, f.slice(3), fail);
+        const key = listNameToKey(listName, packages, byName);
         if (!key) break;
-        const { fact, head } = fileFact(f[2] ?? '', f.slice(3));
-        resolve(fact, head, fact.path);
+        resolve(fact, head, fact.path, inode);
         const list = packageFiles.get(key) ?? [];
         list.push(fact);
         packageFiles.set(key, list);
         break;
       }
       case 'R': {
-        const { fact, head } = fileFact(f[1] ?? '', f.slice(2));
-        resolve(fact, head, fact.path);
+        if (f.length !== 7) fail('is not a path record');
+        const { fact, inode, head } = fileFields(decodeName(f[1]!, 'path', fail), f.slice(2), fail);
+        resolve(fact, head, fact.path, inode);
         files.set(fact.path, fact);
         break;
       }
       case 'M': {
-        const [, pid = '', path = '', deleted = '', owner = '-', openPath = ''] = f;
-        const { fact, head } = fileFact(path, f.slice(6));
+        if (f.length !== 12) fail('is not a mapped file record');
+        const [, pid = '', range = '', deleted = '', hexPath = '', hexOwner = '', via = ''] = f;
+        if (!DIGITS.test(pid) || pid === '0' || !/^[0-9a-f]{1,16}-[0-9a-f]{1,16}$/.test(range) || !/^[01]$/.test(deleted) || !/^[mp-]$/.test(via)) {
+          fail('has a malformed pid, address range, deleted flag or source');
+        }
+        const path = decodeName(hexPath, 'path', fail);
+        const owner = hexOwner === '-' ? undefined : decodeName(hexOwner, 'package', fail);
+        const { fact, inode, head } = fileFields(path, f.slice(7), fail);
+        if (via === '-' && fact.kind !== 'missing') fail('has data for a file it did not read');
         const m: MappedFile = {
           ...fact,
           pid: Number(pid),
           deleted: deleted === '1',
-          owner: owner === '-' ? undefined : listNameToKey(owner, packages, byName),
+          owner: owner === undefined ? undefined : listNameToKey(owner, packages, byName),
         };
-        resolve(m, head, openPath || path);
+        // Further reads go to the mapping itself (its map_files entry, built here from checked
+        // fields), or to the path only where the probe proved it is the mapped inode.
+        resolve(m, head, via === 'm' ? `/proc/${pid}/map_files/${range}` : path, inode);
         mapped.push(m);
         break;
       }
       case 'X':
-        problems.push({ type: 'process-missing', detail: `process ${f[1]}: ${f[2] ?? 'not found'}` });
+        if (f.length !== 2 || !DIGITS.test(f[1]!)) fail('is not a missing-process record');
+        problems.push({ type: 'process-missing', detail: `process ${f[1]}: no such process` });
         break;
       default:
-        break;
+        fail('is not a record the probe prints');
     }
   }
   return {
@@ -288,7 +357,7 @@ export function resolvePending(pending: readonly PendingElf[]): PendingElf[] {
   const still: PendingElf[] = [];
   for (const p of pending) {
     const size = p.fact.size ?? 0;
-    const result = readBuildId({
+    const result = withPath(p.fact.path, () => readBuildId({
       size,
       read(offset, length) {
         for (const c of p.chunks) {
@@ -298,7 +367,7 @@ export function resolvePending(pending: readonly PendingElf[]): PendingElf[] {
         }
         return undefined;
       },
-    });
+    }));
     if (!applyBuildId(p.fact, result) && result.kind === 'need-bytes') {
       still.push({ ...p, ranges: result.ranges });
     }

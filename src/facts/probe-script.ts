@@ -27,25 +27,32 @@ export const HEAD_BYTES = ELF_HEAD_BYTES;
 const PERL_EOF = '__CRIU_LOCK_PERL__';
 
 // Perl: only core features of perl-base (no modules). Output is one tab-separated record a line.
+// Every path and package list name travels hex-encoded (both ways), so no byte of a file name can
+// forge a field or a record: a name may hold tabs, newlines, "@@" or anything but NUL.
+// File records end with the same five fields: kind, size, mode, inode, head (hex).
 const PERL = String.raw`
 use strict;
 my $HEAD = ${HEAD_BYTES};
 my $INFO = '/var/lib/dpkg/info';
+sub hx { return unpack('H*', $_[0]); }
 sub probe {
   my ($p, $open) = @_;
   my @st;
-  if (defined $open) { @st = stat($open); } else { @st = lstat($p); $open = $p; return ('missing') unless @st; return ('symlink') if -l _; }
-  return ('missing') unless @st;
-  return ('other') unless -f _;
-  my ($size, $mode) = ($st[7], sprintf('%04o', $st[2] & 07777));
+  if (defined $open) { @st = stat($open); } else { @st = lstat($p); $open = $p; return ('missing', '', '', '', '') unless @st; return ('symlink', '', '', '', '') if -l _; }
+  return ('missing', '', '', '', '') unless @st;
+  return ('other', '', '', '', '') unless -f _;
   my $fh;
-  open($fh, '<:raw', $open) or return ('unreadable', $size, $mode);
+  open($fh, '<:raw', $open) or return ('unreadable', $st[7], sprintf('%04o', $st[2] & 07777), $st[1], '');
+  # Describe the file we opened, not the name: a rename between stat and open cannot mix two files.
+  my @f = stat($fh);
+  unless (@f && -f _) { close($fh); return ('other', '', '', '', ''); }
+  my ($size, $mode, $ino) = ($f[7], sprintf('%04o', $f[2] & 07777), $f[1]);
   my $buf = '';
   my $n = sysread($fh, $buf, $HEAD);
   close($fh);
-  return ('unreadable', $size, $mode) unless defined $n;
-  return ('elf', $size, $mode, unpack('H*', $buf)) if $n >= 4 && substr($buf, 0, 4) eq "\x7fELF";
-  return ('file', $size, $mode);
+  return ('unreadable', $size, $mode, $ino, '') unless defined $n;
+  return ('elf', $size, $mode, $ino, hx($buf)) if $n >= 4 && substr($buf, 0, 4) eq "\x7fELF";
+  return ('file', $size, $mode, $ino, '');
 }
 sub canon { my ($p) = @_; $p =~ s{^/(bin|sbin|lib|lib32|lib64|libx32)(/|$)}{/usr/$1$2}; return $p; }
 sub lists {
@@ -62,11 +69,12 @@ sub files_of {
   chomp(@f);
   return @f;
 }
+sub devno { my ($maj, $min) = map { hex($_) } split(/:/, $_[0]); return ($min & 0xff) | (($maj & 0xfff) << 8) | (($min & ~0xff) << 12) | (($maj & ~0xfff) << 32); }
 my (@elf, @paths, @pids);
 while (my $l = <DATA>) {
   chomp($l);
   my ($t, $v) = split(/\t/, $l, 2);
-  if ($t eq 'E') { push(@elf, $v); } elsif ($t eq 'P') { push(@paths, $v); } elsif ($t eq 'I') { push(@pids, $v); }
+  if ($t eq 'E') { push(@elf, $v eq '*' ? $v : pack('H*', $v)); } elsif ($t eq 'P') { push(@paths, pack('H*', $v)); } elsif ($t eq 'I') { push(@pids, $v); }
 }
 if (@elf) {
   # Keys are name:arch; dpkg names the list file name:arch only for Multi-Arch: same packages.
@@ -75,31 +83,50 @@ if (@elf) {
     for my $f (files_of($name)) {
       next if $f eq '/.' || -d $f;
       my @r = probe($f);
-      print join("\t", 'F', $name, $f, @r), "\n" if $r[0] eq 'elf';
+      print join("\t", 'F', hx($name), hx($f), @r), "\n" if $r[0] eq 'elf';
     }
   }
 }
-for my $p (@paths) { print join("\t", 'R', $p, probe($p)), "\n"; }
+for my $p (@paths) { print join("\t", 'R', hx($p), probe($p)), "\n"; }
 if (@pids) {
   my %owner;
   for my $name (lists()) { for my $f (files_of($name)) { my $c = canon($f); $owner{$c} = $name unless exists $owner{$c}; } }
   for my $pid (@pids) {
     my $fh;
-    unless (open($fh, '<', "/proc/$pid/maps")) { print "X\t$pid\tno such process\n"; next; }
+    unless (open($fh, '<', "/proc/$pid/maps")) { print "X\t$pid\n"; next; }
     my %seen;
     while (my $m = <$fh>) {
       chomp($m);
-      next unless $m =~ /^([0-9a-f]+-[0-9a-f]+)\s+\S+\s+\S+\s+\S+\s+(\d+)\s+(\/.*)$/;
-      my ($range, $inode, $path) = ($1, $2, $3);
+      next unless $m =~ /^([0-9a-f]+-[0-9a-f]+) \S+ \S+ ([0-9a-f]+:[0-9a-f]+) (\d+) +(\/.*)$/;
+      my ($range, $dev, $inode, $shown) = ($1, $2, $3, $4);
       next if $inode == 0;
-      my $deleted = ($path =~ s/ \(deleted\)$//) ? 1 : 0;
-      next if $seen{$path}++;
-      my $open = "/proc/$pid/map_files/$range";
-      my @r = probe($path, $open);
-      if ($r[0] eq 'missing' && !$deleted) { $open = $path; @r = probe($path, $path); }
+      # The maps line escapes a newline in the name as \012 and cannot tell a literal "\012" or
+      # " (deleted)" from those: the exact name is the map_files link, and nlink 0 means deleted.
+      my $entry = "/proc/$pid/map_files/$range";
+      my ($path, $deleted, $via, @r);
+      my $link = readlink($entry);
+      if (defined $link && substr($link, 0, 1) eq '/') {
+        my @st = stat($entry);
+        $deleted = (@st && $st[3] == 0) ? 1 : 0;
+        $path = $link;
+        $path =~ s/ \(deleted\)$// if $deleted;
+        next if $seen{$path}++;
+        @r = probe($path, $entry);
+        $via = 'm';
+      } else {
+        # No map_files (not root): the name from the maps line, read only if it is still the same
+        # inode on the same device as the mapping.
+        $path = $shown;
+        $deleted = ($path =~ s/ \(deleted\)$//) ? 1 : 0;
+        $path =~ s/\\012/\n/g;
+        next if $seen{$path}++;
+        my @st = stat($path);
+        if (!$deleted && @st && $st[1] == $inode && $st[0] == devno($dev)) { @r = probe($path, $path); $via = 'p'; }
+        else { @r = ('missing', '', '', '', ''); $via = '-'; }
+      }
       next if $r[0] eq 'other';
       my $o = $owner{canon($path)};
-      print join("\t", 'M', $pid, $path, $deleted, (defined $o ? $o : '-'), $open, @r), "\n";
+      print join("\t", 'M', $pid, $range, $deleted, hx($path), (defined $o ? hx($o) : '-'), $via, @r), "\n";
     }
     close($fh);
   }
@@ -110,6 +137,18 @@ function section(name: string): string {
   return `echo '@@${name}'`;
 }
 
+/** The output format's version, printed first; the parser refuses any other. */
+export const PROBE_VERSION = 2;
+
+function hex(s: string): string {
+  return Buffer.from(s, 'utf8').toString('hex');
+}
+
+/** Paths travel hex-encoded, so any byte but NUL is fine; they must still be absolute. */
+function assertPath(p: string): void {
+  if (!p.startsWith('/') || p.includes('\0')) throw new Error(`refusing path ${JSON.stringify(p)}: not an absolute path without NUL`);
+}
+
 /** Reject anything that could break the script's framing; callers validate semantics earlier. */
 function assertLine(s: string, what: string): void {
   if (/[\n\r\0\t]/.test(s)) throw new Error(`refusing ${what} with a control character: ${JSON.stringify(s)}`);
@@ -118,7 +157,7 @@ function assertLine(s: string, what: string): void {
 export function renderProbeScript(req: ProbeRequest): string {
   const lines: string[] = [
     'export LC_ALL=C',
-    section('probe 1'),
+    section(`probe ${PROBE_VERSION}`),
     section('os-release'),
     'cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null',
     section('arch'),
@@ -149,10 +188,10 @@ export function renderProbeScript(req: ProbeRequest): string {
   }
   const data: string[] = [];
   if (req.elfOf === 'all') data.push('E\t*');
-  else for (const k of req.elfOf ?? []) data.push(`E\t${k}`);
+  else for (const k of req.elfOf ?? []) data.push(`E\t${hex(k)}`);
   for (const p of req.paths ?? []) {
-    assertLine(p, 'path');
-    data.push(`P\t${p}`);
+    assertPath(p);
+    data.push(`P\t${hex(p)}`);
   }
   for (const pid of req.pids ?? []) {
     if (!Number.isInteger(pid) || pid <= 0) throw new Error(`invalid pid ${pid}`);
@@ -165,20 +204,39 @@ export function renderProbeScript(req: ProbeRequest): string {
   return lines.join('\n') + '\n';
 }
 
-/** Reads byte ranges of files (second round trip, only when a PT_NOTE lies past the first head). */
-export function renderRangeScript(requests: ReadonlyArray<{ path: string; offset: number; length: number }>): string {
+export interface RangeRequest {
+  path: string;
+  /** The inode the first read saw: a range is read only from that same file. */
+  inode: number;
+  offset: number;
+  length: number;
+}
+
+/**
+ * Reads byte ranges of files (second round trip, only when a PT_NOTE lies past the first head).
+ * One output line per request, in order: `OFFSET<TAB>HEX`, or `OFFSET<TAB>!` when the file cannot
+ * be opened or is no longer the inode the probe saw.
+ */
+export function renderRangeScript(requests: readonly RangeRequest[]): string {
   const data = requests.map((r) => {
-    assertLine(r.path, 'path');
-    return `${r.offset}\t${r.length}\t${r.path}`;
+    assertPath(r.path);
+    for (const n of [r.inode, r.offset, r.length]) {
+      if (!Number.isSafeInteger(n) || n < 0) throw new Error(`invalid range request ${JSON.stringify(r)}`);
+    }
+    return `${r.offset}\t${r.length}\t${r.inode}\t${hex(r.path)}`;
   });
   const perl = String.raw`
 use strict;
 while (my $l = <DATA>) {
   chomp($l);
-  my ($off, $len, $p) = split(/\t/, $l, 3);
-  my ($fh, $buf) = (undef, '');
-  if (open($fh, '<:raw', $p) && sysseek($fh, $off, 0)) { sysread($fh, $buf, $len); close($fh); }
-  print join("\t", $off, unpack('H*', $buf), $p), "\n";
+  my ($off, $len, $ino, $p) = split(/\t/, $l, 4);
+  my ($fh, $buf, $ok) = (undef, '', 0);
+  if (open($fh, '<:raw', pack('H*', $p))) {
+    my @st = stat($fh);
+    $ok = 1 if @st && $st[1] == $ino && -f _ && sysseek($fh, $off, 0) && defined(sysread($fh, $buf, $len));
+    close($fh);
+  }
+  print join("\t", $off, $ok ? unpack('H*', $buf) : '!'), "\n";
 }
 `;
   return ['export LC_ALL=C', `perl - <<'${PERL_EOF}'`, perl.trim(), '__DATA__', ...data, PERL_EOF, ''].join('\n');

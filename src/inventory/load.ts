@@ -282,15 +282,37 @@ export function buildInventory(parsed: ParsedInventory, opts: BuildOptions = {})
     return out;
   };
 
-  const directGroups = (host: string): string[] =>
-    [...groups.values()].filter((g) => g.hosts.includes(host)).map((g) => g.name);
+  // Host → the groups that list it directly, in group order. Built once: scanning every group's
+  // host list per host was quadratic (20,000 hosts took seconds).
+  const directIndex = (): Map<string, string[]> => {
+    const out = new Map<string, string[]>();
+    for (const g of groups.values()) {
+      for (const h of g.hosts) {
+        const list = out.get(h);
+        if (list === undefined) out.set(h, [g.name]);
+        else if (list[list.length - 1] !== g.name) list.push(g.name);
+      }
+    }
+    return out;
+  };
+  let direct = directIndex();
+  const directGroups = (host: string): string[] => direct.get(host) ?? [];
   const ungrouped = group('ungrouped');
+  const removed = new Set<string>();
+  const added: string[] = [];
+  const present = new Set(ungrouped.hosts);
   for (const host of parsed.hosts.keys()) {
-    const direct = directGroups(host);
-    const real = [...ancestorsOf(direct)].filter((n) => n !== 'all' && n !== 'ungrouped');
-    if (real.length > 0) ungrouped.hosts = ungrouped.hosts.filter((h) => h !== host);
-    else if (!ungrouped.hosts.includes(host)) ungrouped.hosts.push(host);
+    const real = [...ancestorsOf(directGroups(host))].filter((n) => n !== 'all' && n !== 'ungrouped');
+    if (real.length > 0) {
+      removed.add(host);
+      present.delete(host);
+    } else if (!present.has(host)) {
+      present.add(host);
+      added.push(host);
+    }
   }
+  ungrouped.hosts = [...ungrouped.hosts.filter((h) => !removed.has(h)), ...added];
+  direct = directIndex();
 
   const warnings = [...parsed.warnings];
   const collected: ConnectionWarning[] = [];
@@ -430,13 +452,14 @@ function parseGroupPriority(group: string, v: LocatedValue): number {
 
 /** One line per kind of warning, naming the hosts, so a fleet does not print hundreds of lines. */
 function summarizeWarnings(list: ConnectionWarning[]): string[] {
-  const byMessage = new Map<string, string[]>();
+  const byMessage = new Map<string, Set<string>>();
   for (const w of list) {
-    const hosts = byMessage.get(w.message) ?? [];
-    if (!hosts.includes(w.host)) hosts.push(w.host);
+    const hosts = byMessage.get(w.message) ?? new Set<string>();
+    hosts.add(w.host);
     byMessage.set(w.message, hosts);
   }
-  return [...byMessage].map(([message, hosts]) => {
+  return [...byMessage].map(([message, set]) => {
+    const hosts = [...set];
     const shown = hosts.slice(0, 5).join(', ');
     const more = hosts.length > 5 ? ` and ${hosts.length - 5} more` : '';
     return `${hosts.length === 1 ? 'host' : 'hosts'} ${shown}${more}: ${message}`;
@@ -668,12 +691,8 @@ function hasControlChars(s: string): boolean {
 }
 
 function currentUser(): string {
-  try {
-    const name = os.userInfo().username;
-    return USER_NAME.test(name) ? name : 'root';
-  } catch {
-    return 'root';
-  }
+  const name = localUserName();
+  return USER_NAME.test(name) ? name : 'root';
 }
 
 function kindOf(value: unknown): string {

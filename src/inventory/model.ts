@@ -59,6 +59,8 @@ export function declareGroup(inv: ParsedInventory, name: string, loc: SourceLoca
   return group;
 }
 
+const groupMembers = new WeakMap<ParsedGroup, Set<string>>();
+
 export function addHostToGroup(
   inv: ParsedInventory,
   groupName: string,
@@ -77,7 +79,16 @@ export function addHostToGroup(
     host = { name: hostName, loc, vars: new Map() };
     inv.hosts.set(hostName, host);
   }
-  if (!group.hosts.includes(hostName)) group.hosts.push(hostName);
+  // A Set beside the array: `includes` per added host made large groups quadratic.
+  let members = groupMembers.get(group);
+  if (members === undefined || members.size !== group.hosts.length) {
+    members = new Set(group.hosts);
+    groupMembers.set(group, members);
+  }
+  if (!members.has(hostName)) {
+    members.add(hostName);
+    group.hosts.push(hostName);
+  }
   return host;
 }
 

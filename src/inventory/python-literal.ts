@@ -17,6 +17,8 @@ type Token =
   { t: 'num'; v: number } | { t: 'str'; v: string } | { t: 'name'; v: string } | { t: 'op'; v: string };
 
 class NotALiteral extends Error {}
+/** Thrown for most INI values (an address is not a Python literal): one instance, no stack capture per value. */
+const NOT_A_LITERAL = new NotALiteral();
 
 const NUMBER = new RegExp(
   '^(?:0[xX](?:_?[0-9a-fA-F])+|0[oO](?:_?[0-7])+|0[bB](?:_?[01])+' +
@@ -39,15 +41,15 @@ function tokenize(src: string): Token[] {
       let i = str[0].length;
       let body = '';
       for (;;) {
-        if (i >= s.length) throw new NotALiteral();
+        if (i >= s.length) throw NOT_A_LITERAL;
         if (s.startsWith(quote, i)) break;
         const c = s[i] as string;
         if (c === '\\') {
-          if (i + 1 >= s.length) throw new NotALiteral();
+          if (i + 1 >= s.length) throw NOT_A_LITERAL;
           body += s.slice(i, i + 2);
           i += 2;
         } else {
-          if (c === '\n' && quote.length === 1) throw new NotALiteral();
+          if (c === '\n' && quote.length === 1) throw NOT_A_LITERAL;
           body += c;
           i++;
         }
@@ -60,7 +62,7 @@ function tokenize(src: string): Token[] {
     if (num && /^[0-9.]/.test(s)) {
       const text = num[0];
       // `0755`, `1j`, `12abc`: not a plain Python number literal.
-      if (/^[A-Za-z0-9_.]/.test(s.slice(text.length))) throw new NotALiteral();
+      if (/^[A-Za-z0-9_.]/.test(s.slice(text.length))) throw NOT_A_LITERAL;
       const clean = text.replace(/_/g, '');
       const value = /^0[oO]/.test(clean)
         ? parseInt(clean.slice(2), 8)
@@ -71,7 +73,7 @@ function tokenize(src: string): Token[] {
         !Number.isFinite(value) ||
         (Number.isInteger(value) && !/[.eE]/.test(clean) && !Number.isSafeInteger(value))
       ) {
-        throw new NotALiteral();
+        throw NOT_A_LITERAL;
       }
       out.push({ t: 'num', v: value });
       s = s.slice(text.length);
@@ -84,7 +86,7 @@ function tokenize(src: string): Token[] {
       continue;
     }
     const op = s[0] as string;
-    if (!'[](){},:+-'.includes(op)) throw new NotALiteral();
+    if (!'[](){},:+-'.includes(op)) throw NOT_A_LITERAL;
     out.push({ t: 'op', v: op });
     s = s.slice(1);
   }
@@ -112,10 +114,10 @@ function unescapePython(body: string): string {
       if (/^[0-7]/.test(e)) return String.fromCodePoint(parseInt(e, 8));
       if (/^[xuU][0-9a-fA-F]+$/.test(e)) {
         const cp = parseInt(e.slice(1), 16);
-        if (cp > 0x10ffff) throw new NotALiteral();
+        if (cp > 0x10ffff) throw NOT_A_LITERAL;
         return String.fromCodePoint(cp);
       }
-      if (e === 'x' || e === 'u' || e === 'U' || e.startsWith('N{')) throw new NotALiteral();
+      if (e === 'x' || e === 'u' || e === 'U' || e.startsWith('N{')) throw NOT_A_LITERAL;
       return all;
     },
   );
@@ -131,13 +133,13 @@ function literalEval(src: string): Eval {
       return t?.t === 'op' && t.v === v;
     };
     const expectOp = (v: string): void => {
-      if (!isOp(v)) throw new NotALiteral();
+      if (!isOp(v)) throw NOT_A_LITERAL;
       pos++;
     };
 
     const value = (): unknown => {
       const t = peek();
-      if (!t) throw new NotALiteral();
+      if (!t) throw NOT_A_LITERAL;
       pos++;
       switch (t.t) {
         case 'num':
@@ -151,11 +153,11 @@ function literalEval(src: string): Eval {
           if (t.v === 'True') return true;
           if (t.v === 'False') return false;
           if (t.v === 'None') return null;
-          throw new NotALiteral();
+          throw NOT_A_LITERAL;
         case 'op': {
           if (t.v === '-' || t.v === '+') {
             const n = peek();
-            if (n?.t !== 'num') throw new NotALiteral();
+            if (n?.t !== 'num') throw NOT_A_LITERAL;
             pos++;
             return t.v === '-' ? -n.v : n.v;
           }
@@ -165,7 +167,7 @@ function literalEval(src: string): Eval {
             return items.length === 1 && !trailingComma ? items[0] : items;
           }
           if (t.v === '{') return braces();
-          throw new NotALiteral();
+          throw NOT_A_LITERAL;
         }
       }
     };
@@ -179,7 +181,7 @@ function literalEval(src: string): Eval {
         if (isOp(',')) {
           pos++;
           trailingComma = true;
-        } else if (!isOp(close)) throw new NotALiteral();
+        } else if (!isOp(close)) throw NOT_A_LITERAL;
       }
       pos++;
       return { items, trailingComma };
@@ -206,7 +208,7 @@ function literalEval(src: string): Eval {
       let key = first;
       for (;;) {
         expectOp(':');
-        if (typeof key === 'object' && key !== null) throw new NotALiteral();
+        if (typeof key === 'object' && key !== null) throw NOT_A_LITERAL;
         obj[String(key)] = value();
         if (isOp(',')) pos++;
         if (isOp('}')) {

@@ -295,10 +295,18 @@ function resolveJump(
   };
 }
 
+let cachedLocalUser: string | undefined;
+
+/**
+ * The controller's user name, read once per process: os.userInfo() costs ~20 µs (a getpwuid), which
+ * was most of the time to load a 20,000-host inventory when asked per host.
+ */
 export function localUserName(): string {
+  if (cachedLocalUser !== undefined) return cachedLocalUser;
   try {
-    return os.userInfo().username;
+    cachedLocalUser = os.userInfo().username;
   } catch {
-    return 'root';
+    cachedLocalUser = 'root';
   }
+  return cachedLocalUser;
 }

@@ -1,6 +1,7 @@
 import { CriuLockError } from '../errors.js';
 import { isHealthy } from '../facts/queries.js';
 import type { FileFact, HostFacts, InstalledPackage } from '../facts/types.js';
+import { isVirtualFsPath } from './locked-path.js';
 import { finalizeLock, type FileEntry, type Lockfile, type PackageEntry, type Scope } from './lockfile.js';
 
 /**
@@ -139,6 +140,11 @@ export function selectForScope(facts: HostFacts, scope: GenerateScope, host: str
       const byOwner = new Map<string, FileFact[]>();
       const unmanaged: Record<string, FileEntry> = {};
       for (const m of facts.mapped) {
+        if (isVirtualFsPath(m.path)) {
+          // A lockfile refuses these paths at load (locked-path.ts); say why the file is left out.
+          warnings.push(`process ${m.pid} maps ${m.path}: not locked, files under /proc, /sys and /dev are not files a package or criu-lock controls`);
+          continue;
+        }
         if (m.deleted) {
           warnings.push(
             `process ${m.pid} maps ${m.path}, which was deleted or replaced since it started; CRIU would need it as a ghost file — restart the process before migrating`,

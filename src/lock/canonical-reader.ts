@@ -50,18 +50,32 @@ export function readCanonicalLock(text: string): Record<string, unknown> | undef
     }
     return [path, f];
   };
+  // A block header (`packages:`, `unmanaged:`, a package key, `    files:`) with nothing under it
+  // is null to YAML; reading it as an empty map would accept what YAML rejects. So after one, the
+  // next line must be indented deeper: this many spaces (0: no such requirement).
+  let needIndent = 0;
+  // After `packages: {}` or `unmanaged: {}` an indented line is a YAML error, not an entry.
+  let flowEmpty = false;
   for (const line of lines) {
     if (line === '' || line.startsWith('#')) continue;
+    if (flowEmpty && line.startsWith(' ')) return undefined;
+    if (needIndent > 0 && !line.startsWith(' '.repeat(needIndent))) return undefined;
+    needIndent = 0;
     if (!line.startsWith(' ')) {
       if (line === 'packages:' || line === 'packages: {}') {
         if (seenPackages) return undefined; // a duplicate key: the YAML parser reports it
         seenPackages = true;
         section = 'packages';
+        needIndent = line === 'packages:' ? 2 : 0;
+        flowEmpty = needIndent === 0;
       } else if (line === 'unmanaged:' || line === 'unmanaged: {}') {
         if (unmanaged !== undefined) return undefined;
         section = 'unmanaged';
         unmanaged = {};
+        needIndent = line === 'unmanaged:' ? 2 : 0;
+        flowEmpty = needIndent === 0;
       } else {
+        flowEmpty = false;
         section = 'header';
         header.push(line);
       }
@@ -76,6 +90,7 @@ export function readCanonicalLock(text: string): Record<string, unknown> | undef
         if (key === undefined || key in packages) return undefined;
         pkg = packages[key] = {};
         inFiles = false;
+        needIndent = 4;
         continue;
       }
       if (!pkg) return undefined;
@@ -89,6 +104,7 @@ export function readCanonicalLock(text: string): Record<string, unknown> | undef
       if (line === '    files:' && !inFiles && pkg.files === undefined) {
         inFiles = true;
         pkg.files = {};
+        needIndent = 6;
         continue;
       }
       m = FILE_LINE.exec(line);
@@ -109,6 +125,7 @@ export function readCanonicalLock(text: string): Record<string, unknown> | undef
     }
     return undefined;
   }
+  if (needIndent > 0) return undefined;
   let head: unknown;
   try {
     head = parse(header.join('\n'), { uniqueKeys: true });

@@ -6,12 +6,11 @@ import { CriuLockError, type SourceLocation } from '../errors.js';
 import { parseYamlSource } from '../input/yaml-source.js';
 import { issueError } from '../input/zod-error.js';
 import { readCanonicalLock } from './canonical-reader.js';
+import { lockedPathProblem } from './locked-path.js';
 import { yamlScalar, yamlString } from './yaml-scalar.js';
 
 export const LOCKFILE_VERSION = 1;
 
-/** Paths are checked after the schema (see checkPaths) so the error names the path and its line. */
-const ABSOLUTE_PATH = /^\/[^\0\n\r\t]*$/;
 
 export const FileEntry = z.strictObject({
   size: z.number().int().nonnegative(),
@@ -157,11 +156,20 @@ function lockError(message: string, location: SourceLocation, hint = REGENERATE)
   return new CriuLockError('lockfile', message, { hint, location });
 }
 
-/** The general path: a YAML document with positions, so every error names file:line:col. */
-function parseLockDocument(text: string, file: string): Lockfile {
+/**
+ * The general path: a YAML document with positions, so every error names file:line:col. Exported
+ * so the property tests can hold parseLock's fast path to it.
+ */
+export function parseLockDocument(text: string, file: string): Lockfile {
   const src = parseYamlSource(text, file, { code: 'lockfile', hint: REGENERATE, yaml: { uniqueKeys: true } });
   const { doc } = src;
-  const raw: unknown = doc.toJS();
+  let raw: unknown;
+  try {
+    raw = doc.toJS();
+  } catch (err) {
+    // The yaml library reports some problems (an alias before its anchor) only here, by throwing.
+    throw lockError(`invalid YAML: ${(err as Error).message.split('\n')[0]}`, { file, line: 1, col: 1 });
+  }
   if (raw === null || typeof raw !== 'object') throw lockError('not a criu-lock lockfile (expected a mapping)', { file, line: 1, col: 1 });
   const version = (raw as Record<string, unknown>).lockfileVersion;
   if (version !== LOCKFILE_VERSION) {
@@ -205,15 +213,13 @@ function semanticProblem(lock: Lockfile): Problem | undefined {
     const why = packageKeyProblem(key);
     if (why) return { message: `invalid package key ${JSON.stringify(key)}: ${why}`, path: ['packages'], key };
     for (const path of Object.keys(lock.packages[key]!.files ?? {})) {
-      if (!ABSOLUTE_PATH.test(path)) {
-        return { message: `invalid file path ${JSON.stringify(path)} in ${key}: must be an absolute path without control characters`, path: ['packages', key, 'files'], key: path };
-      }
+      const why = lockedPathProblem(path);
+      if (why) return { message: `invalid file path ${JSON.stringify(path)} in ${key}: ${why}`, path: ['packages', key, 'files'], key: path };
     }
   }
   for (const path of Object.keys(lock.unmanaged ?? {})) {
-    if (!ABSOLUTE_PATH.test(path)) {
-      return { message: `invalid unmanaged path ${JSON.stringify(path)}: must be an absolute path without control characters`, path: ['unmanaged'], key: path };
-    }
+    const why = lockedPathProblem(path);
+    if (why) return { message: `invalid unmanaged path ${JSON.stringify(path)}: ${why}`, path: ['unmanaged'], key: path };
   }
   if (lock.scope.kind === 'packages') {
     const i = lock.scope.packages.findIndex((name) => packageRefProblem(name) !== undefined);

@@ -1,9 +1,12 @@
 import { errorText, type ApplyReport } from '../fleet/host-result.js';
+import { escapeTextDeep } from './escape.js';
 import { paint } from './style.js';
 
 /** Ansible-style recap: one row per host, then the totals. */
-export function renderApply(report: ApplyReport, format: 'text' | 'json', color = false): string {
-  if (format === 'json') return JSON.stringify({ applyVersion: 1, ...report }, null, 2) + '\n';
+export function renderApply(raw: ApplyReport, format: 'text' | 'json', color = false): string {
+  if (format === 'json') return JSON.stringify({ applyVersion: 1, ...raw }, null, 2) + '\n';
+  // Hosts' words (apt's and the shell's messages, versions) never reach the terminal raw.
+  const report = escapeTextDeep(raw);
   const lines: string[] = [report.check ? 'RECAP (check mode: nothing was changed)' : 'RECAP'];
   const width = Math.max(4, ...report.hosts.map((h) => h.name.length), ...report.notStarted.map((n) => n.length));
   for (const h of report.hosts) {

@@ -1,5 +1,6 @@
 import type { Finding } from '../check/compare.js';
 import { errorText, type CheckReport } from '../fleet/host-result.js';
+import { escapeMarkdown, escapeTextDeep } from './escape.js';
 import { paint } from './style.js';
 
 function describe(f: Finding): string {
@@ -37,25 +38,30 @@ function summary(report: CheckReport): string {
   return `${report.hosts.length} host(s): ${count('ok')} ok, ${count('drift')} drift, ${count('unreachable')} unreachable, ${count('failed')} failed`;
 }
 
-export function renderCheck(report: CheckReport, format: 'text' | 'markdown' | 'json', color = false): string {
-  if (format === 'json') return JSON.stringify({ checkVersion: 1, ...report }, null, 2) + '\n';
+export function renderCheck(raw: CheckReport, format: 'text' | 'markdown' | 'json', color = false): string {
+  if (format === 'json') return JSON.stringify({ checkVersion: 1, ...raw }, null, 2) + '\n';
   const lines: string[] = [];
   if (format === 'markdown') {
-    lines.push(`## criu-lock check`, '', `${report.kind === 'checkpoint' ? 'Checkpoint' : 'Lock'} \`${report.lock.path}\` (${report.lock.digest})`, '', '| host | status | findings |', '| --- | --- | --- |');
+    const md = (s: string): string => escapeMarkdown(s);
+    const code = (s: string): string => escapeMarkdown(s, { code: true });
+    const report = raw;
+    lines.push(`## criu-lock check`, '', `${report.kind === 'checkpoint' ? 'Checkpoint' : 'Lock'} ${code(report.lock.path)} (${report.lock.digest})`, '', '| host | status | findings |', '| --- | --- | --- |');
     for (const h of report.hosts) {
-      lines.push(`| ${h.name} | ${h.status} | ${'findings' in h ? h.findings.length : errorText(h.error).replace(/\|/g, '\\|')} |`);
+      lines.push(`| ${md(h.name)} | ${h.status} | ${'findings' in h ? h.findings.length : md(errorText(h.error))} |`);
     }
     for (const h of report.hosts) {
       if (h.status !== 'drift') continue;
-      lines.push('', `### ${h.name}`, '');
+      lines.push('', `### ${md(h.name)}`, '');
       for (const [pkg, fs] of group(h.findings)) {
-        lines.push(`- \`${pkg}\``);
-        for (const f of fs) lines.push(`  - ${describe(f)}`);
+        lines.push(`- ${code(pkg)}`);
+        for (const f of fs) lines.push(`  - ${md(describe(f))}`);
       }
     }
     lines.push('', summary(report));
     return lines.join('\n') + '\n';
   }
+  // Text: hosts' words (paths, versions, errors) never reach the terminal raw.
+  const report = escapeTextDeep(raw);
   for (const h of report.hosts) {
     switch (h.status) {
       case 'ok':

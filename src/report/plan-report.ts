@@ -3,6 +3,7 @@ import ejs from 'ejs';
 import { assetPath } from '../assets.js';
 import type { HostPlan, PackageAction, PlanFile, WritePinsAction } from '../plan/plan-file.js';
 import { errorText } from '../fleet/host-error.js';
+import { escapeMarkdown, escapeTextDeep } from './escape.js';
 import { paint } from './style.js';
 
 type Counts = Record<PackageAction['type'], number>;
@@ -20,6 +21,12 @@ export function planSummary(plan: PlanFile): string {
 
 let markdownTemplate: ejs.TemplateFunction | undefined;
 
+const MARKDOWN_HELPERS = {
+  md: (s: string): string => escapeMarkdown(s),
+  code: (s: string): string => escapeMarkdown(s, { code: true }),
+  cell: (s: string): string => escapeMarkdown(s, { code: true, table: true }),
+};
+
 export function renderPlanMarkdown(plan: PlanFile): string {
   markdownTemplate ??= ejs.compile(readFileSync(assetPath('templates/plan.md.ejs'), 'utf8'));
   const hosts = plan.hosts.map((h) => ({
@@ -30,13 +37,15 @@ export function renderPlanMarkdown(plan: PlanFile): string {
     packageActions: h.actions.filter((a): a is PackageAction => a.type !== 'write-pins'),
     pins: h.actions.find((a): a is WritePinsAction => a.type === 'write-pins'),
   }));
-  return markdownTemplate({ plan, hosts, counts: planSummary(plan) });
+  return markdownTemplate({ plan, hosts, counts: planSummary(plan), ...MARKDOWN_HELPERS });
 }
 
 const SIGN: Record<PackageAction['type'], string> = { install: '+', upgrade: '↑', downgrade: '↓', reinstall: '~' };
 
 /** Text for a terminal: reads like a diff, one host after another. */
-export function renderPlanText(plan: PlanFile, color = false): string {
+export function renderPlanText(raw: PlanFile, color = false): string {
+  // Hosts' words (versions, paths, apt's and the shell's messages) never reach the terminal raw.
+  const plan = escapeTextDeep(raw);
   const lines: string[] = [];
   for (const h of plan.hosts) {
     const colour = h.status === 'ok' ? 'green' : h.status === 'changes' ? 'yellow' : 'red';

@@ -1,4 +1,5 @@
 import { errorText, type HostFailure } from '../fleet/host-error.js';
+import { escapeTextDeep } from '../report/escape.js';
 import { paint } from '../report/style.js';
 import { formatBytes } from './host.js';
 import type { HistoryEntry } from './planner.js';
@@ -9,7 +10,8 @@ export type HistoryHost =
 
 const v = (s: string | null): string => s ?? '(absent)';
 
-export function renderHistory(hosts: readonly HistoryHost[], format: 'text' | 'json', color = false): string {
+export function renderHistory(raw: readonly HistoryHost[], format: 'text' | 'json', color = false): string {
+  const hosts = format === 'json' ? raw : escapeTextDeep(raw);
   if (format === 'json') {
     return `${JSON.stringify(
       {
@@ -41,6 +43,7 @@ export function renderHistory(hosts: readonly HistoryHost[], format: 'text' | 'j
       2,
     )}\n`;
   }
+  // Text: what the host's transaction manifests say (ids, versions, paths) never reaches the terminal raw.
   const lines: string[] = [];
   for (const h of hosts) {
     if (h.status !== 'ok') {
@@ -85,8 +88,10 @@ function summaryLines(s: RollbackSummary): string[] {
   ];
 }
 
-export function renderRollback(results: readonly RollbackHostResult[], opts: { format: 'text' | 'json'; check: boolean; color: boolean }): string {
-  if (opts.format === 'json') return `${JSON.stringify({ rollbackVersion: 1, check: opts.check, hosts: results }, null, 2)}\n`;
+export function renderRollback(raw: readonly RollbackHostResult[], opts: { format: 'text' | 'json'; check: boolean; color: boolean }): string {
+  if (opts.format === 'json') return `${JSON.stringify({ rollbackVersion: 1, check: opts.check, hosts: raw }, null, 2)}\n`;
+  // Text: hosts' words (manifests, versions, errors) never reach the terminal raw.
+  const results = escapeTextDeep(raw);
   const lines: string[] = [];
   for (const r of results) {
     switch (r.status) {

@@ -1,3 +1,4 @@
+import { describeJob, followJob, startJob } from '../apply/apt-job.js';
 import { rebuildPackage } from '../store/rebuild.js';
 import { APT_ENV } from '../apply/apt.js';
 import { summariseOutput } from '../apply/modules/output.js';
@@ -107,10 +108,17 @@ export async function executeRollback(
       await undoPins();
       throw new RollbackStepError('simulate', `apt would also remove ${extra.join(', ')}, which the transaction did not install; nothing was changed`);
     }
-    const real = await t.exec(rollbackAptArgv(plan, { simulate: false, lockTimeout: opts.lockTimeout }), { become: true, env: { ...APT_ENV }, timeoutMs: 1_800_000 });
-    if (real.exitCode !== 0) {
+    // Detached on the host like apply's transaction, so a lost connection does not interrupt it.
+    const argv = rollbackAptArgv(plan, { simulate: false, lockTimeout: opts.lockTimeout });
+    const dir = await startJob(t, argv, { pinFile: tx.pins.path, restorePins: false });
+    const outcome = await followJob(t, dir, 1_800_000);
+    if (outcome.kind === 'connection-lost') {
+      throw new RollbackStepError('apt', `connection lost during apt; the transaction continues on the host (log ${dir}/log); the next apply or rollback waits for it and reports how it ended`);
+    }
+    if (outcome.record.exitCode !== 0) {
       await undoPins();
-      throw new RollbackStepError('apt', `apt-get install failed: ${summariseOutput(real)}`);
+      const log = { command: argv.join(' '), exitCode: outcome.record.exitCode, stdout: outcome.record.log, stderr: '', durationMs: 0, timedOut: false };
+      throw new RollbackStepError('apt', `apt-get install failed: ${summariseOutput(log)}; ${describeJob(outcome.record)}; the pin file was put back as it was before the rollback; log ${dir}/log`);
     }
   }
 

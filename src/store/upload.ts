@@ -3,7 +3,7 @@ import type { PackageAction } from '../plan/plan-file.js';
 import type { Transport } from '../transport/types.js';
 import { debPath } from './manifest.js';
 import { hostSha256, lastLine, sh } from './remote.js';
-import { REMOTE_STORE_DIR, remoteDebPath } from './remote-path.js';
+import { REMOTE_STORE_DIR, remoteDebPath } from './remote-paths.js';
 
 export { REMOTE_STORE_DIR, remoteDebPath };
 

@@ -8,6 +8,7 @@ import { CriuLockError } from '../errors.js';
 import type { ConnectionSettings } from '../inventory/types.js';
 import { renderCommand } from '../shell/quote.js';
 import { buildArgv, putFileArgv } from './local-transport.js';
+import { OutputLimitError, outputBudget } from './output-limit.js';
 import type { CommandResult, ExecOptions, PutFileOptions, Transport } from './types.js';
 
 /**
@@ -63,7 +64,7 @@ export class SshTransport implements Transport {
           ? undefined
           : { seconds: opts.timeoutMs / 1000, killAfterSeconds: REMOTE_KILL_AFTER_S },
     });
-    return this.run(renderCommand(full), opts.stdin, opts.timeoutMs);
+    return this.run(renderCommand(full), opts.stdin, opts.timeoutMs, opts.maxOutputBytes);
   }
 
   putFile(path: string, content: string | Buffer, opts: PutFileOptions = {}): Promise<CommandResult> {
@@ -95,14 +96,15 @@ export class SshTransport implements Transport {
   }
 
   /**
-   * Rejects only when there is no usable connection (closed, lost, channel refused): that is a
-   * host failure, not a command outcome. Every command outcome, including non-zero exits and
-   * timeouts, resolves.
+   * Rejects only when there is no usable connection (closed, lost, channel refused) or the command
+   * printed more than its output cap (OutputLimitError): those are host failures, not command
+   * outcomes. Every command outcome, including non-zero exits and timeouts, resolves.
    */
   private async run(
     command: string,
     stdin: string | Buffer | undefined,
     timeoutMs: number | undefined,
+    maxOutputBytes?: number,
   ): Promise<CommandResult> {
     if (this.closed) throw new CriuLockError('ssh', `${this.where}: exec after close`);
     await this.slot();
@@ -113,7 +115,7 @@ export class SshTransport implements Transport {
         });
       }
       const channel = await this.openChannel(command);
-      return await collect(channel, command, stdin, timeoutMs);
+      return await collect(channel, command, stdin, timeoutMs, outputBudget(maxOutputBytes), this.where);
     } finally {
       this.release();
     }
@@ -142,9 +144,11 @@ function collect(
   command: string,
   stdin: string | Buffer | undefined,
   timeoutMs: number | undefined,
+  budget: ReturnType<typeof outputBudget>,
+  where: string,
 ): Promise<CommandResult> {
   const started = Date.now();
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let exitCode: number | null = null;
@@ -169,8 +173,23 @@ function collect(
       });
     };
 
-    channel.on('data', (b: Buffer) => out.push(b));
-    channel.stderr.on('data', (b: Buffer) => err.push(b));
+    // Past the cap: drop what was read, close the channel and fail the host (OutputLimitError).
+    const take = (into: Buffer[], b: Buffer): void => {
+      if (done) return;
+      if (budget.add(b.length)) {
+        into.push(b);
+        return;
+      }
+      done = true;
+      if (timer) clearTimeout(timer);
+      if (grace) clearTimeout(grace);
+      out.length = 0;
+      err.length = 0;
+      channel.close();
+      reject(new OutputLimitError(where, budget.limit));
+    };
+    channel.on('data', (b: Buffer) => take(out, b));
+    channel.stderr.on('data', (b: Buffer) => take(err, b));
     channel.on('exit', (code: number | null, sig?: string) => {
       if (typeof code === 'number') exitCode = code;
       if (typeof sig === 'string') signal = sig;

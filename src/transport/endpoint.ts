@@ -1,4 +1,5 @@
 import type { ConnectionSettings, JumpHost } from '../inventory/types.js';
+import { GLOBAL_KNOWN_HOSTS_FILES } from './known-hosts-store.js';
 import type { SshEndpoint, SshOptions } from './ssh-options.js';
 
 export type { SshEndpoint } from './ssh-options.js';
@@ -16,6 +17,7 @@ export function targetEndpoint(name: string, conn: ConnectionSettings, opts: Ssh
     identityFiles: [...(conn.privateKeyFile ? [conn.privateKeyFile] : []), ...(conn.identityFiles ?? [])],
     identitiesOnly: conn.identitiesOnly ?? false,
     knownHostsFiles: ex.knownHosts ? [opts.knownHostsFile] : (conn.knownHostsFiles ?? [opts.knownHostsFile]),
+    globalKnownHostsFiles: opts.globalKnownHostsFiles ?? GLOBAL_KNOWN_HOSTS_FILES,
     hostKeyChecking: ex.hostKeyChecking
       ? opts.hostKeyChecking
       : (conn.hostKeyChecking ?? opts.hostKeyChecking),
@@ -37,6 +39,7 @@ export function jumpEndpoint(hop: JumpHost, forHost: string, opts: SshOptions): 
     identityFiles: hop.identityFiles,
     identitiesOnly: hop.identitiesOnly,
     knownHostsFiles: ex.knownHosts ? [opts.knownHostsFile] : (hop.knownHostsFiles ?? [opts.knownHostsFile]),
+    globalKnownHostsFiles: opts.globalKnownHostsFiles ?? GLOBAL_KNOWN_HOSTS_FILES,
     hostKeyChecking: ex.hostKeyChecking
       ? opts.hostKeyChecking
       : (hop.hostKeyChecking ?? opts.hostKeyChecking),

@@ -4,6 +4,7 @@
  */
 import { CriuLockError } from '../errors.js';
 import type { SshEndpoint } from './endpoint.js';
+import type { HostKeyChecking } from './ssh-options.js';
 import {
   certAuthorityFor,
   keyTypeLabel,
@@ -37,6 +38,13 @@ export function hostKeyAlgorithmsFor(knownTypes: readonly string[]): HostKeyAlgo
     for (const a of algs) if (!preferred.includes(a)) preferred.push(a);
   }
   return [...preferred, ...HOST_KEY_ALGORITHMS.filter((a) => !preferred.includes(a))];
+}
+
+/** Printed on every run with `--host-key-checking off`, so nobody forgets it is on. */
+export function hostKeyCheckingWarning(mode: HostKeyChecking): string | undefined {
+  return mode === 'off'
+    ? '--host-key-checking off: host keys are not verified, so anyone on the network path can pose as a host and receive root commands; use strict or accept-new'
+    : undefined;
 }
 
 export type HostKeyDecision =

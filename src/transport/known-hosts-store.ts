@@ -5,17 +5,32 @@ import { CriuLockError } from '../errors.js';
 import { lookupHostKey, parseKnownHosts, type KnownHostEntry } from './known-hosts.js';
 import { errMessage, isErrno } from './util.js';
 
+/** OpenSSH's default GlobalKnownHostsFile: read (never written) after the user's files. */
+export const GLOBAL_KNOWN_HOSTS_FILES: readonly string[] = ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'];
+
+/**
+ * The user's known_hosts files, then the global ones, parsed into one list (entries keep their
+ * file and line, so a refusal names where the offending key is). A missing file is empty. An
+ * unreadable user file is an error (strict checking could not be honoured); an unreadable global
+ * file is a note, as ssh(1) goes on without it. Ignored lines (@cert-authority, malformed) are notes.
+ */
 export async function loadKnownHosts(
   files: readonly string[],
   note: (m: string) => void,
+  globalFiles: readonly string[] = [],
 ): Promise<KnownHostEntry[]> {
   const all: KnownHostEntry[] = [];
-  for (const file of files) {
+  const user = new Set(files);
+  for (const file of [...files, ...globalFiles.filter((f) => !user.has(f))]) {
     let text: string;
     try {
       text = await readFile(file, 'utf8');
     } catch (e) {
       if (isErrno(e, 'ENOENT')) continue;
+      if (!user.has(file)) {
+        note(`${file}: cannot read this global known_hosts file (${errMessage(e)}); its keys are not used`);
+        continue;
+      }
       throw new CriuLockError('host-key', `cannot read known_hosts file ${file}: ${errMessage(e)}`, {
         hint: 'fix its permissions or pass another file with --known-hosts',
       });

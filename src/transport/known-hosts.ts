@@ -1,9 +1,10 @@
 /**
  * OpenSSH known_hosts, parsed and matched without touching the filesystem (sshd(8) "SSH_KNOWN_HOSTS
  * FILE FORMAT"). The SSH transport reads the file and asks `lookupHostKey`; keeping this pure lets
- * the unit tests pin OpenSSH's matching rules down line by line.
+ * the unit tests pin OpenSSH's matching rules down line by line (known-hosts-store.ts reads files).
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { globMatch } from '../pattern/glob.js';
 
 export type HostPatterns =
   { kind: 'hashed'; salt: Buffer; hash: Buffer } | { kind: 'patterns'; patterns: string[] };
@@ -51,7 +52,14 @@ export function parseKnownHosts(text: string, file: string): KnownHostsFile {
       }
     }
     const [hostField, keyType, keyBlob] = fields;
-    if (hostField === undefined || keyType === undefined || keyBlob === undefined || !isBase64(keyBlob)) {
+    // As ssh(1): the blob must decode to a key of the type the line names, or the line is unusable.
+    if (
+      hostField === undefined ||
+      keyType === undefined ||
+      keyBlob === undefined ||
+      !isBase64(keyBlob) ||
+      keyTypeOfBlob(Buffer.from(keyBlob, 'base64')) !== keyType
+    ) {
       notes.push(`${file}:${lineNo}: malformed known_hosts line, ignored`);
       continue;
     }
@@ -94,17 +102,12 @@ export function knownHostsName(host: string, port: number): string {
   return port === 22 ? h : `[${h}]:${port}`;
 }
 
-/** OpenSSH `match_pattern`: `*` any run, `?` one character, case-insensitive (names are lower-cased). */
+/**
+ * OpenSSH `match_pattern`: `*` any run, `?` one character, case-insensitive (names are lower-cased).
+ * No regular expression: `*a*a*a*a*b` against a long name must not backtrack (see pattern/glob.ts).
+ */
 function matchPattern(name: string, pattern: string): boolean {
-  const re = new RegExp(
-    `^${pattern
-      .toLowerCase()
-      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-      .replace(/\*/g, '.*')
-      .replace(/\?/g, '.')}$`,
-    's',
-  );
-  return re.test(name);
+  return globMatch(pattern.toLowerCase(), name, { classes: false });
 }
 
 /**

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, open, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { renderCommand } from '../shell/quote.js';
+import { OutputLimitError, outputBudget } from './output-limit.js';
 import type { CommandResult, ExecOptions, PutFileOptions, Transport } from './types.js';
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -117,7 +118,8 @@ export function createLocalTransport(name: string, opts: LocalTransportOptions =
 function runLocal(argv: readonly string[], opts: ExecOptions): Promise<CommandResult> {
   const command = renderCommand(argv);
   const started = Date.now();
-  return new Promise((resolve) => {
+  const budget = outputBudget(opts.maxOutputBytes);
+  return new Promise((resolve, reject) => {
     const [file, ...args] = argv;
     // detached: the command gets its own process group, so a timeout kills its children too and
     // the pipes close (otherwise an orphaned grandchild would keep 'close' from ever firing).
@@ -126,8 +128,24 @@ function runLocal(argv: readonly string[], opts: ExecOptions): Promise<CommandRe
     const err: Buffer[] = [];
     let timedOut = false;
     let spawnError: Error | undefined;
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
+    let overflow = false;
+    const take = (into: Buffer[], b: Buffer): void => {
+      if (overflow) return;
+      if (budget.add(b.length)) {
+        into.push(b);
+        return;
+      }
+      overflow = true;
+      out.length = 0;
+      err.length = 0;
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
+    };
+    child.stdout.on('data', (b: Buffer) => take(out, b));
+    child.stderr.on('data', (b: Buffer) => take(err, b));
     // EPIPE when the command exits without reading its stdin is not a failure of the command.
     child.stdin.on('error', () => undefined);
     child.on('error', (e) => {
@@ -146,6 +164,10 @@ function runLocal(argv: readonly string[], opts: ExecOptions): Promise<CommandRe
         : undefined;
     child.on('close', (code, signal) => {
       if (timer) clearTimeout(timer);
+      if (overflow) {
+        reject(new OutputLimitError('localhost', budget.limit));
+        return;
+      }
       let stderr = Buffer.concat(err).toString('utf8');
       if (spawnError) stderr += `${stderr && !stderr.endsWith('\n') ? '\n' : ''}${spawnError.message}\n`;
       resolve({

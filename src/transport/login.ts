@@ -25,7 +25,8 @@ export async function prepareLogin(
   agentSocket: string | undefined,
   note: (m: string) => void,
 ): Promise<Login> {
-  const known = ep.hostKeyChecking === 'off' ? [] : await loadKnownHosts(ep.knownHostsFiles, note);
+  const known =
+    ep.hostKeyChecking === 'off' ? [] : await loadKnownHosts(ep.knownHostsFiles, note, ep.globalKnownHostsFiles);
   const auth = await planAuth(ep, agentSocket);
   let refusal: CriuLockError | undefined;
   let newKey: { type: string; blob: string } | undefined;

@@ -5,6 +5,13 @@ export type HostKeyChecking = 'strict' | 'accept-new' | 'off';
 export interface SshOptions {
   /** OpenSSH known_hosts file to verify (and with accept-new, extend). */
   knownHostsFile: string;
+  /** Read-only known_hosts files checked too (default GLOBAL_KNOWN_HOSTS_FILES, as ssh(1)). */
+  globalKnownHostsFiles?: readonly string[] | undefined;
+  /**
+   * Remarks the user should see: keys added by accept-new, known_hosts lines ignored
+   * (@cert-authority, malformed), unusable identities. The same remark may come once per host.
+   */
+  onNote?: ((message: string) => void) | undefined;
   hostKeyChecking: HostKeyChecking;
   connectTimeoutMs: number;
   /** ssh-agent socket; defaults to SSH_AUTH_SOCK. */
@@ -35,6 +42,8 @@ export interface SshEndpoint {
   identitiesOnly: boolean;
   /** Files to look host keys up in; new keys (accept-new) go to the first. */
   knownHostsFiles: string[];
+  /** Read-only files looked up after knownHostsFiles (GlobalKnownHostsFile). */
+  globalKnownHostsFiles: readonly string[];
   hostKeyChecking: HostKeyChecking;
   connectTimeoutMs: number;
   keepaliveIntervalMs: number;

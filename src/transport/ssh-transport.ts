@@ -42,6 +42,10 @@ export async function connectSsh(
   }
   const ep = targetEndpoint(name, conn, opts);
   const where = endpointWhere(ep);
+  if (ep.hostKeyChecking === 'off' && opts.hostKeyChecking !== 'off') {
+    // The run-wide warning covers --host-key-checking off; this one an ssh config that turns it off.
+    note(`${name}: host key checking is off (StrictHostKeyChecking in the ssh config): its host key is not verified`);
+  }
 
   let lease: BastionLease | undefined;
   let ownPool: BastionPool | undefined;

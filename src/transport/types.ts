@@ -19,6 +19,11 @@ export interface ExecOptions {
   env?: Record<string, string>;
   /** Run as root through `sudo -n` when the transport's user is not root (become). */
   become?: boolean;
+  /**
+   * Stop reading and reject (OutputLimitError) once stdout + stderr pass this many bytes
+   * (default DEFAULT_MAX_OUTPUT_BYTES, see output-limit.ts).
+   */
+  maxOutputBytes?: number;
 }
 
 export interface PutFileOptions {

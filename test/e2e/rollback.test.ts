@@ -3,9 +3,9 @@
  * leave the repository, and rollback still puts the node back exactly (dpkg-query output byte for
  * byte, build-IDs, the pin file). node03 starts "behind", node04 "ahead".
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli as cli } from '../helpers/run-cli.js';
 import { renderPins } from '../../src/plan/pins.js';
@@ -184,26 +184,50 @@ describe.skipIf(sb.skip)('rollback on the sandbox fleet', () => {
   });
 
   it('a capture that fails leaves the host untouched', async () => {
-    // node04's installed (newer) versions are not downloadable any more, and not in its apt cache.
+    // node04's installed (newer) versions are not downloadable any more, and not in its apt cache;
+    // and the transaction directory cannot be made (a plain file stands where it goes).
     expect(hideFromRepo((f) => /_2\.31-0ubuntu9\.16_|^libtilde0_3\.0-1_/.test(f)).length).toBeGreaterThanOrEqual(3);
     const status = dpkgStatus('node04');
-    const r = await cli('apply', ...conn(), '-l', lock, '--limit', 'node04', '--yes');
-    expect(r.code).toBe(3);
-    expect(r.out).toMatch(/node04\s+failed.*capture failed, nothing was changed: (fleet-bin|libfleet1|libtilde0):amd64/);
-    expect(dpkgStatus('node04')).toBe(status);
-    expect(pinFile('node04')).toBeNull();
+    const blocker = join(sb.node('node04').root, TX_ROOT);
+    mkdirSync(dirname(blocker), { recursive: true });
+    writeFileSync(blocker, 'not a directory\n');
+    try {
+      const r = await cli('apply', ...conn(), '-l', lock, '--limit', 'node04', '--yes');
+      expect(r.code).toBe(3);
+      expect(r.out).toMatch(/node04\s+failed.*capture failed, nothing was changed/);
+      expect(dpkgStatus('node04')).toBe(status);
+      expect(pinFile('node04')).toBeNull();
+    } finally {
+      rmSync(blocker, { force: true });
+    }
     expect(txDirs('node04')).toEqual([]);
   });
 
+  it('a replaced version no source serves any more is rebuilt from the installed files, and rollback restores it', async () => {
+    // The versions stay hidden (previous test): neither the apt cache nor apt-get download has them.
+    const pre = await dpkgQuery('node04');
+    const preIds = await buildIds('node04');
+    const apply = await cli('apply', ...conn(), '-l', lock, '--limit', 'node04', '--yes');
+    expect(apply.code, apply.out + apply.err).toBe(0);
+    const tx = (await history('node04')).transactions[0]!;
+    expect(tx.kind).toBe('apply');
+    expect(tx.packages.filter((p) => p.before !== null).map((p) => p.debSource)).toContain('rebuilt');
+    expect(await dpkgQuery('node04')).not.toBe(pre);
+
+    const rb = await cli('rollback', ...conn(), '--limit', 'node04', '--yes');
+    expect(rb.code, rb.out + rb.err).toBe(0);
+    expect(await dpkgQuery('node04')).toBe(pre);
+    expect(await buildIds('node04')).toEqual(preIds);
+    expect(pinFile('node04')).toBeNull();
+  });
+
   it('apply --no-capture says so in the recap and records nothing', async () => {
+    const before = txDirs('node04');
     const r = await cli('apply', ...conn(), '-l', lock, '--limit', 'node04', '--yes', '--no-capture');
     expect(r.code, r.out + r.err).toBe(0);
     expect(r.out).toContain('capture: off (--no-capture)');
     expect(r.out).not.toContain('tx=');
-    expect(txDirs('node04')).toEqual([]);
-    const rb = await cli('rollback', ...conn(), '--limit', 'node04', '--yes');
-    expect(rb.code).toBe(3);
-    expect(rb.out).toContain('no transaction recorded on this host');
+    expect(txDirs('node04')).toEqual(before);
     restoreRepo();
   });
 

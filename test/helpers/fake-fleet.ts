@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { CommandDeps, Io } from '../../src/commands/context.js';
 import { CriuLockError } from '../../src/errors.js';
+import { PROBE_VERSION } from '../../src/facts/probe-script.js';
 import { inventoryFromText } from '../../src/inventory/load.js';
 import type { Inventory, InventoryHost } from '../../src/inventory/types.js';
 import type { CommandResult, ExecOptions, PutFileOptions, Transport } from '../../src/transport/types.js';
@@ -320,15 +321,17 @@ export class FakeHost implements Transport {
     });
   }
 
-  /** The probe's `R` records: each requested path as stat and the first bytes show it. */
+  /** The probe's `R` records: each requested path (hex both ways) as stat and the first bytes show it. */
   private fileRecords(script: string): string[] {
     const out: string[] = [];
-    for (const m of script.matchAll(/^P\t(.*)$/gm)) {
-      const path = m[1]!;
-      const f = this.spec.files?.[path];
-      if (f === undefined) out.push(['R', path, 'missing'].join('\t'));
-      else if (f.buildId === undefined) out.push(['R', path, 'file', String(f.size), f.mode].join('\t'));
-      else out.push(['R', path, 'elf', String(f.size), f.mode, elfHead(f.buildId)].join('\t'));
+    let inode = 1000;
+    for (const m of script.matchAll(/^P\t([0-9a-f]*)$/gm)) {
+      const hex = m[1]!;
+      const f = this.spec.files?.[Buffer.from(hex, 'hex').toString('utf8')];
+      inode += 1;
+      if (f === undefined) out.push(['R', hex, 'missing', '', '', '', ''].join('\t'));
+      else if (f.buildId === undefined) out.push(['R', hex, 'file', String(f.size), f.mode, String(inode), ''].join('\t'));
+      else out.push(['R', hex, 'elf', String(f.size), f.mode, String(inode), elfHead(f.buildId)].join('\t'));
     }
     return out;
   }
@@ -336,7 +339,7 @@ export class FakeHost implements Transport {
   /** What the probe script would print on a Debian host in this state. */
   private probeOutput(script: string): string {
     const out = [
-      '@@probe 1',
+      `@@probe ${PROBE_VERSION}`,
       '@@os-release',
       'ID=ubuntu',
       'VERSION_ID="20.04"',

@@ -74,6 +74,7 @@ class RecordingTransport implements Transport {
 
 const isApt = (argv: readonly string[]): boolean => argv[0] === 'apt-get';
 const isProbe = (argv: readonly string[]): boolean => argv[0] === 'sh' && argv[1] === '-s';
+const hex = (s: string): string => Buffer.from(s, 'utf8').toString('hex');
 /** Our fixed scripts run as `sh -c SCRIPT NAME args...`; NAME tells them apart. */
 const isScript = (name: string) => (argv: readonly string[]): boolean => argv[0] === 'sh' && argv[1] === '-c' && argv[3] === name;
 const isJobStart = isScript('criu-lock-apt-start');
@@ -136,7 +137,7 @@ function convergedProbe(versions: Record<string, string> = {}): string {
     const [name, arch] = key.split(':');
     return [name, arch, versions[key] ?? p.version, 'install', 'installed', 'ok', 'same', '', '', ''].join('\t');
   });
-  return ['@@probe 1', '@@os-release', 'ID=ubuntu', 'VERSION_ID="20.04"', 'VERSION_CODENAME=focal', '@@arch', 'amd64', '@@foreign', '@@dpkg', ...dpkg, '@@end', ''].join('\n');
+  return ['@@probe 2', '@@os-release', 'ID=ubuntu', 'VERSION_ID="20.04"', 'VERSION_CODENAME=focal', '@@arch', 'amd64', '@@foreign', '@@dpkg', ...dpkg, '@@end', ''].join('\n');
 }
 
 const APT_FAILURE = {
@@ -585,8 +586,9 @@ describe('verify reads back only what can have moved', () => {
     const plan = hostPlan({ actions: [{ type: 'upgrade', package: 'libc6:amd64', from: '2.31-0ubuntu9.9', to: '2.31-0ubuntu9.14' }] });
     await runPlaybook(defaultTasks, { ...context(t, plan), lock: FILES_LOCK, pins: renderPins(FILES_LOCK) });
     const probe = t.execs.find((c) => c.argv.join(' ') === 'sh -s');
-    expect(probe?.stdin).toContain('P\t/usr/lib/x86_64-linux-gnu/libc.so.6');
-    expect(probe?.stdin).not.toContain('libz.so.1');
+    // Paths travel hex-encoded in the probe's data.
+    expect(probe?.stdin).toContain(`P\t${hex('/usr/lib/x86_64-linux-gnu/libc.so.6')}`);
+    expect(probe?.stdin).not.toContain(hex('libz.so.1'));
     expect(probe?.stdin).toContain('dpkg-query -W');
   });
 
@@ -596,6 +598,6 @@ describe('verify reads back only what can have moved', () => {
     const plan = hostPlan({ actions: [{ type: 'upgrade', package: 'libc6:amd64', from: '2.31-0ubuntu9.9', to: '2.31-0ubuntu9.14' }] });
     await runPlaybook(tasks, { ...context(t, plan), lock: FILES_LOCK, pins: renderPins(FILES_LOCK) });
     const probe = t.execs.find((c) => c.argv.join(' ') === 'sh -s');
-    expect(probe?.stdin).toContain('libz.so.1');
+    expect(probe?.stdin).toContain(hex('libz.so.1'));
   });
 });

@@ -280,7 +280,7 @@ describe('simulatePlan', () => {
 describe('a bad answer from a host', () => {
   it('an invalid version in apt-cache policy fails the parse (that host), never reaches the planner', () => {
     const out = [
-      '@@probe 1',
+      '@@probe 2',
       '@@arch',
       'amd64',
       '@@policy',

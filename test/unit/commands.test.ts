@@ -412,3 +412,27 @@ describe('JSON outputs keep the structured host error', () => {
     expect(report.hosts[1]!.error!.hint).toMatch(/NOPASSWD/);
   });
 });
+
+describe('a status line on a terminal for long fleet phases', () => {
+  it('plan, check and apply preflight count hosts done and failed, then clear the line; no status without a terminal', async () => {
+    const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind(), 'node-c': { ...behind(), unreachable: true } });
+    const lines: string[] = [];
+    const io = { ...recordingIo(), status: (l: string) => void lines.push(l) };
+    for (const argv of [
+      ['plan', '-l', lockPath, '--limit', 'fleet'],
+      ['check', '-l', lockPath, '--limit', 'fleet'],
+      ['apply', '--yes', '--check', '-l', lockPath, '--limit', 'fleet'],
+    ]) {
+      lines.length = 0;
+      await cli(fleet, argv, io);
+      const label = argv[0] === 'apply' ? 'preflight' : argv[0];
+      // Redrawn at most every 100 ms, but always at the last host; then cleared.
+      expect(lines.at(-2)).toBe(`${label}: 2/2 hosts, 1 failed`);
+      expect(lines.at(-1)).toBe('');
+      expect(io.stdout + io.stderr).not.toContain(`${label}: 2/2`);
+    }
+    const plain = recordingIo();
+    await cli(fleet, ['plan', '-l', lockPath, '--limit', 'fleet'], plain);
+    expect(plain.stderr).not.toMatch(/plan: \d+\/2 hosts/);
+  });
+});

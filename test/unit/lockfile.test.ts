@@ -1,3 +1,4 @@
+import { lockedPathProblem } from '../../src/lock/locked-path.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isValidVersion } from '../../src/debian/version.js';
@@ -353,9 +354,9 @@ const arbVersion = fc.oneof(
 );
 const arbKey = fc.stringMatching(/^[a-z0-9][a-z0-9+.-]{1,12}:(?:amd64|i386|arm64|all)$/);
 const arbBuildId = fc.oneof(fc.stringMatching(/^[0-9a-f]{2,40}$/), fc.stringMatching(/^[0-9]{2,40}$/), fc.stringMatching(/^[1-9]e[0-9]{1,3}$/));
-// Any code points (controls, NEL, U+2028, BOM included); paths drop what the schema forbids.
+// Any code points (controls, NEL, U+2028, BOM included); paths drop what locked-path.ts forbids.
 const arbText = fc.string({ unit: 'binary', maxLength: 12 });
-const arbPath = arbText.map((s) => `/${s}`).filter((p) => !/[\0\n\r\t]/.test(p));
+const arbPath = arbText.map((s) => `/${s}`).filter((p) => lockedPathProblem(p) === undefined);
 const arbFile: fc.Arbitrary<FileEntry> = fc.record(
   {
     size: fc.nat(),

@@ -1,5 +1,5 @@
-import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -57,8 +57,12 @@ function readelfBuildIds(paths: readonly string[]): Map<string, string> {
 }
 
 function elfRecord(path: string): string[] {
-  return ['elf', String(statSync(path).size), modeOf(path), readHead(path).toString('hex')];
+  return ['elf', String(statSync(path).size), modeOf(path), String(statSync(path).ino), readHead(path).toString('hex')];
 }
+
+/** Names travel hex-encoded in probe records. */
+const hx = (s: string): string => Buffer.from(s, 'utf8').toString('hex');
+const NONE = ['', '', '', ''];
 
 function runProbe(req: ProbeRequest): { stdout: string; stderr: string; status: number | null } {
   const r = spawnSync('sh', ['-s'], { input: renderProbeScript(req), encoding: 'utf8', maxBuffer: 256 << 20 });
@@ -84,7 +88,7 @@ function sampleOutput(): string {
   const ls = elfRecord(LS);
   const libc = elfRecord(LIBC);
   return [
-    '@@probe 1',
+    '@@probe 2',
     '@@os-release',
     'NAME="Ubuntu"',
     'VERSION="20.04.6 LTS (Focal Fossa)"',
@@ -142,21 +146,21 @@ function sampleOutput(): string {
     'Version: 2024a-0ubuntu0.20.04',
     'SHA256: ' + 'cd'.repeat(32),
     '@@files',
-    ['F', 'coreutils', '/bin/ls', ...ls].join('\t'),
-    ['F', 'libc6:amd64', '/lib/x86_64-linux-gnu/libc.so.6', ...libc].join('\t'),
-    ['F', 'notinstalled:amd64', '/usr/lib/x.so', ...ls].join('\t'),
-    ['R', LS, ...ls].join('\t'),
-    ['R', '/etc/hostname', 'file', '12', '0644'].join('\t'),
-    ['R', '/nonexistent', 'missing'].join('\t'),
-    ['R', '/lib64', 'symlink'].join('\t'),
+    ['F', hx('coreutils'), hx('/bin/ls'), ...ls].join('\t'),
+    ['F', hx('libc6:amd64'), hx('/lib/x86_64-linux-gnu/libc.so.6'), ...libc].join('\t'),
+    ['F', hx('notinstalled:amd64'), hx('/usr/lib/x.so'), ...ls].join('\t'),
+    ['R', hx(LS), ...ls].join('\t'),
+    ['R', hx('/etc/hostname'), 'file', '12', '0644', '77', ''].join('\t'),
+    ['R', hx('/nonexistent'), 'missing', ...NONE].join('\t'),
+    ['R', hx('/lib64'), 'symlink', ...NONE].join('\t'),
     // The probe only checks "\x7fELF"; CRIU (and the parser) decide the rest.
-    ['R', '/opt/noclass.so', 'elf', '8', '0644', '7f454c4600000000'].join('\t'),
-    ['R', '/opt/magic-only', 'elf', '4', '0644', '7f454c46'].join('\t'),
-    ['M', '4242', '/usr/lib/x86_64-linux-gnu/libc.so.6', '0', 'libc6:amd64', '/proc/4242/map_files/7f0-7f1', ...libc].join('\t'),
-    ['M', '4242', '/usr/bin/bash', '0', 'bash', '/proc/4242/map_files/55a-55b', ...ls].join('\t'),
-    ['M', '4242', '/usr/lib/locale/locale-archive', '0', '-', '/proc/4242/map_files/7f2-7f3', 'file', '3035952', '0644'].join('\t'),
-    ['M', '4242', '/tmp/plugin.so', '1', '-', '/proc/4242/map_files/7f4-7f5', ...libc].join('\t'),
-    ['X', '999', 'no such process'].join('\t'),
+    ['R', hx('/opt/noclass.so'), 'elf', '8', '0644', '78', '7f454c4600000000'].join('\t'),
+    ['R', hx('/opt/magic-only'), 'elf', '4', '0644', '79', '7f454c46'].join('\t'),
+    ['M', '4242', '7f0-7f1', '0', hx('/usr/lib/x86_64-linux-gnu/libc.so.6'), hx('libc6:amd64'), 'm', ...libc].join('\t'),
+    ['M', '4242', '55a-55b', '0', hx('/usr/bin/bash'), hx('bash'), 'm', ...ls].join('\t'),
+    ['M', '4242', '7f2-7f3', '0', hx('/usr/lib/locale/locale-archive'), '-', 'm', 'file', '3035952', '0644', '80', ''].join('\t'),
+    ['M', '4242', '7f4-7f5', '1', hx('/tmp/plugin.so'), '-', 'm', ...libc].join('\t'),
+    ['X', '999'].join('\t'),
     '@@end',
     '',
   ].join('\n');
@@ -292,7 +296,8 @@ describe('parseProbeOutput on realistic output', () => {
 describe('parseProbeOutput on incomplete output', () => {
   it.each([
     ['cut before @@end', (s: string) => s.slice(0, s.indexOf('@@end'))],
-    ['no @@probe header', (s: string) => s.replace('@@probe 1\n', '')],
+    ['no @@probe header', (s: string) => s.replace('@@probe 2\n', '')],
+    ['an older probe version', (s: string) => s.replace('@@probe 2\n', '@@probe 1\n')],
     ['empty output', () => ''],
   ])('%s → a probe problem', (_what, mangle) => {
     const { facts } = parseProbeOutput('node-b', mangle(sampleOutput()));
@@ -311,11 +316,12 @@ describe('ELF heads too short for the notes', () => {
   it('asks for exactly the missing ranges and resolves them from real bytes', () => {
     const size = statSync(LS).size;
     const head = readHead(LS, 64).toString('hex'); // the ELF header only
-    const out = ['@@probe 1', '@@arch', 'amd64', '@@files', ['R', LS, 'elf', String(size), '0755', head].join('\t'), '@@end', ''].join('\n');
+    const out = ['@@probe 2', '@@arch', 'amd64', '@@files', ['R', hx(LS), 'elf', String(size), '0755', '5', head].join('\t'), '@@end', ''].join('\n');
     const { facts, pending } = parseProbeOutput('n', out);
     expect(pending).toHaveLength(1);
     const p = pending[0]!;
     expect(p.openPath).toBe(LS);
+    expect(p.inode).toBe(5);
     expect(p.ranges.length).toBeGreaterThan(0);
     let todo = pending;
     for (let round = 0; round < 3 && todo.length > 0; round++) {
@@ -349,14 +355,14 @@ describe('listNameToKey', () => {
 
   it('prefers the native architecture for an unqualified list name', () => {
     const out = [
-      '@@probe 1', '@@arch', 'amd64', '@@dpkg',
+      '@@probe 2', '@@arch', 'amd64', '@@dpkg',
       dpkgLine('foo', 'i386', '1', 'install', 'installed', 'ok', 'foreign', '', '', ''),
       dpkgLine('foo', 'amd64', '1', 'install', 'installed', 'ok', 'foreign', '', '', ''),
       dpkgLine('bar', 'amd64', '1', 'install', 'installed', 'ok', 'foreign', '', '', ''),
       dpkgLine('bar', 'i386', '1', 'install', 'installed', 'ok', 'foreign', '', '', ''),
       '@@files',
-      ['M', '1', '/usr/bin/foo', '0', 'foo', '/usr/bin/foo', 'file', '1', '0755'].join('\t'),
-      ['M', '1', '/usr/bin/bar', '0', 'bar', '/usr/bin/bar', 'file', '1', '0755'].join('\t'),
+      ['M', '1', '1-2', '0', hx('/usr/bin/foo'), hx('foo'), 'p', 'file', '1', '0755', '3', ''].join('\t'),
+      ['M', '1', '3-4', '0', hx('/usr/bin/bar'), hx('bar'), 'p', 'file', '1', '0755', '4', ''].join('\t'),
       '@@end', '',
     ].join('\n');
     const { facts } = parseProbeOutput('n', out);
@@ -399,8 +405,8 @@ describe('parsePolicies', () => {
 
 describe('renderProbeScript', () => {
   it.each<[string, ProbeRequest]>([
-    ['a path with a newline', { paths: ['/usr/lib/a\nb'] }],
-    ['a path with a tab', { paths: ['/usr/lib/a\tb'] }],
+    ['a relative path', { paths: ['usr/lib/a'] }],
+    ['a path with a NUL', { paths: ['/usr/lib/a\0b'] }],
     ['a pin file with a newline', { pinFile: '/etc/apt/x\n@@end' }],
     ['a package with a carriage return', { policyFor: ['bash\r'] }],
     ['a sha request with a newline', { shaFor: ['bash:amd64=1\n'] }],
@@ -419,14 +425,15 @@ describe('renderProbeScript', () => {
   it('frames sections and sends requests as perl DATA lines', () => {
     const script = renderProbeScript({ elfOf: ['libc6:amd64'], paths: ['/usr/bin/ls'], pids: [7] });
     const sections = script.split('\n').filter((l) => l.startsWith("echo '@@"));
-    expect(sections).toEqual(["echo '@@probe 1'", "echo '@@os-release'", "echo '@@arch'", "echo '@@foreign'", "echo '@@dpkg'", "echo '@@files'", "echo '@@end'"]);
-    expect(script).toContain('__DATA__\nE\tlibc6:amd64\nP\t/usr/bin/ls\nI\t7\n__CRIU_LOCK_PERL__\n');
+    expect(sections).toEqual(["echo '@@probe 2'", "echo '@@os-release'", "echo '@@arch'", "echo '@@foreign'", "echo '@@dpkg'", "echo '@@files'", "echo '@@end'"]);
+    expect(script).toContain(`__DATA__\nE\t${hx('libc6:amd64')}\nP\t${hx('/usr/bin/ls')}\nI\t7\n__CRIU_LOCK_PERL__\n`);
     expect(renderProbeScript({ elfOf: 'all' })).toContain('__DATA__\nE\t*\n');
     expect(renderProbeScript({})).not.toContain('perl');
   });
 
-  it('renderRangeScript refuses a path with a newline', () => {
-    expect(() => renderRangeScript([{ path: '/a\nb', offset: 0, length: 1 }])).toThrow(/refusing path/);
+  it('renderRangeScript refuses a relative path and sends paths hex-encoded', () => {
+    expect(() => renderRangeScript([{ path: 'a/b', inode: 1, offset: 0, length: 1 }])).toThrow(/refusing path/);
+    expect(renderRangeScript([{ path: '/a\nb', inode: 9, offset: 64, length: 12 }])).toContain(`__DATA__\n64\t12\t9\t${hx('/a\nb')}\n`);
   });
 });
 
@@ -528,5 +535,77 @@ describe.runIf(HAVE_TOOLS)('no shell injection through the probe', () => {
     expect(facts.pinFile).toBe(content.trimEnd());
     const sha = spawnSync('sha256sum', [file], { encoding: 'utf8' }).stdout.slice(0, 64);
     expect(facts.pinSha256).toBe(sha);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Hostile hosts: names that try to forge records, records of the wrong shape, oversized answers
+// ---------------------------------------------------------------------------------------------
+
+const HEADER = ['@@probe 2', '@@arch', 'amd64', '@@dpkg', dpkgLine('foo', 'amd64', '1', 'install', 'installed', 'ok', 'foreign', '', '', '')];
+const withFiles = (...records: string[]): string => [...HEADER, '@@files', ...records, '@@end', ''].join('\n');
+
+describe('parseProbeOutput refuses records of the wrong shape', () => {
+  const good = ['R', hx('/etc/hostname'), 'file', '12', '0644', '77', ''];
+  it('accepts the well-formed record', () => {
+    expect(parseProbeOutput('n', withFiles(good.join('\t'))).facts.files.get('/etc/hostname')).toEqual({ path: '/etc/hostname', kind: 'file', size: 12, mode: '0644' });
+  });
+  it.each<[string, string]>([
+    ['a raw (not hex) path', ['R', '/etc/hostname', 'file', '12', '0644', '77', ''].join('\t')],
+    ['an odd-length hex path', ['R', hx('/etc/hostname').slice(1), 'file', '12', '0644', '77', ''].join('\t')],
+    ['a relative path', ['R', hx('etc/hostname'), 'file', '12', '0644', '77', ''].join('\t')],
+    ['a path with NUL', ['R', hx('/etc/a\0b'), 'file', '12', '0644', '77', ''].join('\t')],
+    ['a path that is not UTF-8', ['R', '2fff', 'file', '12', '0644', '77', ''].join('\t')],
+    ['a missing field', good.slice(0, 6).join('\t')],
+    ['an extra field', [...good, 'x'].join('\t')],
+    ['an unknown kind', ['R', hx('/a'), 'socket', '12', '0644', '77', ''].join('\t')],
+    ['a negative size', ['R', hx('/a'), 'file', '-1', '0644', '77', ''].join('\t')],
+    ['a size beyond 2^53', ['R', hx('/a'), 'file', '99999999999999999', '0644', '77', ''].join('\t')],
+    ['a bad mode', ['R', hx('/a'), 'file', '1', '755', '77', ''].join('\t')],
+    ['a head on a non-ELF file', ['R', hx('/a'), 'file', '1', '0755', '77', '00'].join('\t')],
+    ['data for a missing file', ['R', hx('/a'), 'missing', '1', '', '', ''].join('\t')],
+    ['a head longer than the probe sends', ['R', hx('/a'), 'elf', '9999', '0755', '7', '7f454c46' + '00'.repeat(HEAD_BYTES)].join('\t')],
+    ['an unknown record type', ['Z', hx('/a')].join('\t')],
+    ['a mapped file with a bad address range', ['M', '1', '7f0', '0', hx('/a'), '-', 'm', 'file', '1', '0644', '3', ''].join('\t')],
+    ['a mapped file with pid 0', ['M', '0', '1-2', '0', hx('/a'), '-', 'm', 'file', '1', '0644', '3', ''].join('\t')],
+    ['a mapped file read through no source', ['M', '1', '1-2', '0', hx('/a'), '-', '-', 'file', '1', '0644', '3', ''].join('\t')],
+    ['an empty line inside the section', ['', good.join('\t')].join('\n')],
+  ])('%s → the whole answer is refused with the line', (_what, record) => {
+    expect(() => parseProbeOutput('node-x', withFiles(record))).toThrow(/^node-x: refusing the facts probe's answer: line \d+ of section files /);
+  });
+
+  it('reads a mapped file again only through its map_files entry, built from the checked fields', () => {
+    const head = readHead(LS, 64).toString('hex');
+    const rec = ['M', '4242', '55a0-55b0', '0', hx('/usr/bin/x'), '-', 'm', 'elf', String(statSync(LS).size), '0755', '12', head].join('\t');
+    const { pending } = parseProbeOutput('n', withFiles(rec));
+    expect(pending.map((p) => [p.openPath, p.inode])).toEqual([['/proc/4242/map_files/55a0-55b0', 12]]);
+  });
+});
+
+describe.runIf(HAVE_TOOLS && process.getuid?.() === 0)('a process whose executable name holds a tab, a newline and a forged record', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'criu-lock-hostile-'));
+  // After the newline comes what an old line-based parser would have read as a second record.
+  // (A file name cannot hold "/", so the forged path is relative; the old parser took it anyway.)
+  const evil = join(dir, `evil\tname\n${['M', '1', 'forged', '0', '-', 'forged', 'file', '1', '0600'].join('\t')}\n@@end`);
+  let child: ReturnType<typeof spawn> | undefined;
+  afterAll(() => {
+    child?.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('is read under its exact name, with the build-ID of the file it runs', async () => {
+    copyFileSync('/usr/bin/sleep', evil);
+    chmodSync(evil, 0o755);
+    child = spawn(evil, ['60'], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 300));
+    const res = runProbe({ pids: [child.pid!] });
+    expect(res.status).toBe(0);
+    const { facts } = parseProbeOutput('localhost', res.stdout);
+    const paths = facts.mapped.map((m) => m.path);
+    expect(paths).toContain(evil);
+    expect(paths.filter((p) => p.includes('forged'))).toEqual([evil]);
+    expect(paths.every((p) => p.startsWith('/'))).toBe(true);
+    const exe = facts.mapped.find((m) => m.path === evil);
+    expect(exe).toMatchObject({ kind: 'elf', size: statSync(evil).size, deleted: false, owner: undefined, buildId: readelfBuildIds(['/usr/bin/sleep']).get('/usr/bin/sleep') });
   });
 });

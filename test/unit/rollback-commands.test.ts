@@ -61,9 +61,12 @@ describe('history and rollback on a simulated fleet', () => {
     expect(b.installed.get('libc6:amd64')).toBe(OLD);
     expect(b.installed.get('libc-bin:amd64')).toBe(OLD);
     expect(b.pinFile).toBeNull();
-    const apt = b.calls.filter((c) => c.kind === 'exec' && c.argv[0] === 'apt-get' && c.argv.some((a) => a.endsWith('.deb')));
-    // Simulated first, then one real transaction with both captured .debs.
-    expect(apt.map((c) => (c.kind === 'exec' ? c.argv.includes('-s') : null))).toEqual([true, false]);
+    const apt = b.calls.filter((c) => c.kind === 'exec' && c.argv.includes('apt-get') && c.argv.some((a) => a.endsWith('.deb')));
+    // Simulated first, then one real transaction with both captured .debs, detached as apply's is.
+    expect(apt.map((c) => (c.kind === 'exec' ? [c.argv[0], c.argv.includes('-s')] : null))).toEqual([
+      ['apt-get', true],
+      ['sh', false],
+    ]);
 
     const h = await cli(fleet, ['history', '--limit', 'node-b', '--format', 'json']);
     expect(h.code).toBe(0);
@@ -89,6 +92,23 @@ describe('history and rollback on a simulated fleet', () => {
     const forced = await cli(fleet, ['rollback', '--yes', '--force', '--limit', 'node-b']);
     expect(forced.code, forced.out).toBe(0);
     expect([b.installed.get('libc6:amd64'), b.installed.get('libc-bin:amd64')]).toEqual([OLD, OLD]);
+  });
+
+  it('takes the host lock like apply: refused at once while another run holds it, released after', async () => {
+    const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind() });
+    const b = fleet.hosts.get('node-b')!;
+    expect((await cli(fleet, ['apply', '--yes', '-l', lockPath, '--limit', 'node-b'])).code).toBe(0);
+    b.lockOwner = 'someone-else';
+    const writes = b.writes.length;
+    const r = await cli(fleet, ['rollback', '--yes', '--limit', 'node-b']);
+    expect(r.code).toBe(3);
+    expect(r.out).toMatch(/node-b: \[host lock\] another criu-lock apply holds the host lock since 2026-11-28T12:00:00Z/);
+    expect(b.writes.length).toBe(writes);
+    expect(b.installed.get('libc6:amd64')).toBe(NEW);
+    b.lockOwner = null;
+    expect((await cli(fleet, ['rollback', '--yes', '--limit', 'node-b'])).code).toBe(0);
+    expect(b.installed.get('libc6:amd64')).toBe(OLD);
+    expect(b.lockOwner).toBeNull();
   });
 
   it('a host with no transaction fails with a hint; without --yes and no terminal nothing runs (exit 1)', async () => {

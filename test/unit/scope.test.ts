@@ -162,7 +162,9 @@ describe('generate reads files only of the packages its scope locks', () => {
     expect(code, io.stderr).toBe(0);
     const scripts = fleet.hosts.get('gold')!.calls.flatMap((c) => (c.kind === 'exec' ? [c.stdin ?? ''] : []));
     expect(scripts.length).toBe(3); // package list, files of the chosen packages, checksums
-    const elfOf = (script: string): string[] => [...script.matchAll(/^E\t(.*)$/gm)].map((m) => m[1]!).sort();
+    // Package names travel hex-encoded in the probe's data.
+    const elfOf = (script: string): string[] =>
+      [...script.matchAll(/^E\t(.*)$/gm)].map((m) => Buffer.from(m[1]!, 'hex').toString('utf8')).sort();
     expect(elfOf(scripts[0]!)).toEqual([]);
     expect(elfOf(scripts[1]!)).toEqual(['libc-bin:amd64', 'libc6:amd64']);
     expect(scripts[2]).toContain(`libc6:amd64=${V}`);

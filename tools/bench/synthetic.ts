@@ -73,9 +73,14 @@ export function syntheticLock(o: SyntheticLockOptions): Lockfile {
   });
 }
 
-/** Same text, a different string object: facts come from parsing, never share the lock's strings. */
+/**
+ * Same text, a different string object: facts come from parsing, never share the lock's strings.
+ * A flat copy, as the parser makes them (`detach` in facts/parse.ts; build-IDs come from
+ * `Buffer#toString('hex')`): a V8 sliced string would make every comparison slower than it is
+ * in the real CLI.
+ */
 function fresh(s: string): string {
-  return (' ' + s).slice(1);
+  return Buffer.from(s, 'latin1').toString('latin1');
 }
 
 interface PackageTemplate {
@@ -126,8 +131,8 @@ export function fleetTemplate(lock: Lockfile, pins: string): FleetTemplate {
 
 /**
  * Facts of host `h`. About 2 % of packages are behind or ahead (with other build-IDs), 0.5 %
- * missing, 5 extra packages; even hosts already carry the pin file. Strings compared by the
- * planner (versions, build-IDs, modes, the pin file) are fresh copies, as parsing would make them.
+ * missing, 5 extra packages; even hosts already carry the pin file. Every string of the facts
+ * (keys, paths, versions, build-IDs, modes, the pin file) is a fresh copy, as parsing makes them.
  */
 export function syntheticFacts(t: FleetTemplate, h: number): HostFacts {
   const packages = new Map<string, InstalledPackage>();
@@ -141,8 +146,9 @@ export function syntheticFacts(t: FleetTemplate, h: number): HostFacts {
     const drift = r >= 5 && r < 25 ? (r % 2 === 0 ? -1 : 1) : 0;
     const version = fresh(drift === 0 ? p.want : drift < 0 ? p.behind : p.ahead);
     if (!missing) {
-      packages.set(p.key, {
-        key: p.key,
+      const key = fresh(p.key);
+      packages.set(key, {
+        key,
         name: p.name,
         arch: p.arch,
         version,
@@ -156,12 +162,13 @@ export function syntheticFacts(t: FleetTemplate, h: number): HostFacts {
       });
     }
     for (const f of p.files) {
+      const path = fresh(f.path);
       files.set(
-        f.path,
+        path,
         missing
-          ? { path: f.path, kind: 'missing' }
+          ? { path, kind: 'missing' }
           : {
-              path: f.path,
+              path,
               kind: 'elf',
               size: f.size,
               mode: fresh(f.mode),

@@ -1,0 +1,187 @@
+/**
+ * The fast planner (one pass, per-lock index, files compared only where they decide) must give
+ * exactly the plans of the straightforward one it replaced, on hosts drifted in every way the
+ * planner distinguishes.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { FileFact, InstalledPackage, PolicyVersion } from '../../src/facts/types.js';
+import type { FileEntry, PackageEntry } from '../../src/lock/lockfile.js';
+import { renderPins, sha256Hex } from '../../src/plan/pins.js';
+import { fingerprint, planHost } from '../../src/plan/planner.js';
+import { fleetTemplate, syntheticFacts, syntheticLock } from '../../tools/bench/synthetic.js';
+import { makeFacts, makeLock, pkg, pv } from './core-fixtures.js';
+import { fingerprintReference, planHostReference } from './planner-reference.js';
+
+const VERSIONS = ['1.0-1', '1.0-2', '0:1.0-2', '1.0~rc1-1', '2:0.9-1', '1.0-2+b1'];
+const IDS = ['aa'.repeat(20), 'bb'.repeat(20)];
+
+const fileEntry = fc.record({
+  size: fc.constantFrom(100, 200),
+  mode: fc.constantFrom('0644', '0755'),
+  buildId: fc.option(fc.constantFrom(...IDS), { nil: undefined }),
+});
+
+const fileFact = (path: string): fc.Arbitrary<FileFact | undefined> =>
+  fc.oneof(
+    fc.constant(undefined),
+    fc.constant<FileFact>({ path, kind: 'missing' }),
+    fc.constant<FileFact>({ path, kind: 'symlink' }),
+    fc.record({
+      path: fc.constant(path),
+      kind: fc.constantFrom<'elf' | 'file'>('elf', 'file'),
+      size: fc.constantFrom(100, 200),
+      mode: fc.constantFrom('0644', '0755'),
+      buildId: fc.constantFrom<string | null>(...IDS, null),
+    }),
+  );
+
+/** Package i owns files /lib/pN-F; unmanaged files live under /opt. */
+const scenario = fc
+  .record({
+    packages: fc.array(
+      fc.record({
+        arch: fc.constantFrom('amd64', 'all'),
+        version: fc.constantFrom(...VERSIONS),
+        files: fc.array(fileEntry, { maxLength: 3 }),
+      }),
+      { minLength: 1, maxLength: 6 },
+    ),
+    unmanaged: fc.array(fileEntry, { maxLength: 2 }),
+    scope: fc.constantFrom('all', 'packages'),
+  })
+  .chain((l) => {
+    const keys = l.packages.map((p, i) => `p${i}:${p.arch}`);
+    const paths = l.packages.flatMap((p, i) => p.files.map((_f, j) => `/lib/p${i}-${j}`));
+    const unmanagedPaths = l.unmanaged.map((_f, j) => `/opt/u${j}`);
+    const installed = fc.option(
+      fc.record({
+        version: fc.constantFrom(...VERSIONS),
+        want: fc.constantFrom('install', 'install', 'hold'),
+        status: fc.constantFrom('installed', 'installed', 'unpacked', 'triggers-pending'),
+        eflag: fc.constantFrom('ok', 'ok', 'reinstreq'),
+      }),
+      { nil: undefined },
+    );
+    const policy = fc.array(
+      fc.record({
+        version: fc.constantFrom(...VERSIONS),
+        priority: fc.constantFrom(100, 500, 1001),
+        withSource: fc.boolean(),
+      }),
+      { maxLength: 3 },
+    );
+    return fc.record({
+      lock: fc.constant(l),
+      keys: fc.constant(keys),
+      installed: fc.tuple(...keys.map(() => installed)),
+      // `all` packages' policy sits under the native arch, as apt prints it.
+      policies: fc.tuple(...keys.map(() => fc.option(policy, { nil: undefined }))),
+      files: fc.tuple(...[...paths, ...unmanagedPaths].map((p) => fileFact(p))),
+      extras: fc.array(fc.constantFrom('x1:amd64', 'x2:i386'), { maxLength: 2 }),
+      pins: fc.constantFrom('current', 'absent', 'other'),
+      platformId: fc.constantFrom('ubuntu', 'ubuntu', 'ubuntu', 'debian'),
+      problem: fc.boolean(),
+    });
+  });
+
+describe('planHost (fast) agrees with the straightforward planner', () => {
+  it('on random small hosts drifted in every way the planner distinguishes', () => {
+    fc.assert(
+      fc.property(scenario, (s) => {
+        const packages: Record<string, PackageEntry> = {};
+        s.lock.packages.forEach((p, i) => {
+          const files: Record<string, FileEntry> = {};
+          p.files.forEach((f, j) => {
+            files[`/lib/p${i}-${j}`] = f.buildId === undefined ? { size: f.size, mode: f.mode } : f;
+          });
+          packages[s.keys[i]!] = { version: p.version, ...(p.files.length ? { files } : {}) };
+        });
+        const unmanaged: Record<string, FileEntry> = {};
+        s.lock.unmanaged.forEach((f, j) => {
+          unmanaged[`/opt/u${j}`] = f.buildId === undefined ? { size: f.size, mode: f.mode } : f;
+        });
+        const lock = makeLock({
+          packages,
+          ...(s.lock.unmanaged.length ? { unmanaged } : {}),
+          scope:
+            s.lock.scope === 'all'
+              ? { kind: 'all' }
+              : { kind: 'packages', packages: s.keys.map((k) => k.split(':')[0]!), withDeps: false },
+        });
+        const pins = renderPins(lock);
+        const installed: Record<string, InstalledPackage> = {};
+        s.installed.forEach((p, i) => {
+          if (p)
+            installed[s.keys[i]!] = pkg(s.keys[i]!, p.version, {
+              want: p.want,
+              status: p.status,
+              eflag: p.eflag,
+            });
+        });
+        for (const x of s.extras) installed[x] = pkg(x, '1.0-1');
+        const policies: Record<string, PolicyVersion[]> = {};
+        s.policies.forEach((rows, i) => {
+          if (!rows) return;
+          policies[s.keys[i]!.replace(/:all$/, ':amd64')] = rows.map((r) =>
+            pv(r.version, r.priority, { sources: r.withSource ? undefined : [] }),
+          );
+        });
+        const facts = makeFacts({
+          packages: installed,
+          policies,
+          files: s.files.filter((f): f is FileFact => f !== undefined),
+          platform: { id: s.platformId },
+          pinFile:
+            s.pins === 'absent' ? null : s.pins === 'current' ? pins : pins.replace(/1\.0-1/g, '1.0-2'),
+          pinSha256: s.pins === 'absent' ? null : s.pins === 'current' ? sha256Hex(pins) : sha256Hex('other'),
+          problems: s.problem
+            ? [{ type: 'broken-dpkg-state', package: s.keys[0]!, detail: 'half-configured' }]
+            : [],
+        });
+        const fast = planHost(lock, facts, pins);
+        expect(fast).toEqual(planHostReference(lock, facts, pins));
+        expect(fingerprint(lock, facts)).toBe(fingerprintReference(lock, facts));
+        expect(fast.fingerprint).toBe(fingerprintReference(lock, facts));
+      }),
+      { numRuns: 1500 },
+    );
+  });
+
+  it('on the micro-benchmark hosts (2,000 packages, drifted like a fleet)', () => {
+    const lock = syntheticLock({ packages: 2000, filesPer: (i) => i % 3 });
+    const pins = renderPins(lock);
+    const t = fleetTemplate(lock, pins);
+    let changed = 0;
+    for (let h = 0; h < 20; h++) {
+      const facts = syntheticFacts(t, h);
+      const fast = planHost(lock, facts, pins);
+      expect(fast).toEqual(planHostReference(lock, facts, pins));
+      if (fast.actions.length > 0) changed++;
+    }
+    // The comparison above means something only if the hosts really drifted.
+    expect(changed).toBe(20);
+  });
+
+  it('a host whose files drifted at the locked version gets a reinstall, only for that package', () => {
+    const lock = makeLock({
+      packages: {
+        'a:amd64': { version: '1.0-1', files: { '/lib/a': { size: 1, mode: '0644', buildId: IDS[0]! } } },
+        'b:amd64': { version: '1.0-1', files: { '/lib/b': { size: 1, mode: '0644', buildId: IDS[0]! } } },
+      },
+    });
+    const pins = renderPins(lock);
+    const facts = makeFacts({
+      packages: { 'a:amd64': '1.0-1', 'b:amd64': '1.0-1' },
+      policies: { 'a:amd64': [pv('1.0-1')], 'b:amd64': [pv('1.0-1')] },
+      files: [
+        { path: '/lib/a', kind: 'elf', size: 1, mode: '0644', buildId: IDS[1]! },
+        { path: '/lib/b', kind: 'elf', size: 1, mode: '0644', buildId: IDS[0]! },
+      ],
+      pinSha256: sha256Hex(pins),
+    });
+    expect(planHost(lock, facts, pins).actions).toEqual([
+      { type: 'reinstall', package: 'a:amd64', from: '1.0-1', to: '1.0-1' },
+    ]);
+  });
+});
