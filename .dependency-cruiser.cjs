@@ -23,8 +23,8 @@ module.exports = {
       name: 'commands-not-siblings',
       severity: 'error',
       comment: 'A command does not import another command; shared host work lives in a non-command module.',
-      from: { path: '^src/commands/(generate|plan|apply|check|inventory|vendor|history|rollback|export)\\.ts$' },
-      to: { path: '^src/commands/(generate|plan|apply|check|inventory|vendor|history|rollback|export)\\.ts$' },
+      from: { path: '^src/commands/(generate|plan|apply|check|checkpoint|inventory|vendor|history|rollback|export)\\.ts$' },
+      to: { path: '^src/commands/(generate|plan|apply|check|checkpoint|inventory|vendor|history|rollback|export)\\.ts$' },
     },
   ],
   options: {

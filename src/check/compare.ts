@@ -41,7 +41,7 @@ export function compareFile(pkg: string | null, path: string, want: FileEntry, g
   }
   const rel = criuPath(path);
   if (!got || got.kind === 'missing') {
-    return { type: 'file', package: pkg, path, problem: 'missing', criu: `Can't open file ${rel}: No such file or directory` };
+    return { type: 'file', package: pkg, path, problem: 'missing', criu: `Can't open file ${rel} on restore: No such file or directory` };
   }
   if (got.kind === 'symlink' || got.kind === 'other' || got.kind === 'unreadable') {
     return { type: 'file', package: pkg, path, problem: 'not-regular', actual: got.kind, criu: `File ${rel} is not a regular file (${got.kind})` };

@@ -16,6 +16,7 @@ const commands = {
   rollback: () => import('../commands/rollback.js'),
   inventory: () => import('../commands/inventory.js'),
   export: () => import('../commands/export.js'),
+  checkpoint: () => import('../commands/checkpoint.js'),
 };
 
 function common(y: Argv): Argv {
@@ -107,6 +108,7 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
           .option('package', { type: 'string', array: true, describe: 'lock only this package (repeatable)' })
           .option('with-deps', { type: 'boolean', default: false, describe: "add the packages' installed dependency closure" })
           .option('pid', { type: 'number', array: true, describe: 'lock exactly what CRIU checks for this process (repeatable)' })
+          .option('checkpoint', { type: 'string', describe: 'lock exactly what this CRIU checkpoint directory needs' })
           .option('vendor', { type: 'boolean', default: false, describe: 'then copy every locked .deb into the package store (see vendor)' })
           .example('$0 generate -i inventory.yaml -o criu-lock.yaml', 'lock every installed package of the golden node')
           .example('$0 generate --package libc6 --with-deps', 'lock libc6 and what it depends on')
@@ -114,18 +116,25 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
           .example('$0 generate --vendor', 'lock, then vendor the exact .debs into criu-lock.debs/'),
       async (a) => {
         if (a.vendor && a.output === '-') throw new CriuLockError('usage', '--vendor needs a lockfile on disk, not -o -', { hint: 'e.g. criu-lock generate -o criu-lock.yaml --vendor' });
-        const { runGenerate } = await commands.generate();
-        code = await runGenerate(
-          {
-            ...commonOptions(a),
-            golden: a.golden,
-            output: a.output,
-            packages: asList<string>(a.package),
-            withDeps: a['with-deps'],
-            pids: asList<number>(a.pid),
-          },
-          deps,
-        );
+        if (a.checkpoint !== undefined) {
+          if (a.pid !== undefined || a.package !== undefined || a['with-deps'])
+            throw new CriuLockError('usage', '--checkpoint cannot be combined with --pid, --package or --with-deps', { hint: 'the checkpoint alone says what to lock' });
+          const { runGenerateCheckpoint } = await commands.checkpoint();
+          code = await runGenerateCheckpoint({ ...commonOptions(a), checkpoint: a.checkpoint, golden: a.golden, output: a.output }, deps);
+        } else {
+          const { runGenerate } = await commands.generate();
+          code = await runGenerate(
+            {
+              ...commonOptions(a),
+              golden: a.golden,
+              output: a.output,
+              packages: asList<string>(a.package),
+              withDeps: a['with-deps'],
+              pids: asList<number>(a.pid),
+            },
+            deps,
+          );
+        }
         if (code === 0 && a.vendor) {
           const [{ vendorWith }, { loadLock }] = await Promise.all([commands.vendor(), import('../lock/lockfile.js')]);
           const lockfile = String(a.output);
@@ -204,8 +213,15 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
       (y) =>
         lockOpt(limit(common(y)))
           .option('format', { choices: ['text', 'markdown', 'json'] as const, default: 'text' as const })
-          .example('$0 check --limit node-b', 'exit 0 if a restore on node-b would pass, 2 if not'),
+          .option('checkpoint', { type: 'string', describe: 'check against a CRIU checkpoint directory instead of a lockfile' })
+          .example('$0 check --limit node-b', 'exit 0 if a restore on node-b would pass, 2 if not')
+          .example('$0 check --checkpoint /srv/ckpt --limit node-b', 'will this checkpoint restore on node-b?'),
       async (a) => {
+        if (a.checkpoint !== undefined) {
+          const { runCheckCheckpoint } = await commands.checkpoint();
+          code = await runCheckCheckpoint({ ...commonOptions(a), checkpoint: a.checkpoint, format: a.format }, deps);
+          return;
+        }
         const { runCheck } = await commands.check();
         code = await runCheck({ ...commonOptions(a), lockfile: String(a.lockfile), format: a.format }, deps);
       },

@@ -3,8 +3,8 @@ import { CriuLockError } from '../errors.js';
 import { gatherFacts } from '../facts/gather.js';
 import type { HostFacts } from '../facts/types.js';
 import { findGolden } from '../inventory/limit.js';
-import { buildLock, selectForScope } from '../lock/build-lock.js';
-import { serializeLock, type Scope } from '../lock/lockfile.js';
+import { buildLock, selectForScope, type GenerateScope } from '../lock/build-lock.js';
+import { serializeLock } from '../lock/lockfile.js';
 import { errorText, isHostFailure } from '../fleet/host-error.js';
 import type { Transport } from '../transport/types.js';
 import type { CommandDeps, CommonOptions } from './context.js';
@@ -20,7 +20,7 @@ export interface GenerateOptions extends CommonOptions {
   pids: number[];
 }
 
-export function scopeOf(opts: Pick<GenerateOptions, 'packages' | 'withDeps' | 'pids'>): Scope {
+export function scopeOf(opts: Pick<GenerateOptions, 'packages' | 'withDeps' | 'pids'>): GenerateScope {
   if (opts.pids.length > 0 && opts.packages.length > 0) {
     throw new CriuLockError('usage', '--pid and --package cannot be combined', {
       hint: 'lock either what processes map (--pid) or named packages (--package)',
@@ -51,7 +51,7 @@ export function scopeOf(opts: Pick<GenerateOptions, 'packages' | 'withDeps' | 'p
  * The keys a scope locks, or none when the selection fails: that failure (a package not installed,
  * a process gone) is an input error buildLock reports after the host work, not a host failure.
  */
-function lockedKeys(facts: HostFacts, scope: Scope, host: string): string[] {
+function lockedKeys(facts: HostFacts, scope: GenerateScope, host: string): string[] {
   try {
     return selectForScope(facts, scope, host).packages.map((p) => p.pkg.key);
   } catch (err) {
@@ -64,7 +64,7 @@ function lockedKeys(facts: HostFacts, scope: Scope, host: string): string[] {
  * Facts of the golden node for a scope, in as few round trips as the scope allows: what to read
  * is decided here, what to lock by `selectForScope` (the same switch buildLock uses).
  */
-async function goldenFacts(t: Transport, scope: Scope, host: string): Promise<HostFacts> {
+async function goldenFacts(t: Transport, scope: GenerateScope, host: string): Promise<HostFacts> {
   let facts: HostFacts;
   switch (scope.kind) {
     case 'all':

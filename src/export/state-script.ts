@@ -1,6 +1,6 @@
 import { lockedPaths } from '../check/compare.js';
 import { BUILD_ID_MAP_SIZE } from '../elf/build-id.js';
-import { renderProbeScript } from '../facts/probe-script.js';
+import { PROBE_VERSION, renderProbeScript } from '../facts/probe-script.js';
 import { indexLock } from '../lock/lock-index.js';
 import type { Lockfile } from '../lock/lockfile.js';
 
@@ -50,11 +50,11 @@ while (my $l = <$e>) {
   elsif ($f[0] eq 'S') { $stored{$f[1]} = $f[2]; }
 }
 close($e);
-my (%have, %status, %held, %file, %os, %avail, $arch, $sec, $pol, $polv);
+my (%have, %status, %held, %file, %os, %avail, $arch, $sec, $pol, $polv, $ver);
 open(my $fh, '<', $factsf) or die "cannot read $factsf\n";
 while (my $l = <$fh>) {
   chomp($l);
-  if ($l =~ /^@@(.*)$/) { $sec = $1; next; }
+  if ($l =~ /^@@(.*)$/) { $sec = $1; $ver = $1 if $sec =~ /^probe (\d+)$/; next; }
   next unless defined $sec;
   my @f = split(/\t/, $l, -1);
   if ($sec eq 'os-release' && $l =~ /^([A-Z0-9_]+)=(.*)$/) {
@@ -77,11 +77,13 @@ while (my $l = <$fh>) {
     elsif ($l =~ /^ (?:\*\*\*| {3}) (\S+) -?\d+$/) { $polv = $1; }
     elsif (defined $pol && defined $polv && $l =~ /^ {8}-?\d+ (.+)$/ && $1 ne '/var/lib/dpkg/status') { $avail{$pol}{$polv} = 1; }
   } elsif ($sec eq 'files' && $f[0] eq 'R') {
-    $file{$f[1]} = [@f[2..5]];
+    # Probe format 2: R, hex path, kind, size, mode, inode, hex head.
+    $file{pack('H*', $f[1])} = [@f[2, 3, 4, 6]];
   }
 }
 close($fh);
 die "the facts probe did not finish\n" unless defined $sec && $sec eq 'end';
+die "the facts probe printed format " . ($ver // 'none') . ", this script reads ${PROBE_VERSION}\n" unless defined $ver && $ver == ${PROBE_VERSION};
 
 # CRIU's build-ID walk (criu/files-reg.c), as src/elf/build-id.ts implements it.
 sub build_id {

@@ -31,6 +31,8 @@ export type HostCheck = HostResult<
 >;
 
 export interface CheckReport {
+  /** What the hosts were checked against: a lockfile (default) or a CRIU checkpoint directory. */
+  kind?: 'lock' | 'checkpoint';
   lock: LockRef;
   hosts: HostCheck[];
 }

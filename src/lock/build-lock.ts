@@ -4,8 +4,11 @@ import type { FileFact, HostFacts, InstalledPackage } from '../facts/types.js';
 import { isVirtualFsPath } from './locked-path.js';
 import { finalizeLock, type FileEntry, type Lockfile, type PackageEntry, type Scope } from './lockfile.js';
 
-/** What `generate` was asked to lock: the lockfile's own scope type. */
-export type GenerateScope = Scope;
+/**
+ * What `generate` locks from the golden node's facts: the lockfile's own scope type, except a
+ * checkpoint, whose lock is built from CRIU's images (`buildCheckpointLock`).
+ */
+export type GenerateScope = Exclude<Scope, { kind: 'checkpoint' }>;
 
 export interface BuildLockResult {
   lock: Lockfile;
@@ -90,7 +93,7 @@ export interface ScopeSelection {
  * calls it on the package list alone to know which packages to read files of and checksum, and
  * buildLock on the full facts.
  */
-export function selectForScope(facts: HostFacts, scope: Scope, host: string): ScopeSelection {
+export function selectForScope(facts: HostFacts, scope: GenerateScope, host: string): ScopeSelection {
   const warnings: string[] = [];
   switch (scope.kind) {
     case 'all': {
@@ -178,7 +181,7 @@ export function selectForScope(facts: HostFacts, scope: Scope, host: string): Sc
 /** Pure: golden facts + scope → lockfile. No SSH, no clock (generatedAt is passed in). */
 export function buildLock(
   facts: HostFacts,
-  scope: Scope,
+  scope: GenerateScope,
   source: { host: string; generatedAt: string },
 ): BuildLockResult {
   const selection = selectForScope(facts, scope, source.host);

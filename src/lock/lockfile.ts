@@ -30,6 +30,8 @@ export const Scope = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('all') }),
   z.strictObject({ kind: z.literal('packages'), packages: z.array(z.string()).min(1), withDeps: z.boolean() }),
   z.strictObject({ kind: z.literal('processes'), pids: z.array(z.number().int().positive()).min(1) }),
+  // generate --checkpoint: what a CRIU checkpoint of these processes (its pstree) needs.
+  z.strictObject({ kind: z.literal('checkpoint'), pids: z.array(z.number().int().positive()).min(1) }),
 ]);
 export type Scope = z.infer<typeof Scope>;
 
@@ -78,7 +80,7 @@ export function canonicalContent(lock: Pick<Lockfile, 'platform' | 'scope' | 'pa
       ? { kind: 'all' }
       : lock.scope.kind === 'packages'
         ? { kind: 'packages', packages: [...lock.scope.packages].sort(), withDeps: lock.scope.withDeps }
-        : { kind: 'processes', pids: [...lock.scope.pids].sort((a, b) => a - b) };
+        : { kind: lock.scope.kind, pids: [...lock.scope.pids].sort((a, b) => a - b) };
   const platform = {
     architecture: lock.platform.architecture,
     codename: lock.platform.codename,
@@ -119,7 +121,8 @@ export function serializeLock(lock: Lockfile): string {
       out.push(`scope: {kind: packages, packages: [${[...s.packages].sort().map(yamlString).join(', ')}], withDeps: ${s.withDeps}}`);
       break;
     case 'processes':
-      out.push(`scope: {kind: processes, pids: [${[...s.pids].sort((a, b) => a - b).join(', ')}]}`);
+    case 'checkpoint':
+      out.push(`scope: {kind: ${s.kind}, pids: [${[...s.pids].sort((a, b) => a - b).join(', ')}]}`);
       break;
     default: {
       const never: never = s;

@@ -12,10 +12,25 @@ import { chrootExec } from '../../tools/sandbox/node.js';
 import { paths, readState, type NodeState, type SandboxState } from '../../tools/sandbox/state.js';
 
 export type SandboxProvided = { dir: string; state: SandboxState } | { skip: string };
+export type CriuProvided = { ok: true } | { skip: string };
 
 declare module 'vitest' {
   export interface ProvidedContext {
     sandbox: SandboxProvided;
+    criu: CriuProvided;
+  }
+}
+
+/** Why the real-CRIU tests are skipped (sandbox or CRIU unavailable), or false. */
+export function criuSkip(): string | false {
+  const sb = useSandbox();
+  if (sb.skip) return sb.skip;
+  try {
+    const c = inject('criu') as CriuProvided | undefined;
+    if (!c) return 'test/e2e/global-setup.ts provided no CRIU status';
+    return 'skip' in c ? c.skip : false;
+  } catch {
+    return 'vitest inject("criu") unavailable';
   }
 }
 

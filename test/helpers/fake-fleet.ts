@@ -24,6 +24,49 @@ export interface FakeHostSpec {
   unreachable?: boolean;
   /** apt-get install fails with exit code 100. */
   aptFails?: boolean;
+  /** Files the probe stats by path (check/generate --checkpoint); absent paths are missing. */
+  files?: Record<string, FakeFile>;
+  /** path → owning package, as `dpkg-query -S` answers it (name or name:arch). */
+  owners?: Record<string, string>;
+}
+
+/** A regular file on a fake host; with a build-ID it is an ELF whose note lies in the probe's head. */
+export interface FakeFile {
+  size: number;
+  mode: string;
+  buildId?: string | null;
+}
+
+/** The first bytes of a little-endian ELF64 with one PT_NOTE holding this GNU build-ID (hex). */
+export function elfHead(buildId: string | null): string {
+  const id = Buffer.from(buildId ?? '', 'hex');
+  const phoff = 64;
+  const noteOff = phoff + 56;
+  const note = Buffer.alloc(16 + id.length);
+  note.writeUInt32LE(4, 0); // namesz "GNU\0"
+  note.writeUInt32LE(id.length, 4);
+  note.writeUInt32LE(3, 8); // NT_GNU_BUILD_ID
+  note.write('GNU\0', 12, 'latin1');
+  id.copy(note, 16);
+  const head = Buffer.alloc(noteOff + note.length);
+  head.write('\x7fELF', 0, 'latin1');
+  head[4] = 2; // ELFCLASS64
+  head[5] = 1; // little endian
+  head[6] = 1;
+  head.writeUInt16LE(3, 16); // ET_DYN
+  head.writeUInt16LE(62, 18); // x86-64
+  head.writeUInt32LE(1, 20);
+  head.writeBigUInt64LE(BigInt(phoff), 32);
+  head.writeUInt16LE(64, 52);
+  head.writeUInt16LE(56, 54);
+  head.writeUInt16LE(buildId === null ? 0 : 1, 56); // no program headers: an ELF without a build-ID
+  head.writeUInt32LE(4, phoff); // PT_NOTE
+  head.writeBigUInt64LE(BigInt(noteOff), phoff + 8);
+  head.writeBigUInt64LE(BigInt(note.length), phoff + 32); // p_filesz
+  head.writeBigUInt64LE(BigInt(note.length), phoff + 40);
+  head.writeBigUInt64LE(4n, phoff + 48);
+  note.copy(head, noteOff);
+  return head.toString('hex');
 }
 
 export type FakeCall =
@@ -102,6 +145,7 @@ export class FakeHost implements Transport {
       return this.result('sh -s', { stdout: this.probeOutput(opts.stdin?.toString() ?? '') });
     }
     if (argv[0] === 'apt-get' && argv[1] === 'install') return this.aptInstall(argv);
+    if (argv[0] === 'dpkg-query' && argv[1] === '-S') return this.owners(argv.slice(argv.indexOf('--') + 1));
     // criu-lock's fixed scripts run as `sh -c SCRIPT NAME ARGS...` (src/apply/, src/facts/simulate.ts).
     if (argv[0] === 'sh' && argv[1] === '-c') return this.script(argv[3] ?? '', argv.slice(4));
     return this.result(argv.join(' '), {
@@ -266,6 +310,32 @@ export class FakeHost implements Transport {
     return out.join('\n');
   }
 
+  /** `dpkg-query -S -- PATH...`: "pkg: path" for each owned path; exit 1 when some path has none. */
+  private owners(paths: readonly string[]): CommandResult {
+    const owned = paths.filter((p) => this.spec.owners?.[p] !== undefined);
+    const unowned = paths.filter((p) => this.spec.owners?.[p] === undefined);
+    return this.result('dpkg-query -S', {
+      exitCode: unowned.length > 0 ? 1 : 0,
+      stdout: owned.map((p) => `${this.spec.owners![p]!}: ${p}\n`).join(''),
+      stderr: unowned.map((p) => `dpkg-query: no path found matching pattern ${p}\n`).join(''),
+    });
+  }
+
+  /** The probe's `R` records: each requested path (hex both ways) as stat and the first bytes show it. */
+  private fileRecords(script: string): string[] {
+    const out: string[] = [];
+    let inode = 1000;
+    for (const m of script.matchAll(/^P\t([0-9a-f]*)$/gm)) {
+      const hex = m[1]!;
+      const f = this.spec.files?.[Buffer.from(hex, 'hex').toString('utf8')];
+      inode += 1;
+      if (f === undefined) out.push(['R', hex, 'missing', '', '', '', ''].join('\t'));
+      else if (f.buildId === undefined) out.push(['R', hex, 'file', String(f.size), f.mode, String(inode), ''].join('\t'));
+      else out.push(['R', hex, 'elf', String(f.size), f.mode, String(inode), elfHead(f.buildId)].join('\t'));
+    }
+    return out;
+  }
+
   /** What the probe script would print on a Debian host in this state. */
   private probeOutput(script: string): string {
     const out = [
@@ -323,6 +393,7 @@ export class FakeHost implements Transport {
           out.push(` *** ${installed} 100`, '        100 /var/lib/dpkg/status');
       }
     }
+    if (script.includes('@@files')) out.push('@@files', ...this.fileRecords(script));
     out.push('@@end', '');
     return out.join('\n');
   }

@@ -331,7 +331,7 @@ describe('compareHost', () => {
       },
       {
         type: 'file', package: 'libc6:amd64', path: '/usr/lib/x86_64-linux-gnu/libmvec.so.1', problem: 'missing',
-        criu: "Can't open file usr/lib/x86_64-linux-gnu/libmvec.so.1: No such file or directory",
+        criu: "Can't open file usr/lib/x86_64-linux-gnu/libmvec.so.1 on restore: No such file or directory",
       },
       { type: 'package-missing', package: 'zsh:amd64', expected: '5.8-3ubuntu1.1' },
       { type: 'file', package: null, path: '/usr/lib/locale/locale-archive', problem: 'not-regular', actual: 'symlink', criu: 'File usr/lib/locale/locale-archive is not a regular file (symlink)' },

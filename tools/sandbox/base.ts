@@ -97,6 +97,11 @@ export function parseOneLine(text: string): SourceEntry[] {
 
 /** The machine's first Debian `bookworm` `main` mirror, from its own apt sources. */
 export function findMirror(etcApt = '/etc/apt'): Mirror {
+  return findSource(SUITE, etcApt);
+}
+
+/** The machine's first `main` source serving `suite` (e.g. bookworm-security), from its own apt sources. */
+export function findSource(suite: string, etcApt = '/etc/apt'): Mirror {
   const files: string[] = [];
   if (existsSync(join(etcApt, 'sources.list'))) files.push(join(etcApt, 'sources.list'));
   const d = join(etcApt, 'sources.list.d');
@@ -111,7 +116,7 @@ export function findMirror(etcApt = '/etc/apt'): Mirror {
       if (
         !e.enabled ||
         !e.types.includes('deb') ||
-        !e.suites.includes(SUITE) ||
+        !e.suites.includes(suite) ||
         !e.components.includes('main')
       )
         continue;
@@ -119,8 +124,8 @@ export function findMirror(etcApt = '/etc/apt'): Mirror {
       if (uri) return { uri, keyring: e.signedBy, file };
     }
   }
-  throw new CriuLockError('sandbox', `no Debian ${SUITE} main source found in ${etcApt}/sources.list{,.d}`, {
-    hint: `debootstrap needs a ${SUITE} mirror; add one to the machine's apt sources`,
+  throw new CriuLockError('sandbox', `no Debian ${suite} main source found in ${etcApt}/sources.list{,.d}`, {
+    hint: `the sandbox needs a ${suite} mirror; add one to the machine's apt sources`,
   });
 }
 

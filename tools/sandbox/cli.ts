@@ -2,16 +2,23 @@ import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs as parseArgv } from 'node:util';
 import { CriuLockError, formatError } from '../../src/errors.js';
+import { inNodeNamespace, runCriu, spawnInNode } from './criu.js';
 import { down, reset, status, up } from './fleet.js';
+import { readState } from './state.js';
 
 const USAGE = `usage: npm run sandbox -- <command> [options]
-  up [--nodes N] [--reset] [--python] [--json]
+  up [--nodes N] [--reset] [--json] [--python] [--libc-drift] [--criu]
                                       bring the fleet up (idempotent; default 5 nodes);
-                                      --python: nodes with python3, for Ansible (a layer over the base)
+                                      --python: nodes with python3, for Ansible (a layer over the base);
+                                      --libc-drift: behind nodes get the other real libc6 build;
+                                      --criu: fetch and cache the real CRIU (trixie's 4.1.1)
   down                                stop every sshd, unmount everything, verify nothing is left
   status [--json]                     each node: port, scenario, sshd alive, mounted
   reset NODE...|--all [--python|--no-python]
                                       restore nodes to their scenario (with/without python3)
+  criu NODE ARGS...                   run the real CRIU inside NODE (private mount namespace);
+                                      with -t PID of a process spawned in a node, in its namespace
+  spawn NODE CMD...                   start CMD detached inside NODE so CRIU can dump it; prints its pid
 environment: CRIU_LOCK_SANDBOX_DIR (default /var/lib/criu-lock-sandbox)`;
 
 interface Args {
@@ -22,28 +29,50 @@ interface Args {
   all: boolean;
   reset: boolean;
   python: boolean | undefined;
+  libcDrift: boolean;
+  criu: boolean;
   debug: boolean;
   help: boolean;
 }
 
+const OPTIONS = {
+  nodes: { type: 'string', short: 'n' },
+  json: { type: 'boolean', default: false },
+  all: { type: 'boolean', default: false },
+  reset: { type: 'boolean', default: false },
+  python: { type: 'boolean' },
+  'no-python': { type: 'boolean' },
+  'libc-drift': { type: 'boolean', default: false },
+  criu: { type: 'boolean', default: false },
+  debug: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+/**
+ * `criu NODE ARGS...` and `spawn NODE CMD...`: what follows NODE (after an optional `--`) belongs
+ * to CRIU or to the command, not to us. Returns our own part and that pass-through part.
+ */
+function splitPassThrough(argv: readonly string[]): { own: string[]; rest: string[] } {
+  const { tokens } = parseArgv({
+    args: [...argv],
+    allowPositionals: true,
+    strict: false,
+    tokens: true,
+    options: OPTIONS,
+  });
+  const positionals = tokens.filter((t) => t.kind === 'positional');
+  const [command, node] = positionals;
+  if (command === undefined || node === undefined || (command.value !== 'criu' && command.value !== 'spawn'))
+    return { own: [...argv], rest: [] };
+  const rest = argv.slice(node.index + 1);
+  return { own: argv.slice(0, node.index + 1), rest: rest[0] === '--' ? rest.slice(1) : rest };
+}
+
 export function parseArgs(argv: readonly string[]): Args {
+  const { own, rest } = splitPassThrough(argv);
   let parsed;
   try {
-    parsed = parseArgv({
-      args: [...argv],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        nodes: { type: 'string', short: 'n' },
-        json: { type: 'boolean', default: false },
-        all: { type: 'boolean', default: false },
-        reset: { type: 'boolean', default: false },
-        python: { type: 'boolean' },
-        'no-python': { type: 'boolean' },
-        debug: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
+    parsed = parseArgv({ args: own, allowPositionals: true, strict: true, options: OPTIONS });
   } catch (err) {
     // node:util's messages name the option ("Unknown option '--x'"); keep them, add the hint.
     throw new CriuLockError('usage', (err as Error).message.split('\n')[0] ?? 'invalid arguments', {
@@ -58,12 +87,14 @@ export function parseArgs(argv: readonly string[]): Args {
   }
   return {
     command: positionals[0],
-    positional: positionals.slice(1),
+    positional: [...positionals.slice(1), ...rest],
     nodes: v.nodes === undefined ? undefined : Number(v.nodes),
     json: v.json,
     all: v.all,
     reset: v.reset,
     python: v['no-python'] ? false : v.python,
+    libcDrift: v['libc-drift'],
+    criu: v.criu,
     debug: v.debug,
     help: v.help,
   };
@@ -80,9 +111,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     switch (a.command) {
       case 'up': {
-        const s = await up({ nodes: a.nodes, reset: a.reset, ...(a.python ? { python: true } : {}) });
+        const s = await up({ nodes: a.nodes, reset: a.reset, ...(a.python ? { python: true } : {}), libcDrift: a.libcDrift, criu: a.criu });
         if (a.json) process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
-        else for (const n of s.nodes) process.stdout.write(`${n.name}  127.0.0.1:${n.port}  ${n.scenario}\n`);
+        else
+          for (const n of s.nodes)
+            process.stdout.write(
+              `${n.name}  127.0.0.1:${n.port}  ${n.scenario}${n.libc ? ` (libc6 ${n.libc})` : ''}\n`,
+            );
         if (!a.json) {
           const n0 = s.nodes[0];
           if (n0)
@@ -119,9 +154,48 @@ export async function main(argv: readonly string[]): Promise<number> {
         await reset(a.all ? 'all' : a.positional, a.python === undefined ? {} : { python: a.python });
         return 0;
       }
+      case 'criu':
+      case 'spawn': {
+        const [name, ...rest] = a.positional;
+        if (name === undefined || rest.length === 0)
+          throw new CriuLockError(
+            'usage',
+            `${a.command} needs NODE and ${a.command === 'criu' ? 'criu arguments' : 'a command'}`,
+            {
+              hint:
+                a.command === 'criu'
+                  ? 'e.g. npm run sandbox -- criu node01 check'
+                  : 'e.g. npm run sandbox -- spawn node01 /usr/bin/fleet-tool tick',
+            },
+          );
+        const node = status().nodes.find((n) => n.name === name);
+        const st = readState();
+        const root = st?.nodes.find((n) => n.name === name)?.root;
+        if (!node || !root)
+          throw new CriuLockError('usage', `no node named ${name} in the sandbox`, {
+            hint: 'see `npm run sandbox -- status`',
+          });
+        if (a.command === 'spawn') {
+          process.stdout.write(`${await spawnInNode(root, rest)}\n`);
+          return 0;
+        }
+        const t = rest.findIndex((x) => x === '-t' || x === '--tree');
+        const pid =
+          t >= 0
+            ? Number(rest[t + 1])
+            : Number(/^--tree=(\d+)$/.exec(rest.find((x) => x.startsWith('--tree=')) ?? '')?.[1]);
+        const r = await runCriu(
+          root,
+          rest,
+          Number.isInteger(pid) && pid > 0 && inNodeNamespace(pid) ? { enterPid: pid } : {},
+        );
+        process.stdout.write(r.stdout);
+        process.stderr.write(r.stderr);
+        return r.exitCode;
+      }
       default:
         throw new CriuLockError('usage', `unknown command ${a.command}`, {
-          hint: 'commands: up, down, status, reset',
+          hint: 'commands: up, down, status, reset, criu, spawn',
         });
     }
   } catch (err) {

@@ -14,8 +14,10 @@ import {
   type NodeSpec,
 } from './node.js';
 import { ensurePythonLayer, PYTHON_LAYER } from './python-layer.js';
+import { ensureCriu, procsInNodeNamespaces } from './criu.js';
+import { ensureRealLibc } from './real-libc.js';
 import { ensureRepo } from './repo.js';
-import { scenarioFor } from './scenarios.js';
+import { LIBC_DRIFT_SCENARIO, scenarioFor } from './scenarios.js';
 import {
   BASE_DIR,
   DEFAULT_NODES,
@@ -43,6 +45,10 @@ export interface UpOptions {
   dir?: string;
   /** Every node with python3 (a layer over the base; see python-layer.ts), for Ansible. */
   python?: boolean;
+  /** Real libc6 drift: `behind` nodes get the other real glibc build (fetched once, then cached). */
+  libcDrift?: boolean;
+  /** Fetch (once) and cache the real CRIU bundle too. */
+  criu?: boolean;
 }
 
 export interface CommonOptions {
@@ -57,13 +63,17 @@ export interface ResetOptions extends CommonOptions {
 
 const defaultLog: Log = (s) => process.stderr.write(`sandbox: ${s}\n`);
 
-export function fleetSpecs(total: number, python = false): NodeSpec[] {
-  return Array.from({ length: total }, (_, i) => ({
-    name: nodeName(i + 1, total),
-    port: nodePort(i + 1),
-    scenario: scenarioFor(i + 1),
-    ...(python ? { python: true } : {}),
-  }));
+export function fleetSpecs(total: number, opts: { python?: boolean | undefined; libcDrift?: string | undefined } = {}): NodeSpec[] {
+  return Array.from({ length: total }, (_, i) => {
+    const scenario = scenarioFor(i + 1);
+    return {
+      name: nodeName(i + 1, total),
+      port: nodePort(i + 1),
+      scenario,
+      ...(opts.python ? { python: true } : {}),
+      ...(opts.libcDrift !== undefined && scenario === LIBC_DRIFT_SCENARIO ? { libc: opts.libcDrift } : {}),
+    };
+  });
 }
 
 /** Checks that this machine can host the sandbox at all (root, overlayfs). */
@@ -137,8 +147,11 @@ export async function up(opts: UpOptions = {}): Promise<SandboxState> {
   await ensureHostTools(log);
   const old = readState(p);
 
-  const repo = await ensureRepo(p, log);
+  // The base first: real libc drift is "the libc6 build the base does not have".
   const baseBuilt = await ensureBase(log);
+  const libc = opts.libcDrift ? await ensureRealLibc(log) : undefined;
+  if (opts.criu) await ensureCriu(log);
+  const repo = await ensureRepo(p, log);
   if (repo.rebuilt || baseBuilt) {
     // Running nodes see the old repo or base: take them all down first.
     for (const name of nodesOnDisk(p)) await stopNode(p, name);
@@ -147,7 +160,7 @@ export async function up(opts: UpOptions = {}): Promise<SandboxState> {
   if (opts.python) await ensurePythonLayer(log);
   const clientPub = await ensureClientKey(p);
 
-  const specs = fleetSpecs(total, opts.python);
+  const specs = fleetSpecs(total, { python: opts.python, libcDrift: libc?.drift });
   const wanted = new Set(specs.map((s) => s.name));
   for (const name of nodesOnDisk(p)) {
     if (wanted.has(name)) continue;
@@ -199,7 +212,7 @@ export async function reset(
     const python = opts.python ?? n.python ?? false;
     const { state } = await createNode(
       p,
-      { name: n.name, port: n.port, scenario: n.scenario, ...(python ? { python } : {}) },
+      { name: n.name, port: n.port, scenario: n.scenario, ...(python ? { python } : {}), ...(n.libc !== undefined ? { libc: n.libc } : {}) },
       clientPub,
       n.sshdPid,
     );
@@ -227,7 +240,7 @@ export async function down(opts: CommonOptions = {}): Promise<DownResult> {
   const names = [...new Set([...(s?.nodes.map((n) => n.name) ?? []), ...nodesOnDisk(p)])];
   await mapLimit(names, 8, (name) => stopNode(p, name, s?.nodes.find((n) => n.name === name)?.sshdPid ?? 0));
   // Anything else: stray processes chrooted anywhere under the state dir, mounts in the base.
-  await killRootedUnder(p.nodes);
+  await killRootedUnder(p.nodes, procsInNodeNamespaces(p.nodes));
   await unmountUnder(p.dir);
   await unmountUnder(BASE_DIR);
   await unmountUnder(`${PYTHON_LAYER}.tmp`);
@@ -235,7 +248,10 @@ export async function down(opts: CommonOptions = {}): Promise<DownResult> {
 
   const leftMounts = [...mountsUnder(p.dir), ...mountsUnder(BASE_DIR)];
   const leftPids = [
-    ...new Set([...recorded.filter((pid) => pidAlive(pid)), ...(await killRootedUnder(p.nodes))]),
+    ...new Set([
+      ...recorded.filter((pid) => pidAlive(pid)),
+      ...(await killRootedUnder(p.nodes, procsInNodeNamespaces(p.nodes))),
+    ]),
   ];
   if (leftMounts.length === 0 && leftPids.length === 0) rmSync(p.state, { force: true });
   log(
@@ -250,6 +266,7 @@ export interface NodeStatus {
   name: string;
   port: number;
   scenario: string;
+  libc?: string;
   sshdPid: number;
   sshdAlive: boolean;
   mounted: boolean;
@@ -264,6 +281,7 @@ export function status(dir?: string): { dir: string; nodes: NodeStatus[] } {
       name: n.name,
       port: n.port,
       scenario: n.scenario,
+      ...(n.libc !== undefined ? { libc: n.libc } : {}),
       sshdPid: n.sshdPid,
       sshdAlive: sshdAlive(p, n),
       mounted: nodeMounted(p, n.name),

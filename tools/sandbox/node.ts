@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { CriuLockError } from '../../src/errors.js';
 import { CHROOT_ENV } from './base.js';
 import { run, runOk } from './exec.js';
+import { procsInNodeNamespaces } from './criu.js';
 import { debFileName } from './repo.js';
 import { SCENARIOS, type ScenarioName } from './scenarios.js';
 import { lowerDirs } from './python-layer.js';
@@ -25,6 +26,8 @@ export interface NodeSpec {
   scenario: ScenarioName;
   /** Mount the python3 layer too (python-layer.ts): for driving the node with Ansible. */
   python?: boolean;
+  /** Real libc6 build to install over the base's (see real-libc.ts). */
+  libc?: string;
 }
 
 export interface NodeDirs {
@@ -74,7 +77,11 @@ export async function stopNode(
   sshdPid = 0,
 ): Promise<{ pids: number[]; mounts: string[] }> {
   const d = nodeDirs(p, name);
-  const extra = sshdPid > 0 && procRoot(sshdPid) === d.merged ? [sshdPid] : [];
+  // Processes in the node's CRIU namespaces have pivoted into it: their root reads as "/".
+  const extra = [
+    ...(sshdPid > 0 && procRoot(sshdPid) === d.merged ? [sshdPid] : []),
+    ...procsInNodeNamespaces(d.merged),
+  ];
   const pids = await killRootedUnder(d.merged, extra);
   const mounts = await unmountUnder(d.dir);
   return { pids, mounts };
@@ -146,8 +153,16 @@ function writeNodeFiles(d: NodeDirs, clientPub: string): void {
 }
 
 /** Installs the scenario's packages with one `dpkg -i` inside the node (no apt, no network). */
-export async function applyScenario(p: Paths, d: NodeDirs, scenario: ScenarioName): Promise<void> {
+export async function applyScenario(
+  p: Paths,
+  d: NodeDirs,
+  scenario: ScenarioName,
+  libc?: string,
+): Promise<void> {
   const debs: string[] = [];
+  // Real libc drift: the other build of libc6 and libc-bin (lockstep), from the local repo.
+  if (libc !== undefined)
+    for (const pkg of ['libc6', 'libc-bin']) debs.push(join('/srv/repo', debFileName(pkg, libc, 'amd64')));
   const copied: string[] = [];
   for (const pkg of SCENARIOS[scenario]) {
     const arch = pkg.name === 'fleet-doc' ? 'all' : 'amd64';
@@ -243,7 +258,7 @@ export async function createNode(
   const hostPub = await ensureHostKey(d, spec.name);
   await mountNode(p, d, spec.python);
   writeNodeFiles(d, clientPub);
-  await applyScenario(p, d, spec.scenario);
+  await applyScenario(p, d, spec.scenario, spec.libc);
   const sshdPid = await startSshd(d, spec.port);
   return { state: { ...spec, root: d.merged, sshdPid }, hostPub };
 }
@@ -255,6 +270,7 @@ export function nodeHealthy(p: Paths, n: NodeState, spec: NodeSpec): boolean {
     n.port === spec.port &&
     n.scenario === spec.scenario &&
     Boolean(n.python) === Boolean(spec.python) &&
+    n.libc === spec.libc &&
     n.root === d.merged &&
     sshdAlive(p, n) &&
     isMounted(d.merged) &&

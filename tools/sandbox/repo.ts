@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
+  copyFileSync,
   existsSync,
   mkdirSync,
   readFileSync,
@@ -9,8 +10,9 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { mapLimit, runOk } from './exec.js';
+import { cachedRealLibc } from './real-libc.js';
 import type { Paths } from './state.js';
 
 /**
@@ -52,10 +54,13 @@ const char ${symbol}_ident[] __attribute__((used)) = "${what}-ident-${version}";
 `;
 }
 
-const FLEET_TOOL_SOURCE = `/* fleet-tool: prints the libfleet version; "fleet-tool sleep" keeps libfleet mapped forever */
+const FLEET_TOOL_SOURCE = `/* fleet-tool: prints the libfleet version; "fleet-tool sleep" keeps libfleet mapped forever;
+   "fleet-tool tick" too, and counts in its process name (/proc/PID/comm "tick N") so a restored
+   process can be seen running without any open file */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 const char *fleet_version(void);
 int main(int argc, char **argv) {
   const char *v = fleet_version();
@@ -63,6 +68,14 @@ int main(int argc, char **argv) {
   fflush(stdout);
   if (argc > 1 && strcmp(argv[1], "sleep") == 0) {
     for (;;) { pause(); if (v[0] == 0) break; }
+  }
+  if (argc > 1 && strcmp(argv[1], "tick") == 0) {
+    char name[16];
+    for (unsigned long n = 0; v[0] != 0; n++) {
+      snprintf(name, sizeof name, "tick %lu", n % 100000000UL);
+      prctl(PR_SET_NAME, name, 0, 0, 0);
+      usleep(100000);
+    }
   }
   return 0;
 }
@@ -182,6 +195,8 @@ function specHash(): string {
   h.update(libSource('s', 'p', 'v'));
   for (const b of packageBuilds())
     h.update(`${b.package} ${b.version} ${b.arch} ${b.inRepo} ${b.depends ?? ''} ${b.description}\n`);
+  // Real libc6 builds join the repo once they are cached (see real-libc.ts).
+  for (const d of cachedRealLibc()?.debs ?? []) h.update(`real ${basename(d)}\n`);
   return h.digest('hex');
 }
 
@@ -241,6 +256,7 @@ export async function ensureRepo(p: Paths, log: (s: string) => void): Promise<Re
       env: { ...process.env, SOURCE_DATE_EPOCH },
     });
   });
+  for (const d of cachedRealLibc()?.debs ?? []) copyFileSync(d, join(repoTmp, basename(d)));
   const pk = await runOk(['apt-ftparchive', 'packages', '.'], { cwd: repoTmp });
   writeFileSync(join(repoTmp, 'Packages'), pk.stdout);
   const rel = await runOk(

@@ -49,6 +49,9 @@ export const SCENARIOS: Readonly<Record<ScenarioName, readonly PackageRef[]>> = 
   missing: [{ name: 'libepoch0', version: '1:1.0-1' }],
 };
 
+/** With `up --libc-drift`, nodes of this scenario also get the other real libc6 build. */
+export const LIBC_DRIFT_SCENARIO: ScenarioName = 'behind';
+
 /** node01 (index 1) is golden; the rest cycle through FLEET_CYCLE. */
 export function scenarioFor(index: number): ScenarioName {
   if (index <= 1) return 'golden';

@@ -29,6 +29,8 @@ export interface NodeState {
   sshdPid: number;
   /** Has the python3 layer (for Ansible); absent: the plain, Python-free base. */
   python?: boolean;
+  /** Real libc6 build installed over the base's (libc drift), when `up --libc-drift` chose this node. */
+  libc?: string;
 }
 
 export interface SandboxState {

@@ -1,0 +1,77 @@
+import { compareFile } from '../check/compare.js';
+import { CriuLockError } from '../errors.js';
+import { isHealthy } from '../facts/queries.js';
+import type { HostFacts } from '../facts/types.js';
+import { resolveInstalled } from '../lock/build-lock.js';
+import { finalizeLock, type FileEntry, type Lockfile, type PackageEntry } from '../lock/lockfile.js';
+import type { NeededFile } from './needs.js';
+
+export interface CheckpointLockResult {
+  lock: Lockfile;
+  warnings: string[];
+}
+
+/**
+ * Pure: the lock a checkpoint needs. Packages are the golden node's owners of the checkpoint's
+ * files at their installed versions; the files are recorded as the checkpoint has them (that is
+ * what CRIU compares at restore), not as the golden node has them today. Files no package owns
+ * are locked as unmanaged. Where the golden node itself differs from the checkpoint, a fleet
+ * converged to it would still fail: that is a warning.
+ */
+export function buildCheckpointLock(
+  needed: readonly NeededFile[],
+  pids: readonly number[],
+  owners: ReadonlyMap<string, string>,
+  facts: HostFacts,
+  source: { host: string; generatedAt: string },
+): CheckpointLockResult {
+  if (pids.length === 0) {
+    throw new CriuLockError('input', 'the checkpoint has no pstree.img (no process tree)', {
+      hint: 'pass the whole directory `criu dump -D DIR` wrote',
+    });
+  }
+  const warnings: string[] = [];
+  const packages: Record<string, PackageEntry> = {};
+  const unmanaged: Record<string, FileEntry> = {};
+  for (const n of needed) {
+    const ownerName = owners.get(n.path);
+    const pkg = ownerName !== undefined ? resolveInstalled(facts, ownerName) : undefined;
+    const onGolden = compareFile(pkg?.key ?? null, n.path, n.entry, facts.files.get(n.path));
+    if (onGolden?.type === 'file') {
+      warnings.push(
+        `golden node ${source.host} differs from the checkpoint: ${onGolden.criu}; converging a fleet to it will not make this checkpoint restore`,
+      );
+    }
+    if (!pkg) {
+      warnings.push(
+        `${n.path} belongs to no package on ${source.host}: locked as unmanaged (apply cannot provide it)`,
+      );
+      unmanaged[n.path] = n.entry;
+      continue;
+    }
+    if (!isHealthy(pkg)) {
+      throw new CriuLockError(
+        'input',
+        `golden node ${source.host}: ${pkg.key} is ${pkg.status} (${pkg.eflag}); refusing to lock a half-installed package`,
+        {
+          hint: 'repair the golden node first (dpkg --configure -a; apt-get -f install), then generate again',
+        },
+      );
+    }
+    const entry: PackageEntry = packages[pkg.key] ?? { version: pkg.version };
+    const sha = facts.debSha256.get(`${pkg.key}=${pkg.version}`);
+    if (sha) entry.sha256 = sha;
+    entry.files = { ...(entry.files ?? {}), [n.path]: n.entry };
+    packages[pkg.key] = entry;
+  }
+  const { id, versionId, codename, architecture } = facts.platform;
+  const lock = finalizeLock({
+    lockfileVersion: 1,
+    source,
+    platform: { id, versionId, codename, architecture },
+    scope: { kind: 'checkpoint', pids: [...pids].sort((a, b) => a - b) },
+    packages,
+    unmanaged,
+  });
+  return { lock, warnings };
+}

@@ -1,0 +1,180 @@
+/**
+ * `check --checkpoint DIR` and `generate --checkpoint DIR`: driven by a CRIU checkpoint itself
+ * instead of a lockfile. The images say exactly which files CRIU will validate at restore and what
+ * it will demand of each (size, mode, build-ID), so the gate needs no lock at all.
+ */
+import { createHash } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { readCheckpoint, type Checkpoint } from '../checkpoint/images.js';
+import { buildCheckpointLock } from '../checkpoint/lock.js';
+import {
+  compareCheckpoint,
+  neededFiles,
+  ownerQueryPaths,
+  parseOwners,
+  type NeededFile,
+} from '../checkpoint/needs.js';
+import { CriuLockError } from '../errors.js';
+import { gatherFacts } from '../facts/gather.js';
+import type { HostFacts } from '../facts/types.js';
+import { errorText, isHostFailure } from '../fleet/host-error.js';
+import type { CheckReport, HostCheck } from '../fleet/host-result.js';
+import { runFleet } from '../fleet/run.js';
+import { findGolden } from '../inventory/limit.js';
+import { serializeLock } from '../lock/lockfile.js';
+import { renderCheck } from '../report/check-report.js';
+import type { Transport } from '../transport/types.js';
+import type { CommandDeps, CommonOptions } from './context.js';
+import { prepareRun } from './prepare.js';
+
+/** Reads the checkpoint and refuses one that demands nothing (not a dump of a process with files). */
+export async function loadCheckpoint(dir: string): Promise<{ cp: Checkpoint; needed: NeededFile[] }> {
+  const cp = await readCheckpoint(dir);
+  const needed = neededFiles(cp);
+  if (needed.length === 0) {
+    throw new CriuLockError('input', `${dir}/${cp.image}: no regular files recorded`, {
+      hint: 'a dump of a running program records at least its executable; is this the right directory?',
+    });
+  }
+  return { cp, needed };
+}
+
+/** A digest naming what the checkpoint demands, so reports can tell two checkpoints apart. */
+export function checkpointDigest(needed: readonly NeededFile[]): string {
+  return `sha256:${createHash('sha256').update(JSON.stringify(needed)).digest('hex')}`;
+}
+
+/** Owning package of each path on this host (`dpkg-query -S`, /usr-merge aliases included). */
+export async function queryOwners(t: Transport, paths: readonly string[]): Promise<Map<string, string>> {
+  for (const p of paths) {
+    if (!p.startsWith('/') || /[\n\r\0]/.test(p))
+      throw new CriuLockError('input', `refusing path ${JSON.stringify(p)} from the checkpoint`);
+  }
+  // dpkg-query -S reads a pattern; "--" keeps a path from being taken for an option. Exit 1 only
+  // means some path has no owner.
+  const r = await t.exec(['dpkg-query', '-S', '--', ...ownerQueryPaths(paths)], { env: { LC_ALL: 'C' } });
+  if (r.exitCode !== 0 && r.exitCode !== 1) {
+    throw new CriuLockError(
+      'ssh',
+      `${t.host}: dpkg-query -S failed: ${r.stderr.trim().split('\n')[0] ?? ''}`,
+    );
+  }
+  return parseOwners(r.stdout, paths);
+}
+
+export interface CheckCheckpointOptions extends CommonOptions {
+  checkpoint: string;
+  format: 'text' | 'markdown' | 'json';
+}
+
+export async function checkCheckpointFleet(
+  run: Awaited<ReturnType<typeof prepareRun>>,
+  dir: string,
+  needed: readonly NeededFile[],
+  forks: number,
+): Promise<CheckReport> {
+  const paths = needed.map((n) => n.path);
+  const fleet = await runFleet(
+    run.hosts,
+    async (host): Promise<HostCheck> => {
+      const start = run.clock.monotonicMs();
+      const r = await run.withHost(
+        host,
+        async (t, at) => {
+          const facts = await gatherFacts(t, { paths });
+          at('owners');
+          const owners = await queryOwners(t, paths);
+          return compareCheckpoint(needed, facts, owners);
+        },
+        'gather facts',
+      );
+      run.log(host.name, `checked against the checkpoint in ${run.since(start).toFixed(0)} ms`);
+      if (isHostFailure(r)) return r;
+      return r.length === 0
+        ? { name: host.name, status: 'ok', findings: [] }
+        : { name: host.name, status: 'drift', findings: r };
+    },
+    { forks },
+  );
+  return {
+    kind: 'checkpoint',
+    lock: { path: dir, digest: checkpointDigest(needed) },
+    hosts: fleet.results.map((r) => r.result),
+  };
+}
+
+/** check --checkpoint DIR: exit code as `check` (0 every host would restore, 2 drift, 3 host failures). */
+export async function runCheckCheckpoint(opts: CheckCheckpointOptions, deps: CommandDeps): Promise<number> {
+  const { needed } = await loadCheckpoint(opts.checkpoint);
+  const run = await prepareRun(opts, deps);
+  const report = await checkCheckpointFleet(run, opts.checkpoint, needed, opts.forks);
+  deps.io.out(renderCheck(report, opts.format, opts.color));
+  if (report.hosts.some(isHostFailure)) return 3;
+  return report.hosts.some((h) => h.status === 'drift') ? 2 : 0;
+}
+
+export interface GenerateCheckpointOptions extends CommonOptions {
+  checkpoint: string;
+  golden?: string | undefined;
+  output: string;
+}
+
+/** Golden facts for a checkpoint: its files as they are there, their owners, the owners' .deb checksums. */
+async function goldenFacts(
+  t: Transport,
+  paths: readonly string[],
+): Promise<{ facts: HostFacts; owners: Map<string, string> }> {
+  const facts = await gatherFacts(t, { paths });
+  const owners = await queryOwners(t, paths);
+  const keys = [...new Set(owners.values())]
+    .map((name) => [...facts.packages.values()].find((p) => p.key === name || p.name === name))
+    .filter((p) => p !== undefined);
+  if (keys.length > 0) {
+    const sha = await gatherFacts(t, { shaFor: [...new Set(keys.map((p) => `${p.key}=${p.version}`))] });
+    for (const [k, v] of sha.debSha256) facts.debSha256.set(k, v);
+  }
+  return { facts, owners };
+}
+
+/** generate --checkpoint DIR: lock exactly what the checkpoint needs, with the golden node's packages. */
+export async function runGenerateCheckpoint(
+  opts: GenerateCheckpointOptions,
+  deps: CommandDeps,
+): Promise<number> {
+  const { io } = deps;
+  const { cp, needed } = await loadCheckpoint(opts.checkpoint);
+  const run = await prepareRun(opts, deps, { select: (inv) => [findGolden(inv, opts.golden)] });
+  const golden = run.hosts[0]!;
+  const result = await run.withHost(
+    golden,
+    (t) =>
+      goldenFacts(
+        t,
+        needed.map((n) => n.path),
+      ),
+    'gather facts',
+  );
+  if (isHostFailure(result)) {
+    io.err(`error: golden node ${golden.name} ${result.status}: ${errorText(result.error)}\n`);
+    return 3;
+  }
+  const { lock, warnings } = buildCheckpointLock(needed, cp.pids, result.owners, result.facts, {
+    host: golden.name,
+    generatedAt: deps.clock
+      .now()
+      .toISOString()
+      .replace(/\.\d{3}Z$/, 'Z'),
+  });
+  for (const w of warnings) io.err(`warning: ${w}\n`);
+  const text = serializeLock(lock);
+  if (opts.output === '-') io.out(text);
+  else {
+    await writeFile(opts.output, text);
+    const files = Object.values(lock.packages).reduce((n, p) => n + Object.keys(p.files ?? {}).length, 0);
+    io.err(
+      `wrote ${opts.output}: ${Object.keys(lock.packages).length} package(s), ${files} file(s), ` +
+        `${Object.keys(lock.unmanaged ?? {}).length} unmanaged file(s) for checkpoint ${opts.checkpoint} from ${golden.name} (${lock.digest})\n`,
+    );
+  }
+  return 0;
+}
