@@ -65,6 +65,7 @@ export function formatError(err: unknown, debug = false): string {
   }
   const e = err instanceof Error ? err : new Error(String(err));
   let out = `error: internal error: ${e.message}`;
-  out += debug && e.stack ? `\n${e.stack}` : '\n  hint: re-run with --debug for the stack trace and report it';
+  out +=
+    debug && e.stack ? `\n${e.stack}` : '\n  hint: re-run with --debug for the stack trace and report it';
   return out;
 }

@@ -37,7 +37,8 @@ export function installArgv(
   if (actions.some((a) => a.type === 'reinstall')) argv.push('--reinstall');
   // Validated at load (Debian policy syntax), so these are safe argv words. Store packages go in
   // the same transaction as the .deb store_upload put on the host (an absolute path).
-  for (const a of actions) argv.push(a.source === 'store' && a.sha256 ? remoteDebPath(a.sha256) : `${a.package}=${a.to}`);
+  for (const a of actions)
+    argv.push(a.source === 'store' && a.sha256 ? remoteDebPath(a.sha256) : `${a.package}=${a.to}`);
   return argv;
 }
 

@@ -33,17 +33,30 @@ export interface ResolvedTask {
 
 export const DEFAULT_PLAYBOOK = assetPath('playbooks/converge.yaml');
 
-const PLAYBOOK_HINT = 'a playbook has name, pre_tasks, tasks, post_tasks; each task has name, module, args, when';
+const PLAYBOOK_HINT =
+  'a playbook has name, pre_tasks, tasks, post_tasks; each task has name, module, args, when';
 
-async function parsePlaybookFile(file: string): Promise<{ book: Playbook; file: string; locate: (path: ReadonlyArray<PropertyKey>, key?: string) => SourceLocation }> {
+async function parsePlaybookFile(file: string): Promise<{
+  book: Playbook;
+  file: string;
+  locate: (path: ReadonlyArray<PropertyKey>, key?: string) => SourceLocation;
+}> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new CriuLockError('input', `cannot read playbook ${file}: ${(err as Error).message}`, { hint: 'pass an existing file to --playbook' });
+    throw new CriuLockError('input', `cannot read playbook ${file}: ${(err as Error).message}`, {
+      hint: 'pass an existing file to --playbook',
+    });
   }
   const src = parseYamlSource(text, file, { code: 'input', hint: 'fix the playbook syntax' });
-  const book = parseWith(Playbook, src.doc.toJS(), { code: 'input', what: 'playbook', hint: PLAYBOOK_HINT, file, locate: src.locate });
+  const book = parseWith(Playbook, src.doc.toJS(), {
+    code: 'input',
+    what: 'playbook',
+    hint: PLAYBOOK_HINT,
+    file,
+    locate: src.locate,
+  });
   return { book, file, locate: src.locate };
 }
 
@@ -56,10 +69,14 @@ export async function loadPlaybook(file?: string): Promise<ResolvedTask[]> {
     tasks.forEach((t, i) => {
       const mod = MODULES.get(t.module);
       if (!mod) {
-        throw new CriuLockError('input', `unknown module ${JSON.stringify(t.module)} in task ${JSON.stringify(t.name)}`, {
-          location: src.locate([section, i, 'module']),
-          hint: `known modules: ${[...MODULES.keys()].join(', ')}`,
-        });
+        throw new CriuLockError(
+          'input',
+          `unknown module ${JSON.stringify(t.module)} in task ${JSON.stringify(t.name)}`,
+          {
+            location: src.locate([section, i, 'module']),
+            hint: `known modules: ${[...MODULES.keys()].join(', ')}`,
+          },
+        );
       }
       const args = mod.args.safeParse(t.args);
       if (!args.success) {

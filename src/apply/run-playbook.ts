@@ -7,14 +7,23 @@ import type { ResolvedTask } from './playbook.js';
 export type { HostOutcome, TaskRecord } from '../fleet/host-result.js';
 
 /** Runs the tasks in order on one host; the first failing task ends the host's run. */
-export async function runPlaybook(tasks: readonly ResolvedTask[], base: Omit<ModuleContext, 'changedBy'>): Promise<HostOutcome> {
+export async function runPlaybook(
+  tasks: readonly ResolvedTask[],
+  base: Omit<ModuleContext, 'changedBy'>,
+): Promise<HostOutcome> {
   const records: TaskRecord[] = [];
   const changedBy = new Set<string>();
   const ctx: ModuleContext = { ...base, changedBy };
   const hasChanges = ctx.plan.actions.length > 0;
   for (const task of tasks) {
     if (task.when === 'changes' && !hasChanges) {
-      records.push({ name: task.name, module: task.module, status: 'skipped', message: 'no changes on this host', durationMs: 0 });
+      records.push({
+        name: task.name,
+        module: task.module,
+        status: 'skipped',
+        message: 'no changes on this host',
+        durationMs: 0,
+      });
       continue;
     }
     const mod = MODULES.get(task.module)!;
@@ -28,7 +37,13 @@ export async function runPlaybook(tasks: readonly ResolvedTask[], base: Omit<Mod
       result = { status: 'failed', message: thrown.message };
     }
     const durationMs = Number(process.hrtime.bigint() - start) / 1e6;
-    records.push({ name: task.name, module: task.module, status: result.status, message: result.message, durationMs });
+    records.push({
+      name: task.name,
+      module: task.module,
+      status: result.status,
+      message: result.message,
+      durationMs,
+    });
     if (result.status === 'changed') changedBy.add(task.module);
     ctx.verbose(`${task.module}: ${result.status} in ${durationMs.toFixed(0)} ms — ${result.message}`);
     if (result.status === 'failed') {
@@ -37,6 +52,7 @@ export async function runPlaybook(tasks: readonly ResolvedTask[], base: Omit<Mod
     }
   }
   const changed = records.some((r) => r.status === 'changed');
-  if (ctx.plan.blocked.length > 0) return { name: ctx.host, status: 'blocked', tasks: records, blocked: ctx.plan.blocked };
+  if (ctx.plan.blocked.length > 0)
+    return { name: ctx.host, status: 'blocked', tasks: records, blocked: ctx.plan.blocked };
   return { name: ctx.host, status: changed ? 'changed' : 'ok', tasks: records, blocked: [] };
 }

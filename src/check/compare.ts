@@ -8,7 +8,12 @@ export type FileProblem = 'missing' | 'not-regular' | 'size' | 'mode' | 'build-i
 
 /** One way a host differs from the lock. A union on `type`, so renderers handle each case. */
 export type Finding =
-  | { type: 'platform-mismatch'; field: 'id' | 'versionId' | 'architecture' | 'codename'; expected: string; actual: string }
+  | {
+      type: 'platform-mismatch';
+      field: 'id' | 'versionId' | 'architecture' | 'codename';
+      expected: string;
+      actual: string;
+    }
   | { type: 'package-missing'; package: string; expected: string }
   | { type: 'version-mismatch'; package: string; expected: string; actual: string }
   | { type: 'package-broken'; package: string; detail: string }
@@ -34,34 +39,72 @@ function criuPath(path: string): string {
   return path.replace(/^\/+/, '');
 }
 
-export function compareFile(pkg: string | null, path: string, want: FileEntry, got: FileFact | undefined): Finding | undefined {
+export function compareFile(
+  pkg: string | null,
+  path: string,
+  want: FileEntry,
+  got: FileFact | undefined,
+): Finding | undefined {
   // The common case first, without building any message.
   if (got?.kind === 'elf' || got?.kind === 'file') {
-    if (got.size === want.size && got.mode === want.mode && (want.buildId === undefined || got.buildId === want.buildId)) return undefined;
+    if (
+      got.size === want.size &&
+      got.mode === want.mode &&
+      (want.buildId === undefined || got.buildId === want.buildId)
+    )
+      return undefined;
   }
   const rel = criuPath(path);
   if (!got || got.kind === 'missing') {
-    return { type: 'file', package: pkg, path, problem: 'missing', criu: `Can't open file ${rel} on restore: No such file or directory` };
+    return {
+      type: 'file',
+      package: pkg,
+      path,
+      problem: 'missing',
+      criu: `Can't open file ${rel} on restore: No such file or directory`,
+    };
   }
   if (got.kind === 'symlink' || got.kind === 'other' || got.kind === 'unreadable') {
-    return { type: 'file', package: pkg, path, problem: 'not-regular', actual: got.kind, criu: `File ${rel} is not a regular file (${got.kind})` };
+    return {
+      type: 'file',
+      package: pkg,
+      path,
+      problem: 'not-regular',
+      actual: got.kind,
+      criu: `File ${rel} is not a regular file (${got.kind})`,
+    };
   }
   if (got.size !== want.size) {
     return {
-      type: 'file', package: pkg, path, problem: 'size', expected: String(want.size), actual: String(got.size),
+      type: 'file',
+      package: pkg,
+      path,
+      problem: 'size',
+      expected: String(want.size),
+      actual: String(got.size),
       criu: `File ${rel} has bad size ${got.size} (expect ${want.size})`,
     };
   }
   if (got.mode !== want.mode) {
     return {
-      type: 'file', package: pkg, path, problem: 'mode', expected: want.mode, actual: got.mode ?? '?',
+      type: 'file',
+      package: pkg,
+      path,
+      problem: 'mode',
+      expected: want.mode,
+      actual: got.mode ?? '?',
       criu: `File ${rel} has bad mode ${criuMode(got.mode)} (expect ${criuMode(want.mode)})`,
     };
   }
   // CRIU compares build-IDs only when the dump recorded one.
   if (want.buildId !== undefined && got.buildId !== want.buildId) {
     return {
-      type: 'file', package: pkg, path, problem: 'build-id', expected: want.buildId, actual: got.buildId ?? '(none)',
+      type: 'file',
+      package: pkg,
+      path,
+      problem: 'build-id',
+      expected: want.buildId,
+      actual: got.buildId ?? '(none)',
       criu: `File ${rel} has bad build-ID`,
     };
   }

@@ -20,18 +20,49 @@ const commands = {
 };
 
 function common(y: Argv): Argv {
-  return y
-    .option('inventory', { alias: 'i', type: 'string', default: 'inventory.yaml', describe: 'Ansible inventory: YAML, INI, ansible-inventory JSON or an executable printing it' })
-    .option('forks', { type: 'number', default: 20, describe: 'hosts worked on at once' })
-    .option('known-hosts', { type: 'string', describe: 'OpenSSH known_hosts file (default ~/.ssh/known_hosts)' })
-    // No yargs defaults for these three: given on the command line they win over the ssh config, like `ssh -o`.
-    .option('host-key-checking', { choices: ['strict', 'accept-new', 'off'] as const, describe: 'like StrictHostKeyChecking (default strict, or the ssh config)' })
-    .option('connect-timeout', { type: 'number', describe: 'SSH connect timeout in seconds (default 10, or the ssh config)' })
-    .option('ssh-config', { type: 'string', describe: "OpenSSH client config (default ~/.ssh/config; 'none' to skip)" })
-    .option('vault-password-file', { type: 'string', describe: 'password for Ansible vault files in group_vars/host_vars' })
-    .option('color', { type: 'boolean', default: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR, describe: 'colour output (--no-color to disable)' })
-    .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'per-phase timings and commands' })
-    .option('debug', { type: 'boolean', default: false, describe: 'stack traces on errors' });
+  return (
+    y
+      .option('inventory', {
+        alias: 'i',
+        type: 'string',
+        default: 'inventory.yaml',
+        describe: 'Ansible inventory: YAML, INI, ansible-inventory JSON or an executable printing it',
+      })
+      .option('forks', { type: 'number', default: 20, describe: 'hosts worked on at once' })
+      .option('known-hosts', {
+        type: 'string',
+        describe: 'OpenSSH known_hosts file (default ~/.ssh/known_hosts)',
+      })
+      // No yargs defaults for these three: given on the command line they win over the ssh config, like `ssh -o`.
+      .option('host-key-checking', {
+        choices: ['strict', 'accept-new', 'off'] as const,
+        describe: 'like StrictHostKeyChecking (default strict, or the ssh config)',
+      })
+      .option('connect-timeout', {
+        type: 'number',
+        describe: 'SSH connect timeout in seconds (default 10, or the ssh config)',
+      })
+      .option('ssh-config', {
+        type: 'string',
+        describe: "OpenSSH client config (default ~/.ssh/config; 'none' to skip)",
+      })
+      .option('vault-password-file', {
+        type: 'string',
+        describe: 'password for Ansible vault files in group_vars/host_vars',
+      })
+      .option('color', {
+        type: 'boolean',
+        default: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR,
+        describe: 'colour output (--no-color to disable)',
+      })
+      .option('verbose', {
+        alias: 'v',
+        type: 'boolean',
+        default: false,
+        describe: 'per-phase timings and commands',
+      })
+      .option('debug', { type: 'boolean', default: false, describe: 'stack traces on errors' })
+  );
 }
 
 function limit(y: Argv): Argv {
@@ -39,24 +70,47 @@ function limit(y: Argv): Argv {
 }
 
 function lockOpt(y: Argv): Argv {
-  return y.option('lockfile', { alias: 'l', type: 'string', default: 'criu-lock.yaml', describe: 'lockfile' });
+  return y.option('lockfile', {
+    alias: 'l',
+    type: 'string',
+    default: 'criu-lock.yaml',
+    describe: 'lockfile',
+  });
 }
 
 function storeOpt(y: Argv): Argv {
-  return y.option('store', { type: 'string', describe: 'package store (default: criu-lock.debs/ beside the lockfile, used when it exists)' });
+  return y.option('store', {
+    type: 'string',
+    describe: 'package store (default: criu-lock.debs/ beside the lockfile, used when it exists)',
+  });
 }
 
 function vendorSources(y: Argv): Argv {
   return y
-    .option('archive', { type: 'string', array: true, describe: 'apt repository base URL to fetch locked versions from ("URL [SUITE [COMPONENT...]]"; repeatable)' })
-    .option('rebuild', { type: 'boolean', default: false, describe: "rebuild what no source has from the golden node's installed files" });
+    .option('archive', {
+      type: 'string',
+      array: true,
+      describe:
+        'apt repository base URL to fetch locked versions from ("URL [SUITE [COMPONENT...]]"; repeatable)',
+    })
+    .option('rebuild', {
+      type: 'boolean',
+      default: false,
+      describe: "rebuild what no source has from the golden node's installed files",
+    });
 }
 
 function commonOptions(a: Record<string, unknown>): CommonOptions {
   const forks = Number(a.forks);
   const timeout = a['connect-timeout'] === undefined ? 10 : Number(a['connect-timeout']);
-  if (!Number.isInteger(forks) || forks < 1) throw new CriuLockError('usage', `--forks must be a positive integer, got ${String(a.forks)}`, { hint: 'e.g. --forks 20' });
-  if (!Number.isFinite(timeout) || timeout <= 0) throw new CriuLockError('usage', `--connect-timeout must be a positive number of seconds`, { hint: 'e.g. --connect-timeout 10' });
+  if (!Number.isInteger(forks) || forks < 1)
+    throw new CriuLockError('usage', `--forks must be a positive integer, got ${String(a.forks)}`, {
+      hint: 'e.g. --forks 20',
+    });
+  if (!Number.isFinite(timeout) || timeout <= 0)
+    throw new CriuLockError('usage', `--connect-timeout must be a positive number of seconds`, {
+      hint: 'e.g. --connect-timeout 10',
+    });
   return {
     inventory: String(a.inventory),
     limit: a.limit as string | undefined,
@@ -79,7 +133,10 @@ function commonOptions(a: Record<string, unknown>): CommonOptions {
 
 function keepTransactions(v: unknown): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new CriuLockError('usage', `--keep-transactions must be a positive integer, got ${String(v)}`, { hint: 'e.g. --keep-transactions 5' });
+  if (!Number.isInteger(n) || n < 1)
+    throw new CriuLockError('usage', `--keep-transactions must be a positive integer, got ${String(v)}`, {
+      hint: 'e.g. --keep-transactions 5',
+    });
   return n;
 }
 
@@ -91,36 +148,78 @@ function asList<T>(v: unknown): T[] {
  * Parses argv, runs one command, returns the exit code (design.md's table). Only the bin sets
  * process.exitCode. The real dependencies are wired here once; tests may replace any of them.
  */
-export async function main(argv: string[], io: Io = processIo(), overrides: Partial<Omit<CommandDeps, 'io'>> = {}): Promise<number> {
+export async function main(
+  argv: string[],
+  io: Io = processIo(),
+  overrides: Partial<Omit<CommandDeps, 'io'>> = {},
+): Promise<number> {
   const deps = realDeps(io, overrides);
   const debug = argv.includes('--debug');
   let code = 0;
   const cli = yargs(argv)
     .scriptName('criu-lock')
-    .usage('$0 <command> [options]\n\nMake a Debian/Ubuntu fleet identical where CRIU looks: exact package versions and ELF build-IDs.')
+    .usage(
+      '$0 <command> [options]\n\nMake a Debian/Ubuntu fleet identical where CRIU looks: exact package versions and ELF build-IDs.',
+    )
     .command(
       'generate',
       'read the golden node and write the lockfile',
       (y) =>
         vendorSources(storeOpt(common(y)))
-          .option('golden', { type: 'string', describe: 'golden node (default: the single host of group "golden")' })
-          .option('output', { alias: 'o', type: 'string', default: 'criu-lock.yaml', describe: 'lockfile to write (- for stdout)' })
+          .option('golden', {
+            type: 'string',
+            describe: 'golden node (default: the single host of group "golden")',
+          })
+          .option('output', {
+            alias: 'o',
+            type: 'string',
+            default: 'criu-lock.yaml',
+            describe: 'lockfile to write (- for stdout)',
+          })
           .option('package', { type: 'string', array: true, describe: 'lock only this package (repeatable)' })
-          .option('with-deps', { type: 'boolean', default: false, describe: "add the packages' installed dependency closure" })
-          .option('pid', { type: 'number', array: true, describe: 'lock exactly what CRIU checks for this process (repeatable)' })
-          .option('checkpoint', { type: 'string', describe: 'lock exactly what this CRIU checkpoint directory needs' })
-          .option('vendor', { type: 'boolean', default: false, describe: 'then copy every locked .deb into the package store (see vendor)' })
-          .example('$0 generate -i inventory.yaml -o criu-lock.yaml', 'lock every installed package of the golden node')
+          .option('with-deps', {
+            type: 'boolean',
+            default: false,
+            describe: "add the packages' installed dependency closure",
+          })
+          .option('pid', {
+            type: 'number',
+            array: true,
+            describe: 'lock exactly what CRIU checks for this process (repeatable)',
+          })
+          .option('checkpoint', {
+            type: 'string',
+            describe: 'lock exactly what this CRIU checkpoint directory needs',
+          })
+          .option('vendor', {
+            type: 'boolean',
+            default: false,
+            describe: 'then copy every locked .deb into the package store (see vendor)',
+          })
+          .example(
+            '$0 generate -i inventory.yaml -o criu-lock.yaml',
+            'lock every installed package of the golden node',
+          )
           .example('$0 generate --package libc6 --with-deps', 'lock libc6 and what it depends on')
           .example('$0 generate --pid 4242', 'lock the files process 4242 maps')
           .example('$0 generate --vendor', 'lock, then vendor the exact .debs into criu-lock.debs/'),
       async (a) => {
-        if (a.vendor && a.output === '-') throw new CriuLockError('usage', '--vendor needs a lockfile on disk, not -o -', { hint: 'e.g. criu-lock generate -o criu-lock.yaml --vendor' });
+        if (a.vendor && a.output === '-')
+          throw new CriuLockError('usage', '--vendor needs a lockfile on disk, not -o -', {
+            hint: 'e.g. criu-lock generate -o criu-lock.yaml --vendor',
+          });
         if (a.checkpoint !== undefined) {
           if (a.pid !== undefined || a.package !== undefined || a['with-deps'])
-            throw new CriuLockError('usage', '--checkpoint cannot be combined with --pid, --package or --with-deps', { hint: 'the checkpoint alone says what to lock' });
+            throw new CriuLockError(
+              'usage',
+              '--checkpoint cannot be combined with --pid, --package or --with-deps',
+              { hint: 'the checkpoint alone says what to lock' },
+            );
           const { runGenerateCheckpoint } = await commands.checkpoint();
-          code = await runGenerateCheckpoint({ ...commonOptions(a), checkpoint: a.checkpoint, golden: a.golden, output: a.output }, deps);
+          code = await runGenerateCheckpoint(
+            { ...commonOptions(a), checkpoint: a.checkpoint, golden: a.golden, output: a.output },
+            deps,
+          );
         } else {
           const { runGenerate } = await commands.generate();
           code = await runGenerate(
@@ -136,11 +235,21 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
           );
         }
         if (code === 0 && a.vendor) {
-          const [{ vendorWith }, { loadLock }] = await Promise.all([commands.vendor(), import('../lock/lockfile.js')]);
+          const [{ vendorWith }, { loadLock }] = await Promise.all([
+            commands.vendor(),
+            import('../lock/lockfile.js'),
+          ]);
           const lockfile = String(a.output);
           code = await vendorWith(
             await loadLock(lockfile),
-            { ...commonOptions(a), lockfile, golden: a.golden, store: a.store as string | undefined, archives: asList<string>(a.archive), rebuild: Boolean(a.rebuild) },
+            {
+              ...commonOptions(a),
+              lockfile,
+              golden: a.golden,
+              store: a.store as string | undefined,
+              archives: asList<string>(a.archive),
+              rebuild: Boolean(a.rebuild),
+            },
             deps,
           );
         }
@@ -153,13 +262,32 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
         storeOpt(lockOpt(limit(common(y))))
           .option('out', { alias: 'o', type: 'string', describe: 'save the JSON plan for `apply PLANFILE`' })
           .option('format', { choices: ['text', 'markdown', 'json'] as const, default: 'text' as const })
-          .option('detailed-exitcode', { type: 'boolean', default: false, describe: '0 no changes, 2 changes, 1 error, 3 host failures' })
-          .option('refresh', { type: 'boolean', default: false, describe: 'run apt-get update on the hosts first' })
-          .example('$0 plan -o plan.json --format markdown > plan.md', 'a reviewable plan for a pull request'),
+          .option('detailed-exitcode', {
+            type: 'boolean',
+            default: false,
+            describe: '0 no changes, 2 changes, 1 error, 3 host failures',
+          })
+          .option('refresh', {
+            type: 'boolean',
+            default: false,
+            describe: 'run apt-get update on the hosts first',
+          })
+          .example(
+            '$0 plan -o plan.json --format markdown > plan.md',
+            'a reviewable plan for a pull request',
+          ),
       async (a) => {
         const { runPlan } = await commands.plan();
         code = await runPlan(
-          { ...commonOptions(a), lockfile: String(a.lockfile), store: a.store as string | undefined, out: a.out, format: a.format, detailedExitcode: a['detailed-exitcode'], refresh: a.refresh },
+          {
+            ...commonOptions(a),
+            lockfile: String(a.lockfile),
+            store: a.store as string | undefined,
+            out: a.out,
+            format: a.format,
+            detailedExitcode: a['detailed-exitcode'],
+            refresh: a.refresh,
+          },
           deps,
         );
       },
@@ -170,21 +298,41 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
       (y) =>
         storeOpt(lockOpt(limit(common(y))))
           .positional('planfile', { type: 'string', describe: 'a plan saved by `plan -o`; refused if stale' })
-          .option('check', { type: 'boolean', default: false, describe: 'show what would change, change nothing' })
+          .option('check', {
+            type: 'boolean',
+            default: false,
+            describe: 'show what would change, change nothing',
+          })
           .option('yes', { type: 'boolean', default: false, describe: 'do not ask for confirmation' })
           .option('serial', { type: 'string', describe: 'batches like Ansible serial: 1,5,25%' })
-          .option('max-fail-percentage', { type: 'number', describe: 'stop later batches when more than P% of a batch failed' })
-          .option('skip-unavailable', { type: 'boolean', default: false, describe: 'converge hosts even if some locked versions are unavailable' })
-          .option('playbook', { type: 'string', describe: 'playbook with pre_tasks/post_tasks (default playbooks/converge.yaml)' })
+          .option('max-fail-percentage', {
+            type: 'number',
+            describe: 'stop later batches when more than P% of a batch failed',
+          })
+          .option('skip-unavailable', {
+            type: 'boolean',
+            default: false,
+            describe: 'converge hosts even if some locked versions are unavailable',
+          })
+          .option('playbook', {
+            type: 'string',
+            describe: 'playbook with pre_tasks/post_tasks (default playbooks/converge.yaml)',
+          })
           .option('format', { choices: ['text', 'json'] as const, default: 'text' as const })
-          .option('capture', { type: 'boolean', default: true, describe: 'record a transaction for rollback first (--no-capture: faster, no rollback)' })
+          .option('capture', {
+            type: 'boolean',
+            default: true,
+            describe: 'record a transaction for rollback first (--no-capture: faster, no rollback)',
+          })
           .option('keep-transactions', { type: 'number', default: 5, describe: 'transactions kept per host' })
           .example('$0 apply plan.json', 'apply exactly a reviewed plan')
           .example('$0 apply --yes --serial 1,25%', 'converge one host, then a quarter at a time'),
       async (a) => {
         const mfp = a['max-fail-percentage'];
         if (mfp !== undefined && (!Number.isFinite(mfp) || mfp < 0 || mfp > 100)) {
-          throw new CriuLockError('usage', '--max-fail-percentage must be between 0 and 100', { hint: 'e.g. --max-fail-percentage 20' });
+          throw new CriuLockError('usage', '--max-fail-percentage must be between 0 and 100', {
+            hint: 'e.g. --max-fail-percentage 20',
+          });
         }
         const { runApply } = await commands.apply();
         code = await runApply(
@@ -213,13 +361,22 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
       (y) =>
         lockOpt(limit(common(y)))
           .option('format', { choices: ['text', 'markdown', 'json'] as const, default: 'text' as const })
-          .option('checkpoint', { type: 'string', describe: 'check against a CRIU checkpoint directory instead of a lockfile' })
+          .option('checkpoint', {
+            type: 'string',
+            describe: 'check against a CRIU checkpoint directory instead of a lockfile',
+          })
           .example('$0 check --limit node-b', 'exit 0 if a restore on node-b would pass, 2 if not')
-          .example('$0 check --checkpoint /srv/ckpt --limit node-b', 'will this checkpoint restore on node-b?'),
+          .example(
+            '$0 check --checkpoint /srv/ckpt --limit node-b',
+            'will this checkpoint restore on node-b?',
+          ),
       async (a) => {
         if (a.checkpoint !== undefined) {
           const { runCheckCheckpoint } = await commands.checkpoint();
-          code = await runCheckCheckpoint({ ...commonOptions(a), checkpoint: a.checkpoint, format: a.format }, deps);
+          code = await runCheckCheckpoint(
+            { ...commonOptions(a), checkpoint: a.checkpoint, format: a.format },
+            deps,
+          );
           return;
         }
         const { runCheck } = await commands.check();
@@ -231,10 +388,20 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
       'copy the exact .deb of every locked package into the package store',
       (y) =>
         vendorSources(storeOpt(lockOpt(common(y))))
-          .option('golden', { type: 'string', describe: 'golden node (default: the single host of group "golden")' })
-          .option('verify', { type: 'boolean', default: false, describe: 're-check every store file against the manifest and the lock' })
+          .option('golden', {
+            type: 'string',
+            describe: 'golden node (default: the single host of group "golden")',
+          })
+          .option('verify', {
+            type: 'boolean',
+            default: false,
+            describe: 're-check every store file against the manifest and the lock',
+          })
           .example('$0 vendor', "store the golden node's .debs in criu-lock.debs/ beside the lock")
-          .example('$0 vendor --archive http://snapshot.example/debian/20240101T000000Z/ --rebuild', 'also try a snapshot, then rebuild from installed files')
+          .example(
+            '$0 vendor --archive http://snapshot.example/debian/20240101T000000Z/ --rebuild',
+            'also try a snapshot, then rebuild from installed files',
+          )
           .example('$0 vendor --verify', 'exit 0 only if every stored file still matches'),
       async (a) => {
         const { runVendor } = await commands.vendor();
@@ -271,9 +438,17 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
         limit(common(y))
           .option('to', { type: 'string', describe: 'the transaction to undo (default: the most recent)' })
           .option('last', { type: 'boolean', describe: 'undo the most recent transaction (the default)' })
-          .option('check', { type: 'boolean', default: false, describe: 'show what would change, change nothing' })
+          .option('check', {
+            type: 'boolean',
+            default: false,
+            describe: 'show what would change, change nothing',
+          })
           .option('yes', { type: 'boolean', default: false, describe: 'do not ask for confirmation' })
-          .option('force', { type: 'boolean', default: false, describe: 'roll back even if the host changed since the transaction' })
+          .option('force', {
+            type: 'boolean',
+            default: false,
+            describe: 'roll back even if the host changed since the transaction',
+          })
           .option('keep-transactions', { type: 'number', default: 5, describe: 'transactions kept per host' })
           .option('format', { choices: ['text', 'json'] as const, default: 'text' as const })
           .conflicts('to', 'last')
@@ -282,7 +457,15 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
       async (a) => {
         const { runRollback } = await commands.rollback();
         code = await runRollback(
-          { ...commonOptions(a), to: a.to, check: a.check, yes: a.yes, force: a.force, keepTransactions: keepTransactions(a['keep-transactions']), format: a.format },
+          {
+            ...commonOptions(a),
+            to: a.to,
+            check: a.check,
+            yes: a.yes,
+            force: a.force,
+            keepTransactions: keepTransactions(a['keep-transactions']),
+            format: a.format,
+          },
           deps,
         );
       },
@@ -305,12 +488,26 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
       (y) =>
         storeOpt(lockOpt(y))
           .positional('target', { choices: ['ansible'] as const, describe: 'what to export to' })
-          .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'directory to write (new, empty, or an earlier export, which is updated)' })
-          .option('serial', { type: 'string', describe: 'the play\'s serial, as apply --serial: 1,5,25%' })
-          .option('max-fail-percentage', { type: 'number', describe: "the play's max_fail_percentage, as apply's" })
+          .option('output', {
+            alias: 'o',
+            type: 'string',
+            demandOption: true,
+            describe: 'directory to write (new, empty, or an earlier export, which is updated)',
+          })
+          .option('serial', { type: 'string', describe: "the play's serial, as apply --serial: 1,5,25%" })
+          .option('max-fail-percentage', {
+            type: 'number',
+            describe: "the play's max_fail_percentage, as apply's",
+          })
           .option('debug', { type: 'boolean', default: false, describe: 'stack traces on errors' })
-          .example('$0 export ansible -l criu-lock.yaml -o criu-lock-ansible', 'then: ansible-playbook -i inventory.yaml criu-lock-ansible/site.yml')
-          .example('$0 export ansible -o out --serial 1,25% --max-fail-percentage 10', 'one host first, then a quarter at a time'),
+          .example(
+            '$0 export ansible -l criu-lock.yaml -o criu-lock-ansible',
+            'then: ansible-playbook -i inventory.yaml criu-lock-ansible/site.yml',
+          )
+          .example(
+            '$0 export ansible -o out --serial 1,25% --max-fail-percentage 10',
+            'one host first, then a quarter at a time',
+          ),
       async (a) => {
         const { runExport } = await commands.export();
         code = await runExport(
@@ -326,7 +523,10 @@ export async function main(argv: string[], io: Io = processIo(), overrides: Part
         );
       },
     )
-    .demandCommand(1, 'name a command: generate, vendor, plan, apply, check, history, rollback, inventory or export')
+    .demandCommand(
+      1,
+      'name a command: generate, vendor, plan, apply, check, history, rollback, inventory or export',
+    )
     .strict()
     .recommendCommands()
     .help()

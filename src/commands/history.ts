@@ -18,7 +18,13 @@ export async function runHistory(opts: HistoryOptions, deps: CommandDeps): Promi
     async (host): Promise<HistoryHost> => {
       const r = await run.withHost(host, (t) => readTransactions(t), 'read transactions');
       if (isHostFailure(r)) return r;
-      return { name: host.name, status: 'ok', diskBytes: r.diskBytes, transactions: historyEntries(r.manifests), unreadable: r.unreadable };
+      return {
+        name: host.name,
+        status: 'ok',
+        diskBytes: r.diskBytes,
+        transactions: historyEntries(r.manifests),
+        unreadable: r.unreadable,
+      };
     },
     { forks: opts.forks },
   );

@@ -7,7 +7,13 @@ import { runFleet } from '../fleet/run.js';
 import type { InventoryHost } from '../inventory/types.js';
 import { readCurrent, readTransactions } from '../rollback/host.js';
 import { makeTxId, TxId } from '../rollback/manifest.js';
-import { describeChange, planRollback, selectTarget, type CurrentState, type RollbackPlan } from '../rollback/planner.js';
+import {
+  describeChange,
+  planRollback,
+  selectTarget,
+  type CurrentState,
+  type RollbackPlan,
+} from '../rollback/planner.js';
 import { renderRollback, type RollbackHostResult, type RollbackSummary } from '../rollback/report.js';
 import { executeRollback, RollbackStepError } from '../rollback/rollback-host.js';
 import type { Transport } from '../transport/types.js';
@@ -36,7 +42,11 @@ interface Session {
 
 function summarise(plan: RollbackPlan, now: CurrentState): RollbackSummary {
   return {
-    install: plan.install.map((i) => ({ package: i.package, from: now.versions.get(i.package) ?? null, to: i.version })),
+    install: plan.install.map((i) => ({
+      package: i.package,
+      from: now.versions.get(i.package) ?? null,
+      to: i.version,
+    })),
     remove: plan.remove.map((r) => ({ package: r, from: now.versions.get(r) ?? null })),
     pins: plan.pins,
     forced: plan.changes.map(describeChange),
@@ -46,13 +56,19 @@ function summarise(plan: RollbackPlan, now: CurrentState): RollbackSummary {
 export async function runRollback(opts: RollbackOptions, deps: CommandDeps): Promise<number> {
   const { io } = deps;
   if (opts.to !== undefined && !TxId.safeParse(opts.to).success) {
-    throw new CriuLockError('usage', `--to ${JSON.stringify(opts.to)} is not a transaction id`, { hint: 'ids look like 20261129T011233Z-a1b2c3; criu-lock history lists them' });
+    throw new CriuLockError('usage', `--to ${JSON.stringify(opts.to)} is not a transaction id`, {
+      hint: 'ids look like 20261129T011233Z-a1b2c3; criu-lock history lists them',
+    });
   }
   if (!Number.isInteger(opts.keepTransactions) || opts.keepTransactions < 1) {
-    throw new CriuLockError('usage', '--keep-transactions must be a positive integer', { hint: 'e.g. --keep-transactions 5' });
+    throw new CriuLockError('usage', '--keep-transactions must be a positive integer', {
+      hint: 'e.g. --keep-transactions 5',
+    });
   }
   if (!opts.yes && !opts.check && !(io.isTTY && io.confirm)) {
-    throw new CriuLockError('usage', 'rollback needs confirmation, and there is no terminal to ask on', { hint: 'pass --yes, or look first with --check' });
+    throw new CriuLockError('usage', 'rollback needs confirmation, and there is no terminal to ask on', {
+      hint: 'pass --yes, or look first with --check',
+    });
   }
   const run = await prepareRun(opts, deps);
   const sessions: Session[] = run.hosts.map((host) => ({ host }));
@@ -70,27 +86,60 @@ export async function runRollback(opts: RollbackOptions, deps: CommandDeps): Pro
         try {
           // Same rule as apply: one criu-lock change per host at a time, and an apt transaction an
           // earlier run left behind is waited for (and reported) before the state is read.
-          const pre = await preflightHost(s.transport, { check: opts.check, say: (m) => run.io.err(`[${s.host.name}] ${m}\n`) });
+          const pre = await preflightHost(s.transport, {
+            check: opts.check,
+            say: (m) => run.io.err(`[${s.host.name}] ${m}\n`),
+          });
           if (pre.status === 'refused') {
-            s.result = { name: s.host.name, status: 'failed', error: { code: 'host-lock', message: pre.message, step: 'host lock' }, target: null };
+            s.result = {
+              name: s.host.name,
+              status: 'failed',
+              error: { code: 'host-lock', message: pre.message, step: 'host lock' },
+              target: null,
+            };
             return;
           }
           s.hostLock = pre.lock;
           const txs = await readTransactions(s.transport);
           const target = selectTarget(txs.manifests, opts.to);
           if (!target.ok) {
-            s.result = { name: s.host.name, status: 'failed', error: { code: 'rollback', message: target.error, hint: target.hint, step: 'select' }, target: null };
+            s.result = {
+              name: s.host.name,
+              status: 'failed',
+              error: { code: 'rollback', message: target.error, hint: target.hint, step: 'select' },
+              target: null,
+            };
             return;
           }
           const tx = target.tx;
-          s.now = await readCurrent(s.transport, tx.packages.map((p) => p.package), tx.pins.path);
+          s.now = await readCurrent(
+            s.transport,
+            tx.packages.map((p) => p.package),
+            tx.pins.path,
+          );
           const decision = planRollback(tx, s.now, { force: opts.force, rolledBackBy: target.rolledBackBy });
           if (decision.type === 'refused') {
-            s.result = { name: s.host.name, status: 'refused', target: tx.id, reason: decision.reason, changes: decision.changes.map(describeChange) };
+            s.result = {
+              name: s.host.name,
+              status: 'refused',
+              target: tx.id,
+              reason: decision.reason,
+              changes: decision.changes.map(describeChange),
+            };
           } else if (decision.plan.nothingToDo) {
-            s.result = { name: s.host.name, status: 'ok', target: tx.id, message: `already as captured before transaction ${tx.id}` };
+            s.result = {
+              name: s.host.name,
+              status: 'ok',
+              target: tx.id,
+              message: `already as captured before transaction ${tx.id}`,
+            };
           } else if (opts.check) {
-            s.result = { name: s.host.name, status: 'would-roll-back', target: tx.id, summary: summarise(decision.plan, s.now) };
+            s.result = {
+              name: s.host.name,
+              status: 'would-roll-back',
+              target: tx.id,
+              summary: summarise(decision.plan, s.now),
+            };
           } else {
             s.plan = decision.plan;
           }
@@ -103,9 +152,24 @@ export async function runRollback(opts: RollbackOptions, deps: CommandDeps): Pro
 
     const pending = sessions.filter((s) => !s.result && s.plan);
     if (pending.length > 0 && !opts.yes) {
-      io.out(renderRollback(pending.map((s) => ({ name: s.host.name, status: 'would-roll-back', target: s.plan!.tx.id, summary: summarise(s.plan!, s.now!) })), { format: 'text', check: true, color: opts.color }));
-      const ok = io.confirm ? await io.confirm(`Roll back ${pending.length} host(s)? Only "yes" is accepted: `) : false;
-      if (!ok) throw new CriuLockError('usage', 'rollback cancelled; nothing was changed', { hint: 'answer "yes", or pass --yes' });
+      io.out(
+        renderRollback(
+          pending.map((s) => ({
+            name: s.host.name,
+            status: 'would-roll-back',
+            target: s.plan!.tx.id,
+            summary: summarise(s.plan!, s.now!),
+          })),
+          { format: 'text', check: true, color: opts.color },
+        ),
+      );
+      const ok = io.confirm
+        ? await io.confirm(`Roll back ${pending.length} host(s)? Only "yes" is accepted: `)
+        : false;
+      if (!ok)
+        throw new CriuLockError('usage', 'rollback cancelled; nothing was changed', {
+          hint: 'answer "yes", or pass --yes',
+        });
     }
 
     // Phase 2: one rollback transaction per host.
@@ -116,8 +180,21 @@ export async function runRollback(opts: RollbackOptions, deps: CommandDeps): Pro
         const date = run.clock.now();
         const id = makeTxId(date, randomBytes(3).readUIntBE(0, 3));
         try {
-          const r = await executeRollback(s.transport!, s.host.name, plan, s.now!, { id, date, keep: opts.keepTransactions, lockTimeout: 120, nativeArch: s.now!.arch });
-          return { name: s.host.name, status: 'rolled-back', target: plan.tx.id, transaction: r.transaction, diskBytes: r.diskBytes, summary: summarise(plan, s.now!) };
+          const r = await executeRollback(s.transport!, s.host.name, plan, s.now!, {
+            id,
+            date,
+            keep: opts.keepTransactions,
+            lockTimeout: 120,
+            nativeArch: s.now!.arch,
+          });
+          return {
+            name: s.host.name,
+            status: 'rolled-back',
+            target: plan.tx.id,
+            transaction: r.transaction,
+            diskBytes: r.diskBytes,
+            summary: summarise(plan, s.now!),
+          };
         } catch (err) {
           const step = err instanceof RollbackStepError ? err.step : 'rollback';
           const f = hostFailure(s.host.name, err, step);
@@ -134,9 +211,15 @@ export async function runRollback(opts: RollbackOptions, deps: CommandDeps): Pro
     for (const r of fleet.results) r.item.result = r.result;
     const results = sessions.flatMap((s) => (s.result ? [s.result] : []));
     io.out(renderRollback(results, { format: opts.format, check: opts.check, color: opts.color }));
-    return results.some((r) => r.status === 'refused' || r.status === 'failed' || r.status === 'unreachable') ? 3 : 0;
+    return results.some((r) => r.status === 'refused' || r.status === 'failed' || r.status === 'unreachable')
+      ? 3
+      : 0;
   } finally {
-    await Promise.all(sessions.map((s) => (s.hostLock ? s.hostLock.release().catch(() => undefined) : Promise.resolve())));
-    await Promise.all(sessions.map((s) => (s.transport ? s.transport.close().catch(() => undefined) : Promise.resolve())));
+    await Promise.all(
+      sessions.map((s) => (s.hostLock ? s.hostLock.release().catch(() => undefined) : Promise.resolve())),
+    );
+    await Promise.all(
+      sessions.map((s) => (s.transport ? s.transport.close().catch(() => undefined) : Promise.resolve())),
+    );
   }
 }

@@ -399,10 +399,26 @@ interface Spans {
 
 function spans(v: string | DebianVersion): Spans {
   if (typeof v !== 'string') {
-    return { epoch: v.epoch, up: v.upstream, upStart: 0, upEnd: v.upstream.length, rev: v.revision, revStart: 0, revEnd: v.revision.length };
+    return {
+      epoch: v.epoch,
+      up: v.upstream,
+      upStart: 0,
+      upEnd: v.upstream.length,
+      rev: v.revision,
+      revStart: 0,
+      revEnd: v.revision.length,
+    };
   }
   if (!scan(v)) return throwInvalid(v);
-  return { epoch: scanEpoch, up: v, upStart: scanUpstreamStart, upEnd: scanUpstreamEnd, rev: v, revStart: scanRevisionStart, revEnd: v.length };
+  return {
+    epoch: scanEpoch,
+    up: v,
+    upStart: scanUpstreamStart,
+    upEnd: scanUpstreamEnd,
+    rev: v,
+    revStart: scanRevisionStart,
+    revEnd: v.length,
+  };
 }
 
 // Kept out of `compareVersions` so the hot function stays small enough to inline.
@@ -451,7 +467,11 @@ export function parseConstraint(constraint: string): VersionConstraint {
   }
   const version = rest.trim();
   if (version === '') {
-    throw new VersionError(constraint, `no version after '${relation}'`, 'write a constraint such as ">= 2.31-0ubuntu9"');
+    throw new VersionError(
+      constraint,
+      `no version after '${relation}'`,
+      'write a constraint such as ">= 2.31-0ubuntu9"',
+    );
   }
   return { relation, version: parseVersion(version) };
 }

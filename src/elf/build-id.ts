@@ -140,17 +140,36 @@ interface ElfLayout {
   wordSize: 4 | 8;
 }
 
-const ELF32: ElfLayout = { ehdrSize: 52, phdrSize: 32, phoffAt: 28, phnumAt: 44, pOffsetAt: 4, pFileszAt: 16, wordSize: 4 };
-const ELF64: ElfLayout = { ehdrSize: 64, phdrSize: 56, phoffAt: 32, phnumAt: 56, pOffsetAt: 8, pFileszAt: 32, wordSize: 8 };
+const ELF32: ElfLayout = {
+  ehdrSize: 52,
+  phdrSize: 32,
+  phoffAt: 28,
+  phnumAt: 44,
+  pOffsetAt: 4,
+  pFileszAt: 16,
+  wordSize: 4,
+};
+const ELF64: ElfLayout = {
+  ehdrSize: 64,
+  phdrSize: 56,
+  phoffAt: 32,
+  phnumAt: 56,
+  pOffsetAt: 8,
+  pFileszAt: 32,
+  wordSize: 8,
+};
 
 /** True when CRIU would treat these head bytes as ELF (C1: needs 5 readable bytes and the magic). */
 export function isElf(head: Uint8Array): boolean {
-  return head.length >= SELFMAG + 1 && head[0] === 0x7f && head[1] === 0x45 && head[2] === 0x4c && head[3] === 0x46;
+  return (
+    head.length >= SELFMAG + 1 && head[0] === 0x7f && head[1] === 0x45 && head[2] === 0x4c && head[3] === 0x46
+  );
 }
 
 export function readBuildId(src: ByteSource, options: ReadBuildIdOptions = {}): BuildIdResult {
   const size = src.size;
-  if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`invalid ByteSource size: ${String(size)}`);
+  if (!Number.isSafeInteger(size) || size < 0)
+    throw new RangeError(`invalid ByteSource size: ${String(size)}`);
   // C1: read(fd, buf, SELFMAG + 1) must return 5 bytes.
   if (size < SELFMAG + 1) return { kind: 'not-elf' };
   const windowEnd = Math.min(size, BUILD_ID_MAP_SIZE); // C3
@@ -179,7 +198,8 @@ export function readBuildId(src: ByteSource, options: ReadBuildIdOptions = {}): 
   let visible = 0;
   while (visible < phnum && phoff + (visible + 1) * layout.phdrSize <= windowEnd) visible++;
   if (visible === 0) return { kind: 'no-build-id', reason: 'no-build-id-note' };
-  if (visible > MAX_PROGRAM_HEADERS) throw new ElfLimitError(`${visible} program headers (at most ${MAX_PROGRAM_HEADERS} are read)`);
+  if (visible > MAX_PROGRAM_HEADERS)
+    throw new ElfLimitError(`${visible} program headers (at most ${MAX_PROGRAM_HEADERS} are read)`);
   const table = get(src, phoff, visible * layout.phdrSize);
   if (!table) return { kind: 'need-bytes', ranges: [{ offset: phoff, length: visible * layout.phdrSize }] };
   const ph = new Decoder(table, littleEndian);
@@ -218,7 +238,8 @@ export function readBuildId(src: ByteSource, options: ReadBuildIdOptions = {}): 
 
   // C11, C12
   const descSize = found.header.u32(4);
-  if (descSize === 0 || descSize > MAX_DESC_SIZE) return { kind: 'no-build-id', reason: 'bad-descriptor-size' };
+  if (descSize === 0 || descSize > MAX_DESC_SIZE)
+    return { kind: 'no-build-id', reason: 'bad-descriptor-size' };
   const descAt = found.at + NHDR_SIZE + align4(found.header.u32(0));
   if (descAt + descSize > windowEnd) return { kind: 'no-build-id', reason: 'descriptor-outside-window' };
   const desc = get(src, descAt, descSize);
@@ -230,7 +251,11 @@ export function readBuildId(src: ByteSource, options: ReadBuildIdOptions = {}): 
  * Build-ID from a head buffer. Bytes beyond `buf` are unavailable (→ `need-bytes`) unless the file
  * is no longer than the buffer; `fileSize` defaults to `buf.length`.
  */
-export function buildIdFromBuffer(buf: Uint8Array, fileSize?: number, options?: ReadBuildIdOptions): BuildIdResult {
+export function buildIdFromBuffer(
+  buf: Uint8Array,
+  fileSize?: number,
+  options?: ReadBuildIdOptions,
+): BuildIdResult {
   return readBuildId(chunkedByteSource(fileSize ?? buf.length, [{ offset: 0, bytes: buf }]), options);
 }
 
@@ -238,7 +263,10 @@ export function buildIdFromBuffer(buf: Uint8Array, fileSize?: number, options?: 
  * A ByteSource over the pieces of a file fetched so far (e.g. the 4096-byte head plus the ranges a
  * `need-bytes` result asked for). A read may span adjacent or overlapping pieces.
  */
-export function chunkedByteSource(size: number, chunks: ReadonlyArray<{ offset: number; bytes: Uint8Array }>): ByteSource {
+export function chunkedByteSource(
+  size: number,
+  chunks: ReadonlyArray<{ offset: number; bytes: Uint8Array }>,
+): ByteSource {
   const sorted = [...chunks].sort((a, b) => a.offset - b.offset);
   return {
     size,
@@ -246,14 +274,20 @@ export function chunkedByteSource(size: number, chunks: ReadonlyArray<{ offset: 
       const end = offset + length;
       if (offset < 0 || end > size) return undefined;
       for (const c of sorted) {
-        if (c.offset <= offset && end <= c.offset + c.bytes.length) return c.bytes.subarray(offset - c.offset, end - c.offset);
+        if (c.offset <= offset && end <= c.offset + c.bytes.length)
+          return c.bytes.subarray(offset - c.offset, end - c.offset);
       }
       const out = new Uint8Array(length);
       let at = offset;
       while (at < end) {
         let best: { offset: number; bytes: Uint8Array } | undefined;
         for (const c of sorted) {
-          if (c.offset <= at && at < c.offset + c.bytes.length && (!best || c.offset + c.bytes.length > best.offset + best.bytes.length)) best = c;
+          if (
+            c.offset <= at &&
+            at < c.offset + c.bytes.length &&
+            (!best || c.offset + c.bytes.length > best.offset + best.bytes.length)
+          )
+            best = c;
         }
         if (!best) return undefined;
         const take = Math.min(end, best.offset + best.bytes.length) - at;

@@ -1,5 +1,11 @@
 import { open } from 'node:fs/promises';
-import { type BuildIdResult, ELF_HEAD_BYTES, chunkedByteSource, readBuildId, type ReadBuildIdOptions } from './build-id.js';
+import {
+  type BuildIdResult,
+  ELF_HEAD_BYTES,
+  chunkedByteSource,
+  readBuildId,
+  type ReadBuildIdOptions,
+} from './build-id.js';
 
 /** Enough for ELF header + program headers + notes + descriptor, each round fetching what was asked. */
 const MAX_ROUNDS = 8;
@@ -9,7 +15,10 @@ const MAX_ROUNDS = 8;
  * for (the same protocol a remote transport uses), never beyond the first 1 MiB.
  * Rejects on I/O errors and if the file shrinks while being read.
  */
-export async function readBuildIdFromFile(path: string, options?: ReadBuildIdOptions): Promise<BuildIdResult> {
+export async function readBuildIdFromFile(
+  path: string,
+  options?: ReadBuildIdOptions,
+): Promise<BuildIdResult> {
   const fh = await open(path, 'r');
   try {
     const { size } = await fh.stat();
@@ -28,7 +37,8 @@ export async function readBuildIdFromFile(path: string, options?: ReadBuildIdOpt
     for (let round = 0; ; round++) {
       const result = readBuildId(chunkedByteSource(size, chunks), options);
       if (result.kind !== 'need-bytes') return result;
-      if (round === MAX_ROUNDS) throw new Error(`${path}: build-ID parser still needs bytes after ${MAX_ROUNDS} reads`);
+      if (round === MAX_ROUNDS)
+        throw new Error(`${path}: build-ID parser still needs bytes after ${MAX_ROUNDS} reads`);
       for (const r of result.ranges) await fetch(r.offset, r.length);
     }
   } finally {

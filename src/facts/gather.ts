@@ -20,15 +20,24 @@ export const MAX_EXTRA_BYTES = 64 * 1024;
  * notes past the head the probe sends). Throws CriuLockError; the fleet runner turns that
  * into a per-host failure.
  */
-export async function gatherFacts(t: Transport, req: ProbeRequest, opts: GatherOptions = {}): Promise<HostFacts> {
+export async function gatherFacts(
+  t: Transport,
+  req: ProbeRequest,
+  opts: GatherOptions = {},
+): Promise<HostFacts> {
   const script = renderProbeScript(req);
   const timeoutMs = opts.timeoutMs ?? PROBE_TIMEOUT_MS;
   const res = await t.exec(['sh', '-s'], { stdin: script, timeoutMs });
-  if (res.timedOut) throw new CriuLockError('ssh', `${t.host}: gathering facts timed out after ${res.durationMs} ms`);
+  if (res.timedOut)
+    throw new CriuLockError('ssh', `${t.host}: gathering facts timed out after ${res.durationMs} ms`);
   if (isSudoPasswordRequired(res)) {
-    throw new CriuLockError('become', `${t.host}: sudo asks for a password (become needs passwordless sudo)`, {
-      hint: 'allow the user NOPASSWD sudo on this host, or connect as root (ansible_user: root)',
-    });
+    throw new CriuLockError(
+      'become',
+      `${t.host}: sudo asks for a password (become needs passwordless sudo)`,
+      {
+        hint: 'allow the user NOPASSWD sudo on this host, or connect as root (ansible_user: root)',
+      },
+    );
   }
   const { facts, pending } = parseProbeOutput(t.host, res.stdout);
   const incomplete = facts.problems.find((p) => p.type === 'probe');
@@ -44,20 +53,29 @@ export async function gatherFacts(t: Transport, req: ProbeRequest, opts: GatherO
     const requests = todo.flatMap((p) => {
       const want = p.ranges.reduce((n, r) => n + r.length, 0);
       if (p.fetched + want > MAX_EXTRA_BYTES) {
-        throw new CriuLockError('host-output', `${t.host}: ${p.fact.path}: its ELF notes would need more than ${MAX_EXTRA_BYTES} bytes past the head`, {
-          hint: 'no toolchain writes such a file; criu-lock refuses to read further (the host may be tampered with)',
-        });
+        throw new CriuLockError(
+          'host-output',
+          `${t.host}: ${p.fact.path}: its ELF notes would need more than ${MAX_EXTRA_BYTES} bytes past the head`,
+          {
+            hint: 'no toolchain writes such a file; criu-lock refuses to read further (the host may be tampered with)',
+          },
+        );
       }
       p.fetched += want;
       return p.ranges.map((r) => ({ path: p.openPath, inode: p.inode, ...r }));
     });
     const out = await t.exec(['sh', '-s'], { stdin: renderRangeScript(requests), timeoutMs });
-    if (out.timedOut) throw new CriuLockError('ssh', `${t.host}: reading ELF notes timed out after ${out.durationMs} ms`);
+    if (out.timedOut)
+      throw new CriuLockError('ssh', `${t.host}: reading ELF notes timed out after ${out.durationMs} ms`);
     const lines = out.stdout.split('\n');
     if (lines.length !== requests.length + 1 || lines[requests.length] !== '') {
-      throw new CriuLockError('host-output', `${t.host}: the ELF range reader printed ${lines.length - 1} line(s) for ${requests.length} request(s)`, {
-        hint: 'check that perl-base works on the host',
-      });
+      throw new CriuLockError(
+        'host-output',
+        `${t.host}: the ELF range reader printed ${lines.length - 1} line(s) for ${requests.length} request(s)`,
+        {
+          hint: 'check that perl-base works on the host',
+        },
+      );
     }
     let i = 0;
     for (const p of todo) {
@@ -65,12 +83,19 @@ export async function gatherFacts(t: Transport, req: ProbeRequest, opts: GatherO
         const line = lines[i++] ?? '';
         const m = /^(\d+)\t((?:[0-9a-f]{2})*|!)$/.exec(line);
         if (!m || Number(m[1]) !== r.offset || (m[2] !== '!' && m[2]!.length > 2 * r.length)) {
-          throw new CriuLockError('host-output', `${t.host}: malformed answer from the ELF range reader for ${p.fact.path}`);
+          throw new CriuLockError(
+            'host-output',
+            `${t.host}: malformed answer from the ELF range reader for ${p.fact.path}`,
+          );
         }
         if (m[2] === '!') {
-          throw new CriuLockError('host-output', `${t.host}: ${p.fact.path} changed or vanished while its ELF notes were read`, {
-            hint: 'run again once the file is stable',
-          });
+          throw new CriuLockError(
+            'host-output',
+            `${t.host}: ${p.fact.path} changed or vanished while its ELF notes were read`,
+            {
+              hint: 'run again once the file is stable',
+            },
+          );
         }
         p.chunks.push({ offset: r.offset, bytes: Buffer.from(m[2]!, 'hex') });
       }
@@ -80,9 +105,13 @@ export async function gatherFacts(t: Transport, req: ProbeRequest, opts: GatherO
   const [stuck] = todo;
   if (stuck) {
     // Recording "no build-ID" here would put a guess in a lockfile; CRIU's walk needs no more reads.
-    throw new CriuLockError('host-output', `${t.host}: ${stuck.fact.path}: its build-ID still needs more bytes after three reads`, {
-      hint: 'the file has an unusual ELF layout or changes while being read; run again, or report the file',
-    });
+    throw new CriuLockError(
+      'host-output',
+      `${t.host}: ${stuck.fact.path}: its build-ID still needs more bytes after three reads`,
+      {
+        hint: 'the file has an unusual ELF layout or changes while being read; run again, or report the file',
+      },
+    );
   }
   return facts;
 }

@@ -62,7 +62,11 @@ function parseOsRelease(lines: readonly string[]): Record<string, string> {
 }
 
 /** dpkg's `.list` files are named `name` or `name:arch` (Multi-Arch: same). */
-export function listNameToKey(listName: string, packages: ReadonlyMap<string, InstalledPackage>, byName: ReadonlyMap<string, string>): string | undefined {
+export function listNameToKey(
+  listName: string,
+  packages: ReadonlyMap<string, InstalledPackage>,
+  byName: ReadonlyMap<string, string>,
+): string | undefined {
   if (listName.includes(':')) return packages.has(listName) ? listName : undefined;
   return byName.get(listName);
 }
@@ -77,7 +81,8 @@ function withPath(where: string, read: () => BuildIdResult): BuildIdResult {
   try {
     return read();
   } catch (e) {
-    if (e instanceof ElfLimitError) throw new CriuLockError('host-output', `${where}: ${e.message}`, { hint: e.hint });
+    if (e instanceof ElfLimitError)
+      throw new CriuLockError('host-output', `${where}: ${e.message}`, { hint: e.hint });
     throw e;
   }
 }
@@ -103,7 +108,9 @@ function decodeName(hex: string, what: 'path' | 'package', fail: (why: string) =
   try {
     s = utf8.decode(Buffer.from(hex, 'hex'));
   } catch {
-    fail(`names a ${what} that is not valid UTF-8 (${JSON.stringify(Buffer.from(hex, 'hex').toString('latin1'))})`);
+    fail(
+      `names a ${what} that is not valid UTF-8 (${JSON.stringify(Buffer.from(hex, 'hex').toString('latin1'))})`,
+    );
   }
   if (s.includes('\0')) fail(`names a ${what} with a NUL byte`);
   if (what === 'path' && !s.startsWith('/')) fail(`names a relative path ${JSON.stringify(s)}`);
@@ -111,7 +118,11 @@ function decodeName(hex: string, what: 'path' | 'package', fail: (why: string) =
 }
 
 /** The five fields every file record ends with: kind, size, mode, inode, head. */
-function fileFields(path: string, fields: readonly string[], fail: (why: string) => never): { fact: FileFact; inode: number; head: Uint8Array } {
+function fileFields(
+  path: string,
+  fields: readonly string[],
+  fail: (why: string) => never,
+): { fact: FileFact; inode: number; head: Uint8Array } {
   const [kind = '', size = '', mode = '', inode = '', head = ''] = fields;
   if (fields.length !== 5 || !FILE_KINDS.has(kind as FileKind)) fail('is not a file record');
   const fact: FileFact = { path, kind: kind as FileKind };
@@ -119,10 +130,12 @@ function fileFields(path: string, fields: readonly string[], fail: (why: string)
     if (size !== '' || mode !== '' || inode !== '' || head !== '') fail(`has data for a ${kind} file`);
     return { fact, inode: 0, head: new Uint8Array() };
   }
-  if (!DIGITS.test(size) || !MODE.test(mode) || !DIGITS.test(inode)) fail('has a malformed size, mode or inode');
+  if (!DIGITS.test(size) || !MODE.test(mode) || !DIGITS.test(inode))
+    fail('has a malformed size, mode or inode');
   if (!HEX.test(head) || (kind !== 'elf' && head !== '')) fail('has a malformed head');
   // Cap: the probe sends at most HEAD_BYTES of a file; more is not an answer to our question.
-  if (head.length > 2 * HEAD_BYTES) fail(`has a head of ${head.length / 2} bytes (the probe sends at most ${HEAD_BYTES})`);
+  if (head.length > 2 * HEAD_BYTES)
+    fail(`has a head of ${head.length / 2} bytes (the probe sends at most ${HEAD_BYTES})`);
   fact.size = Number(size);
   fact.mode = mode;
   if (!Number.isSafeInteger(fact.size)) fail('has a malformed size');
@@ -181,9 +194,13 @@ export function parsePolicies(lines: readonly string[], nativeArch: string): Map
     if (m?.[2] && m[3]) {
       if (!isValidVersion(m[2])) {
         // A host that answers nonsense fails alone; its version never reaches the planner.
-        throw new CriuLockError('input', `apt-cache policy printed an invalid version ${JSON.stringify(m[2].slice(0, 100))} for ${cur.key}`, {
-          hint: 'the host\'s apt lists or dpkg status hold a version Debian policy does not allow; fix or refresh them',
-        });
+        throw new CriuLockError(
+          'input',
+          `apt-cache policy printed an invalid version ${JSON.stringify(m[2].slice(0, 100))} for ${cur.key}`,
+          {
+            hint: "the host's apt lists or dpkg status hold a version Debian policy does not allow; fix or refresh them",
+          },
+        );
       }
       curVersion = { version: m[2], priority: Number(m[3]), sources: [], installed: m[1] === '***' };
       cur.versions.push(curVersion);
@@ -240,14 +257,33 @@ export function parseProbeOutput(host: string, stdout: string): ParsedProbe {
   const byName = new Map<string, string>();
   for (const line of sections.get('dpkg') ?? []) {
     if (line === '') continue;
-    const [name = '', arch = '', version = '', want = '', status = '', eflag = '', multiArch = '', preDepends = '', depends = '', provides = ''] =
-      line.split('\t');
+    const [
+      name = '',
+      arch = '',
+      version = '',
+      want = '',
+      status = '',
+      eflag = '',
+      multiArch = '',
+      preDepends = '',
+      depends = '',
+      provides = '',
+    ] = line.split('\t');
     if (status === 'not-installed' || status === 'config-files' || name === '') continue;
     const key = `${name}:${arch}`;
     // Detached copies: plans outlive the probe output, and substrings would keep all of it alive.
     const pkg: InstalledPackage = {
-      key: detach(key), name: detach(name), arch: detach(arch), version: detach(version), want, status, eflag,
-      multiArch, preDepends, depends, provides,
+      key: detach(key),
+      name: detach(name),
+      arch: detach(arch),
+      version: detach(version),
+      want,
+      status,
+      eflag,
+      multiArch,
+      preDepends,
+      depends,
+      provides,
     };
     packages.set(key, pkg);
     if (!byName.has(name) || arch === architecture) byName.set(name, key);
@@ -262,7 +298,13 @@ export function parseProbeOutput(host: string, stdout: string): ParsedProbe {
 
   const pinLines = sections.get('pin');
   const pinSha = sections.get('pin-sha')?.[0]?.trim();
-  const pinFile = pinSha && pinLines ? pinLines.filter((l) => l.startsWith('|')).map((l) => l.slice(1)).join('\n') : null;
+  const pinFile =
+    pinSha && pinLines
+      ? pinLines
+          .filter((l) => l.startsWith('|'))
+          .map((l) => l.slice(1))
+          .join('\n')
+      : null;
 
   const pending: PendingElf[] = [];
   const packageFiles = new Map<string, FileFact[]>();
@@ -272,7 +314,14 @@ export function parseProbeOutput(host: string, stdout: string): ParsedProbe {
     if (fact.kind !== 'elf') return;
     const result = withPath(`${host}: ${fact.path}`, () => buildIdFromBuffer(head, fact.size));
     if (!applyBuildId(fact, result) && result.kind === 'need-bytes') {
-      pending.push({ fact, openPath, inode, chunks: [{ offset: 0, bytes: head }], ranges: result.ranges, fetched: 0 });
+      pending.push({
+        fact,
+        openPath,
+        inode,
+        chunks: [{ offset: 0, bytes: head }],
+        ranges: result.ranges,
+        fetched: 0,
+      });
     }
   };
   const fileLines = sections.get('files') ?? [];
@@ -307,7 +356,13 @@ export function parseProbeOutput(host: string, stdout: string): ParsedProbe {
       case 'M': {
         if (f.length !== 12) fail('is not a mapped file record');
         const [, pid = '', range = '', deleted = '', hexPath = '', hexOwner = '', via = ''] = f;
-        if (!DIGITS.test(pid) || pid === '0' || !/^[0-9a-f]{1,16}-[0-9a-f]{1,16}$/.test(range) || !/^[01]$/.test(deleted) || !/^[mp-]$/.test(via)) {
+        if (
+          !DIGITS.test(pid) ||
+          pid === '0' ||
+          !/^[0-9a-f]{1,16}-[0-9a-f]{1,16}$/.test(range) ||
+          !/^[01]$/.test(deleted) ||
+          !/^[mp-]$/.test(via)
+        ) {
           fail('has a malformed pid, address range, deleted flag or source');
         }
         const path = decodeName(hexPath, 'path', fail);
@@ -357,17 +412,19 @@ export function resolvePending(pending: readonly PendingElf[]): PendingElf[] {
   const still: PendingElf[] = [];
   for (const p of pending) {
     const size = p.fact.size ?? 0;
-    const result = withPath(p.fact.path, () => readBuildId({
-      size,
-      read(offset, length) {
-        for (const c of p.chunks) {
-          if (offset >= c.offset && offset + length <= c.offset + c.bytes.length) {
-            return c.bytes.subarray(offset - c.offset, offset - c.offset + length);
+    const result = withPath(p.fact.path, () =>
+      readBuildId({
+        size,
+        read(offset, length) {
+          for (const c of p.chunks) {
+            if (offset >= c.offset && offset + length <= c.offset + c.bytes.length) {
+              return c.bytes.subarray(offset - c.offset, offset - c.offset + length);
+            }
           }
-        }
-        return undefined;
-      },
-    }));
+          return undefined;
+        },
+      }),
+    );
     if (!applyBuildId(p.fact, result) && result.kind === 'need-bytes') {
       still.push({ ...p, ranges: result.ranges });
     }

@@ -146,12 +146,14 @@ function hex(s: string): string {
 
 /** Paths travel hex-encoded, so any byte but NUL is fine; they must still be absolute. */
 function assertPath(p: string): void {
-  if (!p.startsWith('/') || p.includes('\0')) throw new Error(`refusing path ${JSON.stringify(p)}: not an absolute path without NUL`);
+  if (!p.startsWith('/') || p.includes('\0'))
+    throw new Error(`refusing path ${JSON.stringify(p)}: not an absolute path without NUL`);
 }
 
 /** Reject anything that could break the script's framing; callers validate semantics earlier. */
 function assertLine(s: string, what: string): void {
-  if (/[\n\r\0\t]/.test(s)) throw new Error(`refusing ${what} with a control character: ${JSON.stringify(s)}`);
+  if (/[\n\r\0\t]/.test(s))
+    throw new Error(`refusing ${what} with a control character: ${JSON.stringify(s)}`);
 }
 
 export function renderProbeScript(req: ProbeRequest): string {
@@ -173,7 +175,10 @@ export function renderProbeScript(req: ProbeRequest): string {
     const pin = quote(req.pinFile);
     // Content for reading pins back (each line prefixed so it never looks like a marker), and the
     // exact sha256, which is what decides whether the file must be rewritten.
-    lines.push(section('pin'), `if [ -f ${pin} ]; then sed 's/^/|/' ${pin}; echo; echo '@@pin-sha'; sha256sum < ${pin} | cut -c1-64; fi`);
+    lines.push(
+      section('pin'),
+      `if [ -f ${pin} ]; then sed 's/^/|/' ${pin}; echo; echo '@@pin-sha'; sha256sum < ${pin} | cut -c1-64; fi`,
+    );
   }
   if (req.policyFor && req.policyFor.length > 0) {
     req.policyFor.forEach((k) => assertLine(k, 'package'));
@@ -239,5 +244,7 @@ while (my $l = <DATA>) {
   print join("\t", $off, $ok ? unpack('H*', $buf) : '!'), "\n";
 }
 `;
-  return ['export LC_ALL=C', `perl - <<'${PERL_EOF}'`, perl.trim(), '__DATA__', ...data, PERL_EOF, ''].join('\n');
+  return ['export LC_ALL=C', `perl - <<'${PERL_EOF}'`, perl.trim(), '__DATA__', ...data, PERL_EOF, ''].join(
+    '\n',
+  );
 }

@@ -48,7 +48,11 @@ export interface TaskRecord {
 /** apply: what the playbook did to one host; task records are kept on failures too. */
 export type HostOutcome = HostResult<
   { name: string; status: 'ok' | 'changed' | 'blocked' },
-  { tasks: TaskRecord[]; blocked: Blocked[]; /** The rollback transaction recorded before the change. */ transaction?: string }
+  {
+    tasks: TaskRecord[];
+    blocked: Blocked[];
+    /** The rollback transaction recorded before the change. */ transaction?: string;
+  }
 >;
 
 export interface ApplyReport {

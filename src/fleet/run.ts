@@ -7,14 +7,22 @@ export function parseSerial(spec: string | undefined, total: number): number[] {
     const s = part.trim();
     const m = /^(\d+)(%?)$/.exec(s);
     if (!m?.[1]) {
-      throw new CriuLockError('usage', `invalid --serial value ${JSON.stringify(s)}`, { hint: 'use numbers or percentages, e.g. --serial 1,5,25%' });
+      throw new CriuLockError('usage', `invalid --serial value ${JSON.stringify(s)}`, {
+        hint: 'use numbers or percentages, e.g. --serial 1,5,25%',
+      });
     }
     const n = Number(m[1]);
     if (m[2] === '%') {
-      if (n <= 0 || n > 100) throw new CriuLockError('usage', `--serial percentage must be 1-100%, got ${s}`, { hint: 'e.g. --serial 25%' });
+      if (n <= 0 || n > 100)
+        throw new CriuLockError('usage', `--serial percentage must be 1-100%, got ${s}`, {
+          hint: 'e.g. --serial 25%',
+        });
       return Math.max(1, Math.floor((total * n) / 100));
     }
-    if (n <= 0) throw new CriuLockError('usage', `--serial batch size must be positive, got ${s}`, { hint: 'e.g. --serial 1,5' });
+    if (n <= 0)
+      throw new CriuLockError('usage', `--serial batch size must be positive, got ${s}`, {
+        hint: 'e.g. --serial 1,5',
+      });
     return n;
   });
   const batches: number[] = [];
@@ -43,7 +51,11 @@ export interface FleetRun<T, R> {
 }
 
 /** Runs `work` for each item with at most `forks` at once, batch by batch. Work must not throw. */
-export async function runFleet<T, R>(items: readonly T[], work: (item: T) => Promise<R>, opts: FleetOptions<R>): Promise<FleetRun<T, R>> {
+export async function runFleet<T, R>(
+  items: readonly T[],
+  work: (item: T) => Promise<R>,
+  opts: FleetOptions<R>,
+): Promise<FleetRun<T, R>> {
   const forks = Math.max(1, opts.forks);
   const results: Array<{ item: T; result: R }> = [];
   const batches = parseSerial(opts.serial, items.length);

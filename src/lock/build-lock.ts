@@ -142,7 +142,9 @@ export function selectForScope(facts: HostFacts, scope: GenerateScope, host: str
       for (const m of facts.mapped) {
         if (isVirtualFsPath(m.path)) {
           // A lockfile refuses these paths at load (locked-path.ts); say why the file is left out.
-          warnings.push(`process ${m.pid} maps ${m.path}: not locked, files under /proc, /sys and /dev are not files a package or criu-lock controls`);
+          warnings.push(
+            `process ${m.pid} maps ${m.path}: not locked, files under /proc, /sys and /dev are not files a package or criu-lock controls`,
+          );
           continue;
         }
         if (m.deleted) {

@@ -9,7 +9,8 @@ import { isPlainString } from './yaml-scalar.js';
  */
 const KEY_LINE = /^ {2}("(?:[^"\\]|\\.)*"|[^\s"#][^\s#]*):$/;
 const FIELD = /^ {4}(version|sha256): ("(?:[^"\\]|\\.)*"|\S+)$/;
-const FILE_LINE = /^ {2}( {4})?("(?:[^"\\]|\\.)*"|[^\s"#{][^\s#]*): \{size: (0|[1-9][0-9]*), mode: "([0-7]{4})"(?:, buildId: ("[0-9a-f]+"|[0-9a-f]+))?\}$/;
+const FILE_LINE =
+  /^ {2}( {4})?("(?:[^"\\]|\\.)*"|[^\s"#{][^\s#]*): \{size: (0|[1-9][0-9]*), mode: "([0-7]{4})"(?:, buildId: ("[0-9a-f]+"|[0-9a-f]+))?\}$/;
 
 function scalar(token: string): string | undefined {
   if (token.startsWith('"')) {

@@ -2,7 +2,11 @@ import type { FileEntry, Lockfile, PackageEntry } from './lockfile.js';
 
 /** A lock's packages and files in sorted order, computed once per lock and shared by every host. */
 export interface LockIndex {
-  packages: ReadonlyArray<{ key: string; entry: PackageEntry; files: ReadonlyArray<readonly [string, FileEntry]> }>;
+  packages: ReadonlyArray<{
+    key: string;
+    entry: PackageEntry;
+    files: ReadonlyArray<readonly [string, FileEntry]>;
+  }>;
   unmanaged: ReadonlyArray<readonly [string, FileEntry]>;
   /** Package keys, for membership tests. */
   keys: ReadonlySet<string>;
@@ -27,7 +31,12 @@ export function indexLock(lock: Lockfile): LockIndex {
       .sort(byCodeUnit)
       .map((key) => ({ key, entry: lock.packages[key]!, files: sortedFiles(lock.packages[key]!.files) }));
     const unmanaged = sortedFiles(lock.unmanaged);
-    const paths = [...new Set([...packages.flatMap((p) => p.files.map(([path]) => path)), ...unmanaged.map(([path]) => path)])].sort(byCodeUnit);
+    const paths = [
+      ...new Set([
+        ...packages.flatMap((p) => p.files.map(([path]) => path)),
+        ...unmanaged.map(([path]) => path),
+      ]),
+    ].sort(byCodeUnit);
     index = { packages, unmanaged, paths, keys: new Set(packages.map((p) => p.key)) };
     cache.set(lock, index);
   }

@@ -11,24 +11,33 @@ import { yamlScalar, yamlString } from './yaml-scalar.js';
 
 export const LOCKFILE_VERSION = 1;
 
-
 export const FileEntry = z.strictObject({
   size: z.number().int().nonnegative(),
   mode: z.string().regex(/^[0-7]{4}$/, 'must be four octal digits such as "0755"'),
-  buildId: z.string().regex(/^[0-9a-f]{2,128}$/, 'must be lowercase hex').optional(),
+  buildId: z
+    .string()
+    .regex(/^[0-9a-f]{2,128}$/, 'must be lowercase hex')
+    .optional(),
 });
 export type FileEntry = z.infer<typeof FileEntry>;
 
 export const PackageEntry = z.strictObject({
   version: DebVersion,
-  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits').optional(),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits')
+    .optional(),
   files: z.record(z.string(), FileEntry).optional(),
 });
 export type PackageEntry = z.infer<typeof PackageEntry>;
 
 export const Scope = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('all') }),
-  z.strictObject({ kind: z.literal('packages'), packages: z.array(z.string()).min(1), withDeps: z.boolean() }),
+  z.strictObject({
+    kind: z.literal('packages'),
+    packages: z.array(z.string()).min(1),
+    withDeps: z.boolean(),
+  }),
   z.strictObject({ kind: z.literal('processes'), pids: z.array(z.number().int().positive()).min(1) }),
   // generate --checkpoint: what a CRIU checkpoint of these processes (its pstree) needs.
   z.strictObject({ kind: z.literal('checkpoint'), pids: z.array(z.number().int().positive()).min(1) }),
@@ -61,11 +70,15 @@ function sortedKeys<T>(rec: Record<string, T>): string[] {
 }
 
 function canonicalFile(f: FileEntry): Record<string, unknown> {
-  return f.buildId === undefined ? { mode: f.mode, size: f.size } : { buildId: f.buildId, mode: f.mode, size: f.size };
+  return f.buildId === undefined
+    ? { mode: f.mode, size: f.size }
+    : { buildId: f.buildId, mode: f.mode, size: f.size };
 }
 
 /** Canonical JSON of what the digest covers: platform, scope, packages, unmanaged. No source, no time. */
-export function canonicalContent(lock: Pick<Lockfile, 'platform' | 'scope' | 'packages' | 'unmanaged'>): string {
+export function canonicalContent(
+  lock: Pick<Lockfile, 'platform' | 'scope' | 'packages' | 'unmanaged'>,
+): string {
   const packages: Record<string, unknown> = {};
   for (const key of sortedKeys(lock.packages)) {
     const p = lock.packages[key]!;
@@ -74,7 +87,8 @@ export function canonicalContent(lock: Pick<Lockfile, 'platform' | 'scope' | 'pa
     packages[key] = { files, sha256: p.sha256 ?? null, version: p.version };
   }
   const unmanaged: Record<string, unknown> = {};
-  for (const path of sortedKeys(lock.unmanaged ?? {})) unmanaged[path] = canonicalFile(lock.unmanaged![path]!);
+  for (const path of sortedKeys(lock.unmanaged ?? {}))
+    unmanaged[path] = canonicalFile(lock.unmanaged![path]!);
   const scope =
     lock.scope.kind === 'all'
       ? { kind: 'all' }
@@ -118,7 +132,9 @@ export function serializeLock(lock: Lockfile): string {
       out.push('scope: {kind: all}');
       break;
     case 'packages':
-      out.push(`scope: {kind: packages, packages: [${[...s.packages].sort().map(yamlString).join(', ')}], withDeps: ${s.withDeps}}`);
+      out.push(
+        `scope: {kind: packages, packages: [${[...s.packages].sort().map(yamlString).join(', ')}], withDeps: ${s.withDeps}}`,
+      );
       break;
     case 'processes':
     case 'checkpoint':
@@ -170,17 +186,27 @@ export function parseLockDocument(text: string, file: string): Lockfile {
     // The yaml library reports some problems (an alias before its anchor) only here, by throwing.
     throw lockError(`invalid YAML: ${(err as Error).message.split('\n')[0]}`, { file, line: 1, col: 1 });
   }
-  if (raw === null || typeof raw !== 'object') throw lockError('not a criu-lock lockfile (expected a mapping)', { file, line: 1, col: 1 });
+  if (raw === null || typeof raw !== 'object')
+    throw lockError('not a criu-lock lockfile (expected a mapping)', { file, line: 1, col: 1 });
   const version = (raw as Record<string, unknown>).lockfileVersion;
   if (version !== LOCKFILE_VERSION) {
     throw lockError(
-      version === undefined ? 'missing lockfileVersion' : `unsupported lockfileVersion ${JSON.stringify(version)} (this criu-lock reads version ${LOCKFILE_VERSION})`,
+      version === undefined
+        ? 'missing lockfileVersion'
+        : `unsupported lockfileVersion ${JSON.stringify(version)} (this criu-lock reads version ${LOCKFILE_VERSION})`,
       src.locate(version === undefined ? [] : ['lockfileVersion']),
       'upgrade criu-lock, or regenerate the lockfile with this version',
     );
   }
   const parsed = Lockfile.safeParse(raw);
-  if (!parsed.success) throw issueError(parsed.error, { code: 'lockfile', hint: REGENERATE, what: 'lockfile', file, locate: src.locate });
+  if (!parsed.success)
+    throw issueError(parsed.error, {
+      code: 'lockfile',
+      hint: REGENERATE,
+      what: 'lockfile',
+      file,
+      locate: src.locate,
+    });
   const lock = parsed.data;
   const problem = semanticProblem(lock);
   if (problem) throw lockError(problem.message, src.locate(problem.path, problem.key), problem.hint);
@@ -211,23 +237,42 @@ function semanticProblem(lock: Lockfile): Problem | undefined {
   for (const key of Object.keys(lock.packages)) {
     // Facts, plans and apt requests are all name:arch, so the lock must be too.
     const why = packageKeyProblem(key);
-    if (why) return { message: `invalid package key ${JSON.stringify(key)}: ${why}`, path: ['packages'], key };
+    if (why)
+      return { message: `invalid package key ${JSON.stringify(key)}: ${why}`, path: ['packages'], key };
     for (const path of Object.keys(lock.packages[key]!.files ?? {})) {
       const why = lockedPathProblem(path);
-      if (why) return { message: `invalid file path ${JSON.stringify(path)} in ${key}: ${why}`, path: ['packages', key, 'files'], key: path };
+      if (why)
+        return {
+          message: `invalid file path ${JSON.stringify(path)} in ${key}: ${why}`,
+          path: ['packages', key, 'files'],
+          key: path,
+        };
     }
   }
   for (const path of Object.keys(lock.unmanaged ?? {})) {
     const why = lockedPathProblem(path);
-    if (why) return { message: `invalid unmanaged path ${JSON.stringify(path)}: ${why}`, path: ['unmanaged'], key: path };
+    if (why)
+      return {
+        message: `invalid unmanaged path ${JSON.stringify(path)}: ${why}`,
+        path: ['unmanaged'],
+        key: path,
+      };
   }
   if (lock.scope.kind === 'packages') {
     const i = lock.scope.packages.findIndex((name) => packageRefProblem(name) !== undefined);
-    if (i >= 0) return { message: `invalid package name ${JSON.stringify(lock.scope.packages[i])} in scope`, path: ['scope', 'packages', i] };
+    if (i >= 0)
+      return {
+        message: `invalid package name ${JSON.stringify(lock.scope.packages[i])} in scope`,
+        path: ['scope', 'packages', i],
+      };
   }
   const digest = computeDigest(lock);
   if (digest !== lock.digest) {
-    return { message: `digest mismatch: the content hashes to ${digest}`, path: ['digest'], hint: 'the lockfile was edited or corrupted; regenerate it with `criu-lock generate`' };
+    return {
+      message: `digest mismatch: the content hashes to ${digest}`,
+      path: ['digest'],
+      hint: 'the lockfile was edited or corrupted; regenerate it with `criu-lock generate`',
+    };
   }
   return undefined;
 }
@@ -238,9 +283,13 @@ export async function loadLock(file: string): Promise<Lockfile> {
     text = await readFile(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new CriuLockError('lockfile', `cannot read lockfile ${file}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`, {
-      hint: 'create one with `criu-lock generate -o ' + file + '`, or pass -l FILE',
-    });
+    throw new CriuLockError(
+      'lockfile',
+      `cannot read lockfile ${file}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
+      {
+        hint: 'create one with `criu-lock generate -o ' + file + '`, or pass -l FILE',
+      },
+    );
   }
   return parseLock(text, file);
 }

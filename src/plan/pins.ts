@@ -16,10 +16,15 @@ export interface PinEntry {
 let compiled: ejs.TemplateFunction | undefined;
 
 export function pinEntries(lock: Lockfile): PinEntry[] {
-  return Object.keys(lock.packages)
-    .sort()
-    // apt matches Architecture: all packages under the native arch, so `name:all` would pin nothing.
-    .map((key) => ({ package: key.endsWith(':all') ? key.slice(0, -4) : key, version: lock.packages[key]!.version }));
+  return (
+    Object.keys(lock.packages)
+      .sort()
+      // apt matches Architecture: all packages under the native arch, so `name:all` would pin nothing.
+      .map((key) => ({
+        package: key.endsWith(':all') ? key.slice(0, -4) : key,
+        version: lock.packages[key]!.version,
+      }))
+  );
 }
 
 /** The pin file for a lock; pure apart from reading the template once. */
@@ -42,7 +47,8 @@ export function parsePins(text: string): Map<string, { version: string; priority
     }
     const pkg = fields.get('package');
     const pin = /^version\s+(\S+)$/.exec(fields.get('pin') ?? '');
-    if (pkg && pin?.[1]) out.set(pkg, { version: pin[1], priority: Number(fields.get('pin-priority') ?? '0') });
+    if (pkg && pin?.[1])
+      out.set(pkg, { version: pin[1], priority: Number(fields.get('pin-priority') ?? '0') });
   }
   return out;
 }

@@ -17,7 +17,10 @@ export const PackageAction = z.strictObject({
   to: Version,
   /** Installed from the package store: a .deb uploaded to the host, named by this sha256. */
   source: z.literal('store').optional(),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
 });
 export type PackageAction = z.infer<typeof PackageAction>;
 
@@ -50,7 +53,11 @@ export const Blocked = z.strictObject({
 });
 export type Blocked = z.infer<typeof Blocked>;
 
-export const Note = z.strictObject({ type: z.literal('extra-package'), package: z.string(), version: z.string() });
+export const Note = z.strictObject({
+  type: z.literal('extra-package'),
+  package: z.string(),
+  version: z.string(),
+});
 export type Note = z.infer<typeof Note>;
 
 /** A package apt's simulated transaction moves beyond the plan's own actions (a new dependency, say). */
@@ -68,7 +75,10 @@ export type HostStatus = z.infer<typeof HostStatus>;
 export const HostPlan = z.strictObject({
   name: z.string(),
   status: HostStatus,
-  fingerprint: z.string().regex(/^sha256:[0-9a-f]{64}$/).nullable(),
+  fingerprint: z
+    .string()
+    .regex(/^sha256:[0-9a-f]{64}$/)
+    .nullable(),
   actions: z.array(Action),
   blocked: z.array(Blocked),
   notes: z.array(Note),
@@ -101,10 +111,19 @@ export async function loadPlan(file: string): Promise<PlanFile> {
   }
   const version = (raw as { planVersion?: unknown } | null)?.planVersion;
   if (version !== PLAN_VERSION) {
-    throw new CriuLockError('plan', `unsupported planVersion ${JSON.stringify(version)} (this criu-lock reads version ${PLAN_VERSION})`, {
-      hint: 're-create the plan with this criu-lock: `criu-lock plan -o FILE`',
-      location: { file },
-    });
+    throw new CriuLockError(
+      'plan',
+      `unsupported planVersion ${JSON.stringify(version)} (this criu-lock reads version ${PLAN_VERSION})`,
+      {
+        hint: 're-create the plan with this criu-lock: `criu-lock plan -o FILE`',
+        location: { file },
+      },
+    );
   }
-  return parseWith(PlanFile, raw, { code: 'plan', what: 'plan', hint: 'plans are written by `criu-lock plan -o FILE`; do not edit them', file });
+  return parseWith(PlanFile, raw, {
+    code: 'plan',
+    what: 'plan',
+    hint: 'plans are written by `criu-lock plan -o FILE`; do not edit them',
+    file,
+  });
 }

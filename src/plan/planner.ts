@@ -128,7 +128,12 @@ export type StoreIndex = ReadonlyMap<string, { version: string; sha256: string }
  * passed in so the planner stays free of templates and I/O. `store` (when a package store exists)
  * supplies versions the host's apt sources lack; such actions carry `source: 'store'`.
  */
-export function planHost(lock: Lockfile, facts: HostFacts, desiredPins: string, store?: StoreIndex): HostPlan {
+export function planHost(
+  lock: Lockfile,
+  facts: HostFacts,
+  desiredPins: string,
+  store?: StoreIndex,
+): HostPlan {
   const index = planIndex(lock);
   const actions: PackageAction[] = [];
   const blocked: Blocked[] = [];
@@ -240,7 +245,10 @@ function planWithSlots(
     // The node's own sources first: the store only fills in what they lack, so a node never sees
     // two different files (archive and rebuilt) under one version.
     const stored = store?.get(key);
-    const fromStore = !available.some((v) => compareVersions(v, want) === 0) && stored !== undefined && compareVersions(stored.version, want) === 0;
+    const fromStore =
+      !available.some((v) => compareVersions(v, want) === 0) &&
+      stored !== undefined &&
+      compareVersions(stored.version, want) === 0;
     if (!fromStore && !available.some((v) => compareVersions(v, want) === 0)) {
       const noStore = store === undefined ? '' : '; the package store does not hold it either';
       blocked.push({
@@ -277,7 +285,11 @@ function planWithSlots(
       });
       continue;
     }
-    actions.push(fromStore ? { type, package: key, from: got?.version ?? null, to: want, source: 'store', sha256: stored.sha256 } : { type, package: key, from: got?.version ?? null, to: want });
+    actions.push(
+      fromStore
+        ? { type, package: key, from: got?.version ?? null, to: want, source: 'store', sha256: stored.sha256 }
+        : { type, package: key, from: got?.version ?? null, to: want },
+    );
   }
 
   if (notes.length > 1) {

@@ -8,7 +8,11 @@ export function renderApply(raw: ApplyReport, format: 'text' | 'json', color = f
   // Hosts' words (apt's and the shell's messages, versions) never reach the terminal raw.
   const report = escapeTextDeep(raw);
   const lines: string[] = [report.check ? 'RECAP (check mode: nothing was changed)' : 'RECAP'];
-  const width = Math.max(4, ...report.hosts.map((h) => h.name.length), ...report.notStarted.map((n) => n.length));
+  const width = Math.max(
+    4,
+    ...report.hosts.map((h) => h.name.length),
+    ...report.notStarted.map((n) => n.length),
+  );
   for (const h of report.hosts) {
     const count = (s: string): number => h.tasks.filter((t) => t.status === s).length;
     const colour = h.status === 'ok' ? 'green' : h.status === 'changed' ? 'yellow' : 'red';
@@ -17,11 +21,20 @@ export function renderApply(raw: ApplyReport, format: 'text' | 'json', color = f
     if (h.status === 'failed') line += `  [${h.error.step}] ${errorText(h.error)}`;
     if (h.status === 'unreachable') line += `  ${errorText(h.error)}`;
     lines.push(line);
-    for (const b of h.blocked) lines.push(`${' '.repeat(width)}    blocked ${b.package ?? ''}${b.version ? `=${b.version}` : ''} ${b.reason}: ${b.detail}`);
+    for (const b of h.blocked)
+      lines.push(
+        `${' '.repeat(width)}    blocked ${b.package ?? ''}${b.version ? `=${b.version}` : ''} ${b.reason}: ${b.detail}`,
+      );
   }
-  for (const n of report.notStarted) lines.push(`${n.padEnd(width)}  ${paint('not started', 'red', color)} (--max-fail-percentage reached)`);
-  if (!report.capture && !report.check) lines.push('capture: off (--no-capture): no transaction was recorded, these changes cannot be rolled back');
+  for (const n of report.notStarted)
+    lines.push(`${n.padEnd(width)}  ${paint('not started', 'red', color)} (--max-fail-percentage reached)`);
+  if (!report.capture && !report.check)
+    lines.push(
+      'capture: off (--no-capture): no transaction was recorded, these changes cannot be rolled back',
+    );
   const by = (s: string): number => report.hosts.filter((h) => h.status === s).length;
-  lines.push(`${report.hosts.length + report.notStarted.length} host(s): ${by('ok')} ok, ${by('changed')} changed, ${by('blocked')} blocked, ${by('failed')} failed, ${by('unreachable')} unreachable${report.notStarted.length ? `, ${report.notStarted.length} not started` : ''}`);
+  lines.push(
+    `${report.hosts.length + report.notStarted.length} host(s): ${by('ok')} ok, ${by('changed')} changed, ${by('blocked')} blocked, ${by('failed')} failed, ${by('unreachable')} unreachable${report.notStarted.length ? `, ${report.notStarted.length} not started` : ''}`,
+  );
   return lines.join('\n') + '\n';
 }

@@ -45,9 +45,18 @@ export function renderCheck(raw: CheckReport, format: 'text' | 'markdown' | 'jso
     const md = (s: string): string => escapeMarkdown(s);
     const code = (s: string): string => escapeMarkdown(s, { code: true });
     const report = raw;
-    lines.push(`## criu-lock check`, '', `${report.kind === 'checkpoint' ? 'Checkpoint' : 'Lock'} ${code(report.lock.path)} (${report.lock.digest})`, '', '| host | status | findings |', '| --- | --- | --- |');
+    lines.push(
+      `## criu-lock check`,
+      '',
+      `${report.kind === 'checkpoint' ? 'Checkpoint' : 'Lock'} ${code(report.lock.path)} (${report.lock.digest})`,
+      '',
+      '| host | status | findings |',
+      '| --- | --- | --- |',
+    );
     for (const h of report.hosts) {
-      lines.push(`| ${md(h.name)} | ${h.status} | ${'findings' in h ? h.findings.length : md(errorText(h.error))} |`);
+      lines.push(
+        `| ${md(h.name)} | ${h.status} | ${'findings' in h ? h.findings.length : md(errorText(h.error))} |`,
+      );
     }
     for (const h of report.hosts) {
       if (h.status !== 'drift') continue;
@@ -65,7 +74,9 @@ export function renderCheck(raw: CheckReport, format: 'text' | 'markdown' | 'jso
   for (const h of report.hosts) {
     switch (h.status) {
       case 'ok':
-        lines.push(`${paint('ok', 'green', color)}          ${h.name}: ${report.kind === 'checkpoint' ? 'the checkpoint would restore here' : 'matches the lock'}`);
+        lines.push(
+          `${paint('ok', 'green', color)}          ${h.name}: ${report.kind === 'checkpoint' ? 'the checkpoint would restore here' : 'matches the lock'}`,
+        );
         break;
       case 'drift':
         // Only file findings are what CRIU itself rejects; a version or dpkg-state finding alone is
@@ -80,7 +91,9 @@ export function renderCheck(raw: CheckReport, format: 'text' | 'markdown' | 'jso
         break;
       case 'unreachable':
       case 'failed':
-        lines.push(`${paint(h.status, 'red', color)}${' '.repeat(12 - h.status.length)}${h.name}: ${errorText(h.error)}`);
+        lines.push(
+          `${paint(h.status, 'red', color)}${' '.repeat(12 - h.status.length)}${h.name}: ${errorText(h.error)}`,
+        );
         break;
       default: {
         const never: never = h;

@@ -40,7 +40,12 @@ export function renderPlanMarkdown(plan: PlanFile): string {
   return markdownTemplate({ plan, hosts, counts: planSummary(plan), ...MARKDOWN_HELPERS });
 }
 
-const SIGN: Record<PackageAction['type'], string> = { install: '+', upgrade: '↑', downgrade: '↓', reinstall: '~' };
+const SIGN: Record<PackageAction['type'], string> = {
+  install: '+',
+  upgrade: '↑',
+  downgrade: '↓',
+  reinstall: '~',
+};
 
 /** Text for a terminal: reads like a diff, one host after another. */
 export function renderPlanText(raw: PlanFile, color = false): string {
@@ -49,18 +54,33 @@ export function renderPlanText(raw: PlanFile, color = false): string {
   const lines: string[] = [];
   for (const h of plan.hosts) {
     const colour = h.status === 'ok' ? 'green' : h.status === 'changes' ? 'yellow' : 'red';
-    lines.push(`${paint(h.status.padEnd(11), colour, color)} ${h.name}${h.error ? `: ${errorText(h.error)}` : ''}`);
+    lines.push(
+      `${paint(h.status.padEnd(11), colour, color)} ${h.name}${h.error ? `: ${errorText(h.error)}` : ''}`,
+    );
     for (const a of h.actions) {
       if (a.type === 'write-pins') lines.push(`    ${paint('~', 'cyan', color)} pins      ${a.path}`);
-      else lines.push(`    ${paint(SIGN[a.type], a.type === 'install' ? 'green' : 'yellow', color)} ${a.type.padEnd(9)} ${a.package} ${a.from ?? '(none)'} → ${a.to}${a.source === 'store' ? ' (store)' : ''}`);
+      else
+        lines.push(
+          `    ${paint(SIGN[a.type], a.type === 'install' ? 'green' : 'yellow', color)} ${a.type.padEnd(9)} ${a.package} ${a.from ?? '(none)'} → ${a.to}${a.source === 'store' ? ' (store)' : ''}`,
+        );
     }
     for (const x of h.aptExtra ?? []) {
-      lines.push(`    ${paint(SIGN[x.action], 'yellow', color)} ${x.action.padEnd(9)} ${x.package} ${x.from ?? '(none)'} → ${x.to}  (apt adds it: not in the lock)`);
+      lines.push(
+        `    ${paint(SIGN[x.action], 'yellow', color)} ${x.action.padEnd(9)} ${x.package} ${x.from ?? '(none)'} → ${x.to}  (apt adds it: not in the lock)`,
+      );
     }
     for (const b of h.blocked) {
-      lines.push(`    ${paint('!', 'red', color)} blocked   ${b.package ? `${b.package}${b.version ? `=${b.version}` : ''} ` : ''}${b.reason}: ${b.detail}`);
+      lines.push(
+        `    ${paint('!', 'red', color)} blocked   ${b.package ? `${b.package}${b.version ? `=${b.version}` : ''} ` : ''}${b.reason}: ${b.detail}`,
+      );
     }
-    if (h.notes.length > 0) lines.push(`    ${h.notes.length} package(s) not in the lock, kept: ${h.notes.slice(0, 5).map((n) => n.package).join(', ')}${h.notes.length > 5 ? ', …' : ''}`);
+    if (h.notes.length > 0)
+      lines.push(
+        `    ${h.notes.length} package(s) not in the lock, kept: ${h.notes
+          .slice(0, 5)
+          .map((n) => n.package)
+          .join(', ')}${h.notes.length > 5 ? ', …' : ''}`,
+      );
   }
   lines.push(planSummary(plan));
   return lines.join('\n') + '\n';

@@ -55,7 +55,8 @@ export async function readTransactions(t: Transport): Promise<HostTransactions> 
     '',
   ].join('\n');
   const r = await script(t, text, 60_000);
-  if (r.exitCode !== 0) throw new CriuLockError('ssh', `${t.host}: reading ${TX_ROOT} failed: ${summariseOutput(r)}`);
+  if (r.exitCode !== 0)
+    throw new CriuLockError('ssh', `${t.host}: reading ${TX_ROOT} failed: ${summariseOutput(r)}`);
   return parseTransactions(r.stdout);
 }
 
@@ -67,7 +68,11 @@ export function parseTransactions(stdout: string): HostTransactions {
     if (id === null) return;
     const parsed = parseManifest(body.join('\n'));
     if (parsed.ok && parsed.manifest.id === id) out.manifests.push(parsed.manifest);
-    else out.unreadable.push({ id: id.slice(0, 80), error: parsed.ok ? `manifest id ${parsed.manifest.id} does not match its directory` : parsed.error });
+    else
+      out.unreadable.push({
+        id: id.slice(0, 80),
+        error: parsed.ok ? `manifest id ${parsed.manifest.id} does not match its directory` : parsed.error,
+      });
     id = null;
     body = [];
   };
@@ -84,10 +89,18 @@ export function parseTransactions(stdout: string): HostTransactions {
 }
 
 /** Versions, auto marks and pin file sha256 now, for the given package keys. One round trip. */
-export async function readCurrent(t: Transport, packages: readonly string[], pinPath: string): Promise<CurrentState & { arch: string }> {
+export async function readCurrent(
+  t: Transport,
+  packages: readonly string[],
+  pinPath: string,
+): Promise<CurrentState & { arch: string }> {
   const lines = [
     `printf '=== versions\\n'`,
-    ...(packages.length > 0 ? [`${renderCommand(['dpkg-query', '-W', '-f', '${Package}:${Architecture}\\t${Version}\\t${db:Status-Abbrev}\\n', ...packages])} 2>/dev/null || true`] : []),
+    ...(packages.length > 0
+      ? [
+          `${renderCommand(['dpkg-query', '-W', '-f', '${Package}:${Architecture}\\t${Version}\\t${db:Status-Abbrev}\\n', ...packages])} 2>/dev/null || true`,
+        ]
+      : []),
     `printf '=== auto\\n'`,
     'apt-mark showauto 2>/dev/null || true',
     `printf '=== pins\\n'`,
@@ -97,13 +110,20 @@ export async function readCurrent(t: Transport, packages: readonly string[], pin
     '',
   ];
   const r = await script(t, lines.join('\n'), 60_000);
-  if (r.exitCode !== 0) throw new CriuLockError('ssh', `${t.host}: reading the dpkg state failed: ${summariseOutput(r)}`);
+  if (r.exitCode !== 0)
+    throw new CriuLockError('ssh', `${t.host}: reading the dpkg state failed: ${summariseOutput(r)}`);
   const parsed = parseCurrent(r.stdout, packages);
-  if (!/^[a-z0-9][a-z0-9-]*$/.test(parsed.arch)) throw new CriuLockError('ssh', `${t.host}: reading the dpkg state printed no architecture`, { hint: 'the target needs sh, dpkg and apt' });
+  if (!/^[a-z0-9][a-z0-9-]*$/.test(parsed.arch))
+    throw new CriuLockError('ssh', `${t.host}: reading the dpkg state printed no architecture`, {
+      hint: 'the target needs sh, dpkg and apt',
+    });
   return { ...parsed.state, arch: parsed.arch };
 }
 
-export function parseCurrent(stdout: string, packages: readonly string[]): { state: CurrentState; arch: string } {
+export function parseCurrent(
+  stdout: string,
+  packages: readonly string[],
+): { state: CurrentState; arch: string } {
   const versions = new Map<string, string | null>(packages.map((p) => [p, null]));
   const autoNames = new Set<string>();
   let pinSha256: string | null = null;
@@ -119,7 +139,8 @@ export function parseCurrent(stdout: string, packages: readonly string[]): { sta
     if (section === 'versions') {
       const [key, version, status] = line.split('\t');
       // Only a fully installed package counts; config-files or half-installed ones are "not there".
-      if (key && version && isValidVersion(version) && /^[ih]i/.test(status ?? '')) versions.set(key, version);
+      if (key && version && isValidVersion(version) && /^[ih]i/.test(status ?? ''))
+        versions.set(key, version);
     } else if (section === 'auto') autoNames.add(line.trim());
     else if (section === 'pins' && /^[0-9a-f]{64}$/.test(line.trim())) pinSha256 = line.trim();
     else if (section === 'arch') arch = line.trim();
@@ -137,7 +158,10 @@ export function parseCurrent(stdout: string, packages: readonly string[]): { sta
  * Rebuilds `name:arch=version` from the files installed on the host (dpkg-repack style) and
  * returns the verified .deb; throws when it cannot. The last source of a replaced version.
  */
-export type Rebuilder = (t: Transport, pkg: { name: string; arch: string; version: string }) => Promise<{ bytes: Buffer; sha256: string }>;
+export type Rebuilder = (
+  t: Transport,
+  pkg: { name: string; arch: string; version: string },
+) => Promise<{ bytes: Buffer; sha256: string }>;
 
 export interface CaptureSpec {
   id: string;
@@ -167,9 +191,15 @@ export interface CaptureResult {
  * pin file, the auto marks and the build-IDs of the packages' ELF files. Throws CriuLockError when
  * anything cannot be captured; the partial directory is removed, so the host is as before.
  */
-export async function captureTransaction(t: Transport, spec: CaptureSpec, now: CurrentState): Promise<CaptureResult> {
+export async function captureTransaction(
+  t: Transport,
+  spec: CaptureSpec,
+  now: CurrentState,
+): Promise<CaptureResult> {
   const dir = txDir(spec.id);
-  const keep = spec.packages.filter((p): p is { package: string; before: string; after: string | null } => p.before !== null);
+  const keep = spec.packages.filter(
+    (p): p is { package: string; before: string; after: string | null } => p.before !== null,
+  );
   const lines = [
     'set -u',
     `dir=${quote(dir)}`,
@@ -202,7 +232,12 @@ export async function captureTransaction(t: Transport, spec: CaptureSpec, now: C
       return `cap ${quote(p.package)} ${quote(p.before)} ${quote(aptCacheFileName(name!, p.before, arch!))}`;
     }),
     `if [ -f ${quote(spec.pinPath)} ]; then cp ${quote(spec.pinPath)} "$dir/pins.before" || exit 71; fi`,
-    ...(keep.length > 0 ? [`printf '=== files\\n'`, `${renderCommand(['dpkg-query', '-L', ...keep.map((p) => p.package)])} 2>/dev/null || true`] : []),
+    ...(keep.length > 0
+      ? [
+          `printf '=== files\\n'`,
+          `${renderCommand(['dpkg-query', '-L', ...keep.map((p) => p.package)])} 2>/dev/null || true`,
+        ]
+      : []),
     '',
   ];
   const fail = async (why: string): Promise<never> => {
@@ -236,10 +271,16 @@ export async function captureTransaction(t: Transport, spec: CaptureSpec, now: C
     const p = keep.find((x) => x.package === key);
     if (!p || !got || !/^[0-9a-f]{64}$/.test(got)) continue;
     const [name, arch] = p.package.split(':');
-    if (want && want !== got) return fail(`${p.package}=${p.before}: sha256 ${got} differs from the apt lists' ${want}`);
+    if (want && want !== got)
+      return fail(`${p.package}=${p.before}: sha256 ${got} differs from the apt lists' ${want}`);
     const [fp, fv, fa] = (fields ?? '').trim().split(' ');
-    if (fp !== name || fv !== p.before || fa !== arch) return fail(`${p.package}=${p.before}: the .deb says ${fp ?? '?'} ${fv ?? '?'} ${fa ?? '?'}`);
-    debs.set(p.package, { file: aptCacheFileName(name!, p.before, arch!), sha256: got, source: source === 'apt-cache' || source === 'transaction' ? source : 'apt-download' });
+    if (fp !== name || fv !== p.before || fa !== arch)
+      return fail(`${p.package}=${p.before}: the .deb says ${fp ?? '?'} ${fv ?? '?'} ${fa ?? '?'}`);
+    debs.set(p.package, {
+      file: aptCacheFileName(name!, p.before, arch!),
+      sha256: got,
+      source: source === 'apt-cache' || source === 'transaction' ? source : 'apt-download',
+    });
   }
   for (const p of keep) {
     if (debs.has(p.package)) continue;
@@ -250,18 +291,26 @@ export async function captureTransaction(t: Transport, spec: CaptureSpec, now: C
       const deb = await spec.rebuild(t, { name, arch, version: p.before });
       const file = aptCacheFileName(name, p.before, arch);
       const w = await t.putFile(`${dir}/debs/${file}`, deb.bytes, { mode: 0o644, become: true });
-      if (w.exitCode !== 0) return fail(`${p.package}=${p.before}: storing the rebuilt .deb failed: ${summariseOutput(w)}`);
+      if (w.exitCode !== 0)
+        return fail(`${p.package}=${p.before}: storing the rebuilt .deb failed: ${summariseOutput(w)}`);
       debs.set(p.package, { file, sha256: deb.sha256, source: 'rebuilt' });
     } catch (err) {
-      return fail(`${p.package}=${p.before}: ${why}; rebuilding it from the installed files failed too: ${err instanceof Error ? err.message : String(err)}`);
+      return fail(
+        `${p.package}=${p.before}: ${why}; rebuilding it from the installed files failed too: ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
   }
   const missing = keep.filter((p) => !debs.has(p.package));
-  if (missing.length > 0) return fail(`no .deb captured for ${missing.map((p) => `${p.package}=${p.before}`).join(', ')}`);
+  if (missing.length > 0)
+    return fail(`no .deb captured for ${missing.map((p) => `${p.package}=${p.before}`).join(', ')}`);
 
   const files: TxFile[] = [];
   if (paths.length > 0) {
-    const owners = await ownersOf(t, paths, keep.map((p) => p.package));
+    const owners = await ownersOf(
+      t,
+      paths,
+      keep.map((p) => p.package),
+    );
     const facts = await gatherFacts(t, { paths });
     for (const [path, fact] of facts.files) {
       if (fact.kind !== 'elf') continue;
@@ -289,14 +338,21 @@ export async function captureTransaction(t: Transport, spec: CaptureSpec, now: C
     pins: { path: spec.pinPath, before: now.pinSha256, after: spec.pinsAfter },
     files,
   };
-  const w = await t.putFile(`${dir}/manifest.json`, serializeManifest(manifest), { mode: 0o644, become: true });
+  const w = await t.putFile(`${dir}/manifest.json`, serializeManifest(manifest), {
+    mode: 0o644,
+    become: true,
+  });
   if (w.exitCode !== 0) return fail(`writing the manifest failed: ${summariseOutput(w)}`);
   const du = await t.exec(['du', '-sk', dir], { become: true });
   return { manifest, bytes: Number(/^(\d+)/.exec(du.stdout)?.[1] ?? 0) * 1024 };
 }
 
 /** Which of the given packages owns each path (dpkg -S on the listed files, one round trip). */
-async function ownersOf(t: Transport, paths: readonly string[], packages: readonly string[]): Promise<Map<string, string>> {
+async function ownersOf(
+  t: Transport,
+  paths: readonly string[],
+  packages: readonly string[],
+): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   const r = await t.exec(['dpkg-query', '-S', ...paths], { timeoutMs: 120_000 });
   const byName = new Map<string, string>();
@@ -317,19 +373,42 @@ async function ownersOf(t: Transport, paths: readonly string[], packages: readon
 
 /** Marks a transaction finished and verified (rewrites its manifest). */
 export async function markApplied(t: Transport, m: TxManifest): Promise<void> {
-  const w = await t.putFile(`${txDir(m.id)}/manifest.json`, serializeManifest({ ...m, status: 'applied' }), { mode: 0o644, become: true });
-  if (w.exitCode !== 0) throw new CriuLockError('ssh', `${t.host}: updating transaction ${m.id} failed: ${summariseOutput(w)}`);
+  const w = await t.putFile(`${txDir(m.id)}/manifest.json`, serializeManifest({ ...m, status: 'applied' }), {
+    mode: 0o644,
+    become: true,
+  });
+  if (w.exitCode !== 0)
+    throw new CriuLockError('ssh', `${t.host}: updating transaction ${m.id} failed: ${summariseOutput(w)}`);
 }
 
 /** Deletes all but the newest `keep` transactions; returns the ids deleted and the disk left. */
-export async function pruneTransactions(t: Transport, keep: number): Promise<{ pruned: string[]; diskBytes: number; count: number }> {
+export async function pruneTransactions(
+  t: Transport,
+  keep: number,
+): Promise<{ pruned: string[]; diskBytes: number; count: number }> {
   const state = await readTransactions(t);
-  const ids = [...state.manifests.map((m) => m.id), ...state.unreadable.map((u) => u.id).filter((id) => /^\d{8}T\d{6}Z-[0-9a-f]{6}$/.test(id))];
+  const ids = [
+    ...state.manifests.map((m) => m.id),
+    ...state.unreadable.map((u) => u.id).filter((id) => /^\d{8}T\d{6}Z-[0-9a-f]{6}$/.test(id)),
+  ];
   const pruned = toPrune(ids, keep);
   if (pruned.length === 0) return { pruned, diskBytes: state.diskBytes, count: ids.length };
-  const r = await script(t, [...pruned.map((id) => renderCommand(['rm', '-rf', '--', txDir(id)])), `du -sk ${quote(TX_ROOT)} | cut -f1`, ''].join('\n'), 120_000);
-  if (r.exitCode !== 0) throw new CriuLockError('ssh', `${t.host}: pruning old transactions failed: ${summariseOutput(r)}`);
-  return { pruned, diskBytes: Number(/(\d+)\s*$/.exec(r.stdout)?.[1] ?? 0) * 1024, count: ids.length - pruned.length };
+  const r = await script(
+    t,
+    [
+      ...pruned.map((id) => renderCommand(['rm', '-rf', '--', txDir(id)])),
+      `du -sk ${quote(TX_ROOT)} | cut -f1`,
+      '',
+    ].join('\n'),
+    120_000,
+  );
+  if (r.exitCode !== 0)
+    throw new CriuLockError('ssh', `${t.host}: pruning old transactions failed: ${summariseOutput(r)}`);
+  return {
+    pruned,
+    diskBytes: Number(/(\d+)\s*$/.exec(r.stdout)?.[1] ?? 0) * 1024,
+    count: ids.length - pruned.length,
+  };
 }
 
 export function formatBytes(n: number): string {

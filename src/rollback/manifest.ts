@@ -13,7 +13,9 @@ const PackageKey = DebPackageKey;
 const Version = DebVersion;
 const Sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex sha256');
 /** Transaction ids sort by time: 20261129T011233Z-a1b2c3. */
-export const TxId = z.string().regex(/^\d{8}T\d{6}Z-[0-9a-f]{6}$/, 'is not a transaction id (like 20261129T011233Z-a1b2c3)');
+export const TxId = z
+  .string()
+  .regex(/^\d{8}T\d{6}Z-[0-9a-f]{6}$/, 'is not a transaction id (like 20261129T011233Z-a1b2c3)');
 /** A file name inside the transaction's debs/ directory: no slashes, no leading dot. */
 const DebFile = z.string().regex(/^[A-Za-z0-9+][A-Za-z0-9+.~_%-]*\.deb$/, 'is not a .deb file name');
 
@@ -45,7 +47,10 @@ export const TxFile = z.strictObject({
   path: z.string().regex(/^\/[^\0\n]*$/),
   package: PackageKey,
   /** ELF build-ID before the transaction (null: an ELF file without one). */
-  buildId: z.string().regex(/^[0-9a-f]+$/).nullable(),
+  buildId: z
+    .string()
+    .regex(/^[0-9a-f]+$/)
+    .nullable(),
 });
 export type TxFile = z.infer<typeof TxFile>;
 
@@ -82,15 +87,25 @@ export function serializeManifest(m: TxManifest): string {
 }
 
 /** Parses a manifest a host sent; the error says which field, never trusting the text further. */
-export function parseManifest(text: string): { ok: true; manifest: TxManifest } | { ok: false; error: string } {
+export function parseManifest(
+  text: string,
+): { ok: true; manifest: TxManifest } | { ok: false; error: string } {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (err) {
     return { ok: false, error: `not JSON: ${(err as Error).message}` };
   }
-  if (typeof raw === 'object' && raw !== null && 'manifestVersion' in raw && raw.manifestVersion !== MANIFEST_VERSION) {
-    return { ok: false, error: `unknown manifestVersion ${JSON.stringify(raw.manifestVersion)} (this criu-lock reads ${MANIFEST_VERSION})` };
+  if (
+    typeof raw === 'object' &&
+    raw !== null &&
+    'manifestVersion' in raw &&
+    raw.manifestVersion !== MANIFEST_VERSION
+  ) {
+    return {
+      ok: false,
+      error: `unknown manifestVersion ${JSON.stringify(raw.manifestVersion)} (this criu-lock reads ${MANIFEST_VERSION})`,
+    };
   }
   const r = TxManifest.safeParse(raw);
   if (!r.success) {
@@ -104,7 +119,7 @@ export function parseManifest(text: string): { ok: true; manifest: TxManifest } 
 export function makeTxId(now: Date, random: number): string {
   const iso = now.toISOString(); // 2026-11-29T01:12:33.456Z
   const stamp = `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}T${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
-  return `${stamp}-${(random >>> 0 & 0xffffff).toString(16).padStart(6, '0')}`;
+  return `${stamp}-${((random >>> 0) & 0xffffff).toString(16).padStart(6, '0')}`;
 }
 
 export function txDir(id: string): string {

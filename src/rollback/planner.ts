@@ -29,18 +29,31 @@ export interface HistoryEntry {
 export function historyEntries(manifests: readonly TxManifest[]): HistoryEntry[] {
   const undoneBy = new Map<string, string>();
   for (const m of manifests) if (m.rollbackOf) undoneBy.set(m.rollbackOf, m.id);
-  return [...manifests].sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0)).map((tx) => ({ tx, rolledBackBy: undoneBy.get(tx.id) ?? null }));
+  return [...manifests]
+    .sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0))
+    .map((tx) => ({ tx, rolledBackBy: undoneBy.get(tx.id) ?? null }));
 }
 
-export type TargetChoice = { ok: true; tx: TxManifest; rolledBackBy: string | null } | { ok: false; error: string; hint: string };
+export type TargetChoice =
+  { ok: true; tx: TxManifest; rolledBackBy: string | null } | { ok: false; error: string; hint: string };
 
 /** `--to ID`, or the most recent transaction (a rollback is one too: rolling it back re-applies). */
 export function selectTarget(manifests: readonly TxManifest[], to?: string): TargetChoice {
   const entries = historyEntries(manifests);
-  if (entries.length === 0) return { ok: false, error: 'no transaction recorded on this host', hint: 'only an apply without --no-capture records one; see criu-lock history' };
+  if (entries.length === 0)
+    return {
+      ok: false,
+      error: 'no transaction recorded on this host',
+      hint: 'only an apply without --no-capture records one; see criu-lock history',
+    };
   if (to === undefined) return { ok: true, tx: entries[0]!.tx, rolledBackBy: entries[0]!.rolledBackBy };
   const hit = entries.find((e) => e.tx.id === to);
-  if (!hit) return { ok: false, error: `no transaction ${to} on this host`, hint: `recorded: ${entries.map((e) => e.tx.id).join(', ')}` };
+  if (!hit)
+    return {
+      ok: false,
+      error: `no transaction ${to} on this host`,
+      hint: `recorded: ${entries.map((e) => e.tx.id).join(', ')}`,
+    };
   return { ok: true, tx: hit.tx, rolledBackBy: hit.rolledBackBy };
 }
 
@@ -53,7 +66,8 @@ export function stateChanges(tx: TxManifest, now: CurrentState): StateChange[] {
     const actual = versionOf(now, p.package);
     if (actual !== p.after) out.push({ type: 'package', package: p.package, expected: p.after, actual });
   }
-  if (now.pinSha256 !== tx.pins.after) out.push({ type: 'pins', path: tx.pins.path, expected: tx.pins.after, actual: now.pinSha256 });
+  if (now.pinSha256 !== tx.pins.after)
+    out.push({ type: 'pins', path: tx.pins.path, expected: tx.pins.after, actual: now.pinSha256 });
   return out;
 }
 
@@ -81,10 +95,15 @@ export interface RollbackPlan {
   nothingToDo: boolean;
 }
 
-export type RollbackDecision = { type: 'plan'; plan: RollbackPlan } | { type: 'refused'; reason: string; changes: StateChange[] };
+export type RollbackDecision =
+  { type: 'plan'; plan: RollbackPlan } | { type: 'refused'; reason: string; changes: StateChange[] };
 
 /** Decides what rolling `tx` back means on a host in state `now`. */
-export function planRollback(tx: TxManifest, now: CurrentState, opts: { force: boolean; rolledBackBy?: string | null }): RollbackDecision {
+export function planRollback(
+  tx: TxManifest,
+  now: CurrentState,
+  opts: { force: boolean; rolledBackBy?: string | null },
+): RollbackDecision {
   const changes = stateChanges(tx, now);
   if (changes.length > 0 && !opts.force) {
     const why = opts.rolledBackBy
@@ -110,7 +129,8 @@ export function planRollback(tx: TxManifest, now: CurrentState, opts: { force: b
     if (p.auto === true && (actual !== p.before || !isAuto)) auto.push(p.package);
     if (p.auto === false && isAuto) manual.push(p.package);
   }
-  const pins: RollbackPlan['pins'] = now.pinSha256 === tx.pins.before ? 'keep' : tx.pins.before === null ? 'remove' : 'restore';
+  const pins: RollbackPlan['pins'] =
+    now.pinSha256 === tx.pins.before ? 'keep' : tx.pins.before === null ? 'remove' : 'restore';
   return {
     type: 'plan',
     plan: {
@@ -120,18 +140,31 @@ export function planRollback(tx: TxManifest, now: CurrentState, opts: { force: b
       marks: { auto, manual },
       pins,
       changes,
-      nothingToDo: install.length === 0 && remove.length === 0 && pins === 'keep' && auto.length === 0 && manual.length === 0,
+      nothingToDo:
+        install.length === 0 &&
+        remove.length === 0 &&
+        pins === 'keep' &&
+        auto.length === 0 &&
+        manual.length === 0,
     },
   };
 }
 
 function installOf(tx: TxManifest, p: TxPackage): RollbackInstall {
   if (!p.deb) throw new Error(`transaction ${tx.id}: ${p.package} ${p.before ?? ''} has no captured .deb`);
-  return { package: p.package, version: p.before!, debPath: `${txDir(tx.id)}/debs/${p.deb.file}`, sha256: p.deb.sha256 };
+  return {
+    package: p.package,
+    version: p.before!,
+    debPath: `${txDir(tx.id)}/debs/${p.deb.file}`,
+    sha256: p.deb.sha256,
+  };
 }
 
 /** The one apt transaction: captured .debs by path, newly installed packages with apt's `pkg-` suffix. */
-export function rollbackAptArgv(plan: RollbackPlan, opts: { simulate: boolean; lockTimeout: number }): string[] {
+export function rollbackAptArgv(
+  plan: RollbackPlan,
+  opts: { simulate: boolean; lockTimeout: number },
+): string[] {
   const argv = [
     'apt-get',
     'install',
@@ -153,7 +186,10 @@ export function rollbackAptArgv(plan: RollbackPlan, opts: { simulate: boolean; l
 }
 
 /** `apt-get -s` output: what would be installed (Inst) and removed (Remv). */
-export function parseSimulation(stdout: string): { installs: Array<{ package: string; version: string }>; removes: string[] } {
+export function parseSimulation(stdout: string): {
+  installs: Array<{ package: string; version: string }>;
+  removes: string[];
+} {
   const installs: Array<{ package: string; version: string }> = [];
   const removes: string[] = [];
   for (const line of stdout.split('\n')) {
@@ -166,7 +202,11 @@ export function parseSimulation(stdout: string): { installs: Array<{ package: st
 }
 
 /** Removals apt would do beyond the recorded ones (apt prints native-arch packages without :arch). */
-export function unexpectedRemovals(removes: readonly string[], allowed: readonly string[], nativeArch: string): string[] {
+export function unexpectedRemovals(
+  removes: readonly string[],
+  allowed: readonly string[],
+  nativeArch: string,
+): string[] {
   const ok = new Set<string>();
   for (const key of allowed) {
     ok.add(key);
@@ -183,7 +223,10 @@ export function toPrune(ids: readonly string[], keep: number): string[] {
 }
 
 /** The transaction a rollback records: what it replaces, so it can be rolled back in turn. */
-export function rollbackTxPackages(plan: RollbackPlan, now: CurrentState): Array<{ package: string; before: string | null; after: string | null }> {
+export function rollbackTxPackages(
+  plan: RollbackPlan,
+  now: CurrentState,
+): Array<{ package: string; before: string | null; after: string | null }> {
   return [
     ...plan.install.map((i) => ({ package: i.package, before: versionOf(now, i.package), after: i.version })),
     ...plan.remove.map((r) => ({ package: r, before: versionOf(now, r), after: null })),

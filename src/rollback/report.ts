@@ -5,7 +5,13 @@ import { formatBytes } from './host.js';
 import type { HistoryEntry } from './planner.js';
 
 export type HistoryHost =
-  | { name: string; status: 'ok'; diskBytes: number; transactions: HistoryEntry[]; unreadable: Array<{ id: string; error: string }> }
+  | {
+      name: string;
+      status: 'ok';
+      diskBytes: number;
+      transactions: HistoryEntry[];
+      unreadable: Array<{ id: string; error: string }>;
+    }
   | HostFailure;
 
 const v = (s: string | null): string => s ?? '(absent)';
@@ -32,7 +38,12 @@ export function renderHistory(raw: readonly HistoryHost[], format: 'text' | 'jso
                   rollbackOf: e.tx.rollbackOf,
                   rolledBack: e.rolledBackBy !== null,
                   rolledBackBy: e.rolledBackBy,
-                  packages: e.tx.packages.map((p) => ({ package: p.package, before: p.before, after: p.after, debSource: p.deb?.source ?? null })),
+                  packages: e.tx.packages.map((p) => ({
+                    package: p.package,
+                    before: p.before,
+                    after: p.after,
+                    debSource: p.deb?.source ?? null,
+                  })),
                   pins: e.tx.pins,
                 })),
                 unreadable: h.unreadable,
@@ -53,11 +64,21 @@ export function renderHistory(raw: readonly HistoryHost[], format: 'text' | 'jso
     lines.push(`${h.name}  ${h.transactions.length} transaction(s), ${formatBytes(h.diskBytes)}`);
     for (const e of h.transactions) {
       const tx = e.tx;
-      const what = tx.kind === 'rollback' ? `rollback of ${tx.rollbackOf ?? '?'}` : `apply lock ${tx.lockDigest ? tx.lockDigest.replace(/^sha256:/, '').slice(0, 12) : '?'}`;
-      const state = e.rolledBackBy ? paint(`rolled back by ${e.rolledBackBy}`, 'yellow', color) : tx.status === 'applied' ? 'applied' : paint('captured, not completed', 'red', color);
+      const what =
+        tx.kind === 'rollback'
+          ? `rollback of ${tx.rollbackOf ?? '?'}`
+          : `apply lock ${tx.lockDigest ? tx.lockDigest.replace(/^sha256:/, '').slice(0, 12) : '?'}`;
+      const state = e.rolledBackBy
+        ? paint(`rolled back by ${e.rolledBackBy}`, 'yellow', color)
+        : tx.status === 'applied'
+          ? 'applied'
+          : paint('captured, not completed', 'red', color);
       lines.push(`  ${tx.id}  ${tx.createdAt.replace(/\.\d+Z$/, 'Z')}  ${what}  ${state}`);
       for (const p of tx.packages) lines.push(`      ${p.package}  ${v(p.before)} → ${v(p.after)}`);
-      if (tx.pins.before !== tx.pins.after) lines.push(`      ${tx.pins.path}  ${tx.pins.before ? 'present' : '(absent)'} → ${tx.pins.after ? 'written' : '(absent)'}`);
+      if (tx.pins.before !== tx.pins.after)
+        lines.push(
+          `      ${tx.pins.path}  ${tx.pins.before ? 'present' : '(absent)'} → ${tx.pins.after ? 'written' : '(absent)'}`,
+        );
     }
     for (const u of h.unreadable) lines.push(`  ${u.id}  ${paint('unreadable', 'red', color)}: ${u.error}`);
   }
@@ -75,7 +96,14 @@ export interface RollbackSummary {
 export type RollbackHostResult =
   | { name: string; status: 'ok'; target: string; message: string }
   | { name: string; status: 'would-roll-back'; target: string; summary: RollbackSummary }
-  | { name: string; status: 'rolled-back'; target: string; transaction: string; diskBytes: number; summary: RollbackSummary }
+  | {
+      name: string;
+      status: 'rolled-back';
+      target: string;
+      transaction: string;
+      diskBytes: number;
+      summary: RollbackSummary;
+    }
   | { name: string; status: 'refused'; target: string; reason: string; changes: string[] }
   | (HostFailure & { target: string | null });
 
@@ -84,12 +112,18 @@ function summaryLines(s: RollbackSummary): string[] {
     ...s.forced.map((f) => `    ! forced past: ${f}`),
     ...s.install.map((i) => `    ← install   ${i.package} ${v(i.from)} → ${i.to} (captured .deb)`),
     ...s.remove.map((r) => `    - remove    ${r.package} ${v(r.from)} (the transaction installed it)`),
-    ...(s.pins === 'keep' ? [] : [`    ~ pins      ${s.pins === 'remove' ? 'remove (absent before)' : 'restore the captured file'}`]),
+    ...(s.pins === 'keep'
+      ? []
+      : [`    ~ pins      ${s.pins === 'remove' ? 'remove (absent before)' : 'restore the captured file'}`]),
   ];
 }
 
-export function renderRollback(raw: readonly RollbackHostResult[], opts: { format: 'text' | 'json'; check: boolean; color: boolean }): string {
-  if (opts.format === 'json') return `${JSON.stringify({ rollbackVersion: 1, check: opts.check, hosts: raw }, null, 2)}\n`;
+export function renderRollback(
+  raw: readonly RollbackHostResult[],
+  opts: { format: 'text' | 'json'; check: boolean; color: boolean },
+): string {
+  if (opts.format === 'json')
+    return `${JSON.stringify({ rollbackVersion: 1, check: opts.check, hosts: raw }, null, 2)}\n`;
   // Text: hosts' words (manifests, versions, errors) never reach the terminal raw.
   const results = escapeTextDeep(raw);
   const lines: string[] = [];
@@ -99,16 +133,27 @@ export function renderRollback(raw: readonly RollbackHostResult[], opts: { forma
         lines.push(`${paint('ok', 'green', opts.color).padEnd(16)}${r.name}: ${r.message}`);
         break;
       case 'would-roll-back':
-        lines.push(`${paint('would roll back', 'yellow', opts.color)} ${r.name}: transaction ${r.target}`, ...summaryLines(r.summary));
+        lines.push(
+          `${paint('would roll back', 'yellow', opts.color)} ${r.name}: transaction ${r.target}`,
+          ...summaryLines(r.summary),
+        );
         break;
       case 'rolled-back':
-        lines.push(`${paint('rolled back', 'yellow', opts.color).padEnd(16)}${r.name}: transaction ${r.target} undone, verified; recorded as ${r.transaction} (transactions take ${formatBytes(r.diskBytes)})`, ...summaryLines(r.summary));
+        lines.push(
+          `${paint('rolled back', 'yellow', opts.color).padEnd(16)}${r.name}: transaction ${r.target} undone, verified; recorded as ${r.transaction} (transactions take ${formatBytes(r.diskBytes)})`,
+          ...summaryLines(r.summary),
+        );
         break;
       case 'refused':
-        lines.push(`${paint('refused', 'red', opts.color).padEnd(16)}${r.name}: ${r.reason}; nothing was changed (--force rolls back anyway)`, ...r.changes.map((c) => `    changed: ${c}`));
+        lines.push(
+          `${paint('refused', 'red', opts.color).padEnd(16)}${r.name}: ${r.reason}; nothing was changed (--force rolls back anyway)`,
+          ...r.changes.map((c) => `    changed: ${c}`),
+        );
         break;
       case 'failed':
-        lines.push(`${paint('failed', 'red', opts.color).padEnd(16)}${r.name}: [${r.error.step}] ${errorText(r.error)}`);
+        lines.push(
+          `${paint('failed', 'red', opts.color).padEnd(16)}${r.name}: [${r.error.step}] ${errorText(r.error)}`,
+        );
         break;
       case 'unreachable':
         lines.push(`${paint('unreachable', 'red', opts.color).padEnd(16)}${r.name}: ${errorText(r.error)}`);

@@ -8,7 +8,14 @@ import { renderCommand } from '../shell/quote.js';
 import type { Transport } from '../transport/types.js';
 import { captureTransaction, markApplied, pruneTransactions, readCurrent } from './host.js';
 import { txDir, type TxManifest } from './manifest.js';
-import { parseSimulation, rollbackAptArgv, rollbackTxPackages, unexpectedRemovals, type CurrentState, type RollbackPlan } from './planner.js';
+import {
+  parseSimulation,
+  rollbackAptArgv,
+  rollbackTxPackages,
+  unexpectedRemovals,
+  type CurrentState,
+  type RollbackPlan,
+} from './planner.js';
 
 /** A failed rollback step, as a value the command turns into the host's result. */
 export class RollbackStepError extends Error {
@@ -44,7 +51,10 @@ export async function executeRollback(
       return await fn();
     } catch (err) {
       if (err instanceof RollbackStepError) throw err;
-      throw new RollbackStepError(name, err instanceof CriuLockError ? err.message : err instanceof Error ? err.message : String(err));
+      throw new RollbackStepError(
+        name,
+        err instanceof CriuLockError ? err.message : err instanceof Error ? err.message : String(err),
+      );
     }
   };
 
@@ -58,7 +68,10 @@ export async function executeRollback(
     }
     const bad = plan.install.filter((i) => got.get(i.debPath) !== i.sha256);
     if (bad.length > 0) {
-      throw new RollbackStepError('check .debs', `captured .deb(s) missing or changed: ${bad.map((b) => `${b.debPath} (want sha256 ${b.sha256.slice(0, 12)}, got ${got.get(b.debPath)?.slice(0, 12) ?? 'nothing'})`).join(', ')}`);
+      throw new RollbackStepError(
+        'check .debs',
+        `captured .deb(s) missing or changed: ${bad.map((b) => `${b.debPath} (want sha256 ${b.sha256.slice(0, 12)}, got ${got.get(b.debPath)?.slice(0, 12) ?? 'nothing'})`).join(', ')}`,
+      );
     }
   });
 
@@ -88,17 +101,24 @@ export async function executeRollback(
         ? renderCommand(['rm', '-f', '--', tx.pins.path])
         : `${renderCommand(['cp', '--', from, `${tx.pins.path}.criu-lock-tmp`])} && ${renderCommand(['mv', '-f', '--', `${tx.pins.path}.criu-lock-tmp`, tx.pins.path])}`;
     const r = await t.exec(['sh', '-c', argv], { become: true });
-    if (r.exitCode !== 0) throw new RollbackStepError('pins', `restoring ${tx.pins.path} failed: ${summariseOutput(r)}`);
+    if (r.exitCode !== 0)
+      throw new RollbackStepError('pins', `restoring ${tx.pins.path} failed: ${summariseOutput(r)}`);
     return argv;
   };
   const undoPins = async (): Promise<void> => {
-    if (plan.pins !== 'keep') await pinsBack(`${txDir(opts.id)}/pins.before`, now.pinSha256).catch(() => undefined);
+    if (plan.pins !== 'keep')
+      await pinsBack(`${txDir(opts.id)}/pins.before`, now.pinSha256).catch(() => undefined);
   };
 
-  if (plan.pins !== 'keep') await pinsBack(`${txDir(tx.id)}/pins.before`, plan.pins === 'remove' ? null : tx.pins.before);
+  if (plan.pins !== 'keep')
+    await pinsBack(`${txDir(tx.id)}/pins.before`, plan.pins === 'remove' ? null : tx.pins.before);
 
   if (plan.install.length > 0 || plan.remove.length > 0) {
-    const sim = await t.exec(rollbackAptArgv(plan, { simulate: true, lockTimeout: opts.lockTimeout }), { become: true, env: { ...APT_ENV }, timeoutMs: 600_000 });
+    const sim = await t.exec(rollbackAptArgv(plan, { simulate: true, lockTimeout: opts.lockTimeout }), {
+      become: true,
+      env: { ...APT_ENV },
+      timeoutMs: 600_000,
+    });
     if (sim.exitCode !== 0) {
       await undoPins();
       throw new RollbackStepError('simulate', `apt-get -s refused the rollback: ${summariseOutput(sim)}`);
@@ -106,19 +126,35 @@ export async function executeRollback(
     const extra = unexpectedRemovals(parseSimulation(sim.stdout).removes, plan.remove, opts.nativeArch);
     if (extra.length > 0) {
       await undoPins();
-      throw new RollbackStepError('simulate', `apt would also remove ${extra.join(', ')}, which the transaction did not install; nothing was changed`);
+      throw new RollbackStepError(
+        'simulate',
+        `apt would also remove ${extra.join(', ')}, which the transaction did not install; nothing was changed`,
+      );
     }
     // Detached on the host like apply's transaction, so a lost connection does not interrupt it.
     const argv = rollbackAptArgv(plan, { simulate: false, lockTimeout: opts.lockTimeout });
     const dir = await startJob(t, argv, { pinFile: tx.pins.path, restorePins: false });
     const outcome = await followJob(t, dir, 1_800_000);
     if (outcome.kind === 'connection-lost') {
-      throw new RollbackStepError('apt', `connection lost during apt; the transaction continues on the host (log ${dir}/log); the next apply or rollback waits for it and reports how it ended`);
+      throw new RollbackStepError(
+        'apt',
+        `connection lost during apt; the transaction continues on the host (log ${dir}/log); the next apply or rollback waits for it and reports how it ended`,
+      );
     }
     if (outcome.record.exitCode !== 0) {
       await undoPins();
-      const log = { command: argv.join(' '), exitCode: outcome.record.exitCode, stdout: outcome.record.log, stderr: '', durationMs: 0, timedOut: false };
-      throw new RollbackStepError('apt', `apt-get install failed: ${summariseOutput(log)}; ${describeJob(outcome.record)}; the pin file was put back as it was before the rollback; log ${dir}/log`);
+      const log = {
+        command: argv.join(' '),
+        exitCode: outcome.record.exitCode,
+        stdout: outcome.record.log,
+        stderr: '',
+        durationMs: 0,
+        timedOut: false,
+      };
+      throw new RollbackStepError(
+        'apt',
+        `apt-get install failed: ${summariseOutput(log)}; ${describeJob(outcome.record)}; the pin file was put back as it was before the rollback; log ${dir}/log`,
+      );
     }
   }
 
@@ -147,17 +183,31 @@ export async function verifyCaptured(t: Transport, tx: TxManifest): Promise<void
   const problems: string[] = [];
   for (const p of tx.packages) {
     const v = now.versions.get(p.package) ?? null;
-    if (v !== p.before) problems.push(`${p.package} is ${v ?? '(absent)'}, captured ${p.before ?? '(absent)'}`);
+    if (v !== p.before)
+      problems.push(`${p.package} is ${v ?? '(absent)'}, captured ${p.before ?? '(absent)'}`);
     const isAuto = now.auto.has(p.package);
-    if (p.auto !== null && v !== null && isAuto !== p.auto) problems.push(`${p.package} is marked ${isAuto ? 'auto' : 'manual'}, captured ${p.auto ? 'auto' : 'manual'}`);
+    if (p.auto !== null && v !== null && isAuto !== p.auto)
+      problems.push(
+        `${p.package} is marked ${isAuto ? 'auto' : 'manual'}, captured ${p.auto ? 'auto' : 'manual'}`,
+      );
   }
-  if (now.pinSha256 !== tx.pins.before) problems.push(`${tx.pins.path} is ${now.pinSha256 ? `sha256 ${now.pinSha256.slice(0, 12)}` : 'absent'}, captured ${tx.pins.before ? `sha256 ${tx.pins.before.slice(0, 12)}` : 'absent'}`);
+  if (now.pinSha256 !== tx.pins.before)
+    problems.push(
+      `${tx.pins.path} is ${now.pinSha256 ? `sha256 ${now.pinSha256.slice(0, 12)}` : 'absent'}, captured ${tx.pins.before ? `sha256 ${tx.pins.before.slice(0, 12)}` : 'absent'}`,
+    );
   if (tx.files.length > 0) {
     const facts = await gatherFacts(t, { paths: tx.files.map((f) => f.path) });
     for (const f of tx.files) {
       const got = facts.files.get(f.path);
-      if (!got || got.kind !== 'elf' || (got.buildId ?? null) !== f.buildId) problems.push(`${f.path} build-ID ${got?.buildId ?? got?.kind ?? 'unknown'}, captured ${f.buildId ?? 'none'}`);
+      if (!got || got.kind !== 'elf' || (got.buildId ?? null) !== f.buildId)
+        problems.push(
+          `${f.path} build-ID ${got?.buildId ?? got?.kind ?? 'unknown'}, captured ${f.buildId ?? 'none'}`,
+        );
     }
   }
-  if (problems.length > 0) throw new RollbackStepError('verify', `after the rollback the host still differs from the captured state in ${problems.length} place(s): ${problems.slice(0, 3).join('; ')}`);
+  if (problems.length > 0)
+    throw new RollbackStepError(
+      'verify',
+      `after the rollback the host still differs from the captured state in ${problems.length} place(s): ${problems.slice(0, 3).join('; ')}`,
+    );
 }

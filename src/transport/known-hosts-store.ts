@@ -6,7 +6,10 @@ import { lookupHostKey, parseKnownHosts, type KnownHostEntry } from './known-hos
 import { errMessage, isErrno } from './util.js';
 
 /** OpenSSH's default GlobalKnownHostsFile: read (never written) after the user's files. */
-export const GLOBAL_KNOWN_HOSTS_FILES: readonly string[] = ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'];
+export const GLOBAL_KNOWN_HOSTS_FILES: readonly string[] = [
+  '/etc/ssh/ssh_known_hosts',
+  '/etc/ssh/ssh_known_hosts2',
+];
 
 /**
  * The user's known_hosts files, then the global ones, parsed into one list (entries keep their

@@ -26,7 +26,9 @@ export async function prepareLogin(
   note: (m: string) => void,
 ): Promise<Login> {
   const known =
-    ep.hostKeyChecking === 'off' ? [] : await loadKnownHosts(ep.knownHostsFiles, note, ep.globalKnownHostsFiles);
+    ep.hostKeyChecking === 'off'
+      ? []
+      : await loadKnownHosts(ep.knownHostsFiles, note, ep.globalKnownHostsFiles);
   const auth = await planAuth(ep, agentSocket);
   let refusal: CriuLockError | undefined;
   let newKey: { type: string; blob: string } | undefined;

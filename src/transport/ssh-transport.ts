@@ -44,7 +44,9 @@ export async function connectSsh(
   const where = endpointWhere(ep);
   if (ep.hostKeyChecking === 'off' && opts.hostKeyChecking !== 'off') {
     // The run-wide warning covers --host-key-checking off; this one an ssh config that turns it off.
-    note(`${name}: host key checking is off (StrictHostKeyChecking in the ssh config): its host key is not verified`);
+    note(
+      `${name}: host key checking is off (StrictHostKeyChecking in the ssh config): its host key is not verified`,
+    );
   }
 
   let lease: BastionLease | undefined;

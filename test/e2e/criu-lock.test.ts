@@ -56,12 +56,19 @@ describe.skipIf(sb.skip)('criu-lock on the sandbox fleet', () => {
     work = mkdtempSync(join(tmpdir(), 'criu-lock-e2e-'));
     lockAll = join(work, 'all.yaml');
     lockSyn = join(work, 'synthetic.yaml');
-    await reset(sb.state().nodes.map((n) => n.name), { dir: sb.dir, log: () => undefined });
+    await reset(
+      sb.state().nodes.map((n) => n.name),
+      { dir: sb.dir, log: () => undefined },
+    );
   });
 
   afterAll(async () => {
     // Leave the fleet as the scenarios describe it for any later file.
-    if (!sb.skip) await reset(sb.state().nodes.map((n) => n.name), { dir: sb.dir, log: () => undefined });
+    if (!sb.skip)
+      await reset(
+        sb.state().nodes.map((n) => n.name),
+        { dir: sb.dir, log: () => undefined },
+      );
   });
 
   describe('generate', () => {
@@ -73,10 +80,16 @@ describe.skipIf(sb.skip)('criu-lock on the sandbox fleet', () => {
       const lock = parseLock(readFileSync(lockAll, 'utf8'), lockAll);
       expect(lock.source.host).toBe('node01');
       expect(lock.scope).toEqual({ kind: 'all' });
-      expect(lock.platform).toMatchObject({ id: 'debian', versionId: '12', codename: 'bookworm', architecture: 'amd64' });
+      expect(lock.platform).toMatchObject({
+        id: 'debian',
+        versionId: '12',
+        codename: 'bookworm',
+        architecture: 'amd64',
+      });
       const golden = await versions('node01');
       expect(Object.keys(lock.packages).length).toBe(golden.size);
-      for (const [key, entry] of Object.entries(lock.packages)) expect(entry.version).toBe(golden.get(key.split(':')[0]!));
+      for (const [key, entry] of Object.entries(lock.packages))
+        expect(entry.version).toBe(golden.get(key.split(':')[0]!));
       expect(lock.packages['libfleet1:amd64']?.version).toBe('2.31-0ubuntu9.14');
       expect(lock.packages['libepoch0:amd64']?.version).toBe('1:1.0-1');
       expect(lock.packages['libtilde0:amd64']?.version).toBe('3.0~rc2-1');
@@ -91,7 +104,9 @@ describe.skipIf(sb.skip)('criu-lock on the sandbox fleet', () => {
       const libc = lock.packages['libc6:amd64']?.files ?? {};
       const libcPath = Object.keys(libc).find((p) => p.endsWith('/libc.so.6'))!;
       expect(libc[libcPath]?.buildId).toBe(await readelfBuildId('node01', libcPath));
-      process.stderr.write(`[e2e] generate (scope all, ${Object.keys(lock.packages).length} packages) took ${seconds.toFixed(2)} s\n`);
+      process.stderr.write(
+        `[e2e] generate (scope all, ${Object.keys(lock.packages).length} packages) took ${seconds.toFixed(2)} s\n`,
+      );
       expect(seconds).toBeGreaterThan(0);
     });
 
@@ -111,22 +126,31 @@ describe.skipIf(sb.skip)('criu-lock on the sandbox fleet', () => {
       for (const entry of Object.values(lock.packages)) expect(entry.sha256).toMatch(/^[0-9a-f]{64}$/);
       const alone = await cli('generate', ...conn(), '--package', 'fleet-bin', '-o', '-');
       expect(Object.keys(parseLock(alone.out, 'stdout').packages)).toEqual(['fleet-bin:amd64']);
-      const libc = parseLock((await cli('generate', ...conn(), '--package', 'libc6', '--with-deps', '-o', '-')).out, 'stdout');
+      const libc = parseLock(
+        (await cli('generate', ...conn(), '--package', 'libc6', '--with-deps', '-o', '-')).out,
+        'stdout',
+      );
       expect(Object.keys(libc.packages)).toEqual(expect.arrayContaining(['libc6:amd64', 'libgcc-s1:amd64']));
     });
 
     it('--pid locks exactly what a running process maps, through /usr-merge aliases', async () => {
-      const child = spawn('chroot', [sb.node('node01').root, '/usr/bin/fleet-tool', 'sleep'], { stdio: 'ignore' });
+      const child = spawn('chroot', [sb.node('node01').root, '/usr/bin/fleet-tool', 'sleep'], {
+        stdio: 'ignore',
+      });
       try {
         await new Promise((r) => setTimeout(r, 300));
         const r = await cli('generate', ...conn(), '--pid', String(child.pid), '-o', '-');
         expect(r.code, r.err).toBe(0);
         const lock = parseLock(r.out, 'stdout');
         expect(lock.scope).toEqual({ kind: 'processes', pids: [child.pid] });
-        expect(lock.packages['libfleet1:amd64']?.files?.[LIBFLEET]?.buildId).toBe(await readelfBuildId('node01', LIBFLEET));
+        expect(lock.packages['libfleet1:amd64']?.files?.[LIBFLEET]?.buildId).toBe(
+          await readelfBuildId('node01', LIBFLEET),
+        );
         expect(Object.keys(lock.packages['fleet-bin:amd64']?.files ?? {})).toEqual(['/usr/bin/fleet-tool']);
         // libc is mapped as /usr/lib/... while dpkg lists it as /lib/...: the owner is still found.
-        expect(Object.keys(lock.packages['libc6:amd64']?.files ?? {})).toContain('/usr/lib/x86_64-linux-gnu/libc.so.6');
+        expect(Object.keys(lock.packages['libc6:amd64']?.files ?? {})).toContain(
+          '/usr/lib/x86_64-linux-gnu/libc.so.6',
+        );
         expect(lock.packages['golden-extra:amd64']).toBeUndefined();
         expect(lock.unmanaged).toEqual({});
       } finally {
@@ -189,7 +213,14 @@ describe.skipIf(sb.skip)('criu-lock on the sandbox fleet', () => {
 
   describe('plan and apply', () => {
     beforeAll(async () => {
-      const r = await cli('generate', ...conn(), ...SYNTHETIC.flatMap((p) => ['--package', p]), '--with-deps', '-o', lockSyn);
+      const r = await cli(
+        'generate',
+        ...conn(),
+        ...SYNTHETIC.flatMap((p) => ['--package', p]),
+        '--with-deps',
+        '-o',
+        lockSyn,
+      );
       expect(r.code, r.err).toBe(0);
     });
 
@@ -201,7 +232,9 @@ describe.skipIf(sb.skip)('criu-lock on the sandbox fleet', () => {
       const acts = (name: string): string[] =>
         plan.hosts
           .find((h) => h.name === name)!
-          .actions.map((a) => (a.type === 'write-pins' ? `pins ${a.path}` : `${a.type} ${a.package} ${a.from ?? '-'} ${a.to}`));
+          .actions.map((a) =>
+            a.type === 'write-pins' ? `pins ${a.path}` : `${a.type} ${a.package} ${a.from ?? '-'} ${a.to}`,
+          );
       expect(plan.hosts.map((h) => [h.name, h.status])).toEqual([
         ['node01', 'changes'],
         ['node02', 'changes'],
@@ -230,7 +263,11 @@ describe.skipIf(sb.skip)('criu-lock on the sandbox fleet', () => {
         'install libtilde0:amd64 - 3.0~rc2-1',
       ]);
       expect(plan.hosts.find((h) => h.name === 'node05')!.blocked).toEqual([
-        expect.objectContaining({ package: 'golden-extra:amd64', version: '1.0-1', reason: 'version-unavailable' }),
+        expect.objectContaining({
+          package: 'golden-extra:amd64',
+          version: '1.0-1',
+          reason: 'version-unavailable',
+        }),
       ]);
       // Planning changed nothing on the nodes.
       for (const n of sb.state().nodes) expect(existsSync(join(n.root, PIN_FILE))).toBe(false);
@@ -241,7 +278,9 @@ describe.skipIf(sb.skip)('criu-lock on the sandbox fleet', () => {
       const b = await cli('plan', ...conn(), '-l', lockSyn, '--format', 'markdown');
       expect(a.code).toBe(0);
       expect(a.out).toBe(b.out);
-      const stable = a.out.replace(new RegExp(sb.dir.replace(/[/.]/g, '\\$&'), 'g'), '<sandbox>').replace(lockSyn, '<lock>');
+      const stable = a.out
+        .replace(new RegExp(sb.dir.replace(/[/.]/g, '\\$&'), 'g'), '<sandbox>')
+        .replace(lockSyn, '<lock>');
       await expect(stable).toMatchFileSnapshot('./__snapshots__/plan.md');
     });
 
@@ -281,30 +320,46 @@ describe.skipIf(sb.skip)('criu-lock on the sandbox fleet', () => {
       const mtimes = pins.map((p) => statSync(p).mtimeMs);
       const r = await cli('apply', ...conn(), '-l', lockSyn, '--yes', '--limit', '!node05');
       expect(r.code, r.out + r.err).toBe(0);
-      for (const n of ['node01', 'node02', 'node03', 'node04']) expect(r.out).toMatch(new RegExp(`${n}\\s+ok\\s`));
+      for (const n of ['node01', 'node02', 'node03', 'node04'])
+        expect(r.out).toMatch(new RegExp(`${n}\\s+ok\\s`));
       expect(pins.map((p) => statSync(p).mtimeMs)).toEqual(mtimes);
       const plan = await cli('plan', ...conn(), '-l', lockSyn, '--limit', '!node05', '--detailed-exitcode');
       expect(plan.code, plan.out).toBe(0);
     });
 
     it('--skip-unavailable converges what it can and reports the rest', async () => {
-      const r = await cli('apply', ...conn(), '-l', lockSyn, '--yes', '--limit', 'node05', '--skip-unavailable');
+      const r = await cli(
+        'apply',
+        ...conn(),
+        '-l',
+        lockSyn,
+        '--yes',
+        '--limit',
+        'node05',
+        '--skip-unavailable',
+      );
       expect(r.code).toBe(3);
       expect(r.out).toMatch(/node05\s+blocked/);
       expect(r.out).toContain('golden-extra:amd64=1.0-1 version-unavailable');
       const v = await versions('node05');
       expect(v.get('libfleet1')).toBe('2.31-0ubuntu9.14');
       expect(v.has('golden-extra')).toBe(false);
-      const check = JSON.parse((await cli('check', ...conn(), '-l', lockSyn, '--limit', 'node05', '--format', 'json')).out) as {
+      const check = JSON.parse(
+        (await cli('check', ...conn(), '-l', lockSyn, '--limit', 'node05', '--format', 'json')).out,
+      ) as {
         hosts: Array<{ findings: Array<{ package: string }> }>;
       };
-      expect(new Set(check.hosts[0]!.findings.map((f) => f.package))).toEqual(new Set(['golden-extra:amd64']));
+      expect(new Set(check.hosts[0]!.findings.map((f) => f.package))).toEqual(
+        new Set(['golden-extra:amd64']),
+      );
     });
 
     it('refuses a host whose state changed after plan -o (stale), applies the others', async () => {
       await reset(['node03', 'node04'], { dir: sb.dir, log: () => undefined });
       const planFile = join(work, 'plan-stale.json');
-      expect((await cli('plan', ...conn(), '-l', lockSyn, '-o', planFile, '--limit', 'node03:node04')).code).toBe(0);
+      expect(
+        (await cli('plan', ...conn(), '-l', lockSyn, '-o', planFile, '--limit', 'node03:node04')).code,
+      ).toBe(0);
       // Someone upgrades a package by hand on node03 after the plan was reviewed.
       const manual = await nodeExec('node03', ['apt-get', 'install', '-y', '-q', 'libtilde0=3.0-1']);
       expect(manual.exitCode, manual.stderr).toBe(0);
@@ -339,7 +394,17 @@ describe.skipIf(sb.skip)('criu-lock on the sandbox fleet', () => {
 
     it('an unreachable host does not stop the others (exit 3)', async () => {
       const inv = inventoryWithGhost(work);
-      const r = await cli('apply', ...conn(inv), '-l', lockSyn, '--yes', '--limit', 'node03:ghost', '--connect-timeout', '3');
+      const r = await cli(
+        'apply',
+        ...conn(inv),
+        '-l',
+        lockSyn,
+        '--yes',
+        '--limit',
+        'node03:ghost',
+        '--connect-timeout',
+        '3',
+      );
       expect(r.code).toBe(3);
       expect(r.out).toMatch(/ghost\s+unreachable/);
       expect(r.out).toMatch(/node03\s+changed/);
@@ -357,7 +422,10 @@ describe.skipIf(sb.skip)('criu-lock on the sandbox fleet', () => {
 
   describe('safety', () => {
     it('rejects a lockfile with a shell payload in a version at load, before any host is touched', async () => {
-      const text = readFileSync(lockSyn, 'utf8').replace('version: 3.0~rc2-1', 'version: "1.0; touch /tmp/pwned"');
+      const text = readFileSync(lockSyn, 'utf8').replace(
+        'version: 3.0~rc2-1',
+        'version: "1.0; touch /tmp/pwned"',
+      );
       const evil = join(work, 'evil.yaml');
       writeFileSync(evil, text);
       const line = text.split('\n').findIndex((l) => l.includes('pwned')) + 1;
@@ -374,7 +442,10 @@ describe.skipIf(sb.skip)('criu-lock on the sandbox fleet', () => {
     });
 
     it('rejects a package name with shell characters', async () => {
-      const text = readFileSync(lockSyn, 'utf8').replace('  libtilde0:amd64:', '  "libtilde0$(touch /tmp/pwned):amd64":');
+      const text = readFileSync(lockSyn, 'utf8').replace(
+        '  libtilde0:amd64:',
+        '  "libtilde0$(touch /tmp/pwned):amd64":',
+      );
       const evil = join(work, 'evil-name.yaml');
       writeFileSync(evil, text);
       const r = await cli('plan', ...conn(), '-l', evil);

@@ -22,7 +22,11 @@ async function version(node: string, pkg: string): Promise<string | undefined> {
   return parseDpkgQuery(r.stdout).get(pkg);
 }
 
-const resetAll = (): Promise<unknown> => reset(sb.state().nodes.map((n) => n.name), { dir: sb.dir, log: () => undefined });
+const resetAll = (): Promise<unknown> =>
+  reset(
+    sb.state().nodes.map((n) => n.name),
+    { dir: sb.dir, log: () => undefined },
+  );
 
 describe.skipIf(sb.skip)('criu-lock edge cases on the sandbox fleet', () => {
   let work: string;
@@ -32,7 +36,19 @@ describe.skipIf(sb.skip)('criu-lock edge cases on the sandbox fleet', () => {
     await resetAll();
     work = mkdtempSync(join(tmpdir(), 'criu-lock-e2e-edge-'));
     lock = join(work, 'lock.yaml');
-    const r = await cli('generate', ...conn(), '--package', 'fleet-bin', '--package', 'libtilde0', '--package', 'libepoch0', '--with-deps', '-o', lock);
+    const r = await cli(
+      'generate',
+      ...conn(),
+      '--package',
+      'fleet-bin',
+      '--package',
+      'libtilde0',
+      '--package',
+      'libepoch0',
+      '--with-deps',
+      '-o',
+      lock,
+    );
     expect(r.code, r.err).toBe(0);
   });
 
@@ -40,7 +56,7 @@ describe.skipIf(sb.skip)('criu-lock edge cases on the sandbox fleet', () => {
     if (!sb.skip) await resetAll();
   });
 
-  it('an apt failure mid-apply fails that host with apt\'s error, the others converge, and a re-run converges it', async () => {
+  it("an apt failure mid-apply fails that host with apt's error, the others converge, and a re-run converges it", async () => {
     const hook = join(sb.node('node03').root, 'etc/apt/apt.conf.d/99criu-lock-test-break');
     writeFileSync(hook, 'DPkg::Pre-Invoke { "echo simulated dpkg hook failure >&2; false"; };\n');
     try {
@@ -68,7 +84,9 @@ describe.skipIf(sb.skip)('criu-lock edge cases on the sandbox fleet', () => {
     expect(r.code).toBe(0);
     const plan = JSON.parse(readFileSync(planFile, 'utf8')) as PlanFile;
     expect(plan.hosts[0]?.status).toBe('blocked');
-    expect(plan.hosts[0]?.blocked).toEqual([expect.objectContaining({ package: 'libtilde0:amd64', reason: 'held' })]);
+    expect(plan.hosts[0]?.blocked).toEqual([
+      expect.objectContaining({ package: 'libtilde0:amd64', reason: 'held' }),
+    ]);
     const a = await cli('apply', ...conn(), '-l', lock, '--yes', '--limit', 'node03');
     expect(a.code).toBe(3);
     expect(await version('node03', 'libfleet1')).toBe('2.31-0ubuntu9.9');
@@ -82,7 +100,9 @@ describe.skipIf(sb.skip)('criu-lock edge cases on the sandbox fleet', () => {
     );
     const r = await cli('plan', ...conn(), '-l', lock, '--limit', 'node04', '--format', 'json');
     const plan = JSON.parse(r.out) as PlanFile;
-    expect(plan.hosts[0]?.blocked).toEqual([expect.objectContaining({ package: 'libtilde0:amd64', reason: 'conflicting-pin' })]);
+    expect(plan.hosts[0]?.blocked).toEqual([
+      expect.objectContaining({ package: 'libtilde0:amd64', reason: 'conflicting-pin' }),
+    ]);
     await reset(['node04'], { dir: sb.dir, log: () => undefined });
   });
 
@@ -94,12 +114,21 @@ describe.skipIf(sb.skip)('criu-lock edge cases on the sandbox fleet', () => {
     try {
       await new Promise((r) => setTimeout(r, 300));
       // Upgrade under the running process: dpkg replaces the file, the process keeps the old one.
-      const up = await nodeExec('node01', ['apt-get', 'install', '-y', '-q', 'libfleet1=2.31-0ubuntu9.16', 'fleet-bin=2.31-0ubuntu9.16']);
+      const up = await nodeExec('node01', [
+        'apt-get',
+        'install',
+        '-y',
+        '-q',
+        'libfleet1=2.31-0ubuntu9.16',
+        'fleet-bin=2.31-0ubuntu9.16',
+      ]);
       expect(up.exitCode, up.stderr).toBe(0);
       expect(await readelfBuildId('node01', LIBFLEET)).not.toBe(mappedId);
       const r = await cli('generate', ...conn(), '--pid', String(child.pid), '-o', '-');
       expect(r.code, r.err).toBe(0);
-      expect(r.err).toMatch(new RegExp(`warning: process ${child.pid} maps ${LIBFLEET.replace(/\./g, '\\.')}, which was deleted`));
+      expect(r.err).toMatch(
+        new RegExp(`warning: process ${child.pid} maps ${LIBFLEET.replace(/\./g, '\\.')}, which was deleted`),
+      );
       const l = parseLock(r.out, 'stdout');
       expect(l.packages['libfleet1:amd64']?.files?.[LIBFLEET]?.buildId).toBe(mappedId);
     } finally {
@@ -112,8 +141,15 @@ describe.skipIf(sb.skip)('criu-lock edge cases on the sandbox fleet', () => {
     await reset(['node01', 'node02'], { dir: sb.dir, log: () => undefined });
     const root = sb.node('node01').root;
     // A private copy of a library, preloaded: mapped by the process, owned by no package.
-    writeFileSync(join(root, 'tmp/libprivate.so'), readFileSync(join(root, 'usr/lib/x86_64-linux-gnu/libtilde.so.0')));
-    const child = spawn('chroot', [root, '/usr/bin/env', 'LD_PRELOAD=/tmp/libprivate.so', '/usr/bin/fleet-tool', 'sleep'], { stdio: 'ignore' });
+    writeFileSync(
+      join(root, 'tmp/libprivate.so'),
+      readFileSync(join(root, 'usr/lib/x86_64-linux-gnu/libtilde.so.0')),
+    );
+    const child = spawn(
+      'chroot',
+      [root, '/usr/bin/env', 'LD_PRELOAD=/tmp/libprivate.so', '/usr/bin/fleet-tool', 'sleep'],
+      { stdio: 'ignore' },
+    );
     const pidLock = join(work, 'pid-lock.yaml');
     try {
       await new Promise((r) => setTimeout(r, 300));
@@ -123,12 +159,16 @@ describe.skipIf(sb.skip)('criu-lock edge cases on the sandbox fleet', () => {
       child.kill('SIGKILL');
     }
     const l = parseLock(readFileSync(pidLock, 'utf8'), pidLock);
-    expect(l.unmanaged?.['/tmp/libprivate.so']).toMatchObject({ buildId: await readelfBuildId('node01', '/tmp/libprivate.so') });
+    expect(l.unmanaged?.['/tmp/libprivate.so']).toMatchObject({
+      buildId: await readelfBuildId('node01', '/tmp/libprivate.so'),
+    });
     const check = await cli('check', ...conn(), '-l', pidLock, '--limit', 'node01:node02');
     expect(check.code).toBe(2);
     expect(check.out).toMatch(/node01: matches the lock/);
     expect(check.out).toContain("would fail: Can't open file tmp/libprivate.so");
-    const plan = JSON.parse((await cli('plan', ...conn(), '-l', pidLock, '--limit', 'node02', '--format', 'json')).out) as PlanFile;
+    const plan = JSON.parse(
+      (await cli('plan', ...conn(), '-l', pidLock, '--limit', 'node02', '--format', 'json')).out,
+    ) as PlanFile;
     expect(plan.hosts[0]?.status).toBe('blocked');
     expect(plan.hosts[0]?.blocked.map((b) => b.reason)).toEqual(['file-mismatch']);
   });
@@ -156,7 +196,17 @@ describe.skipIf(sb.skip)('criu-lock edge cases on the sandbox fleet', () => {
     // node02 has the versions but no pin file yet: pins are a change there too.
     expect((await cli('apply', ...conn(), '-l', lock, '--yes', '--limit', 'node02')).code).toBe(0);
     rmSync(join(sb.node('node02').root, 'tmp/drained'), { force: true });
-    const r = await cli('apply', ...conn(), '-l', lock, '--yes', '--limit', 'node02:node03', '--playbook', book);
+    const r = await cli(
+      'apply',
+      ...conn(),
+      '-l',
+      lock,
+      '--yes',
+      '--limit',
+      'node02:node03',
+      '--playbook',
+      book,
+    );
     expect(r.code, r.out + r.err).toBe(0);
     expect(readFileSync(join(sb.node('node03').root, 'tmp/drained'), 'utf8')).toBe('done\n');
     expect(existsSync(join(sb.node('node02').root, 'tmp/drained'))).toBe(false);
@@ -170,15 +220,23 @@ describe.skipIf(sb.skip)('criu-lock edge cases on the sandbox fleet', () => {
   it('plan --refresh runs apt-get update first; without it plan changes nothing and sees stale lists', async () => {
     await reset(['node05'], { dir: sb.dir, log: () => undefined });
     // Forget the node's apt lists: to apt, nothing is available until the next update.
-    const clear = await nodeExec('node05', ['sh', '-c', 'rm -f /var/lib/apt/lists/*Packages* && apt-get -q check >/dev/null 2>&1; true']);
+    const clear = await nodeExec('node05', [
+      'sh',
+      '-c',
+      'rm -f /var/lib/apt/lists/*Packages* && apt-get -q check >/dev/null 2>&1; true',
+    ]);
     expect(clear.exitCode).toBe(0);
-    const stale = JSON.parse((await cli('plan', ...conn(), '-l', lock, '--limit', 'node05', '--format', 'json')).out) as PlanFile;
+    const stale = JSON.parse(
+      (await cli('plan', ...conn(), '-l', lock, '--limit', 'node05', '--format', 'json')).out,
+    ) as PlanFile;
     expect(stale.hosts[0]?.blocked.map((b) => [b.package, b.reason])).toEqual([
       ['fleet-bin:amd64', 'version-unavailable'],
       ['libfleet1:amd64', 'version-unavailable'],
       ['libtilde0:amd64', 'version-unavailable'],
     ]);
-    const fresh = JSON.parse((await cli('plan', ...conn(), '-l', lock, '--limit', 'node05', '--format', 'json', '--refresh')).out) as PlanFile;
+    const fresh = JSON.parse(
+      (await cli('plan', ...conn(), '-l', lock, '--limit', 'node05', '--format', 'json', '--refresh')).out,
+    ) as PlanFile;
     expect(fresh.hosts[0]?.status).toBe('changes');
     expect(fresh.hosts[0]?.blocked).toEqual([]);
     await reset(['node05'], { dir: sb.dir, log: () => undefined });
@@ -190,9 +248,25 @@ describe.skipIf(sb.skip)('criu-lock edge cases on the sandbox fleet', () => {
     writeFileSync(hook, 'DPkg::Pre-Invoke { "false"; };\n');
     try {
       // Order: node01 | node02 | node03 (fails) | node04 node05 never start.
-      const r = await cli('apply', ...conn(), '-l', lock, '--yes', '--serial', '1', '--max-fail-percentage', '0', '--skip-unavailable', '--format', 'json');
+      const r = await cli(
+        'apply',
+        ...conn(),
+        '-l',
+        lock,
+        '--yes',
+        '--serial',
+        '1',
+        '--max-fail-percentage',
+        '0',
+        '--skip-unavailable',
+        '--format',
+        'json',
+      );
       expect(r.code).toBe(3);
-      const rep = JSON.parse(r.out) as { hosts: Array<{ name: string; status: string }>; notStarted: string[] };
+      const rep = JSON.parse(r.out) as {
+        hosts: Array<{ name: string; status: string }>;
+        notStarted: string[];
+      };
       expect(rep.hosts.find((h) => h.name === 'node03')?.status).toBe('failed');
       expect(rep.notStarted).toEqual(['node04', 'node05']);
       expect(await version('node04', 'libfleet1')).toBe('2.31-0ubuntu9.16');

@@ -3,7 +3,16 @@
  * leave the repository, and rollback still puts the node back exactly (dpkg-query output byte for
  * byte, build-IDs, the pin file). node03 starts "behind", node04 "ahead".
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,7 +25,12 @@ const sb = useSandbox();
 const PIN_FILE = '/etc/apt/preferences.d/criu-lock.pref';
 const TX_ROOT = '/var/lib/criu-lock/tx';
 const SYNTHETIC = ['fleet-bin', 'libepoch0', 'libtilde0'];
-const ELF = ['/usr/bin/fleet-tool', '/usr/lib/x86_64-linux-gnu/libfleet.so.1', '/usr/lib/x86_64-linux-gnu/libepoch.so.0', '/usr/lib/x86_64-linux-gnu/libtilde.so.0'];
+const ELF = [
+  '/usr/bin/fleet-tool',
+  '/usr/lib/x86_64-linux-gnu/libfleet.so.1',
+  '/usr/lib/x86_64-linux-gnu/libepoch.so.0',
+  '/usr/lib/x86_64-linux-gnu/libtilde.so.0',
+];
 const TXID = /^\d{8}T\d{6}Z-[0-9a-f]{6}$/;
 
 interface HistoryJson {
@@ -24,7 +38,21 @@ interface HistoryJson {
     name: string;
     status: string;
     diskBytes: number;
-    transactions: Array<{ id: string; kind: string; status: string; rollbackOf: string | null; rolledBack: boolean; rolledBackBy: string | null; lockDigest: string | null; packages: Array<{ package: string; before: string | null; after: string | null; debSource: string | null }> }>;
+    transactions: Array<{
+      id: string;
+      kind: string;
+      status: string;
+      rollbackOf: string | null;
+      rolledBack: boolean;
+      rolledBackBy: string | null;
+      lockDigest: string | null;
+      packages: Array<{
+        package: string;
+        before: string | null;
+        after: string | null;
+        debSource: string | null;
+      }>;
+    }>;
   }>;
 }
 
@@ -91,7 +119,14 @@ describe.skipIf(sb.skip)('rollback on the sandbox fleet', () => {
     lock = join(work, 'lock.yaml');
     await resetNode('node03');
     await resetNode('node04');
-    const r = await cli('generate', ...conn(), ...SYNTHETIC.flatMap((p) => ['--package', p]), '--with-deps', '-o', lock);
+    const r = await cli(
+      'generate',
+      ...conn(),
+      ...SYNTHETIC.flatMap((p) => ['--package', p]),
+      '--with-deps',
+      '-o',
+      lock,
+    );
     expect(r.code, r.err).toBe(0);
   });
 
@@ -109,7 +144,12 @@ describe.skipIf(sb.skip)('rollback on the sandbox fleet', () => {
 
     const apply = await cli('apply', ...conn(), '-l', lock, '--limit', 'node03', '--yes', '--format', 'json');
     expect(apply.code, apply.out + apply.err).toBe(0);
-    const host = (JSON.parse(apply.out) as { capture: boolean; hosts: Array<{ name: string; status: string; transaction?: string }> }).hosts[0]!;
+    const host = (
+      JSON.parse(apply.out) as {
+        capture: boolean;
+        hosts: Array<{ name: string; status: string; transaction?: string }>;
+      }
+    ).hosts[0]!;
     expect(host.status).toBe('changed');
     expect(host.transaction).toMatch(TXID);
     const applyTx = host.transaction!;
@@ -118,8 +158,14 @@ describe.skipIf(sb.skip)('rollback on the sandbox fleet', () => {
     expect(await buildIds('node03')).not.toEqual(preIds);
 
     // The node's previous versions leave the archive: apt can no longer fetch them.
-    expect(hideFromRepo((f) => /_2\.31-0ubuntu9\.9_|^libepoch0_1\.9-1_|^libtilde0_3\.0~rc1-1_/.test(f))).toHaveLength(4);
-    const gone = await nodeExec('node03', ['sh', '-c', 'cd /tmp && apt-get download -o APT::Sandbox::User=root libfleet1=2.31-0ubuntu9.9']);
+    expect(
+      hideFromRepo((f) => /_2\.31-0ubuntu9\.9_|^libepoch0_1\.9-1_|^libtilde0_3\.0~rc1-1_/.test(f)),
+    ).toHaveLength(4);
+    const gone = await nodeExec('node03', [
+      'sh',
+      '-c',
+      'cd /tmp && apt-get download -o APT::Sandbox::User=root libfleet1=2.31-0ubuntu9.9',
+    ]);
     expect(gone.exitCode).not.toBe(0);
 
     const check = await cli('rollback', ...conn(), '--limit', 'node03', '--check');
@@ -140,9 +186,19 @@ describe.skipIf(sb.skip)('rollback on the sandbox fleet', () => {
       ['rollback', 'applied'],
       ['apply', 'applied'],
     ]);
-    expect(h.transactions[1]).toMatchObject({ id: applyTx, rolledBack: true, rolledBackBy: h.transactions[0]!.id, lockDigest: (await loadLock(lock)).digest });
+    expect(h.transactions[1]).toMatchObject({
+      id: applyTx,
+      rolledBack: true,
+      rolledBackBy: h.transactions[0]!.id,
+      lockDigest: (await loadLock(lock)).digest,
+    });
     expect(h.transactions[0]!.rollbackOf).toBe(applyTx);
-    expect(h.transactions[1]!.packages).toContainEqual({ package: 'libfleet1:amd64', before: '2.31-0ubuntu9.9', after: '2.31-0ubuntu9.14', debSource: 'apt-download' });
+    expect(h.transactions[1]!.packages).toContainEqual({
+      package: 'libfleet1:amd64',
+      before: '2.31-0ubuntu9.9',
+      after: '2.31-0ubuntu9.14',
+      debSource: 'apt-download',
+    });
     expect(h.diskBytes).toBeGreaterThan(0);
   });
 
@@ -156,7 +212,10 @@ describe.skipIf(sb.skip)('rollback on the sandbox fleet', () => {
 
     // The 9.9 versions exist only in the first transaction now: the capture hard-links them from there.
     const h = await history('node03');
-    expect(h.transactions[0]!.packages.find((p) => p.package === 'libfleet1:amd64')).toMatchObject({ before: '2.31-0ubuntu9.9', debSource: 'transaction' });
+    expect(h.transactions[0]!.packages.find((p) => p.package === 'libfleet1:amd64')).toMatchObject({
+      before: '2.31-0ubuntu9.9',
+      debSource: 'transaction',
+    });
     const back = await cli('rollback', ...conn(), '--limit', 'node03', '--yes', '--keep-transactions', '2');
     expect(back.code, back.out + back.err).toBe(0);
     expect(await dpkgQuery('node03')).toBe(pre);
@@ -186,7 +245,9 @@ describe.skipIf(sb.skip)('rollback on the sandbox fleet', () => {
   it('a capture that fails leaves the host untouched', async () => {
     // node04's installed (newer) versions are not downloadable any more, and not in its apt cache;
     // and the transaction directory cannot be made (a plain file stands where it goes).
-    expect(hideFromRepo((f) => /_2\.31-0ubuntu9\.16_|^libtilde0_3\.0-1_/.test(f)).length).toBeGreaterThanOrEqual(3);
+    expect(
+      hideFromRepo((f) => /_2\.31-0ubuntu9\.16_|^libtilde0_3\.0-1_/.test(f)).length,
+    ).toBeGreaterThanOrEqual(3);
     const status = dpkgStatus('node04');
     const blocker = join(sb.node('node04').root, TX_ROOT);
     mkdirSync(dirname(blocker), { recursive: true });

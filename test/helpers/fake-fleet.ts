@@ -130,7 +130,9 @@ export class FakeHost implements Transport {
       return this.result(argv.join(' '));
     }
     if (argv[0] === 'sha256sum') {
-      const lines = argv.slice(2).flatMap((f) => (this.stateFiles.has(f) ? [`${sha256(this.stateFiles.get(f)!)}  ${f}`] : []));
+      const lines = argv
+        .slice(2)
+        .flatMap((f) => (this.stateFiles.has(f) ? [`${sha256(this.stateFiles.get(f)!)}  ${f}`] : []));
       return this.result('sha256sum', { stdout: `${lines.join('\n')}\n` });
     }
     if (argv[0] === 'sh' && argv[1] === '-c' && /^(cp|rm|apt-mark) /.test(argv[2] ?? '')) {
@@ -176,10 +178,15 @@ export class FakeHost implements Transport {
       }
       // Rollback: captured .debs by path (name_version_arch.deb, epoch as %3a), removals as `pkg-`.
       for (const a of argv.filter((x) => x.endsWith('.deb'))) {
-        const [name, version, arch] = a.split('/').at(-1)!.replace(/\.deb$/, '').split('_') as [string, string, string];
+        const [name, version, arch] = a
+          .split('/')
+          .at(-1)!
+          .replace(/\.deb$/, '')
+          .split('_') as [string, string, string];
         this.installed.set(`${name}:${arch}`, version.replace(/%3a/g, ':'));
       }
-      for (const a of argv.filter((x) => /^[a-z0-9][a-z0-9+.-]*:[a-z0-9-]+-$/.test(x))) this.installed.delete(a.slice(0, -1));
+      for (const a of argv.filter((x) => /^[a-z0-9][a-z0-9+.-]*:[a-z0-9-]+-$/.test(x)))
+        this.installed.delete(a.slice(0, -1));
     }
     return this.result(argv.join(' '));
   }
@@ -281,7 +288,14 @@ export class FakeHost implements Transport {
   private stateOutput(): string {
     const out = ['=== versions'];
     for (const [key, version] of this.installed) out.push(`${key}\t${version}\tii `);
-    out.push('=== auto', '=== pins', ...(this.pinFile === null ? [] : [sha256(this.pinFile)]), '=== arch', 'amd64', '');
+    out.push(
+      '=== auto',
+      '=== pins',
+      ...(this.pinFile === null ? [] : [sha256(this.pinFile)]),
+      '=== arch',
+      'amd64',
+      '',
+    );
     return out.join('\n');
   }
 
@@ -330,7 +344,8 @@ export class FakeHost implements Transport {
       const f = this.spec.files?.[Buffer.from(hex, 'hex').toString('utf8')];
       inode += 1;
       if (f === undefined) out.push(['R', hex, 'missing', '', '', '', ''].join('\t'));
-      else if (f.buildId === undefined) out.push(['R', hex, 'file', String(f.size), f.mode, String(inode), ''].join('\t'));
+      else if (f.buildId === undefined)
+        out.push(['R', hex, 'file', String(f.size), f.mode, String(inode), ''].join('\t'));
       else out.push(['R', hex, 'elf', String(f.size), f.mode, String(inode), elfHead(f.buildId)].join('\t'));
     }
     return out;

@@ -20,7 +20,14 @@ import { makeLock } from './core-fixtures.js';
 // ---------------------------------------------------------------------------------------------
 
 type Call =
-  | { kind: 'exec'; argv: string[]; stdin?: string; env?: Record<string, string>; become?: boolean; timeoutMs?: number }
+  | {
+      kind: 'exec';
+      argv: string[];
+      stdin?: string;
+      env?: Record<string, string>;
+      become?: boolean;
+      timeoutMs?: number;
+    }
   | { kind: 'put'; path: string; content: string; mode?: number; become?: boolean };
 
 type Reply = Partial<Pick<CommandResult, 'exitCode' | 'stdout' | 'stderr' | 'timedOut'>>;
@@ -36,7 +43,14 @@ class RecordingTransport implements Transport {
   ) {}
 
   private result(command: string, r: Reply): CommandResult {
-    return { command, exitCode: r.exitCode === undefined ? 0 : r.exitCode, stdout: r.stdout ?? '', stderr: r.stderr ?? '', durationMs: 1, timedOut: r.timedOut ?? false };
+    return {
+      command,
+      exitCode: r.exitCode === undefined ? 0 : r.exitCode,
+      stdout: r.stdout ?? '',
+      stderr: r.stderr ?? '',
+      durationMs: 1,
+      timedOut: r.timedOut ?? false,
+    };
   }
 
   exec(argv: readonly string[], opts: ExecOptions = {}): Promise<CommandResult> {
@@ -76,7 +90,10 @@ const isApt = (argv: readonly string[]): boolean => argv[0] === 'apt-get';
 const isProbe = (argv: readonly string[]): boolean => argv[0] === 'sh' && argv[1] === '-s';
 const hex = (s: string): string => Buffer.from(s, 'utf8').toString('hex');
 /** Our fixed scripts run as `sh -c SCRIPT NAME args...`; NAME tells them apart. */
-const isScript = (name: string) => (argv: readonly string[]): boolean => argv[0] === 'sh' && argv[1] === '-c' && argv[3] === name;
+const isScript =
+  (name: string) =>
+  (argv: readonly string[]): boolean =>
+    argv[0] === 'sh' && argv[1] === '-c' && argv[3] === name;
 const isJobStart = isScript('criu-lock-apt-start');
 const isJobFollow = isScript('criu-lock-apt-follow');
 const isPinBackup = isScript('criu-lock-pins-backup');
@@ -84,10 +101,27 @@ const JOB = '/var/lib/criu-lock/jobs/20261129T010000Z-0a0b0c0d';
 /** The apt-get argv inside a detached job's start command. */
 const aptOf = (argv: readonly string[]): string[] => argv.slice(argv.indexOf('apt-get'));
 function jobRecord(status: number, log = '', pins = ''): string {
-  return ['@@status', String(status), '@@started', '2026-11-29T01:00:00Z', '@@pins', pins, '@@audit', '@@log', log, '', '@@end', ''].join('\n');
+  return [
+    '@@status',
+    String(status),
+    '@@started',
+    '2026-11-29T01:00:00Z',
+    '@@pins',
+    pins,
+    '@@audit',
+    '@@log',
+    log,
+    '',
+    '@@end',
+    '',
+  ].join('\n');
 }
 /** A host where the detached apt job starts and ends with `status`. */
-function jobReplies(status = 0, log = '', pins = ''): Array<{ match: (argv: readonly string[]) => boolean; reply: Reply }> {
+function jobReplies(
+  status = 0,
+  log = '',
+  pins = '',
+): Array<{ match: (argv: readonly string[]) => boolean; reply: Reply }> {
   return [
     { match: isJobStart, reply: { stdout: `${JOB}\n` } },
     { match: isJobFollow, reply: { stdout: jobRecord(status, log, pins) } },
@@ -112,7 +146,12 @@ const PACKAGE_ACTIONS: PackageAction[] = [
   { type: 'install', package: 'tzdata:all', from: null, to: '2024a-0ubuntu0.20.04' },
   { type: 'upgrade', package: 'libc-bin:amd64', from: '2.31-0ubuntu9.9', to: '2.31-0ubuntu9.14' },
   { type: 'upgrade', package: 'libc6:amd64', from: '2.31-0ubuntu9.9', to: '2.31-0ubuntu9.14' },
-  { type: 'downgrade', package: 'zlib1g:amd64', from: '1:1.2.11.dfsg-2ubuntu1.6', to: '1:1.2.11.dfsg-2ubuntu1.5' },
+  {
+    type: 'downgrade',
+    package: 'zlib1g:amd64',
+    from: '1:1.2.11.dfsg-2ubuntu1.6',
+    to: '1:1.2.11.dfsg-2ubuntu1.5',
+  },
 ];
 
 function hostPlan(over: Partial<HostPlan> = {}): HostPlan {
@@ -127,23 +166,53 @@ function hostPlan(over: Partial<HostPlan> = {}): HostPlan {
   };
 }
 
-function context(t: RecordingTransport, plan: HostPlan, checkMode = false, log: string[] = []): ModuleContext {
-  return { host: t.host, transport: t, lock: LOCK, plan, pins: PINS, checkMode, changedBy: new Set(), verbose: (m) => log.push(m) };
+function context(
+  t: RecordingTransport,
+  plan: HostPlan,
+  checkMode = false,
+  log: string[] = [],
+): ModuleContext {
+  return {
+    host: t.host,
+    transport: t,
+    lock: LOCK,
+    plan,
+    pins: PINS,
+    checkMode,
+    changedBy: new Set(),
+    verbose: (m) => log.push(m),
+  };
 }
 
 /** Probe output of a host that matches LOCK (what verify reads back after a good apply). */
 function convergedProbe(versions: Record<string, string> = {}): string {
   const dpkg = Object.entries(LOCK.packages).map(([key, p]) => {
     const [name, arch] = key.split(':');
-    return [name, arch, versions[key] ?? p.version, 'install', 'installed', 'ok', 'same', '', '', ''].join('\t');
+    return [name, arch, versions[key] ?? p.version, 'install', 'installed', 'ok', 'same', '', '', ''].join(
+      '\t',
+    );
   });
-  return ['@@probe 2', '@@os-release', 'ID=ubuntu', 'VERSION_ID="20.04"', 'VERSION_CODENAME=focal', '@@arch', 'amd64', '@@foreign', '@@dpkg', ...dpkg, '@@end', ''].join('\n');
+  return [
+    '@@probe 2',
+    '@@os-release',
+    'ID=ubuntu',
+    'VERSION_ID="20.04"',
+    'VERSION_CODENAME=focal',
+    '@@arch',
+    'amd64',
+    '@@foreign',
+    '@@dpkg',
+    ...dpkg,
+    '@@end',
+    '',
+  ].join('\n');
 }
 
 const APT_FAILURE = {
   exitCode: 100,
   stdout: 'Reading package lists...\nBuilding dependency tree...\n',
-  stderr: "E: Version '2.31-0ubuntu9.14' for 'libc6' was not found\nE: Unable to correct problems, you have held broken packages.\n",
+  stderr:
+    "E: Version '2.31-0ubuntu9.14' for 'libc6' was not found\nE: Unable to correct problems, you have held broken packages.\n",
 };
 
 let defaultTasks: ResolvedTask[];
@@ -163,13 +232,25 @@ describe('apt_install', () => {
     const r = await aptInstall.run(context(t, hostPlan()), { lockTimeout: 120 });
     expect(t.execs.map((c) => c.argv[3])).toEqual(['criu-lock-apt-start', 'criu-lock-apt-follow']);
     const call = t.execs[0]!;
-    expect(call.argv.slice(4, 7)).toEqual([expect.stringMatching(/^\d{8}T\d{6}Z-[0-9a-f]{8}$/), PIN_FILE, '0']);
+    expect(call.argv.slice(4, 7)).toEqual([
+      expect.stringMatching(/^\d{8}T\d{6}Z-[0-9a-f]{8}$/),
+      PIN_FILE,
+      '0',
+    ]);
     expect(call.argv.slice(7, 10)).toEqual(['env', 'LC_ALL=C', 'DEBIAN_FRONTEND=noninteractive']);
     expect(aptOf(call.argv)).toEqual([
-      'apt-get', 'install', '-y', '-q', '--allow-downgrades', '--no-install-recommends',
-      '-o', 'Dpkg::Options::=--force-confdef',
-      '-o', 'Dpkg::Options::=--force-confold',
-      '-o', 'DPkg::Lock::Timeout=120',
+      'apt-get',
+      'install',
+      '-y',
+      '-q',
+      '--allow-downgrades',
+      '--no-install-recommends',
+      '-o',
+      'Dpkg::Options::=--force-confdef',
+      '-o',
+      'Dpkg::Options::=--force-confold',
+      '-o',
+      'DPkg::Lock::Timeout=120',
       '--no-remove',
       'tzdata:all=2024a-0ubuntu0.20.04',
       'libc-bin:amd64=2.31-0ubuntu9.14',
@@ -193,33 +274,56 @@ describe('apt_install', () => {
   });
 
   it('a lost connection fails the host with the message, and says the transaction goes on', async () => {
-    const t = new RecordingTransport('node-b', [{ match: isJobStart, reply: { stdout: `${JOB}\n` } }, { match: isJobFollow, reply: { exitCode: null } }]);
+    const t = new RecordingTransport('node-b', [
+      { match: isJobStart, reply: { stdout: `${JOB}\n` } },
+      { match: isJobFollow, reply: { exitCode: null } },
+    ]);
     const realExec = t.exec.bind(t);
-    t.exec = (argv, opts) => (argv[0] === 'true' ? Promise.reject(new Error('connection lost (connection closed)')) : realExec(argv, opts));
+    t.exec = (argv, opts) =>
+      argv[0] === 'true'
+        ? Promise.reject(new Error('connection lost (connection closed)'))
+        : realExec(argv, opts);
     const r = await aptInstall.run(context(t, hostPlan()), undefined);
     expect(r.status).toBe('failed');
-    expect(r.message).toBe(`connection lost during apt; the transaction continues on the host (log ${JOB}/log); the next apply waits for it and reports how it ended`);
+    expect(r.message).toBe(
+      `connection lost during apt; the transaction continues on the host (log ${JOB}/log); the next apply waits for it and reports how it ended`,
+    );
   });
 
   it('a held dpkg lock is named as such, with the timeout', async () => {
-    const log = 'Waiting for cache lock: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 42 (unattended-upgr)...\nE: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 42 (unattended-upgr)';
+    const log =
+      'Waiting for cache lock: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 42 (unattended-upgr)...\nE: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 42 (unattended-upgr)';
     const t = new RecordingTransport('node-b', jobReplies(100, log, 'restored'));
-    const r = await aptInstall.run({ ...context(t, hostPlan()), changedBy: new Set(['apt_pins']) }, { lockTimeout: 5 });
+    const r = await aptInstall.run(
+      { ...context(t, hostPlan()), changedBy: new Set(['apt_pins']) },
+      { lockTimeout: 5 },
+    );
     expect(r.status).toBe('failed');
-    expect(r.message).toMatch(/^the dpkg lock is held by another process \(unattended-upgrades\?\) for longer than DPkg::Lock::Timeout=5 s: exit code 100: E: Could not get lock .*; dpkg is consistent \(dpkg --audit is empty\); the previous pin file was restored; log /);
+    expect(r.message).toMatch(
+      /^the dpkg lock is held by another process \(unattended-upgrades\?\) for longer than DPkg::Lock::Timeout=5 s: exit code 100: E: Could not get lock .*; dpkg is consistent \(dpkg --audit is empty\); the previous pin file was restored; log /,
+    );
   });
 
   it('says so when the job could not put the previous pin file back', async () => {
     const t = new RecordingTransport('node-b', jobReplies(100, 'E: boom', ''));
-    const r = await aptInstall.run({ ...context(t, hostPlan()), changedBy: new Set(['apt_pins']) }, undefined);
-    expect(r.message).toMatch(/the previous pin file could NOT be restored \(see \/etc\/apt\/preferences\.d\/criu-lock\.pref\)/);
+    const r = await aptInstall.run(
+      { ...context(t, hostPlan()), changedBy: new Set(['apt_pins']) },
+      undefined,
+    );
+    expect(r.message).toMatch(
+      /the previous pin file could NOT be restored \(see \/etc\/apt\/preferences\.d\/criu-lock\.pref\)/,
+    );
   });
 
   it('uses the lock timeout from the task args, 120 s by default', async () => {
     const t = new RecordingTransport('node-b', jobReplies());
     await aptInstall.run(context(t, hostPlan()), { lockTimeout: 30 });
     await aptInstall.run(context(t, hostPlan()), undefined);
-    expect(t.execs.filter((c) => isJobStart(c.argv)).map((c) => c.argv.find((a) => a.startsWith('DPkg::Lock::Timeout=')))).toEqual(['DPkg::Lock::Timeout=30', 'DPkg::Lock::Timeout=120']);
+    expect(
+      t.execs
+        .filter((c) => isJobStart(c.argv))
+        .map((c) => c.argv.find((a) => a.startsWith('DPkg::Lock::Timeout='))),
+    ).toEqual(['DPkg::Lock::Timeout=30', 'DPkg::Lock::Timeout=120']);
   });
 
   it('simulates with -s in check mode', async () => {
@@ -232,7 +336,10 @@ describe('apt_install', () => {
   });
 
   it('adds --reinstall when a package is reinstalled', () => {
-    const argv = installArgv([{ type: 'reinstall', package: 'libc6:amd64', from: '2.31-0ubuntu9.14', to: '2.31-0ubuntu9.14' }], { lockTimeout: 5, simulate: false });
+    const argv = installArgv(
+      [{ type: 'reinstall', package: 'libc6:amd64', from: '2.31-0ubuntu9.14', to: '2.31-0ubuntu9.14' }],
+      { lockTimeout: 5, simulate: false },
+    );
     expect(argv).toContain('--reinstall');
     expect(argv.at(-1)).toBe('libc6:amd64=2.31-0ubuntu9.14');
     expect(argv).not.toContain('-s');
@@ -244,12 +351,15 @@ describe('apt_install', () => {
 
   it('does nothing when only the pins change', async () => {
     const t = new RecordingTransport('node-b');
-    const r = await aptInstall.run(context(t, hostPlan({ actions: [{ type: 'write-pins', path: PIN_FILE, sha256: sha256Hex(PINS) }] })), { lockTimeout: 120 });
+    const r = await aptInstall.run(
+      context(t, hostPlan({ actions: [{ type: 'write-pins', path: PIN_FILE, sha256: sha256Hex(PINS) }] })),
+      { lockTimeout: 120 },
+    );
     expect(t.calls).toEqual([]);
     expect(r.status).toBe('ok');
   });
 
-  it('fails with apt\'s E: lines and the state the host is in', async () => {
+  it("fails with apt's E: lines and the state the host is in", async () => {
     const t = new RecordingTransport('node-b', jobReplies(100, APT_FAILURE.stdout + APT_FAILURE.stderr));
     const r = await aptInstall.run(context(t, hostPlan()), { lockTimeout: 120 });
     expect(r).toEqual({
@@ -262,16 +372,35 @@ describe('apt_install', () => {
 });
 
 describe('summariseOutput', () => {
-  const res = (over: Partial<CommandResult>): CommandResult => ({ command: 'x', exitCode: 1, stdout: '', stderr: '', durationMs: 1500, timedOut: false, ...over });
+  const res = (over: Partial<CommandResult>): CommandResult => ({
+    command: 'x',
+    exitCode: 1,
+    stdout: '',
+    stderr: '',
+    durationMs: 1500,
+    timedOut: false,
+    ...over,
+  });
 
   it('keeps the last E:/W:/dpkg error lines', () => {
-    const stderr = ['W: one', 'noise', 'E: two', 'dpkg: error processing package x', 'E: three', 'E: four'].join('\n');
-    expect(summariseOutput(res({ stderr }))).toBe('exit code 1: E: two | dpkg: error processing package x | E: three | E: four');
+    const stderr = [
+      'W: one',
+      'noise',
+      'E: two',
+      'dpkg: error processing package x',
+      'E: three',
+      'E: four',
+    ].join('\n');
+    expect(summariseOutput(res({ stderr }))).toBe(
+      'exit code 1: E: two | dpkg: error processing package x | E: three | E: four',
+    );
   });
 
   it('falls back to the last lines, and says when it timed out', () => {
     expect(summariseOutput(res({ stdout: 'a\nb\nc\nd\ne\n' }), 2)).toBe('exit code 1: d | e');
-    expect(summariseOutput(res({ exitCode: null, timedOut: true, durationMs: 1_800_000 }))).toBe('timed out after 1800 s');
+    expect(summariseOutput(res({ exitCode: null, timedOut: true, durationMs: 1_800_000 }))).toBe(
+      'timed out after 1800 s',
+    );
   });
 });
 
@@ -286,7 +415,11 @@ describe('apt_pins', () => {
     const t = new RecordingTransport('node-b');
     const r = await aptPins.run(context(t, hostPlan()), undefined);
     expect(t.calls).toEqual([
-      { kind: 'exec', argv: ['sh', '-c', expect.stringContaining('pins.prev'), 'criu-lock-pins-backup', PIN_FILE], become: true },
+      {
+        kind: 'exec',
+        argv: ['sh', '-c', expect.stringContaining('pins.prev'), 'criu-lock-pins-backup', PIN_FILE],
+        become: true,
+      },
       { kind: 'put', path: PIN_FILE, content: PINS, mode: 0o644, become: true },
     ]);
     expect(r).toEqual({ status: 'changed', message: `wrote ${PIN_FILE}` });
@@ -309,11 +442,16 @@ describe('apt_pins', () => {
   it('fails when the write fails', async () => {
     const t = new RecordingTransport('node-b', [], { exitCode: 1, stderr: 'sudo: a password is required' });
     const r = await aptPins.run(context(t, hostPlan()), undefined);
-    expect(r).toEqual({ status: 'failed', message: `writing ${PIN_FILE} failed: exit code 1: sudo: a password is required` });
+    expect(r).toEqual({
+      status: 'failed',
+      message: `writing ${PIN_FILE} failed: exit code 1: sudo: a password is required`,
+    });
   });
 
   it('writes nothing when the backup of the previous file fails', async () => {
-    const t = new RecordingTransport('node-b', [{ match: isPinBackup, reply: { exitCode: 1, stderr: 'cp: No space left on device' } }]);
+    const t = new RecordingTransport('node-b', [
+      { match: isPinBackup, reply: { exitCode: 1, stderr: 'cp: No space left on device' } },
+    ]);
     const r = await aptPins.run(context(t, hostPlan()), undefined);
     expect(t.puts).toEqual([]);
     expect(r.status).toBe('failed');
@@ -326,7 +464,10 @@ describe('apt_pins', () => {
 
 describe('runPlaybook', () => {
   it('runs pins, install and verify in order and reports changed', async () => {
-    const t = new RecordingTransport('node-b', [...jobReplies(), { match: isProbe, reply: { stdout: convergedProbe() } }]);
+    const t = new RecordingTransport('node-b', [
+      ...jobReplies(),
+      { match: isProbe, reply: { stdout: convergedProbe() } },
+    ]);
     const log: string[] = [];
     const outcome = await runPlaybook(defaultTasks, context(t, hostPlan(), false, log));
     expect(outcome.status).toBe('changed');
@@ -338,7 +479,11 @@ describe('runPlaybook', () => {
       ['verify', 'ok'],
       ['tx_record', 'skipped'],
     ]);
-    expect(t.calls.map((c) => (c.kind === 'put' ? `put ${c.path}` : c.argv[1] === '-c' ? c.argv[3] : c.argv.slice(0, 2).join(' ')))).toEqual([
+    expect(
+      t.calls.map((c) =>
+        c.kind === 'put' ? `put ${c.path}` : c.argv[1] === '-c' ? c.argv[3] : c.argv.slice(0, 2).join(' '),
+      ),
+    ).toEqual([
       'criu-lock-pins-backup',
       `put ${PIN_FILE}`,
       'criu-lock-apt-start',
@@ -351,13 +496,18 @@ describe('runPlaybook', () => {
   });
 
   it('a failing apt run fails the host at that step and stops the playbook', async () => {
-    const t = new RecordingTransport('node-b', [...jobReplies(100, APT_FAILURE.stderr, 'restored'), { match: isProbe, reply: { stdout: convergedProbe() } }]);
+    const t = new RecordingTransport('node-b', [
+      ...jobReplies(100, APT_FAILURE.stderr, 'restored'),
+      { match: isProbe, reply: { stdout: convergedProbe() } },
+    ]);
     const outcome = await runPlaybook(defaultTasks, context(t, hostPlan()));
     expect(outcome.status).toBe('failed');
     if (outcome.status !== 'failed') return;
     expect(outcome.error.step).toBe('Install the locked versions in one apt transaction');
     expect(outcome.error.code).toBe('task-failed');
-    expect(outcome.error.message).toMatch(/^apt-get install failed: exit code 100: E: Version '2\.31-0ubuntu9\.14' for 'libc6' was not found \| E: Unable to correct/);
+    expect(outcome.error.message).toMatch(
+      /^apt-get install failed: exit code 100: E: Version '2\.31-0ubuntu9\.14' for 'libc6' was not found \| E: Unable to correct/,
+    );
     expect(outcome.error.message).toMatch(/the previous pin file was restored/);
     expect(outcome.tasks.map((x) => x.status)).toEqual(['skipped', 'ok', 'changed', 'failed']);
     // verify never ran: no probe after the failed apt-get.
@@ -365,12 +515,17 @@ describe('runPlaybook', () => {
   });
 
   it('verify fails the host when versions still differ after apt', async () => {
-    const t = new RecordingTransport('node-b', [...jobReplies(), { match: isProbe, reply: { stdout: convergedProbe({ 'libc6:amd64': '2.31-0ubuntu9.9' }) } }]);
+    const t = new RecordingTransport('node-b', [
+      ...jobReplies(),
+      { match: isProbe, reply: { stdout: convergedProbe({ 'libc6:amd64': '2.31-0ubuntu9.9' }) } },
+    ]);
     const outcome = await runPlaybook(defaultTasks, context(t, hostPlan()));
     expect(outcome.status).toBe('failed');
     if (outcome.status !== 'failed') return;
     expect(outcome.error.step).toBe('Verify versions and build-IDs against the lock');
-    expect(outcome.error.message).toBe('still differs from the lock in 1 place(s): libc6:amd64: version-mismatch');
+    expect(outcome.error.message).toBe(
+      'still differs from the lock in 1 place(s): libc6:amd64: version-mismatch',
+    );
   });
 
   it('a converged host gets no writes and reports ok', async () => {
@@ -386,13 +541,30 @@ describe('runPlaybook', () => {
     const outcome = await runPlaybook(defaultTasks, context(t, hostPlan(), true));
     expect(t.puts).toEqual([]);
     expect(t.execs.map((c) => c.argv.includes('-s'))).toEqual([true]);
-    expect(outcome.tasks.map((x) => x.status)).toEqual(['skipped', 'ok', 'changed', 'changed', 'skipped', 'skipped']);
+    expect(outcome.tasks.map((x) => x.status)).toEqual([
+      'skipped',
+      'ok',
+      'changed',
+      'changed',
+      'skipped',
+      'skipped',
+    ]);
   });
 
   it('`when: changes` skips tasks on a host without actions', async () => {
     const tasks: ResolvedTask[] = [
-      { name: 'drain', module: 'command', args: { argv: ['kubectl', 'drain', 'node-b'], become: false, timeout: 600, okCodes: [0] }, when: 'changes' },
-      { name: 'always', module: 'command', args: { argv: ['true'], become: false, timeout: 600, okCodes: [0] }, when: 'always' },
+      {
+        name: 'drain',
+        module: 'command',
+        args: { argv: ['kubectl', 'drain', 'node-b'], become: false, timeout: 600, okCodes: [0] },
+        when: 'changes',
+      },
+      {
+        name: 'always',
+        module: 'command',
+        args: { argv: ['true'], become: false, timeout: 600, okCodes: [0] },
+        when: 'always',
+      },
     ];
     const idle = new RecordingTransport('node-b');
     const quiet = await runPlaybook(tasks, context(idle, hostPlan({ status: 'ok', actions: [] })));
@@ -413,29 +585,67 @@ describe('runPlaybook', () => {
     const outcome = await runPlaybook(defaultTasks, context(t, hostPlan({ actions: PACKAGE_ACTIONS })));
     expect(outcome).toMatchObject({
       status: 'failed',
-      error: { code: 'internal', step: 'Install the locked versions in one apt transaction', message: 'connection reset' },
+      error: {
+        code: 'internal',
+        step: 'Install the locked versions in one apt transaction',
+        message: 'connection reset',
+      },
     });
   });
 
   it('a host with blocked packages (skip-unavailable) reports blocked after converging the rest', async () => {
-    const blocked = [{ package: 'zlib1g:amd64', version: '1:1.2.11.dfsg-2ubuntu1.5', reason: 'version-unavailable' as const, detail: 'not offered' }];
-    const t = new RecordingTransport('node-b', [...jobReplies(), { match: isProbe, reply: { stdout: convergedProbe({ 'zlib1g:amd64': '1:1.2.11.dfsg-2ubuntu1.6' }) } }]);
-    const outcome = await runPlaybook(defaultTasks, context(t, hostPlan({ status: 'blocked', actions: PACKAGE_ACTIONS.slice(0, 3), blocked })));
+    const blocked = [
+      {
+        package: 'zlib1g:amd64',
+        version: '1:1.2.11.dfsg-2ubuntu1.5',
+        reason: 'version-unavailable' as const,
+        detail: 'not offered',
+      },
+    ];
+    const t = new RecordingTransport('node-b', [
+      ...jobReplies(),
+      { match: isProbe, reply: { stdout: convergedProbe({ 'zlib1g:amd64': '1:1.2.11.dfsg-2ubuntu1.6' }) } },
+    ]);
+    const outcome = await runPlaybook(
+      defaultTasks,
+      context(t, hostPlan({ status: 'blocked', actions: PACKAGE_ACTIONS.slice(0, 3), blocked })),
+    );
     expect(outcome.status).toBe('blocked');
     expect(outcome.blocked).toEqual(blocked);
     // verify leaves the blocked package out.
-    expect(outcome.tasks.find((x) => x.module === 'verify')).toMatchObject({ module: 'verify', status: 'ok' });
+    expect(outcome.tasks.find((x) => x.module === 'verify')).toMatchObject({
+      module: 'verify',
+      status: 'ok',
+    });
   });
 
   it('command module honours become and okCodes', async () => {
-    const t = new RecordingTransport('node-b', [{ match: (a) => a[0] === 'systemctl', reply: { exitCode: 3 } }]);
+    const t = new RecordingTransport('node-b', [
+      { match: (a) => a[0] === 'systemctl', reply: { exitCode: 3 } },
+    ]);
     const tasks: ResolvedTask[] = [
-      { name: 'status', module: 'command', args: { argv: ['systemctl', 'is-active', 'x'], become: true, timeout: 5, okCodes: [0, 3] }, when: 'always' },
-      { name: 'status strict', module: 'command', args: { argv: ['systemctl', 'is-active', 'x'], become: false, timeout: 5, okCodes: [0] }, when: 'always' },
+      {
+        name: 'status',
+        module: 'command',
+        args: { argv: ['systemctl', 'is-active', 'x'], become: true, timeout: 5, okCodes: [0, 3] },
+        when: 'always',
+      },
+      {
+        name: 'status strict',
+        module: 'command',
+        args: { argv: ['systemctl', 'is-active', 'x'], become: false, timeout: 5, okCodes: [0] },
+        when: 'always',
+      },
     ];
     const outcome = await runPlaybook(tasks, context(t, hostPlan()));
-    expect(t.execs.map((c) => [c.become, c.timeoutMs])).toEqual([[true, 5000], [false, 5000]]);
-    expect(outcome).toMatchObject({ status: 'failed', error: { code: 'task-failed', step: 'status strict', message: 'systemctl failed: exit code 3' } });
+    expect(t.execs.map((c) => [c.become, c.timeoutMs])).toEqual([
+      [true, 5000],
+      [false, 5000],
+    ]);
+    expect(outcome).toMatchObject({
+      status: 'failed',
+      error: { code: 'task-failed', step: 'status strict', message: 'systemctl failed: exit code 3' },
+    });
   });
 });
 
@@ -472,11 +682,36 @@ describe('loadPlaybook', () => {
 
   it('the built-in playbook is capture, store upload, pins, install, verify, record', () => {
     expect(defaultTasks).toEqual([
-      { name: 'Record what will be replaced, for rollback', module: 'capture', args: undefined, when: 'changes' },
-      { name: 'Upload the package-store .debs this host needs, sha256-checked on the host', module: 'store_upload', args: undefined, when: 'always' },
-      { name: 'Pin every locked package to its exact version', module: 'apt_pins', args: undefined, when: 'always' },
-      { name: 'Install the locked versions in one apt transaction', module: 'apt_install', args: { lockTimeout: 120 }, when: 'always' },
-      { name: 'Verify versions and build-IDs against the lock', module: 'verify', args: undefined, when: 'always' },
+      {
+        name: 'Record what will be replaced, for rollback',
+        module: 'capture',
+        args: undefined,
+        when: 'changes',
+      },
+      {
+        name: 'Upload the package-store .debs this host needs, sha256-checked on the host',
+        module: 'store_upload',
+        args: undefined,
+        when: 'always',
+      },
+      {
+        name: 'Pin every locked package to its exact version',
+        module: 'apt_pins',
+        args: undefined,
+        when: 'always',
+      },
+      {
+        name: 'Install the locked versions in one apt transaction',
+        module: 'apt_install',
+        args: { lockTimeout: 120 },
+        when: 'always',
+      },
+      {
+        name: 'Verify versions and build-IDs against the lock',
+        module: 'verify',
+        args: undefined,
+        when: 'always',
+      },
       { name: 'Record the transaction as applied', module: 'tx_record', args: undefined, when: 'changes' },
     ]);
   });
@@ -502,7 +737,11 @@ describe('loadPlaybook', () => {
     expect(tasks.map((x) => [x.name, x.module, x.when])).toEqual([
       ['Drain', 'command', 'changes'],
       ['Record what will be replaced, for rollback', 'capture', 'changes'],
-      ['Upload the package-store .debs this host needs, sha256-checked on the host', 'store_upload', 'always'],
+      [
+        'Upload the package-store .debs this host needs, sha256-checked on the host',
+        'store_upload',
+        'always',
+      ],
       ['Pin every locked package to its exact version', 'apt_pins', 'always'],
       ['Install the locked versions in one apt transaction', 'apt_install', 'always'],
       ['Verify versions and build-IDs against the lock', 'verify', 'always'],
@@ -510,8 +749,18 @@ describe('loadPlaybook', () => {
       ['Uncordon', 'command', 'always'],
     ]);
     // Module defaults are applied at load.
-    expect(tasks[0]!.args).toEqual({ argv: ['kubectl', 'drain', 'node-b', '--ignore-daemonsets'], become: false, timeout: 600, okCodes: [0] });
-    expect(tasks[7]!.args).toEqual({ argv: ['kubectl', 'uncordon', 'node-b'], become: false, timeout: 600, okCodes: [0, 1] });
+    expect(tasks[0]!.args).toEqual({
+      argv: ['kubectl', 'drain', 'node-b', '--ignore-daemonsets'],
+      become: false,
+      timeout: 600,
+      okCodes: [0],
+    });
+    expect(tasks[7]!.args).toEqual({
+      argv: ['kubectl', 'uncordon', 'node-b'],
+      become: false,
+      timeout: 600,
+      okCodes: [0, 1],
+    });
   });
 
   it('uses the user tasks instead of the defaults when given', async () => {
@@ -520,7 +769,12 @@ describe('loadPlaybook', () => {
   });
 
   it('rejects an unknown module with file:line', async () => {
-    const file = await book('unknown.yaml', ['pre_tasks:', '  - name: Drain', '    module: shell', '    args: {cmd: "kubectl drain"}', ''].join('\n'));
+    const file = await book(
+      'unknown.yaml',
+      ['pre_tasks:', '  - name: Drain', '    module: shell', '    args: {cmd: "kubectl drain"}', ''].join(
+        '\n',
+      ),
+    );
     const e = await loadError(file);
     expect(e.message).toBe('unknown module "shell" in task "Drain"');
     expect(e.location).toEqual({ file, line: 3, col: 13 });
@@ -530,7 +784,16 @@ describe('loadPlaybook', () => {
   it('rejects invalid module args with file:line', async () => {
     const file = await book(
       'badargs.yaml',
-      ['post_tasks:', '  - name: ok', '    module: verify', '  - name: Restart', '    module: command', '    args:', '      argv: restart', ''].join('\n'),
+      [
+        'post_tasks:',
+        '  - name: ok',
+        '    module: verify',
+        '  - name: Restart',
+        '    module: command',
+        '    args:',
+        '      argv: restart',
+        '',
+      ].join('\n'),
     );
     const e = await loadError(file);
     expect(e.message).toMatch(/^task "Restart": invalid args for command: argv: /);
@@ -538,19 +801,34 @@ describe('loadPlaybook', () => {
   });
 
   it('rejects unknown args of a built-in module', async () => {
-    const file = await book('badinstall.yaml', ['tasks:', '  - name: Install', '    module: apt_install', '    args: {lockTimeout: 10, purge: true}', ''].join('\n'));
+    const file = await book(
+      'badinstall.yaml',
+      [
+        'tasks:',
+        '  - name: Install',
+        '    module: apt_install',
+        '    args: {lockTimeout: 10, purge: true}',
+        '',
+      ].join('\n'),
+    );
     const e = await loadError(file);
     expect(e.message).toMatch(/invalid args for apt_install/);
     expect(e.location?.line).toBe(4);
   });
 
   it('rejects an unknown task key and a bad `when` with file:line', async () => {
-    const extra = await book('extra.yaml', ['pre_tasks:', '  - name: x', '    module: verify', '    become: true', ''].join('\n'));
+    const extra = await book(
+      'extra.yaml',
+      ['pre_tasks:', '  - name: x', '    module: verify', '    become: true', ''].join('\n'),
+    );
     const e1 = await loadError(extra);
     // One wording for unknown keys in every file criu-lock reads, located at the key itself.
     expect(e1.message).toBe('unknown key "become" in pre_tasks.0');
     expect(e1.location).toEqual({ file: extra, line: 4, col: 5 });
-    const when = await book('when.yaml', ['pre_tasks:', '  - name: x', '    module: verify', '    when: sometimes', ''].join('\n'));
+    const when = await book(
+      'when.yaml',
+      ['pre_tasks:', '  - name: x', '    module: verify', '    when: sometimes', ''].join('\n'),
+    );
     const e2 = await loadError(when);
     expect(e2.message).toMatch(/^pre_tasks\.0\.when: /);
     expect(e2.location).toEqual({ file: when, line: 4, col: 11 });
@@ -566,15 +844,25 @@ describe('loadPlaybook', () => {
 describe('verify reads back only what can have moved', () => {
   const FILES_LOCK: Lockfile = makeLock({
     packages: {
-      'libc6:amd64': { version: '2.31-0ubuntu9.14', files: { '/usr/lib/x86_64-linux-gnu/libc.so.6': { size: 10, mode: '0755', buildId: 'aa' } } },
-      'zlib1g:amd64': { version: '1:1.2.11.dfsg-2ubuntu1.5', files: { '/usr/lib/x86_64-linux-gnu/libz.so.1': { size: 20, mode: '0644', buildId: 'bb' } } },
+      'libc6:amd64': {
+        version: '2.31-0ubuntu9.14',
+        files: { '/usr/lib/x86_64-linux-gnu/libc.so.6': { size: 10, mode: '0755', buildId: 'aa' } },
+      },
+      'zlib1g:amd64': {
+        version: '1:1.2.11.dfsg-2ubuntu1.5',
+        files: { '/usr/lib/x86_64-linux-gnu/libz.so.1': { size: 20, mode: '0644', buildId: 'bb' } },
+      },
     },
   });
 
   it('a host that was ok at preflight and saw no change is not probed again', async () => {
     const t = new RecordingTransport('node-b');
     const plan = hostPlan({ status: 'ok', actions: [] });
-    const outcome = await runPlaybook(defaultTasks, { ...context(t, plan), lock: FILES_LOCK, pins: renderPins(FILES_LOCK) });
+    const outcome = await runPlaybook(defaultTasks, {
+      ...context(t, plan),
+      lock: FILES_LOCK,
+      pins: renderPins(FILES_LOCK),
+    });
     expect(outcome.status).toBe('ok');
     expect(outcome.tasks.at(-2)).toMatchObject({ module: 'verify', status: 'ok' });
     expect(outcome.tasks.at(-2)?.message).toMatch(/unchanged since preflight/);
@@ -583,7 +871,9 @@ describe('verify reads back only what can have moved', () => {
 
   it('after apt, only the files of the packages it installed are re-read (versions of all)', async () => {
     const t = new RecordingTransport('node-b', jobReplies());
-    const plan = hostPlan({ actions: [{ type: 'upgrade', package: 'libc6:amd64', from: '2.31-0ubuntu9.9', to: '2.31-0ubuntu9.14' }] });
+    const plan = hostPlan({
+      actions: [{ type: 'upgrade', package: 'libc6:amd64', from: '2.31-0ubuntu9.9', to: '2.31-0ubuntu9.14' }],
+    });
     await runPlaybook(defaultTasks, { ...context(t, plan), lock: FILES_LOCK, pins: renderPins(FILES_LOCK) });
     const probe = t.execs.find((c) => c.argv.join(' ') === 'sh -s');
     // Paths travel hex-encoded in the probe's data.
@@ -594,8 +884,18 @@ describe('verify reads back only what can have moved', () => {
 
   it('after a user command changed something, every locked file is re-read', async () => {
     const t = new RecordingTransport('node-b', jobReplies());
-    const tasks = [{ name: 'poke', module: 'command', args: { argv: ['true'], become: false, timeout: 10, okCodes: [0] }, when: 'always' as const }, ...defaultTasks];
-    const plan = hostPlan({ actions: [{ type: 'upgrade', package: 'libc6:amd64', from: '2.31-0ubuntu9.9', to: '2.31-0ubuntu9.14' }] });
+    const tasks = [
+      {
+        name: 'poke',
+        module: 'command',
+        args: { argv: ['true'], become: false, timeout: 10, okCodes: [0] },
+        when: 'always' as const,
+      },
+      ...defaultTasks,
+    ];
+    const plan = hostPlan({
+      actions: [{ type: 'upgrade', package: 'libc6:amd64', from: '2.31-0ubuntu9.9', to: '2.31-0ubuntu9.14' }],
+    });
     await runPlaybook(tasks, { ...context(t, plan), lock: FILES_LOCK, pins: renderPins(FILES_LOCK) });
     const probe = t.execs.find((c) => c.argv.join(' ') === 'sh -s');
     expect(probe?.stdin).toContain(hex('libz.so.1'));

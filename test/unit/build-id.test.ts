@@ -1,5 +1,16 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, openSync, readSync, closeSync, readdirSync, rmSync, statSync, writeFileSync, accessSync, constants } from 'node:fs';
+import {
+  mkdtempSync,
+  openSync,
+  readSync,
+  closeSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  accessSync,
+  constants,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -127,8 +138,10 @@ function concat(...parts: Uint8Array[]): Uint8Array {
 
 const ID20 = Array.from({ length: 20 }, (_, i) => 0xa0 + i);
 const ID20_HEX = ID20.map((b) => b.toString(16)).join('');
-const gnuBuildId = (endian: Endian = 'le', desc: ArrayLike<number> = ID20): Uint8Array => note({ name: 'GNU', type: 3, desc, endian });
-const abiTag = (endian: Endian = 'le'): Uint8Array => note({ name: 'GNU', type: 1, desc: [0, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0], endian });
+const gnuBuildId = (endian: Endian = 'le', desc: ArrayLike<number> = ID20): Uint8Array =>
+  note({ name: 'GNU', type: 3, desc, endian });
+const abiTag = (endian: Endian = 'le'): Uint8Array =>
+  note({ name: 'GNU', type: 1, desc: [0, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0], endian });
 
 /** An image with one PT_LOAD and one PT_NOTE holding `notes` right after the program headers. */
 function simpleElf(cls: 32 | 64, endian: Endian, notes: Uint8Array, size = 4096): Uint8Array {
@@ -146,7 +159,11 @@ function simpleElf(cls: 32 | 64, endian: Endian, notes: Uint8Array, size = 4096)
 }
 
 /** Feed a source the ranges it asks for until it answers; returns the answer and the rounds taken. */
-function resolve(file: Uint8Array, head: number, size = file.length): { result: BuildIdResult; rounds: number; asked: ByteRange[] } {
+function resolve(
+  file: Uint8Array,
+  head: number,
+  size = file.length,
+): { result: BuildIdResult; rounds: number; asked: ByteRange[] } {
   const chunks = [{ offset: 0, bytes: file.subarray(0, head) }];
   const asked: ByteRange[] = [];
   for (let rounds = 0; rounds < 16; rounds++) {
@@ -173,7 +190,10 @@ describe('readBuildId on hand-built ELF images', () => {
 
   it('reads foreign-endian files the way CRIU on that host would when asked (byte-swapped garbage)', () => {
     const be = simpleElf(64, 'be', gnuBuildId('be'));
-    expect(buildIdFromBuffer(be, undefined, { byteOrder: 'big' })).toEqual({ kind: 'build-id', buildId: ID20_HEX });
+    expect(buildIdFromBuffer(be, undefined, { byteOrder: 'big' })).toEqual({
+      kind: 'build-id',
+      buildId: ID20_HEX,
+    });
     // CRIU on amd64 reads e_phoff/e_phnum byte-swapped: the table is "beyond" the window.
     expect(buildIdFromBuffer(be, undefined, { byteOrder: 'little' }).kind).toBe('no-build-id');
     const le = simpleElf(32, 'le', gnuBuildId('le'));
@@ -202,7 +222,11 @@ describe('readBuildId on hand-built ELF images', () => {
   });
 
   it('does not check the owner: a non-GNU type-3 note wins, as in CRIU (readelf would show the GNU one)', () => {
-    const file = simpleElf(64, 'le', concat(note({ name: 'stapsdt', type: 3, desc: [0xde, 0xad, 0xbe, 0xef] }), gnuBuildId()));
+    const file = simpleElf(
+      64,
+      'le',
+      concat(note({ name: 'stapsdt', type: 3, desc: [0xde, 0xad, 0xbe, 0xef] }), gnuBuildId()),
+    );
     expect(buildIdFromBuffer(file)).toEqual({ kind: 'build-id', buildId: 'deadbeef' });
   });
 
@@ -226,15 +250,32 @@ describe('readBuildId on hand-built ELF images', () => {
     const n = gnuBuildId(); // 12 + 4 + 20 bytes
     const at = MiB - 24; // the header and the name fit, the descriptor crosses 1 MiB
     const mk = (size: number, offset: number): Uint8Array =>
-      elf({ cls: 64, size, segments: [{ type: PT_NOTE, offset, filesz: n.length }], data: [{ at: offset, bytes: n }] });
-    expect(buildIdFromBuffer(mk(MiB + 4096, at))).toEqual({ kind: 'no-build-id', reason: 'descriptor-outside-window' });
+      elf({
+        cls: 64,
+        size,
+        segments: [{ type: PT_NOTE, offset, filesz: n.length }],
+        data: [{ at: offset, bytes: n }],
+      });
+    expect(buildIdFromBuffer(mk(MiB + 4096, at))).toEqual({
+      kind: 'no-build-id',
+      reason: 'descriptor-outside-window',
+    });
     // a note entirely beyond the window is never even looked at
-    expect(buildIdFromBuffer(mk(2 * MiB, MiB + 64))).toEqual({ kind: 'no-build-id', reason: 'no-build-id-note' });
+    expect(buildIdFromBuffer(mk(2 * MiB, MiB + 64))).toEqual({
+      kind: 'no-build-id',
+      reason: 'no-build-id-note',
+    });
     // control: the same note ending exactly at 1 MiB is found
-    expect(buildIdFromBuffer(mk(MiB + 4096, MiB - n.length))).toEqual({ kind: 'build-id', buildId: ID20_HEX });
+    expect(buildIdFromBuffer(mk(MiB + 4096, MiB - n.length))).toEqual({
+      kind: 'build-id',
+      buildId: ID20_HEX,
+    });
     // and a head-only view of such a file asks for the note, but only inside the window
     const head = mk(MiB + 4096, at).subarray(0, ELF_HEAD_BYTES);
-    expect(buildIdFromBuffer(head, MiB + 4096)).toEqual({ kind: 'need-bytes', ranges: [{ offset: at, length: 24 }] });
+    expect(buildIdFromBuffer(head, MiB + 4096)).toEqual({
+      kind: 'need-bytes',
+      ranges: [{ offset: at, length: 24 }],
+    });
   });
 
   it('stops at a truncated program header table', () => {
@@ -267,9 +308,15 @@ describe('readBuildId on hand-built ELF images', () => {
     const withClass = good.slice();
     withClass[4] = 3;
     expect(buildIdFromBuffer(withClass)).toEqual({ kind: 'no-build-id', reason: 'unknown-elf-class' });
-    expect(buildIdFromBuffer(good.subarray(0, 63))).toEqual({ kind: 'no-build-id', reason: 'smaller-than-elf-header' });
+    expect(buildIdFromBuffer(good.subarray(0, 63))).toEqual({
+      kind: 'no-build-id',
+      reason: 'smaller-than-elf-header',
+    });
     const good32 = simpleElf(32, 'le', gnuBuildId());
-    expect(buildIdFromBuffer(good32.subarray(0, 51))).toEqual({ kind: 'no-build-id', reason: 'smaller-than-elf-header' });
+    expect(buildIdFromBuffer(good32.subarray(0, 51))).toEqual({
+      kind: 'no-build-id',
+      reason: 'smaller-than-elf-header',
+    });
     expect(buildIdFromBuffer(good32.subarray(0, 52)).kind).toBe('no-build-id'); // header fits, program headers do not
 
     const noPh = good.slice();
@@ -316,7 +363,12 @@ describe('readBuildId on hand-built ELF images', () => {
     });
     expect(buildIdFromBuffer(file)).toEqual({ kind: 'build-id', buildId: ID20_HEX });
 
-    const empty = elf({ cls: 32, size: 4096, segments: [{ type: PT_NOTE, offset: 512, filesz: 0 }], data: [{ at: 512, bytes: gnuBuildId() }] });
+    const empty = elf({
+      cls: 32,
+      size: 4096,
+      segments: [{ type: PT_NOTE, offset: 512, filesz: 0 }],
+      data: [{ at: 512, bytes: gnuBuildId() }],
+    });
     expect(buildIdFromBuffer(empty)).toEqual({ kind: 'build-id', buildId: ID20_HEX });
   });
 
@@ -331,15 +383,26 @@ describe('readBuildId on hand-built ELF images', () => {
     const first = note({ name: 'GNU', type: 5, desc: [0xaa, 0xbb, 0xcc, 0xdd] });
     const id = Array.from({ length: 20 }, (_, i) => 0x10 + i);
     const body = concat(first, new Uint8Array(4), gnuBuildId('le', id));
-    const file = elf({ cls: 64, size: 4096, segments: [{ type: PT_NOTE, offset: 1024, filesz: body.length, align: 8 }], data: [{ at: 1024, bytes: body }] });
+    const file = elf({
+      cls: 64,
+      size: 4096,
+      segments: [{ type: PT_NOTE, offset: 1024, filesz: body.length, align: 8 }],
+      data: [{ at: 1024, bytes: body }],
+    });
     expect(buildIdFromBuffer(file)).toEqual({ kind: 'no-build-id', reason: 'no-build-id-note' });
   });
 });
 
 describe('need-bytes protocol', () => {
   it('asks for the head when it has nothing', () => {
-    expect(readBuildId({ size: 300_000, read: () => undefined })).toEqual({ kind: 'need-bytes', ranges: [{ offset: 0, length: ELF_HEAD_BYTES }] });
-    expect(readBuildId({ size: 100, read: () => undefined })).toEqual({ kind: 'need-bytes', ranges: [{ offset: 0, length: 100 }] });
+    expect(readBuildId({ size: 300_000, read: () => undefined })).toEqual({
+      kind: 'need-bytes',
+      ranges: [{ offset: 0, length: ELF_HEAD_BYTES }],
+    });
+    expect(readBuildId({ size: 100, read: () => undefined })).toEqual({
+      kind: 'need-bytes',
+      ranges: [{ offset: 0, length: 100 }],
+    });
   });
 
   it('asks for notes beyond the head, then answers once given them', () => {
@@ -356,7 +419,10 @@ describe('need-bytes protocol', () => {
     const first = buildIdFromBuffer(file.subarray(0, ELF_HEAD_BYTES), file.length);
     // the walk may read one header starting at the segment end, hence + 12
     expect(first).toEqual({ kind: 'need-bytes', ranges: [{ offset: 200_000, length: n.length + 12 }] });
-    expect(resolve(file, ELF_HEAD_BYTES)).toMatchObject({ result: { kind: 'build-id', buildId: ID20_HEX }, rounds: 1 });
+    expect(resolve(file, ELF_HEAD_BYTES)).toMatchObject({
+      result: { kind: 'build-id', buildId: ID20_HEX },
+      rounds: 1,
+    });
   });
 
   it('asks for a far program header table, then for the notes', () => {
@@ -431,7 +497,9 @@ function collect(root: string, cap: number, seen: Set<string>): string[] {
     const dir = dirs.shift() as string;
     let entries;
     try {
-      entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) =>
+        a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+      );
     } catch {
       continue;
     }
@@ -459,7 +527,11 @@ function readelfBuildIds(files: string[]): Map<string, string> {
   for (let i = 0; i < files.length; i += 100) {
     const chunk = files.slice(i, i + 100);
     if (chunk.length === 1) chunk.push('/dev/null'); // keep the "File:" headers
-    const run = spawnSync('readelf', ['-n', '--wide', ...chunk], { encoding: 'utf8', maxBuffer: 256 * MiB, env: { ...process.env, LC_ALL: 'C' } });
+    const run = spawnSync('readelf', ['-n', '--wide', ...chunk], {
+      encoding: 'utf8',
+      maxBuffer: 256 * MiB,
+      env: { ...process.env, LC_ALL: 'C' },
+    });
     if (run.error) throw run.error;
     let current: string | undefined;
     for (const line of run.stdout.split('\n')) {
@@ -492,7 +564,10 @@ function buildSamples(dir: string): string[] {
       /* the toolchain could not build it here */
     }
   };
-  writeFileSync(join(dir, 'main.c'), 'int twice(int x) { return 2 * x; }\nint main(void) { return twice(0); }\n');
+  writeFileSync(
+    join(dir, 'main.c'),
+    'int twice(int x) { return 2 * x; }\nint main(void) { return twice(0); }\n',
+  );
   if (HAVE_GCC) {
     sh('gcc', ['-O1', '-Wl,--build-id=sha1', 'main.c', '-o', 'sha1'], dir);
     sh('gcc', ['-O1', '-Wl,--build-id=md5', 'main.c', '-o', 'md5'], dir);
@@ -502,23 +577,34 @@ function buildSamples(dir: string): string[] {
     sh('gcc', ['-O1', '-static', 'main.c', '-o', 'static'], dir);
     sh('gcc', ['-O1', '-c', 'main.c', '-o', 'main.o'], dir);
     sh('ar', ['rcs', 'libmain.a', 'main.o'], dir);
-    for (const f of ['sha1', 'md5', 'custom', 'none', 'libshared.so', 'static', 'main.o', 'libmain.a']) keep(f);
+    for (const f of ['sha1', 'md5', 'custom', 'none', 'libshared.so', 'static', 'main.o', 'libmain.a'])
+      keep(f);
   }
   // binutils alone (no multilib needed): i386, x32 and big-endian images.
   writeFileSync(join(dir, 'start.s'), '.globl _start\n.text\n_start:\n nop\n');
   writeFileSync(
     join(dir, 'be-note.s'),
     [
-      '.globl _start', '.text', '_start:', ' nop',
-      '.section .note.gnu.build-id,"a",@note', '.balign 4',
-      '.byte 0,0,0,4, 0,0,0,20, 0,0,0,3', '.ascii "GNU\\0"',
-      '.byte 0xde,0xad,0xbe,0xef,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16', '',
+      '.globl _start',
+      '.text',
+      '_start:',
+      ' nop',
+      '.section .note.gnu.build-id,"a",@note',
+      '.balign 4',
+      '.byte 0,0,0,4, 0,0,0,20, 0,0,0,3',
+      '.ascii "GNU\\0"',
+      '.byte 0xde,0xad,0xbe,0xef,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16',
+      '',
     ].join('\n'),
   );
-  if (sh('as', ['--32', 'start.s', '-o', 's32.o'], dir)) sh('ld', ['-m', 'elf_i386', '--build-id', 's32.o', '-o', 'i386'], dir);
-  if (sh('as', ['--x32', 'start.s', '-o', 'sx32.o'], dir)) sh('ld', ['-m', 'elf32_x86_64', '--build-id=md5', 'sx32.o', '-o', 'x32'], dir);
-  if (sh('as', ['--64', 'be-note.s', '-o', 'be64.o'], dir)) sh('ld', ['--oformat', 'elf64-big', 'be64.o', '-o', 'be64'], dir);
-  if (sh('as', ['--32', 'be-note.s', '-o', 'be32.o'], dir)) sh('ld', ['-m', 'elf_i386', '--oformat', 'elf32-big', 'be32.o', '-o', 'be32'], dir);
+  if (sh('as', ['--32', 'start.s', '-o', 's32.o'], dir))
+    sh('ld', ['-m', 'elf_i386', '--build-id', 's32.o', '-o', 'i386'], dir);
+  if (sh('as', ['--x32', 'start.s', '-o', 'sx32.o'], dir))
+    sh('ld', ['-m', 'elf32_x86_64', '--build-id=md5', 'sx32.o', '-o', 'x32'], dir);
+  if (sh('as', ['--64', 'be-note.s', '-o', 'be64.o'], dir))
+    sh('ld', ['--oformat', 'elf64-big', 'be64.o', '-o', 'be64'], dir);
+  if (sh('as', ['--32', 'be-note.s', '-o', 'be32.o'], dir))
+    sh('ld', ['-m', 'elf_i386', '--oformat', 'elf32-big', 'be32.o', '-o', 'be32'], dir);
   for (const f of ['i386', 'x32', 'be64', 'be32']) keep(f);
   writeFileSync(join(dir, 'script.sh'), '#!/bin/sh\nexit 0\n');
   writeFileSync(join(dir, 'tiny'), Uint8Array.of(0x7f, 0x45, 0x4c));
@@ -575,12 +661,15 @@ describe('differential: CRIU-style build-ID vs readelf -n on real files', () => 
     for (const f of files) {
       const r = results.get(f);
       const ours = r?.kind === 'build-id' ? r.buildId : null;
-      if (ours !== (expected.get(f) ?? null)) mismatches.push(`${f}: ours ${JSON.stringify(r)} readelf ${expected.get(f) ?? 'none'}`);
+      if (ours !== (expected.get(f) ?? null))
+        mismatches.push(`${f}: ours ${JSON.stringify(r)} readelf ${expected.get(f) ?? 'none'}`);
       if (r?.kind === 'not-elf') nonElf++;
       else elfFiles++;
       if (ours) withId++;
     }
-    console.log(`build-id differential: ${files.length} files, ${elfFiles} ELF, ${withId} with build-ID, ${nonElf} not ELF`);
+    console.log(
+      `build-id differential: ${files.length} files, ${elfFiles} ELF, ${withId} with build-ID, ${nonElf} not ELF`,
+    );
     expect(mismatches).toEqual([]);
     expect(withId).toBeGreaterThanOrEqual(200);
     expect(nonElf).toBeGreaterThan(0);
@@ -592,13 +681,22 @@ describe('differential: CRIU-style build-ID vs readelf -n on real files', () => 
     expect(by('be64')).toEqual({ kind: 'build-id', buildId: 'deadbeef0102030405060708090a0b0c0d0e0f10' });
     expect(by('be32')).toEqual({ kind: 'build-id', buildId: 'deadbeef0102030405060708090a0b0c0d0e0f10' });
     expect(by('i386')?.kind).toBe('build-id');
-    expect(by('x32')).toMatchObject({ kind: 'build-id', buildId: expect.stringMatching(/^[0-9a-f]{32}$/) as unknown });
+    expect(by('x32')).toMatchObject({
+      kind: 'build-id',
+      buildId: expect.stringMatching(/^[0-9a-f]{32}$/) as unknown,
+    });
     expect(by('tiny')).toEqual({ kind: 'not-elf' });
     expect(by('empty')).toEqual({ kind: 'not-elf' });
     expect(by('script.sh')).toEqual({ kind: 'not-elf' });
     if (samples.includes(join(tmp, 'none'))) {
-      expect(by('sha1')).toMatchObject({ kind: 'build-id', buildId: expect.stringMatching(/^[0-9a-f]{40}$/) as unknown });
-      expect(by('md5')).toMatchObject({ kind: 'build-id', buildId: expect.stringMatching(/^[0-9a-f]{32}$/) as unknown });
+      expect(by('sha1')).toMatchObject({
+        kind: 'build-id',
+        buildId: expect.stringMatching(/^[0-9a-f]{40}$/) as unknown,
+      });
+      expect(by('md5')).toMatchObject({
+        kind: 'build-id',
+        buildId: expect.stringMatching(/^[0-9a-f]{32}$/) as unknown,
+      });
       expect(by('custom')).toEqual({ kind: 'build-id', buildId: '0123456789abcdef' });
       expect(by('none')).toEqual({ kind: 'no-build-id', reason: 'no-build-id-note' });
       expect(by('main.o')).toEqual({ kind: 'no-build-id', reason: 'no-program-headers' });
@@ -606,12 +704,20 @@ describe('differential: CRIU-style build-ID vs readelf -n on real files', () => 
     }
   });
 
-  it.skipIf(!HAVE_GCC)('accepts an odd-length build-ID note that readelf rejects: CRIU only needs the descriptor inside the window', async () => {
-    // ld emits descsz 9 without tail padding; readelf 2.40 warns "note with invalid namesz and/or
-    // descsz" and prints no Build ID, CRIU stores the 9 bytes.
-    expect(sh('gcc', ['-O1', '-Wl,--build-id=0x0123456789abcdef42', 'main.c', '-o', 'custom-odd'], tmp)).toBe(true);
-    expect(await readBuildIdFromFile(join(tmp, 'custom-odd'))).toEqual({ kind: 'build-id', buildId: '0123456789abcdef42' });
-  });
+  it.skipIf(!HAVE_GCC)(
+    'accepts an odd-length build-ID note that readelf rejects: CRIU only needs the descriptor inside the window',
+    async () => {
+      // ld emits descsz 9 without tail padding; readelf 2.40 warns "note with invalid namesz and/or
+      // descsz" and prints no Build ID, CRIU stores the 9 bytes.
+      expect(
+        sh('gcc', ['-O1', '-Wl,--build-id=0x0123456789abcdef42', 'main.c', '-o', 'custom-odd'], tmp),
+      ).toBe(true);
+      expect(await readBuildIdFromFile(join(tmp, 'custom-odd'))).toEqual({
+        kind: 'build-id',
+        buildId: '0123456789abcdef42',
+      });
+    },
+  );
 
   it('a 4096-byte head gives the same answer, directly or after fetching the ranges it asks for', () => {
     let direct = 0;

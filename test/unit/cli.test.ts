@@ -7,12 +7,15 @@ import { runCli } from '../helpers/run-cli.js';
 const run = runCli;
 
 describe('criu-lock CLI', () => {
-  it.each(['generate', 'plan', 'apply', 'check', 'inventory'])('%s --help shows usage with an example and exits 0', async (cmd) => {
-    const r = await run(cmd, '--help');
-    expect(r.code).toBe(0);
-    expect(r.out).toContain(`criu-lock ${cmd}`);
-    expect(r.out).toMatch(/Examples:/);
-  });
+  it.each(['generate', 'plan', 'apply', 'check', 'inventory'])(
+    '%s --help shows usage with an example and exits 0',
+    async (cmd) => {
+      const r = await run(cmd, '--help');
+      expect(r.code).toBe(0);
+      expect(r.out).toContain(`criu-lock ${cmd}`);
+      expect(r.out).toMatch(/Examples:/);
+    },
+  );
 
   it('rejects an unknown flag before running the command (exit 1, one line + hint)', async () => {
     const r = await run('inventory', '-i', 'inventory.example.yaml', '--bogus');
@@ -54,7 +57,10 @@ describe('criu-lock CLI', () => {
   });
 
   it('validates --serial and --forks', async () => {
-    expect((await run('apply', '--yes', '--serial', 'x', '-i', 'inventory.example.yaml', '-l', '/nonexistent')).code).toBe(1);
+    expect(
+      (await run('apply', '--yes', '--serial', 'x', '-i', 'inventory.example.yaml', '-l', '/nonexistent'))
+        .code,
+    ).toBe(1);
     const f = await run('check', '--forks', '0', '-i', 'inventory.example.yaml');
     expect(f.code).toBe(1);
     expect(f.err).toMatch(/--forks must be a positive integer/);

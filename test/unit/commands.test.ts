@@ -125,7 +125,11 @@ describe('apply', () => {
     expect(fleet.hosts.get('node-d')!.writes).toEqual([]);
     expect(fleet.hosts.get('node-d')!.calls.at(-1)).toEqual({ kind: 'close' });
     // The rollback transaction is written before the pins and apt, and marked applied after verify.
-    expect(fleet.hosts.get('node-b')!.writes.map((c) => (c.kind === 'put' ? c.path.replace(/\/tx\/[^/]+\//, '/tx/ID/') : c.kind))).toEqual([
+    expect(
+      fleet.hosts
+        .get('node-b')!
+        .writes.map((c) => (c.kind === 'put' ? c.path.replace(/\/tx\/[^/]+\//, '/tx/ID/') : c.kind)),
+    ).toEqual([
       '/var/lib/criu-lock/tx/ID/manifest.json',
       'exec', // pin backup
       '/etc/apt/preferences.d/criu-lock.pref',
@@ -415,7 +419,11 @@ describe('JSON outputs keep the structured host error', () => {
 
 describe('a status line on a terminal for long fleet phases', () => {
   it('plan, check and apply preflight count hosts done and failed, then clear the line; no status without a terminal', async () => {
-    const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind(), 'node-c': { ...behind(), unreachable: true } });
+    const fleet = fakeFleet({
+      'node-a': converged,
+      'node-b': behind(),
+      'node-c': { ...behind(), unreachable: true },
+    });
     const lines: string[] = [];
     const io = { ...recordingIo(), status: (l: string) => void lines.push(l) };
     for (const argv of [

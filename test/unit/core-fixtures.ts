@@ -2,8 +2,22 @@
  * Builders for the pure core's inputs (lockfiles and host facts), so planner and check tests
  * describe a host in a few lines instead of spelling out every field.
  */
-import type { AptPolicy, FileFact, HostFacts, HostProblem, InstalledPackage, Platform, PolicyVersion } from '../../src/facts/types.js';
-import { finalizeLock, type FileEntry, type Lockfile, type PackageEntry, type Scope } from '../../src/lock/lockfile.js';
+import type {
+  AptPolicy,
+  FileFact,
+  HostFacts,
+  HostProblem,
+  InstalledPackage,
+  Platform,
+  PolicyVersion,
+} from '../../src/facts/types.js';
+import {
+  finalizeLock,
+  type FileEntry,
+  type Lockfile,
+  type PackageEntry,
+  type Scope,
+} from '../../src/lock/lockfile.js';
 
 export const FOCAL: Platform = {
   id: 'ubuntu',
@@ -25,7 +39,12 @@ export interface LockSpec {
 }
 
 export function makeLock(spec: LockSpec = {}): Lockfile {
-  const platform = { id: FOCAL.id, versionId: FOCAL.versionId, codename: FOCAL.codename, architecture: FOCAL.architecture };
+  const platform = {
+    id: FOCAL.id,
+    versionId: FOCAL.versionId,
+    codename: FOCAL.codename,
+    architecture: FOCAL.architecture,
+  };
   return finalizeLock({
     lockfileVersion: 1,
     source: { host: spec.host ?? 'golden', generatedAt: spec.generatedAt ?? '2026-11-25T17:00:00Z' },
@@ -55,7 +74,11 @@ export function pkg(key: string, version: string, over: Partial<InstalledPackage
 }
 
 /** One row of `apt-cache policy`'s version table. Sources default to one repository. */
-export function pv(version: string, priority = 500, opts: { sources?: string[]; installed?: boolean } = {}): PolicyVersion {
+export function pv(
+  version: string,
+  priority = 500,
+  opts: { sources?: string[]; installed?: boolean } = {},
+): PolicyVersion {
   return { version, priority, sources: opts.sources ?? [REPO], installed: opts.installed ?? false };
 }
 
@@ -74,7 +97,8 @@ export interface FactsSpec {
 
 export function makeFacts(spec: FactsSpec = {}): HostFacts {
   const packages = new Map<string, InstalledPackage>();
-  for (const [key, v] of Object.entries(spec.packages ?? {})) packages.set(key, typeof v === 'string' ? pkg(key, v) : v);
+  for (const [key, v] of Object.entries(spec.packages ?? {}))
+    packages.set(key, typeof v === 'string' ? pkg(key, v) : v);
   const policies = new Map<string, AptPolicy>();
   for (const [key, versions] of Object.entries(spec.policies ?? {})) {
     const installed = packages.get(key)?.version;
@@ -104,9 +128,14 @@ export function elf(path: string, size: number, mode: string, buildId: string | 
 export function filesOf(lock: Lockfile): FileFact[] {
   const out: FileFact[] = [];
   const add = (path: string, e: FileEntry): void => {
-    out.push(e.buildId === undefined ? { path, kind: 'file', size: e.size, mode: e.mode } : elf(path, e.size, e.mode, e.buildId));
+    out.push(
+      e.buildId === undefined
+        ? { path, kind: 'file', size: e.size, mode: e.mode }
+        : elf(path, e.size, e.mode, e.buildId),
+    );
   };
-  for (const p of Object.values(lock.packages)) for (const [path, e] of Object.entries(p.files ?? {})) add(path, e);
+  for (const p of Object.values(lock.packages))
+    for (const [path, e] of Object.entries(p.files ?? {})) add(path, e);
   for (const [path, e] of Object.entries(lock.unmanaged ?? {})) add(path, e);
   return out;
 }

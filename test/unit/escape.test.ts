@@ -133,7 +133,9 @@ describe('text output with a hostile host', () => {
   it('check text and markdown', () => {
     const report: CheckReport = {
       lock: { path: 'criu-lock.yaml', digest: DIGEST },
-      hosts: [{ name: 'node-c', status: 'failed', error: { code: 'host-output', message: EVIL, step: 'facts' } }],
+      hosts: [
+        { name: 'node-c', status: 'failed', error: { code: 'host-output', message: EVIL, step: 'facts' } },
+      ],
     };
     const text = renderCheck(report, 'text');
     expect(text).not.toContain('\u001b');
@@ -149,7 +151,15 @@ describe('text output with a hostile host', () => {
       {
         check: false,
         capture: true,
-        hosts: [{ name: 'node-c', status: 'failed', error: { code: 'apt', message: EVIL, step: 'apt', hint: EVIL }, tasks: [], blocked: [] }],
+        hosts: [
+          {
+            name: 'node-c',
+            status: 'failed',
+            error: { code: 'apt', message: EVIL, step: 'apt', hint: EVIL },
+            tasks: [],
+            blocked: [],
+          },
+        ],
         notStarted: [],
       } as unknown as Parameters<typeof renderApply>[0],
       'text',
@@ -190,12 +200,17 @@ describe('history and rollback text with a hostile host', () => {
     expect(text).not.toContain('\u001b');
     expect(text).toContain('2.0\\nforged line');
     expect(text.split('\n')).toHaveLength(5);
-    const json = JSON.parse(renderHistory(hosts, 'json')) as { hosts: Array<{ transactions: Array<{ id: string }> }> };
+    const json = JSON.parse(renderHistory(hosts, 'json')) as {
+      hosts: Array<{ transactions: Array<{ id: string }> }>;
+    };
     expect(json.hosts[0]?.transactions[0]?.id).toBe('tx\u001b[2J');
   });
 
   it('rollback text escapes a refusal reason and changes', () => {
-    const text = renderRollback([{ name: 'node-c', status: 'refused', target: 'tx1', reason: EVIL, changes: [EVIL] }], { format: 'text', check: false, color: false });
+    const text = renderRollback(
+      [{ name: 'node-c', status: 'refused', target: 'tx1', reason: EVIL, changes: [EVIL] }],
+      { format: 'text', check: false, color: false },
+    );
     expect(text).not.toContain('\u001b');
     expect(text.split('\n')).toHaveLength(4);
   });

@@ -25,22 +25,31 @@ describe('parseSerial', () => {
     expect(parseSerial(spec, total)).toEqual(expected);
   });
 
-  it.each([['0'], ['-1'], ['abc'], ['1,,2'], ['0%'], ['101%'], ['150%'], ['2.5'], ['1;5'], ['%']])('rejects %j with a usage error', (spec) => {
-    let err: unknown;
-    try {
-      parseSerial(spec, 10);
-    } catch (e) {
-      err = e;
-    }
-    expect(err).toBeInstanceOf(CriuLockError);
-    expect((err as CriuLockError).code).toBe('usage');
-    expect((err as CriuLockError).hint).toMatch(/--serial/);
-  });
+  it.each([['0'], ['-1'], ['abc'], ['1,,2'], ['0%'], ['101%'], ['150%'], ['2.5'], ['1;5'], ['%']])(
+    'rejects %j with a usage error',
+    (spec) => {
+      let err: unknown;
+      try {
+        parseSerial(spec, 10);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(CriuLockError);
+      expect((err as CriuLockError).code).toBe('usage');
+      expect((err as CriuLockError).hint).toMatch(/--serial/);
+    },
+  );
 
   it('batches always cover every host exactly once, each batch non-empty', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.oneof(fc.integer({ min: 1, max: 30 }).map(String), fc.integer({ min: 1, max: 100 }).map((n) => `${n}%`)), { minLength: 1, maxLength: 4 }),
+        fc.array(
+          fc.oneof(
+            fc.integer({ min: 1, max: 30 }).map(String),
+            fc.integer({ min: 1, max: 100 }).map((n) => `${n}%`),
+          ),
+          { minLength: 1, maxLength: 4 },
+        ),
         fc.nat(200),
         (parts, total) => {
           const batches = parseSerial(parts.join(','), total);
@@ -103,18 +112,30 @@ describe('runFleet', () => {
     );
     // Batch [0] ends before batch [1,2] starts; [1,2] end before [3,4] start.
     expect(log.indexOf('end 0')).toBeLessThan(log.indexOf('start 1'));
-    expect(Math.max(log.indexOf('end 1'), log.indexOf('end 2'))).toBeLessThan(Math.min(log.indexOf('start 3'), log.indexOf('start 4')));
+    expect(Math.max(log.indexOf('end 1'), log.indexOf('end 2'))).toBeLessThan(
+      Math.min(log.indexOf('start 3'), log.indexOf('start 4')),
+    );
   });
 
   it('calls onResult once per item with its index in the whole run', async () => {
     const seen: Array<[string, number]> = [];
     const items = ['a', 'b', 'c', 'd', 'e'];
-    await runFleet(items, async (x) => {
-      await sleep(x === 'b' ? 5 : 1);
-      return x.toUpperCase();
-    }, { forks: 2, serial: '2', onResult: (r, i) => seen.push([r, i]) });
+    await runFleet(
+      items,
+      async (x) => {
+        await sleep(x === 'b' ? 5 : 1);
+        return x.toUpperCase();
+      },
+      { forks: 2, serial: '2', onResult: (r, i) => seen.push([r, i]) },
+    );
     expect(seen).toHaveLength(5);
-    expect([...seen].sort((a, b) => a[1] - b[1])).toEqual([['A', 0], ['B', 1], ['C', 2], ['D', 3], ['E', 4]]);
+    expect([...seen].sort((a, b) => a[1] - b[1])).toEqual([
+      ['A', 0],
+      ['B', 1],
+      ['C', 2],
+      ['D', 3],
+      ['E', 4],
+    ]);
   });
 
   it('stops later batches once a batch fails more than max-fail-percentage', async () => {
@@ -129,7 +150,12 @@ describe('runFleet', () => {
     );
     // Batches [0,1] ok, [2,3] 50% failed > 40% → stop.
     expect(started.sort((a, b) => a - b)).toEqual([0, 1, 2, 3]);
-    expect(run.results.map((r) => [r.item, r.result])).toEqual([[0, 'ok'], [1, 'ok'], [2, 'ok'], [3, 'failed']]);
+    expect(run.results.map((r) => [r.item, r.result])).toEqual([
+      [0, 'ok'],
+      [1, 'ok'],
+      [2, 'ok'],
+      [3, 'failed'],
+    ]);
     expect(run.skipped).toEqual([4, 5, 6, 7, 8, 9]);
   });
 
@@ -156,7 +182,11 @@ describe('runFleet', () => {
   });
 
   it('without max-fail-percentage every batch runs even if all fail', async () => {
-    const run = await runFleet(range(4), () => Promise.resolve('failed'), { forks: 1, serial: '1', isFailure: (r) => r === 'failed' });
+    const run = await runFleet(range(4), () => Promise.resolve('failed'), {
+      forks: 1,
+      serial: '1',
+      isFailure: (r) => r === 'failed',
+    });
     expect(run.results).toHaveLength(4);
     expect(run.skipped).toEqual([]);
   });

@@ -117,7 +117,9 @@ describe('lookupHostKey', () => {
 
   it('type is part of the identity: a blob under another type name is a malformed line (as ssh reads it)', () => {
     expect(lookup(`node-a ssh-rsa ${KEY}\n`, 'node-a', 22).status).toBe('unknown');
-    expect(parseKnownHosts(`node-a ssh-rsa ${KEY}\n`, 'kh').notes).toEqual(['kh:1: malformed known_hosts line, ignored']);
+    expect(parseKnownHosts(`node-a ssh-rsa ${KEY}\n`, 'kh').notes).toEqual([
+      'kh:1: malformed known_hosts line, ignored',
+    ]);
   });
 
   it('@revoked wins even when the key is also listed as known', () => {

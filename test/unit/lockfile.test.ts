@@ -26,7 +26,10 @@ function small(): Lockfile {
   return makeLock({
     host: 'node-a',
     packages: {
-      'libc6:amd64': { version: '2.31-0ubuntu9.14', files: { [LIBC]: { size: 2029592, mode: '0755', buildId: LIBC_ID } } },
+      'libc6:amd64': {
+        version: '2.31-0ubuntu9.14',
+        files: { [LIBC]: { size: 2029592, mode: '0755', buildId: LIBC_ID } },
+      },
     },
   });
 }
@@ -67,7 +70,12 @@ describe('yamlString', () => {
   });
 
   it('writes non-strings as YAML literals', () => {
-    expect([yamlScalar(null), yamlScalar(3), yamlScalar(false), yamlScalar('3')]).toEqual(['null', '3', 'false', '"3"']);
+    expect([yamlScalar(null), yamlScalar(3), yamlScalar(false), yamlScalar('3')]).toEqual([
+      'null',
+      '3',
+      'false',
+      '"3"',
+    ]);
   });
 });
 
@@ -113,7 +121,11 @@ describe('serializeLock / parseLock round trip', () => {
     ['leading zero digits', '0123'],
     ['hex', 'deadbeef'],
   ])('keeps a build-ID that looks numeric (%s) a string', (_what, buildId) => {
-    const lock = makeLock({ packages: { 'foo:amd64': { version: '1', files: { '/usr/lib/foo.so': { size: 1, mode: '0644', buildId } } } } });
+    const lock = makeLock({
+      packages: {
+        'foo:amd64': { version: '1', files: { '/usr/lib/foo.so': { size: 1, mode: '0644', buildId } } },
+      },
+    });
     const back = parseLock(serializeLock(lock), FILE);
     expect(back.packages['foo:amd64']?.files?.['/usr/lib/foo.so']?.buildId).toBe(buildId);
   });
@@ -131,7 +143,10 @@ describe('serializeLock / parseLock round trip', () => {
         'foo:amd64': { version: '1:1.0-1', sha256: 'a'.repeat(64), files },
         'bar:all': { version: '2.31-0ubuntu9.14', sha256: '1'.repeat(64) },
       },
-      unmanaged: { '/usr/lib/locale/locale-archive': { size: 3035952, mode: '0644' }, '/tmp/with space': { size: 1, mode: '0640' } },
+      unmanaged: {
+        '/usr/lib/locale/locale-archive': { size: 3035952, mode: '0644' },
+        '/tmp/with space': { size: 1, mode: '0640' },
+      },
       scope: { kind: 'processes', pids: [1, 42] },
       platform: { versionId: '12', codename: 'bookworm', id: 'debian' },
     });
@@ -163,8 +178,23 @@ describe('serializeLock / parseLock round trip', () => {
 
 describe('determinism', () => {
   const entries: Array<[string, PackageEntry]> = [
-    ['zlib1g:amd64', { version: '1:1.2.11.dfsg-2ubuntu1.5', files: { '/usr/lib/x86_64-linux-gnu/libz.so.1.2.11': { size: 108936, mode: '0644', buildId: 'ab' } } }],
-    ['libc6:amd64', { version: '2.31-0ubuntu9.14', files: { [LIBC]: { size: 2029592, mode: '0755', buildId: LIBC_ID }, '/usr/lib/x86_64-linux-gnu/ld-2.31.so': { size: 191504, mode: '0755', buildId: 'cd' } } }],
+    [
+      'zlib1g:amd64',
+      {
+        version: '1:1.2.11.dfsg-2ubuntu1.5',
+        files: { '/usr/lib/x86_64-linux-gnu/libz.so.1.2.11': { size: 108936, mode: '0644', buildId: 'ab' } },
+      },
+    ],
+    [
+      'libc6:amd64',
+      {
+        version: '2.31-0ubuntu9.14',
+        files: {
+          [LIBC]: { size: 2029592, mode: '0755', buildId: LIBC_ID },
+          '/usr/lib/x86_64-linux-gnu/ld-2.31.so': { size: 191504, mode: '0755', buildId: 'cd' },
+        },
+      },
+    ],
     ['bash:amd64', { version: '5.0-6ubuntu1.2' }],
   ];
 
@@ -172,16 +202,26 @@ describe('determinism', () => {
     const packages: Record<string, PackageEntry> = {};
     for (const i of order) {
       const [key, entry] = entries[i]!;
-      const files = entry.files ? Object.fromEntries(fileOrderReversed ? Object.entries(entry.files).reverse() : Object.entries(entry.files)) : undefined;
+      const files = entry.files
+        ? Object.fromEntries(
+            fileOrderReversed ? Object.entries(entry.files).reverse() : Object.entries(entry.files),
+          )
+        : undefined;
       packages[key] = files ? { files, version: entry.version } : { version: entry.version };
     }
     return {
       lockfileVersion: 1,
       source: { host: 'node-a', generatedAt: '2026-11-25T17:00:00Z' },
       platform: { id: 'ubuntu', versionId: '20.04', codename: 'focal', architecture: 'amd64' },
-      scope: { kind: 'packages', packages: fileOrderReversed ? ['zlib1g', 'bash', 'libc6'] : ['bash', 'libc6', 'zlib1g'], withDeps: false },
+      scope: {
+        kind: 'packages',
+        packages: fileOrderReversed ? ['zlib1g', 'bash', 'libc6'] : ['bash', 'libc6', 'zlib1g'],
+        withDeps: false,
+      },
       packages,
-      unmanaged: fileOrderReversed ? { '/b': { size: 1, mode: '0644' }, '/a': { size: 2, mode: '0644' } } : { '/a': { size: 2, mode: '0644' }, '/b': { size: 1, mode: '0644' } },
+      unmanaged: fileOrderReversed
+        ? { '/b': { size: 1, mode: '0644' }, '/a': { size: 2, mode: '0644' } }
+        : { '/a': { size: 2, mode: '0644' }, '/b': { size: 1, mode: '0644' } },
     };
   }
 
@@ -210,7 +250,10 @@ describe('determinism', () => {
     const rebuilt = structuredClone(base);
     rebuilt.packages['libc6:amd64']!.files![LIBC]!.buildId = 'ff';
     const jammy = { ...base, platform: { ...base.platform, versionId: '22.04' } };
-    const deps = { ...base, scope: { kind: 'packages' as const, packages: ['bash', 'libc6', 'zlib1g'], withDeps: true } };
+    const deps = {
+      ...base,
+      scope: { kind: 'packages' as const, packages: ['bash', 'libc6', 'zlib1g'], withDeps: true },
+    };
     const digests = [bumped, rebuilt, jammy, deps].map(computeDigest);
     expect(new Set([d, ...digests]).size).toBe(5);
   });
@@ -260,7 +303,9 @@ describe('parseLock validation', () => {
   });
 
   it('rejects a version that is not Debian syntax (shell injection attempt)', () => {
-    const e = lockErrorOf(() => parseLock(edit('version: 2.31-0ubuntu9.14', 'version: "1.0; touch /tmp/pwned"'), FILE));
+    const e = lockErrorOf(() =>
+      parseLock(edit('version: 2.31-0ubuntu9.14', 'version: "1.0; touch /tmp/pwned"'), FILE),
+    );
     expect(e.message).toBe('packages.libc6:amd64.version: is not a valid Debian version');
     expect(e.location).toEqual({ file: FILE, line: 8, col: 14 });
   });
@@ -279,11 +324,15 @@ describe('parseLock validation', () => {
 
   it('says "invalid package key" once', () => {
     const e = lockErrorOf(() => parseLock(edit('  libc6:amd64:', '  Foo:amd64:'), FILE));
-    expect(e.message).toBe('invalid package key "Foo:amd64": package name must start with a lower-case letter or digit');
+    expect(e.message).toBe(
+      'invalid package key "Foo:amd64": package name must start with a lower-case letter or digit',
+    );
   });
 
   it('rejects a package key without an architecture at its line', () => {
-    const e = lockErrorOf(() => parseLock(serializeLock(makeLock({ packages: { bash: { version: '5.0-6ubuntu1.2' } } })), FILE));
+    const e = lockErrorOf(() =>
+      parseLock(serializeLock(makeLock({ packages: { bash: { version: '5.0-6ubuntu1.2' } } })), FILE),
+    );
     expect(e.message).toMatch(/invalid package key "bash"/);
     expect(e.location).toEqual({ file: FILE, line: 7, col: 3 });
   });
@@ -312,7 +361,9 @@ describe('parseLock validation', () => {
   });
 
   it('rejects an edited version through the digest, pointing at the digest', () => {
-    const e = lockErrorOf(() => parseLock(edit('version: 2.31-0ubuntu9.14', 'version: 2.31-0ubuntu9.9'), FILE));
+    const e = lockErrorOf(() =>
+      parseLock(edit('version: 2.31-0ubuntu9.14', 'version: 2.31-0ubuntu9.9'), FILE),
+    );
     expect(e.message).toMatch(/^digest mismatch: the content hashes to sha256:[0-9a-f]{64}$/);
     expect(e.location).toEqual({ file: FILE, line: 11, col: 9 });
     expect(e.hint).toMatch(/edited or corrupted/);
@@ -323,7 +374,9 @@ describe('parseLock validation', () => {
   });
 
   it('rejects invalid YAML and duplicate keys with a position', () => {
-    const dup = lockErrorOf(() => parseLock(edit('scope: {kind: all}', 'scope: {kind: all}\nscope: {kind: all}'), FILE));
+    const dup = lockErrorOf(() =>
+      parseLock(edit('scope: {kind: all}', 'scope: {kind: all}\nscope: {kind: all}'), FILE),
+    );
     expect(dup.message).toMatch(/^invalid YAML: /);
     expect(dup.location).toMatchObject({ file: FILE, line: 6 });
     const broken = lockErrorOf(() => parseLock('lockfileVersion: [1\n', FILE));
@@ -347,13 +400,27 @@ describe('parseLock validation', () => {
 // Property: whatever valid content we write, we read back unchanged.
 // ---------------------------------------------------------------------------------------------
 
-const TRICKY_VERSIONS = ['1.0', '1:1.0-1', '3.0~rc1-1', '2.31-0ubuntu9.14', '1e5', '0x10', '10', '1.0-0', '2:1.2:3-4'];
+const TRICKY_VERSIONS = [
+  '1.0',
+  '1:1.0-1',
+  '3.0~rc1-1',
+  '2.31-0ubuntu9.14',
+  '1e5',
+  '0x10',
+  '10',
+  '1.0-0',
+  '2:1.2:3-4',
+];
 const arbVersion = fc.oneof(
   fc.constantFrom(...TRICKY_VERSIONS),
   fc.stringMatching(/^(?:[1-9]:)?[0-9][0-9A-Za-z.+~]{0,8}(?:-[0-9A-Za-z.+~]{1,6})?$/).filter(isValidVersion),
 );
 const arbKey = fc.stringMatching(/^[a-z0-9][a-z0-9+.-]{1,12}:(?:amd64|i386|arm64|all)$/);
-const arbBuildId = fc.oneof(fc.stringMatching(/^[0-9a-f]{2,40}$/), fc.stringMatching(/^[0-9]{2,40}$/), fc.stringMatching(/^[1-9]e[0-9]{1,3}$/));
+const arbBuildId = fc.oneof(
+  fc.stringMatching(/^[0-9a-f]{2,40}$/),
+  fc.stringMatching(/^[0-9]{2,40}$/),
+  fc.stringMatching(/^[1-9]e[0-9]{1,3}$/),
+);
 // Any code points (controls, NEL, U+2028, BOM included); paths drop what locked-path.ts forbids.
 const arbText = fc.string({ unit: 'binary', maxLength: 12 });
 const arbPath = arbText.map((s) => `/${s}`).filter((p) => lockedPathProblem(p) === undefined);
@@ -379,7 +446,11 @@ const arbScope = fc.oneof(
   fc.constant({ kind: 'all' as const }),
   fc
     .record({ packages: fc.uniqueArray(arbName, { minLength: 1, maxLength: 4 }), withDeps: fc.boolean() })
-    .map(({ packages, withDeps }) => ({ kind: 'packages' as const, packages: [...packages].sort(), withDeps })),
+    .map(({ packages, withDeps }) => ({
+      kind: 'packages' as const,
+      packages: [...packages].sort(),
+      withDeps,
+    })),
   fc
     .uniqueArray(fc.integer({ min: 1, max: 4_194_304 }), { minLength: 1, maxLength: 4 })
     .map((pids) => ({ kind: 'processes' as const, pids: [...pids].sort((a, b) => a - b) })),
@@ -449,9 +520,15 @@ describe('canonical fast reader', () => {
   });
 
   it.each([
-    ['a version YAML reads as a number', (t: string) => t.replace('version: 2.31-0ubuntu9.14', 'version: 2.31')],
+    [
+      'a version YAML reads as a number',
+      (t: string) => t.replace('version: 2.31-0ubuntu9.14', 'version: 2.31'),
+    ],
     ['a build-ID YAML reads as a number', (t: string) => t.replace(/buildId: [0-9a-f]+/, 'buildId: 1234')],
-    ['a trailing comment', (t: string) => t.replace('version: 2.31-0ubuntu9.14', 'version: 2.31-0ubuntu9.14 # pinned')],
+    [
+      'a trailing comment',
+      (t: string) => t.replace('version: 2.31-0ubuntu9.14', 'version: 2.31-0ubuntu9.14 # pinned'),
+    ],
     ['a duplicate file', (t: string) => t.replace(/(\n {6}\/usr[^\n]+)/, '$1$1')],
     ['CRLF line ends', (t: string) => t.replace(/\n/g, '\r\n')],
   ])('declines %s, leaving it to the YAML parser', (_what, edit) => {

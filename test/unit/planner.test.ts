@@ -22,7 +22,9 @@ function plan(lock: Lockfile, spec: FactsSpec): HostPlan {
 
 const summary = (p: HostPlan): { status: string; actions: string[]; blocked: string[] } => ({
   status: p.status,
-  actions: p.actions.map((a) => (a.type === 'write-pins' ? 'write-pins' : `${a.type} ${a.package} ${a.from ?? '-'}→${a.to}`)),
+  actions: p.actions.map((a) =>
+    a.type === 'write-pins' ? 'write-pins' : `${a.type} ${a.package} ${a.from ?? '-'}→${a.to}`,
+  ),
   blocked: p.blocked.map((b) => `${b.reason} ${b.package ?? '-'}`),
 });
 
@@ -31,13 +33,40 @@ describe('planHost: package actions', () => {
 
   it.each<[string, string, string | undefined, PolicyVersion[], string]>([
     ['install', '1.0-1', undefined, [pv('1.0-1')], 'install foo:amd64 -→1.0-1'],
-    ['upgrade', '1.0-2', '1.0-1', [pv('1.0-2'), pv('1.0-1', 100, { sources: [], installed: true })], 'upgrade foo:amd64 1.0-1→1.0-2'],
-    ['downgrade', '1.0-1', '1.0-2', [pv('1.0-2', 100, { installed: true }), pv('1.0-1')], 'downgrade foo:amd64 1.0-2→1.0-1'],
-    ['downgrade to a tilde pre-release', '3.0~rc2-1', '3.0-1', [pv('3.0-1'), pv('3.0~rc2-1')], 'downgrade foo:amd64 3.0-1→3.0~rc2-1'],
+    [
+      'upgrade',
+      '1.0-2',
+      '1.0-1',
+      [pv('1.0-2'), pv('1.0-1', 100, { sources: [], installed: true })],
+      'upgrade foo:amd64 1.0-1→1.0-2',
+    ],
+    [
+      'downgrade',
+      '1.0-1',
+      '1.0-2',
+      [pv('1.0-2', 100, { installed: true }), pv('1.0-1')],
+      'downgrade foo:amd64 1.0-2→1.0-1',
+    ],
+    [
+      'downgrade to a tilde pre-release',
+      '3.0~rc2-1',
+      '3.0-1',
+      [pv('3.0-1'), pv('3.0~rc2-1')],
+      'downgrade foo:amd64 3.0-1→3.0~rc2-1',
+    ],
     ['epoch upgrade', '1:1.0-1', '1.9-1', [pv('1:1.0-1'), pv('1.9-1')], 'upgrade foo:amd64 1.9-1→1:1.0-1'],
-    ['ubuntu security upgrade', '2.31-0ubuntu9.14', '2.31-0ubuntu9.9', [pv('2.31-0ubuntu9.16'), pv('2.31-0ubuntu9.14')], 'upgrade foo:amd64 2.31-0ubuntu9.9→2.31-0ubuntu9.14'],
+    [
+      'ubuntu security upgrade',
+      '2.31-0ubuntu9.14',
+      '2.31-0ubuntu9.9',
+      [pv('2.31-0ubuntu9.16'), pv('2.31-0ubuntu9.14')],
+      'upgrade foo:amd64 2.31-0ubuntu9.9→2.31-0ubuntu9.14',
+    ],
   ])('%s', (_what, want, installed, policy, action) => {
-    const p = plan(one(want), { packages: installed ? { 'foo:amd64': installed } : {}, policies: { 'foo:amd64': policy } });
+    const p = plan(one(want), {
+      packages: installed ? { 'foo:amd64': installed } : {},
+      policies: { 'foo:amd64': policy },
+    });
     expect(summary(p)).toEqual({ status: 'changes', actions: [action], blocked: [] });
   });
 
@@ -46,20 +75,34 @@ describe('planHost: package actions', () => {
     ['dpkg-equal strings (implicit epoch 0)', '0:1.0-1', '1.0-1'],
     ['dpkg-equal strings (absent revision is -0)', '1.0', '1.0-0'],
   ])('does nothing for %s', (_what, want, installed) => {
-    const p = plan(one(want), { packages: { 'foo:amd64': installed }, policies: { 'foo:amd64': [pv(installed, 100, { installed: true })] } });
+    const p = plan(one(want), {
+      packages: { 'foo:amd64': installed },
+      policies: { 'foo:amd64': [pv(installed, 100, { installed: true })] },
+    });
     expect(summary(p)).toEqual({ status: 'ok', actions: [], blocked: [] });
     expect(p.name).toBe('node-b');
     expect(p.fingerprint).toMatch(/^sha256:[0-9a-f]{64}$/);
   });
 
   it('reinstalls when the version matches but a build-ID differs', () => {
-    const lock = makeLock({ packages: { 'libc6:amd64': { version: '2.31-0ubuntu9.14', files: { [LIBC]: { size: 2029592, mode: '0755', buildId: ID_A } } } } });
+    const lock = makeLock({
+      packages: {
+        'libc6:amd64': {
+          version: '2.31-0ubuntu9.14',
+          files: { [LIBC]: { size: 2029592, mode: '0755', buildId: ID_A } },
+        },
+      },
+    });
     const p = plan(lock, {
       packages: { 'libc6:amd64': '2.31-0ubuntu9.14' },
       policies: { 'libc6:amd64': [pv('2.31-0ubuntu9.14', 500, { installed: true })] },
       files: [elf(LIBC, 2029592, '0755', ID_B)],
     });
-    expect(summary(p)).toEqual({ status: 'changes', actions: ['reinstall libc6:amd64 2.31-0ubuntu9.14→2.31-0ubuntu9.14'], blocked: [] });
+    expect(summary(p)).toEqual({
+      status: 'changes',
+      actions: ['reinstall libc6:amd64 2.31-0ubuntu9.14→2.31-0ubuntu9.14'],
+      blocked: [],
+    });
   });
 
   it('orders actions install, upgrade, downgrade, reinstall, each by package, after write-pins', () => {
@@ -78,7 +121,14 @@ describe('planHost: package actions', () => {
       pinSha256: null,
       packages: { 'a-down:amd64': '2', 'b-up:amd64': '1', 'd-re:amd64': '1', 'e-up:amd64': '1' },
       // apt prints Architecture: all packages under the native arch.
-      policies: { 'a-down:amd64': offer('1'), 'b-up:amd64': offer('2'), 'c-new:amd64': offer('1'), 'd-re:amd64': offer('1'), 'e-up:amd64': offer('2'), 'f-new:amd64': offer('1') },
+      policies: {
+        'a-down:amd64': offer('1'),
+        'b-up:amd64': offer('2'),
+        'c-new:amd64': offer('1'),
+        'd-re:amd64': offer('1'),
+        'e-up:amd64': offer('2'),
+        'f-new:amd64': offer('1'),
+      },
       files: [elf('/usr/lib/d.so', 1, '0644', 'bb')],
     });
     expect(summary(p).actions).toEqual([
@@ -94,19 +144,30 @@ describe('planHost: package actions', () => {
 });
 
 describe('planHost: blocked', () => {
-  const lock = makeLock({ packages: { 'foo:amd64': { version: '1.0-2' }, 'bar:amd64': { version: '5.0-1' } } });
+  const lock = makeLock({
+    packages: { 'foo:amd64': { version: '1.0-2' }, 'bar:amd64': { version: '5.0-1' } },
+  });
   const okBar = { 'bar:amd64': [pv('5.0-1', 100, { installed: true })] };
 
   it.each<[string, FactsSpec, BlockReason, RegExp]>([
     [
       'version not offered by any source',
-      { packages: { 'foo:amd64': '1.0-1', 'bar:amd64': '5.0-1' }, policies: { 'foo:amd64': [pv('1.0-3'), pv('1.0-1', 100, { sources: [], installed: true })], ...okBar } },
+      {
+        packages: { 'foo:amd64': '1.0-1', 'bar:amd64': '5.0-1' },
+        policies: {
+          'foo:amd64': [pv('1.0-3'), pv('1.0-1', 100, { sources: [], installed: true })],
+          ...okBar,
+        },
+      },
       'version-unavailable',
       /^the node's apt sources offer 1\.0-3, not 1\.0-2$/,
     ],
     [
       'version only in dpkg status',
-      { packages: { 'foo:amd64': '1.0-1', 'bar:amd64': '5.0-1' }, policies: { 'foo:amd64': [pv('1.0-2', 100, { sources: [] })], ...okBar } },
+      {
+        packages: { 'foo:amd64': '1.0-1', 'bar:amd64': '5.0-1' },
+        policies: { 'foo:amd64': [pv('1.0-2', 100, { sources: [] })], ...okBar },
+      },
       'version-unavailable',
       /^no apt source of the node offers foo; run plan --refresh/,
     ],
@@ -118,49 +179,75 @@ describe('planHost: blocked', () => {
     ],
     [
       'package on hold',
-      { packages: { 'foo:amd64': pkg('foo:amd64', '1.0-1', { want: 'hold' }), 'bar:amd64': '5.0-1' }, policies: { 'foo:amd64': [pv('1.0-2')], ...okBar } },
+      {
+        packages: { 'foo:amd64': pkg('foo:amd64', '1.0-1', { want: 'hold' }), 'bar:amd64': '5.0-1' },
+        policies: { 'foo:amd64': [pv('1.0-2')], ...okBar },
+      },
       'held',
       /^foo:amd64 is on hold \(apt-mark unhold foo to let it move\)$/,
     ],
     [
       'another preference pins a different version at 1001',
-      { packages: { 'foo:amd64': '1.0-1', 'bar:amd64': '5.0-1' }, policies: { 'foo:amd64': [pv('1.0-2', 500), pv('1.0-1', 1001, { installed: true })], ...okBar } },
+      {
+        packages: { 'foo:amd64': '1.0-1', 'bar:amd64': '5.0-1' },
+        policies: { 'foo:amd64': [pv('1.0-2', 500), pv('1.0-1', 1001, { installed: true })], ...okBar },
+      },
       'conflicting-pin',
       /^another apt preference pins 1\.0-1 at priority 1001 \(≥ 1001\)/,
     ],
     [
       'another preference pins a different version at 1200',
-      { packages: { 'foo:amd64': '1.0-1', 'bar:amd64': '5.0-1' }, policies: { 'foo:amd64': [pv('1.0-3', 1200), pv('1.0-2', 500)], ...okBar } },
+      {
+        packages: { 'foo:amd64': '1.0-1', 'bar:amd64': '5.0-1' },
+        policies: { 'foo:amd64': [pv('1.0-3', 1200), pv('1.0-2', 500)], ...okBar },
+      },
       'conflicting-pin',
       /pins 1\.0-3 at priority 1200/,
     ],
   ])('%s', (_what, spec, reason, detail) => {
     const p = plan(lock, spec);
     expect(p.status).toBe('blocked');
-    expect(p.blocked).toEqual([{ package: 'foo:amd64', version: '1.0-2', reason, detail: expect.stringMatching(detail) as unknown }]);
+    expect(p.blocked).toEqual([
+      { package: 'foo:amd64', version: '1.0-2', reason, detail: expect.stringMatching(detail) as unknown },
+    ]);
     expect(p.actions.filter((a) => a.type !== 'write-pins' && a.package === 'foo:amd64')).toEqual([]);
   });
 
   it('a held package already at the locked version is not blocked', () => {
-    const p = plan(lock, { packages: { 'foo:amd64': pkg('foo:amd64', '1.0-2', { want: 'hold' }), 'bar:amd64': '5.0-1' }, policies: { 'foo:amd64': [pv('1.0-2')], ...okBar } });
+    const p = plan(lock, {
+      packages: { 'foo:amd64': pkg('foo:amd64', '1.0-2', { want: 'hold' }), 'bar:amd64': '5.0-1' },
+      policies: { 'foo:amd64': [pv('1.0-2')], ...okBar },
+    });
     expect(summary(p)).toEqual({ status: 'ok', actions: [], blocked: [] });
   });
 
   it('a pin below 1000 is no conflict', () => {
-    const p = plan(lock, { packages: { 'foo:amd64': '1.0-1', 'bar:amd64': '5.0-1' }, policies: { 'foo:amd64': [pv('1.0-2', 500), pv('1.0-1', 990, { installed: true })], ...okBar } });
+    const p = plan(lock, {
+      packages: { 'foo:amd64': '1.0-1', 'bar:amd64': '5.0-1' },
+      policies: { 'foo:amd64': [pv('1.0-2', 500), pv('1.0-1', 990, { installed: true })], ...okBar },
+    });
     expect(summary(p).blocked).toEqual([]);
   });
 
   it('our own previous pin for another version is not a conflict', () => {
-    const oldLock = makeLock({ packages: { 'foo:amd64': { version: '1.0-1' }, 'bar:amd64': { version: '5.0-1' } } });
+    const oldLock = makeLock({
+      packages: { 'foo:amd64': { version: '1.0-1' }, 'bar:amd64': { version: '5.0-1' } },
+    });
     const oldPins = renderPins(oldLock);
     const p = plan(lock, {
       pinFile: oldPins,
       pinSha256: sha256Hex(oldPins),
       packages: { 'foo:amd64': '1.0-1', 'bar:amd64': '5.0-1' },
-      policies: { 'foo:amd64': [pv('1.0-2', 500), pv('1.0-1', 1001, { installed: true })], 'bar:amd64': [pv('5.0-1', 1001, { installed: true })] },
+      policies: {
+        'foo:amd64': [pv('1.0-2', 500), pv('1.0-1', 1001, { installed: true })],
+        'bar:amd64': [pv('5.0-1', 1001, { installed: true })],
+      },
     });
-    expect(summary(p)).toEqual({ status: 'changes', actions: ['write-pins', 'upgrade foo:amd64 1.0-1→1.0-2'], blocked: [] });
+    expect(summary(p)).toEqual({
+      status: 'changes',
+      actions: ['write-pins', 'upgrade foo:amd64 1.0-1→1.0-2'],
+      blocked: [],
+    });
   });
 
   it('our own pin of an arch-all package (written without :all) is not a conflict', () => {
@@ -171,16 +258,37 @@ describe('planHost: blocked', () => {
       pinFile: oldPins,
       pinSha256: sha256Hex(oldPins),
       packages: { 'tzdata:all': '2024a-0ubuntu0.20.04' },
-      policies: { 'tzdata:amd64': [pv('2024b-0ubuntu0.20.04', 500), pv('2024a-0ubuntu0.20.04', 1001, { installed: true })] },
+      policies: {
+        'tzdata:amd64': [
+          pv('2024b-0ubuntu0.20.04', 500),
+          pv('2024a-0ubuntu0.20.04', 1001, { installed: true }),
+        ],
+      },
     });
-    expect(summary(p)).toEqual({ status: 'changes', actions: ['write-pins', 'upgrade tzdata:all 2024a-0ubuntu0.20.04→2024b-0ubuntu0.20.04'], blocked: [] });
+    expect(summary(p)).toEqual({
+      status: 'changes',
+      actions: ['write-pins', 'upgrade tzdata:all 2024a-0ubuntu0.20.04→2024b-0ubuntu0.20.04'],
+      blocked: [],
+    });
   });
 
   it('a platform mismatch blocks everything, including the pin file', () => {
-    const p = plan(lock, { pinSha256: null, platform: { id: 'ubuntu', versionId: '22.04', codename: 'jammy' }, packages: {}, policies: { 'foo:amd64': [pv('1.0-2')] } });
+    const p = plan(lock, {
+      pinSha256: null,
+      platform: { id: 'ubuntu', versionId: '22.04', codename: 'jammy' },
+      packages: {},
+      policies: { 'foo:amd64': [pv('1.0-2')] },
+    });
     expect(p.status).toBe('blocked');
     expect(p.actions).toEqual([]);
-    expect(p.blocked).toEqual([{ package: null, version: null, reason: 'platform-mismatch', detail: 'versionId is "22.04", the lock needs "20.04"' }]);
+    expect(p.blocked).toEqual([
+      {
+        package: null,
+        version: null,
+        reason: 'platform-mismatch',
+        detail: 'versionId is "22.04", the lock needs "20.04"',
+      },
+    ]);
   });
 
   it.each([
@@ -192,28 +300,54 @@ describe('planHost: blocked', () => {
   });
 
   it('a codename-only difference is no mismatch (id and versionId decide)', () => {
-    const p = plan(lock, { platform: { codename: 'Focal' }, packages: { 'foo:amd64': '1.0-2', 'bar:amd64': '5.0-1' } });
+    const p = plan(lock, {
+      platform: { codename: 'Focal' },
+      packages: { 'foo:amd64': '1.0-2', 'bar:amd64': '5.0-1' },
+    });
     expect(p.status).toBe('ok');
   });
 
   it('a broken dpkg state blocks the host but other packages are still planned', () => {
     const p = plan(lock, {
-      packages: { 'foo:amd64': '1.0-1', 'bar:amd64': '5.0-1', 'zzz:amd64': pkg('zzz:amd64', '1', { status: 'half-installed', eflag: 'reinstreq' }) },
+      packages: {
+        'foo:amd64': '1.0-1',
+        'bar:amd64': '5.0-1',
+        'zzz:amd64': pkg('zzz:amd64', '1', { status: 'half-installed', eflag: 'reinstreq' }),
+      },
       policies: { 'foo:amd64': [pv('1.0-2')], ...okBar },
-      problems: [{ type: 'broken-dpkg-state', package: 'zzz:amd64', detail: 'zzz:amd64 is half-installed (reinstreq)' }],
+      problems: [
+        {
+          type: 'broken-dpkg-state',
+          package: 'zzz:amd64',
+          detail: 'zzz:amd64 is half-installed (reinstreq)',
+        },
+      ],
     });
-    expect(summary(p)).toEqual({ status: 'blocked', actions: ['upgrade foo:amd64 1.0-1→1.0-2'], blocked: ['broken-dpkg-state zzz:amd64'] });
+    expect(summary(p)).toEqual({
+      status: 'blocked',
+      actions: ['upgrade foo:amd64 1.0-1→1.0-2'],
+      blocked: ['broken-dpkg-state zzz:amd64'],
+    });
     expect(p.blocked[0]?.detail).toBe('zzz:amd64 is half-installed (reinstreq)');
   });
 
   it('process-missing problems do not block', () => {
-    const p = plan(lock, { packages: { 'foo:amd64': '1.0-2', 'bar:amd64': '5.0-1' }, problems: [{ type: 'process-missing', detail: 'process 9: gone' }] });
+    const p = plan(lock, {
+      packages: { 'foo:amd64': '1.0-2', 'bar:amd64': '5.0-1' },
+      problems: [{ type: 'process-missing', detail: 'process 9: gone' }],
+    });
     expect(p.status).toBe('ok');
   });
 
   it('an unmanaged file that differs blocks the host with file-mismatch', () => {
-    const l = makeLock({ packages: {}, unmanaged: { '/usr/lib/locale/locale-archive': { size: 3035952, mode: '0644' } }, scope: { kind: 'processes', pids: [1] } });
-    const p = plan(l, { files: [{ path: '/usr/lib/locale/locale-archive', kind: 'file', size: 1, mode: '0644' }] });
+    const l = makeLock({
+      packages: {},
+      unmanaged: { '/usr/lib/locale/locale-archive': { size: 3035952, mode: '0644' } },
+      scope: { kind: 'processes', pids: [1] },
+    });
+    const p = plan(l, {
+      files: [{ path: '/usr/lib/locale/locale-archive', kind: 'file', size: 1, mode: '0644' }],
+    });
     expect(p.status).toBe('blocked');
     expect(p.blocked.map((b) => b.reason)).toEqual(['file-mismatch']);
   });
@@ -254,7 +388,11 @@ describe('planHost: notes and pins', () => {
 
 describe('fingerprint', () => {
   const lock = makeLock({ packages: { 'foo:amd64': { version: '1.0-1' }, 'bar:amd64': { version: '2' } } });
-  const base: FactsSpec = { packages: { 'foo:amd64': '1.0-1', 'bar:amd64': '2', 'extra:amd64': '1' }, pinSha256: 'a'.repeat(64), policies: { 'foo:amd64': [pv('1.0-1')] } };
+  const base: FactsSpec = {
+    packages: { 'foo:amd64': '1.0-1', 'bar:amd64': '2', 'extra:amd64': '1' },
+    pinSha256: 'a'.repeat(64),
+    policies: { 'foo:amd64': [pv('1.0-1')] },
+  };
   const fp = (over: FactsSpec): string => fingerprint(lock, makeFacts({ ...base, ...over }));
 
   it('is stable for the same state', () => {
@@ -263,10 +401,31 @@ describe('fingerprint', () => {
   });
 
   it.each<[string, FactsSpec]>([
-    ['a locked package version', { packages: { 'foo:amd64': '1.0-2', 'bar:amd64': '2', 'extra:amd64': '1' } }],
+    [
+      'a locked package version',
+      { packages: { 'foo:amd64': '1.0-2', 'bar:amd64': '2', 'extra:amd64': '1' } },
+    ],
     ['a locked package removed', { packages: { 'bar:amd64': '2', 'extra:amd64': '1' } }],
-    ['a hold', { packages: { 'foo:amd64': pkg('foo:amd64', '1.0-1', { want: 'hold' }), 'bar:amd64': '2', 'extra:amd64': '1' } }],
-    ['a dpkg status', { packages: { 'foo:amd64': pkg('foo:amd64', '1.0-1', { status: 'unpacked' }), 'bar:amd64': '2', 'extra:amd64': '1' } }],
+    [
+      'a hold',
+      {
+        packages: {
+          'foo:amd64': pkg('foo:amd64', '1.0-1', { want: 'hold' }),
+          'bar:amd64': '2',
+          'extra:amd64': '1',
+        },
+      },
+    ],
+    [
+      'a dpkg status',
+      {
+        packages: {
+          'foo:amd64': pkg('foo:amd64', '1.0-1', { status: 'unpacked' }),
+          'bar:amd64': '2',
+          'extra:amd64': '1',
+        },
+      },
+    ],
     ['the pin file', { pinSha256: 'b'.repeat(64) }],
     ['the pin file removed', { pinSha256: null }],
     ['the platform', { platform: { versionId: '20.10' } }],
@@ -306,14 +465,24 @@ describe('compareHost', () => {
   });
 
   it('finds nothing on a matching host', () => {
-    const facts = makeFacts({ packages: { 'libc6:amd64': '2.31-0ubuntu9.14', 'bash:amd64': '5.0-6ubuntu1.2', 'zsh:amd64': '5.8-3ubuntu1.1' }, files: filesOf(lock) });
+    const facts = makeFacts({
+      packages: {
+        'libc6:amd64': '2.31-0ubuntu9.14',
+        'bash:amd64': '5.0-6ubuntu1.2',
+        'zsh:amd64': '5.8-3ubuntu1.1',
+      },
+      files: filesOf(lock),
+    });
     expect(compareHost(lock, facts)).toEqual([]);
   });
 
   it('reports every difference with the text CRIU prints', () => {
     const facts = makeFacts({
       platform: { codename: 'groovy' },
-      packages: { 'libc6:amd64': '2.31-0ubuntu9.14', 'bash:amd64': pkg('bash:amd64', '5.0-6ubuntu1.2', { status: 'half-configured', eflag: 'ok' }) },
+      packages: {
+        'libc6:amd64': '2.31-0ubuntu9.14',
+        'bash:amd64': pkg('bash:amd64', '5.0-6ubuntu1.2', { status: 'half-configured', eflag: 'ok' }),
+      },
       files: [
         elf(LIBC, 2029592, '0755', ID_B),
         elf('/usr/lib/x86_64-linux-gnu/libm-2.31.so', 1369385, '0644', 'cc'),
@@ -324,24 +493,49 @@ describe('compareHost', () => {
     expect(findings).toEqual<Finding[]>([
       { type: 'platform-mismatch', field: 'codename', expected: 'focal', actual: 'groovy' },
       { type: 'package-broken', package: 'bash:amd64', detail: 'half-configured (ok)' },
-      { type: 'file', package: 'libc6:amd64', path: LIBC, problem: 'build-id', expected: ID_A, actual: ID_B, criu: 'File usr/lib/x86_64-linux-gnu/libc-2.31.so has bad build-ID' },
       {
-        type: 'file', package: 'libc6:amd64', path: '/usr/lib/x86_64-linux-gnu/libm-2.31.so', problem: 'size', expected: '1369384', actual: '1369385',
+        type: 'file',
+        package: 'libc6:amd64',
+        path: LIBC,
+        problem: 'build-id',
+        expected: ID_A,
+        actual: ID_B,
+        criu: 'File usr/lib/x86_64-linux-gnu/libc-2.31.so has bad build-ID',
+      },
+      {
+        type: 'file',
+        package: 'libc6:amd64',
+        path: '/usr/lib/x86_64-linux-gnu/libm-2.31.so',
+        problem: 'size',
+        expected: '1369384',
+        actual: '1369385',
         criu: 'File usr/lib/x86_64-linux-gnu/libm-2.31.so has bad size 1369385 (expect 1369384)',
       },
       {
-        type: 'file', package: 'libc6:amd64', path: '/usr/lib/x86_64-linux-gnu/libmvec.so.1', problem: 'missing',
+        type: 'file',
+        package: 'libc6:amd64',
+        path: '/usr/lib/x86_64-linux-gnu/libmvec.so.1',
+        problem: 'missing',
         criu: "Can't open file usr/lib/x86_64-linux-gnu/libmvec.so.1 on restore: No such file or directory",
       },
       { type: 'package-missing', package: 'zsh:amd64', expected: '5.8-3ubuntu1.1' },
-      { type: 'file', package: null, path: '/usr/lib/locale/locale-archive', problem: 'not-regular', actual: 'symlink', criu: 'File usr/lib/locale/locale-archive is not a regular file (symlink)' },
+      {
+        type: 'file',
+        package: null,
+        path: '/usr/lib/locale/locale-archive',
+        problem: 'not-regular',
+        actual: 'symlink',
+        criu: 'File usr/lib/locale/locale-archive is not a regular file (symlink)',
+      },
     ]);
   });
 
   it('reports a version mismatch using dpkg equality', () => {
     const l = makeLock({ packages: { 'foo:amd64': { version: '1.0' } } });
     expect(compareHost(l, makeFacts({ packages: { 'foo:amd64': '1.0-0' } }))).toEqual([]);
-    expect(compareHost(l, makeFacts({ packages: { 'foo:amd64': '1.0-1' } }))).toEqual([{ type: 'version-mismatch', package: 'foo:amd64', expected: '1.0', actual: '1.0-1' }]);
+    expect(compareHost(l, makeFacts({ packages: { 'foo:amd64': '1.0-1' } }))).toEqual([
+      { type: 'version-mismatch', package: 'foo:amd64', expected: '1.0', actual: '1.0-1' },
+    ]);
   });
 
   it('checks size, then mode, then build-ID (first difference wins)', () => {
@@ -357,18 +551,30 @@ describe('compareHost', () => {
   });
 
   it('reports a lost build-ID as "(none)" and ignores build-IDs the lock did not record', () => {
-    expect(compareFile(null, '/a', { size: 1, mode: '0644', buildId: 'aa' }, elf('/a', 1, '0644', null))).toMatchObject({ problem: 'build-id', actual: '(none)' });
+    expect(
+      compareFile(null, '/a', { size: 1, mode: '0644', buildId: 'aa' }, elf('/a', 1, '0644', null)),
+    ).toMatchObject({ problem: 'build-id', actual: '(none)' });
     expect(compareFile(null, '/a', { size: 1, mode: '0644' }, elf('/a', 1, '0644', 'bb'))).toBeUndefined();
   });
 
   it('describes a mode difference', () => {
-    const f = compareFile('p:amd64', '/usr/bin/x', { size: 1, mode: '0755' }, { path: '/usr/bin/x', kind: 'file', size: 1, mode: '0644' });
+    const f = compareFile(
+      'p:amd64',
+      '/usr/bin/x',
+      { size: 1, mode: '0755' },
+      { path: '/usr/bin/x', kind: 'file', size: 1, mode: '0644' },
+    );
     expect(f).toMatchObject({ problem: 'mode', expected: '0755', actual: '0644' });
     expect(f?.type === 'file' ? f.criu : '').toMatch(/^File usr\/bin\/x has bad mode /);
   });
 
   it("prints the mode the way CRIU's files-reg.c does (full st_mode)", () => {
-    const f = compareFile('p:amd64', '/usr/bin/x', { size: 1, mode: '0755' }, { path: '/usr/bin/x', kind: 'file', size: 1, mode: '0644' });
+    const f = compareFile(
+      'p:amd64',
+      '/usr/bin/x',
+      { size: 1, mode: '0755' },
+      { path: '/usr/bin/x', kind: 'file', size: 1, mode: '0644' },
+    );
     expect(f?.type === 'file' ? f.criu : '').toBe('File usr/bin/x has bad mode 0100644 (expect 0100755)');
   });
 
@@ -424,7 +630,9 @@ describe('renderPins', () => {
   it('parses back to the lock versions at priority 1001', () => {
     const back = parsePins(renderPins(lock));
     expect(Object.fromEntries(back)).toEqual(
-      Object.fromEntries(pinEntries(lock).map((e) => [e.package, { version: e.version, priority: PIN_PRIORITY }])),
+      Object.fromEntries(
+        pinEntries(lock).map((e) => [e.package, { version: e.version, priority: PIN_PRIORITY }]),
+      ),
     );
     expect(back.get('tzdata')).toEqual({ version: '2024a-0ubuntu0.20.04', priority: 1001 });
   });
@@ -438,15 +646,31 @@ describe('renderPins', () => {
 // Property: planning the result of an apply yields an empty plan.
 // ---------------------------------------------------------------------------------------------
 
-const VERSIONS = ['1.0', '1.0-1', '1.0-2', '1:0.9-1', '2.0~rc1-1', '2.0-1', '2.31-0ubuntu9.9', '2.31-0ubuntu9.14', '3.0~rc2-1', '3.0-1', '0.5+dfsg-1'];
+const VERSIONS = [
+  '1.0',
+  '1.0-1',
+  '1.0-2',
+  '1:0.9-1',
+  '2.0~rc1-1',
+  '2.0-1',
+  '2.31-0ubuntu9.9',
+  '2.31-0ubuntu9.14',
+  '3.0~rc2-1',
+  '3.0-1',
+  '0.5+dfsg-1',
+];
 const arbVersion = fc.constantFrom(...VERSIONS).filter(isValidVersion);
 const arbKey = fc.oneof(
   fc.stringMatching(/^[a-z][a-z0-9+.-]{1,6}:(?:amd64|i386)$/),
   fc.stringMatching(/^[a-z][a-z0-9+.-]{1,6}:all$/),
 );
-const arbFileEntry = fc.record({ size: fc.nat(1000), mode: fc.constantFrom('0644', '0755'), buildId: fc.option(fc.stringMatching(/^[0-9a-f]{4}$/), { nil: undefined }) }).map(
-  ({ buildId, ...rest }): FileEntry => (buildId === undefined ? rest : { ...rest, buildId }),
-);
+const arbFileEntry = fc
+  .record({
+    size: fc.nat(1000),
+    mode: fc.constantFrom('0644', '0755'),
+    buildId: fc.option(fc.stringMatching(/^[0-9a-f]{4}$/), { nil: undefined }),
+  })
+  .map(({ buildId, ...rest }): FileEntry => (buildId === undefined ? rest : { ...rest, buildId }));
 
 interface HostCase {
   lock: Lockfile;
@@ -482,14 +706,24 @@ const arbCase: fc.Arbitrary<HostCase> = fc
     // dpkg never lets two packages own one path, so each package gets its own directory.
     // (Generated values are never mutated: fast-check reuses them while shrinking.)
     const filesByKey = new Map(
-      keys.map((k, i) => [k, Object.fromEntries(Object.entries(entries[i]!.files).map(([base, f]) => [`/usr/lib/${k.split(':')[0]}/${base}`, f]))]),
+      keys.map((k, i) => [
+        k,
+        Object.fromEntries(
+          Object.entries(entries[i]!.files).map(([base, f]) => [`/usr/lib/${k.split(':')[0]}/${base}`, f]),
+        ),
+      ]),
     );
     keys.forEach((k, i) => {
       const e = entries[i]!;
       const files = filesByKey.get(k)!;
       packages[k] = Object.keys(files).length > 0 ? { version: e.version, files } : { version: e.version };
     });
-    const lock = makeLock({ packages, scope: scopeAll ? { kind: 'all' } : { kind: 'packages', packages: keys.map((k) => k.split(':')[0]!).sort(), withDeps: false } });
+    const lock = makeLock({
+      packages,
+      scope: scopeAll
+        ? { kind: 'all' }
+        : { kind: 'packages', packages: keys.map((k) => k.split(':')[0]!).sort(), withDeps: false },
+    });
     const installed: Record<string, string> = { ...extras };
     const policies: Record<string, PolicyVersion[]> = {};
     const base = new Map<string, Map<string, number>>();
@@ -509,13 +743,28 @@ const arbCase: fc.Arbitrary<HostCase> = fc
       for (const [path, f] of Object.entries(filesByKey.get(k)!)) {
         if (e.fileState === 'missing') continue;
         const size = e.fileState === 'drift' ? f.size + 1 : f.size;
-        files.push(f.buildId === undefined ? { path, kind: 'file', size, mode: f.mode } : elf(path, size, f.mode, f.buildId));
+        files.push(
+          f.buildId === undefined
+            ? { path, kind: 'file', size, mode: f.mode }
+            : elf(path, size, f.mode, f.buildId),
+        );
       }
     });
-    const oldPins = Object.keys(oldPinned).length > 0 ? renderPins(makeLock({ packages: oldPinned })) : pinState === 'stale' ? '# something else\n' : null;
+    const oldPins =
+      Object.keys(oldPinned).length > 0
+        ? renderPins(makeLock({ packages: oldPinned }))
+        : pinState === 'stale'
+          ? '# something else\n'
+          : null;
     const current = renderPins(lock);
     const pinFile = pinState === 'current' && oldPins === null ? current : oldPins;
-    const facts = makeFacts({ packages: installed, policies, files, pinFile, pinSha256: pinFile === null ? null : sha256Hex(pinFile) });
+    const facts = makeFacts({
+      packages: installed,
+      policies,
+      files,
+      pinFile,
+      pinSha256: pinFile === null ? null : sha256Hex(pinFile),
+    });
     return { lock, facts, base };
   });
 
@@ -532,7 +781,11 @@ function simulateApply(c: HostCase, p: HostPlan, pins: string): HostFacts {
           const policy = facts.policies.get(policyKey)!;
           const name = policyKey.split(':')[0]!;
           const mine = pinned.get(policyKey) ?? pinned.get(name);
-          policy.versions = policy.versions.map((v) => ({ ...v, priority: mine && compareVersions(mine.version, v.version) === 0 ? mine.priority : prio.get(v.version)! }));
+          policy.versions = policy.versions.map((v) => ({
+            ...v,
+            priority:
+              mine && compareVersions(mine.version, v.version) === 0 ? mine.priority : prio.get(v.version)!,
+          }));
         }
         break;
       }
@@ -541,7 +794,8 @@ function simulateApply(c: HostCase, p: HostPlan, pins: string): HostFacts {
       case 'downgrade':
       case 'reinstall': {
         facts.packages.set(a.package, pkg(a.package, a.to));
-        for (const f of filesOf(makeLock({ packages: { [a.package]: c.lock.packages[a.package]! } }))) facts.files.set(f.path, f);
+        for (const f of filesOf(makeLock({ packages: { [a.package]: c.lock.packages[a.package]! } })))
+          facts.files.set(f.path, f);
         break;
       }
       default: {
@@ -562,7 +816,11 @@ describe('planning the result of an apply yields an empty plan', () => {
         expect(first.blocked).toEqual([]);
         expect(first.status).toBe(first.actions.length > 0 ? 'changes' : 'ok');
         const after = planHost(c.lock, simulateApply(c, first, pins), pins);
-        expect({ status: after.status, actions: after.actions, blocked: after.blocked }).toEqual({ status: 'ok', actions: [], blocked: [] });
+        expect({ status: after.status, actions: after.actions, blocked: after.blocked }).toEqual({
+          status: 'ok',
+          actions: [],
+          blocked: [],
+        });
         // Planning is a function: the same input gives the same plan.
         expect(planHost(c.lock, c.facts, pins)).toEqual(first);
       }),

@@ -1,10 +1,27 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { listNameToKey, parsePolicies, parseProbeOutput, resolvePending } from '../../src/facts/parse.js';
-import { HEAD_BYTES, renderProbeScript, renderRangeScript, type ProbeRequest } from '../../src/facts/probe-script.js';
+import {
+  HEAD_BYTES,
+  renderProbeScript,
+  renderRangeScript,
+  type ProbeRequest,
+} from '../../src/facts/probe-script.js';
 import type { InstalledPackage } from '../../src/facts/types.js';
 import { pkg } from './core-fixtures.js';
 
@@ -12,7 +29,9 @@ import { pkg } from './core-fixtures.js';
 // Helpers: real files of this machine, readelf as the independent oracle
 // ---------------------------------------------------------------------------------------------
 
-const HAVE_TOOLS = ['/usr/bin/readelf', '/usr/bin/dpkg', '/usr/bin/perl', '/usr/bin/apt-cache'].every((p) => existsSync(p));
+const HAVE_TOOLS = ['/usr/bin/readelf', '/usr/bin/dpkg', '/usr/bin/perl', '/usr/bin/apt-cache'].every((p) =>
+  existsSync(p),
+);
 const LS = '/usr/bin/ls';
 const LIBC = '/usr/lib/x86_64-linux-gnu/libc.so.6';
 
@@ -57,7 +76,13 @@ function readelfBuildIds(paths: readonly string[]): Map<string, string> {
 }
 
 function elfRecord(path: string): string[] {
-  return ['elf', String(statSync(path).size), modeOf(path), String(statSync(path).ino), readHead(path).toString('hex')];
+  return [
+    'elf',
+    String(statSync(path).size),
+    modeOf(path),
+    String(statSync(path).ino),
+    readHead(path).toString('hex'),
+  ];
 }
 
 /** Names travel hex-encoded in probe records. */
@@ -65,7 +90,11 @@ const hx = (s: string): string => Buffer.from(s, 'utf8').toString('hex');
 const NONE = ['', '', '', ''];
 
 function runProbe(req: ProbeRequest): { stdout: string; stderr: string; status: number | null } {
-  const r = spawnSync('sh', ['-s'], { input: renderProbeScript(req), encoding: 'utf8', maxBuffer: 256 << 20 });
+  const r = spawnSync('sh', ['-s'], {
+    input: renderProbeScript(req),
+    encoding: 'utf8',
+    maxBuffer: 256 << 20,
+  });
   return { stdout: r.stdout, stderr: r.stderr, status: r.status };
 }
 
@@ -102,12 +131,78 @@ function sampleOutput(): string {
     '@@foreign',
     'i386',
     '@@dpkg',
-    dpkgLine('libc6', 'amd64', '2.31-0ubuntu9.14', 'install', 'installed', 'ok', 'same', '', 'libgcc-s1, libcrypt1 (>= 1:4.4.10-10ubuntu4)', ''),
-    dpkgLine('libc6', 'i386', '2.31-0ubuntu9.14', 'install', 'installed', 'ok', 'same', '', 'libgcc-s1, libcrypt1 (>= 1:4.4.10-10ubuntu4)', ''),
-    dpkgLine('bash', 'amd64', '5.0-6ubuntu1.2', 'hold', 'installed', 'ok', 'foreign', 'libc6 (>= 2.15), libtinfo6 (>= 6)', 'base-files (>= 2.1.12), debianutils (>= 2.15)', ''),
-    dpkgLine('coreutils', 'amd64', '8.30-3ubuntu2', 'install', 'installed', 'ok', 'foreign', 'libacl1 (>= 2.2.23)', '', ''),
-    dpkgLine('tzdata', 'all', '2024a-0ubuntu0.20.04', 'install', 'installed', 'ok', 'foreign', '', 'debconf (>= 0.5) | debconf-2.0', ''),
-    dpkgLine('mawk', 'amd64', '1.3.4.20200120-2', 'install', 'triggers-pending', 'ok', 'foreign', 'libc6 (>= 2.29)', '', 'awk'),
+    dpkgLine(
+      'libc6',
+      'amd64',
+      '2.31-0ubuntu9.14',
+      'install',
+      'installed',
+      'ok',
+      'same',
+      '',
+      'libgcc-s1, libcrypt1 (>= 1:4.4.10-10ubuntu4)',
+      '',
+    ),
+    dpkgLine(
+      'libc6',
+      'i386',
+      '2.31-0ubuntu9.14',
+      'install',
+      'installed',
+      'ok',
+      'same',
+      '',
+      'libgcc-s1, libcrypt1 (>= 1:4.4.10-10ubuntu4)',
+      '',
+    ),
+    dpkgLine(
+      'bash',
+      'amd64',
+      '5.0-6ubuntu1.2',
+      'hold',
+      'installed',
+      'ok',
+      'foreign',
+      'libc6 (>= 2.15), libtinfo6 (>= 6)',
+      'base-files (>= 2.1.12), debianutils (>= 2.15)',
+      '',
+    ),
+    dpkgLine(
+      'coreutils',
+      'amd64',
+      '8.30-3ubuntu2',
+      'install',
+      'installed',
+      'ok',
+      'foreign',
+      'libacl1 (>= 2.2.23)',
+      '',
+      '',
+    ),
+    dpkgLine(
+      'tzdata',
+      'all',
+      '2024a-0ubuntu0.20.04',
+      'install',
+      'installed',
+      'ok',
+      'foreign',
+      '',
+      'debconf (>= 0.5) | debconf-2.0',
+      '',
+    ),
+    dpkgLine(
+      'mawk',
+      'amd64',
+      '1.3.4.20200120-2',
+      'install',
+      'triggers-pending',
+      'ok',
+      'foreign',
+      'libc6 (>= 2.29)',
+      '',
+      'awk',
+    ),
     dpkgLine('oldconf', 'amd64', '1.0-1', 'deinstall', 'config-files', 'ok', '', '', '', ''),
     dpkgLine('gone', 'amd64', '', 'purge', 'not-installed', 'ok', '', '', '', ''),
     dpkgLine('halfpkg', 'amd64', '2.0-1', 'install', 'half-installed', 'reinstreq', '', '', '', ''),
@@ -156,9 +251,31 @@ function sampleOutput(): string {
     // The probe only checks "\x7fELF"; CRIU (and the parser) decide the rest.
     ['R', hx('/opt/noclass.so'), 'elf', '8', '0644', '78', '7f454c4600000000'].join('\t'),
     ['R', hx('/opt/magic-only'), 'elf', '4', '0644', '79', '7f454c46'].join('\t'),
-    ['M', '4242', '7f0-7f1', '0', hx('/usr/lib/x86_64-linux-gnu/libc.so.6'), hx('libc6:amd64'), 'm', ...libc].join('\t'),
+    [
+      'M',
+      '4242',
+      '7f0-7f1',
+      '0',
+      hx('/usr/lib/x86_64-linux-gnu/libc.so.6'),
+      hx('libc6:amd64'),
+      'm',
+      ...libc,
+    ].join('\t'),
     ['M', '4242', '55a-55b', '0', hx('/usr/bin/bash'), hx('bash'), 'm', ...ls].join('\t'),
-    ['M', '4242', '7f2-7f3', '0', hx('/usr/lib/locale/locale-archive'), '-', 'm', 'file', '3035952', '0644', '80', ''].join('\t'),
+    [
+      'M',
+      '4242',
+      '7f2-7f3',
+      '0',
+      hx('/usr/lib/locale/locale-archive'),
+      '-',
+      'm',
+      'file',
+      '3035952',
+      '0644',
+      '80',
+      '',
+    ].join('\t'),
     ['M', '4242', '7f4-7f5', '1', hx('/tmp/plugin.so'), '-', 'm', ...libc].join('\t'),
     ['X', '999'].join('\t'),
     '@@end',
@@ -179,7 +296,13 @@ describe('parseProbeOutput on realistic output', () => {
 
   it('reads the platform from os-release, arch and foreign arches', () => {
     expect(facts.host).toBe('node-b');
-    expect(facts.platform).toEqual({ id: 'ubuntu', versionId: '20.04', codename: 'focal', architecture: 'amd64', foreignArchitectures: ['i386'] });
+    expect(facts.platform).toEqual({
+      id: 'ubuntu',
+      versionId: '20.04',
+      codename: 'focal',
+      architecture: 'amd64',
+      foreignArchitectures: ['i386'],
+    });
   });
 
   it('reads dpkg records field by field, keyed name:arch', () => {
@@ -205,7 +328,15 @@ describe('parseProbeOutput on realistic output', () => {
     expect(facts.packages.has('oldconf:amd64')).toBe(false);
     expect(facts.packages.has('gone:amd64')).toBe(false);
     expect([...facts.packages.keys()].sort()).toEqual([
-      'bash:amd64', 'coreutils:amd64', 'halfpkg:amd64', 'libc6:amd64', 'libc6:i386', 'mawk:amd64', 'needsfix:amd64', 'tzdata:all', 'unpackd:amd64',
+      'bash:amd64',
+      'coreutils:amd64',
+      'halfpkg:amd64',
+      'libc6:amd64',
+      'libc6:i386',
+      'mawk:amd64',
+      'needsfix:amd64',
+      'tzdata:all',
+      'unpackd:amd64',
     ]);
   });
 
@@ -213,18 +344,26 @@ describe('parseProbeOutput on realistic output', () => {
     const broken = facts.problems.filter((p) => p.type === 'broken-dpkg-state');
     expect(broken.map((p) => p.package).sort()).toEqual(['halfpkg:amd64', 'needsfix:amd64', 'unpackd:amd64']);
     const half = broken.find((p) => p.package === 'halfpkg:amd64');
-    expect(half?.detail).toBe('halfpkg:amd64 is half-installed (reinstreq); finish or repair it with dpkg --configure -a / apt-get -f install');
+    expect(half?.detail).toBe(
+      'halfpkg:amd64 is half-installed (reinstreq); finish or repair it with dpkg --configure -a / apt-get -f install',
+    );
     expect(broken.find((p) => p.package === 'unpackd:amd64')?.detail).toMatch(/^unpackd:amd64 is unpacked; /);
-    expect(broken.find((p) => p.package === 'needsfix:amd64')?.detail).toMatch(/^needsfix:amd64 is installed \(reinstreq\); /);
+    expect(broken.find((p) => p.package === 'needsfix:amd64')?.detail).toMatch(
+      /^needsfix:amd64 is installed \(reinstreq\); /,
+    );
   });
 
   it('reports a vanished process and no probe problem', () => {
-    expect(facts.problems.filter((p) => p.type === 'process-missing')).toEqual([{ type: 'process-missing', detail: 'process 999: no such process' }]);
+    expect(facts.problems.filter((p) => p.type === 'process-missing')).toEqual([
+      { type: 'process-missing', detail: 'process 999: no such process' },
+    ]);
     expect(facts.problems.some((p) => p.type === 'probe')).toBe(false);
   });
 
   it('reads the pin file back without the line prefix, with its sha256', () => {
-    expect(facts.pinFile).toBe('# Managed by criu-lock\n\nPackage: libc6:amd64\nPin: version 2.31-0ubuntu9.14\nPin-Priority: 1001');
+    expect(facts.pinFile).toBe(
+      '# Managed by criu-lock\n\nPackage: libc6:amd64\nPin: version 2.31-0ubuntu9.14\nPin-Priority: 1001',
+    );
     expect(facts.pinSha256).toBe(PIN_SHA);
   });
 
@@ -234,8 +373,18 @@ describe('parseProbeOutput on realistic output', () => {
       installed: '2.31-0ubuntu9.14',
       candidate: '2.31-0ubuntu9.14',
       versions: [
-        { version: '2.31-0ubuntu9.16', priority: 500, sources: ['file:/srv/repo ./ Packages'], installed: false },
-        { version: '2.31-0ubuntu9.14', priority: 1001, sources: ['file:/srv/repo ./ Packages'], installed: true },
+        {
+          version: '2.31-0ubuntu9.16',
+          priority: 500,
+          sources: ['file:/srv/repo ./ Packages'],
+          installed: false,
+        },
+        {
+          version: '2.31-0ubuntu9.14',
+          priority: 1001,
+          sources: ['file:/srv/repo ./ Packages'],
+          installed: true,
+        },
       ],
     });
   });
@@ -247,7 +396,12 @@ describe('parseProbeOutput on realistic output', () => {
       ['2.31-0ubuntu9.16', 500, 1, false],
       ['2.31-0ubuntu9.14', 100, 0, true],
     ]);
-    expect(facts.policies.get('ghost:amd64')).toEqual({ key: 'ghost:amd64', installed: undefined, candidate: undefined, versions: [] });
+    expect(facts.policies.get('ghost:amd64')).toEqual({
+      key: 'ghost:amd64',
+      installed: undefined,
+      candidate: undefined,
+      versions: [],
+    });
     expect([...facts.policies.keys()].sort()).toEqual(['ghost:amd64', 'libc6:i386', 'libfleet1:amd64']);
   });
 
@@ -263,7 +417,13 @@ describe('parseProbeOutput on realistic output', () => {
   it('maps list names to keys (bash → bash:amd64, libc6:amd64 stays) and drops unknown owners', () => {
     expect([...facts.packageFiles.keys()].sort()).toEqual(['coreutils:amd64', 'libc6:amd64']);
     const [ls] = facts.packageFiles.get('coreutils:amd64') ?? [];
-    expect(ls).toEqual({ path: '/bin/ls', kind: 'elf', size: statSync(LS).size, mode: modeOf(LS), buildId: oracle.get(LS) });
+    expect(ls).toEqual({
+      path: '/bin/ls',
+      kind: 'elf',
+      size: statSync(LS).size,
+      mode: modeOf(LS),
+      buildId: oracle.get(LS),
+    });
     expect(facts.packageFiles.get('libc6:amd64')?.[0]?.buildId).toBe(oracle.get(LIBC));
   });
 
@@ -273,21 +433,49 @@ describe('parseProbeOutput on realistic output', () => {
   });
 
   it('reads requested paths of every kind', () => {
-    expect(facts.files.get('/etc/hostname')).toEqual({ path: '/etc/hostname', kind: 'file', size: 12, mode: '0644' });
+    expect(facts.files.get('/etc/hostname')).toEqual({
+      path: '/etc/hostname',
+      kind: 'file',
+      size: 12,
+      mode: '0644',
+    });
     expect(facts.files.get('/nonexistent')).toEqual({ path: '/nonexistent', kind: 'missing' });
     expect(facts.files.get('/lib64')).toEqual({ path: '/lib64', kind: 'symlink' });
     // ELF magic but no valid class: an ELF file without build-ID, as CRIU sees it.
-    expect(facts.files.get('/opt/noclass.so')).toEqual({ path: '/opt/noclass.so', kind: 'elf', size: 8, mode: '0644', buildId: null });
+    expect(facts.files.get('/opt/noclass.so')).toEqual({
+      path: '/opt/noclass.so',
+      kind: 'elf',
+      size: 8,
+      mode: '0644',
+      buildId: null,
+    });
     // Shorter than the 5 bytes CRIU reads first: not ELF at all.
-    expect(facts.files.get('/opt/magic-only')).toEqual({ path: '/opt/magic-only', kind: 'file', size: 4, mode: '0644' });
+    expect(facts.files.get('/opt/magic-only')).toEqual({
+      path: '/opt/magic-only',
+      kind: 'file',
+      size: 4,
+      mode: '0644',
+    });
   });
 
   it('reads mapped files with owners, deleted flags and build-IDs', () => {
     const byPath = new Map(facts.mapped.map((m) => [m.path, m]));
-    expect(byPath.get(LIBC)).toMatchObject({ pid: 4242, deleted: false, owner: 'libc6:amd64', kind: 'elf', buildId: oracle.get(LIBC) });
+    expect(byPath.get(LIBC)).toMatchObject({
+      pid: 4242,
+      deleted: false,
+      owner: 'libc6:amd64',
+      kind: 'elf',
+      buildId: oracle.get(LIBC),
+    });
     expect(byPath.get('/usr/bin/bash')?.owner).toBe('bash:amd64');
     expect(byPath.get('/usr/lib/locale/locale-archive')).toEqual({
-      path: '/usr/lib/locale/locale-archive', kind: 'file', size: 3035952, mode: '0644', pid: 4242, deleted: false, owner: undefined,
+      path: '/usr/lib/locale/locale-archive',
+      kind: 'file',
+      size: 3035952,
+      mode: '0644',
+      pid: 4242,
+      deleted: false,
+      owner: undefined,
     });
     expect(byPath.get('/tmp/plugin.so')).toMatchObject({ deleted: true, owner: undefined });
   });
@@ -301,7 +489,9 @@ describe('parseProbeOutput on incomplete output', () => {
     ['empty output', () => ''],
   ])('%s → a probe problem', (_what, mangle) => {
     const { facts } = parseProbeOutput('node-b', mangle(sampleOutput()));
-    expect(facts.problems.filter((p) => p.type === 'probe')).toEqual([{ type: 'probe', detail: 'the facts probe did not run to completion' }]);
+    expect(facts.problems.filter((p) => p.type === 'probe')).toEqual([
+      { type: 'probe', detail: 'the facts probe did not run to completion' },
+    ]);
   });
 
   it('no pin file: pinFile and pinSha256 are null', () => {
@@ -316,7 +506,15 @@ describe('ELF heads too short for the notes', () => {
   it('asks for exactly the missing ranges and resolves them from real bytes', () => {
     const size = statSync(LS).size;
     const head = readHead(LS, 64).toString('hex'); // the ELF header only
-    const out = ['@@probe 2', '@@arch', 'amd64', '@@files', ['R', hx(LS), 'elf', String(size), '0755', '5', head].join('\t'), '@@end', ''].join('\n');
+    const out = [
+      '@@probe 2',
+      '@@arch',
+      'amd64',
+      '@@files',
+      ['R', hx(LS), 'elf', String(size), '0755', '5', head].join('\t'),
+      '@@end',
+      '',
+    ].join('\n');
     const { facts, pending } = parseProbeOutput('n', out);
     expect(pending).toHaveLength(1);
     const p = pending[0]!;
@@ -325,7 +523,9 @@ describe('ELF heads too short for the notes', () => {
     expect(p.ranges.length).toBeGreaterThan(0);
     let todo = pending;
     for (let round = 0; round < 3 && todo.length > 0; round++) {
-      for (const q of todo) for (const r of q.ranges) q.chunks.push({ offset: r.offset, bytes: readRange(LS, r.offset, r.length) });
+      for (const q of todo)
+        for (const r of q.ranges)
+          q.chunks.push({ offset: r.offset, bytes: readRange(LS, r.offset, r.length) });
       todo = resolvePending(todo);
     }
     expect(todo).toEqual([]);
@@ -335,7 +535,9 @@ describe('ELF heads too short for the notes', () => {
 
 describe('listNameToKey', () => {
   const packages = new Map<string, InstalledPackage>(
-    [pkg('libc6:amd64', '1'), pkg('libc6:i386', '1'), pkg('bash:amd64', '1'), pkg('tzdata:all', '1')].map((p) => [p.key, p]),
+    [pkg('libc6:amd64', '1'), pkg('libc6:i386', '1'), pkg('bash:amd64', '1'), pkg('tzdata:all', '1')].map(
+      (p) => [p.key, p],
+    ),
   );
   const byName = new Map([
     ['bash', 'bash:amd64'],
@@ -355,7 +557,10 @@ describe('listNameToKey', () => {
 
   it('prefers the native architecture for an unqualified list name', () => {
     const out = [
-      '@@probe 2', '@@arch', 'amd64', '@@dpkg',
+      '@@probe 2',
+      '@@arch',
+      'amd64',
+      '@@dpkg',
       dpkgLine('foo', 'i386', '1', 'install', 'installed', 'ok', 'foreign', '', '', ''),
       dpkgLine('foo', 'amd64', '1', 'install', 'installed', 'ok', 'foreign', '', '', ''),
       dpkgLine('bar', 'amd64', '1', 'install', 'installed', 'ok', 'foreign', '', '', ''),
@@ -363,7 +568,8 @@ describe('listNameToKey', () => {
       '@@files',
       ['M', '1', '1-2', '0', hx('/usr/bin/foo'), hx('foo'), 'p', 'file', '1', '0755', '3', ''].join('\t'),
       ['M', '1', '3-4', '0', hx('/usr/bin/bar'), hx('bar'), 'p', 'file', '1', '0755', '4', ''].join('\t'),
-      '@@end', '',
+      '@@end',
+      '',
     ].join('\n');
     const { facts } = parseProbeOutput('n', out);
     expect(facts.mapped.map((m) => m.owner)).toEqual(['foo:amd64', 'bar:amd64']);
@@ -375,7 +581,14 @@ describe('parsePolicies', () => {
     const p = parsePolicies(POLICY_SAMPLE.split('\n'), 'arm64');
     expect([...p.keys()]).toEqual(['libfleet1:arm64']);
     const installed = p.get('libfleet1:arm64')?.versions.filter((v) => v.installed);
-    expect(installed).toEqual([{ version: '2.31-0ubuntu9.14', priority: 1001, sources: ['file:/srv/repo ./ Packages'], installed: true }]);
+    expect(installed).toEqual([
+      {
+        version: '2.31-0ubuntu9.14',
+        priority: 1001,
+        sources: ['file:/srv/repo ./ Packages'],
+        installed: true,
+      },
+    ]);
   });
 
   it('reads negative priorities and several sources', () => {
@@ -392,7 +605,10 @@ describe('parsePolicies', () => {
       {
         version: '2.0-1',
         priority: -10,
-        sources: ['http://a.example/ubuntu focal/main amd64 Packages', 'http://b.example/ubuntu focal-backports/main amd64 Packages'],
+        sources: [
+          'http://a.example/ubuntu focal/main amd64 Packages',
+          'http://b.example/ubuntu focal-backports/main amd64 Packages',
+        ],
         installed: false,
       },
     ]);
@@ -417,7 +633,10 @@ describe('renderProbeScript', () => {
   });
 
   it('quotes package names and the pin file through renderCommand', () => {
-    const script = renderProbeScript({ policyFor: ["foo'bar:amd64", 'bash:amd64'], pinFile: '/etc/apt/preferences.d/my pins.pref' });
+    const script = renderProbeScript({
+      policyFor: ["foo'bar:amd64", 'bash:amd64'],
+      pinFile: '/etc/apt/preferences.d/my pins.pref',
+    });
     expect(script).toContain(`apt-cache policy 'foo'\\''bar:amd64' bash:amd64 2>/dev/null`);
     expect(script).toContain(`sed 's/^/|/' '/etc/apt/preferences.d/my pins.pref'`);
   });
@@ -425,15 +644,29 @@ describe('renderProbeScript', () => {
   it('frames sections and sends requests as perl DATA lines', () => {
     const script = renderProbeScript({ elfOf: ['libc6:amd64'], paths: ['/usr/bin/ls'], pids: [7] });
     const sections = script.split('\n').filter((l) => l.startsWith("echo '@@"));
-    expect(sections).toEqual(["echo '@@probe 2'", "echo '@@os-release'", "echo '@@arch'", "echo '@@foreign'", "echo '@@dpkg'", "echo '@@files'", "echo '@@end'"]);
-    expect(script).toContain(`__DATA__\nE\t${hx('libc6:amd64')}\nP\t${hx('/usr/bin/ls')}\nI\t7\n__CRIU_LOCK_PERL__\n`);
+    expect(sections).toEqual([
+      "echo '@@probe 2'",
+      "echo '@@os-release'",
+      "echo '@@arch'",
+      "echo '@@foreign'",
+      "echo '@@dpkg'",
+      "echo '@@files'",
+      "echo '@@end'",
+    ]);
+    expect(script).toContain(
+      `__DATA__\nE\t${hx('libc6:amd64')}\nP\t${hx('/usr/bin/ls')}\nI\t7\n__CRIU_LOCK_PERL__\n`,
+    );
     expect(renderProbeScript({ elfOf: 'all' })).toContain('__DATA__\nE\t*\n');
     expect(renderProbeScript({})).not.toContain('perl');
   });
 
   it('renderRangeScript refuses a relative path and sends paths hex-encoded', () => {
-    expect(() => renderRangeScript([{ path: 'a/b', inode: 1, offset: 0, length: 1 }])).toThrow(/refusing path/);
-    expect(renderRangeScript([{ path: '/a\nb', inode: 9, offset: 64, length: 12 }])).toContain(`__DATA__\n64\t12\t9\t${hx('/a\nb')}\n`);
+    expect(() => renderRangeScript([{ path: 'a/b', inode: 1, offset: 0, length: 1 }])).toThrow(
+      /refusing path/,
+    );
+    expect(renderRangeScript([{ path: '/a\nb', inode: 9, offset: 64, length: 12 }])).toContain(
+      `__DATA__\n64\t12\t9\t${hx('/a\nb')}\n`,
+    );
   });
 });
 
@@ -458,7 +691,11 @@ describe.runIf(HAVE_TOOLS)('the rendered probe on this machine', () => {
   });
 
   it('reads the platform', () => {
-    const osRelease = spawnSync('sh', ['-c', '. /etc/os-release && echo "$ID|$VERSION_ID|$VERSION_CODENAME"'], { encoding: 'utf8' }).stdout.trim();
+    const osRelease = spawnSync(
+      'sh',
+      ['-c', '. /etc/os-release && echo "$ID|$VERSION_ID|$VERSION_CODENAME"'],
+      { encoding: 'utf8' },
+    ).stdout.trim();
     expect(facts.platform.id).toBe('debian');
     expect(`${facts.platform.id}|${facts.platform.versionId}|${facts.platform.codename}`).toBe(osRelease);
     expect(facts.platform.architecture).toBe(arch);
@@ -482,14 +719,23 @@ describe.runIf(HAVE_TOOLS)('the rendered probe on this machine', () => {
 
   it('reads the requested paths', () => {
     expect(facts.files.get('/nonexistent')).toEqual({ path: '/nonexistent', kind: 'missing' });
-    expect(facts.files.get(LS)).toMatchObject({ kind: 'elf', size: statSync(LS).size, buildId: readelfBuildIds([LS]).get(LS) });
+    expect(facts.files.get(LS)).toMatchObject({
+      kind: 'elf',
+      size: statSync(LS).size,
+      buildId: readelfBuildIds([LS]).get(LS),
+    });
   });
 
   it("reads this process's mapped files and finds libc6 as owner through the /usr-merge alias", () => {
     const mine = facts.mapped.filter((m) => m.pid === process.pid);
     expect(mine.length).toBeGreaterThan(0);
     const libc = mine.find((m) => m.path === LIBC);
-    expect(libc).toMatchObject({ owner: `libc6:${arch}`, deleted: false, kind: 'elf', size: statSync(LIBC).size });
+    expect(libc).toMatchObject({
+      owner: `libc6:${arch}`,
+      deleted: false,
+      kind: 'elf',
+      size: statSync(LIBC).size,
+    });
     expect(libc?.buildId).toBe(readelfBuildIds([LIBC]).get(LIBC));
     // dpkg itself knows the file only under /lib, so the owner was found through the alias.
     expect(spawnSync('dpkg', ['-S', LIBC], { encoding: 'utf8' }).status).not.toBe(0);
@@ -542,17 +788,32 @@ describe.runIf(HAVE_TOOLS)('no shell injection through the probe', () => {
 // Hostile hosts: names that try to forge records, records of the wrong shape, oversized answers
 // ---------------------------------------------------------------------------------------------
 
-const HEADER = ['@@probe 2', '@@arch', 'amd64', '@@dpkg', dpkgLine('foo', 'amd64', '1', 'install', 'installed', 'ok', 'foreign', '', '', '')];
-const withFiles = (...records: string[]): string => [...HEADER, '@@files', ...records, '@@end', ''].join('\n');
+const HEADER = [
+  '@@probe 2',
+  '@@arch',
+  'amd64',
+  '@@dpkg',
+  dpkgLine('foo', 'amd64', '1', 'install', 'installed', 'ok', 'foreign', '', '', ''),
+];
+const withFiles = (...records: string[]): string =>
+  [...HEADER, '@@files', ...records, '@@end', ''].join('\n');
 
 describe('parseProbeOutput refuses records of the wrong shape', () => {
   const good = ['R', hx('/etc/hostname'), 'file', '12', '0644', '77', ''];
   it('accepts the well-formed record', () => {
-    expect(parseProbeOutput('n', withFiles(good.join('\t'))).facts.files.get('/etc/hostname')).toEqual({ path: '/etc/hostname', kind: 'file', size: 12, mode: '0644' });
+    expect(parseProbeOutput('n', withFiles(good.join('\t'))).facts.files.get('/etc/hostname')).toEqual({
+      path: '/etc/hostname',
+      kind: 'file',
+      size: 12,
+      mode: '0644',
+    });
   });
   it.each<[string, string]>([
     ['a raw (not hex) path', ['R', '/etc/hostname', 'file', '12', '0644', '77', ''].join('\t')],
-    ['an odd-length hex path', ['R', hx('/etc/hostname').slice(1), 'file', '12', '0644', '77', ''].join('\t')],
+    [
+      'an odd-length hex path',
+      ['R', hx('/etc/hostname').slice(1), 'file', '12', '0644', '77', ''].join('\t'),
+    ],
     ['a relative path', ['R', hx('etc/hostname'), 'file', '12', '0644', '77', ''].join('\t')],
     ['a path with NUL', ['R', hx('/etc/a\0b'), 'file', '12', '0644', '77', ''].join('\t')],
     ['a path that is not UTF-8', ['R', '2fff', 'file', '12', '0644', '77', ''].join('\t')],
@@ -564,48 +825,87 @@ describe('parseProbeOutput refuses records of the wrong shape', () => {
     ['a bad mode', ['R', hx('/a'), 'file', '1', '755', '77', ''].join('\t')],
     ['a head on a non-ELF file', ['R', hx('/a'), 'file', '1', '0755', '77', '00'].join('\t')],
     ['data for a missing file', ['R', hx('/a'), 'missing', '1', '', '', ''].join('\t')],
-    ['a head longer than the probe sends', ['R', hx('/a'), 'elf', '9999', '0755', '7', '7f454c46' + '00'.repeat(HEAD_BYTES)].join('\t')],
+    [
+      'a head longer than the probe sends',
+      ['R', hx('/a'), 'elf', '9999', '0755', '7', '7f454c46' + '00'.repeat(HEAD_BYTES)].join('\t'),
+    ],
     ['an unknown record type', ['Z', hx('/a')].join('\t')],
-    ['a mapped file with a bad address range', ['M', '1', '7f0', '0', hx('/a'), '-', 'm', 'file', '1', '0644', '3', ''].join('\t')],
-    ['a mapped file with pid 0', ['M', '0', '1-2', '0', hx('/a'), '-', 'm', 'file', '1', '0644', '3', ''].join('\t')],
-    ['a mapped file read through no source', ['M', '1', '1-2', '0', hx('/a'), '-', '-', 'file', '1', '0644', '3', ''].join('\t')],
+    [
+      'a mapped file with a bad address range',
+      ['M', '1', '7f0', '0', hx('/a'), '-', 'm', 'file', '1', '0644', '3', ''].join('\t'),
+    ],
+    [
+      'a mapped file with pid 0',
+      ['M', '0', '1-2', '0', hx('/a'), '-', 'm', 'file', '1', '0644', '3', ''].join('\t'),
+    ],
+    [
+      'a mapped file read through no source',
+      ['M', '1', '1-2', '0', hx('/a'), '-', '-', 'file', '1', '0644', '3', ''].join('\t'),
+    ],
     ['an empty line inside the section', ['', good.join('\t')].join('\n')],
   ])('%s → the whole answer is refused with the line', (_what, record) => {
-    expect(() => parseProbeOutput('node-x', withFiles(record))).toThrow(/^node-x: refusing the facts probe's answer: line \d+ of section files /);
+    expect(() => parseProbeOutput('node-x', withFiles(record))).toThrow(
+      /^node-x: refusing the facts probe's answer: line \d+ of section files /,
+    );
   });
 
   it('reads a mapped file again only through its map_files entry, built from the checked fields', () => {
     const head = readHead(LS, 64).toString('hex');
-    const rec = ['M', '4242', '55a0-55b0', '0', hx('/usr/bin/x'), '-', 'm', 'elf', String(statSync(LS).size), '0755', '12', head].join('\t');
+    const rec = [
+      'M',
+      '4242',
+      '55a0-55b0',
+      '0',
+      hx('/usr/bin/x'),
+      '-',
+      'm',
+      'elf',
+      String(statSync(LS).size),
+      '0755',
+      '12',
+      head,
+    ].join('\t');
     const { pending } = parseProbeOutput('n', withFiles(rec));
     expect(pending.map((p) => [p.openPath, p.inode])).toEqual([['/proc/4242/map_files/55a0-55b0', 12]]);
   });
 });
 
-describe.runIf(HAVE_TOOLS && process.getuid?.() === 0)('a process whose executable name holds a tab, a newline and a forged record', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'criu-lock-hostile-'));
-  // After the newline comes what an old line-based parser would have read as a second record.
-  // (A file name cannot hold "/", so the forged path is relative; the old parser took it anyway.)
-  const evil = join(dir, `evil\tname\n${['M', '1', 'forged', '0', '-', 'forged', 'file', '1', '0600'].join('\t')}\n@@end`);
-  let child: ReturnType<typeof spawn> | undefined;
-  afterAll(() => {
-    child?.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  });
+describe.runIf(HAVE_TOOLS && process.getuid?.() === 0)(
+  'a process whose executable name holds a tab, a newline and a forged record',
+  () => {
+    const dir = mkdtempSync(join(tmpdir(), 'criu-lock-hostile-'));
+    // After the newline comes what an old line-based parser would have read as a second record.
+    // (A file name cannot hold "/", so the forged path is relative; the old parser took it anyway.)
+    const evil = join(
+      dir,
+      `evil\tname\n${['M', '1', 'forged', '0', '-', 'forged', 'file', '1', '0600'].join('\t')}\n@@end`,
+    );
+    let child: ReturnType<typeof spawn> | undefined;
+    afterAll(() => {
+      child?.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    });
 
-  it('is read under its exact name, with the build-ID of the file it runs', async () => {
-    copyFileSync('/usr/bin/sleep', evil);
-    chmodSync(evil, 0o755);
-    child = spawn(evil, ['60'], { stdio: 'ignore' });
-    await new Promise((r) => setTimeout(r, 300));
-    const res = runProbe({ pids: [child.pid!] });
-    expect(res.status).toBe(0);
-    const { facts } = parseProbeOutput('localhost', res.stdout);
-    const paths = facts.mapped.map((m) => m.path);
-    expect(paths).toContain(evil);
-    expect(paths.filter((p) => p.includes('forged'))).toEqual([evil]);
-    expect(paths.every((p) => p.startsWith('/'))).toBe(true);
-    const exe = facts.mapped.find((m) => m.path === evil);
-    expect(exe).toMatchObject({ kind: 'elf', size: statSync(evil).size, deleted: false, owner: undefined, buildId: readelfBuildIds(['/usr/bin/sleep']).get('/usr/bin/sleep') });
-  });
-});
+    it('is read under its exact name, with the build-ID of the file it runs', async () => {
+      copyFileSync('/usr/bin/sleep', evil);
+      chmodSync(evil, 0o755);
+      child = spawn(evil, ['60'], { stdio: 'ignore' });
+      await new Promise((r) => setTimeout(r, 300));
+      const res = runProbe({ pids: [child.pid!] });
+      expect(res.status).toBe(0);
+      const { facts } = parseProbeOutput('localhost', res.stdout);
+      const paths = facts.mapped.map((m) => m.path);
+      expect(paths).toContain(evil);
+      expect(paths.filter((p) => p.includes('forged'))).toEqual([evil]);
+      expect(paths.every((p) => p.startsWith('/'))).toBe(true);
+      const exe = facts.mapped.find((m) => m.path === evil);
+      expect(exe).toMatchObject({
+        kind: 'elf',
+        size: statSync(evil).size,
+        deleted: false,
+        owner: undefined,
+        buildId: readelfBuildIds(['/usr/bin/sleep']).get('/usr/bin/sleep'),
+      });
+    });
+  },
+);

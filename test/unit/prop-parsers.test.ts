@@ -11,7 +11,13 @@ import { compareVersions, formatVersion, isValidVersion, parseVersion } from '..
 import { CriuLockError } from '../../src/errors.js';
 import { inventoryFromText } from '../../src/inventory/load.js';
 import { readCanonicalLock } from '../../src/lock/canonical-reader.js';
-import { finalizeLock, parseLock, parseLockDocument, serializeLock, type Lockfile } from '../../src/lock/lockfile.js';
+import {
+  finalizeLock,
+  parseLock,
+  parseLockDocument,
+  serializeLock,
+  type Lockfile,
+} from '../../src/lock/lockfile.js';
 import { parse as parseYaml } from 'yaml';
 
 export const RUNS = 10_000;
@@ -38,36 +44,49 @@ const versionChars = fc.constantFrom(...'0123456789abcAZ.+-~:_ '.split(''));
 const versionish = fc.oneof(
   fc.string({ unit: versionChars, maxLength: 14 }),
   fc.string({ unit: 'binary', maxLength: 10 }),
-  fc.tuple(fc.nat(30), fc.string({ unit: versionChars, maxLength: 8 }), fc.string({ unit: versionChars, maxLength: 5 })).map(
-    ([e, u, r]) => `${e}:${e % 3}${u}-${r}`,
-  ),
+  fc
+    .tuple(
+      fc.nat(30),
+      fc.string({ unit: versionChars, maxLength: 8 }),
+      fc.string({ unit: versionChars, maxLength: 5 }),
+    )
+    .map(([e, u, r]) => `${e}:${e % 3}${u}-${r}`),
 );
 
 describe('Debian version parser', () => {
-  it('any string: a parse, or a CriuLockError; isValidVersion agrees; formatting round-trips', () => {
-    fc.assert(
-      fc.property(versionish, (s) => {
-        const r = outcome(() => parseVersion(s));
-        expect(isValidVersion(s)).toBe(r.ok);
-        if (r.ok) {
-          expect(compareVersions(formatVersion(r.value), s)).toBe(0);
-          expect(compareVersions(s, s)).toBe(0);
-        }
-      }),
-      settings,
-    );
-  }, SLOW);
+  it(
+    'any string: a parse, or a CriuLockError; isValidVersion agrees; formatting round-trips',
+    () => {
+      fc.assert(
+        fc.property(versionish, (s) => {
+          const r = outcome(() => parseVersion(s));
+          expect(isValidVersion(s)).toBe(r.ok);
+          if (r.ok) {
+            expect(compareVersions(formatVersion(r.value), s)).toBe(0);
+            expect(compareVersions(s, s)).toBe(0);
+          }
+        }),
+        settings,
+      );
+    },
+    SLOW,
+  );
 
-  it('comparison is antisymmetric and transitive on valid versions', () => {
-    const valid = versionish.filter(isValidVersion);
-    fc.assert(
-      fc.property(valid, valid, valid, (a, b, c) => {
-        expect(compareVersions(a, b)).toBe(-compareVersions(b, a) || 0);
-        if (compareVersions(a, b) <= 0 && compareVersions(b, c) <= 0) expect(compareVersions(a, c)).toBeLessThanOrEqual(0);
-      }),
-      settings,
-    );
-  }, SLOW);
+  it(
+    'comparison is antisymmetric and transitive on valid versions',
+    () => {
+      const valid = versionish.filter(isValidVersion);
+      fc.assert(
+        fc.property(valid, valid, valid, (a, b, c) => {
+          expect(compareVersions(a, b)).toBe(-compareVersions(b, a) || 0);
+          if (compareVersions(a, b) <= 0 && compareVersions(b, c) <= 0)
+            expect(compareVersions(a, c)).toBeLessThanOrEqual(0);
+        }),
+        settings,
+      );
+    },
+    SLOW,
+  );
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -75,16 +94,36 @@ describe('Debian version parser', () => {
 // ---------------------------------------------------------------------------------------------
 
 const pathArb = fc.oneof(
-  fc.constantFrom('/usr/lib/x86_64-linux-gnu/libc.so.6', '/usr/bin/ls', '/tmp/a b', '/tmp/t\tn\nx', '/usr/lib/locale/locale-archive', '/opt/"q"', '/x:y', '/#c'),
+  fc.constantFrom(
+    '/usr/lib/x86_64-linux-gnu/libc.so.6',
+    '/usr/bin/ls',
+    '/tmp/a b',
+    '/tmp/t\tn\nx',
+    '/usr/lib/locale/locale-archive',
+    '/opt/"q"',
+    '/x:y',
+    '/#c',
+  ),
   fc.string({ maxLength: 6 }).map((s) => `/opt/${s.replace(/\//g, '_') || 'f'}`),
 );
-const fileArb = fc.record({ size: fc.nat(10_000_000), mode: fc.constantFrom('0644', '0755', '4755'), buildId: fc.option(fc.constantFrom('ab'.repeat(20), '1234', '1e5', 'deadbeef'), { nil: undefined }) }).map(
-  (f) => (f.buildId === undefined ? { size: f.size, mode: f.mode } : f),
-);
+const fileArb = fc
+  .record({
+    size: fc.nat(10_000_000),
+    mode: fc.constantFrom('0644', '0755', '4755'),
+    buildId: fc.option(fc.constantFrom('ab'.repeat(20), '1234', '1e5', 'deadbeef'), { nil: undefined }),
+  })
+  .map((f) => (f.buildId === undefined ? { size: f.size, mode: f.mode } : f));
 const lockArb: fc.Arbitrary<Lockfile> = fc
   .record({
     packages: fc.dictionary(
-      fc.constantFrom('libc6:amd64', 'libc-bin:amd64', 'bash:amd64', 'tzdata:all', 'libfoo1:i386', 'a+b.c:arm64'),
+      fc.constantFrom(
+        'libc6:amd64',
+        'libc-bin:amd64',
+        'bash:amd64',
+        'tzdata:all',
+        'libfoo1:i386',
+        'a+b.c:arm64',
+      ),
       fc.record(
         {
           version: fc.constantFrom('2.31-0ubuntu9.14', '1:1.0-1', '3.0~rc1-1', '1.0', '10', '1e5'),
@@ -96,7 +135,11 @@ const lockArb: fc.Arbitrary<Lockfile> = fc
       { maxKeys: 3 },
     ),
     unmanaged: fc.option(fc.dictionary(pathArb, fileArb, { maxKeys: 2 }), { nil: undefined }),
-    scope: fc.constantFrom<Lockfile['scope']>({ kind: 'all' }, { kind: 'processes', pids: [7, 42] }, { kind: 'packages', packages: ['libc6'], withDeps: true }),
+    scope: fc.constantFrom<Lockfile['scope']>(
+      { kind: 'all' },
+      { kind: 'processes', pids: [7, 42] },
+      { kind: 'packages', packages: ['libc6'], withDeps: true },
+    ),
   })
   .map(({ packages, unmanaged, scope }) =>
     finalizeLock({
@@ -129,57 +172,83 @@ const editArb = fc.oneof(
     lines[at] = indent + lines[at]!.trimStart();
     return lines.join('\n');
   }),
-  fc.tuple(fc.nat(), fc.constantFrom('packages: {}', 'unmanaged: {}', 'unmanaged:', 'packages:', '# c', '  x: &a {size: 1, mode: "0644"}', '  y: *a', '<<: *a', '---', '...', 'digest: x', '  "libc6:amd64": {}')).map(
-    ([i, line]) =>
-      (t: string) => {
-        const lines = t.split('\n');
-        lines.splice(i % lines.length, 0, line);
-        return lines.join('\n');
-      },
-  ),
-  fc.tuple(fc.constantFrom('version: ', 'size: ', 'mode: ', 'buildId: ', 'kind: ', ': {', '"'), fc.constantFrom('&a ', '*a', '!!str ', '"', "'", '~', '', '0x1')).map(
-    ([at, ins]) =>
-      (t: string) =>
-        t.replace(at, at + ins),
-  ),
+  fc
+    .tuple(
+      fc.nat(),
+      fc.constantFrom(
+        'packages: {}',
+        'unmanaged: {}',
+        'unmanaged:',
+        'packages:',
+        '# c',
+        '  x: &a {size: 1, mode: "0644"}',
+        '  y: *a',
+        '<<: *a',
+        '---',
+        '...',
+        'digest: x',
+        '  "libc6:amd64": {}',
+      ),
+    )
+    .map(([i, line]) => (t: string) => {
+      const lines = t.split('\n');
+      lines.splice(i % lines.length, 0, line);
+      return lines.join('\n');
+    }),
+  fc
+    .tuple(
+      fc.constantFrom('version: ', 'size: ', 'mode: ', 'buildId: ', 'kind: ', ': {', '"'),
+      fc.constantFrom('&a ', '*a', '!!str ', '"', "'", '~', '', '0x1'),
+    )
+    .map(
+      ([at, ins]) =>
+        (t: string) =>
+          t.replace(at, at + ins),
+    ),
   fc.constant((t: string) => t.replace(/\n/g, '\r\n')),
   fc.constant((t: string) => t.replace(/^packages:.*$/m, 'packages: {}').replace(/^ {2}\S.*$/gm, '')),
 );
 
 describe('lockfile: fast reader against the YAML path', () => {
-  it('accept and reject the same (edited) documents, with equal results', () => {
-    let fastUsed = 0;
-    let rejected = 0;
-    fc.assert(
-      fc.property(lockArb, fc.array(editArb, { maxLength: 2 }), (lock, edits) => {
-        const text = edits.reduce((t, e) => e(t), serializeLock(lock));
-        const viaYaml = outcome(() => parseLockDocument(text, 'l.yaml'));
-        const viaParse = outcome(() => parseLock(text, 'l.yaml'));
-        if (viaParse.ok !== viaYaml.ok && process.env.PROP_DEBUG) console.log(JSON.stringify(text), viaParse, viaYaml);
-        expect(viaParse.ok).toBe(viaYaml.ok);
-        if (viaParse.ok && viaYaml.ok) expect(viaParse.value).toEqual(viaYaml.value);
-        if (!viaParse.ok && !viaYaml.ok) expect(viaParse.error.message).toBe(viaYaml.error.message);
-        if (!viaYaml.ok) rejected++;
-        const fast = readCanonicalLock(text);
-        if (fast !== undefined) {
-          fastUsed++;
-          // What the fast reader reads is what YAML reads (and YAML reads it at all).
-          let yaml: unknown;
-          try {
-            yaml = parseYaml(text, { uniqueKeys: true });
-          } catch (e) {
-            yaml = `YAML refuses it: ${(e as Error).message}`;
+  it(
+    'accept and reject the same (edited) documents, with equal results',
+    () => {
+      let fastUsed = 0;
+      let rejected = 0;
+      fc.assert(
+        fc.property(lockArb, fc.array(editArb, { maxLength: 2 }), (lock, edits) => {
+          const text = edits.reduce((t, e) => e(t), serializeLock(lock));
+          const viaYaml = outcome(() => parseLockDocument(text, 'l.yaml'));
+          const viaParse = outcome(() => parseLock(text, 'l.yaml'));
+          if (viaParse.ok !== viaYaml.ok && process.env.PROP_DEBUG)
+            console.log(JSON.stringify(text), viaParse, viaYaml);
+          expect(viaParse.ok).toBe(viaYaml.ok);
+          if (viaParse.ok && viaYaml.ok) expect(viaParse.value).toEqual(viaYaml.value);
+          if (!viaParse.ok && !viaYaml.ok) expect(viaParse.error.message).toBe(viaYaml.error.message);
+          if (!viaYaml.ok) rejected++;
+          const fast = readCanonicalLock(text);
+          if (fast !== undefined) {
+            fastUsed++;
+            // What the fast reader reads is what YAML reads (and YAML reads it at all).
+            let yaml: unknown;
+            try {
+              yaml = parseYaml(text, { uniqueKeys: true });
+            } catch (e) {
+              yaml = `YAML refuses it: ${(e as Error).message}`;
+            }
+            if (process.env.PROP_DEBUG && !isDeepStrictEqual(fast, yaml))
+              console.log(JSON.stringify(text), JSON.stringify(fast), yaml);
+            expect(fast).toEqual(yaml);
           }
-          if (process.env.PROP_DEBUG && !isDeepStrictEqual(fast, yaml)) console.log(JSON.stringify(text), JSON.stringify(fast), yaml);
-          expect(fast).toEqual(yaml);
-        }
-      }),
-      settings,
-    );
-    // Both branches must be exercised, or the property proves little.
-    expect(fastUsed).toBeGreaterThan(RUNS / 10);
-    expect(rejected).toBeGreaterThan(RUNS / 10);
-  }, SLOW);
+        }),
+        settings,
+      );
+      // Both branches must be exercised, or the property proves little.
+      expect(fastUsed).toBeGreaterThan(RUNS / 10);
+      expect(rejected).toBeGreaterThan(RUNS / 10);
+    },
+    SLOW,
+  );
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -187,7 +256,11 @@ describe('lockfile: fast reader against the YAML path', () => {
 // ---------------------------------------------------------------------------------------------
 
 interface Model {
-  groups: Array<{ name: string; hosts: Array<{ name: string; port?: number | undefined; user?: string | undefined }>; port?: number | undefined }>;
+  groups: Array<{
+    name: string;
+    hosts: Array<{ name: string; port?: number | undefined; user?: string | undefined }>;
+    port?: number | undefined;
+  }>;
 }
 const nameArb = fc.stringMatching(/^[a-z][a-z0-9-]{0,6}$/).filter((n) => n !== 'all' && n !== 'ungrouped');
 // Found by this test: the yaml library reads a plain `e0` (or `1e5`) as a float even in YAML 1.1
@@ -199,10 +272,17 @@ const modelArb: fc.Arbitrary<Model> = fc.record({
   groups: fc.uniqueArray(
     fc.record({
       name: nameArb.map((n) => `g-${n}`),
-      hosts: fc.uniqueArray(fc.record({ name: nameArb.map((n) => `h-${n}`), port: fc.option(fc.integer({ min: 1, max: 65535 }), { nil: undefined }), user: fc.option(userArb, { nil: undefined }) }), {
-        maxLength: 4,
-        selector: (h) => h.name,
-      }),
+      hosts: fc.uniqueArray(
+        fc.record({
+          name: nameArb.map((n) => `h-${n}`),
+          port: fc.option(fc.integer({ min: 1, max: 65535 }), { nil: undefined }),
+          user: fc.option(userArb, { nil: undefined }),
+        }),
+        {
+          maxLength: 4,
+          selector: (h) => h.name,
+        },
+      ),
       port: fc.option(fc.integer({ min: 1, max: 65535 }), { nil: undefined }),
     }),
     { minLength: 1, maxLength: 4, selector: (g) => g.name },
@@ -216,7 +296,10 @@ function toYaml(m: Model): string {
     if (g.port !== undefined) out.push('      vars:', `        ansible_port: ${g.port}`);
     if (g.hosts.length > 0) out.push('      hosts:');
     for (const h of g.hosts) {
-      const vars = [h.port !== undefined ? `ansible_port: ${h.port}` : '', h.user !== undefined ? `ansible_user: ${h.user}` : ''].filter(Boolean);
+      const vars = [
+        h.port !== undefined ? `ansible_port: ${h.port}` : '',
+        h.user !== undefined ? `ansible_user: ${h.user}` : '',
+      ].filter(Boolean);
       out.push(`        ${h.name}:${vars.length ? ` {${vars.join(', ')}}` : ''}`);
     }
   }
@@ -227,7 +310,16 @@ function toIni(m: Model): string {
   const out: string[] = [];
   for (const g of m.groups) {
     out.push(`[${g.name}]`);
-    for (const h of g.hosts) out.push([h.name, h.port !== undefined ? `ansible_port=${h.port}` : '', h.user !== undefined ? `ansible_user=${h.user}` : ''].filter(Boolean).join(' '));
+    for (const h of g.hosts)
+      out.push(
+        [
+          h.name,
+          h.port !== undefined ? `ansible_port=${h.port}` : '',
+          h.user !== undefined ? `ansible_user=${h.user}` : '',
+        ]
+          .filter(Boolean)
+          .join(' '),
+      );
     if (g.port !== undefined) out.push(`[${g.name}:vars]`, `ansible_port=${g.port}`);
   }
   return out.join('\n') + '\n';
@@ -239,44 +331,65 @@ const shape = (text: string, file: string): unknown => {
 };
 
 describe('inventory parsers', () => {
-  it('YAML and INI renderings of one inventory give the same hosts, groups and connections', () => {
-    fc.assert(
-      fc.property(modelArb, (m) => {
-        const y = outcome(() => shape(toYaml(m), 'inv.yaml'));
-        const i = outcome(() => shape(toIni(m), 'hosts.ini'));
-        expect(y.ok).toBe(i.ok);
-        if (y.ok && i.ok) expect(y.value).toEqual(i.value);
-      }),
-      settings,
-    );
-  }, SLOW);
+  it(
+    'YAML and INI renderings of one inventory give the same hosts, groups and connections',
+    () => {
+      fc.assert(
+        fc.property(modelArb, (m) => {
+          const y = outcome(() => shape(toYaml(m), 'inv.yaml'));
+          const i = outcome(() => shape(toIni(m), 'hosts.ini'));
+          expect(y.ok).toBe(i.ok);
+          if (y.ok && i.ok) expect(y.value).toEqual(i.value);
+        }),
+        settings,
+      );
+    },
+    SLOW,
+  );
 
   const mutated = (render: (m: Model) => string): fc.Arbitrary<string> =>
-    fc.tuple(modelArb, fc.nat(), fc.string({ unit: 'binary', maxLength: 6 }), fc.nat(3)).map(([m, at, junk, how]) => {
-      const text = render(m);
-      const i = at % (text.length + 1);
-      return how === 0 ? text.slice(0, i) + junk + text.slice(i) : how === 1 ? text.slice(0, i) + text.slice(i + 1 + (at % 7)) : how === 2 ? junk : text.replace(/:/g, junk);
-    });
+    fc
+      .tuple(modelArb, fc.nat(), fc.string({ unit: 'binary', maxLength: 6 }), fc.nat(3))
+      .map(([m, at, junk, how]) => {
+        const text = render(m);
+        const i = at % (text.length + 1);
+        return how === 0
+          ? text.slice(0, i) + junk + text.slice(i)
+          : how === 1
+            ? text.slice(0, i) + text.slice(i + 1 + (at % 7))
+            : how === 2
+              ? junk
+              : text.replace(/:/g, junk);
+      });
 
   it.each([
     ['YAML', toYaml, 'inv.yaml'],
     ['INI', toIni, 'hosts.ini'],
-  ] as const)('%s: mutated text is parsed or refused with a CriuLockError, never a crash', (_what, render, file) => {
-    fc.assert(
-      fc.property(mutated(render), (text) => {
-        outcome(() => inventoryFromText(text, file));
-      }),
-      settings,
-    );
-  }, SLOW);
+  ] as const)(
+    '%s: mutated text is parsed or refused with a CriuLockError, never a crash',
+    (_what, render, file) => {
+      fc.assert(
+        fc.property(mutated(render), (text) => {
+          outcome(() => inventoryFromText(text, file));
+        }),
+        settings,
+      );
+    },
+    SLOW,
+  );
 });
 
 describe('crashes and divergences the properties found, kept as fixed tests', () => {
   it('an alias before its anchor in a lockfile is a located lockfile error, not an internal error', () => {
-    const text = serializeLock(finalizeLock({ lockfileVersion: 1, source: { host: 'g', generatedAt: 't' }, platform: { id: 'ubuntu', versionId: '20.04', codename: 'focal', architecture: 'amd64' }, scope: { kind: 'all' }, packages: { 'libc6:amd64': { version: '2.31-0ubuntu9.14' } } })).replace(
-      'version: ',
-      'version: *a',
-    );
+    const text = serializeLock(
+      finalizeLock({
+        lockfileVersion: 1,
+        source: { host: 'g', generatedAt: 't' },
+        platform: { id: 'ubuntu', versionId: '20.04', codename: 'focal', architecture: 'amd64' },
+        scope: { kind: 'all' },
+        packages: { 'libc6:amd64': { version: '2.31-0ubuntu9.14' } },
+      }),
+    ).replace('version: ', 'version: *a');
     const r = outcome(() => parseLock(text, 'l.yaml'));
     expect(r.ok).toBe(false);
     if (!r.ok) {
@@ -290,14 +403,20 @@ describe('crashes and divergences the properties found, kept as fixed tests', ()
     ['an empty block section (YAML: null)', (t: string) => t.replace(/^unmanaged: \{\}$/m, 'unmanaged:')],
     ['a package key with nothing under it', (t: string) => t.replace('    version: 5.0-1\n', '')],
     ['a files: header with no files', (t: string) => t.replace(/^ {6}\/.*\n/m, '')],
-    ['an indented line after packages: {}', (t: string) => t.replace(/^packages:\n[\s\S]*?(?=^unmanaged)/m, 'packages: {}\n  unmanaged:\n')],
+    [
+      'an indented line after packages: {}',
+      (t: string) => t.replace(/^packages:\n[\s\S]*?(?=^unmanaged)/m, 'packages: {}\n  unmanaged:\n'),
+    ],
   ])('the fast reader declines %s, which YAML reads differently', (_what, edit) => {
     const lock = finalizeLock({
       lockfileVersion: 1,
       source: { host: 'g', generatedAt: 't' },
       platform: { id: 'ubuntu', versionId: '20.04', codename: 'focal', architecture: 'amd64' },
       scope: { kind: 'all' },
-      packages: { 'bash:amd64': { version: '5.0-1' }, 'libc6:amd64': { version: '2.31-0ubuntu9.14', files: { '/usr/lib/x.so': { size: 1, mode: '0644' } } } },
+      packages: {
+        'bash:amd64': { version: '5.0-1' },
+        'libc6:amd64': { version: '2.31-0ubuntu9.14', files: { '/usr/lib/x.so': { size: 1, mode: '0644' } } },
+      },
       unmanaged: {},
     });
     const text = edit(serializeLock(lock));
@@ -309,8 +428,14 @@ describe('crashes and divergences the properties found, kept as fixed tests', ()
   });
 
   it('a user name like e0 is a string in INI; the yaml library makes it a number in YAML (a known divergence from Ansible)', () => {
-    expect(inventoryFromText('[g]\nh ansible_user=e0\n', 'hosts.ini').hosts[0]?.connection).toMatchObject({ user: 'e0' });
-    expect(outcome(() => inventoryFromText('all:\n  hosts:\n    h: {ansible_user: e0}\n', 'inv.yaml')).ok).toBe(false);
-    expect(inventoryFromText('all:\n  hosts:\n    h: {ansible_user: "e0"}\n', 'inv.yaml').hosts[0]?.connection).toMatchObject({ user: 'e0' });
+    expect(inventoryFromText('[g]\nh ansible_user=e0\n', 'hosts.ini').hosts[0]?.connection).toMatchObject({
+      user: 'e0',
+    });
+    expect(
+      outcome(() => inventoryFromText('all:\n  hosts:\n    h: {ansible_user: e0}\n', 'inv.yaml')).ok,
+    ).toBe(false);
+    expect(
+      inventoryFromText('all:\n  hosts:\n    h: {ansible_user: "e0"}\n', 'inv.yaml').hosts[0]?.connection,
+    ).toMatchObject({ user: 'e0' });
   });
 });

@@ -20,18 +20,38 @@ class ScriptedTransport implements Transport {
     this.execs.push({ argv: [...argv], stdin });
     const text = `${argv.join(' ')}\n${stdin}`;
     const r = this.answers.find(([m]) => text.includes(m))?.[1] ?? {};
-    return Promise.resolve({ command: argv.join(' '), exitCode: 0, stdout: '', stderr: '', durationMs: 1, timedOut: false, ...r });
+    return Promise.resolve({
+      command: argv.join(' '),
+      exitCode: 0,
+      stdout: '',
+      stderr: '',
+      durationMs: 1,
+      timedOut: false,
+      ...r,
+    });
   }
   putFile(path: string, content: string | Buffer, _opts: PutFileOptions = {}): Promise<CommandResult> {
     this.puts.push({ path, content: content.toString() });
-    return Promise.resolve({ command: `put ${path}`, exitCode: 0, stdout: '', stderr: '', durationMs: 1, timedOut: false });
+    return Promise.resolve({
+      command: `put ${path}`,
+      exitCode: 0,
+      stdout: '',
+      stderr: '',
+      durationMs: 1,
+      timedOut: false,
+    });
   }
   close(): Promise<void> {
     return Promise.resolve();
   }
 }
 
-const LOCK = makeLock({ packages: { 'libfleet1:amd64': { version: '2.31-0ubuntu9.14' }, 'libtilde0:amd64': { version: '3.0~rc2-1' } } });
+const LOCK = makeLock({
+  packages: {
+    'libfleet1:amd64': { version: '2.31-0ubuntu9.14' },
+    'libtilde0:amd64': { version: '3.0~rc2-1' },
+  },
+});
 const PINS = renderPins(LOCK);
 const PLAN: HostPlan = {
   name: 'node-b',
@@ -47,10 +67,29 @@ const PLAN: HostPlan = {
 };
 const SHA = 'c'.repeat(64);
 const TXID = '20261129T011731Z-dbccbc';
-const CURRENT = ['=== versions', 'libfleet1:amd64\t2.31-0ubuntu9.9\tii ', '=== auto', 'libfleet1', '=== pins', '=== arch', 'amd64', ''].join('\n');
+const CURRENT = [
+  '=== versions',
+  'libfleet1:amd64\t2.31-0ubuntu9.9\tii ',
+  '=== auto',
+  'libfleet1',
+  '=== pins',
+  '=== arch',
+  'amd64',
+  '',
+].join('\n');
 
 function ctx(t: Transport, tx: TransactionContext | undefined, checkMode = false): ModuleContext {
-  return { host: 'node-b', transport: t, lock: LOCK, plan: PLAN, pins: PINS, checkMode, changedBy: new Set(), verbose: () => undefined, transaction: tx };
+  return {
+    host: 'node-b',
+    transport: t,
+    lock: LOCK,
+    plan: PLAN,
+    pins: PINS,
+    checkMode,
+    changedBy: new Set(),
+    verbose: () => undefined,
+    transaction: tx,
+  };
 }
 
 const capture = MODULES.get('capture')!;
@@ -59,7 +98,12 @@ describe('capture module', () => {
   it('records versions, the .deb, marks and the absent pin file, then reports the transaction', async () => {
     const t = new ScriptedTransport([
       ['=== versions', { stdout: CURRENT }],
-      ['cap()', { stdout: `ok\tlibfleet1:amd64\tapt-download\t${SHA}\t${SHA}\tlibfleet1 2.31-0ubuntu9.9 amd64 \n=== files\n` }],
+      [
+        'cap()',
+        {
+          stdout: `ok\tlibfleet1:amd64\tapt-download\t${SHA}\t${SHA}\tlibfleet1 2.31-0ubuntu9.9 amd64 \n=== files\n`,
+        },
+      ],
       ['du -sk /var/lib/criu-lock/tx/', { stdout: '12\t/var/lib/criu-lock/tx/x\n' }],
       ['=== tx', { stdout: `=== du 12\n` }],
     ]);
@@ -72,7 +116,13 @@ describe('capture module', () => {
     expect(m.ok).toBe(true);
     if (!m.ok) return;
     expect(m.manifest.packages).toEqual([
-      { package: 'libfleet1:amd64', before: '2.31-0ubuntu9.9', after: '2.31-0ubuntu9.14', auto: true, deb: { file: 'libfleet1_2.31-0ubuntu9.9_amd64.deb', sha256: SHA, source: 'apt-download' } },
+      {
+        package: 'libfleet1:amd64',
+        before: '2.31-0ubuntu9.9',
+        after: '2.31-0ubuntu9.14',
+        auto: true,
+        deb: { file: 'libfleet1_2.31-0ubuntu9.9_amd64.deb', sha256: SHA, source: 'apt-download' },
+      },
       { package: 'libtilde0:amd64', before: null, after: '3.0~rc2-1', auto: null, deb: null },
     ]);
     expect(m.manifest.pins).toEqual({ path: PIN_FILE, before: null, after: sha256Hex(PINS) });
@@ -80,32 +130,57 @@ describe('capture module', () => {
     expect(tx.manifest?.id).toBe(TXID);
     // Only the installed version is fetched; the package being newly installed has nothing to capture.
     const script = t.execs.find((e) => e.stdin.includes('cap()'))!.stdin;
-    expect(script).toContain("cap libfleet1:amd64 2.31-0ubuntu9.9 libfleet1_2.31-0ubuntu9.9_amd64.deb");
+    expect(script).toContain('cap libfleet1:amd64 2.31-0ubuntu9.9 libfleet1_2.31-0ubuntu9.9_amd64.deb');
     expect(script).not.toContain('cap libtilde0');
   });
 
   it.each([
-    ['apt cannot fetch it', `fail\tlibfleet1:amd64\tE: Failed to fetch file:/srv/repo/libfleet1_2.31-0ubuntu9.9_amd64.deb  File not found\n`, /libfleet1:amd64=2\.31-0ubuntu9\.9: E: Failed to fetch/],
-    ['the .deb is another package', `ok\tlibfleet1:amd64\tapt-download\t${SHA}\t\tlibfleet1 2.31-0ubuntu9.16 amd64 \n`, /the \.deb says libfleet1 2\.31-0ubuntu9\.16 amd64/],
-    ['the sha256 differs from the apt lists', `ok\tlibfleet1:amd64\tapt-download\t${SHA}\t${'d'.repeat(64)}\tlibfleet1 2.31-0ubuntu9.9 amd64 \n`, /differs from the apt lists/],
-    ['the script says nothing', '', /libfleet1:amd64=2\.31-0ubuntu9\.9: no \.deb from the apt cache or apt-get download/],
-  ])('fails before any change when %s, and removes the partial transaction', async (_why, stdout, message) => {
-    const t = new ScriptedTransport([
-      ['=== versions', { stdout: CURRENT }],
-      ['cap()', { stdout }],
-    ]);
-    const tx: TransactionContext = { id: TXID, keep: 5, now: new Date() };
-    await expect(capture.run(ctx(t, tx), undefined)).rejects.toThrow(message);
-    await expect(capture.run(ctx(t, tx), undefined)).rejects.toThrow(/capture failed, nothing was changed/);
-    expect(t.execs.at(-1)!.argv).toEqual(['rm', '-rf', '--', `/var/lib/criu-lock/tx/${TXID}`]);
-    expect(t.puts).toEqual([]);
-    expect(tx.manifest).toBeUndefined();
-  });
+    [
+      'apt cannot fetch it',
+      `fail\tlibfleet1:amd64\tE: Failed to fetch file:/srv/repo/libfleet1_2.31-0ubuntu9.9_amd64.deb  File not found\n`,
+      /libfleet1:amd64=2\.31-0ubuntu9\.9: E: Failed to fetch/,
+    ],
+    [
+      'the .deb is another package',
+      `ok\tlibfleet1:amd64\tapt-download\t${SHA}\t\tlibfleet1 2.31-0ubuntu9.16 amd64 \n`,
+      /the \.deb says libfleet1 2\.31-0ubuntu9\.16 amd64/,
+    ],
+    [
+      'the sha256 differs from the apt lists',
+      `ok\tlibfleet1:amd64\tapt-download\t${SHA}\t${'d'.repeat(64)}\tlibfleet1 2.31-0ubuntu9.9 amd64 \n`,
+      /differs from the apt lists/,
+    ],
+    [
+      'the script says nothing',
+      '',
+      /libfleet1:amd64=2\.31-0ubuntu9\.9: no \.deb from the apt cache or apt-get download/,
+    ],
+  ])(
+    'fails before any change when %s, and removes the partial transaction',
+    async (_why, stdout, message) => {
+      const t = new ScriptedTransport([
+        ['=== versions', { stdout: CURRENT }],
+        ['cap()', { stdout }],
+      ]);
+      const tx: TransactionContext = { id: TXID, keep: 5, now: new Date() };
+      await expect(capture.run(ctx(t, tx), undefined)).rejects.toThrow(message);
+      await expect(capture.run(ctx(t, tx), undefined)).rejects.toThrow(/capture failed, nothing was changed/);
+      expect(t.execs.at(-1)!.argv).toEqual(['rm', '-rf', '--', `/var/lib/criu-lock/tx/${TXID}`]);
+      expect(t.puts).toEqual([]);
+      expect(tx.manifest).toBeUndefined();
+    },
+  );
 
   it('rebuilds a version no source has any more from the installed files, or fails naming both reasons', async () => {
     const answers: Array<[string, Partial<CommandResult>]> = [
       ['=== versions', { stdout: CURRENT }],
-      ['cap()', { stdout: 'fail\tlibfleet1:amd64\tE: Failed to fetch libfleet1_2.31-0ubuntu9.9_amd64.deb\n=== files\n' }],
+      [
+        'cap()',
+        {
+          stdout:
+            'fail\tlibfleet1:amd64\tE: Failed to fetch libfleet1_2.31-0ubuntu9.9_amd64.deb\n=== files\n',
+        },
+      ],
       ['du -sk /var/lib/criu-lock/tx/', { stdout: '8\t/var/lib/criu-lock/tx/x\n' }],
       ['=== tx', { stdout: '=== du 8\n' }],
     ];
@@ -115,14 +190,35 @@ describe('capture module', () => {
     const tx: TransactionContext = { id: TXID, keep: 5, now: new Date() };
     const c = ctx(t, tx);
     const run = (rebuild: Parameters<typeof captureTransaction>[1]['rebuild']) =>
-      captureTransaction(t, { id: TXID, host: 'node-b', kind: 'apply', lockDigest: null, rollbackOf: null, packages: [{ package: 'libfleet1:amd64', before: '2.31-0ubuntu9.9', after: '2.31-0ubuntu9.14' }], pinPath: PIN_FILE, pinsAfter: null, now: new Date(), rebuild }, { versions: new Map(), auto: new Set(), pinSha256: null });
+      captureTransaction(
+        t,
+        {
+          id: TXID,
+          host: 'node-b',
+          kind: 'apply',
+          lockDigest: null,
+          rollbackOf: null,
+          packages: [{ package: 'libfleet1:amd64', before: '2.31-0ubuntu9.9', after: '2.31-0ubuntu9.14' }],
+          pinPath: PIN_FILE,
+          pinsAfter: null,
+          now: new Date(),
+          rebuild,
+        },
+        { versions: new Map(), auto: new Set(), pinSha256: null },
+      );
     const ok = await run((_t, p) => {
       asked.push(`${p.name}:${p.arch}=${p.version}`);
       return Promise.resolve({ bytes, sha256: 'e'.repeat(64) });
     });
     expect(asked).toEqual(['libfleet1:amd64=2.31-0ubuntu9.9']);
-    expect(ok.manifest.packages[0]!.deb).toEqual({ file: 'libfleet1_2.31-0ubuntu9.9_amd64.deb', sha256: 'e'.repeat(64), source: 'rebuilt' });
-    expect(t.puts.find((p) => p.path.endsWith('/debs/libfleet1_2.31-0ubuntu9.9_amd64.deb'))?.content).toBe(bytes.toString());
+    expect(ok.manifest.packages[0]!.deb).toEqual({
+      file: 'libfleet1_2.31-0ubuntu9.9_amd64.deb',
+      sha256: 'e'.repeat(64),
+      source: 'rebuilt',
+    });
+    expect(t.puts.find((p) => p.path.endsWith('/debs/libfleet1_2.31-0ubuntu9.9_amd64.deb'))?.content).toBe(
+      bytes.toString(),
+    );
     expect(c.transaction).toBe(tx);
     await expect(run(() => Promise.reject(new Error('/etc/fleet.conf was edited')))).rejects.toThrow(
       /libfleet1:amd64=2\.31-0ubuntu9\.9: E: Failed to fetch .*; rebuilding it from the installed files failed too: \/etc\/fleet\.conf was edited/,
@@ -132,8 +228,13 @@ describe('capture module', () => {
 
   it('is skipped with --no-capture and in check mode, touching nothing', async () => {
     const t = new ScriptedTransport([]);
-    expect(await capture.run(ctx(t, undefined), undefined)).toEqual({ status: 'skipped', message: 'capture off (--no-capture): this apply cannot be rolled back' });
-    expect((await capture.run(ctx(t, { id: TXID, keep: 5, now: new Date() }, true), undefined)).status).toBe('skipped');
+    expect(await capture.run(ctx(t, undefined), undefined)).toEqual({
+      status: 'skipped',
+      message: 'capture off (--no-capture): this apply cannot be rolled back',
+    });
+    expect((await capture.run(ctx(t, { id: TXID, keep: 5, now: new Date() }, true), undefined)).status).toBe(
+      'skipped',
+    );
     expect(t.execs).toEqual([]);
   });
 });

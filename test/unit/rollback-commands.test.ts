@@ -14,8 +14,14 @@ import { makeLock } from './core-fixtures.js';
 
 const OLD = '2.31-0ubuntu9.9';
 const NEW = '2.31-0ubuntu9.14';
-const converged: FakeHostSpec = { installed: { 'libc6:amd64': NEW, 'libc-bin:amd64': NEW }, available: { 'libc6:amd64': [NEW], 'libc-bin:amd64': [NEW] } };
-const behind = (): FakeHostSpec => ({ installed: { 'libc6:amd64': OLD, 'libc-bin:amd64': OLD }, available: { 'libc6:amd64': [NEW, OLD], 'libc-bin:amd64': [NEW, OLD] } });
+const converged: FakeHostSpec = {
+  installed: { 'libc6:amd64': NEW, 'libc-bin:amd64': NEW },
+  available: { 'libc6:amd64': [NEW], 'libc-bin:amd64': [NEW] },
+};
+const behind = (): FakeHostSpec => ({
+  installed: { 'libc6:amd64': OLD, 'libc-bin:amd64': OLD },
+  available: { 'libc6:amd64': [NEW, OLD], 'libc-bin:amd64': [NEW, OLD] },
+});
 
 let lockPath: string;
 /** Minutes since 12:00, across runs: each run's transactions are later than the last run's. */
@@ -24,7 +30,15 @@ let minute = 0;
 beforeEach(() => {
   const dir = mkdtempSync(join(tmpdir(), 'criu-lock-rollback-cmd-'));
   lockPath = join(dir, 'criu-lock.yaml');
-  writeFileSync(lockPath, serializeLock(makeLock({ host: 'node-a', packages: { 'libc6:amd64': { version: NEW }, 'libc-bin:amd64': { version: NEW } } })));
+  writeFileSync(
+    lockPath,
+    serializeLock(
+      makeLock({
+        host: 'node-a',
+        packages: { 'libc6:amd64': { version: NEW }, 'libc-bin:amd64': { version: NEW } },
+      }),
+    ),
+  );
 });
 
 /** Runs the CLI on the fake fleet with a clock that moves a minute per call (ids sort by time). */
@@ -37,16 +51,35 @@ async function cli(fleet: FakeFleet, argv: string[]): Promise<{ code: number; ou
 }
 
 interface HistoryJson {
-  hosts: Array<{ name: string; status: string; transactions: Array<{ id: string; kind: string; rolledBack: boolean; packages: Array<{ package: string; before: string | null; after: string | null }> }> }>;
+  hosts: Array<{
+    name: string;
+    status: string;
+    transactions: Array<{
+      id: string;
+      kind: string;
+      rolledBack: boolean;
+      packages: Array<{ package: string; before: string | null; after: string | null }>;
+    }>;
+  }>;
 }
 
 describe('history and rollback on a simulated fleet', () => {
   it('apply records a transaction; rollback puts versions and the (absent) pin file back; history shows both', async () => {
     const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind() });
     const b = fleet.hosts.get('node-b')!;
-    const apply = await cli(fleet, ['apply', '--yes', '-l', lockPath, '--limit', 'node-b', '--format', 'json']);
+    const apply = await cli(fleet, [
+      'apply',
+      '--yes',
+      '-l',
+      lockPath,
+      '--limit',
+      'node-b',
+      '--format',
+      'json',
+    ]);
     expect(apply.code, apply.err).toBe(0);
-    const tx = (JSON.parse(apply.out) as { capture: boolean; hosts: Array<{ transaction?: string }> }).hosts[0]!.transaction;
+    const tx = (JSON.parse(apply.out) as { capture: boolean; hosts: Array<{ transaction?: string }> })
+      .hosts[0]!.transaction;
     expect(tx).toMatch(/^20261128T12\d{4}Z-[0-9a-f]{6}$/);
     expect(b.installed.get('libc6:amd64')).toBe(NEW);
     expect(b.pinFile).not.toBeNull();
@@ -61,7 +94,9 @@ describe('history and rollback on a simulated fleet', () => {
     expect(b.installed.get('libc6:amd64')).toBe(OLD);
     expect(b.installed.get('libc-bin:amd64')).toBe(OLD);
     expect(b.pinFile).toBeNull();
-    const apt = b.calls.filter((c) => c.kind === 'exec' && c.argv.includes('apt-get') && c.argv.some((a) => a.endsWith('.deb')));
+    const apt = b.calls.filter(
+      (c) => c.kind === 'exec' && c.argv.includes('apt-get') && c.argv.some((a) => a.endsWith('.deb')),
+    );
     // Simulated first, then one real transaction with both captured .debs, detached as apply's is.
     expect(apt.map((c) => (c.kind === 'exec' ? [c.argv[0], c.argv.includes('-s')] : null))).toEqual([
       ['apt-get', true],
@@ -76,7 +111,10 @@ describe('history and rollback on a simulated fleet', () => {
       ['apply', true],
     ]);
     expect(txs[1]!.id).toBe(tx);
-    expect(txs[1]!.packages.find((p) => p.package === 'libc6:amd64')).toMatchObject({ before: OLD, after: NEW });
+    expect(txs[1]!.packages.find((p) => p.package === 'libc6:amd64')).toMatchObject({
+      before: OLD,
+      after: NEW,
+    });
   });
 
   it('refuses a host changed since the transaction (exit 3, nothing written); --force rolls back', async () => {
@@ -102,7 +140,9 @@ describe('history and rollback on a simulated fleet', () => {
     const writes = b.writes.length;
     const r = await cli(fleet, ['rollback', '--yes', '--limit', 'node-b']);
     expect(r.code).toBe(3);
-    expect(r.out).toMatch(/node-b: \[host lock\] another criu-lock apply holds the host lock since 2026-11-28T12:00:00Z/);
+    expect(r.out).toMatch(
+      /node-b: \[host lock\] another criu-lock apply holds the host lock since 2026-11-28T12:00:00Z/,
+    );
     expect(b.writes.length).toBe(writes);
     expect(b.installed.get('libc6:amd64')).toBe(NEW);
     b.lockOwner = null;
@@ -115,7 +155,9 @@ describe('history and rollback on a simulated fleet', () => {
     const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind() });
     const none = await cli(fleet, ['rollback', '--yes', '--limit', 'node-b']);
     expect(none.code).toBe(3);
-    expect(none.out).toMatch(/failed\s+node-b: \[select\] no transaction recorded on this host \(hint: only an apply without --no-capture records one/);
+    expect(none.out).toMatch(
+      /failed\s+node-b: \[select\] no transaction recorded on this host \(hint: only an apply without --no-capture records one/,
+    );
     fleet.opened.length = 0;
     const noTty = await cli(fleet, ['rollback', '--limit', 'node-b']);
     expect(noTty.code).toBe(1);

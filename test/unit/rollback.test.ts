@@ -1,6 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { aptCacheFileName, makeTxId, parseManifest, serializeManifest, type TxManifest } from '../../src/rollback/manifest.js';
+import {
+  aptCacheFileName,
+  makeTxId,
+  parseManifest,
+  serializeManifest,
+  type TxManifest,
+} from '../../src/rollback/manifest.js';
 import { parseCurrent, parseTransactions } from '../../src/rollback/host.js';
 import {
   historyEntries,
@@ -29,8 +35,20 @@ function tx(over: Partial<TxManifest> = {}): TxManifest {
     rollbackOf: null,
     status: 'applied',
     packages: [
-      { package: 'libfleet1:amd64', before: '2.31-0ubuntu9.9', after: '2.31-0ubuntu9.14', auto: true, deb: { file: 'libfleet1_2.31-0ubuntu9.9_amd64.deb', sha256: SHA('1'), source: 'apt-download' } },
-      { package: 'libepoch0:amd64', before: '1.9-1', after: '1:1.0-1', auto: false, deb: { file: 'libepoch0_1.9-1_amd64.deb', sha256: SHA('2'), source: 'apt-cache' } },
+      {
+        package: 'libfleet1:amd64',
+        before: '2.31-0ubuntu9.9',
+        after: '2.31-0ubuntu9.14',
+        auto: true,
+        deb: { file: 'libfleet1_2.31-0ubuntu9.9_amd64.deb', sha256: SHA('1'), source: 'apt-download' },
+      },
+      {
+        package: 'libepoch0:amd64',
+        before: '1.9-1',
+        after: '1:1.0-1',
+        auto: false,
+        deb: { file: 'libepoch0_1.9-1_amd64.deb', sha256: SHA('2'), source: 'apt-cache' },
+      },
       { package: 'libtilde0:amd64', before: null, after: '3.0~rc2-1', auto: null, deb: null },
     ],
     pins: { path: PIN, before: null, after: SHA('9') },
@@ -41,7 +59,11 @@ function tx(over: Partial<TxManifest> = {}): TxManifest {
 
 /** The host exactly as `t` left it. */
 function after(t: TxManifest, auto: string[] = []): CurrentState {
-  return { versions: new Map(t.packages.map((p) => [p.package, p.after])), auto: new Set(auto), pinSha256: t.pins.after };
+  return {
+    versions: new Map(t.packages.map((p) => [p.package, p.after])),
+    auto: new Set(auto),
+    pinSha256: t.pins.after,
+  };
 }
 
 describe('transaction manifest', () => {
@@ -56,8 +78,16 @@ describe('transaction manifest', () => {
     };
     expect(bad((o) => (o.manifestVersion = 2))).toMatch(/unknown manifestVersion 2/);
     expect(bad((o) => (o.id = '../../etc'))).toMatch(/^id: is not a transaction id/);
-    expect(bad((o) => ((o.packages as Array<Record<string, unknown>>)[0]!.before = '1.0; rm -rf /'))).toMatch(/packages\.0\.before: is not a valid Debian version/);
-    expect(bad((o) => (((o.packages as Array<Record<string, unknown>>)[0]!.deb as Record<string, unknown>).file = '../x.deb'))).toMatch(/packages\.0\.deb\.file/);
+    expect(bad((o) => ((o.packages as Array<Record<string, unknown>>)[0]!.before = '1.0; rm -rf /'))).toMatch(
+      /packages\.0\.before: is not a valid Debian version/,
+    );
+    expect(
+      bad(
+        (o) =>
+          (((o.packages as Array<Record<string, unknown>>)[0]!.deb as Record<string, unknown>).file =
+            '../x.deb'),
+      ),
+    ).toMatch(/packages\.0\.deb\.file/);
     expect(bad((o) => (o.extra = 1))).toMatch(/Unrecognized key/i);
     const notJson = parseManifest('{not json');
     expect(notJson.ok ? '' : notJson.error).toMatch(/^not JSON/);
@@ -66,18 +96,25 @@ describe('transaction manifest', () => {
   it('makes sortable ids from the clock and 24 random bits', () => {
     expect(makeTxId(new Date('2026-11-29T01:02:03.999Z'), 0xabc)).toBe('20261129T010203Z-000abc');
     fc.assert(
-      fc.property(fc.date({ min: new Date('2000-01-01'), max: new Date('2099-12-31'), noInvalidDate: true }), fc.date({ min: new Date('2000-01-01'), max: new Date('2099-12-31'), noInvalidDate: true }), fc.nat(), (a, b, r) => {
-        const ia = makeTxId(a, r);
-        const ib = makeTxId(b, r);
-        expect(ia).toMatch(/^\d{8}T\d{6}Z-[0-9a-f]{6}$/);
-        if (Math.floor(a.getTime() / 1000) < Math.floor(b.getTime() / 1000)) expect(ia < ib).toBe(true);
-      }),
+      fc.property(
+        fc.date({ min: new Date('2000-01-01'), max: new Date('2099-12-31'), noInvalidDate: true }),
+        fc.date({ min: new Date('2000-01-01'), max: new Date('2099-12-31'), noInvalidDate: true }),
+        fc.nat(),
+        (a, b, r) => {
+          const ia = makeTxId(a, r);
+          const ib = makeTxId(b, r);
+          expect(ia).toMatch(/^\d{8}T\d{6}Z-[0-9a-f]{6}$/);
+          if (Math.floor(a.getTime() / 1000) < Math.floor(b.getTime() / 1000)) expect(ia < ib).toBe(true);
+        },
+      ),
     );
   });
 
   it('names cached .debs as apt does (epoch colon as %3a)', () => {
     expect(aptCacheFileName('libepoch0', '1:1.0-1', 'amd64')).toBe('libepoch0_1%3a1.0-1_amd64.deb');
-    expect(aptCacheFileName('libfleet1', '2.31-0ubuntu9.9', 'amd64')).toBe('libfleet1_2.31-0ubuntu9.9_amd64.deb');
+    expect(aptCacheFileName('libfleet1', '2.31-0ubuntu9.9', 'amd64')).toBe(
+      'libfleet1_2.31-0ubuntu9.9_amd64.deb',
+    );
   });
 });
 
@@ -97,8 +134,16 @@ describe('history and target selection', () => {
 
   it('--last is the newest transaction, a rollback included; --to picks one; unknown ids and empty hosts are errors', () => {
     expect(selectTarget([older, apply, rb])).toMatchObject({ ok: true, tx: { id: rb.id } });
-    expect(selectTarget([older, apply, rb], apply.id)).toMatchObject({ ok: true, tx: { id: apply.id }, rolledBackBy: rb.id });
-    expect(selectTarget([older], apply.id)).toMatchObject({ ok: false, error: `no transaction ${apply.id} on this host`, hint: `recorded: ${older.id}` });
+    expect(selectTarget([older, apply, rb], apply.id)).toMatchObject({
+      ok: true,
+      tx: { id: apply.id },
+      rolledBackBy: rb.id,
+    });
+    expect(selectTarget([older], apply.id)).toMatchObject({
+      ok: false,
+      error: `no transaction ${apply.id} on this host`,
+      hint: `recorded: ${older.id}`,
+    });
     expect(selectTarget([])).toMatchObject({ ok: false, error: 'no transaction recorded on this host' });
   });
 });
@@ -110,8 +155,18 @@ describe('planRollback', () => {
     expect(d.type).toBe('plan');
     if (d.type !== 'plan') return;
     expect(d.plan.install).toEqual([
-      { package: 'libfleet1:amd64', version: '2.31-0ubuntu9.9', debPath: `/var/lib/criu-lock/tx/${t.id}/debs/libfleet1_2.31-0ubuntu9.9_amd64.deb`, sha256: SHA('1') },
-      { package: 'libepoch0:amd64', version: '1.9-1', debPath: `/var/lib/criu-lock/tx/${t.id}/debs/libepoch0_1.9-1_amd64.deb`, sha256: SHA('2') },
+      {
+        package: 'libfleet1:amd64',
+        version: '2.31-0ubuntu9.9',
+        debPath: `/var/lib/criu-lock/tx/${t.id}/debs/libfleet1_2.31-0ubuntu9.9_amd64.deb`,
+        sha256: SHA('1'),
+      },
+      {
+        package: 'libepoch0:amd64',
+        version: '1.9-1',
+        debPath: `/var/lib/criu-lock/tx/${t.id}/debs/libepoch0_1.9-1_amd64.deb`,
+        sha256: SHA('2'),
+      },
     ]);
     expect(d.plan.remove).toEqual(['libtilde0:amd64']);
     expect(d.plan.marks).toEqual({ auto: ['libfleet1:amd64'], manual: [] });
@@ -134,31 +189,60 @@ describe('planRollback', () => {
   });
 
   it.each([
-    ['a manual upgrade', (s: CurrentState) => ({ ...s, versions: new Map([...s.versions, ['libepoch0:amd64', '1:1.1-1']]) }), ['package libepoch0:amd64 1:1.0-1 1:1.1-1']],
-    ['a removed package', (s: CurrentState) => ({ ...s, versions: new Map([...s.versions, ['libtilde0:amd64', null]]) }), ['package libtilde0:amd64 3.0~rc2-1 null']],
-    ['an edited pin file', (s: CurrentState) => ({ ...s, pinSha256: SHA('e') }), [`pins ${PIN} ${SHA('9')} ${SHA('e')}`]],
-  ])('refuses a host changed since the transaction (%s) unless --force, saying what changed', (_what, change, expected) => {
-    const t = tx();
-    const now = change(after(t));
-    const show = (c: ReturnType<typeof stateChanges>[number]): string => (c.type === 'package' ? `package ${c.package} ${c.expected} ${c.actual}` : `pins ${c.path} ${c.expected} ${c.actual}`);
-    expect(stateChanges(t, now).map(show)).toEqual(expected);
-    const refused = planRollback(t, now, { force: false });
-    expect(refused).toMatchObject({ type: 'refused', reason: `the host changed since transaction ${t.id}` });
-    const forced = planRollback(t, now, { force: true });
-    expect(forced.type).toBe('plan');
-    if (forced.type === 'plan') expect(forced.plan.changes.map(show)).toEqual(expected);
-  });
+    [
+      'a manual upgrade',
+      (s: CurrentState) => ({ ...s, versions: new Map([...s.versions, ['libepoch0:amd64', '1:1.1-1']]) }),
+      ['package libepoch0:amd64 1:1.0-1 1:1.1-1'],
+    ],
+    [
+      'a removed package',
+      (s: CurrentState) => ({ ...s, versions: new Map([...s.versions, ['libtilde0:amd64', null]]) }),
+      ['package libtilde0:amd64 3.0~rc2-1 null'],
+    ],
+    [
+      'an edited pin file',
+      (s: CurrentState) => ({ ...s, pinSha256: SHA('e') }),
+      [`pins ${PIN} ${SHA('9')} ${SHA('e')}`],
+    ],
+  ])(
+    'refuses a host changed since the transaction (%s) unless --force, saying what changed',
+    (_what, change, expected) => {
+      const t = tx();
+      const now = change(after(t));
+      const show = (c: ReturnType<typeof stateChanges>[number]): string =>
+        c.type === 'package'
+          ? `package ${c.package} ${c.expected} ${c.actual}`
+          : `pins ${c.path} ${c.expected} ${c.actual}`;
+      expect(stateChanges(t, now).map(show)).toEqual(expected);
+      const refused = planRollback(t, now, { force: false });
+      expect(refused).toMatchObject({
+        type: 'refused',
+        reason: `the host changed since transaction ${t.id}`,
+      });
+      const forced = planRollback(t, now, { force: true });
+      expect(forced.type).toBe('plan');
+      if (forced.type === 'plan') expect(forced.plan.changes.map(show)).toEqual(expected);
+    },
+  );
 
   it('says when the transaction never completed', () => {
     const t = tx({ status: 'captured' });
-    const back: CurrentState = { versions: new Map(t.packages.map((p) => [p.package, p.before])), auto: new Set(), pinSha256: null };
+    const back: CurrentState = {
+      versions: new Map(t.packages.map((p) => [p.package, p.before])),
+      auto: new Set(),
+      pinSha256: null,
+    };
     const d = planRollback(t, back, { force: false });
     expect(d.type === 'refused' ? d.reason : '').toMatch(/never completed/);
   });
 
   it('says when the transaction was already rolled back', () => {
     const t = tx();
-    const back: CurrentState = { versions: new Map(t.packages.map((p) => [p.package, p.before])), auto: new Set(['libfleet1:amd64']), pinSha256: null };
+    const back: CurrentState = {
+      versions: new Map(t.packages.map((p) => [p.package, p.before])),
+      auto: new Set(['libfleet1:amd64']),
+      pinSha256: null,
+    };
     const d = planRollback(t, back, { force: false, rolledBackBy: '20261129T020000Z-000002' });
     expect(d.type === 'refused' ? d.reason : '').toMatch(/already rolled back by 20261129T020000Z-000002/);
     // Forced on a host already at the captured state: nothing left to do.
@@ -168,56 +252,81 @@ describe('planRollback', () => {
 
   it('property: after doing the plan, the host is exactly the captured state', () => {
     const version = fc.constantFrom('1.0-1', '1.1-1', '2:0.9-3', '3.0~rc1-1');
-    const pkg = fc.record({ before: fc.option(version, { nil: null }), after: version, auto: fc.boolean(), current: fc.option(version, { nil: null }), autoNow: fc.boolean() });
+    const pkg = fc.record({
+      before: fc.option(version, { nil: null }),
+      after: version,
+      auto: fc.boolean(),
+      current: fc.option(version, { nil: null }),
+      autoNow: fc.boolean(),
+    });
     fc.assert(
-      fc.property(fc.array(pkg, { minLength: 1, maxLength: 6 }), fc.option(fc.constant(SHA('b')), { nil: null }), fc.option(fc.constant(SHA('c')), { nil: null }), (pkgs, pinBefore, pinNow) => {
-        const t = tx({
-          packages: pkgs.map((p, i) => ({
-            package: `p${i}:amd64`,
-            before: p.before,
-            after: p.after,
-            auto: p.before === null ? null : p.auto,
-            deb: p.before === null ? null : { file: `p${i}_1_amd64.deb`, sha256: SHA('d'), source: 'apt-download' as const },
-          })),
-          pins: { path: PIN, before: pinBefore, after: SHA('9') },
-        });
-        const now: CurrentState = {
-          versions: new Map(pkgs.map((p, i) => [`p${i}:amd64`, p.current])),
-          auto: new Set(pkgs.flatMap((p, i) => (p.autoNow ? [`p${i}:amd64`] : []))),
-          pinSha256: pinNow,
-        };
-        const d = planRollback(t, now, { force: true });
-        if (d.type !== 'plan') throw new Error('forced plans are never refused');
-        // Simulate: apt installs the debs (marked manual), removes the listed packages, then marks and pins.
-        const versions = new Map(now.versions);
-        const auto = new Set(now.auto);
-        for (const i of d.plan.install) {
-          versions.set(i.package, i.version);
-          auto.delete(i.package);
-        }
-        for (const r of d.plan.remove) versions.set(r, null);
-        for (const a of d.plan.marks.auto) auto.add(a);
-        for (const m of d.plan.marks.manual) auto.delete(m);
-        const pin = d.plan.pins === 'keep' ? now.pinSha256 : d.plan.pins === 'remove' ? null : pinBefore;
-        for (const p of t.packages) {
-          expect(versions.get(p.package) ?? null).toBe(p.before);
-          if (p.before !== null) expect(auto.has(p.package)).toBe(p.auto);
-        }
-        expect(pin).toBe(pinBefore);
-      }),
+      fc.property(
+        fc.array(pkg, { minLength: 1, maxLength: 6 }),
+        fc.option(fc.constant(SHA('b')), { nil: null }),
+        fc.option(fc.constant(SHA('c')), { nil: null }),
+        (pkgs, pinBefore, pinNow) => {
+          const t = tx({
+            packages: pkgs.map((p, i) => ({
+              package: `p${i}:amd64`,
+              before: p.before,
+              after: p.after,
+              auto: p.before === null ? null : p.auto,
+              deb:
+                p.before === null
+                  ? null
+                  : { file: `p${i}_1_amd64.deb`, sha256: SHA('d'), source: 'apt-download' as const },
+            })),
+            pins: { path: PIN, before: pinBefore, after: SHA('9') },
+          });
+          const now: CurrentState = {
+            versions: new Map(pkgs.map((p, i) => [`p${i}:amd64`, p.current])),
+            auto: new Set(pkgs.flatMap((p, i) => (p.autoNow ? [`p${i}:amd64`] : []))),
+            pinSha256: pinNow,
+          };
+          const d = planRollback(t, now, { force: true });
+          if (d.type !== 'plan') throw new Error('forced plans are never refused');
+          // Simulate: apt installs the debs (marked manual), removes the listed packages, then marks and pins.
+          const versions = new Map(now.versions);
+          const auto = new Set(now.auto);
+          for (const i of d.plan.install) {
+            versions.set(i.package, i.version);
+            auto.delete(i.package);
+          }
+          for (const r of d.plan.remove) versions.set(r, null);
+          for (const a of d.plan.marks.auto) auto.add(a);
+          for (const m of d.plan.marks.manual) auto.delete(m);
+          const pin = d.plan.pins === 'keep' ? now.pinSha256 : d.plan.pins === 'remove' ? null : pinBefore;
+          for (const p of t.packages) {
+            expect(versions.get(p.package) ?? null).toBe(p.before);
+            if (p.before !== null) expect(auto.has(p.package)).toBe(p.auto);
+          }
+          expect(pin).toBe(pinBefore);
+        },
+      ),
     );
   });
 });
 
 describe('apt simulation and removals', () => {
-  const sim = ['Inst libfleet1 [2.31-0ubuntu9.14] (2.31-0ubuntu9.9 local-deb [amd64])', 'Remv libtilde0 [3.0~rc2-1]', 'Remv golden-extra [1.0-1]', 'Conf libfleet1 (2.31-0ubuntu9.9 local-deb [amd64])', ''].join('\n');
+  const sim = [
+    'Inst libfleet1 [2.31-0ubuntu9.14] (2.31-0ubuntu9.9 local-deb [amd64])',
+    'Remv libtilde0 [3.0~rc2-1]',
+    'Remv golden-extra [1.0-1]',
+    'Conf libfleet1 (2.31-0ubuntu9.9 local-deb [amd64])',
+    '',
+  ].join('\n');
 
   it('reads Inst and Remv lines', () => {
-    expect(parseSimulation(sim)).toEqual({ installs: [{ package: 'libfleet1', version: '2.31-0ubuntu9.9' }], removes: ['libtilde0', 'golden-extra'] });
+    expect(parseSimulation(sim)).toEqual({
+      installs: [{ package: 'libfleet1', version: '2.31-0ubuntu9.9' }],
+      removes: ['libtilde0', 'golden-extra'],
+    });
   });
 
   it('flags removals beyond the recorded ones (apt drops :arch for the native one)', () => {
-    expect(unexpectedRemovals(['libtilde0', 'golden-extra'], ['libtilde0:amd64'], 'amd64')).toEqual(['golden-extra']);
+    expect(unexpectedRemovals(['libtilde0', 'golden-extra'], ['libtilde0:amd64'], 'amd64')).toEqual([
+      'golden-extra',
+    ]);
     expect(unexpectedRemovals(['libtilde0:i386'], ['libtilde0:amd64'], 'amd64')).toEqual(['libtilde0:i386']);
     expect(unexpectedRemovals(['libtilde0:i386'], ['libtilde0:i386'], 'amd64')).toEqual([]);
   });
@@ -235,7 +344,16 @@ describe('retention', () => {
 describe('parsing what hosts print', () => {
   it('reads every manifest and the disk usage; a bad manifest is reported, not trusted', () => {
     const good = serializeManifest(tx());
-    const out = [`=== tx ${tx().id}`, good, '=== tx 20261129T000000Z-000000', '{"manifestVersion": 1}', '=== tx 20261129T000001Z-000001', serializeManifest(tx()), '=== du 96', ''].join('\n');
+    const out = [
+      `=== tx ${tx().id}`,
+      good,
+      '=== tx 20261129T000000Z-000000',
+      '{"manifestVersion": 1}',
+      '=== tx 20261129T000001Z-000001',
+      serializeManifest(tx()),
+      '=== du 96',
+      '',
+    ].join('\n');
     const r = parseTransactions(out);
     expect(r.manifests.map((m) => m.id)).toEqual([tx().id]);
     expect(r.diskBytes).toBe(96 * 1024);
@@ -258,7 +376,12 @@ describe('parsing what hosts print', () => {
       'amd64',
       '',
     ].join('\n');
-    const { state, arch } = parseCurrent(out, ['libfleet1:amd64', 'libtilde0:amd64', 'libepoch0:i386', 'evil:amd64']);
+    const { state, arch } = parseCurrent(out, [
+      'libfleet1:amd64',
+      'libtilde0:amd64',
+      'libepoch0:i386',
+      'evil:amd64',
+    ]);
     expect(arch).toBe('amd64');
     expect([...state.versions]).toEqual([
       ['libfleet1:amd64', '2.31-0ubuntu9.14'],
@@ -268,6 +391,8 @@ describe('parsing what hosts print', () => {
     ]);
     expect([...state.auto].sort()).toEqual(['libepoch0:i386', 'libfleet1:amd64']);
     expect(state.pinSha256).toBe(SHA('f'));
-    expect(parseCurrent('=== versions\n=== auto\n=== pins\n=== arch\namd64\n', []).state.pinSha256).toBeNull();
+    expect(
+      parseCurrent('=== versions\n=== auto\n=== pins\n=== arch\namd64\n', []).state.pinSha256,
+    ).toBeNull();
   });
 });

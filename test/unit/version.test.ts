@@ -288,7 +288,10 @@ const letters = fc.constantFrom('a', 'b', 'z', 'A', 'Z', 'rc', 'beta', 'dfsg', '
 const punct = fc.constantFrom('.', '+', '~', '~~', '.~', '+~', '~+');
 const revisionToken = fc.oneof(digitRun, letters, punct);
 // '-' and ':' are only kept in upstream when there is a revision / an epoch (see render).
-const upstreamToken = fc.oneof({ weight: 6, arbitrary: revisionToken }, { weight: 1, arbitrary: fc.constantFrom('-', ':') });
+const upstreamToken = fc.oneof(
+  { weight: 6, arbitrary: revisionToken },
+  { weight: 1, arbitrary: fc.constantFrom('-', ':') },
+);
 const epochText = fc.constantFrom('0', '1', '2', '10', '01', '00');
 
 const partsArb: fc.Arbitrary<Parts> = fc.record({
@@ -318,10 +321,15 @@ function mutate(p: Parts): fc.Arbitrary<Parts> {
       return { ...p, upstream };
     }),
     // Leading zeros and an explicit 0 epoch or "-0" revision must not change the order.
-    fc.nat().map((i) => ({ ...p, upstream: p.upstream.map((t, j) => (j === i % p.upstream.length && /^\d/.test(t) ? `0${t}` : t)) })),
+    fc.nat().map((i) => ({
+      ...p,
+      upstream: p.upstream.map((t, j) => (j === i % p.upstream.length && /^\d/.test(t) ? `0${t}` : t)),
+    })),
     fc.constant<Parts>({ ...p, epoch: p.epoch ?? '0' }),
     fc.constant<Parts>(p.revision === undefined ? { ...p, revision: ['0'] } : p),
-    fc.option(fc.array(revisionToken, { minLength: 1, maxLength: 4 }), { nil: undefined }).map((revision) => ({ ...p, revision })),
+    fc
+      .option(fc.array(revisionToken, { minLength: 1, maxLength: 4 }), { nil: undefined })
+      .map((revision) => ({ ...p, revision })),
     fc.option(epochText, { nil: undefined }).map((epoch) => ({ ...p, epoch })),
     revisionToken.map((t) => ({ ...p, revision: [...(p.revision ?? ['1']), t] })),
   );
@@ -394,11 +402,14 @@ describe('order properties (pure)', () => {
   it('the fast validator and the explaining parser agree on arbitrary strings', () => {
     const chars = fc.constantFrom('0', '1', '9', 'a', 'Z', '.', '+', '~', '-', ':', ' ', '_', '\t', 'é');
     fc.assert(
-      fc.property(fc.array(chars, { maxLength: 10 }).map((cs) => cs.join('')), (s) => {
-        const valid = isValidVersion(s);
-        if (valid) expect(() => parseVersion(s)).not.toThrow();
-        else expect(reasonOf(() => parseVersion(s))).not.toBe('rejected by the version scanner');
-      }),
+      fc.property(
+        fc.array(chars, { maxLength: 10 }).map((cs) => cs.join('')),
+        (s) => {
+          const valid = isValidVersion(s);
+          if (valid) expect(() => parseVersion(s)).not.toThrow();
+          else expect(reasonOf(() => parseVersion(s))).not.toBe('rejected by the version scanner');
+        },
+      ),
       { numRuns: 5000 },
     );
   });
@@ -433,7 +444,10 @@ async function dpkgCompareAll(pairs: readonly (readonly [string, string])[]): Pr
         });
         // A warning here means dpkg found a generated version syntactically dubious.
         expect(stderr).toBe('');
-        return stdout.split('\n').filter((l) => l !== '').map(Number);
+        return stdout
+          .split('\n')
+          .filter((l) => l !== '')
+          .map(Number);
       }),
     );
     return outputs.flat();

@@ -33,9 +33,20 @@ async function main(argv: readonly string[]): Promise<number> {
   for (let i = 0; i < runs; i++) {
     for (const mode of ['noCapture', 'capture'] as const) {
       await reset(names, quiet);
-      const r = await spawnTimed([process.execPath, bin, 'apply', ...conn, '-l', lock, '--yes', '--skip-unavailable', ...(mode === 'noCapture' ? ['--no-capture'] : [])]);
+      const r = await spawnTimed([
+        process.execPath,
+        bin,
+        'apply',
+        ...conn,
+        '-l',
+        lock,
+        '--yes',
+        '--skip-unavailable',
+        ...(mode === 'noCapture' ? ['--no-capture'] : []),
+      ]);
       // 3: the "missing" node stays blocked by design (its golden-only package is in no repository).
-      if (r.exitCode !== 0 && r.exitCode !== 3) throw new Error(`apply (${mode}) exit ${r.exitCode}: ${r.stderr || r.stdout}`);
+      if (r.exitCode !== 0 && r.exitCode !== 3)
+        throw new Error(`apply (${mode}) exit ${r.exitCode}: ${r.stderr || r.stdout}`);
       times[mode].push(r.wallS);
       process.stderr.write(`run ${i + 1}/${runs} ${mode}: ${r.wallS.toFixed(2)} s\n`);
       if (mode === 'capture') {

@@ -111,7 +111,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     switch (a.command) {
       case 'up': {
-        const s = await up({ nodes: a.nodes, reset: a.reset, ...(a.python ? { python: true } : {}), libcDrift: a.libcDrift, criu: a.criu });
+        const s = await up({
+          nodes: a.nodes,
+          reset: a.reset,
+          ...(a.python ? { python: true } : {}),
+          libcDrift: a.libcDrift,
+          criu: a.criu,
+        });
         if (a.json) process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
         else
           for (const n of s.nodes)

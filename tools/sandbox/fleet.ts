@@ -63,7 +63,10 @@ export interface ResetOptions extends CommonOptions {
 
 const defaultLog: Log = (s) => process.stderr.write(`sandbox: ${s}\n`);
 
-export function fleetSpecs(total: number, opts: { python?: boolean | undefined; libcDrift?: string | undefined } = {}): NodeSpec[] {
+export function fleetSpecs(
+  total: number,
+  opts: { python?: boolean | undefined; libcDrift?: string | undefined } = {},
+): NodeSpec[] {
   return Array.from({ length: total }, (_, i) => {
     const scenario = scenarioFor(i + 1);
     return {
@@ -212,7 +215,13 @@ export async function reset(
     const python = opts.python ?? n.python ?? false;
     const { state } = await createNode(
       p,
-      { name: n.name, port: n.port, scenario: n.scenario, ...(python ? { python } : {}), ...(n.libc !== undefined ? { libc: n.libc } : {}) },
+      {
+        name: n.name,
+        port: n.port,
+        scenario: n.scenario,
+        ...(python ? { python } : {}),
+        ...(n.libc !== undefined ? { libc: n.libc } : {}),
+      },
       clientPub,
       n.sshdPid,
     );

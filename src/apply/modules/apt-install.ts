@@ -23,7 +23,8 @@ export const aptInstall = defineModule({
     const all = ctx.plan.actions.filter((a): a is PackageAction => a.type !== 'write-pins');
     // Check mode uploads nothing, so apt-get -s leaves the store's .debs out (store_upload lists them).
     const actions = ctx.checkMode ? all.filter((a) => a.source !== 'store') : all;
-    if (actions.length === 0 && all.length > 0) return { status: 'skipped', message: 'check mode: only package-store installs, not simulated' };
+    if (actions.length === 0 && all.length > 0)
+      return { status: 'skipped', message: 'check mode: only package-store installs, not simulated' };
     if (actions.length === 0) return { status: 'ok', message: 'all packages at the locked versions' };
     const lockTimeout = args?.lockTimeout ?? 120;
     const what = actions.map((a) => `${a.type} ${a.package} ${a.from ?? '(none)'} → ${a.to}`).join(', ');

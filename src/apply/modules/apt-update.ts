@@ -9,8 +9,12 @@ export const aptUpdate = defineModule({
   args: z.strictObject({ lockTimeout: z.number().int().positive().max(3600).default(120) }).optional(),
   async run(ctx, args) {
     if (ctx.checkMode) return { status: 'skipped', message: 'check mode: would run apt-get update' };
-    const r = await runAptUpdate(ctx.transport, { lockTimeout: args?.lockTimeout ?? 120, timeoutMs: 900_000 });
-    if (r.exitCode !== 0) return { status: 'failed', message: `apt-get update failed: ${summariseOutput(r)}` };
+    const r = await runAptUpdate(ctx.transport, {
+      lockTimeout: args?.lockTimeout ?? 120,
+      timeoutMs: 900_000,
+    });
+    if (r.exitCode !== 0)
+      return { status: 'failed', message: `apt-get update failed: ${summariseOutput(r)}` };
     return { status: 'ok', message: 'apt lists refreshed' };
   },
 });

@@ -15,11 +15,20 @@ export const capture = defineModule({
   args: z.strictObject({}).optional(),
   async run(ctx) {
     const tx = ctx.transaction;
-    if (!tx) return { status: 'skipped', message: 'capture off (--no-capture): this apply cannot be rolled back' };
+    if (!tx)
+      return { status: 'skipped', message: 'capture off (--no-capture): this apply cannot be rolled back' };
     const actions = ctx.plan.actions.filter((a): a is PackageAction => a.type !== 'write-pins');
     const pins = ctx.plan.actions.find((a) => a.type === 'write-pins');
-    if (ctx.checkMode) return { status: 'skipped', message: `check mode: would record ${actions.length} package(s) and the pin file for rollback` };
-    const now = await readCurrent(ctx.transport, actions.map((a) => a.package), PIN_FILE);
+    if (ctx.checkMode)
+      return {
+        status: 'skipped',
+        message: `check mode: would record ${actions.length} package(s) and the pin file for rollback`,
+      };
+    const now = await readCurrent(
+      ctx.transport,
+      actions.map((a) => a.package),
+      PIN_FILE,
+    );
     const res = await captureTransaction(
       ctx.transport,
       {
@@ -28,7 +37,11 @@ export const capture = defineModule({
         kind: 'apply',
         lockDigest: ctx.lock.digest,
         rollbackOf: null,
-        packages: actions.map((a) => ({ package: a.package, before: now.versions.get(a.package) ?? null, after: a.to })),
+        packages: actions.map((a) => ({
+          package: a.package,
+          before: now.versions.get(a.package) ?? null,
+          after: a.to,
+        })),
         pinPath: PIN_FILE,
         pinsAfter: pins ? pins.sha256 : now.pinSha256,
         now: tx.now,

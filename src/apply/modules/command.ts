@@ -15,7 +15,8 @@ export const command = defineModule({
   async run(ctx, args) {
     if (ctx.checkMode) return { status: 'skipped', message: `check mode: would run ${args.argv.join(' ')}` };
     const r = await ctx.transport.exec(args.argv, { become: args.become, timeoutMs: args.timeout * 1000 });
-    if (r.exitCode === null || !args.okCodes.includes(r.exitCode)) return { status: 'failed', message: `${args.argv[0]} failed: ${summariseOutput(r)}` };
+    if (r.exitCode === null || !args.okCodes.includes(r.exitCode))
+      return { status: 'failed', message: `${args.argv[0]} failed: ${summariseOutput(r)}` };
     return { status: 'changed', message: `ran ${args.argv.join(' ')}` };
   },
 });

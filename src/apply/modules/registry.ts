@@ -10,5 +10,8 @@ import { verify } from './verify.js';
 
 /** Every playbook module by name. A new module is one file and one line here. */
 export const MODULES: ReadonlyMap<string, Module<unknown>> = new Map<string, Module<unknown>>(
-  [capture, storeUpload, aptPins, aptUpdate, aptInstall, verify, txRecord, command].map((m) => [m.name, m as Module<unknown>]),
+  [capture, storeUpload, aptPins, aptUpdate, aptInstall, verify, txRecord, command].map((m) => [
+    m.name,
+    m as Module<unknown>,
+  ]),
 );

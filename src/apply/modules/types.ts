@@ -38,6 +38,10 @@ export interface Module<A> {
 }
 
 /** Builds a module with its argument type inferred from the schema. */
-export function defineModule<S extends z.ZodType>(m: { name: string; args: S; run(ctx: ModuleContext, args: z.infer<S>): Promise<TaskResult> }): Module<z.infer<S>> {
+export function defineModule<S extends z.ZodType>(m: {
+  name: string;
+  args: S;
+  run(ctx: ModuleContext, args: z.infer<S>): Promise<TaskResult>;
+}): Module<z.infer<S>> {
   return m as Module<z.infer<S>>;
 }

@@ -15,7 +15,9 @@ export const verify = defineModule({
     }
     // When only criu-lock's own modules ran, files can only have moved in the packages apt
     // installed; everything else matched at preflight. dpkg's versions are re-read for all.
-    const ownOnly = [...ctx.changedBy].every((m) => m === 'capture' || m === 'store_upload' || m === 'apt_pins' || m === 'apt_install');
+    const ownOnly = [...ctx.changedBy].every(
+      (m) => m === 'capture' || m === 'store_upload' || m === 'apt_pins' || m === 'apt_install',
+    );
     const moved = new Set(ctx.plan.actions.flatMap((a) => (a.type === 'write-pins' ? [] : [a.package])));
     const paths = ownOnly
       ? [...moved].flatMap((key) => Object.keys(ctx.lock.packages[key]?.files ?? {}))
@@ -29,7 +31,18 @@ export const verify = defineModule({
       return f.type !== 'file' || !ownOnly || moved.has(f.package);
     });
     if (findings.length === 0) return { status: 'ok', message: 'matches the lock (versions and build-IDs)' };
-    const first = findings.slice(0, 3).map((f) => (f.type === 'file' ? f.criu : f.type === 'platform-mismatch' ? `platform ${f.field}` : `${f.package}: ${f.type}`));
-    return { status: 'failed', message: `still differs from the lock in ${findings.length} place(s): ${first.join('; ')}` };
+    const first = findings
+      .slice(0, 3)
+      .map((f) =>
+        f.type === 'file'
+          ? f.criu
+          : f.type === 'platform-mismatch'
+            ? `platform ${f.field}`
+            : `${f.package}: ${f.type}`,
+      );
+    return {
+      status: 'failed',
+      message: `still differs from the lock in ${findings.length} place(s): ${first.join('; ')}`,
+    };
   },
 });
