@@ -34,7 +34,7 @@ export async function connectSsh(
   extras: ConnectSshExtras = {},
 ): Promise<Transport> {
   const name = extras.name ?? conn.address;
-  const note = extras.onNote ?? (() => undefined);
+  const note = extras.onNote ?? opts.onNote ?? (() => undefined);
   if (conn.unsupported !== undefined) {
     throw new CriuLockError('ssh', `${name}: ${conn.unsupported}`, {
       hint: 'replace ProxyCommand with ProxyJump in the ssh config (or the inventory ssh args)',
