@@ -37,6 +37,9 @@ interface IndexedPackage {
  */
 interface PlanIndex {
   packages: readonly IndexedPackage[];
+  /** The packages' keys and every locked path, in the lock's sorted order: slot i holds [i]. */
+  keys: readonly string[];
+  paths: readonly string[];
   unmanaged: ReadonlyArray<readonly [string, FileEntry]>;
   slotOfKey: ReadonlyMap<string, number>;
   slotOfPath: ReadonlyMap<string, number>;
@@ -59,6 +62,8 @@ function planIndex(lock: Lockfile): PlanIndex {
         slots: p.files.map(([path]) => slotOfPath.get(path)!),
         entries: p.files.map(([, entry]) => entry),
       })),
+      keys: base.packages.map((p) => p.key),
+      paths: base.paths,
       unmanaged: base.unmanaged,
       slotOfKey: new Map(base.packages.map((p, i) => [p.key, i])),
       slotOfPath,
@@ -140,18 +145,30 @@ export function planHost(
   const notes: Note[] = [];
 
   // The host's packages and files by the lock's slots, and its extra packages, in one walk over
-  // each of its Maps (see PlanIndex).
+  // each of its Maps (see PlanIndex). Facts usually list what the lock locks in the lock's own
+  // sorted order (dpkg-query sorts by name; the probe reads paths in the order it was sent them),
+  // so the entry after the last match is tried first: one string comparison instead of hashing a
+  // fresh string. Any other order still lands in the right slot through the Map.
   const { gotPackages, gotFiles } = index;
+  const keys = index.keys;
+  const paths = index.paths;
   try {
+    let next = 0;
     for (const [key, p] of facts.packages) {
-      const slot = index.slotOfKey.get(key);
-      if (slot !== undefined) gotPackages[slot] = p;
-      else if (lock.scope.kind === 'all')
+      const slot = keys[next] === key ? next : index.slotOfKey.get(key);
+      if (slot !== undefined) {
+        gotPackages[slot] = p;
+        next = slot + 1;
+      } else if (lock.scope.kind === 'all')
         notes.push({ type: 'extra-package', package: key, version: p.version });
     }
+    next = 0;
     for (const [path, f] of facts.files) {
-      const slot = index.slotOfPath.get(path);
-      if (slot !== undefined) gotFiles[slot] = f;
+      const slot = paths[next] === path ? next : index.slotOfPath.get(path);
+      if (slot !== undefined) {
+        gotFiles[slot] = f;
+        next = slot + 1;
+      }
     }
     return planWithSlots(lock, index, facts, desiredPins, actions, blocked, notes, store);
   } finally {
