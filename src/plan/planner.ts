@@ -146,8 +146,8 @@ export function planHost(
   const notes: Note[] = [];
 
   // The host's packages and files by the lock's slots, and its extra packages, in one walk over
-  // each of its Maps (see PlanIndex). Facts usually list what the lock locks in the lock's own
-  // sorted order (dpkg-query sorts by name; the probe reads paths in the order it was sent them),
+  // each of its Maps (see PlanIndex). Facts list what the lock locks mostly in the lock's own
+  // sorted order (the probe reads paths in the order it was sent them; dpkg-query sorts by name),
   // so the entry after the last match is tried first: one string comparison instead of hashing a
   // fresh string. Any other order still lands in the right slot through the Map.
   const { gotPackages, gotFiles } = index;
