@@ -24,16 +24,29 @@ function scalar(token: string): string | undefined {
   return isPlainString(token) ? token : undefined;
 }
 
-interface RawFile {
+/** An entry as read: the shape is fixed, the values are not yet checked against the schema. */
+export interface RawFile {
   size: number;
   mode: string;
   buildId?: string;
 }
 
-export function readCanonicalLock(text: string): Record<string, unknown> | undefined {
+export interface RawPackage {
+  version?: string;
+  sha256?: string;
+  files?: Record<string, RawFile>;
+}
+
+/** The header as YAML reads it, plus the entries. */
+export type CanonicalRead = Record<string, unknown> & {
+  packages: Record<string, RawPackage>;
+  unmanaged?: Record<string, RawFile>;
+};
+
+export function readCanonicalLock(text: string): CanonicalRead | undefined {
   const lines = text.split('\n');
   const header: string[] = [];
-  const packages: Record<string, { version?: string; sha256?: string; files?: Record<string, RawFile> }> = {};
+  const packages: Record<string, RawPackage> = {};
   let unmanaged: Record<string, RawFile> | undefined;
   let section: 'header' | 'packages' | 'unmanaged' = 'header';
   let pkg: (typeof packages)[string] | undefined;

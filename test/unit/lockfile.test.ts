@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { isValidVersion } from '../../src/debian/version.js';
 import { CriuLockError } from '../../src/errors.js';
 import {
+  canonicalContent,
   computeDigest,
   finalizeLock,
   parseLock,
@@ -543,5 +544,66 @@ describe('canonical fast reader', () => {
     const e = lockErrorOf(() => parseLock(text, FILE));
     expect(e.message).toMatch(/digest mismatch/);
     expect(e.location?.line).toBeGreaterThan(1);
+  });
+});
+
+/** The digest's input as first defined: JSON.stringify of plain objects built with sorted keys. */
+function canonicalByObjects(lock: LockContent): string {
+  const sorted = (rec: object): string[] => Object.keys(rec).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const file = (f: FileEntry): object =>
+    f.buildId === undefined
+      ? { mode: f.mode, size: f.size }
+      : { buildId: f.buildId, mode: f.mode, size: f.size };
+  const files = (rec: Record<string, FileEntry>): object =>
+    Object.fromEntries(sorted(rec).map((k) => [k, file(rec[k]!)]));
+  const packages = Object.fromEntries(
+    sorted(lock.packages).map((k) => {
+      const p = lock.packages[k]!;
+      return [k, { files: files(p.files ?? {}), sha256: p.sha256 ?? null, version: p.version }];
+    }),
+  );
+  const s = lock.scope;
+  const scope =
+    s.kind === 'all'
+      ? { kind: 'all' }
+      : s.kind === 'packages'
+        ? { kind: 'packages', packages: [...s.packages].sort(), withDeps: s.withDeps }
+        : { kind: s.kind, pids: [...s.pids].sort((a, b) => a - b) };
+  const { architecture, codename, id, versionId } = lock.platform;
+  return JSON.stringify({
+    packages,
+    platform: { architecture, codename, id, versionId },
+    scope,
+    unmanaged: files(lock.unmanaged ?? {}),
+  });
+}
+
+describe('canonical content', () => {
+  // Keys JSON.stringify orders its own way (array indexes first) or must escape. Not `__proto__`:
+  // no valid lock has it, and plain objects used to drop it from the digest.
+  const oddKey = fc.oneof(
+    arbText.filter((k) => k !== '__proto__'),
+    fc.constantFrom('0', '7', '10', '01', '4294967294', '4294967295', '-1', 'a"b', '\u2028', 'constructor'),
+  );
+  const oddContent = arbContent.chain((c) =>
+    fc
+      .record({
+        packages: fc.dictionary(oddKey, arbPackage, { maxKeys: 4 }),
+        unmanaged: fc.dictionary(oddKey, arbFile, { maxKeys: 4 }),
+      })
+      .map((odd) => ({
+        ...c,
+        packages: { ...c.packages, ...odd.packages },
+        unmanaged: { ...c.unmanaged, ...odd.unmanaged },
+      })),
+  );
+
+  it('is byte for byte the JSON of the content as plain objects with sorted keys', () => {
+    fc.assert(
+      fc.property(oddContent, (content) => {
+        expect(canonicalContent(content)).toBe(canonicalByObjects(content));
+      }),
+      { numRuns: 300 },
+    );
   });
 });

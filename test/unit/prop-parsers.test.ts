@@ -106,11 +106,26 @@ const pathArb = fc.oneof(
   ),
   fc.string({ maxLength: 6 }).map((s) => `/opt/${s.replace(/\//g, '_') || 'f'}`),
 );
+/**
+ * Mostly valid, sometimes a value at or just past a schema rule's edge, with a digest that matches:
+ * parseLock checks the entries of a canonical file without zod, so only an intact digest shows
+ * whether those checks refuse what zod refuses.
+ */
+const rarely = <T>(usual: fc.Arbitrary<T>, ...edges: T[]): fc.Arbitrary<T> =>
+  fc.oneof({ arbitrary: usual, weight: 30 }, { arbitrary: fc.constantFrom(...edges), weight: 1 });
 const fileArb = fc
   .record({
-    size: fc.nat(10_000_000),
+    size: rarely(fc.nat(10_000_000), 2 ** 53 - 1, 2 ** 53),
     mode: fc.constantFrom('0644', '0755', '4755'),
-    buildId: fc.option(fc.constantFrom('ab'.repeat(20), '1234', '1e5', 'deadbeef'), { nil: undefined }),
+    buildId: fc.option(
+      rarely(
+        fc.constantFrom('ab'.repeat(20), '1234', '1e5', 'deadbeef'),
+        'a',
+        'ab'.repeat(64),
+        `${'ab'.repeat(64)}a`,
+      ),
+      { nil: undefined },
+    ),
   })
   .map((f) => (f.buildId === undefined ? { size: f.size, mode: f.mode } : f));
 const lockArb: fc.Arbitrary<Lockfile> = fc
@@ -126,8 +141,13 @@ const lockArb: fc.Arbitrary<Lockfile> = fc
       ),
       fc.record(
         {
-          version: fc.constantFrom('2.31-0ubuntu9.14', '1:1.0-1', '3.0~rc1-1', '1.0', '10', '1e5'),
-          sha256: fc.constant('ab'.repeat(32)),
+          version: rarely(
+            fc.constantFrom('2.31-0ubuntu9.14', '1:1.0-1', '3.0~rc1-1', '1.0', '10', '1e5'),
+            '1.0 beta',
+            '1:',
+            '1.0-',
+          ),
+          sha256: rarely(fc.constant('ab'.repeat(32)), 'ab'.repeat(31), `${'ab'.repeat(32)}a`),
           files: fc.dictionary(pathArb, fileArb, { minKeys: 1, maxKeys: 2 }),
         },
         { requiredKeys: ['version'] },
