@@ -224,7 +224,7 @@ function sampleOutput(): string {
     '  Candidate: 2.31-0ubuntu9.16',
     '  Version table:',
     '     2.31-0ubuntu9.16 500',
-    '        500 http://archive.ubuntu.com/ubuntu focal-updates/main i386 Packages',
+    '        500 http://mirror.example/ubuntu focal-updates/main i386 Packages',
     ' *** 2.31-0ubuntu9.14 100',
     '        100 /var/lib/dpkg/status',
     'ghost:',
