@@ -9,16 +9,12 @@ export const APT_ENV = { LC_ALL: 'C', DEBIAN_FRONTEND: 'noninteractive' } as con
 export const STATE_DIR = '/var/lib/criu-lock';
 
 /**
- * The one `apt-get install` apply runs, every changed `pkg:arch=version` together. The real run
- * has `--no-remove`; the simulation (`-s`) leaves it out, because with it apt only says "Packages
- * need to be removed but remove is disabled" without naming them, and the plan must name them.
- * With no removal in the simulation the two transactions are the same.
+ * How criu-lock starts every `apt-get install` (apply's and rollback's): non-interactive,
+ * downgrades allowed, no recommends, the configuration files dpkg would keep, and the dpkg lock
+ * waited for up to `lockTimeout` seconds.
  */
-export function installArgv(
-  actions: readonly PackageAction[],
-  opts: { lockTimeout: number; simulate: boolean },
-): string[] {
-  const argv = [
+export function aptInstallPrefix(lockTimeout: number): string[] {
+  return [
     'apt-get',
     'install',
     '-y',
@@ -30,8 +26,21 @@ export function installArgv(
     '-o',
     'Dpkg::Options::=--force-confold',
     '-o',
-    `DPkg::Lock::Timeout=${opts.lockTimeout}`,
+    `DPkg::Lock::Timeout=${lockTimeout}`,
   ];
+}
+
+/**
+ * The one `apt-get install` apply runs, every changed `pkg:arch=version` together. The real run
+ * has `--no-remove`; the simulation (`-s`) leaves it out, because with it apt only says "Packages
+ * need to be removed but remove is disabled" without naming them, and the plan must name them.
+ * With no removal in the simulation the two transactions are the same.
+ */
+export function installArgv(
+  actions: readonly PackageAction[],
+  opts: { lockTimeout: number; simulate: boolean },
+): string[] {
+  const argv = aptInstallPrefix(opts.lockTimeout);
   if (opts.simulate) argv.push('-s');
   else argv.push('--no-remove');
   if (actions.some((a) => a.type === 'reinstall')) argv.push('--reinstall');

@@ -1,3 +1,4 @@
+import { aptInstallPrefix } from '../apply/apt.js';
 import { txDir, type TxManifest, type TxPackage } from './manifest.js';
 
 /**
@@ -165,20 +166,7 @@ export function rollbackAptArgv(
   plan: RollbackPlan,
   opts: { simulate: boolean; lockTimeout: number },
 ): string[] {
-  const argv = [
-    'apt-get',
-    'install',
-    '-y',
-    '-q',
-    '--allow-downgrades',
-    '--no-install-recommends',
-    '-o',
-    'Dpkg::Options::=--force-confdef',
-    '-o',
-    'Dpkg::Options::=--force-confold',
-    '-o',
-    `DPkg::Lock::Timeout=${opts.lockTimeout}`,
-  ];
+  const argv = aptInstallPrefix(opts.lockTimeout);
   if (opts.simulate) argv.push('-s');
   for (const i of plan.install) argv.push(i.debPath);
   for (const r of plan.remove) argv.push(`${r}-`);
