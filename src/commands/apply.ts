@@ -196,10 +196,12 @@ export async function applyFleet(
   const store = await storeIndexFor(opts.lockfile, opts.store);
   const saved = (name: string): HostPlan | undefined => planFile?.hosts.find((h) => h.name === name);
   // The long phase on a big fleet (connect, lock, facts, simulation): a status line on a terminal.
-  const status = fleetStatus(io, 'preflight', hosts.length, (p) => {
-    const r = p as Preflight;
-    return r.state === 'done' && isHostFailure(r.outcome);
-  });
+  const status = fleetStatus(
+    io,
+    'preflight',
+    hosts.length,
+    (p: Preflight) => p.state === 'done' && isHostFailure(p.outcome),
+  );
   const pre = (
     await runFleet(hosts, (host) => preflight(run, host, lock, pins, opts, saved(host.name), store), {
       forks: opts.forks,

@@ -28,10 +28,7 @@ export async function checkFleet(
   opts: Pick<CheckOptions, 'forks'>,
 ): Promise<CheckReport> {
   const paths = lockedPaths(lock);
-  const status = fleetStatus(run.io, 'check', run.hosts.length, (r) => {
-    const st = (r as { status?: string }).status;
-    return st === 'failed' || st === 'unreachable';
-  });
+  const status = fleetStatus(run.io, 'check', run.hosts.length, isHostFailure);
   const fleet = await runFleet(
     run.hosts,
     async (host): Promise<HostCheck> => {

@@ -98,12 +98,12 @@ export function progress(io: Io, line: string): void {
  * Hosts done / total and failures of a long fleet phase, on the IO host's status line (a TTY
  * only), redrawn at most every 100 ms. `done` goes in runFleet's onResult; `end` clears the line.
  */
-export function fleetStatus(
+export function fleetStatus<R>(
   io: Io,
   label: string,
   total: number,
-  isFailure: (result: unknown) => boolean,
-): { done(result: unknown): void; end(): void } {
+  isFailure: (result: R) => boolean,
+): { done(result: R): void; end(): void } {
   const status = io.status;
   if (!status || total < 2) return { done: () => undefined, end: () => undefined };
   let n = 0;

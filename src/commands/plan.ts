@@ -37,10 +37,7 @@ export async function planFleet(
   store?: StoreIndex,
 ): Promise<PlanFile> {
   const desired = renderPins(lock);
-  const status = fleetStatus(run.io, 'plan', run.hosts.length, (r) => {
-    const st = (r as { status?: string }).status;
-    return st === 'failed' || st === 'unreachable';
-  });
+  const status = fleetStatus(run.io, 'plan', run.hosts.length, isHostFailure);
   const fleet = await runFleet(
     run.hosts,
     async (host): Promise<HostPlan> => {
