@@ -245,3 +245,15 @@ export function describeJob(rec: JobRecord): string {
         : '';
   return `${audit}${pins}`;
 }
+
+/** A finished job as a command result, so its log is summarised like any command's output. */
+export function jobResult(argv: readonly string[], rec: JobRecord): CommandResult {
+  return {
+    command: argv.join(' '),
+    exitCode: rec.exitCode,
+    stdout: rec.log,
+    stderr: '',
+    durationMs: 0,
+    timedOut: false,
+  };
+}

@@ -1,4 +1,4 @@
-import { describeJob, followJob, startJob } from '../apply/apt-job.js';
+import { describeJob, followJob, jobResult, startJob } from '../apply/apt-job.js';
 import { rebuildPackage } from '../store/rebuild.js';
 import { APT_ENV } from '../apply/apt.js';
 import { summariseOutput } from '../apply/modules/output.js';
@@ -143,14 +143,7 @@ export async function executeRollback(
     }
     if (outcome.record.exitCode !== 0) {
       await undoPins();
-      const log = {
-        command: argv.join(' '),
-        exitCode: outcome.record.exitCode,
-        stdout: outcome.record.log,
-        stderr: '',
-        durationMs: 0,
-        timedOut: false,
-      };
+      const log = jobResult(argv, outcome.record);
       throw new RollbackStepError(
         'apt',
         `apt-get install failed: ${summariseOutput(log)}; ${describeJob(outcome.record)}; the pin file was put back as it was before the rollback; log ${dir}/log`,

@@ -3,7 +3,7 @@ import type { PackageAction } from '../../plan/plan-file.js';
 import { PIN_FILE } from '../../plan/pins.js';
 import { removeStoreUploads } from '../../store/upload.js';
 import { APT_ENV, installArgv } from '../apt.js';
-import { describeJob, followJob, startJob } from '../apt-job.js';
+import { describeJob, followJob, jobResult, startJob } from '../apt-job.js';
 import { defineModule } from './types.js';
 import { summariseOutput } from './output.js';
 
@@ -55,14 +55,7 @@ export const aptInstall = defineModule({
     }
     const rec = outcome.record;
     if (rec.exitCode === 0) return { status: 'changed', message: what };
-    const log = {
-      command: argv.join(' '),
-      exitCode: rec.exitCode,
-      stdout: rec.log,
-      stderr: '',
-      durationMs: 0,
-      timedOut: false,
-    };
+    const log = jobResult(argv, rec);
     const lockHeld = /Could not get lock|Waiting for cache lock/.test(rec.log);
     const why = lockHeld
       ? `the dpkg lock is held by another process (unattended-upgrades?) for longer than DPkg::Lock::Timeout=${lockTimeout} s: ${summariseOutput(log, 1)}`
