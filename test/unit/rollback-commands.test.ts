@@ -151,6 +151,21 @@ describe('history and rollback on a simulated fleet', () => {
     expect(b.lockOwner).toBeNull();
   });
 
+  it('a rollback whose apt transaction fails puts the pin file back and leaves the versions as they were', async () => {
+    const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind() });
+    const b = fleet.hosts.get('node-b')!;
+    expect((await cli(fleet, ['apply', '--yes', '-l', lockPath, '--limit', 'node-b'])).code).toBe(0);
+    const pins = b.pinFile;
+    expect(pins).not.toBeNull();
+    (b.spec as { aptFails?: boolean }).aptFails = true;
+    const r = await cli(fleet, ['rollback', '--yes', '--limit', 'node-b']);
+    expect(r.code).toBe(3);
+    expect(r.out).toMatch(/node-b: \[(simulate|apt)\] apt-get/);
+    expect(b.pinFile).toBe(pins);
+    expect([b.installed.get('libc6:amd64'), b.installed.get('libc-bin:amd64')]).toEqual([NEW, NEW]);
+    expect(b.lockOwner).toBeNull();
+  });
+
   it('a host with no transaction fails with a hint; without --yes and no terminal nothing runs (exit 1)', async () => {
     const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind() });
     const none = await cli(fleet, ['rollback', '--yes', '--limit', 'node-b']);
