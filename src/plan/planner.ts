@@ -19,10 +19,6 @@ const ACTION_ORDER: Record<PackageAction['type'], number> = {
 interface IndexedPackage {
   key: string;
   want: string;
-  /** The package's locked files: paths, their slots in PlanIndex.slotOfPath, their entries. */
-  paths: readonly string[];
-  slots: readonly number[];
-  entries: readonly FileEntry[];
 }
 
 /**
@@ -34,6 +30,9 @@ interface IndexedPackage {
  * instead (sequential memory) and looks each entry up in these per-lock Maps, which every host
  * shares and which therefore stay in cache. What it finds lands in the scratch arrays, one slot
  * per locked package or path, emptied again before planHost returns.
+ *
+ * The locked files are flat arrays (package i owns files fileStart[i] .. fileStart[i + 1] - 1), so
+ * checking a package's files touches no per-package object.
  */
 interface PlanIndex {
   packages: readonly IndexedPackage[];
@@ -43,6 +42,12 @@ interface PlanIndex {
   unmanaged: ReadonlyArray<readonly [string, FileEntry]>;
   slotOfKey: ReadonlyMap<string, number>;
   slotOfPath: ReadonlyMap<string, number>;
+  fileStart: Int32Array;
+  fileSlot: Int32Array;
+  fileSize: Float64Array;
+  fileMode: readonly string[];
+  fileBuildId: ReadonlyArray<string | undefined>;
+  fingerprint: FingerprintWriter;
   gotPackages: Array<InstalledPackage | undefined>;
   gotFiles: Array<FileFact | undefined>;
 }
@@ -54,19 +59,22 @@ function planIndex(lock: Lockfile): PlanIndex {
   if (!index) {
     const base = indexLock(lock);
     const slotOfPath = new Map(base.paths.map((path, i) => [path, i]));
+    const files = base.packages.flatMap((p) => p.files);
+    const fileStart = new Int32Array(base.packages.length + 1);
+    base.packages.forEach((p, i) => (fileStart[i + 1] = fileStart[i]! + p.files.length));
     index = {
-      packages: base.packages.map((p) => ({
-        key: p.key,
-        want: p.entry.version,
-        paths: p.files.map(([path]) => path),
-        slots: p.files.map(([path]) => slotOfPath.get(path)!),
-        entries: p.files.map(([, entry]) => entry),
-      })),
+      packages: base.packages.map((p) => ({ key: p.key, want: p.entry.version })),
       keys: base.packages.map((p) => p.key),
       paths: base.paths,
       unmanaged: base.unmanaged,
       slotOfKey: new Map(base.packages.map((p, i) => [p.key, i])),
       slotOfPath,
+      fileStart,
+      fileSlot: Int32Array.from(files, ([path]) => slotOfPath.get(path)!),
+      fileSize: Float64Array.from(files, ([, f]) => f.size),
+      fileMode: files.map(([, f]) => f.mode),
+      fileBuildId: files.map(([, f]) => f.buildId),
+      fingerprint: new FingerprintWriter(base.packages.map((p) => p.entry.version)),
       gotPackages: new Array<InstalledPackage | undefined>(base.packages.length).fill(undefined),
       gotFiles: new Array<FileFact | undefined>(base.paths.length).fill(undefined),
     };
@@ -76,41 +84,137 @@ function planIndex(lock: Lockfile): PlanIndex {
 }
 
 /**
+ * Writes the fingerprint's text (see fingerprintHead) into one reused buffer and hashes it. A
+ * package whose line is its locked version, the usual case, costs nothing: the lock's own lines
+ * are encoded once, here, and copied over in runs between the lines that differ. A host with no
+ * differing line hashes the same text as every other such host with its platform and pins, so its
+ * fingerprint is remembered.
+ */
+class FingerprintWriter {
+  /** The lock's versions as fingerprint lines, `version\n` each, UTF-8; line i at offsets[i]. */
+  private readonly expected: Buffer;
+  private readonly offsets: Int32Array;
+  private buf: Buffer;
+  private pos = 0;
+  /** First package whose expected line is not yet copied. */
+  private run = 0;
+  private differs = false;
+  private head = '';
+  private readonly clean = new Map<string, string>();
+
+  constructor(versions: readonly string[]) {
+    this.offsets = new Int32Array(versions.length + 1);
+    versions.forEach((v, i) => (this.offsets[i + 1] = this.offsets[i]! + Buffer.byteLength(v) + 1));
+    this.expected = Buffer.from(versions.map((v) => `${v}\n`).join(''));
+    this.buf = Buffer.allocUnsafe(this.expected.length * 2 + 4096);
+  }
+
+  begin(head: string): void {
+    this.head = head;
+    this.pos = 0;
+    this.run = 0;
+    this.differs = false;
+    this.write(`${head}\n`);
+  }
+
+  /** Package i's line is `line`, not its locked version. */
+  line(i: number, line: string): void {
+    this.copyExpected(i);
+    this.write(`${line}\n`);
+    this.run = i + 1;
+    this.differs = true;
+  }
+
+  finish(pinSha256: string | null): string {
+    const tail = `pins ${pinSha256 ?? 'absent'}\n`;
+    const cacheKey = `${this.head}\n${tail}`;
+    if (!this.differs) {
+      const known = this.clean.get(cacheKey);
+      if (known !== undefined) return known;
+    }
+    this.copyExpected(this.offsets.length - 1);
+    this.write(tail);
+    const fp = `sha256:${hash('sha256', this.buf.subarray(0, this.pos))}`;
+    if (!this.differs) {
+      if (this.clean.size >= 64) this.clean.clear();
+      this.clean.set(cacheKey, fp);
+    }
+    return fp;
+  }
+
+  private copyExpected(end: number): void {
+    const from = this.offsets[this.run]!;
+    const to = this.offsets[end]!;
+    if (to > from) {
+      this.reserve(to - from);
+      this.pos += this.expected.copy(this.buf, this.pos, from, to);
+    }
+  }
+
+  private write(text: string): void {
+    // UTF-8 takes at most 3 bytes per UTF-16 code unit.
+    this.reserve(text.length * 3);
+    this.pos += this.buf.write(text, this.pos, 'utf8');
+  }
+
+  private reserve(bytes: number): void {
+    if (this.pos + bytes <= this.buf.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + bytes));
+    this.buf.copy(bigger, 0, 0, this.pos);
+    this.buf = bigger;
+  }
+}
+
+/**
  * What the plan was computed from: dpkg state of every locked package, the pin file, the
  * platform. apply recomputes it and refuses a host whose fingerprint moved.
  */
 export function fingerprint(lock: Lockfile, facts: HostFacts): string {
   const index = planIndex(lock);
-  const lines = fingerprintHead(lock, facts);
-  for (const p of index.packages) lines.push(fingerprintLine(facts.packages.get(p.key)));
-  return fingerprintOf(lines, facts);
+  const w = index.fingerprint;
+  w.begin(fingerprintHead(lock, facts));
+  const pkgs = index.packages;
+  for (let i = 0; i < pkgs.length; i++) {
+    const got = facts.packages.get(pkgs[i]!.key);
+    if (got === undefined || got.version !== pkgs[i]!.want || !isUsual(got)) w.line(i, fingerprintLine(got));
+  }
+  return w.finish(facts.pinSha256);
 }
 
-// One line per locked package in the lock's sorted order (the digest binds the order to the
-// keys): its version, plus dpkg's want/status/flag when they are not the usual ones. A version
-// never contains a space nor equals "-", so the encoding is unambiguous.
-function fingerprintHead(lock: Lockfile, facts: HostFacts): string[] {
+// The fingerprint's text: this head line, one line per locked package in the lock's sorted order
+// (the digest binds the order to the keys), `pins SHA` and a final newline. A package's line is
+// its version, plus dpkg's want/status/flag when they are not the usual ones. A version never
+// contains a space nor equals "-", so the encoding is unambiguous.
+function fingerprintHead(lock: Lockfile, facts: HostFacts): string {
   const { id, versionId, architecture } = facts.platform;
-  return [`${lock.digest} ${id} ${versionId} ${architecture}`];
+  return `${lock.digest} ${id} ${versionId} ${architecture}`;
+}
+
+/** Installed, wanted and without error flag: the fingerprint line is the bare version. */
+function isUsual(p: InstalledPackage): boolean {
+  return p.want === 'install' && p.status === 'installed' && p.eflag === 'ok';
 }
 
 function fingerprintLine(p: InstalledPackage | undefined): string {
   if (!p) return '-';
-  if (p.want === 'install' && p.status === 'installed' && p.eflag === 'ok') return p.version;
+  if (isUsual(p)) return p.version;
   return `${p.version} ${p.want} ${p.status} ${p.eflag}`;
 }
 
-function fingerprintOf(lines: string[], facts: HostFacts): string {
-  lines.push(`pins ${facts.pinSha256 ?? 'absent'}`, '');
-  // One one-shot hash of the joined text: per-line updates cost more than the hashing at 2,000
-  // packages, and a Hash object per host costs more than hashing 30 KiB.
-  return `sha256:${hash('sha256', lines.join('\n'))}`;
-}
-
-function filesDiffer(p: IndexedPackage, gotFiles: ReadonlyArray<FileFact | undefined>): boolean {
-  const { paths, slots, entries } = p;
-  for (let i = 0; i < paths.length; i++) {
-    if (compareFile(p.key, paths[i]!, entries[i]!, gotFiles[slots[i]!])) return true;
+/** Whether any of package i's locked files differs on the host; compareFile's verdict, without its findings. */
+function filesDiffer(index: PlanIndex, i: number): boolean {
+  const { fileStart, fileSlot, fileSize, fileMode, fileBuildId, gotFiles } = index;
+  for (let j = fileStart[i]!, end = fileStart[i + 1]!; j < end; j++) {
+    const got = gotFiles[fileSlot[j]!];
+    if (
+      got === undefined ||
+      (got.kind !== 'elf' && got.kind !== 'file') ||
+      got.size !== fileSize[j] ||
+      got.mode !== fileMode[j]
+    )
+      return true;
+    const buildId = fileBuildId[j];
+    if (buildId !== undefined && got.buildId !== buildId) return true;
   }
   return false;
 }
@@ -194,25 +298,29 @@ function planWithSlots(
   // One pass over the lock: the fingerprint's lines and the packages that must move. Files are
   // compared only for packages at the locked version (a version that moves replaces its files
   // anyway), and a package stops at its first differing file.
-  const lines = fingerprintHead(lock, facts);
+  const w = index.fingerprint;
+  w.begin(fingerprintHead(lock, facts));
   const moves: Array<{ p: IndexedPackage; got: InstalledPackage | undefined; type: PackageAction['type'] }> =
     [];
   const pkgs = index.packages;
   for (let i = 0; i < pkgs.length; i++) {
     const p = pkgs[i]!;
     const got = gotPackages[i];
-    lines.push(fingerprintLine(got));
     let type: PackageAction['type'] | undefined;
-    if (!got) type = 'install';
-    else {
-      const c = got.version === p.want ? 0 : compareVersions(got.version, p.want);
+    if (got === undefined) {
+      w.line(i, '-');
+      type = 'install';
+    } else {
+      const same = got.version === p.want;
+      if (!same || !isUsual(got)) w.line(i, fingerprintLine(got));
+      const c = same ? 0 : compareVersions(got.version, p.want);
       if (c < 0) type = 'upgrade';
       else if (c > 0) type = 'downgrade';
-      else if (filesDiffer(p, gotFiles)) type = 'reinstall';
+      else if (filesDiffer(index, i)) type = 'reinstall';
     }
     if (type) moves.push({ p, got, type });
   }
-  const fp = fingerprintOf(lines, facts);
+  const fp = w.finish(facts.pinSha256);
 
   for (const m of comparePlatform(lock, facts)) {
     if (m.field === 'codename') continue; // id + versionId already decide; codename only restates them
