@@ -258,23 +258,24 @@ export function planHost(
   const keys = index.keys;
   const paths = index.paths;
   try {
+    // forEach rather than for-of: no [key, value] pair per entry, and measurably faster here.
     let next = 0;
-    for (const [key, p] of facts.packages) {
+    const all = lock.scope.kind === 'all';
+    facts.packages.forEach((p, key) => {
       const slot = keys[next] === key ? next : index.slotOfKey.get(key);
       if (slot !== undefined) {
         gotPackages[slot] = p;
         next = slot + 1;
-      } else if (lock.scope.kind === 'all')
-        notes.push({ type: 'extra-package', package: key, version: p.version });
-    }
+      } else if (all) notes.push({ type: 'extra-package', package: key, version: p.version });
+    });
     next = 0;
-    for (const [path, f] of facts.files) {
+    facts.files.forEach((f, path) => {
       const slot = paths[next] === path ? next : index.slotOfPath.get(path);
       if (slot !== undefined) {
         gotFiles[slot] = f;
         next = slot + 1;
       }
-    }
+    });
     return planWithSlots(lock, index, facts, desiredPins, actions, blocked, notes, store);
   } finally {
     // planHost is synchronous, so one pair of arrays serves every host; emptied so no host's facts
