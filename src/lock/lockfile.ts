@@ -276,25 +276,29 @@ export function parseLock(text: string, file: string): Lockfile {
   // invalid, goes through the full parser, which knows where each value is for the error.
   const fast = readCanonicalLock(text);
   const lock = fast === undefined ? undefined : validCanonicalLock(fast);
-  if (lock !== undefined && semanticProblem(lock) === undefined) return lock;
+  if (lock !== undefined && computeDigest(lock) === lock.digest) return lock;
   return parseLockDocument(text, file);
 }
 
 /**
- * The Lockfile schema's verdict on what the fast reader read, or undefined where zod would refuse
- * it. zod takes most of a second over 15,000 file entries, so the entries (whose shape the reader
- * already fixed: known keys, string values, a digit-only size) are checked here with the schema's
- * own rules; the header still goes through zod. Refusing is always safe: the YAML path then finds
- * and locates the error.
+ * The Lockfile schema's and semanticProblem's verdict on what the fast reader read (all but the
+ * digest, which parseLock checks), or undefined where either would refuse it. zod takes most of a
+ * second over 15,000 file entries, so the entries (whose shape the reader already fixed: known
+ * keys, string values, a digit-only size, four octal digits of mode, a hex build-ID) are checked
+ * here with the schema's own rules, in the same walk as the keys and paths; the header still goes
+ * through zod. Refusing is always safe: the YAML path then finds and locates the error.
  */
 function validCanonicalLock(read: CanonicalRead): Lockfile | undefined {
   const { packages, unmanaged, ...rest } = read;
   const header = LockHeader.safeParse(rest);
   if (!header.success) return undefined;
-  for (const key in packages) if (!isPackageEntry(packages[key]!)) return undefined;
-  if (unmanaged !== undefined)
-    for (const path in unmanaged) if (!isFileEntry(unmanaged[path]!)) return undefined;
+  for (const key of Object.keys(packages)) {
+    if (packageKeyProblem(key) !== undefined || !isPackageEntry(packages[key]!)) return undefined;
+  }
+  if (unmanaged !== undefined && !areFileEntries(unmanaged)) return undefined;
   const { lockfileVersion, source, platform, scope, digest } = header.data;
+  if (scope.kind === 'packages' && scope.packages.some((name) => packageRefProblem(name) !== undefined))
+    return undefined;
   // Keys in the schema's order, as zod would have returned them.
   return {
     lockfileVersion,
@@ -307,20 +311,21 @@ function validCanonicalLock(read: CanonicalRead): Lockfile | undefined {
   };
 }
 
-function isFileEntry(f: RawFile): f is FileEntry {
-  return (
-    Number.isSafeInteger(f.size) &&
-    f.size >= 0 &&
-    MODE.test(f.mode) &&
-    (f.buildId === undefined || BUILD_ID.test(f.buildId))
-  );
+/** FileEntry's rules for what the reader read, and lockedPathProblem's for the paths. */
+function areFileEntries(files: Record<string, RawFile>): files is Record<string, FileEntry> {
+  for (const path of Object.keys(files)) {
+    const f = files[path]!;
+    if (!Number.isSafeInteger(f.size) || f.size < 0 || !MODE.test(f.mode)) return false;
+    if (f.buildId !== undefined && !BUILD_ID.test(f.buildId)) return false;
+    if (lockedPathProblem(path) !== undefined) return false;
+  }
+  return true;
 }
 
 function isPackageEntry(p: RawPackage): p is PackageEntry {
   if (p.version === undefined || !isValidVersion(p.version)) return false;
   if (p.sha256 !== undefined && !SHA256.test(p.sha256)) return false;
-  if (p.files !== undefined) for (const path in p.files) if (!isFileEntry(p.files[path]!)) return false;
-  return true;
+  return p.files === undefined || areFileEntries(p.files);
 }
 
 interface Problem {
