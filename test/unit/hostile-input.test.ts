@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 /**
  * Hostile hosts and inputs (issue 9): caps on the work a crafted ELF file can cause, what of a
  * file can reach a lockfile, and which paths a lockfile may name.
@@ -176,6 +177,31 @@ describe('paths a lockfile may name', () => {
     const why = lockedPathProblem(path);
     if (problem === undefined) expect(why).toBeUndefined();
     else expect(why).toMatch(problem);
+  });
+
+  // lockedPathProblem accepts most paths through one regex; its verdict must be the rules' own.
+  it('accepts exactly the absolute, normalised, NUL-free file paths outside /proc, /sys and /dev', () => {
+    const component = fc.oneof(
+      fc.constantFrom('', '.', '..', '.x', 'x.', 'proc', 'sys', 'dev', 'procx', 'a\0b', 'lib'),
+      fc.string({ unit: 'binary', maxLength: 4 }).filter((c) => !c.includes('/')),
+    );
+    const arbPath = fc
+      .tuple(fc.boolean(), fc.array(component, { minLength: 1, maxLength: 4 }))
+      .map(([abs, parts]) => `${abs ? '/' : ''}${parts.join('/')}`);
+    fc.assert(
+      fc.property(arbPath, (path) => {
+        const parts = path.slice(1).split('/');
+        const ok =
+          path.startsWith('/') &&
+          !path.includes('\0') &&
+          path !== '/' &&
+          !path.endsWith('/') &&
+          !parts.some((c) => c === '' || c === '.' || c === '..') &&
+          !isVirtualFsPath(path);
+        expect(lockedPathProblem(path) === undefined).toBe(ok);
+      }),
+      { numRuns: 3000 },
+    );
   });
 
   it.each([

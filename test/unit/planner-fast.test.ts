@@ -175,6 +175,55 @@ describe('planHost (fast) agrees with the straightforward planner', () => {
     expect(changed).toBe(20);
   });
 
+  it('hosts exactly at the lock, with any pins and platform, get the reference fingerprint (remembered per platform and pins)', () => {
+    const lock = syntheticLock({ packages: 300, filesPer: (i) => i % 3 });
+    const pins = renderPins(lock);
+    const t = fleetTemplate(lock, pins);
+    // A host at the lock: every package at its locked version, every file as locked.
+    const atLock = (h: number) => {
+      const facts = syntheticFacts(t, h);
+      for (const p of t.packages) {
+        const key = p.key;
+        const installed = facts.packages.get(key) ?? { ...[...facts.packages.values()][0]!, key };
+        facts.packages.set(key, {
+          ...installed,
+          version: p.want,
+          want: 'install',
+          status: 'installed',
+          eflag: 'ok',
+        });
+        for (const f of p.files)
+          facts.files.set(f.path, {
+            path: f.path,
+            kind: 'elf',
+            size: f.size,
+            mode: f.mode,
+            buildId: f.buildId,
+          });
+      }
+      return facts;
+    };
+    const seen = new Set<string>();
+    for (let h = 0; h < 12; h++) {
+      const facts = atLock(h);
+      if (h % 3 === 2) facts.platform = { ...facts.platform, versionId: '13' };
+      if (h % 4 === 3) facts.pinSha256 = sha256Hex(`other ${h % 2}`);
+      const fast = planHost(lock, facts, pins);
+      expect(fast).toEqual(planHostReference(lock, facts, pins));
+      expect(fingerprint(lock, facts)).toBe(fingerprintReference(lock, facts));
+      seen.add(fast.fingerprint!);
+      // One package off the lock right after: not the remembered fingerprint.
+      const moved = atLock(h);
+      const first = t.packages[h]!;
+      moved.packages.set(first.key, { ...moved.packages.get(first.key)!, version: first.ahead });
+      const drifted = planHost(lock, moved, pins);
+      expect(drifted).toEqual(planHostReference(lock, moved, pins));
+      expect(drifted.fingerprint).not.toBe(fast.fingerprint);
+    }
+    // Platforms x pins states actually differed.
+    expect(seen.size).toBeGreaterThan(3);
+  });
+
   it('a host whose files drifted at the locked version gets a reinstall, only for that package', () => {
     const lock = makeLock({
       packages: {
