@@ -12,8 +12,6 @@ const FIELD = /^ {4}(version|sha256): ("(?:[^"\\]|\\.)*"|\S+)$/;
 const FILE_LINE =
   /^ {2}( {4})?("(?:[^"\\]|\\.)*"|[^\s"#{][^\s#]*): \{size: (0|[1-9][0-9]*), mode: "([0-7]{4})"(?:, buildId: ("[0-9a-f]+"|[0-9a-f]+))?\}$/;
 
-const INDENT = ['', ' ', '  ', '   ', '    ', '     ', '      '];
-
 function scalar(token: string): string | undefined {
   if (token.startsWith('"')) {
     try {
@@ -45,19 +43,10 @@ export type CanonicalRead = Record<string, unknown> & {
   unmanaged?: Record<string, RawFile>;
 };
 
-/**
- * A record without a prototype. V8 keeps it as a hash table from the start; a plain `{}` gets a new
- * hidden class for each new key, and every package key and file path is new, which made building
- * the records cost more than reading the text. `__proto__` is an ordinary key in it, too.
- */
-function record<T>(): Record<string, T> {
-  return Object.create(null) as Record<string, T>;
-}
-
 export function readCanonicalLock(text: string): CanonicalRead | undefined {
   const lines = text.split('\n');
   const header: string[] = [];
-  const packages = record<RawPackage>();
+  const packages: Record<string, RawPackage> = {};
   let unmanaged: Record<string, RawFile> | undefined;
   let section: 'header' | 'packages' | 'unmanaged' = 'header';
   let pkg: (typeof packages)[string] | undefined;
@@ -84,7 +73,7 @@ export function readCanonicalLock(text: string): CanonicalRead | undefined {
   for (const line of lines) {
     if (line === '' || line.startsWith('#')) continue;
     if (flowEmpty && line.startsWith(' ')) return undefined;
-    if (needIndent > 0 && !line.startsWith(INDENT[needIndent]!)) return undefined;
+    if (needIndent > 0 && !line.startsWith(' '.repeat(needIndent))) return undefined;
     needIndent = 0;
     if (!line.startsWith(' ')) {
       if (line === 'packages:' || line === 'packages: {}') {
@@ -96,7 +85,7 @@ export function readCanonicalLock(text: string): CanonicalRead | undefined {
       } else if (line === 'unmanaged:' || line === 'unmanaged: {}') {
         if (unmanaged !== undefined) return undefined;
         section = 'unmanaged';
-        unmanaged = record<RawFile>();
+        unmanaged = {};
         needIndent = line === 'unmanaged:' ? 2 : 0;
         flowEmpty = needIndent === 0;
       } else {
@@ -112,7 +101,7 @@ export function readCanonicalLock(text: string): CanonicalRead | undefined {
       let m = KEY_LINE.exec(line);
       if (m) {
         const key = scalar(m[1]!);
-        if (key === undefined || Object.hasOwn(packages, key)) return undefined;
+        if (key === undefined || key in packages) return undefined;
         pkg = packages[key] = {};
         inFiles = false;
         needIndent = 4;
@@ -122,27 +111,20 @@ export function readCanonicalLock(text: string): CanonicalRead | undefined {
       m = FIELD.exec(line);
       if (m && !inFiles) {
         const v = scalar(m[2]!);
-        if (v === undefined) return undefined;
-        // Named stores: a computed key here was a megamorphic store, a tenth of the read.
-        if (m[1] === 'version') {
-          if (pkg.version !== undefined) return undefined;
-          pkg.version = v;
-        } else {
-          if (pkg.sha256 !== undefined) return undefined;
-          pkg.sha256 = v;
-        }
+        if (v === undefined || pkg[m[1] as 'version' | 'sha256'] !== undefined) return undefined;
+        pkg[m[1] as 'version' | 'sha256'] = v;
         continue;
       }
       if (line === '    files:' && !inFiles && pkg.files === undefined) {
         inFiles = true;
-        pkg.files = record<RawFile>();
+        pkg.files = {};
         needIndent = 6;
         continue;
       }
       m = FILE_LINE.exec(line);
       if (m && inFiles && m[1] !== undefined) {
         const f = file(m);
-        if (!f || Object.hasOwn(pkg.files!, f[0])) return undefined;
+        if (!f || f[0] in pkg.files!) return undefined;
         pkg.files![f[0]] = f[1];
         continue;
       }
@@ -151,7 +133,7 @@ export function readCanonicalLock(text: string): CanonicalRead | undefined {
     if (section === 'unmanaged') {
       const m = FILE_LINE.exec(line);
       const f = m && m[1] === undefined ? file(m) : undefined;
-      if (!f || Object.hasOwn(unmanaged!, f[0])) return undefined;
+      if (!f || f[0] in unmanaged!) return undefined;
       unmanaged![f[0]] = f[1];
       continue;
     }
