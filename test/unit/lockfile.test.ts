@@ -604,7 +604,7 @@ describe('canonical content', () => {
       fc.property(oddContent, (content) => {
         const byObjects = canonicalByObjects(content);
         expect(canonicalContent(content)).toBe(byObjects);
-        // The digest hashes the same text in chunks.
+        // The digest is the hash of that very text.
         expect(computeDigest(content)).toBe(`sha256:${createHash('sha256').update(byObjects).digest('hex')}`);
       }),
       { numRuns: 300 },
