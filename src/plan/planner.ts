@@ -2,7 +2,7 @@ import { hash } from 'node:crypto';
 import { compareVersions } from '../debian/version.js';
 import { compareFile, comparePlatform } from '../check/compare.js';
 import { policyOf } from '../facts/queries.js';
-import type { FileFact, HostFacts, InstalledPackage } from '../facts/types.js';
+import type { FileFact, HostFacts, InstalledPackage, PolicyVersion } from '../facts/types.js';
 import { indexLock } from '../lock/lock-index.js';
 import type { FileEntry, Lockfile } from '../lock/lockfile.js';
 import type { HostError } from '../fleet/host-error.js';
@@ -219,8 +219,10 @@ function filesDiffer(index: PlanIndex, i: number): boolean {
   return false;
 }
 
-function availableVersions(facts: HostFacts, key: string): string[] {
-  return (policyOf(facts, key)?.versions ?? []).filter((v) => v.sources.length > 0).map((v) => v.version);
+function availableVersions(versions: readonly PolicyVersion[]): string[] {
+  const out: string[] = [];
+  for (const v of versions) if (v.sources.length > 0) out.push(v.version);
+  return out;
 }
 
 // Every host of a run gets the same rendered pins: hash them once, not once per host.
@@ -368,7 +370,9 @@ function planWithSlots(
 
   for (const { p, got, type } of moves) {
     const { key, want } = p;
-    const available = availableVersions(facts, key);
+    // One policy lookup per moving package: both the sources and the rival pins come from it.
+    const policyVersions = policyOf(facts, key)?.versions ?? [];
+    const available = availableVersions(policyVersions);
     // The node's own sources first: the store only fills in what they lack, so a node never sees
     // two different files (archive and rebuilt) under one version.
     const stored = store?.get(key);
@@ -398,7 +402,7 @@ function planWithSlots(
       });
       continue;
     }
-    const rival = (policyOf(facts, key)?.versions ?? []).find((v) => {
+    const rival = policyVersions.find((v) => {
       if (v.priority < PIN_PRIORITY || compareVersions(v.version, want) === 0) return false;
       const mine = ourPin(key);
       return !(mine && compareVersions(mine.version, v.version) === 0);
