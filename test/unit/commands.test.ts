@@ -447,7 +447,9 @@ describe('a status line on a terminal for long fleet phases', () => {
 
 describe('plan asks apt only about packages that may move (probe format 3)', () => {
   const LIBC = '/usr/lib/x86_64-linux-gnu/libc.so.6';
-  const file = (buildId: string): FakeHostSpec['files'] => ({ [LIBC]: { size: 16360, mode: '0755', buildId } });
+  const file = (buildId: string): FakeHostSpec['files'] => ({
+    [LIBC]: { size: 16360, mode: '0755', buildId },
+  });
 
   it('a reinstall (same version, other build-ID) finds its version in a second, small round trip', async () => {
     writeFileSync(
