@@ -1,8 +1,12 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
     testTimeout: 60_000,
+    // The stat-reading cache (src/facts/stat-cache.ts) of this run only, never the user's.
+    env: { CRIU_LOCK_CACHE_DIR: join(tmpdir(), `criu-lock-test-cache-${process.pid}`) },
     hookTimeout: 300_000,
     reporters: ['default', 'json'],
     outputFile: { json: '.vitest-result.json' },

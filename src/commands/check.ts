@@ -1,5 +1,5 @@
 import { compareHost, lockedPaths } from '../check/compare.js';
-import { gatherFacts } from '../facts/gather.js';
+import { gatherWithReadings, statCacheDir } from '../facts/stat-cache.js';
 import { isHostFailure } from '../fleet/host-error.js';
 import type { CheckReport, HostCheck } from '../fleet/host-result.js';
 import { runFleet } from '../fleet/run.js';
@@ -28,6 +28,7 @@ export async function checkFleet(
   opts: Pick<CheckOptions, 'forks'>,
 ): Promise<CheckReport> {
   const paths = lockedPaths(lock);
+  const cacheDir = statCacheDir();
   const status = fleetStatus(run.io, 'check', run.hosts.length, isHostFailure);
   const fleet = await runFleet(
     run.hosts,
@@ -35,7 +36,7 @@ export async function checkFleet(
       const start = run.clock.monotonicMs();
       const r = await run.withHost(
         host,
-        async (t) => compareHost(lock, await gatherFacts(t, { paths })),
+        async (t) => compareHost(lock, await gatherWithReadings(t, { paths }, { cacheDir })),
         'gather facts',
       );
       run.log(host.name, `facts gathered and compared in ${run.since(start).toFixed(0)} ms`);

@@ -1,20 +1,58 @@
 /** Host work shared by several commands (plan and apply both plan a host); no command imports another. */
 import { runAptUpdate } from '../apply/apt.js';
-import { lockedPaths } from '../check/compare.js';
+import { compareFile, lockedPaths } from '../check/compare.js';
 import { CriuLockError } from '../errors.js';
 import { gatherFacts } from '../facts/gather.js';
+import { isHealthy, policyOf } from '../facts/queries.js';
+import { gatherWithReadings, statCacheDir } from '../facts/stat-cache.js';
 import type { HostFacts } from '../facts/types.js';
 import type { Lockfile } from '../lock/lockfile.js';
 import { PIN_FILE } from '../plan/pins.js';
 import type { Transport } from '../transport/types.js';
 
-/** Everything a plan for `lock` needs from a host, in one round trip. */
+/**
+ * Everything a plan for `lock` needs from a host, in one round trip on a converged or drifted
+ * host: heads only of files whose stat moved since the last reading (stat-cache.ts), and
+ * `apt-cache policy` only for packages not installed at exactly their locked version (the only
+ * ones that can move). A package at its version whose files differ is a reinstall, which needs
+ * its policy too: those few are asked in a second, small round trip.
+ */
 export async function gatherForPlan(t: Transport, lock: Lockfile): Promise<HostFacts> {
-  return gatherFacts(t, {
-    paths: lockedPaths(lock),
-    policyFor: Object.keys(lock.packages).sort(),
-    pinFile: PIN_FILE,
-  });
+  const keys = Object.keys(lock.packages).sort();
+  const facts = await gatherWithReadings(
+    t,
+    {
+      paths: lockedPaths(lock),
+      policyUnless: keys.map((k) => [k, lock.packages[k]!.version] as const),
+      pinFile: PIN_FILE,
+    },
+    { cacheDir: statCacheDir() },
+  );
+  const more = reinstallsWithoutPolicy(lock, facts);
+  if (more.length > 0) {
+    const extra = await gatherFacts(t, { policyFor: more });
+    for (const [k, policy] of extra.policies) facts.policies.set(k, policy);
+  }
+  return facts;
+}
+
+/**
+ * Locked packages installed and configured at exactly their locked version (so the probe asked
+ * apt nothing about them) whose files differ from the lock: the planner reinstalls those.
+ */
+export function reinstallsWithoutPolicy(lock: Lockfile, facts: HostFacts): string[] {
+  const out: string[] = [];
+  for (const [key, entry] of Object.entries(lock.packages)) {
+    const got = facts.packages.get(key);
+    if (!got || got.version !== entry.version || !isHealthy(got) || policyOf(facts, key)) continue;
+    for (const [path, want] of Object.entries(entry.files ?? {})) {
+      if (compareFile(key, path, want, facts.files.get(path))) {
+        out.push(key);
+        break;
+      }
+    }
+  }
+  return out.sort();
 }
 
 export async function refreshApt(t: Transport): Promise<void> {

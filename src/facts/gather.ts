@@ -1,13 +1,25 @@
 import { CriuLockError } from '../errors.js';
 import { isSudoPasswordRequired } from '../transport/local-transport.js';
 import type { Transport } from '../transport/types.js';
-import { parseProbeOutput, resolvePending } from './parse.js';
+import { parseProbeOutput, resolvePending, type StatReading } from './parse.js';
 import { renderProbeScript, renderRangeScript, type ProbeRequest } from './probe-script.js';
 import type { HostFacts } from './types.js';
 
 export interface GatherOptions {
   /** Kill the probe after this long (default PROBE_TIMEOUT_MS): a host must not hold a fork forever. */
   timeoutMs?: number;
+  /**
+   * Build-IDs read earlier, by path, with the stat they were read at: the probe re-reads a
+   * requested path's head only when its stat changed (src/facts/stat-cache.ts).
+   */
+  readings?: ReadonlyMap<string, StatReading>;
+}
+
+/** Facts, plus what a later run may reuse: each path's stat tuple and the node's clock. */
+export interface GatheredFacts {
+  facts: HostFacts;
+  stats: Map<string, string>;
+  clock: number | undefined;
 }
 
 /** Default probe timeout. Generous: a full-scope probe of a large host reads a few thousand files. */
@@ -25,7 +37,25 @@ export async function gatherFacts(
   req: ProbeRequest,
   opts: GatherOptions = {},
 ): Promise<HostFacts> {
-  const script = renderProbeScript(req);
+  return (await gatherFactsAndStats(t, req, opts)).facts;
+}
+
+/** gatherFacts, also returning the stat tuples and clock the probe printed. */
+export async function gatherFactsAndStats(
+  t: Transport,
+  req: ProbeRequest,
+  opts: GatherOptions = {},
+): Promise<GatheredFacts> {
+  const { readings } = opts;
+  let known: Map<string, string> | undefined;
+  if (readings && readings.size > 0 && req.paths) {
+    known = new Map();
+    for (const p of req.paths) {
+      const r = readings.get(p);
+      if (r) known.set(p, r.stat);
+    }
+  }
+  const script = renderProbeScript(known && known.size > 0 ? { ...req, known } : req);
   const timeoutMs = opts.timeoutMs ?? PROBE_TIMEOUT_MS;
   const res = await t.exec(['sh', '-s'], { stdin: script, timeoutMs });
   if (res.timedOut)
@@ -39,7 +69,7 @@ export async function gatherFacts(
       },
     );
   }
-  const { facts, pending } = parseProbeOutput(t.host, res.stdout);
+  const { facts, pending, stats, clock } = parseProbeOutput(t.host, res.stdout, readings);
   const incomplete = facts.problems.find((p) => p.type === 'probe');
   if (incomplete) {
     const why = res.stderr.trim().split('\n').slice(-2).join(' ') || `exit code ${res.exitCode}`;
@@ -113,5 +143,5 @@ export async function gatherFacts(
       },
     );
   }
-  return facts;
+  return { facts, stats, clock };
 }

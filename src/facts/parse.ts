@@ -29,6 +29,16 @@ export interface PendingElf {
 export interface ParsedProbe {
   facts: HostFacts;
   pending: PendingElf[];
+  /** Stat tuple (as KNOWN) of every regular file the path records describe, by path. */
+  stats: Map<string, string>;
+  /** The node's clock (seconds) when the probe started reading files; undefined without files. */
+  clock: number | undefined;
+}
+
+/** What the controller remembers of an ELF file: its stat tuple when read, and its build-ID. */
+export interface StatReading {
+  stat: string;
+  buildId: string | null;
 }
 
 const FILE_KINDS = new Set<FileKind>(['elf', 'file', 'missing', 'symlink', 'other', 'unreadable']);
@@ -98,6 +108,7 @@ export class ProbeOutputError extends CriuLockError {
 
 const HEX = /^(?:[0-9a-f]{2})*$/;
 const DIGITS = /^(?:0|[1-9][0-9]{0,15})$/;
+const STAMP = /^(?:0|[1-9][0-9]{0,19}):-?(?:0|[1-9][0-9]{0,15}):-?(?:0|[1-9][0-9]{0,15})$/;
 const MODE = /^[0-7]{4}$/;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -117,29 +128,35 @@ function decodeName(hex: string, what: 'path' | 'package', fail: (why: string) =
   return s;
 }
 
-/** The five fields every file record ends with: kind, size, mode, inode, head. */
+/** The six fields every file record ends with: kind, size, mode, inode, stamp, head. */
 function fileFields(
   path: string,
   fields: readonly string[],
   fail: (why: string) => never,
-): { fact: FileFact; inode: number; head: Uint8Array } {
-  const [kind = '', size = '', mode = '', inode = '', head = ''] = fields;
-  if (fields.length !== 5 || !FILE_KINDS.has(kind as FileKind)) fail('is not a file record');
+): { fact: FileFact; inode: number; head: Uint8Array | 'known'; stat: string | undefined } {
+  const [kind = '', size = '', mode = '', inode = '', stamp = '', head = ''] = fields;
+  if (fields.length !== 6 || !FILE_KINDS.has(kind as FileKind)) fail('is not a file record');
   const fact: FileFact = { path, kind: kind as FileKind };
   if (kind === 'missing' || kind === 'symlink' || kind === 'other') {
-    if (size !== '' || mode !== '' || inode !== '' || head !== '') fail(`has data for a ${kind} file`);
-    return { fact, inode: 0, head: new Uint8Array() };
+    if (size !== '' || mode !== '' || inode !== '' || stamp !== '' || head !== '')
+      fail(`has data for a ${kind} file`);
+    return { fact, inode: 0, head: new Uint8Array(), stat: undefined };
   }
-  if (!DIGITS.test(size) || !MODE.test(mode) || !DIGITS.test(inode))
-    fail('has a malformed size, mode or inode');
+  if (!DIGITS.test(size) || !MODE.test(mode) || !DIGITS.test(inode) || !STAMP.test(stamp))
+    fail('has a malformed size, mode, inode or stamp');
+  fact.size = Number(size);
+  fact.mode = mode;
+  if (!Number.isSafeInteger(fact.size)) fail('has a malformed size');
+  const stat = `${size}:${mode}:${inode}:${stamp}`;
+  if (head === '=') {
+    if (kind !== 'elf') fail('answers "unchanged" for a file that is not ELF');
+    return { fact, inode: Number(inode), head: 'known', stat };
+  }
   if (!HEX.test(head) || (kind !== 'elf' && head !== '')) fail('has a malformed head');
   // Cap: the probe sends at most HEAD_BYTES of a file; more is not an answer to our question.
   if (head.length > 2 * HEAD_BYTES)
     fail(`has a head of ${head.length / 2} bytes (the probe sends at most ${HEAD_BYTES})`);
-  fact.size = Number(size);
-  fact.mode = mode;
-  if (!Number.isSafeInteger(fact.size)) fail('has a malformed size');
-  return { fact, inode: Number(inode), head: Buffer.from(head, 'hex') };
+  return { fact, inode: Number(inode), head: Buffer.from(head, 'hex'), stat };
 }
 
 function applyBuildId(fact: FileFact, result: BuildIdResult): boolean {
@@ -237,7 +254,15 @@ function parseSha(lines: readonly string[], nativeArch: string): Map<string, str
   return out;
 }
 
-export function parseProbeOutput(host: string, stdout: string): ParsedProbe {
+/**
+ * `known`: the readings the controller sent stat tuples for (ProbeRequest.known). A path record
+ * answered with `=` takes its build-ID from there, and only if the stat it printed is the one sent.
+ */
+export function parseProbeOutput(
+  host: string,
+  stdout: string,
+  known?: ReadonlyMap<string, StatReading>,
+): ParsedProbe {
   const sections = splitSections(stdout);
   const problems: HostFacts['problems'] = [];
   if (!sections.has(`probe ${PROBE_VERSION}`) || !sections.has('end')) {
@@ -310,8 +335,10 @@ export function parseProbeOutput(host: string, stdout: string): ParsedProbe {
   const packageFiles = new Map<string, FileFact[]>();
   const files = new Map<string, FileFact>();
   const mapped: MappedFile[] = [];
-  const resolve = (fact: FileFact, head: Uint8Array, openPath: string, inode: number): void => {
-    if (fact.kind !== 'elf') return;
+  const stats = new Map<string, string>();
+  let clock: number | undefined;
+  const resolve = (fact: FileFact, head: Uint8Array | 'known', openPath: string, inode: number): void => {
+    if (fact.kind !== 'elf' || head === 'known') return;
     const result = withPath(`${host}: ${fact.path}`, () => buildIdFromBuffer(head, fact.size));
     if (!applyBuildId(fact, result) && result.kind === 'need-bytes') {
       pending.push({
@@ -334,10 +361,11 @@ export function parseProbeOutput(host: string, stdout: string): ParsedProbe {
     const f = line.split('\t');
     switch (f[0] ?? '') {
       case 'F': {
-        if (f.length !== 8) fail('is not a package file record');
+        if (f.length !== 9) fail('is not a package file record');
         const listName = decodeName(f[1]!, 'package', fail);
         const path = decodeName(f[2]!, 'path', fail);
         const { fact, inode, head } = fileFields(path, f.slice(3), fail);
+        if (head === 'known') fail('answers "unchanged" for a file the controller sent no stat for');
         const key = listNameToKey(listName, packages, byName);
         if (!key) break;
         resolve(fact, head, fact.path, inode);
@@ -347,14 +375,27 @@ export function parseProbeOutput(host: string, stdout: string): ParsedProbe {
         break;
       }
       case 'R': {
-        if (f.length !== 7) fail('is not a path record');
-        const { fact, inode, head } = fileFields(decodeName(f[1]!, 'path', fail), f.slice(2), fail);
+        if (f.length !== 8) fail('is not a path record');
+        const { fact, inode, head, stat } = fileFields(decodeName(f[1]!, 'path', fail), f.slice(2), fail);
+        if (head === 'known') {
+          const reading = known?.get(fact.path);
+          if (!reading || reading.stat !== stat)
+            fail('answers "unchanged" for a file whose stat the controller did not send');
+          else fact.buildId = reading.buildId;
+        }
+        if (stat !== undefined) stats.set(fact.path, stat);
         resolve(fact, head, fact.path, inode);
         files.set(fact.path, fact);
         break;
       }
+      case 'T': {
+        if (f.length !== 2 || !/^-?(?:0|[1-9][0-9]{0,15})$/.test(f[1]!) || clock !== undefined)
+          fail('is not the one clock record');
+        clock = Number(f[1]);
+        break;
+      }
       case 'M': {
-        if (f.length !== 12) fail('is not a mapped file record');
+        if (f.length !== 13) fail('is not a mapped file record');
         const [, pid = '', range = '', deleted = '', hexPath = '', hexOwner = '', via = ''] = f;
         if (
           !DIGITS.test(pid) ||
@@ -368,6 +409,7 @@ export function parseProbeOutput(host: string, stdout: string): ParsedProbe {
         const path = decodeName(hexPath, 'path', fail);
         const owner = hexOwner === '-' ? undefined : decodeName(hexOwner, 'package', fail);
         const { fact, inode, head } = fileFields(path, f.slice(7), fail);
+        if (head === 'known') fail('answers "unchanged" for a file the controller sent no stat for');
         if (via === '-' && fact.kind !== 'missing') fail('has data for a file it did not read');
         const m: MappedFile = {
           ...fact,
@@ -404,6 +446,8 @@ export function parseProbeOutput(host: string, stdout: string): ParsedProbe {
       problems,
     },
     pending,
+    stats,
+    clock,
   };
 }
 

@@ -16,6 +16,17 @@ export interface ProbeRequest {
   pids?: readonly number[];
   /** Package keys to ask `apt-cache policy` about. */
   policyFor?: readonly string[];
+  /**
+   * `[key, version]` pairs: `apt-cache policy` runs on the node only for those keys that are not
+   * installed and configured at exactly that version string (the packages a plan may move).
+   */
+  policyUnless?: ReadonlyArray<readonly [string, string]>;
+  /**
+   * Stat tuples (`size:mode:inode:dev:mtime:ctime`, see KNOWN) of `paths` whose build-ID the
+   * controller already holds: a file whose stat is still that tuple is answered with `=` instead
+   * of its head.
+   */
+  known?: ReadonlyMap<string, string>;
   /** `name:arch=version` requests whose .deb SHA256 the apt lists publish. */
   shaFor?: readonly string[];
   /** Pin file to read back. */
@@ -29,30 +40,34 @@ const PERL_EOF = '__CRIU_LOCK_PERL__';
 // Perl: only core features of perl-base (no modules). Output is one tab-separated record a line.
 // Every path and package list name travels hex-encoded (both ways), so no byte of a file name can
 // forge a field or a record: a name may hold tabs, newlines, "@@" or anything but NUL.
-// File records end with the same five fields: kind, size, mode, inode, head (hex).
+// File records end with the same six fields: kind, size, mode, inode, stamp (dev:mtime:ctime),
+// head (hex, or "=" when the controller sent that file's stat tuple and it still matches).
 const PERL = String.raw`
 use strict;
 my $HEAD = ${HEAD_BYTES};
 my $INFO = '/var/lib/dpkg/info';
+my @NONE = ('', '', '', '', '');
 sub hx { return unpack('H*', $_[0]); }
+sub stamp { return "$_[0][0]:$_[0][9]:$_[0][10]"; }
 sub probe {
-  my ($p, $open) = @_;
+  my ($p, $open, $known) = @_;
   my @st;
-  if (defined $open) { @st = stat($open); } else { @st = lstat($p); $open = $p; return ('missing', '', '', '', '') unless @st; return ('symlink', '', '', '', '') if -l _; }
-  return ('missing', '', '', '', '') unless @st;
-  return ('other', '', '', '', '') unless -f _;
+  if (defined $open) { @st = stat($open); } else { @st = lstat($p); $open = $p; return ('missing', @NONE) unless @st; return ('symlink', @NONE) if -l _; }
+  return ('missing', @NONE) unless @st;
+  return ('other', @NONE) unless -f _;
   my $fh;
-  open($fh, '<:raw', $open) or return ('unreadable', $st[7], sprintf('%04o', $st[2] & 07777), $st[1], '');
+  open($fh, '<:raw', $open) or return ('unreadable', $st[7], sprintf('%04o', $st[2] & 07777), $st[1], stamp(\@st), '');
   # Describe the file we opened, not the name: a rename between stat and open cannot mix two files.
   my @f = stat($fh);
-  unless (@f && -f _) { close($fh); return ('other', '', '', '', ''); }
-  my ($size, $mode, $ino) = ($f[7], sprintf('%04o', $f[2] & 07777), $f[1]);
+  unless (@f && -f _) { close($fh); return ('other', @NONE); }
+  my ($size, $mode, $ino, $stamp) = ($f[7], sprintf('%04o', $f[2] & 07777), $f[1], stamp(\@f));
+  if (defined $known && $known eq "$size:$mode:$ino:$stamp") { close($fh); return ('elf', $size, $mode, $ino, $stamp, '='); }
   my $buf = '';
   my $n = sysread($fh, $buf, $HEAD);
   close($fh);
-  return ('unreadable', $size, $mode, $ino, '') unless defined $n;
-  return ('elf', $size, $mode, $ino, hx($buf)) if $n >= 4 && substr($buf, 0, 4) eq "\x7fELF";
-  return ('file', $size, $mode, $ino, '');
+  return ('unreadable', $size, $mode, $ino, $stamp, '') unless defined $n;
+  return ('elf', $size, $mode, $ino, $stamp, hx($buf)) if $n >= 4 && substr($buf, 0, 4) eq "\x7fELF";
+  return ('file', $size, $mode, $ino, $stamp, '');
 }
 sub canon { my ($p) = @_; $p =~ s{^/(bin|sbin|lib|lib32|lib64|libx32)(/|$)}{/usr/$1$2}; return $p; }
 sub lists {
@@ -70,12 +85,16 @@ sub files_of {
   return @f;
 }
 sub devno { my ($maj, $min) = map { hex($_) } split(/:/, $_[0]); return ($min & 0xff) | (($maj & 0xfff) << 8) | (($min & ~0xff) << 12) | (($maj & ~0xfff) << 32); }
-my (@elf, @paths, @pids);
+my (@elf, @paths, @pids, %known);
 while (my $l = <DATA>) {
   chomp($l);
-  my ($t, $v) = split(/\t/, $l, 2);
-  if ($t eq 'E') { push(@elf, $v eq '*' ? $v : pack('H*', $v)); } elsif ($t eq 'P') { push(@paths, pack('H*', $v)); } elsif ($t eq 'I') { push(@pids, $v); }
+  my ($t, $v, $k) = split(/\t/, $l, 3);
+  if ($t eq 'E') { push(@elf, $v eq '*' ? $v : pack('H*', $v)); }
+  elsif ($t eq 'P') { my $p = pack('H*', $v); push(@paths, $p); $known{$p} = $k if defined $k; }
+  elsif ($t eq 'I') { push(@pids, $v); }
 }
+# The node's clock first: a reading is reused later only if its ctime is older than this.
+print "T\t", time(), "\n";
 if (@elf) {
   # Keys are name:arch; dpkg names the list file name:arch only for Multi-Arch: same packages.
   my @names = ($elf[0] eq '*') ? lists() : map { (-e "$INFO/$_.list") ? $_ : (split(/:/, $_))[0] } @elf;
@@ -87,7 +106,7 @@ if (@elf) {
     }
   }
 }
-for my $p (@paths) { print join("\t", 'R', hx($p), probe($p)), "\n"; }
+for my $p (@paths) { print join("\t", 'R', hx($p), probe($p, undef, $known{$p})), "\n"; }
 if (@pids) {
   my %owner;
   for my $name (lists()) { for my $f (files_of($name)) { my $c = canon($f); $owner{$c} = $name unless exists $owner{$c}; } }
@@ -122,7 +141,7 @@ if (@pids) {
         next if $seen{$path}++;
         my @st = stat($path);
         if (!$deleted && @st && $st[1] == $inode && $st[0] == devno($dev)) { @r = probe($path, $path); $via = 'p'; }
-        else { @r = ('missing', '', '', '', ''); $via = '-'; }
+        else { @r = ('missing', @NONE); $via = '-'; }
       }
       next if $r[0] eq 'other';
       my $o = $owner{canon($path)};
@@ -133,12 +152,43 @@ if (@pids) {
 }
 `;
 
+// dpkg-query expands the \t and \n itself; the ${...} are its fields (a plain string, not a template).
+const POLICY_DPKG_FORMAT =
+  '-f=${Package}:${Architecture}\\t${Version}\\t${db:Status-Status}\\t${db:Status-Eflag}\\n';
+
+// Perl: `apt-cache policy` only for the keys a plan may move. A key is dropped when dpkg has it
+// installed and configured at exactly the wanted version string; any other case (another
+// version, not installed, half-configured, dpkg-query failing) keeps it, so the filter can only
+// err towards asking apt. Both commands run from perl's list form: no shell sees a key.
+const POLICY_PERL = String.raw`
+use strict;
+my %want;
+while (my $l = <DATA>) { chomp($l); my ($k, $v) = split(/\t/, $l, 2); $want{$k} = $v; }
+if (open(my $q, '-|', 'dpkg-query', '-W', '${POLICY_DPKG_FORMAT}')) {
+  while (my $l = <$q>) {
+    chomp($l);
+    my ($k, $v, $s, $e) = split(/\t/, $l, -1);
+    next unless defined $e && exists $want{$k} && $want{$k} eq $v && $e eq 'ok';
+    delete $want{$k} if $s eq 'installed' || $s eq 'triggers-pending' || $s eq 'triggers-awaited';
+  }
+  close($q);
+}
+my @keys = sort keys %want;
+exit 0 unless @keys;
+open(STDERR, '>', '/dev/null');
+exec('apt-cache', 'policy', @keys) or exit 1;
+`;
+
 function section(name: string): string {
   return `echo '@@${name}'`;
 }
 
+/** A stat tuple as the probe compares it: size:mode:inode:dev:mtime:ctime (decimal, mode octal). */
+export const KNOWN =
+  /^(?:0|[1-9][0-9]{0,15}):[0-7]{4}:(?:0|[1-9][0-9]{0,15}):(?:0|[1-9][0-9]{0,19}):-?(?:0|[1-9][0-9]{0,15}):-?(?:0|[1-9][0-9]{0,15})$/;
+
 /** The output format's version, printed first; the parser refuses any other. */
-export const PROBE_VERSION = 2;
+export const PROBE_VERSION = 3;
 
 function hex(s: string): string {
   return Buffer.from(s, 'utf8').toString('hex');
@@ -180,9 +230,25 @@ export function renderProbeScript(req: ProbeRequest): string {
       `if [ -f ${pin} ]; then sed 's/^/|/' ${pin}; echo; echo '@@pin-sha'; sha256sum < ${pin} | cut -c1-64; fi`,
     );
   }
+  if (req.policyFor && req.policyUnless) throw new Error('policyFor and policyUnless exclude each other');
   if (req.policyFor && req.policyFor.length > 0) {
     req.policyFor.forEach((k) => assertLine(k, 'package'));
     lines.push(section('policy'), `${renderCommand(['apt-cache', 'policy', ...req.policyFor])} 2>/dev/null`);
+  }
+  if (req.policyUnless && req.policyUnless.length > 0) {
+    const wanted = req.policyUnless.map(([k, v]) => {
+      assertLine(k, 'package');
+      assertLine(v, 'version');
+      return `${k}\t${v}`;
+    });
+    lines.push(
+      section('policy'),
+      `perl - <<'${PERL_EOF}'`,
+      POLICY_PERL.trim(),
+      '__DATA__',
+      ...wanted,
+      PERL_EOF,
+    );
   }
   if (req.shaFor && req.shaFor.length > 0) {
     req.shaFor.forEach((k) => assertLine(k, 'package'));
@@ -196,7 +262,10 @@ export function renderProbeScript(req: ProbeRequest): string {
   else for (const k of req.elfOf ?? []) data.push(`E\t${hex(k)}`);
   for (const p of req.paths ?? []) {
     assertPath(p);
-    data.push(`P\t${hex(p)}`);
+    const k = req.known?.get(p);
+    if (k !== undefined && !KNOWN.test(k))
+      throw new Error(`invalid stat tuple ${JSON.stringify(k)} for ${p}`);
+    data.push(k === undefined ? `P\t${hex(p)}` : `P\t${hex(p)}\t${k}`);
   }
   for (const pid of req.pids ?? []) {
     if (!Number.isInteger(pid) || pid <= 0) throw new Error(`invalid pid ${pid}`);

@@ -38,6 +38,9 @@ export interface FakeFile {
 }
 
 /** The first bytes of a little-endian ELF64 with one PT_NOTE holding this GNU build-ID (hex). */
+/** The fake node's clock: later than every fake stamp, so the controller keeps its readings. */
+export const FAKE_CLOCK = 2 ** 33;
+
 export function elfHead(buildId: string | null): string {
   const id = Buffer.from(buildId ?? '', 'hex');
   const phoff = 64;
@@ -335,20 +338,57 @@ export class FakeHost implements Transport {
     });
   }
 
-  /** The probe's `R` records: each requested path (hex both ways) as stat and the first bytes show it. */
+  /**
+   * The probe's `R` records: each requested path (hex both ways) as stat and the first bytes show
+   * it, after the clock record. The stamp follows the file's content, so a changed file never
+   * matches a stat tuple sent earlier; a matching tuple is answered with `=`, as the probe does.
+   */
   private fileRecords(script: string): string[] {
-    const out: string[] = [];
+    const out: string[] = [`T\t${FAKE_CLOCK}`];
     let inode = 1000;
-    for (const m of script.matchAll(/^P\t([0-9a-f]*)$/gm)) {
+    for (const m of script.matchAll(/^P\t([0-9a-f]*)(?:\t(\S+))?$/gm)) {
       const hex = m[1]!;
       const f = this.spec.files?.[Buffer.from(hex, 'hex').toString('utf8')];
       inode += 1;
-      if (f === undefined) out.push(['R', hex, 'missing', '', '', '', ''].join('\t'));
-      else if (f.buildId === undefined)
-        out.push(['R', hex, 'file', String(f.size), f.mode, String(inode), ''].join('\t'));
-      else out.push(['R', hex, 'elf', String(f.size), f.mode, String(inode), elfHead(f.buildId)].join('\t'));
+      if (f === undefined) {
+        out.push(['R', hex, 'missing', '', '', '', '', ''].join('\t'));
+        continue;
+      }
+      const t = Number.parseInt(
+        sha256(JSON.stringify([f.size, f.mode, f.buildId ?? 'file'])).slice(0, 8),
+        16,
+      );
+      const stamp = `1:${t}:${t}`;
+      if (f.buildId === undefined) {
+        out.push(['R', hex, 'file', String(f.size), f.mode, String(inode), stamp, ''].join('\t'));
+        continue;
+      }
+      const known = m[2] === `${f.size}:${f.mode}:${inode}:${stamp}`;
+      out.push(
+        [
+          'R',
+          hex,
+          'elf',
+          String(f.size),
+          f.mode,
+          String(inode),
+          stamp,
+          known ? '=' : elfHead(f.buildId),
+        ].join('\t'),
+      );
     }
     return out;
+  }
+
+  /** Keys the probe's policy filter keeps: those not installed at exactly the version it names. */
+  private policyKeys(script: string): Set<string> | undefined {
+    const start = script.indexOf("echo '@@policy'");
+    if (start < 0 || !script.includes('-f=${Package}:${Architecture}')) return undefined;
+    const section = script.slice(start, script.indexOf("echo '@@", start + 1));
+    const keep = new Set<string>();
+    for (const m of section.matchAll(/^([^\t\n]+)\t(\S+)$/gm))
+      if (this.installed.get(m[1]!) !== m[2]) keep.add(m[1]!);
+    return keep;
   }
 
   /** What the probe script would print on a Debian host in this state. */
@@ -393,7 +433,9 @@ export class FakeHost implements Transport {
     if (script.includes('apt-cache') && script.includes('policy')) {
       out.push('@@policy');
       const keys = new Set([...Object.keys(this.spec.available ?? {}), ...this.installed.keys()]);
+      const kept = this.policyKeys(script);
       for (const key of [...keys].sort()) {
+        if (kept && !kept.has(key)) continue;
         const installed = this.installed.get(key);
         const offered = this.spec.available?.[key] ?? [];
         out.push(

@@ -9,6 +9,7 @@ import type { ModuleContext } from '../../src/apply/modules/types.js';
 import { loadPlaybook, type ResolvedTask } from '../../src/apply/playbook.js';
 import { runPlaybook } from '../../src/apply/run-playbook.js';
 import { CriuLockError } from '../../src/errors.js';
+import { PROBE_VERSION } from '../../src/facts/probe-script.js';
 import type { Lockfile } from '../../src/lock/lockfile.js';
 import type { HostPlan, PackageAction } from '../../src/plan/plan-file.js';
 import { PIN_FILE, renderPins, sha256Hex } from '../../src/plan/pins.js';
@@ -193,7 +194,7 @@ function convergedProbe(versions: Record<string, string> = {}): string {
     );
   });
   return [
-    '@@probe 2',
+    `@@probe ${PROBE_VERSION}`,
     '@@os-release',
     'ID=ubuntu',
     'VERSION_ID="20.04"',

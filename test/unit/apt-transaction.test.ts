@@ -4,6 +4,7 @@ import { describeHolder } from '../../src/apply/host-lock.js';
 import { CriuLockError } from '../../src/errors.js';
 import { needsSimulation, simulatePlan, simulationArgv } from '../../src/facts/simulate.js';
 import { parseProbeOutput } from '../../src/facts/parse.js';
+import { PROBE_VERSION } from '../../src/facts/probe-script.js';
 import type { InstalledPackage } from '../../src/facts/types.js';
 import {
   applyTransaction,
@@ -280,7 +281,7 @@ describe('simulatePlan', () => {
 describe('a bad answer from a host', () => {
   it('an invalid version in apt-cache policy fails the parse (that host), never reaches the planner', () => {
     const out = [
-      '@@probe 2',
+      `@@probe ${PROBE_VERSION}`,
       '@@arch',
       'amd64',
       '@@policy',

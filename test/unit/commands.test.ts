@@ -444,3 +444,52 @@ describe('a status line on a terminal for long fleet phases', () => {
     expect(plain.stderr).not.toMatch(/plan: \d+\/2 hosts/);
   });
 });
+
+describe('plan asks apt only about packages that may move (probe format 3)', () => {
+  const LIBC = '/usr/lib/x86_64-linux-gnu/libc.so.6';
+  const file = (buildId: string): FakeHostSpec['files'] => ({
+    [LIBC]: { size: 16360, mode: '0755', buildId },
+  });
+
+  it('a reinstall (same version, other build-ID) finds its version in a second, small round trip', async () => {
+    writeFileSync(
+      lockPath,
+      serializeLock(
+        makeLock({
+          host: 'node-a',
+          packages: {
+            'libc6:amd64': {
+              version: NEW,
+              files: { [LIBC]: { size: 16360, mode: '0755', buildId: 'ab'.repeat(20) } },
+            },
+            'libc-bin:amd64': { version: NEW },
+          },
+        }),
+      ),
+    );
+    const fleet = fakeFleet({
+      'node-a': { ...converged, files: file('ab'.repeat(20)) },
+      'node-b': { ...converged, files: file('cd'.repeat(20)) },
+      'node-c': behind({ files: file('ab'.repeat(20)) }),
+    });
+    const r = await cli(fleet, ['plan', '-l', lockPath, '--format', 'json']);
+    const plan = JSON.parse(r.out) as PlanFile;
+    const actions = (name: string): unknown =>
+      plan.hosts.find((h) => h.name === name)?.actions.filter((a) => a.type !== 'write-pins');
+    expect(actions('node-a')).toEqual([]);
+    expect(actions('node-b')).toEqual([{ type: 'reinstall', package: 'libc6:amd64', from: NEW, to: NEW }]);
+    expect(actions('node-c')).toEqual([
+      { type: 'upgrade', package: 'libc-bin:amd64', from: OLD, to: NEW },
+      { type: 'upgrade', package: 'libc6:amd64', from: OLD, to: NEW },
+    ]);
+    const probes = (name: string): string[] =>
+      fleet.hosts
+        .get(name)!
+        .calls.flatMap((c) => (c.kind === 'exec' && c.argv.join(' ') === 'sh -s' ? [c.stdin ?? ''] : []));
+    // One round trip where nothing is reinstalled; the reinstall's policy is asked on its own.
+    expect(probes('node-a')).toHaveLength(1);
+    expect(probes('node-c')).toHaveLength(1);
+    expect(probes('node-b')).toHaveLength(2);
+    expect(probes('node-b')[1]).toContain('apt-cache policy libc6:amd64 2>/dev/null');
+  });
+});

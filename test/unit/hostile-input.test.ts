@@ -12,6 +12,7 @@ import {
 } from '../../src/elf/build-id.js';
 import { CriuLockError } from '../../src/errors.js';
 import { parseProbeOutput } from '../../src/facts/parse.js';
+import { PROBE_VERSION } from '../../src/facts/probe-script.js';
 import { buildLock } from '../../src/lock/build-lock.js';
 import { isVirtualFsPath, lockedPathProblem } from '../../src/lock/locked-path.js';
 import { parseLock, serializeLock } from '../../src/lock/lockfile.js';
@@ -87,11 +88,18 @@ describe('caps on the work one ELF file can cause', () => {
     );
     const head = img.subarray(0, 1024).toString('hex');
     const out = [
-      '@@probe 2',
+      `@@probe ${PROBE_VERSION}`,
       '@@files',
-      ['R', Buffer.from('/opt/x.so').toString('hex'), 'elf', String(img.length), '0755', '1', head].join(
-        '\t',
-      ),
+      [
+        'R',
+        Buffer.from('/opt/x.so').toString('hex'),
+        'elf',
+        String(img.length),
+        '0755',
+        '1',
+        '1:1:1',
+        head,
+      ].join('\t'),
       '@@end',
       '',
     ].join('\n');
@@ -121,7 +129,7 @@ describe('only the build-ID note of a file reaches the lockfile', () => {
     expect(head).toContain(secret.toString('hex'));
     const hx = (s: string): string => Buffer.from(s).toString('hex');
     const out = [
-      '@@probe 2',
+      `@@probe ${PROBE_VERSION}`,
       '@@arch',
       'amd64',
       '@@files',
@@ -137,6 +145,7 @@ describe('only the build-ID note of a file reaches the lockfile', () => {
         String(img.length),
         '0755',
         '99',
+        '1:1:1',
         head,
       ].join('\t'),
       '@@end',
@@ -250,7 +259,7 @@ describe('paths a lockfile may name', () => {
   it('generate leaves mapped files under /dev out of the lock, with a warning', () => {
     const hx = (s: string): string => Buffer.from(s).toString('hex');
     const out = [
-      '@@probe 2',
+      `@@probe ${PROBE_VERSION}`,
       '@@os-release',
       'ID=debian',
       'VERSION_ID="12"',
@@ -258,7 +267,21 @@ describe('paths a lockfile may name', () => {
       '@@arch',
       'amd64',
       '@@files',
-      ['M', '7', '1000-2000', '0', hx('/dev/shm/ring'), '-', 'm', 'file', '4096', '0600', '5', ''].join('\t'),
+      [
+        'M',
+        '7',
+        '1000-2000',
+        '0',
+        hx('/dev/shm/ring'),
+        '-',
+        'm',
+        'file',
+        '4096',
+        '0600',
+        '5',
+        '1:1:1',
+        '',
+      ].join('\t'),
       [
         'M',
         '7',
@@ -271,6 +294,7 @@ describe('paths a lockfile may name', () => {
         '300',
         '0644',
         '6',
+        '1:1:1',
         '',
       ].join('\t'),
       '@@end',

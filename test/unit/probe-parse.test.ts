@@ -18,6 +18,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { listNameToKey, parsePolicies, parseProbeOutput, resolvePending } from '../../src/facts/parse.js';
 import {
   HEAD_BYTES,
+  PROBE_VERSION,
   renderProbeScript,
   renderRangeScript,
   type ProbeRequest,
@@ -81,13 +82,16 @@ function elfRecord(path: string): string[] {
     String(statSync(path).size),
     modeOf(path),
     String(statSync(path).ino),
+    STAMP,
     readHead(path).toString('hex'),
   ];
 }
 
 /** Names travel hex-encoded in probe records. */
 const hx = (s: string): string => Buffer.from(s, 'utf8').toString('hex');
-const NONE = ['', '', '', ''];
+const NONE = ['', '', '', '', ''];
+/** A stamp field (dev:mtime:ctime) for hand-written records. */
+const STAMP = '2049:1700000000:1700000000';
 
 function runProbe(req: ProbeRequest): { stdout: string; stderr: string; status: number | null } {
   const r = spawnSync('sh', ['-s'], {
@@ -117,7 +121,7 @@ function sampleOutput(): string {
   const ls = elfRecord(LS);
   const libc = elfRecord(LIBC);
   return [
-    '@@probe 2',
+    `@@probe ${PROBE_VERSION}`,
     '@@os-release',
     'NAME="Ubuntu"',
     'VERSION="20.04.6 LTS (Focal Fossa)"',
@@ -245,12 +249,12 @@ function sampleOutput(): string {
     ['F', hx('libc6:amd64'), hx('/lib/x86_64-linux-gnu/libc.so.6'), ...libc].join('\t'),
     ['F', hx('notinstalled:amd64'), hx('/usr/lib/x.so'), ...ls].join('\t'),
     ['R', hx(LS), ...ls].join('\t'),
-    ['R', hx('/etc/hostname'), 'file', '12', '0644', '77', ''].join('\t'),
+    ['R', hx('/etc/hostname'), 'file', '12', '0644', '77', STAMP, ''].join('\t'),
     ['R', hx('/nonexistent'), 'missing', ...NONE].join('\t'),
     ['R', hx('/lib64'), 'symlink', ...NONE].join('\t'),
     // The probe only checks "\x7fELF"; CRIU (and the parser) decide the rest.
-    ['R', hx('/opt/noclass.so'), 'elf', '8', '0644', '78', '7f454c4600000000'].join('\t'),
-    ['R', hx('/opt/magic-only'), 'elf', '4', '0644', '79', '7f454c46'].join('\t'),
+    ['R', hx('/opt/noclass.so'), 'elf', '8', '0644', '78', STAMP, '7f454c4600000000'].join('\t'),
+    ['R', hx('/opt/magic-only'), 'elf', '4', '0644', '79', STAMP, '7f454c46'].join('\t'),
     [
       'M',
       '4242',
@@ -274,6 +278,7 @@ function sampleOutput(): string {
       '3035952',
       '0644',
       '80',
+      STAMP,
       '',
     ].join('\t'),
     ['M', '4242', '7f4-7f5', '1', hx('/tmp/plugin.so'), '-', 'm', ...libc].join('\t'),
@@ -484,8 +489,8 @@ describe('parseProbeOutput on realistic output', () => {
 describe('parseProbeOutput on incomplete output', () => {
   it.each([
     ['cut before @@end', (s: string) => s.slice(0, s.indexOf('@@end'))],
-    ['no @@probe header', (s: string) => s.replace('@@probe 2\n', '')],
-    ['an older probe version', (s: string) => s.replace('@@probe 2\n', '@@probe 1\n')],
+    ['no @@probe header', (s: string) => s.replace(`@@probe ${PROBE_VERSION}\n`, '')],
+    ['an older probe version', (s: string) => s.replace(`@@probe ${PROBE_VERSION}\n`, '@@probe 2\n')],
     ['empty output', () => ''],
   ])('%s → a probe problem', (_what, mangle) => {
     const { facts } = parseProbeOutput('node-b', mangle(sampleOutput()));
@@ -507,11 +512,11 @@ describe('ELF heads too short for the notes', () => {
     const size = statSync(LS).size;
     const head = readHead(LS, 64).toString('hex'); // the ELF header only
     const out = [
-      '@@probe 2',
+      `@@probe ${PROBE_VERSION}`,
       '@@arch',
       'amd64',
       '@@files',
-      ['R', hx(LS), 'elf', String(size), '0755', '5', head].join('\t'),
+      ['R', hx(LS), 'elf', String(size), '0755', '5', STAMP, head].join('\t'),
       '@@end',
       '',
     ].join('\n');
@@ -557,7 +562,7 @@ describe('listNameToKey', () => {
 
   it('prefers the native architecture for an unqualified list name', () => {
     const out = [
-      '@@probe 2',
+      `@@probe ${PROBE_VERSION}`,
       '@@arch',
       'amd64',
       '@@dpkg',
@@ -566,8 +571,12 @@ describe('listNameToKey', () => {
       dpkgLine('bar', 'amd64', '1', 'install', 'installed', 'ok', 'foreign', '', '', ''),
       dpkgLine('bar', 'i386', '1', 'install', 'installed', 'ok', 'foreign', '', '', ''),
       '@@files',
-      ['M', '1', '1-2', '0', hx('/usr/bin/foo'), hx('foo'), 'p', 'file', '1', '0755', '3', ''].join('\t'),
-      ['M', '1', '3-4', '0', hx('/usr/bin/bar'), hx('bar'), 'p', 'file', '1', '0755', '4', ''].join('\t'),
+      ['M', '1', '1-2', '0', hx('/usr/bin/foo'), hx('foo'), 'p', 'file', '1', '0755', '3', STAMP, ''].join(
+        '\t',
+      ),
+      ['M', '1', '3-4', '0', hx('/usr/bin/bar'), hx('bar'), 'p', 'file', '1', '0755', '4', STAMP, ''].join(
+        '\t',
+      ),
       '@@end',
       '',
     ].join('\n');
@@ -645,7 +654,7 @@ describe('renderProbeScript', () => {
     const script = renderProbeScript({ elfOf: ['libc6:amd64'], paths: ['/usr/bin/ls'], pids: [7] });
     const sections = script.split('\n').filter((l) => l.startsWith("echo '@@"));
     expect(sections).toEqual([
-      "echo '@@probe 2'",
+      `echo '@@probe ${PROBE_VERSION}'`,
       "echo '@@os-release'",
       "echo '@@arch'",
       "echo '@@foreign'",
@@ -789,7 +798,7 @@ describe.runIf(HAVE_TOOLS)('no shell injection through the probe', () => {
 // ---------------------------------------------------------------------------------------------
 
 const HEADER = [
-  '@@probe 2',
+  `@@probe ${PROBE_VERSION}`,
   '@@arch',
   'amd64',
   '@@dpkg',
@@ -799,7 +808,7 @@ const withFiles = (...records: string[]): string =>
   [...HEADER, '@@files', ...records, '@@end', ''].join('\n');
 
 describe('parseProbeOutput refuses records of the wrong shape', () => {
-  const good = ['R', hx('/etc/hostname'), 'file', '12', '0644', '77', ''];
+  const good = ['R', hx('/etc/hostname'), 'file', '12', '0644', '77', STAMP, ''];
   it('accepts the well-formed record', () => {
     expect(parseProbeOutput('n', withFiles(good.join('\t'))).facts.files.get('/etc/hostname')).toEqual({
       path: '/etc/hostname',
@@ -809,38 +818,38 @@ describe('parseProbeOutput refuses records of the wrong shape', () => {
     });
   });
   it.each<[string, string]>([
-    ['a raw (not hex) path', ['R', '/etc/hostname', 'file', '12', '0644', '77', ''].join('\t')],
+    ['a raw (not hex) path', ['R', '/etc/hostname', 'file', '12', '0644', '77', STAMP, ''].join('\t')],
     [
       'an odd-length hex path',
-      ['R', hx('/etc/hostname').slice(1), 'file', '12', '0644', '77', ''].join('\t'),
+      ['R', hx('/etc/hostname').slice(1), 'file', '12', '0644', '77', STAMP, ''].join('\t'),
     ],
-    ['a relative path', ['R', hx('etc/hostname'), 'file', '12', '0644', '77', ''].join('\t')],
-    ['a path with NUL', ['R', hx('/etc/a\0b'), 'file', '12', '0644', '77', ''].join('\t')],
-    ['a path that is not UTF-8', ['R', '2fff', 'file', '12', '0644', '77', ''].join('\t')],
-    ['a missing field', good.slice(0, 6).join('\t')],
+    ['a relative path', ['R', hx('etc/hostname'), 'file', '12', '0644', '77', STAMP, ''].join('\t')],
+    ['a path with NUL', ['R', hx('/etc/a\0b'), 'file', '12', '0644', '77', STAMP, ''].join('\t')],
+    ['a path that is not UTF-8', ['R', '2fff', 'file', '12', '0644', '77', STAMP, ''].join('\t')],
+    ['a missing field', good.slice(0, 7).join('\t')],
     ['an extra field', [...good, 'x'].join('\t')],
-    ['an unknown kind', ['R', hx('/a'), 'socket', '12', '0644', '77', ''].join('\t')],
-    ['a negative size', ['R', hx('/a'), 'file', '-1', '0644', '77', ''].join('\t')],
-    ['a size beyond 2^53', ['R', hx('/a'), 'file', '99999999999999999', '0644', '77', ''].join('\t')],
+    ['an unknown kind', ['R', hx('/a'), 'socket', '12', '0644', '77', STAMP, ''].join('\t')],
+    ['a negative size', ['R', hx('/a'), 'file', '-1', '0644', '77', STAMP, ''].join('\t')],
+    ['a size beyond 2^53', ['R', hx('/a'), 'file', '99999999999999999', '0644', '77', STAMP, ''].join('\t')],
     ['a bad mode', ['R', hx('/a'), 'file', '1', '755', '77', ''].join('\t')],
-    ['a head on a non-ELF file', ['R', hx('/a'), 'file', '1', '0755', '77', '00'].join('\t')],
-    ['data for a missing file', ['R', hx('/a'), 'missing', '1', '', '', ''].join('\t')],
+    ['a head on a non-ELF file', ['R', hx('/a'), 'file', '1', '0755', '77', STAMP, '00'].join('\t')],
+    ['data for a missing file', ['R', hx('/a'), 'missing', '1', '', '', '', ''].join('\t')],
     [
       'a head longer than the probe sends',
-      ['R', hx('/a'), 'elf', '9999', '0755', '7', '7f454c46' + '00'.repeat(HEAD_BYTES)].join('\t'),
+      ['R', hx('/a'), 'elf', '9999', '0755', '7', STAMP, '7f454c46' + '00'.repeat(HEAD_BYTES)].join('\t'),
     ],
     ['an unknown record type', ['Z', hx('/a')].join('\t')],
     [
       'a mapped file with a bad address range',
-      ['M', '1', '7f0', '0', hx('/a'), '-', 'm', 'file', '1', '0644', '3', ''].join('\t'),
+      ['M', '1', '7f0', '0', hx('/a'), '-', 'm', 'file', '1', '0644', '3', STAMP, ''].join('\t'),
     ],
     [
       'a mapped file with pid 0',
-      ['M', '0', '1-2', '0', hx('/a'), '-', 'm', 'file', '1', '0644', '3', ''].join('\t'),
+      ['M', '0', '1-2', '0', hx('/a'), '-', 'm', 'file', '1', '0644', '3', STAMP, ''].join('\t'),
     ],
     [
       'a mapped file read through no source',
-      ['M', '1', '1-2', '0', hx('/a'), '-', '-', 'file', '1', '0644', '3', ''].join('\t'),
+      ['M', '1', '1-2', '0', hx('/a'), '-', '-', 'file', '1', '0644', '3', STAMP, ''].join('\t'),
     ],
     ['an empty line inside the section', ['', good.join('\t')].join('\n')],
   ])('%s → the whole answer is refused with the line', (_what, record) => {
@@ -863,6 +872,7 @@ describe('parseProbeOutput refuses records of the wrong shape', () => {
       String(statSync(LS).size),
       '0755',
       '12',
+      STAMP,
       head,
     ].join('\t');
     const { pending } = parseProbeOutput('n', withFiles(rec));

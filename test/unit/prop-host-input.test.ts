@@ -13,6 +13,7 @@ import {
 } from '../../src/elf/build-id.js';
 import { CriuLockError } from '../../src/errors.js';
 import { parseProbeOutput } from '../../src/facts/parse.js';
+import { PROBE_VERSION } from '../../src/facts/probe-script.js';
 import { compileGlob } from '../../src/pattern/glob.js';
 import { lookupHostKey, parseKnownHosts } from '../../src/transport/known-hosts.js';
 
@@ -47,10 +48,10 @@ const nameArb = fc
   )
   .map((parts) => `/${parts.join('').replace(/[\0/]/g, '_')}`);
 const fileFieldsArb = fc.oneof(
-  fc.constant(['missing', '', '', '', '']),
+  fc.constant(['missing', '', '', '', '', '']),
   fc
     .tuple(fc.nat(1 << 30), fc.constantFrom('0644', '0755'), fc.nat(1 << 30))
-    .map(([size, mode, ino]) => ['file', String(size), mode, String(ino), '']),
+    .map(([size, mode, ino]) => ['file', String(size), mode, String(ino), `2049:${ino}:${ino}`, '']),
   fc
     .tuple(fc.uint8Array({ maxLength: 64 }), fc.nat(1 << 20), fc.nat(1 << 30))
     .map(([head, size, ino]) => [
@@ -58,6 +59,7 @@ const fileFieldsArb = fc.oneof(
       String(size),
       '0755',
       String(ino),
+      `2049:${size}:${size}`,
       Buffer.concat([Buffer.from('7f454c46', 'hex'), head]).toString('hex'),
     ]),
 );
@@ -83,7 +85,7 @@ const recordArb = fc.oneof(
     })),
 );
 const probe = (lines: string[]): string =>
-  ['@@probe 2', '@@arch', 'amd64', '@@files', ...lines, '@@end', ''].join('\n');
+  [`@@probe ${PROBE_VERSION}`, '@@arch', 'amd64', '@@files', ...lines, '@@end', ''].join('\n');
 
 /** What a hostile host might print instead: a valid record with one field mangled. */
 const mangledArb = fc

@@ -22,7 +22,7 @@ export interface SshSetup {
   forks: number;
 }
 
-function sshArgv(s: SshSetup, t: SshTarget, remote: string): string[] {
+export function sshArgv(s: SshSetup, t: SshTarget, remote: string): string[] {
   return [
     'ssh',
     '-i',

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { compareHost, lockedPaths } from '../../check/compare.js';
-import { gatherFacts } from '../../facts/gather.js';
+import { gatherWithReadings, statCacheDir } from '../../facts/stat-cache.js';
 import { defineModule } from './types.js';
 
 /** Re-reads versions and build-IDs; the host is ok only if it now matches the lock. */
@@ -22,7 +22,7 @@ export const verify = defineModule({
     const paths = ownOnly
       ? [...moved].flatMap((key) => Object.keys(ctx.lock.packages[key]?.files ?? {}))
       : lockedPaths(ctx.lock);
-    const facts = await gatherFacts(ctx.transport, { paths });
+    const facts = await gatherWithReadings(ctx.transport, { paths }, { cacheDir: statCacheDir() });
     const skipped = new Set(ctx.plan.blocked.map((b) => b.package));
     const findings = compareHost(ctx.lock, facts).filter((f) => {
       if (f.type === 'platform-mismatch') return true;

@@ -1,0 +1,130 @@
+/**
+ * Build-IDs the controller read before, so the facts probe sends a file's head only when the file
+ * changed since (issue 14: a converged host's plan no longer moves ~1.5 MiB of hex heads).
+ *
+ * A reading is a path's stat tuple (size:mode:inode:dev:mtime:ctime, seconds) and the build-ID
+ * computed from its head. The probe answers `=` for a path whose stat is still the tuple sent.
+ * Like git's index, a reading is kept only when the file's ctime is older than the node's clock
+ * when the probe ran (`clock`): a write in the same second as the read could otherwise leave the
+ * tuple unchanged. Any later write, chmod, rename over or reinstall moves ctime (or the inode),
+ * which no user can set back; dpkg replaces files by rename, so a reinstall changes the inode too.
+ *
+ * The cache is an optimisation only: a missing, unreadable or malformed cache file means "read
+ * every head", and failing to write it is not an error. It trusts the host exactly as far as the
+ * heads themselves: a host that lies about its stat could as well lie about its heads.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { Transport } from '../transport/types.js';
+import { gatherFactsAndStats, type GatherOptions } from './gather.js';
+import type { StatReading } from './parse.js';
+import { KNOWN, type ProbeRequest } from './probe-script.js';
+import type { HostFacts } from './types.js';
+
+/** Readings kept per host at most; a lock of more files is simply read in full past that. */
+export const MAX_READINGS = 100_000;
+const FORMAT = 1;
+const BUILD_ID = /^(?:[0-9a-f]{2}){1,512}$/;
+
+/**
+ * Where readings live: CRIU_LOCK_CACHE_DIR (`off` or `none` disables the cache), else
+ * $XDG_CACHE_HOME/criu-lock/stat, else ~/.cache/criu-lock/stat.
+ */
+export function statCacheDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const own = env.CRIU_LOCK_CACHE_DIR;
+  if (own !== undefined && own !== '') return own === 'off' || own === 'none' ? undefined : join(own, 'stat');
+  const xdg = env.XDG_CACHE_HOME;
+  const base = xdg !== undefined && xdg.startsWith('/') ? xdg : join(homedir(), '.cache');
+  return join(base, 'criu-lock', 'stat');
+}
+
+/** One file per host name; hashed, so no inventory name becomes a path. */
+function cacheFile(dir: string, host: string): string {
+  return join(dir, `${createHash('sha256').update(host).digest('hex').slice(0, 32)}.json`);
+}
+
+/** The host's readings, or an empty map when there are none or the file is not one we wrote. */
+export function loadReadings(dir: string, host: string): Map<string, StatReading> {
+  const out = new Map<string, StatReading>();
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(cacheFile(dir, host), 'utf8'));
+  } catch {
+    return out;
+  }
+  if (typeof doc !== 'object' || doc === null) return out;
+  const { format, host: owner, readings } = doc as Record<string, unknown>;
+  if (format !== FORMAT || owner !== host || typeof readings !== 'object' || readings === null) return out;
+  for (const [path, value] of Object.entries(readings)) {
+    if (!Array.isArray(value) || value.length !== 2) return new Map();
+    const [stat, buildId] = value as unknown[];
+    if (!path.startsWith('/') || typeof stat !== 'string' || !KNOWN.test(stat)) return new Map();
+    if (buildId !== null && (typeof buildId !== 'string' || !BUILD_ID.test(buildId))) return new Map();
+    out.set(path, { stat, buildId });
+  }
+  return out;
+}
+
+/** Replaces the host's readings (write to a temporary file, then rename); errors are ignored. */
+export function saveReadings(dir: string, host: string, readings: ReadonlyMap<string, StatReading>): void {
+  const file = cacheFile(dir, host);
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const entries: Record<string, [string, string | null]> = {};
+    let n = 0;
+    for (const [path, r] of readings) {
+      if (n++ >= MAX_READINGS) break;
+      entries[path] = [r.stat, r.buildId];
+    }
+    writeFileSync(tmp, JSON.stringify({ format: FORMAT, host, readings: entries }), { mode: 0o600 });
+    renameSync(tmp, file);
+  } catch {
+    rmSync(tmp, { force: true });
+  }
+}
+
+/**
+ * The readings worth keeping from one probe: ELF path records with a build-ID answer whose ctime
+ * is older than the node's clock (see the module comment). `clock` undefined keeps none.
+ */
+export function reusableReadings(
+  facts: HostFacts,
+  stats: ReadonlyMap<string, string>,
+  clock: number | undefined,
+): Map<string, StatReading> {
+  const out = new Map<string, StatReading>();
+  if (clock === undefined) return out;
+  for (const [path, fact] of facts.files) {
+    if (fact.kind !== 'elf' || fact.buildId === undefined) continue;
+    const stat = stats.get(path);
+    if (stat === undefined) continue;
+    const ctime = Number(stat.slice(stat.lastIndexOf(':') + 1));
+    if (ctime < clock) out.set(path, { stat, buildId: fact.buildId });
+  }
+  return out;
+}
+
+/**
+ * gatherFacts with the host's cached readings: heads only for paths whose stat changed, then the
+ * readings of this run saved for the next. `cacheDir` undefined reads every head.
+ */
+export async function gatherWithReadings(
+  t: Transport,
+  req: ProbeRequest,
+  opts: GatherOptions & { cacheDir: string | undefined },
+): Promise<HostFacts> {
+  const { cacheDir, ...rest } = opts;
+  if (cacheDir === undefined || !req.paths || req.paths.length === 0) {
+    return (await gatherFactsAndStats(t, req, rest)).facts;
+  }
+  const readings = loadReadings(cacheDir, t.host);
+  const got = await gatherFactsAndStats(t, req, { ...rest, readings });
+  const keep = reusableReadings(got.facts, got.stats, got.clock);
+  // Paths this run did not ask about keep their readings (check and plan may ask for different sets).
+  for (const [path, r] of readings) if (!got.stats.has(path) && !keep.has(path)) keep.set(path, r);
+  saveReadings(cacheDir, t.host, keep);
+  return got.facts;
+}

@@ -1,0 +1,106 @@
+/**
+ * What the facts probe of `plan` costs each node: bytes it prints and node CPU seconds, for
+ * (a) every head and `apt-cache policy` of every locked package (what plan sent before probe
+ * format 3), (b) format 3 on a first run (no cached readings; policy filtered on the node) and
+ * (c) format 3 on a later run with the readings (a) and (b) leave (heads only for changed files).
+ * Runs the exact scripts criu-lock renders, through the system ssh, against a sandbox fleet.
+ *
+ *   CRIU_LOCK_SANDBOX_DIR=... node dist-tools/tools/bench/probe-cost.js --lock LOCK [--runs N]
+ *
+ * Node CPU is the probe's children's user+sys as the node's own `sh` reports it (`times`).
+ */
+import { parseArgs } from 'node:util';
+import { lockedPaths } from '../../src/check/compare.js';
+import { parseProbeOutput } from '../../src/facts/parse.js';
+import { renderProbeScript, type ProbeRequest } from '../../src/facts/probe-script.js';
+import { reusableReadings } from '../../src/facts/stat-cache.js';
+import { loadLock } from '../../src/lock/lockfile.js';
+import { PIN_FILE } from '../../src/plan/pins.js';
+import { paths, readState } from '../sandbox/state.js';
+import { sshArgv } from './baseline.js';
+import { spawnTimed } from './measure.js';
+
+interface Sample {
+  bytes: number;
+  nodeCpuS: number;
+  wallS: number;
+}
+
+/** `times` prints the shell's, then its children's user and system time: "0m0.12s 0m0.03s". */
+function childCpu(stderr: string): number {
+  const lines = stderr.trim().split('\n');
+  const m = /^(\d+)m([\d.]+)s (\d+)m([\d.]+)s$/.exec(lines.at(-1) ?? '');
+  if (!m) throw new Error(`no \`times\` line in the probe's stderr: ${stderr.slice(-200)}`);
+  return Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4]);
+}
+
+const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { lock: { type: 'string' }, runs: { type: 'string', default: '3' } },
+  });
+  if (!values.lock) throw new Error('usage: probe-cost --lock LOCK [--runs N]');
+  const runs = Number(values.runs);
+  const p = paths();
+  const state = readState(p);
+  if (!state) throw new Error(`no sandbox fleet in ${p.dir}`);
+  const lock = await loadLock(values.lock);
+  const keys = Object.keys(lock.packages).sort();
+  const base: ProbeRequest = { paths: lockedPaths(lock), pinFile: PIN_FILE };
+  const setup = { key: state.key, knownHosts: state.knownHosts, forks: 1 };
+
+  const run = async (target: { name: string; port: number }, req: ProbeRequest) => {
+    const script = `${renderProbeScript(req)}times >&2\n`;
+    const r = await spawnTimed(sshArgv(setup, target, 'sh -s'), { input: script, timeoutMs: 300_000 });
+    if (r.exitCode !== 0)
+      throw new Error(`${target.name}: probe exited ${r.exitCode}: ${r.stderr.slice(-300)}`);
+    return {
+      stdout: r.stdout,
+      sample: { bytes: Buffer.byteLength(r.stdout), nodeCpuS: childCpu(r.stderr), wallS: r.wallS },
+    };
+  };
+
+  const rows: Record<'all' | 'first' | 'cached', Sample[]> = { all: [], first: [], cached: [] };
+  for (const node of state.nodes) {
+    const target = { name: node.name, port: node.port };
+    const filtered: ProbeRequest = {
+      ...base,
+      policyUnless: keys.map((k) => [k, lock.packages[k]!.version] as const),
+    };
+    for (let i = 0; i < runs; i++) {
+      rows.all.push((await run(target, { ...base, policyFor: keys })).sample);
+      const first = await run(target, filtered);
+      rows.first.push(first.sample);
+      const parsed = parseProbeOutput(node.name, first.stdout);
+      const readings = reusableReadings(parsed.facts, parsed.stats, parsed.clock);
+      const known = new Map([...readings].map(([path, r]) => [path, r.stat]));
+      rows.cached.push((await run(target, { ...filtered, known })).sample);
+    }
+  }
+  const label = {
+    all: 'every head, policy of every locked package (before format 3)',
+    first: 'format 3, first run (no readings; policy filtered on the node)',
+    cached: 'format 3, later run (readings of the run before)',
+  };
+  console.log(
+    `probe cost per node: ${state.nodes.length} nodes × ${runs} runs, lock ${keys.length} packages / ${base.paths!.length} paths`,
+  );
+  console.log('| probe | KiB printed (median) | node CPU s (mean; 10 ms ticks) | wall s (median) |');
+  console.log('|---|---|---|---|');
+  for (const k of ['all', 'first', 'cached'] as const) {
+    const xs = rows[k];
+    console.log(
+      `| ${label[k]} | ${(median(xs.map((x) => x.bytes)) / 1024).toFixed(1)} | ${mean(xs.map((x) => x.nodeCpuS)).toFixed(3)} | ${median(xs.map((x) => x.wallS)).toFixed(3)} |`,
+    );
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : String(err));
+  process.exit(1);
+});
