@@ -47,7 +47,12 @@ export async function runPlaybook(
     if (result.status === 'changed') changedBy.add(task.module);
     ctx.verbose(`${task.module}: ${result.status} in ${durationMs.toFixed(0)} ms — ${result.message}`);
     if (result.status === 'failed') {
-      const error = thrown ?? { code: 'task-failed', message: result.message, step: task.name };
+      const error = thrown ?? {
+        code: 'task-failed',
+        message: result.message,
+        ...(result.hint ? { hint: result.hint } : {}),
+        step: task.name,
+      };
       return { name: ctx.host, status: 'failed', error, tasks: records, blocked: ctx.plan.blocked };
     }
   }

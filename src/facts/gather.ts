@@ -1,3 +1,4 @@
+import { describeEnd } from '../transport/outcome.js';
 import { CriuLockError } from '../errors.js';
 import { isSudoPasswordRequired } from '../transport/local-transport.js';
 import type { Transport } from '../transport/types.js';
@@ -72,7 +73,7 @@ export async function gatherFactsAndStats(
   const { facts, pending, stats, clock } = parseProbeOutput(t.host, res.stdout, readings);
   const incomplete = facts.problems.find((p) => p.type === 'probe');
   if (incomplete) {
-    const why = res.stderr.trim().split('\n').slice(-2).join(' ') || `exit code ${res.exitCode}`;
+    const why = res.stderr.trim().split('\n').slice(-2).join(' ') || describeEnd(res);
     throw new CriuLockError('ssh', `${t.host}: the facts probe failed: ${why}`, {
       hint: 'the target needs sh, dpkg, apt and perl-base; with a non-root user set ansible_become',
     });

@@ -114,14 +114,25 @@ export class SshTransport implements Transport {
           hint: 'the host may have rebooted or the network dropped; re-run for this host',
         });
       }
-      const channel = await this.openChannel(command);
-      return await collect(channel, command, stdin, timeoutMs, outputBudget(maxOutputBytes), this.where);
+      return await this.onChannel(command, (channel) =>
+        collect(channel, command, stdin, timeoutMs, outputBudget(maxOutputBytes), this.where),
+      );
     } finally {
       this.release();
     }
   }
 
-  private openChannel(command: string): Promise<ClientChannel> {
+  /**
+   * Opens a session channel for `command` and hands it to `use` inside ssh2's callback. Not through
+   * an awaited promise: ssh2 parses every packet of one socket read before promise continuations
+   * run, so when a fast command's exec reply, exit-status, EOF and close arrive together (a
+   * controller whose event loop is slowed by load), listeners attached after an `await` miss the
+   * `exit` event and the command reads as "exit code null" (issue 14).
+   */
+  private onChannel(
+    command: string,
+    use: (channel: ClientChannel) => Promise<CommandResult>,
+  ): Promise<CommandResult> {
     return new Promise((resolve, reject) => {
       this.client.exec(command, (err, channel) => {
         if (err) {
@@ -133,7 +144,7 @@ export class SshTransport implements Transport {
                 : "check MaxSessions in the host's sshd_config",
             }),
           );
-        } else resolve(channel);
+        } else use(channel).then(resolve, reject);
       });
     });
   }
@@ -194,7 +205,12 @@ function collect(
       if (typeof code === 'number') exitCode = code;
       if (typeof sig === 'string') signal = sig;
     });
-    channel.on('close', finish);
+    // ssh2 also passes the exit status to 'close' (it keeps it even when nobody listened to 'exit').
+    channel.on('close', (code?: unknown, sig?: unknown) => {
+      if (exitCode === null && typeof code === 'number') exitCode = code;
+      if (signal === undefined && typeof sig === 'string') signal = sig;
+      finish();
+    });
     channel.on('error', () => undefined);
 
     // The remote `timeout` wrapper (see exec) kills the command at the deadline and the channel

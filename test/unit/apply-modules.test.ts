@@ -403,6 +403,13 @@ describe('summariseOutput', () => {
       'timed out after 1800 s',
     );
   });
+
+  it('tells a command the transport lost, or a signal killed, from one that failed (issue 14)', () => {
+    expect(summariseOutput(res({ exitCode: null }))).toBe(
+      'the connection closed before the command reported an exit status',
+    );
+    expect(summariseOutput(res({ exitCode: null, signal: 'SIGKILL' }))).toBe('killed by SIGKILL');
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -456,6 +463,17 @@ describe('apt_pins', () => {
     const r = await aptPins.run(context(t, hostPlan()), undefined);
     expect(t.puts).toEqual([]);
     expect(r.status).toBe('failed');
+  });
+
+  it('says when the transport lost the backup command, with a hint, and writes nothing', async () => {
+    const t = new RecordingTransport('node-b', [{ match: isPinBackup, reply: { exitCode: null } }]);
+    const r = await aptPins.run(context(t, hostPlan()), undefined);
+    expect(t.puts).toEqual([]);
+    expect(r.status).toBe('failed');
+    expect(r.message).toBe(
+      `keeping a copy of ${PIN_FILE} failed: the connection closed before the command reported an exit status`,
+    );
+    expect(r.hint).toContain('the transport lost the command');
   });
 });
 

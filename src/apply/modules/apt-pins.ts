@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { PIN_FILE } from '../../plan/pins.js';
 import { PIN_BACKUP_SCRIPT } from '../apt-job.js';
 import { defineModule } from './types.js';
-import { summariseOutput } from './output.js';
+import { failedCommand } from './output.js';
 
 /**
  * Writes the lock's apt preferences atomically, only when the content changes. The previous file
@@ -18,11 +18,9 @@ export const aptPins = defineModule({
     const b = await ctx.transport.exec(['sh', '-c', PIN_BACKUP_SCRIPT, 'criu-lock-pins-backup', write.path], {
       become: true,
     });
-    if (b.exitCode !== 0)
-      return { status: 'failed', message: `keeping a copy of ${write.path} failed: ${summariseOutput(b)}` };
+    if (b.exitCode !== 0) return failedCommand(`keeping a copy of ${write.path}`, b);
     const r = await ctx.transport.putFile(write.path, ctx.pins, { mode: 0o644, become: true });
-    if (r.exitCode !== 0)
-      return { status: 'failed', message: `writing ${write.path} failed: ${summariseOutput(r)}` };
+    if (r.exitCode !== 0) return failedCommand(`writing ${write.path}`, r);
     return { status: 'changed', message: `wrote ${write.path}` };
   },
 });

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineModule } from './types.js';
-import { summariseOutput } from './output.js';
+import { failedCommand } from './output.js';
 
 /** A user command (drain a node, restart a service), given as an argument list — never a shell string. */
 export const command = defineModule({
@@ -16,7 +16,7 @@ export const command = defineModule({
     if (ctx.checkMode) return { status: 'skipped', message: `check mode: would run ${args.argv.join(' ')}` };
     const r = await ctx.transport.exec(args.argv, { become: args.become, timeoutMs: args.timeout * 1000 });
     if (r.exitCode === null || !args.okCodes.includes(r.exitCode))
-      return { status: 'failed', message: `${args.argv[0]} failed: ${summariseOutput(r)}` };
+      return failedCommand(args.argv[0] ?? 'command', r);
     return { status: 'changed', message: `ran ${args.argv.join(' ')}` };
   },
 });

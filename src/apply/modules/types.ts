@@ -28,6 +28,8 @@ export type TaskStatus = 'ok' | 'changed' | 'skipped' | 'failed';
 export interface TaskResult {
   status: TaskStatus;
   message: string;
+  /** What to do next, for a failure (e.g. a command the transport lost). */
+  hint?: string;
 }
 
 /** A playbook module: validated arguments, check mode, idempotent. */
