@@ -303,7 +303,8 @@ export async function down(opts: CommonOptions = {}): Promise<DownResult> {
 
   const leftPids = [
     ...new Set([
-      ...recorded.filter((pid) => pidAlive(pid)),
+      // A recorded pid that is alive but no longer chrooted into a node was reused by someone else.
+      ...recorded.filter((pid) => pidAlive(pid) && (procRoot(pid) ?? '').startsWith(`${p.nodes}/`)),
       ...(await killRootedUnder(p.nodes, procsInNodeNamespaces(p.nodes))),
     ]),
   ];
