@@ -9,6 +9,7 @@ import type { ConnectionSettings } from '../inventory/types.js';
 import { renderCommand } from '../shell/quote.js';
 import { buildArgv, putFileArgv } from './local-transport.js';
 import { OutputLimitError, outputBudget } from './output-limit.js';
+import { countHost, countReceived, countSent } from './stats.js';
 import type { CommandResult, ExecOptions, PutFileOptions, Transport } from './types.js';
 
 /**
@@ -36,6 +37,7 @@ export class SshTransport implements Transport {
     /** Releases what the connection borrowed (a shared bastion connection). */
     private readonly onClose?: () => void,
   ) {
+    countHost(host);
     // node-ssh drops its error listener after connecting; without ours a later socket error
     // (host rebooted, keepalive timeout) would be an uncaught 'error' event and kill the process.
     client.on('error', (e: Error) => {
@@ -186,6 +188,7 @@ function collect(
 
     // Past the cap: drop what was read, close the channel and fail the host (OutputLimitError).
     const take = (into: Buffer[], b: Buffer): void => {
+      countReceived(b.length);
       if (done) return;
       if (budget.add(b.length)) {
         into.push(b);
@@ -232,6 +235,7 @@ function collect(
         : undefined;
 
     // Always send EOF, so a command that reads stdin never waits for input that will not come.
+    countSent(Buffer.byteLength(command) + (stdin === undefined ? 0 : Buffer.byteLength(stdin)));
     if (stdin !== undefined) channel.end(stdin);
     else channel.end();
   });

@@ -24,3 +24,5 @@ export type { LocalTransportOptions } from './local-transport.js';
 export { connectSsh } from './ssh-transport.js';
 export type { ConnectSshExtras } from './ssh-transport.js';
 export { openTransport } from './open.js';
+export { resetTransportStats, STATS_FILE_ENV, transportStats, writeStatsFileFromEnv } from './stats.js';
+export type { TransportStats } from './stats.js';

@@ -93,6 +93,10 @@ describe('bench flags', () => {
       runs: 5,
       scale: false,
       scaleNodes: 100,
+      scaleRuns: 1,
+      forks: 20,
+      forksCurve: false,
+      forksCurveNodes: 300,
       microOnly: false,
       plannerHosts: 10_000,
     });

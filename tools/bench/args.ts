@@ -6,13 +6,27 @@ export interface Args {
   runs: number;
   scale: boolean;
   scaleNodes: number;
+  /** Runs per figure at the scale steps above 100 nodes (the small steps use --runs). */
+  scaleRuns: number;
+  /** --forks for criu-lock and parallel ssh clients for the floor. */
+  forks: number;
+  /** Measure the forks curve (FORKS_CURVE) at forksCurveNodes. */
+  forksCurve: boolean;
+  forksCurveNodes: number;
   microOnly: boolean;
   plannerHosts: number;
   json?: string;
 }
 
 export const USAGE =
-  'usage: npm run bench -- [--nodes N] [--runs R] [--scale] [--scale-nodes M] [--micro-only] [--planner-hosts H] [--json FILE]';
+  'usage: npm run bench -- [--nodes N] [--runs R] [--scale] [--scale-nodes M] [--scale-runs R] [--forks N] [--forks-curve] [--forks-curve-nodes N] [--micro-only] [--planner-hosts H] [--json FILE]';
+
+/** Fleet sizes of the scaling table; `--scale-nodes M` keeps those up to M and ends at M. */
+export const SCALE_STEPS: readonly number[] = [20, 100, 300, 1000];
+/** Parallelism values of the forks curve. */
+export const FORKS_CURVE: readonly number[] = [10, 20, 50, 100];
+/** The sandbox's limit (tools/sandbox/state.ts MAX_NODES). */
+const MAX_FLEET = 5000;
 
 /** A bad command line: main prints it with the usage and exits 1. */
 export class ArgsError extends Error {}
@@ -20,6 +34,18 @@ export class ArgsError extends Error {}
 export function usage(msg: string): never {
   process.stderr.write(`bench: ${msg}\n${USAGE}\n`);
   process.exit(1);
+}
+
+/** Fleet sizes to measure: `--nodes` alone, or with scale the steps up to M (M itself last). */
+export function fleetSteps(a: Pick<Args, 'nodes' | 'scale' | 'scaleNodes'>): number[] {
+  if (!a.scale) return [a.nodes];
+  const steps = SCALE_STEPS.filter((s) => s < a.scaleNodes && s !== a.nodes);
+  return [...new Set([a.nodes, ...steps, a.scaleNodes])].sort((x, y) => x - y);
+}
+
+/** Runs per figure at a fleet size: --runs up to 100 nodes, --scale-runs above. */
+export function runsAt(a: Pick<Args, 'runs' | 'scaleRuns'>, nodes: number): number {
+  return nodes > 100 ? a.scaleRuns : a.runs;
 }
 
 export function parseArgs(argv: readonly string[]): Args {
@@ -31,6 +57,10 @@ export function parseArgs(argv: readonly string[]): Args {
     runs: { type: 'string' },
     scale: { type: 'boolean', default: false },
     'scale-nodes': { type: 'string' },
+    'scale-runs': { type: 'string' },
+    forks: { type: 'string' },
+    'forks-curve': { type: 'boolean', default: false },
+    'forks-curve-nodes': { type: 'string' },
     'micro-only': { type: 'boolean', default: false },
     'planner-hosts': { type: 'string' },
     json: { type: 'string' },
@@ -54,11 +84,18 @@ export function parseArgs(argv: readonly string[]): Args {
       fail(`${flag} needs an integer ${min}..${max}, got ${v}`);
     return n;
   };
+  const nodes = int(values.nodes, '--nodes', 2, MAX_FLEET, 20);
+  const scaleNodes = int(values['scale-nodes'], '--scale-nodes', 2, MAX_FLEET, 100);
   return {
-    nodes: int(values.nodes, '--nodes', 2, 999, 20),
+    nodes,
     runs: int(values.runs, '--runs', 1, 99, 5),
-    scale: values.scale,
-    scaleNodes: int(values['scale-nodes'], '--scale-nodes', 2, 999, 100),
+    // --scale-nodes implies --scale.
+    scale: values.scale || values['scale-nodes'] !== undefined,
+    scaleNodes,
+    scaleRuns: int(values['scale-runs'], '--scale-runs', 1, 99, 1),
+    forks: int(values.forks, '--forks', 1, 1000, 20),
+    forksCurve: values['forks-curve'] || values['forks-curve-nodes'] !== undefined,
+    forksCurveNodes: int(values['forks-curve-nodes'], '--forks-curve-nodes', 2, MAX_FLEET, 300),
     microOnly: values['micro-only'],
     plannerHosts: int(values['planner-hosts'], '--planner-hosts', 1, 1_000_000, 10_000),
     ...(values.json !== undefined ? { json: values.json } : {}),

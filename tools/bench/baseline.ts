@@ -9,7 +9,7 @@ import { PIN_FILE } from '../../src/plan/pins.js';
 import { mapLimit } from '../sandbox/exec.js';
 import { renderCommand } from '../../src/shell/quote.js';
 import { ELF_HEAD_BYTES as HEAD_BYTES } from '../../src/elf/build-id.js';
-import { spawnTimed } from './measure.js';
+import { spawnTimed, takeRusage, timedArgv } from './measure.js';
 
 export interface SshTarget {
   name: string;
@@ -56,16 +56,22 @@ export interface SshFleetRun {
   /** Wall seconds for the whole fleet. */
   wallS: number;
   stdoutBytes: number[];
+  /** stdout + stderr bytes the ssh clients received, all hosts. */
+  bytesReceived: number;
+  /** CPU seconds (user+sys) of all ssh clients together, when GNU time is there. */
+  cpuS?: number;
+  /** Peak RSS of the largest single ssh client, KiB (up to `forks` run at once). */
+  maxRssKiB?: number;
 }
 
 /** Runs every job (one ssh process each, `forks` at a time). Throws if any host fails. */
 export async function runSshFleet(s: SshSetup, jobs: readonly HostJob[]): Promise<SshFleetRun> {
   const start = process.hrtime.bigint();
   const results = await mapLimit(jobs, s.forks, (j) =>
-    spawnTimed(sshArgv(s, j.target, j.remote), {
+    spawnTimed(timedArgv(sshArgv(s, j.target, j.remote)), {
       ...(j.input === undefined ? {} : { input: j.input }),
       timeoutMs: 600_000,
-    }),
+    }).then(takeRusage),
   );
   const wall = Number(process.hrtime.bigint() - start) / 1e9;
   const bad = results.findIndex((r) => r.exitCode !== 0);
@@ -75,7 +81,15 @@ export async function runSshFleet(s: SshSetup, jobs: readonly HostJob[]): Promis
       `baseline failed on ${jobs[bad]!.target.name} (exit ${r.exitCode}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`,
     );
   }
-  return { wallS: wall, stdoutBytes: results.map((r) => Buffer.byteLength(r.stdout)) };
+  const cpu = results.map((r) => r.cpuS).filter((x): x is number => x !== undefined);
+  const rss = results.map((r) => r.maxRssKiB).filter((x): x is number => x !== undefined);
+  return {
+    wallS: wall,
+    stdoutBytes: results.map((r) => Buffer.byteLength(r.stdout)),
+    bytesReceived: results.reduce((n, r) => n + Buffer.byteLength(r.stdout) + Buffer.byteLength(r.stderr), 0),
+    ...(cpu.length === results.length && cpu.length > 0 ? { cpuS: cpu.reduce((a, b) => a + b, 0) } : {}),
+    ...(rss.length > 0 ? { maxRssKiB: Math.max(...rss) } : {}),
+  };
 }
 
 /**

@@ -16,6 +16,7 @@ import {
   probeJobs,
   readFloorJobs,
   runSshFleet,
+  type SshFleetRun,
   type SshSetup,
   type SshTarget,
 } from './baseline.js';
@@ -36,6 +37,16 @@ export interface FigureResult {
   cpuS: number;
   /** Median peak RSS of the criu-lock process, KiB. */
   maxRssKiB: number;
+  /** --forks of both sides. */
+  forks: number;
+  /** SSH channel bytes criu-lock received per host (median run; CRIU_LOCK_STATS_FILE). */
+  bytesReceivedPerHost?: number;
+  /** The floor's ssh clients: stdout + stderr bytes per host (median run). */
+  floorBytesPerHost: number;
+  /** CPU seconds of all the floor's ssh clients together (median run), with GNU time. */
+  floorCpuS?: number;
+  /** Peak RSS of the largest single ssh client of the floor, KiB (median run). */
+  floorMaxRssKiB?: number;
   /** Diagnostic: criu-lock's own facts probe script sent through OpenSSH (same parallelism), median s. */
   probeViaSshS?: number;
   /** Bytes the probe prints per host (what crosses the connection and gets parsed). */
@@ -46,6 +57,8 @@ export interface FigureResult {
 
 export interface FleetRun {
   nodes: number;
+  forks: number;
+  runs: number;
   upS: number;
   lockPackages: number;
   lockFiles: number;
@@ -145,12 +158,12 @@ export async function runFleetBench(o: FleetBenchOptions): Promise<FleetRun> {
   const pair = async (
     figure: FigureName,
     criu: () => Promise<Measured>,
-    floor: () => Promise<number>,
+    floor: () => Promise<SshFleetRun>,
     before?: () => Promise<void>,
     probe?: ProbeRequest,
   ): Promise<FigureResult> => {
     const a: Measured[] = [];
-    const b: number[] = [];
+    const fl: SshFleetRun[] = [];
     const c: number[] = [];
     let bytes: number[] = [];
     const probeRun = probe ? probeJobs(targets, renderProbeScript(probe)) : undefined;
@@ -158,17 +171,18 @@ export async function runFleetBench(o: FleetBenchOptions): Promise<FleetRun> {
       if (before) await before();
       a.push(await criu());
       if (before) await before();
-      b.push(await floor());
+      fl.push(await floor());
       if (probeRun) {
         const pr = await runSshFleet(ssh, probeRun);
         c.push(pr.wallS);
         bytes = pr.stdoutBytes;
       }
       o.log(
-        `${figure} @${o.nodes}: run ${r + 1}/${o.runs}: criu-lock ${a[r]!.wallS.toFixed(2)} s, floor ${b[r]!.toFixed(2)} s${probeRun ? `, criu-lock's probe via ssh ${c[r]!.toFixed(2)} s` : ''}`,
+        `${figure} @${o.nodes}: run ${r + 1}/${o.runs}: criu-lock ${a[r]!.wallS.toFixed(2)} s, floor ${fl[r]!.wallS.toFixed(2)} s${probeRun ? `, criu-lock's probe via ssh ${c[r]!.toFixed(2)} s` : ''}`,
       );
     }
     const walls = a.map((m) => m.wallS);
+    const b = fl.map((x) => x.wallS);
     const mid = [...a].sort((x, y) => x.wallS - y.wallS)[Math.floor(a.length / 2)]!;
     const res: FigureResult = {
       figure,
@@ -181,8 +195,16 @@ export async function runFleetBench(o: FleetBenchOptions): Promise<FleetRun> {
       floorRunsS: b,
       cpuS: median(defined(a.map((m) => m.cpuS))),
       maxRssKiB: median(defined(a.map((m) => m.maxRssKiB))),
+      forks: o.forks,
+      floorBytesPerHost: median(fl.map((x) => x.bytesReceived)) / o.nodes,
       phases: parsePhases(mid.stderr),
     };
+    const recv = defined(a.map((m) => m.bytesReceived));
+    if (recv.length > 0) res.bytesReceivedPerHost = median(recv) / o.nodes;
+    const fcpu = defined(fl.map((x) => x.cpuS));
+    if (fcpu.length > 0) res.floorCpuS = median(fcpu);
+    const frss = defined(fl.map((x) => x.maxRssKiB));
+    if (frss.length > 0) res.floorMaxRssKiB = median(frss);
     if (c.length > 0) res.probeViaSshS = median(c);
     if (bytes.length > 0) res.probeBytesPerHost = median(bytes);
     figures.push(res);
@@ -197,7 +219,7 @@ export async function runFleetBench(o: FleetBenchOptions): Promise<FleetRun> {
       assertNoFailures('plan', r, [0]);
       return r;
     },
-    async () => (await runSshFleet(ssh, readFloor)).wallS,
+    () => runSshFleet(ssh, readFloor),
     undefined,
     { paths, policyFor: Object.keys(lock.packages).sort(), pinFile: PIN_FILE },
   );
@@ -215,7 +237,7 @@ export async function runFleetBench(o: FleetBenchOptions): Promise<FleetRun> {
       assertNoFailures('apply', r, [0, 3]);
       return r;
     },
-    async () => (await runSshFleet(ssh, applyJobs)).wallS,
+    () => runSshFleet(ssh, applyJobs),
     resetAll,
   );
 
@@ -246,7 +268,7 @@ export async function runFleetBench(o: FleetBenchOptions): Promise<FleetRun> {
         );
       return r;
     },
-    async () => (await runSshFleet(ssh, readFloor)).wallS,
+    () => runSshFleet(ssh, readFloor),
   );
   await pair(
     'check',
@@ -255,13 +277,15 @@ export async function runFleetBench(o: FleetBenchOptions): Promise<FleetRun> {
       assertNoFailures('check', r, [0, 2]);
       return r;
     },
-    async () => (await runSshFleet(ssh, readFloor)).wallS,
+    () => runSshFleet(ssh, readFloor),
     undefined,
     { paths },
   );
 
   return {
     nodes: o.nodes,
+    forks: o.forks,
+    runs: o.runs,
     upS,
     lockPackages: Object.keys(lock.packages).length,
     lockFiles: paths.length,

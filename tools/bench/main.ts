@@ -2,30 +2,39 @@
  * `npm run bench`: criu-lock against the OpenSSH floor on a sandbox fleet, the controller's cost,
  * pure-core micro-benchmarks and (with --scale) how the fleet figures grow. See docs/benchmarks.md.
  *
- *   npm run bench -- [--nodes N] [--runs R] [--scale] [--scale-nodes M] [--micro-only]
- *                           [--planner-hosts H] [--json FILE]
+ *   npm run bench -- [--nodes N] [--runs R] [--scale] [--scale-nodes M] [--scale-runs R] [--forks N]
+ *                    [--forks-curve [--forks-curve-nodes N]] [--micro-only] [--planner-hosts H] [--json FILE]
  */
 // Type-only: the child module runs its benchmark on import.
 import type { LockfileResult, PlannerResult } from './micro-child.js';
 import { writeFileSync } from 'node:fs';
-import { cpus, freemem, totalmem } from 'node:os';
+import { cpus, freemem, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { down } from '../sandbox/fleet.js';
 import { PRODUCT_BIN } from '../paths.js';
 import { runFleetBench, type FigureName, type FleetRun } from './fleet-bench.js';
-import { ArgsError, parseArgs, usage, type Args } from './args.js';
+import { ArgsError, FORKS_CURVE, fleetSteps, parseArgs, runsAt, usage, type Args } from './args.js';
+import { renderScalingReport, table } from './report.js';
 import { GNU_TIME, cleanupScratch, rusageMethod, spawnTimed } from './measure.js';
 
 /** Its own state dir and ports: the test suite's (22201+) and developers' fleets may be up beside it. */
 /** CRIU_LOCK_BENCH_DIR / CRIU_LOCK_BENCH_PORT_BASE move them, for machines that run several. */
 export const BENCH_DIR = process.env.CRIU_LOCK_BENCH_DIR ?? '/var/lib/criu-lock-bench';
 export const BENCH_PORT_BASE = Number(process.env.CRIU_LOCK_BENCH_PORT_BASE ?? 24200);
-const FORKS = 20;
+/** Bumped when the JSON changes shape: 2 adds forks, bytes per host, the floor's CPU/RSS, forksCurve. */
+const BENCH_VERSION = 2;
 
 const here = dirname(fileURLToPath(import.meta.url));
 const BIN = PRODUCT_BIN;
 const CHILD = join(here, 'micro-child.js');
+
+/** The machine's load average now (1, 5, 15 min): other work shares the cores. */
+function loadNow(): string {
+  return loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
+}
 
 function log(s: string): void {
   process.stderr.write(`bench: ${s}\n`);
@@ -80,12 +89,6 @@ const FLOOR_LABEL: Record<FigureName, string> = {
   check: 'ssh dpkg-query + reads',
 };
 
-function table(head: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (r: readonly string[]): string => `| ${r.map((c, i) => c.padEnd(w[i]!)).join(' | ')} |`;
-  return [line(head), `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`, ...rows.map(line)].join('\n');
-}
-
 const s2 = (x: number): string => x.toFixed(2);
 
 function fleetTable(run: FleetRun): string {
@@ -108,13 +111,25 @@ function fleetTable(run: FleetRun): string {
 
 function costTable(run: FleetRun): string {
   return table(
-    ['figure', 'CPU s (user+sys)', 'CPU ms / host', 'peak RSS MiB', 'RSS MiB / host'],
+    [
+      'figure',
+      'CPU s (user+sys)',
+      'CPU ms / host',
+      'peak RSS MiB',
+      'RSS MiB / host',
+      'KiB received / host',
+      'floor: ssh clients CPU ms / host',
+      'floor KiB / host',
+    ],
     run.figures.map((f) => [
       FIGURE_LABEL[f.figure],
       s2(f.cpuS),
       ((f.cpuS * 1000) / run.nodes).toFixed(1),
       (f.maxRssKiB / 1024).toFixed(1),
       (f.maxRssKiB / 1024 / run.nodes).toFixed(2),
+      f.bytesReceivedPerHost === undefined ? '–' : (f.bytesReceivedPerHost / 1024).toFixed(0),
+      f.floorCpuS === undefined ? '–' : ((f.floorCpuS * 1000) / run.nodes).toFixed(1),
+      (f.floorBytesPerHost / 1024).toFixed(0),
     ]),
   );
 }
@@ -137,37 +152,6 @@ function phaseLines(run: FleetRun): string {
     );
   }
   return out.join('\n');
-}
-
-function scalingTable(runs: readonly FleetRun[]): string {
-  const [a, b] = runs;
-  if (!a || !b) return '';
-  const k = b.nodes / a.nodes;
-  return table(
-    [
-      'figure',
-      `criu-lock @${a.nodes}`,
-      `criu-lock @${b.nodes}`,
-      'growth',
-      `floor @${a.nodes}`,
-      `floor @${b.nodes}`,
-      'growth',
-      `ratio @${b.nodes}`,
-    ],
-    a.figures.map((fa) => {
-      const fb = b.figures.find((x) => x.figure === fa.figure)!;
-      return [
-        FIGURE_LABEL[fa.figure],
-        s2(fa.criuLockS),
-        s2(fb.criuLockS),
-        `${s2(fb.criuLockS / fa.criuLockS)}× (hosts ${s2(k)}×)`,
-        s2(fa.floorS),
-        s2(fb.floorS),
-        `${s2(fb.floorS / fa.floorS)}×`,
-        `${s2(fb.ratio)}×`,
-      ];
-    }),
-  );
 }
 
 function microTable(m: Micro): string {
@@ -257,6 +241,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     );
 
   const fleet: FleetRun[] = [];
+  const forksCurve: FleetRun[] = [];
+  const loads: Record<string, string> = {};
   let fleetError: unknown;
   let scaleNote = '';
   if (!args.microOnly) {
@@ -272,22 +258,34 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     try {
-      const opts = { runs: args.runs, forks: FORKS, dir: BENCH_DIR, bin: BIN, log };
-      fleet.push(await runFleetBench({ ...opts, nodes: args.nodes }));
-      if (args.scale && args.scaleNodes !== args.nodes) {
-        // The largest fleet this machine hosts: try the asked size, halve on failure.
-        for (let n = args.scaleNodes; n > args.nodes; n = Math.floor(n / 2)) {
-          try {
-            fleet.push(await runFleetBench({ ...opts, nodes: n }));
-            scaleNote =
-              n === args.scaleNodes
-                ? `${n} nodes as asked`
-                : `${n} nodes: ${args.scaleNodes} could not be hosted here`;
-            break;
-          } catch (err) {
-            log(`scale at ${n} nodes failed: ${err instanceof Error ? err.message : String(err)}`);
-            await down({ dir: BENCH_DIR, log });
-          }
+      const opts = { forks: args.forks, dir: BENCH_DIR, bin: BIN, log };
+      const steps = fleetSteps(args);
+      for (const n of steps) {
+        try {
+          loads[`@${n} start`] = loadNow();
+          fleet.push(await runFleetBench({ ...opts, nodes: n, runs: runsAt(args, n) }));
+          loads[`@${n} end`] = loadNow();
+        } catch (err) {
+          // A size this machine cannot host ends the scaling; the smaller sizes stand.
+          if (n === steps[0]) throw err;
+          scaleNote = `stopped at ${fleet.at(-1)?.nodes} nodes: ${n} failed (${err instanceof Error ? err.message : String(err)})`;
+          log(scaleNote);
+          await down({ dir: BENCH_DIR, log });
+          break;
+        }
+      }
+      if (args.scale && !scaleNote) scaleNote = `${steps.join(', ')} nodes as asked`;
+      if (args.forksCurve) {
+        for (const forks of FORKS_CURVE) {
+          loads[`forks ${forks} start`] = loadNow();
+          forksCurve.push(
+            await runFleetBench({
+              ...opts,
+              forks,
+              nodes: args.forksCurveNodes,
+              runs: runsAt(args, args.forksCurveNodes),
+            }),
+          );
         }
       }
     } catch (err) {
@@ -315,7 +313,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     '',
     `criu-lock benchmark — ${info.date}`,
     `machine: ${info.cpus}; ${info.memory}; ${info.kernel}; node ${info.node}`,
-    `CPU/RSS: ${info.rusage}; --forks ${FORKS} on both sides; runs ${args.runs} (medians)`,
+    `CPU/RSS: ${info.rusage}; --forks ${args.forks} on both sides; runs ${args.runs} (${args.scaleRuns} above 100 nodes; medians)`,
   ];
   for (const run of fleet) {
     out.push(
@@ -332,7 +330,13 @@ export async function main(argv: readonly string[]): Promise<number> {
       phaseLines(run),
     );
   }
-  if (fleet.length > 1) out.push('', `## Scaling (${scaleNote})`, '', scalingTable(fleet));
+  if (fleet.length > 1 || forksCurve.length > 0)
+    out.push(
+      '',
+      `## Scaling (${scaleNote || 'one size'})`,
+      '',
+      renderScalingReport({ benchVersion: BENCH_VERSION, fleet, forksCurve, load: loads }),
+    );
   out.push(
     '',
     '## Pure core',
@@ -347,7 +351,20 @@ export async function main(argv: readonly string[]): Promise<number> {
   if (args.json) {
     writeFileSync(
       args.json,
-      `${JSON.stringify({ benchVersion: 1, machine: info, args, fleet, scale: scaleNote || undefined, micro: m }, null, 2)}\n`,
+      `${JSON.stringify(
+        {
+          benchVersion: BENCH_VERSION,
+          machine: info,
+          args,
+          fleet,
+          forksCurve,
+          load: loads,
+          scale: scaleNote || undefined,
+          micro: m,
+        },
+        null,
+        2,
+      )}\n`,
     );
     log(`wrote ${args.json}`);
   }

@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { STATS_FILE_ENV, type TransportStats } from '../../src/transport/stats.js';
 
 export const GNU_TIME = '/usr/bin/time';
 
@@ -20,6 +21,10 @@ export interface Measured {
   cpuS?: number;
   /** Peak resident set size in KiB (criu-lock runs only). */
   maxRssKiB?: number;
+  /** SSH channel payload bytes criu-lock received (its CRIU_LOCK_STATS_FILE; criu-lock runs only). */
+  bytesReceived?: number;
+  /** Hosts criu-lock connected to, from the same file. */
+  statsHosts?: number;
 }
 
 export interface SpawnOptions {
@@ -87,6 +92,19 @@ export async function runNodeMeasured(
 ): Promise<Measured> {
   const dir = scratchDir();
   const out = join(dir, `rusage-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`);
+  const stats = `${out}.stats`;
+  opts = { ...opts, env: { ...(opts.env ?? process.env), [STATS_FILE_ENV]: stats } };
+  const withStats = (r: Measured): Measured => {
+    try {
+      const j = JSON.parse(readFileSync(stats, 'utf8')) as TransportStats;
+      r.bytesReceived = j.bytesReceived;
+      r.statsHosts = j.hosts;
+    } catch {
+      /* the child died before writing it */
+    }
+    rmSync(stats, { force: true });
+    return r;
+  };
   if (rusageMethod() === 'gnu-time') {
     const r = await spawnTimed(
       [GNU_TIME, '-f', '%U %S %M', '-o', out, process.execPath, script, ...args],
@@ -102,7 +120,7 @@ export async function runNodeMeasured(
       /* the child died before time wrote the file; the caller sees the exit code */
     }
     rmSync(out, { force: true });
-    return r;
+    return withStats(r);
   }
   const hook = join(dir, 'rusage-hook.mjs');
   if (!existsSync(hook)) writeFileSync(hook, HOOK);
@@ -119,6 +137,29 @@ export async function runNodeMeasured(
     /* as above */
   }
   rmSync(out, { force: true });
+  return withStats(r);
+}
+
+/** Marks GNU time's line on the stderr of a floor's ssh client (see timedArgv). */
+const RUSAGE_MARK = 'CRIU_LOCK_BENCH_RUSAGE';
+
+/** argv run under GNU time (when present), its CPU and RSS appended to stderr as one marked line. */
+export function timedArgv(argv: readonly string[]): string[] {
+  return rusageMethod() === 'gnu-time' ? [GNU_TIME, '-f', `${RUSAGE_MARK} %U %S %M`, ...argv] : [...argv];
+}
+
+/** Takes timedArgv's line off stderr: the process's CPU seconds and peak RSS (KiB), if present. */
+export function takeRusage(r: Measured): Measured {
+  const lines = r.stderr.split('\n');
+  const i = lines.findLastIndex((l) => l.startsWith(`${RUSAGE_MARK} `));
+  if (i < 0) return r;
+  const [u, s, m] = lines[i]!.split(' ').slice(1).map(Number);
+  lines.splice(i, 1);
+  r.stderr = lines.join('\n');
+  if (u !== undefined && s !== undefined && m !== undefined) {
+    r.cpuS = u + s;
+    r.maxRssKiB = m;
+  }
   return r;
 }
 

@@ -7,7 +7,7 @@ import { down, reset, status, up } from './fleet.js';
 import { readState } from './state.js';
 
 const USAGE = `usage: npm run sandbox -- <command> [options]
-  up [--nodes N] [--reset] [--json] [--python] [--libc-drift] [--criu]
+  up [--nodes N (≤ 5000)] [--reset] [--json] [--python] [--libc-drift] [--criu]
                                       bring the fleet up (idempotent; default 5 nodes);
                                       --python: nodes with python3, for Ansible (a layer over the base);
                                       --libc-drift: behind nodes get the other real libc6 build;

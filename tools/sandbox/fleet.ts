@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { CriuLockError } from '../../src/errors.js';
 import { checkOverlay, checkRoot, ensureBase, ensureBaseLists, ensureHostTools } from './base.js';
-import { mapLimit, runOk } from './exec.js';
+import { mapLimit, run, runOk } from './exec.js';
 import {
   createNode,
   hostPubOf,
@@ -18,12 +18,15 @@ import { ensureCriu, procsInNodeNamespaces } from './criu.js';
 import { ensureRealLibc } from './real-libc.js';
 import { ensureRepo } from './repo.js';
 import { LIBC_DRIFT_SCENARIO, scenarioFor } from './scenarios.js';
+import { fleetLimitError, nofileNeeded, raiseNofile, readMachineLimits } from './limits.js';
 import {
   BASE_DIR,
   DEFAULT_NODES,
+  MAX_NODES,
   nodeIndex,
   nodeName,
   nodePort,
+  portBase,
   paths,
   readState,
   writeState,
@@ -31,7 +34,15 @@ import {
   type Paths,
   type SandboxState,
 } from './state.js';
-import { killRootedUnder, mountsUnder, pidAlive, unmountUnder } from './system.js';
+import {
+  killPids,
+  killRootedUnder,
+  mountsUnder,
+  pidAlive,
+  procsRootedUnder,
+  procRoot,
+  unmountUnder,
+} from './system.js';
 
 export type Log = (line: string) => void;
 
@@ -138,17 +149,40 @@ function nodesOnDisk(p: Paths): string[] {
   return [...names].sort();
 }
 
+/** Names of nodes that have mounts or processes (chrooted, or in a CRIU namespace) right now. */
+function dirtyNodes(p: Paths): Set<string> {
+  const out = new Set<string>();
+  const nameOf = (path: string): string | undefined =>
+    path.startsWith(`${p.nodes}/`) ? path.slice(p.nodes.length + 1).split('/')[0] : undefined;
+  for (const m of mountsUnder(p.nodes)) {
+    const n = nameOf(m);
+    if (n) out.add(n);
+  }
+  for (const pid of procsRootedUnder(p.nodes)) {
+    const n = nameOf(procRoot(pid) ?? '');
+    if (n) out.add(n);
+  }
+  // Processes in a node's CRIU namespace read "/" as their root: clean every node then.
+  if (procsInNodeNamespaces(p.nodes).length > 0) for (const n of nodesOnDisk(p)) out.add(n);
+  return out;
+}
+
 /** Brings the fleet up; idempotent: healthy nodes from a previous `up` are kept as they are. */
 export async function up(opts: UpOptions = {}): Promise<SandboxState> {
   const log = opts.log ?? defaultLog;
   const total = opts.nodes ?? DEFAULT_NODES;
-  if (!Number.isInteger(total) || total < 1 || total > 999) {
-    throw new CriuLockError('usage', `--nodes must be an integer between 1 and 999, got ${total}`);
+  if (!Number.isInteger(total) || total < 1 || total > MAX_NODES) {
+    throw new CriuLockError('usage', `--nodes must be an integer between 1 and ${MAX_NODES}, got ${total}`);
   }
   const p = paths(opts.dir);
   await preflight(p);
-  await ensureHostTools(log);
   const old = readState(p);
+  const running = new Set((old?.nodes ?? []).filter((n) => sshdAlive(p, n)).map((n) => n.port));
+  const why = fleetLimitError({ nodes: total, portBase: portBase(), running }, readMachineLimits());
+  if (why) throw new CriuLockError('sandbox', why);
+  const raised = await raiseNofile(nofileNeeded(total));
+  if (raised) log(raised);
+  await ensureHostTools(log);
 
   // The base first: real libc drift is "the libc6 build the base does not have".
   const baseBuilt = await ensureBase(log);
@@ -173,10 +207,15 @@ export async function up(opts: UpOptions = {}): Promise<SandboxState> {
 
   const started = Date.now();
   let created = 0;
+  // Nodes with something left to clean (mounts, processes); the others start without a scan each,
+  // which at 1,000 nodes would read /proc and mountinfo a thousand times.
+  const dirty = dirtyNodes(p);
+  const prevByName = new Map((old?.nodes ?? []).map((n) => [n.name, n]));
   const nodes = await mapLimit(specs, opts.concurrency ?? 8, async (spec) => {
-    const prev = old?.nodes.find((n) => n.name === spec.name);
+    const prev = prevByName.get(spec.name);
     if (prev && !opts.reset && nodeHealthy(p, prev, spec)) return prev;
-    const { state } = await createNode(p, spec, clientPub, prev?.sshdPid ?? 0);
+    const clean = dirty.has(spec.name) || (prev !== undefined && pidAlive(prev.sshdPid));
+    const { state } = await createNode(p, spec, clientPub, prev?.sshdPid ?? 0, { clean });
     created++;
     return state;
   });
@@ -243,32 +282,46 @@ export interface DownResult {
 export async function down(opts: CommonOptions = {}): Promise<DownResult> {
   const log = opts.log ?? defaultLog;
   checkRoot();
+  const started = Date.now();
   const p = paths(opts.dir);
   const s = readState(p);
   const recorded = s?.nodes.map((n) => n.sshdPid).filter((x) => x > 0) ?? [];
   const names = [...new Set([...(s?.nodes.map((n) => n.name) ?? []), ...nodesOnDisk(p)])];
-  await mapLimit(names, 8, (name) => stopNode(p, name, s?.nodes.find((n) => n.name === name)?.sshdPid ?? 0));
+  // All at once, not node by node: one /proc scan, one TERM/KILL round for every process, then
+  // the mounts in batches (a thousand nodes are 4,000 mounts).
+  const ours = recorded.filter((pid) => (procRoot(pid) ?? '').startsWith(`${p.nodes}/`));
+  await killPids([...new Set([...ours, ...procsRootedUnder(p.nodes), ...procsInNodeNamespaces(p.nodes)])]);
   // Anything else: stray processes chrooted anywhere under the state dir, mounts in the base.
   await killRootedUnder(p.nodes, procsInNodeNamespaces(p.nodes));
+  await unmountBatches(mountsUnder(p.dir));
   await unmountUnder(p.dir);
   await unmountUnder(BASE_DIR);
   await unmountUnder(`${PYTHON_LAYER}.tmp`);
-  for (const name of names) rmSync(nodeDirs(p, name).dir, { recursive: true, force: true });
-
   const leftMounts = [...mountsUnder(p.dir), ...mountsUnder(BASE_DIR)];
+  if (leftMounts.length === 0) rmSync(p.nodes, { recursive: true, force: true });
+  else for (const name of names) rmSync(nodeDirs(p, name).dir, { recursive: true, force: true });
+
   const leftPids = [
     ...new Set([
-      ...recorded.filter((pid) => pidAlive(pid)),
+      // A recorded pid that is alive but no longer chrooted into a node was reused by someone else.
+      ...recorded.filter((pid) => pidAlive(pid) && (procRoot(pid) ?? '').startsWith(`${p.nodes}/`)),
       ...(await killRootedUnder(p.nodes, procsInNodeNamespaces(p.nodes))),
     ]),
   ];
   if (leftMounts.length === 0 && leftPids.length === 0) rmSync(p.state, { force: true });
+  const secs = ((Date.now() - started) / 1000).toFixed(1);
   log(
     leftMounts.length || leftPids.length
       ? `down incomplete: mounts left ${leftMounts.join(' ') || '-'}; pids left ${leftPids.join(' ') || '-'}`
-      : `down: ${names.length} nodes stopped, nothing left mounted or running`,
+      : `down: ${names.length} nodes stopped in ${secs}s, nothing left mounted or running`,
   );
   return { leftPids, leftMounts };
+}
+
+/** umount(8) with many targets per call, newest mount first (children before parents). */
+async function unmountBatches(mounts: readonly string[], batch = 200): Promise<void> {
+  const order = [...mounts].reverse();
+  for (let i = 0; i < order.length; i += batch) await run(['umount', ...order.slice(i, i + batch)]);
 }
 
 export interface NodeStatus {

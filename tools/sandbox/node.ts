@@ -241,9 +241,11 @@ export async function createNode(
   spec: NodeSpec,
   clientPub: string,
   oldPid = 0,
+  /** `clean: false`: the caller knows nothing of the node is mounted or running (a fresh `up`). */
+  opts: { clean?: boolean } = {},
 ): Promise<{ state: NodeState; hostPub: string }> {
   const d = nodeDirs(p, spec.name);
-  const left = await stopNode(p, spec.name, oldPid);
+  const left = opts.clean === false ? { pids: [], mounts: [] } : await stopNode(p, spec.name, oldPid);
   if (left.pids.length || left.mounts.length) {
     throw new CriuLockError(
       'sandbox',

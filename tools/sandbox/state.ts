@@ -19,6 +19,8 @@ export const BASE_MARKER = '.criu-lock-base-complete';
 export const BASE_REPO_STAMP = 'var/lib/criu-lock/repo-packages.sha256';
 export const FIRST_PORT = 22200;
 export const DEFAULT_NODES = 5;
+/** The largest fleet `up` accepts; what this machine can really host is checked by limits.ts. */
+export const MAX_NODES = 5000;
 
 export interface NodeState {
   name: string;
@@ -69,14 +71,20 @@ export function paths(dir = stateDir()): Paths {
   };
 }
 
+/** `node01`…, 3 digits from 100 nodes, 4 from 1,000: as wide as the largest index, at least 2. */
 export function nodeName(index: number, total: number): string {
-  return `node${String(index).padStart(total >= 100 ? 3 : 2, '0')}`;
+  return `node${String(index).padStart(Math.max(2, String(total).length), '0')}`;
 }
 
 /** CRIU_LOCK_SANDBOX_PORT_BASE lets a second fleet (benchmarks, a developer's) run beside the tests'. */
 export function nodePort(index: number): number {
+  return portBase() + index;
+}
+
+/** Node N listens on portBase() + N. */
+export function portBase(): number {
   const base = Number(process.env.CRIU_LOCK_SANDBOX_PORT_BASE ?? FIRST_PORT);
-  return (Number.isInteger(base) && base > 0 && base < 65000 ? base : FIRST_PORT) + index;
+  return Number.isInteger(base) && base > 0 && base < 65000 ? base : FIRST_PORT;
 }
 
 /** Index of a node from its name (`node07` → 7), or undefined. */
