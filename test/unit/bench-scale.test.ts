@@ -45,6 +45,13 @@ describe('scale flags', () => {
     expect(fleetSteps(a)).toEqual(steps);
   });
 
+  it('--figures keeps the named figures; an unknown one is a usage error', () => {
+    expect(parseArgs([]).figures).toBeUndefined();
+    expect(parseArgs(['--figures', 'plan,check']).figures).toEqual(['plan', 'check']);
+    expect(() => parseArgs(['--figures', 'plan,deploy'])).toThrow(/unknown figure "deploy"/);
+    expect(() => parseArgs(['--figures', ','])).toThrow(/at least one figure/);
+  });
+
   it('--runs up to 100 nodes, --scale-runs above', () => {
     const a = { runs: 5, scaleRuns: 1 };
     expect([20, 100, 300, 1000].map((n) => runsAt(a, n))).toEqual([5, 5, 1, 1]);

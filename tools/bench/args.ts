@@ -1,4 +1,5 @@
 /** `npm run bench` flags, parsed with node:util parseArgs. */
+import type { FigureName } from './fleet-bench.js';
 import { parseArgs as parseArgv } from 'node:util';
 
 export interface Args {
@@ -13,13 +14,15 @@ export interface Args {
   /** Measure the forks curve (FORKS_CURVE) at forksCurveNodes. */
   forksCurve: boolean;
   forksCurveNodes: number;
+  /** Figures to measure at every step and forks value (`--figures plan,check`); undefined: all. */
+  figures?: FigureName[] | undefined;
   microOnly: boolean;
   plannerHosts: number;
   json?: string;
 }
 
 export const USAGE =
-  'usage: npm run bench -- [--nodes N] [--runs R] [--scale] [--scale-nodes M] [--scale-runs R] [--forks N] [--forks-curve] [--forks-curve-nodes N] [--micro-only] [--planner-hosts H] [--json FILE]';
+  'usage: npm run bench -- [--nodes N] [--runs R] [--scale] [--scale-nodes M] [--scale-runs R] [--forks N] [--forks-curve] [--forks-curve-nodes N] [--figures plan,apply,noop-apply,check] [--micro-only] [--planner-hosts H] [--json FILE]';
 
 /** Fleet sizes of the scaling table; `--scale-nodes M` keeps those up to M and ends at M. */
 export const SCALE_STEPS: readonly number[] = [20, 100, 300, 1000];
@@ -27,6 +30,19 @@ export const SCALE_STEPS: readonly number[] = [20, 100, 300, 1000];
 export const FORKS_CURVE: readonly number[] = [10, 20, 50, 100];
 /** The sandbox's limit (tools/sandbox/state.ts MAX_NODES). */
 const MAX_FLEET = 5000;
+
+const FIGURES: readonly FigureName[] = ['plan', 'apply', 'noop-apply', 'check'];
+
+/** `--figures plan,check` → those figures; any other name is a usage error. */
+function figureList(v: string | undefined, fail: (msg: string) => never): FigureName[] | undefined {
+  if (v === undefined) return undefined;
+  const names = v.split(',').filter((x) => x !== '');
+  for (const n of names)
+    if (!FIGURES.includes(n as FigureName))
+      fail(`--figures: unknown figure ${JSON.stringify(n)} (${FIGURES.join(', ')})`);
+  if (names.length === 0) fail('--figures needs at least one figure');
+  return names as FigureName[];
+}
 
 /** A bad command line: main prints it with the usage and exits 1. */
 export class ArgsError extends Error {}
@@ -61,6 +77,7 @@ export function parseArgs(argv: readonly string[]): Args {
     forks: { type: 'string' },
     'forks-curve': { type: 'boolean', default: false },
     'forks-curve-nodes': { type: 'string' },
+    figures: { type: 'string' },
     'micro-only': { type: 'boolean', default: false },
     'planner-hosts': { type: 'string' },
     json: { type: 'string' },
@@ -96,6 +113,7 @@ export function parseArgs(argv: readonly string[]): Args {
     forks: int(values.forks, '--forks', 1, 1000, 20),
     forksCurve: values['forks-curve'] || values['forks-curve-nodes'] !== undefined,
     forksCurveNodes: int(values['forks-curve-nodes'], '--forks-curve-nodes', 2, MAX_FLEET, 300),
+    figures: figureList(values.figures, fail),
     microOnly: values['micro-only'],
     plannerHosts: int(values['planner-hosts'], '--planner-hosts', 1, 1_000_000, 10_000),
     ...(values.json !== undefined ? { json: values.json } : {}),

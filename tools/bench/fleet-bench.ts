@@ -72,6 +72,8 @@ export interface FleetBenchOptions {
   dir: string;
   bin: string;
   log: (s: string) => void;
+  /** Figures to measure (default all four); `--figures plan` keeps a forks curve short. */
+  only?: readonly FigureName[] | undefined;
 }
 
 /** `[node01] facts gathered in 123 ms` / `[node01] apt_install: changed in 4567 ms — ...` */
@@ -211,76 +213,25 @@ export async function runFleetBench(o: FleetBenchOptions): Promise<FleetRun> {
     return res;
   };
 
+  const want = (f: FigureName): boolean => o.only === undefined || o.only.includes(f);
+
   // 1. plan on the freshly drifted fleet vs the read floor.
-  await pair(
-    'plan',
-    async () => {
-      const r = await cl(['plan', ...withLock, '--format', 'json']);
-      assertNoFailures('plan', r, [0]);
-      return r;
-    },
-    () => runSshFleet(ssh, readFloor),
-    undefined,
-    { paths, policyFor: Object.keys(lock.packages).sort(), pinFile: PIN_FILE },
-  );
+  if (want('plan'))
+    await pair(
+      'plan',
+      async () => {
+        const r = await cl(['plan', ...withLock, '--format', 'json']);
+        assertNoFailures('plan', r, [0]);
+        return r;
+      },
+      () => runSshFleet(ssh, readFloor),
+      undefined,
+      { paths, policyFor: Object.keys(lock.packages).sort(), pinFile: PIN_FILE },
+    );
 
   // 2. apply on a freshly drifted fleet (reset before every run, untimed) vs pins + the same apt-get.
-  await resetAll();
-  const planned = await cl(['plan', ...withLock, '-o', planPath, '--format', 'json']);
-  assertNoFailures('plan -o', planned, [0]);
-  const plan = JSON.parse(readFileSync(planPath, 'utf8')) as PlanFile;
-  const applyJobs = applyFloorJobs(targets, plan, pins);
-  await pair(
-    'apply',
-    async () => {
-      const r = await cl(['apply', ...withLock, '--yes', '--skip-unavailable', '--format', 'json']);
-      assertNoFailures('apply', r, [0, 3]);
-      return r;
-    },
-    () => runSshFleet(ssh, applyJobs),
-    resetAll,
-  );
-
-  // The baseline must have done the same work: re-plan and expect no package actions on hosts it touched.
-  const after = await cl(['plan', ...withLock, '--format', 'json']);
-  assertNoFailures('plan (after baseline apply)', after, [0]);
-  const left = (JSON.parse(after.stdout) as PlanFile).hosts.filter(
-    (h) => applyJobs.some((j) => j.target.name === h.name) && h.actions.length > 0,
-  );
-  if (left.length > 0)
-    throw new Error(`the apply baseline left work undone on ${left.map((h) => h.name).join(', ')}`);
-
-  // 3. no-op apply on the converged fleet, 4. check: both vs the read floor.
-  const converge = await cl(['apply', ...withLock, '--yes', '--skip-unavailable', '--format', 'json']);
-  assertNoFailures('apply (converge)', converge, [0, 3]);
-  await pair(
-    'noop-apply',
-    async () => {
-      const r = await cl(['apply', ...withLock, '--yes', '--skip-unavailable', '--format', 'json']);
-      assertNoFailures('no-op apply', r, [0, 3]);
-      const doc = JSON.parse(r.stdout) as {
-        hosts: Array<{ name: string; tasks: Array<{ status: string }> }>;
-      };
-      const wrote = doc.hosts.filter((h) => h.tasks.some((t) => t.status === 'changed'));
-      if (wrote.length > 0)
-        throw new Error(
-          `no-op apply changed ${wrote.map((h) => h.name).join(', ')}: the fleet was not converged`,
-        );
-      return r;
-    },
-    () => runSshFleet(ssh, readFloor),
-  );
-  await pair(
-    'check',
-    async () => {
-      const r = await cl(['check', ...withLock, '--format', 'json']);
-      assertNoFailures('check', r, [0, 2]);
-      return r;
-    },
-    () => runSshFleet(ssh, readFloor),
-    undefined,
-    { paths },
-  );
+  if (want('apply')) await applyPair();
+  if (want('noop-apply') || want('check')) await convergedPairs();
 
   return {
     nodes: o.nodes,
@@ -291,4 +242,67 @@ export async function runFleetBench(o: FleetBenchOptions): Promise<FleetRun> {
     lockFiles: paths.length,
     figures,
   };
+
+  async function applyPair(): Promise<void> {
+    await resetAll();
+    const planned = await cl(['plan', ...withLock, '-o', planPath, '--format', 'json']);
+    assertNoFailures('plan -o', planned, [0]);
+    const plan = JSON.parse(readFileSync(planPath, 'utf8')) as PlanFile;
+    const applyJobs = applyFloorJobs(targets, plan, pins);
+    await pair(
+      'apply',
+      async () => {
+        const r = await cl(['apply', ...withLock, '--yes', '--skip-unavailable', '--format', 'json']);
+        assertNoFailures('apply', r, [0, 3]);
+        return r;
+      },
+      () => runSshFleet(ssh, applyJobs),
+      resetAll,
+    );
+
+    // The baseline must have done the same work: re-plan and expect no package actions on hosts it touched.
+    const after = await cl(['plan', ...withLock, '--format', 'json']);
+    assertNoFailures('plan (after baseline apply)', after, [0]);
+    const left = (JSON.parse(after.stdout) as PlanFile).hosts.filter(
+      (h) => applyJobs.some((j) => j.target.name === h.name) && h.actions.length > 0,
+    );
+    if (left.length > 0)
+      throw new Error(`the apply baseline left work undone on ${left.map((h) => h.name).join(', ')}`);
+  }
+
+  // 3. no-op apply on the converged fleet, 4. check: both vs the read floor.
+  async function convergedPairs(): Promise<void> {
+    const converge = await cl(['apply', ...withLock, '--yes', '--skip-unavailable', '--format', 'json']);
+    assertNoFailures('apply (converge)', converge, [0, 3]);
+    if (want('noop-apply'))
+      await pair(
+        'noop-apply',
+        async () => {
+          const r = await cl(['apply', ...withLock, '--yes', '--skip-unavailable', '--format', 'json']);
+          assertNoFailures('no-op apply', r, [0, 3]);
+          const doc = JSON.parse(r.stdout) as {
+            hosts: Array<{ name: string; tasks: Array<{ status: string }> }>;
+          };
+          const wrote = doc.hosts.filter((h) => h.tasks.some((t) => t.status === 'changed'));
+          if (wrote.length > 0)
+            throw new Error(
+              `no-op apply changed ${wrote.map((h) => h.name).join(', ')}: the fleet was not converged`,
+            );
+          return r;
+        },
+        () => runSshFleet(ssh, readFloor),
+      );
+    if (want('check'))
+      await pair(
+        'check',
+        async () => {
+          const r = await cl(['check', ...withLock, '--format', 'json']);
+          assertNoFailures('check', r, [0, 2]);
+          return r;
+        },
+        () => runSshFleet(ssh, readFloor),
+        undefined,
+        { paths },
+      );
+  }
 }

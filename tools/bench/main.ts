@@ -262,7 +262,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     try {
-      const opts = { forks: args.forks, dir: BENCH_DIR, bin: BIN, log };
+      const opts = { forks: args.forks, dir: BENCH_DIR, bin: BIN, log, only: args.figures };
       const steps = fleetSteps(args);
       for (const n of steps) {
         try {
