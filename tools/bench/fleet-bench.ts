@@ -226,7 +226,14 @@ export async function runFleetBench(o: FleetBenchOptions): Promise<FleetRun> {
       },
       () => runSshFleet(ssh, readFloor),
       undefined,
-      { paths, policyFor: Object.keys(lock.packages).sort(), pinFile: PIN_FILE },
+      // The request plan sends (src/commands/host-steps.ts), without stat readings: every head.
+      {
+        paths,
+        policyUnless: Object.keys(lock.packages)
+          .sort()
+          .map((k) => [k, lock.packages[k]!.version] as const),
+        pinFile: PIN_FILE,
+      },
     );
 
   // 2. apply on a freshly drifted fleet (reset before every run, untimed) vs pins + the same apt-get.
