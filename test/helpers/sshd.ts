@@ -9,6 +9,8 @@ import { createServer, connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { afterAll, beforeAll } from 'vitest';
+import type { ConnectionSettings } from '../../src/inventory/types.js';
 
 const run = promisify(execFile);
 
@@ -166,4 +168,42 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
     if (Date.now() > deadline) throw new Error(`port ${port} did not open within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** A file's sshd (useSshd): read its fields inside tests and hooks, once beforeAll has run. */
+export interface SshdFixture {
+  sshd: TestSshd;
+  /** A scratch directory, removed after the file's tests. */
+  work: string;
+  /** known_hosts naming the sshd's host key at [127.0.0.1]:port. */
+  knownHosts: string;
+  /** Connection settings for `user` (default root) with the sshd's client key. */
+  conn(user?: string): ConnectionSettings;
+}
+
+/** Starts one sshd before a test file's tests and stops it after; registers vitest hooks. */
+export function useSshd(prefix: string): SshdFixture {
+  const f = {
+    conn(user = 'root'): ConnectionSettings {
+      return {
+        kind: 'ssh',
+        address: '127.0.0.1',
+        port: f.sshd.port,
+        user,
+        privateKeyFile: f.sshd.clientKey,
+        become: false,
+      };
+    },
+  } as SshdFixture;
+  beforeAll(async () => {
+    f.sshd = await startSshd();
+    f.work = await mkdtemp(join(tmpdir(), prefix));
+    f.knownHosts = join(f.work, 'known_hosts');
+    await writeFile(f.knownHosts, `[127.0.0.1]:${f.sshd.port} ${f.sshd.hostKeyType} ${f.sshd.hostKeyBlob}\n`);
+  });
+  afterAll(async () => {
+    await f.sshd?.stop();
+    if (f.work) await rm(f.work, { recursive: true, force: true });
+  });
+  return f;
 }

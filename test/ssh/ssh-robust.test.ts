@@ -4,15 +4,12 @@
  * command the transport lost must not read as "exit code null".
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConnectionSettings } from '../../src/inventory/types.js';
 import { connectSsh } from '../../src/transport/index.js';
 import type { SshOptions } from '../../src/transport/index.js';
-import { startSshd, type TestSshd } from '../helpers/sshd.js';
+import { useSshd } from '../helpers/sshd.js';
 
 const run = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
@@ -22,41 +19,29 @@ const isRoot = process.getuid?.() === 0;
  */
 const user = `clr${process.pid}`;
 
-let sshd: TestSshd;
-let work: string;
-let knownHosts: string;
+const fx = useSshd('criu-lock-ssh-robust-');
 
 beforeAll(async () => {
-  sshd = await startSshd();
-  work = await mkdtemp(join(tmpdir(), 'criu-lock-ssh-robust-'));
-  knownHosts = join(work, 'known_hosts');
-  await writeFile(knownHosts, `[127.0.0.1]:${sshd.port} ${sshd.hostKeyType} ${sshd.hostKeyBlob}\n`);
   if (isRoot) {
     // '*' instead of useradd's default '!': sshd without PAM refuses accounts with a locked password.
     await run('useradd', ['--no-create-home', '--shell', '/bin/sh', '--password', '*', user]);
-    await sshd.authorize(user);
+    await fx.sshd.authorize(user);
   }
 });
 
 afterAll(async () => {
   if (isRoot) await run('userdel', [user]).catch(() => undefined);
-  await sshd?.stop();
-  if (work) await rm(work, { recursive: true, force: true });
 });
 
-function conn(): ConnectionSettings {
-  return {
-    kind: 'ssh',
-    address: '127.0.0.1',
-    port: sshd.port,
-    user,
-    privateKeyFile: sshd.clientKey,
-    become: false,
-  };
-}
+const conn = (): ConnectionSettings => fx.conn(user);
 
 function sshOpts(): SshOptions {
-  return { knownHostsFile: knownHosts, hostKeyChecking: 'strict', connectTimeoutMs: 10_000, agentSocket: '' };
+  return {
+    knownHostsFile: fx.knownHosts,
+    hostKeyChecking: 'strict',
+    connectTimeoutMs: 10_000,
+    agentSocket: '',
+  };
 }
 
 /**

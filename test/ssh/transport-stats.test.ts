@@ -3,10 +3,9 @@
  * command prints is counted as received, the command line and stdin as sent, and the env var makes
  * the CLI's bin write them as JSON.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { ConnectionSettings } from '../../src/inventory/types.js';
 import {
   connectSsh,
@@ -15,36 +14,13 @@ import {
   transportStats,
   writeStatsFileFromEnv,
 } from '../../src/transport/index.js';
-import { startSshd, type TestSshd } from '../helpers/sshd.js';
+import { useSshd } from '../helpers/sshd.js';
 
-let sshd: TestSshd;
-let work: string;
-let knownHosts: string;
-
-beforeAll(async () => {
-  sshd = await startSshd();
-  work = await mkdtemp(join(tmpdir(), 'criu-lock-stats-test-'));
-  knownHosts = join(work, 'known_hosts');
-  await writeFile(knownHosts, `[127.0.0.1]:${sshd.port} ${sshd.hostKeyType} ${sshd.hostKeyBlob}\n`);
-});
-
-afterAll(async () => {
-  await sshd?.stop();
-  if (work) await rm(work, { recursive: true, force: true });
-});
+const fx = useSshd('criu-lock-stats-test-');
 
 beforeEach(() => resetTransportStats());
 
-function conn(): ConnectionSettings {
-  return {
-    kind: 'ssh',
-    address: '127.0.0.1',
-    port: sshd.port,
-    user: 'root',
-    privateKeyFile: sshd.clientKey,
-    become: false,
-  };
-}
+const conn = (): ConnectionSettings => fx.conn();
 
 const opts = {
   knownHostsFile: '',
@@ -55,8 +31,8 @@ const opts = {
 
 describe('transport byte counters', () => {
   it('count stdout and stderr as received, command and stdin as sent, each host once', async () => {
-    const t = await connectSsh(conn(), { ...opts, knownHostsFile: knownHosts }, { name: 'a' });
-    const t2 = await connectSsh(conn(), { ...opts, knownHostsFile: knownHosts }, { name: 'b' });
+    const t = await connectSsh(conn(), { ...opts, knownHostsFile: fx.knownHosts }, { name: 'a' });
+    const t2 = await connectSsh(conn(), { ...opts, knownHostsFile: fx.knownHosts }, { name: 'b' });
     try {
       expect(transportStats()).toEqual({ bytesReceived: 0, bytesSent: 0, hosts: 2 });
       const big = await t.exec(['sh', '-c', 'head -c 100000 /dev/zero; printf 12345 >&2']);
@@ -76,13 +52,13 @@ describe('transport byte counters', () => {
   });
 
   it('are written as JSON to the file named by the env var, and not without it', async () => {
-    const t = await connectSsh(conn(), { ...opts, knownHostsFile: knownHosts }, { name: 'a' });
+    const t = await connectSsh(conn(), { ...opts, knownHostsFile: fx.knownHosts }, { name: 'a' });
     try {
       await t.exec(['printf', 'abc']);
     } finally {
       await t.close();
     }
-    const file = join(work, 'stats.json');
+    const file = join(fx.work, 'stats.json');
     expect(writeStatsFileFromEnv({})).toBeUndefined();
     expect(writeStatsFileFromEnv({ [STATS_FILE_ENV]: file })).toBe(file);
     expect(JSON.parse(await readFile(file, 'utf8'))).toEqual({

@@ -5,9 +5,9 @@
  * Three tables: the scaling table (every figure at every fleet size, against the floor), the
  * per-host cost curve (what one host costs as the fleet grows) and the forks curve.
  */
-import { readFileSync, realpathSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
+import { readFileSync } from 'node:fs';
 import type { FigureName, FigureResult, FleetRun } from './fleet-bench.js';
+import { isMainModule } from '../paths.js';
 
 export function table(head: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -238,17 +238,7 @@ export function renderScalingReport(doc: BenchDoc): string {
   return out.join('\n');
 }
 
-function isEntry(): boolean {
-  const entry = process.argv[1];
-  if (!entry) return false;
-  try {
-    return import.meta.url === pathToFileURL(realpathSync(entry)).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isEntry()) {
+if (isMainModule(import.meta.url)) {
   const file = process.argv[2];
   if (!file) {
     process.stderr.write('usage: node dist-tools/tools/bench/report.js BENCH.json\n');

@@ -1,10 +1,9 @@
-import { realpathSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { parseArgs as parseArgv } from 'node:util';
 import { CriuLockError, formatError } from '../../src/errors.js';
 import { inNodeNamespace, runCriu, spawnInNode } from './criu.js';
 import { down, reset, status, up } from './fleet.js';
 import { readState } from './state.js';
+import { isMainModule } from '../paths.js';
 
 const USAGE = `usage: npm run sandbox -- <command> [options]
   up [--nodes N (≤ 5000)] [--reset] [--json] [--python] [--libc-drift] [--criu]
@@ -210,17 +209,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-function isEntry(): boolean {
-  const entry = process.argv[1];
-  if (!entry) return false;
-  try {
-    return import.meta.url === pathToFileURL(realpathSync(entry)).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isEntry()) {
+if (isMainModule(import.meta.url)) {
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;
