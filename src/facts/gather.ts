@@ -70,7 +70,7 @@ export async function gatherFactsAndStats(
       },
     );
   }
-  const { facts, pending, stats, clock } = parseProbeOutput(t.host, res.stdout, readings);
+  const { facts, pending, stats, clock } = parseProbeOutput(t.host, res.stdout, readings, req.paths);
   const incomplete = facts.problems.find((p) => p.type === 'probe');
   if (incomplete) {
     const why = res.stderr.trim().split('\n').slice(-2).join(' ') || describeEnd(res);

@@ -133,7 +133,7 @@ function fileFields(
   path: string,
   fields: readonly string[],
   fail: (why: string) => never,
-): { fact: FileFact; inode: number; head: Uint8Array | 'known'; stat: string | undefined } {
+): { fact: FileFact; inode: number; head: Uint8Array; stat: string | undefined } {
   const [kind = '', size = '', mode = '', inode = '', stamp = '', head = ''] = fields;
   if (fields.length !== 6 || !FILE_KINDS.has(kind as FileKind)) fail('is not a file record');
   const fact: FileFact = { path, kind: kind as FileKind };
@@ -148,10 +148,6 @@ function fileFields(
   fact.mode = mode;
   if (!Number.isSafeInteger(fact.size)) fail('has a malformed size');
   const stat = `${size}:${mode}:${inode}:${stamp}`;
-  if (head === '=') {
-    if (kind !== 'elf') fail('answers "unchanged" for a file that is not ELF');
-    return { fact, inode: Number(inode), head: 'known', stat };
-  }
   if (!HEX.test(head) || (kind !== 'elf' && head !== '')) fail('has a malformed head');
   // Cap: the probe sends at most HEAD_BYTES of a file; more is not an answer to our question.
   if (head.length > 2 * HEAD_BYTES)
@@ -255,13 +251,15 @@ function parseSha(lines: readonly string[], nativeArch: string): Map<string, str
 }
 
 /**
- * `known`: the readings the controller sent stat tuples for (ProbeRequest.known). A path record
- * answered with `=` takes its build-ID from there, and only if the stat it printed is the one sent.
+ * `known`: the readings the controller sent stat tuples for (ProbeRequest.known), and `requested`
+ * the request's `paths` in the order sent. A `U` record names requested paths by index; each takes
+ * its size, mode and build-ID from its reading, and only a path whose tuple was sent can be named.
  */
 export function parseProbeOutput(
   host: string,
   stdout: string,
   known?: ReadonlyMap<string, StatReading>,
+  requested: readonly string[] = [],
 ): ParsedProbe {
   const sections = splitSections(stdout);
   const problems: HostFacts['problems'] = [];
@@ -337,8 +335,8 @@ export function parseProbeOutput(
   const mapped: MappedFile[] = [];
   const stats = new Map<string, string>();
   let clock: number | undefined;
-  const resolve = (fact: FileFact, head: Uint8Array | 'known', openPath: string, inode: number): void => {
-    if (fact.kind !== 'elf' || head === 'known') return;
+  const resolve = (fact: FileFact, head: Uint8Array, openPath: string, inode: number): void => {
+    if (fact.kind !== 'elf') return;
     const result = withPath(`${host}: ${fact.path}`, () => buildIdFromBuffer(head, fact.size));
     if (!applyBuildId(fact, result) && result.kind === 'need-bytes') {
       pending.push({
@@ -352,6 +350,7 @@ export function parseProbeOutput(
     }
   };
   const fileLines = sections.get('files') ?? [];
+  const unchanged = new Uint8Array(requested.length);
   for (let i = 0; i < fileLines.length; i++) {
     const line = fileLines[i]!;
     if (line === '' && i === fileLines.length - 1) continue;
@@ -365,7 +364,6 @@ export function parseProbeOutput(
         const listName = decodeName(f[1]!, 'package', fail);
         const path = decodeName(f[2]!, 'path', fail);
         const { fact, inode, head } = fileFields(path, f.slice(3), fail);
-        if (head === 'known') fail('answers "unchanged" for a file the controller sent no stat for');
         const key = listNameToKey(listName, packages, byName);
         if (!key) break;
         resolve(fact, head, fact.path, inode);
@@ -377,15 +375,29 @@ export function parseProbeOutput(
       case 'R': {
         if (f.length !== 8) fail('is not a path record');
         const { fact, inode, head, stat } = fileFields(decodeName(f[1]!, 'path', fail), f.slice(2), fail);
-        if (head === 'known') {
-          const reading = known?.get(fact.path);
-          if (!reading || reading.stat !== stat)
-            fail('answers "unchanged" for a file whose stat the controller did not send');
-          else fact.buildId = reading.buildId;
-        }
         if (stat !== undefined) stats.set(fact.path, stat);
         resolve(fact, head, fact.path, inode);
         files.set(fact.path, fact);
+        break;
+      }
+      case 'U': {
+        // Requested paths first .. first + count - 1, each still at the stat tuple we sent.
+        const [, first = '', count = ''] = f;
+        if (f.length !== 3 || !DIGITS.test(first) || !DIGITS.test(count) || count === '0')
+          fail('is not an unchanged-files record');
+        const from = Number(first);
+        const to = from + Number(count);
+        if (to > requested.length) fail(`names paths past the ${requested.length} requested`);
+        for (let j = from; j < to; j++) {
+          const path = requested[j]!;
+          const reading =
+            known?.get(path) ?? fail('answers "unchanged" for a file whose stat the controller did not send');
+          if (unchanged[j] === 1) fail('answers a path twice');
+          unchanged[j] = 1;
+          const [size, mode] = reading.stat.split(':', 2);
+          files.set(path, { path, kind: 'elf', size: Number(size), mode: mode!, buildId: reading.buildId });
+          stats.set(path, reading.stat);
+        }
         break;
       }
       case 'T': {
@@ -409,7 +421,6 @@ export function parseProbeOutput(
         const path = decodeName(hexPath, 'path', fail);
         const owner = hexOwner === '-' ? undefined : decodeName(hexOwner, 'package', fail);
         const { fact, inode, head } = fileFields(path, f.slice(7), fail);
-        if (head === 'known') fail('answers "unchanged" for a file the controller sent no stat for');
         if (via === '-' && fact.kind !== 'missing') fail('has data for a file it did not read');
         const m: MappedFile = {
           ...fact,

@@ -23,8 +23,8 @@ export interface ProbeRequest {
   policyUnless?: ReadonlyArray<readonly [string, string]>;
   /**
    * Stat tuples (`size:mode:inode:dev:mtime:ctime`, see KNOWN) of `paths` whose build-ID the
-   * controller already holds: a file whose stat is still that tuple is answered with `=` instead
-   * of its head.
+   * controller already holds: a file whose stat is still that tuple is answered by a `U` run
+   * (its index in `paths`) instead of its head.
    */
   known?: ReadonlyMap<string, string>;
   /** `name:arch=version` requests whose .deb SHA256 the apt lists publish. */
@@ -41,7 +41,8 @@ const PERL_EOF = '__CRIU_LOCK_PERL__';
 // Every path and package list name travels hex-encoded (both ways), so no byte of a file name can
 // forge a field or a record: a name may hold tabs, newlines, "@@" or anything but NUL.
 // File records end with the same six fields: kind, size, mode, inode, stamp (dev:mtime:ctime),
-// head (hex, or "=" when the controller sent that file's stat tuple and it still matches).
+// head (hex). Requested paths whose stat is still the tuple the controller sent print no record of
+// their own: a run of them is one "U <first> <count>" record (indexes into the P records, in order).
 const PERL = String.raw`
 use strict;
 my $HEAD = ${HEAD_BYTES};
@@ -50,7 +51,7 @@ my @NONE = ('', '', '', '', '');
 sub hx { return unpack('H*', $_[0]); }
 sub stamp { return "$_[0][0]:$_[0][9]:$_[0][10]"; }
 sub probe {
-  my ($p, $open, $known) = @_;
+  my ($p, $open) = @_;
   my @st;
   if (defined $open) { @st = stat($open); } else { @st = lstat($p); $open = $p; return ('missing', @NONE) unless @st; return ('symlink', @NONE) if -l _; }
   return ('missing', @NONE) unless @st;
@@ -61,7 +62,6 @@ sub probe {
   my @f = stat($fh);
   unless (@f && -f _) { close($fh); return ('other', @NONE); }
   my ($size, $mode, $ino, $stamp) = ($f[7], sprintf('%04o', $f[2] & 07777), $f[1], stamp(\@f));
-  if (defined $known && $known eq "$size:$mode:$ino:$stamp") { close($fh); return ('elf', $size, $mode, $ino, $stamp, '='); }
   my $buf = '';
   my $n = sysread($fh, $buf, $HEAD);
   close($fh);
@@ -85,12 +85,12 @@ sub files_of {
   return @f;
 }
 sub devno { my ($maj, $min) = map { hex($_) } split(/:/, $_[0]); return ($min & 0xff) | (($maj & 0xfff) << 8) | (($min & ~0xff) << 12) | (($maj & ~0xfff) << 32); }
-my (@elf, @paths, @pids, %known);
+my (@elf, @paths, @pids, @known);
 while (my $l = <DATA>) {
   chomp($l);
   my ($t, $v, $k) = split(/\t/, $l, 3);
   if ($t eq 'E') { push(@elf, $v eq '*' ? $v : pack('H*', $v)); }
-  elsif ($t eq 'P') { my $p = pack('H*', $v); push(@paths, $p); $known{$p} = $k if defined $k; }
+  elsif ($t eq 'P') { push(@paths, pack('H*', $v)); push(@known, $k); }
   elsif ($t eq 'I') { push(@pids, $v); }
 }
 # The node's clock first: a reading is reused later only if its ctime is older than this.
@@ -106,7 +106,21 @@ if (@elf) {
     }
   }
 }
-for my $p (@paths) { print join("\t", 'R', hx($p), probe($p, undef, $known{$p})), "\n"; }
+# Unchanged is decided on lstat alone (no open): the tuple holds the inode, and any write, chmod or
+# rename over the name moves ctime or the inode.
+my ($run, $runs) = (0, 0);
+for my $i (0 .. $#paths) {
+  my ($p, $k) = ($paths[$i], $known[$i]);
+  if (defined $k) {
+    my @st = lstat($p);
+    if (@st && -f _ && $k eq join(':', $st[7], sprintf('%04o', $st[2] & 07777), $st[1], stamp(\@st))) {
+      if ($runs && $run + $runs == $i) { $runs++; } else { print "U\t$run\t$runs\n" if $runs; ($run, $runs) = ($i, 1); }
+      next;
+    }
+  }
+  print join("\t", 'R', hx($p), probe($p)), "\n";
+}
+print "U\t$run\t$runs\n" if $runs;
 if (@pids) {
   my %owner;
   for my $name (lists()) { for my $f (files_of($name)) { my $c = canon($f); $owner{$c} = $name unless exists $owner{$c}; } }
@@ -188,7 +202,7 @@ export const KNOWN =
   /^(?:0|[1-9][0-9]{0,15}):[0-7]{4}:(?:0|[1-9][0-9]{0,15}):(?:0|[1-9][0-9]{0,19}):-?(?:0|[1-9][0-9]{0,15}):-?(?:0|[1-9][0-9]{0,15})$/;
 
 /** The output format's version, printed first; the parser refuses any other. */
-export const PROBE_VERSION = 3;
+export const PROBE_VERSION = 4;
 
 function hex(s: string): string {
   return Buffer.from(s, 'utf8').toString('hex');

@@ -3,7 +3,8 @@
  * changed since (issue 14: a converged host's plan no longer moves ~1.5 MiB of hex heads).
  *
  * A reading is a path's stat tuple (size:mode:inode:dev:mtime:ctime, seconds) and the build-ID
- * computed from its head. The probe answers `=` for a path whose stat is still the tuple sent.
+ * computed from its head. The probe answers a path whose stat is still the tuple sent with a `U`
+ * record (its index in the request) instead of its head.
  * Like git's index, a reading is kept only when the file's ctime is older than the node's clock
  * when the probe ran (`clock`): a write in the same second as the read could otherwise leave the
  * tuple unchanged. Any later write, chmod, rename over or reinstall moves ctime (or the inode),
@@ -125,6 +126,19 @@ export async function gatherWithReadings(
   const keep = reusableReadings(got.facts, got.stats, got.clock);
   // Paths this run did not ask about keep their readings (check and plan may ask for different sets).
   for (const [path, r] of readings) if (!got.stats.has(path) && !keep.has(path)) keep.set(path, r);
-  saveReadings(cacheDir, t.host, keep);
+  if (!sameReadings(readings, keep)) saveReadings(cacheDir, t.host, keep);
   return got.facts;
+}
+
+/** A converged host's readings do not move from run to run: then the file is not rewritten. */
+export function sameReadings(
+  a: ReadonlyMap<string, StatReading>,
+  b: ReadonlyMap<string, StatReading>,
+): boolean {
+  if (a.size !== b.size) return false;
+  for (const [path, r] of a) {
+    const o = b.get(path);
+    if (o?.stat !== r.stat || o.buildId !== r.buildId) return false;
+  }
+  return true;
 }

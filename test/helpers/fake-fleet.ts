@@ -341,13 +341,15 @@ export class FakeHost implements Transport {
   /**
    * The probe's `R` records: each requested path (hex both ways) as stat and the first bytes show
    * it, after the clock record. The stamp follows the file's content, so a changed file never
-   * matches a stat tuple sent earlier; a matching tuple is answered with `=`, as the probe does.
+   * matches a stat tuple sent earlier; a matching tuple is answered by a `U` record, as the probe does.
    */
   private fileRecords(script: string): string[] {
     const out: string[] = [`T\t${FAKE_CLOCK}`];
     let inode = 1000;
+    let index = -1;
     for (const m of script.matchAll(/^P\t([0-9a-f]*)(?:\t(\S+))?$/gm)) {
       const hex = m[1]!;
+      index += 1;
       const f = this.spec.files?.[Buffer.from(hex, 'hex').toString('utf8')];
       inode += 1;
       if (f === undefined) {
@@ -363,18 +365,12 @@ export class FakeHost implements Transport {
         out.push(['R', hex, 'file', String(f.size), f.mode, String(inode), stamp, ''].join('\t'));
         continue;
       }
-      const known = m[2] === `${f.size}:${f.mode}:${inode}:${stamp}`;
+      if (m[2] === `${f.size}:${f.mode}:${inode}:${stamp}`) {
+        out.push(`U\t${index}\t1`);
+        continue;
+      }
       out.push(
-        [
-          'R',
-          hex,
-          'elf',
-          String(f.size),
-          f.mode,
-          String(inode),
-          stamp,
-          known ? '=' : elfHead(f.buildId),
-        ].join('\t'),
+        ['R', hex, 'elf', String(f.size), f.mode, String(inode), stamp, elfHead(f.buildId)].join('\t'),
       );
     }
     return out;

@@ -20,6 +20,7 @@ import {
 } from '../../src/facts/stat-cache.js';
 import { createLocalTransport } from '../../src/transport/local-transport.js';
 import type { CommandResult, Transport } from '../../src/transport/types.js';
+import { elfHead } from '../helpers/fake-fleet.js';
 import { elf, makeFacts, makeLock, pkg } from './core-fixtures.js';
 
 const hx = (s: string): string => Buffer.from(s, 'utf8').toString('hex');
@@ -59,11 +60,20 @@ const rec = (path: string, head: string, stat = STAT): string => {
 const answer = (...records: string[]): string => [...HEADER, ...records, '@@end', ''].join('\n');
 const ID = 'ab'.repeat(20);
 
-describe('the "=" answer (unchanged since the reading the controller sent)', () => {
-  const known = new Map<string, StatReading>([['/usr/lib/x.so', { stat: STAT, buildId: ID }]]);
+describe('the "U" answer (unchanged since the reading the controller sent)', () => {
+  const known = new Map<string, StatReading>([
+    ['/usr/lib/x.so', { stat: STAT, buildId: ID }],
+    ['/usr/lib/z.so', { stat: STAT.replace(':12:', ':14:'), buildId: null }],
+  ]);
+  const requested = ['/usr/lib/x.so', '/usr/lib/y.so', '/usr/lib/z.so'];
 
-  it('takes the build-ID from the reading whose stat the probe printed, and reports stats and clock', () => {
-    const { facts, stats, clock } = parseProbeOutput('n', answer(rec('/usr/lib/x.so', '=')), known);
+  it('takes size, mode and build-ID from the readings of the requested paths it names, and reports stats and clock', () => {
+    const { facts, stats, clock } = parseProbeOutput(
+      'n',
+      answer('U\t0\t1', rec('/usr/lib/y.so', elfHead(ID)), 'U\t2\t1'),
+      known,
+      requested,
+    );
     expect(facts.files.get('/usr/lib/x.so')).toEqual({
       path: '/usr/lib/x.so',
       kind: 'elf',
@@ -71,29 +81,32 @@ describe('the "=" answer (unchanged since the reading the controller sent)', () 
       mode: '0755',
       buildId: ID,
     });
+    expect(facts.files.get('/usr/lib/z.so')).toMatchObject({ kind: 'elf', buildId: null });
+    expect(facts.files.get('/usr/lib/y.so')?.buildId).toBe(ID);
     expect(stats.get('/usr/lib/x.so')).toBe(STAT);
+    expect(stats.get('/usr/lib/z.so')).toBe(STAT.replace(':12:', ':14:'));
     expect(KNOWN.test(STAT)).toBe(true);
     expect(clock).toBe(1800000000);
   });
 
   it.each<[string, string, ReadonlyMap<string, StatReading> | undefined]>([
-    ['for a path the controller sent nothing about', rec('/usr/lib/x.so', '='), undefined],
-    ['for another path', rec('/usr/lib/y.so', '='), known],
-    ['with a stat other than the one sent', rec('/usr/lib/x.so', '=', STAT.replace(':12:', ':13:')), known],
-    [
-      'for a file that is not ELF',
-      ['R', hx('/usr/lib/x.so'), 'file', '4096', '0755', '12', '2049:1700000000:1700000000', '='].join('\t'),
-      known,
-    ],
+    ['for a path the controller sent nothing about', 'U\t0\t1', undefined],
+    ['for a requested path without a reading', 'U\t0\t2', known],
+    ['past the requested paths', 'U\t2\t2', known],
+    ['for no path', 'U\t0\t0', known],
+    ['twice for one path', 'U\t0\t1\nU\t0\t1', known],
+    ['with a malformed index', 'U\t-1\t1', known],
+    ['with a missing count', 'U\t0', known],
+    ['as a head in a path record (format 3)', rec('/usr/lib/x.so', '='), known],
     [
       'in a package file record (generate sends no stat)',
       ['F', hx('libc6'), hx('/usr/lib/x.so'), 'elf', '4096', '0755', '12', '2049:1:1', '='].join('\t'),
       known,
     ],
     ['with a second clock record', ['T', '5'].join('\t'), known],
-    ['with a malformed stamp', rec('/usr/lib/x.so', '=', '4096:0755:12:x:1:1'), known],
+    ['with a malformed stamp', rec('/usr/lib/x.so', '', '4096:0755:12:x:1:1'), known],
   ])('is refused %s', (_what, record, k) => {
-    expect(() => parseProbeOutput('node-x', answer(record), k)).toThrow(
+    expect(() => parseProbeOutput('node-x', answer(record), k, requested)).toThrow(
       /^node-x: refusing the facts probe's answer: line \d+ of section files /,
     );
   });
@@ -162,7 +175,7 @@ describe('the cache file', () => {
 });
 
 describe.runIf(HAVE_READELF)('the real probe on this machine with cached readings', () => {
-  it('sends "=" for unchanged files, re-reads a changed one, and every answer equals readelf', async () => {
+  it('answers unchanged files with one U run, re-reads a changed one, and every answer equals readelf', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'criu-lock-stat-real-'));
     const cacheDir = join(dir, 'cache');
     const a = join(dir, 'a.so');
@@ -179,9 +192,15 @@ describe.runIf(HAVE_READELF)('the real probe on this machine with cached reading
     expect(loadReadings(cacheDir, t.host).size).toBe(2);
     const fullBytes = answers.at(-1)!.stdout.length;
 
+    const cacheFile = join(cacheDir, spawnSync('ls', [cacheDir], { encoding: 'utf8' }).stdout.trim());
+    const written = statSync(cacheFile);
     const second = await gatherWithReadings(t, { paths }, { cacheDir });
+    // Nothing moved: the readings file is not rewritten (same inode: no rename over it).
+    expect(statSync(cacheFile).ino).toBe(written.ino);
     const out = answers.at(-1)!.stdout;
-    expect(out.split('\n').filter((l) => l.startsWith('R\t') && l.endsWith('\t='))).toHaveLength(2);
+    // a and b are requested paths 0 and 1: one run; the missing path is answered in full.
+    expect(out.split('\n').filter((l) => l.startsWith('U\t'))).toEqual(['U\t0\t2']);
+    expect(out.split('\n').filter((l) => l.startsWith('R\t'))).toHaveLength(1);
     expect(second.files.get(a)).toEqual(first.files.get(a));
     expect(second.files.get(b)).toEqual(first.files.get(b));
     expect(out.length).toBeLessThan(fullBytes - 2 * 1000);
@@ -199,8 +218,9 @@ describe.runIf(HAVE_READELF)('the real probe on this machine with cached reading
     expect(statSync(b).ino).toBe(ino);
     const third = await gatherWithReadings(t, { paths }, { cacheDir });
     const lines = answers.at(-1)!.stdout.split('\n');
-    expect(lines.find((l) => l.startsWith(`R\t${hx(b)}\t`))?.endsWith('\t=')).toBe(false);
-    expect(lines.find((l) => l.startsWith(`R\t${hx(a)}\t`))?.endsWith('\t=')).toBe(true);
+    expect(lines.find((l) => l.startsWith(`R\t${hx(b)}\t`))).toBeDefined();
+    expect(lines.find((l) => l.startsWith(`R\t${hx(a)}\t`))).toBeUndefined();
+    expect(lines.filter((l) => l.startsWith('U\t'))).toEqual(['U\t0\t1']);
     expect(third.files.get(b)?.buildId).toBe(readelfBuildId(b));
     expect(third.files.get(b)?.buildId).not.toBe(before);
     await t.close();
@@ -210,7 +230,7 @@ describe.runIf(HAVE_READELF)('the real probe on this machine with cached reading
     const { t, answers } = recording();
     const facts = await gatherWithReadings(t, { paths: ['/usr/bin/ls'] }, { cacheDir: undefined });
     expect(facts.files.get('/usr/bin/ls')?.buildId).toBe(readelfBuildId('/usr/bin/ls'));
-    expect(answers.at(-1)!.stdout).not.toMatch(/\t=$/m);
+    expect(answers.at(-1)!.stdout).not.toMatch(/^U\t/m);
   });
 });
 

@@ -84,8 +84,8 @@ async function main(): Promise<void> {
   }
   const label = {
     all: 'every head, policy of every locked package (before format 3)',
-    first: 'format 3, first run (no readings; policy filtered on the node)',
-    cached: 'format 3, later run (readings of the run before)',
+    first: 'format 4, first run (no readings; policy filtered on the node)',
+    cached: 'format 4, later run (readings of the run before)',
   };
   console.log(
     `probe cost per node: ${state.nodes.length} nodes × ${runs} runs, lock ${keys.length} packages / ${base.paths!.length} paths`,
