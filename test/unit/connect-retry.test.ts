@@ -175,3 +175,29 @@ describe('withConnectRetry', () => {
     expect((r.error as CriuLockError).message).toBe('cannot connect to root@h:22: timed out');
   });
 });
+
+describe('connectError', () => {
+  it("reads ssh2's close before the banner as a close, with MaxStartups in the hint", () => {
+    const err = connectError(
+      sshErr('Connection lost before handshake', { level: 'protocol' }),
+      'root@h:22',
+      [],
+    );
+    expect(err.message).toBe(
+      'cannot connect to root@h:22: connection closed by the host (Connection lost before handshake)',
+    );
+    expect(err.hint).toContain('MaxStartups');
+  });
+
+  it("reads node-ssh's close before ready as a close, not a timeout", () => {
+    const err = connectError(closedBeforeReady(), 'root@h:22', []);
+    expect(err.message).toBe(
+      'cannot connect to root@h:22: connection closed by the host (No response from server)',
+    );
+  });
+
+  it('still reads a TCP connect timeout as a timeout', () => {
+    const err = connectError(sshErr('connect ETIMEDOUT 10.0.0.1:22', { code: 'ETIMEDOUT' }), 'root@h:22', []);
+    expect(err.message).toBe('cannot connect to root@h:22: timed out');
+  });
+});
