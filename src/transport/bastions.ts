@@ -7,6 +7,7 @@
  */
 import type { Client, ClientChannel } from 'ssh2';
 import { CriuLockError } from '../errors.js';
+import { closedBeforeReady, withConnectRetry, type ConnectRetry } from './connect-retry.js';
 import { endpointWhere } from './endpoint.js';
 import type { BastionConnector, BastionLease, SshEndpoint } from './ssh-options.js';
 
@@ -29,6 +30,7 @@ export class BastionPool implements BastionConnector {
       agentSocket?: string | undefined;
       note?: (m: string) => void;
       lingerMs?: number;
+      connectRetry?: ConnectRetry | undefined;
     } = {},
   ) {}
 
@@ -91,28 +93,24 @@ export class BastionPool implements BastionConnector {
 
   private async login(hop: SshEndpoint, parent: Entry | undefined, entry: Entry): Promise<Client> {
     const note = this.opts.note ?? (() => undefined);
-    const sock = parent
-      ? await forward(await parent.client, hop.address, hop.port, undefined).catch((e: unknown) => {
-          throw new CriuLockError(
-            'ssh',
-            `cannot reach ${hop.label} through the previous bastion: ${(e as Error).message}`,
-            {
-              hint: 'check the hop address as the previous bastion sees it',
-            },
-          );
-        })
-      : undefined;
     // Loaded on first use: commands import this module, and --help must not load the SSH stack.
     const [{ prepareLogin }, { default: ssh2 }] = await Promise.all([import('./login.js'), import('ssh2')]);
-    const login = await prepareLogin(hop, this.opts.agentSocket, note);
-    const client = new ssh2.Client();
-    await new Promise<void>((resolve, reject) => {
-      client.once('ready', () => resolve());
-      client.once('error', (e) => reject(login.failure(e)));
-      client.connect({ ...login.config, ...(sock ? { sock } : {}) });
-    }).catch((e: unknown) => {
-      client.end();
-      throw e;
+    // Each attempt has its own login and, through a previous bastion, its own channel.
+    const { client, login } = await withConnectRetry(this.opts.connectRetry, async () => {
+      const sock = parent ? await forwardToHop(await parent.client, hop) : undefined;
+      const login = await prepareLogin(hop, this.opts.agentSocket, note);
+      const client = new ssh2.Client();
+      await new Promise<void>((resolve, reject) => {
+        client.once('ready', () => resolve());
+        client.once('error', (e) => reject(login.failure(e)));
+        // A close after the banner comes without an error; without this the login would wait forever.
+        client.once('close', () => reject(login.failure(closedBeforeReady())));
+        client.connect({ ...login.config, ...(sock ? { sock } : {}) });
+      }).catch((e: unknown) => {
+        client.end();
+        throw e;
+      });
+      return { client, login };
     });
     this.logins++;
     client.on('error', () => {
@@ -141,6 +139,18 @@ export class BastionPool implements BastionConnector {
       entry.timer.unref();
     }
   }
+}
+
+function forwardToHop(parent: Client, hop: SshEndpoint): Promise<ClientChannel> {
+  return forward(parent, hop.address, hop.port, undefined).catch((e: unknown) => {
+    throw new CriuLockError(
+      'ssh',
+      `cannot reach ${hop.label} through the previous bastion: ${(e as Error).message}`,
+      {
+        hint: 'check the hop address as the previous bastion sees it',
+      },
+    );
+  });
 }
 
 function forward(

@@ -2,9 +2,12 @@
  * What logging in to one endpoint needs, shared by targets (node-ssh) and bastions (ssh2 Client):
  * host key verification against known_hosts with the endpoint's policy, key recording for
  * accept-new once the server proved it holds the key, and the authentication sequence.
+ * A Login serves one connection attempt: the authentication sequence and the host key state are
+ * its own, so a retry (connect-retry.ts) prepares a new one.
  */
 import type { AuthHandlerMiddleware, ConnectConfig } from 'ssh2';
 import type { CriuLockError } from '../errors.js';
+import { ConnectAttemptError, isTransientConnectError } from './connect-retry.js';
 import { endpointWhere, type SshEndpoint } from './endpoint.js';
 import { hostKeyAlgorithmsFor, verifyHostKey } from './host-key-policy.js';
 import { appendKnownHost, loadKnownHosts } from './known-hosts-store.js';
@@ -14,8 +17,11 @@ import { errMessage } from './util.js';
 
 export interface Login {
   config: ConnectConfig;
-  /** The error to report when connecting failed: the host key refusal if there was one. */
-  failure(e: unknown): CriuLockError;
+  /**
+   * A failed connection attempt: the error to report (the host key refusal if there was one), and
+   * whether another attempt may succeed (never after a refusal).
+   */
+  failure(e: unknown): ConnectAttemptError;
   /** After a successful login: record a key learned with accept-new. */
   afterLogin(): Promise<void>;
 }
@@ -63,7 +69,12 @@ export async function prepareLogin(
       algorithms: { serverHostKey: hostKeyAlgorithmsFor(knownKeyTypes(known, ep.address, ep.port)) },
     },
     failure: (e) =>
-      refusal ?? connectError(e, ep.role === 'bastion' ? `${where} (${ep.label})` : where, auth.tried),
+      refusal
+        ? new ConnectAttemptError(refusal, false)
+        : new ConnectAttemptError(
+            connectError(e, ep.role === 'bastion' ? `${where} (${ep.label})` : where, auth.tried),
+            isTransientConnectError(e),
+          ),
     afterLogin: async () => {
       if (!newKey) return;
       // Only now: ssh2 checks the server's signature after the verifier ran, so a key is recorded

@@ -159,7 +159,10 @@ export function connectError(e: unknown, where: string, tried: readonly string[]
       hint: 'is sshd running on the host and listening on that port? check ansible_host/ansible_port',
     });
   }
-  if (level === 'client-timeout' || code === 'ETIMEDOUT') {
+  // node-ssh rejects with this message and code ETIMEDOUT when the connection closed before it was
+  // ready, although nothing timed out (a timeout comes first, as ssh2's 'client-timeout' error).
+  const closedBeforeReady = msg === 'No response from server';
+  if (!closedBeforeReady && (level === 'client-timeout' || code === 'ETIMEDOUT')) {
     return new CriuLockError('ssh', `cannot connect to ${where}: timed out`, {
       ...opts,
       hint: 'check that the address is right and reachable (firewall?), or raise --connect-timeout',
@@ -190,10 +193,12 @@ export function connectError(e: unknown, where: string, tried: readonly string[]
       hint: 'the bastion could not reach the host: check the address as the bastion sees it, and AllowTcpForwarding on the bastion',
     });
   }
-  if (code === 'ECONNRESET' || /closed|no response/i.test(msg)) {
+  // "Connection lost before handshake": ssh2's words for a close before the banner, what sshd's
+  // MaxStartups does to connections beyond its limit.
+  if (code === 'ECONNRESET' || /closed|no response|lost before handshake/i.test(msg)) {
     return new CriuLockError('ssh', `cannot connect to ${where}: connection closed by the host (${msg})`, {
       ...opts,
-      hint: 'the host may not run an SSH server on that port, or refuses this client (check its sshd log)',
+      hint: 'the host may not run an SSH server on that port, refuses this client, or had too many connections in the handshake at once (sshd MaxStartups; check its sshd log, or lower --forks)',
     });
   }
   return new CriuLockError('ssh', `cannot connect to ${where}: ${msg}`, {

@@ -1,4 +1,5 @@
 import type { ClientChannel } from 'ssh2';
+import type { ConnectRetry } from './connect-retry.js';
 
 export type HostKeyChecking = 'strict' | 'accept-new' | 'off';
 
@@ -22,6 +23,8 @@ export interface SshOptions {
    * (UserKnownHostsFile, StrictHostKeyChecking, ConnectTimeout), like `ssh -o`. Defaults do not.
    */
   explicit?: { knownHosts?: boolean; hostKeyChecking?: boolean; connectTimeout?: boolean } | undefined;
+  /** Attempts and pauses for connections that fail before they are ready (default DEFAULT_CONNECT_RETRY). */
+  connectRetry?: ConnectRetry | undefined;
   /** Bastion connections shared by the hosts of one run (bastions.ts); without it each host opens its own. */
   bastions?: BastionConnector | undefined;
 }

@@ -8,9 +8,10 @@ import { CriuLockError } from '../errors.js';
 import type { ConnectionSettings } from '../inventory/types.js';
 import { BastionPool } from './bastions.js';
 import { SshTransport } from './channel-pool.js';
+import { withConnectRetry } from './connect-retry.js';
 import { endpointWhere, jumpEndpoint, targetEndpoint } from './endpoint.js';
-import { prepareLogin } from './login.js';
-import type { BastionLease, SshOptions } from './ssh-options.js';
+import { prepareLogin, type Login } from './login.js';
+import type { BastionLease, SshEndpoint, SshOptions } from './ssh-options.js';
 import type { Transport } from './types.js';
 
 export interface ConnectSshExtras {
@@ -23,7 +24,9 @@ export interface ConnectSshExtras {
 /**
  * Open a verified SSH connection. Throws CriuLockError: 'host-key' when the host's (or a bastion's)
  * key is refused (nothing is run on it), 'ssh' when the host cannot be reached or authentication
- * fails.
+ * fails. A connection that failed before it was ready for a reason that may pass (timeout, reset,
+ * closed during the handshake) is tried again (connect-retry.ts); the error says how many attempts
+ * were made.
  *
  * `become`: every exec/putFile runs under `sudo -n` when `conn.become` is set and the user is not
  * root; a per-call `become` overrides that default (`become: false` opts out).
@@ -51,38 +54,30 @@ export async function connectSsh(
 
   let lease: BastionLease | undefined;
   let ownPool: BastionPool | undefined;
-  let sock: Config['sock'];
   if (conn.proxyJump && conn.proxyJump.length > 0) {
     const pool =
-      opts.bastions ?? (ownPool = new BastionPool({ agentSocket: opts.agentSocket, note, lingerMs: 0 }));
+      opts.bastions ??
+      (ownPool = new BastionPool({
+        agentSocket: opts.agentSocket,
+        note,
+        lingerMs: 0,
+        connectRetry: opts.connectRetry,
+      }));
     lease = await pool.acquire(conn.proxyJump.map((hop) => jumpEndpoint(hop, name, opts)));
-    try {
-      sock = await lease.forward(conn.address, conn.port);
-    } catch (e) {
-      lease.release();
-      throw e;
-    }
   }
   const release = (): void => {
     lease?.release();
     ownPool?.closeAll();
   };
 
-  let login;
+  let attempt: Connected;
   try {
-    login = await prepareLogin(ep, opts.agentSocket, note);
+    attempt = await withConnectRetry(opts.connectRetry, () => connectOnce(ep, opts.agentSocket, note, lease));
   } catch (e) {
     release();
     throw e;
   }
-  const ssh = new NodeSSH();
-  try {
-    await ssh.connect({ ...login.config, ...(sock ? { sock } : {}) } as Config);
-  } catch (e) {
-    ssh.dispose();
-    release();
-    throw login.failure(e);
-  }
+  const { ssh, login } = attempt;
   const client = ssh.connection;
   if (client === null) {
     release();
@@ -90,4 +85,31 @@ export async function connectSsh(
   }
   await login.afterLogin();
   return new SshTransport(name, where, ssh, client, conn, release);
+}
+
+interface Connected {
+  ssh: NodeSSH;
+  login: Login;
+}
+
+/**
+ * One connection attempt: a fresh login (its authentication sequence starts over) and, behind a
+ * bastion, a fresh channel from it (a failed attempt's channel is gone).
+ */
+async function connectOnce(
+  ep: SshEndpoint,
+  agentSocket: string | undefined,
+  note: (m: string) => void,
+  lease: BastionLease | undefined,
+): Promise<Connected> {
+  const login = await prepareLogin(ep, agentSocket, note);
+  const sock = lease ? await lease.forward(ep.address, ep.port) : undefined;
+  const ssh = new NodeSSH();
+  try {
+    await ssh.connect({ ...login.config, ...(sock ? { sock } : {}) } as Config);
+  } catch (e) {
+    ssh.dispose();
+    throw login.failure(e);
+  }
+  return { ssh, login };
 }

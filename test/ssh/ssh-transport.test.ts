@@ -396,7 +396,7 @@ describe('connection errors', () => {
     expect(err.hint).toBeTruthy();
   });
 
-  it('a server that never speaks fails within the connect timeout', async () => {
+  it('a server that never speaks is tried 3 times, each within the connect timeout', async () => {
     const sockets: Socket[] = [];
     const server: Server = createServer((s) => sockets.push(s));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -404,12 +404,14 @@ describe('connection errors', () => {
     const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
     try {
       const started = Date.now();
+      // The default retry (connect-retry.ts): 3 attempts, pauses of 250-375 and 500-750 ms.
       const err = await connectError(connectSsh(conn({ port }), sshOpts(knownHosts, 'strict', 2_000)));
       const elapsed = Date.now() - started;
-      expect(elapsed).toBeGreaterThanOrEqual(1_900);
-      expect(elapsed).toBeLessThan(5_000);
+      expect(sockets).toHaveLength(3);
+      expect(elapsed).toBeGreaterThanOrEqual(3 * 1_900 + 750);
+      expect(elapsed).toBeLessThan(3 * 2_000 + 1_125 + 3_000);
       expect(err.code).toBe('ssh');
-      expect(err.message).toBe(`cannot connect to root@127.0.0.1:${port}: timed out`);
+      expect(err.message).toBe(`cannot connect to root@127.0.0.1:${port}: timed out (3 attempts)`);
       expect(err.hint).toContain('--connect-timeout');
     } finally {
       for (const s of sockets) s.destroy();
