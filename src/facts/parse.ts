@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { buildIdFromBuffer, ElfLimitError, readBuildId, type BuildIdResult } from '../elf/build-id.js';
 import { isValidVersion } from '../debian/version.js';
 import { CriuLockError } from '../errors.js';
@@ -319,15 +320,24 @@ export function parseProbeOutput(
     }
   }
 
-  const pinLines = sections.get('pin');
-  const pinSha = sections.get('pin-sha')?.[0]?.trim();
-  const pinFile =
-    pinSha && pinLines
-      ? pinLines
-          .filter((l) => l.startsWith('|'))
-          .map((l) => l.slice(1))
-          .join('\n')
-      : null;
+  // The pin file's exact bytes, hex; absent when the file is not there. Its sha256 is what decides
+  // whether the file must be rewritten.
+  const pinHex = sections.get('pin')?.[0];
+  let pinFile: string | null = null;
+  let pinSha: string | null = null;
+  if (pinHex !== undefined) {
+    if (!HEX.test(pinHex))
+      throw new CriuLockError(
+        'host-output',
+        `${host}: refusing the facts probe's answer: the pin file is not hex`,
+        {
+          hint: 'the host printed something the criu-lock probe never prints; check the host (or its perl) is not tampered with',
+        },
+      );
+    const bytes = Buffer.from(pinHex, 'hex');
+    pinFile = bytes.toString('utf8');
+    pinSha = createHash('sha256').update(bytes).digest('hex');
+  }
 
   const pending: PendingElf[] = [];
   const packageFiles = new Map<string, FileFact[]>();
@@ -453,7 +463,7 @@ export function parseProbeOutput(
       policies: parsePolicies(sections.get('policy') ?? [], architecture),
       debSha256: parseSha(sections.get('sha') ?? [], architecture),
       pinFile,
-      pinSha256: pinSha ?? null,
+      pinSha256: pinSha,
       problems,
     },
     pending,

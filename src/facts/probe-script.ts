@@ -1,5 +1,5 @@
 import { ELF_HEAD_BYTES } from '../elf/build-id.js';
-import { quote, renderCommand } from '../shell/quote.js';
+import { renderCommand } from '../shell/quote.js';
 
 /**
  * The facts probe: one POSIX sh script sent over the connection's stdin (`sh -s`), so a run
@@ -43,6 +43,11 @@ const PERL_EOF = '__CRIU_LOCK_PERL__';
 // File records end with the same six fields: kind, size, mode, inode, stamp (dev:mtime:ctime),
 // head (hex). Requested paths whose stat is still the tuple the controller sent print no record of
 // their own: a run of them is one "U <first> <count>" record (indexes into the P records, in order).
+// dpkg-query's fields (a plain string: the ${...} are dpkg's, and dpkg-query expands the \t and
+// \n itself; perl passes it in list form, so no shell sees it either).
+const DPKG_FORMAT =
+  '${Package}\\t${Architecture}\\t${Version}\\t${db:Status-Want}\\t${db:Status-Status}\\t${db:Status-Eflag}\\t${Multi-Arch}\\t${Pre-Depends}\\t${Depends}\\t${Provides}\\n';
+
 const PERL = String.raw`
 use strict;
 my $HEAD = ${HEAD_BYTES};
@@ -85,16 +90,53 @@ sub files_of {
   return @f;
 }
 sub devno { my ($maj, $min) = map { hex($_) } split(/:/, $_[0]); return ($min & 0xff) | (($maj & 0xfff) << 8) | (($min & ~0xff) << 12) | (($maj & ~0xfff) << 32); }
-my (@elf, @paths, @pids, @known);
+my (@elf, @paths, @pids, @known, $pin, @policy, %unless);
 while (my $l = <DATA>) {
   chomp($l);
   my ($t, $v, $k) = split(/\t/, $l, 3);
   if ($t eq 'E') { push(@elf, $v eq '*' ? $v : pack('H*', $v)); }
   elsif ($t eq 'P') { push(@paths, pack('H*', $v)); push(@known, $k); }
   elsif ($t eq 'I') { push(@pids, $v); }
+  elsif ($t eq 'N') { $pin = pack('H*', $v); }
+  elsif ($t eq 'K') { push(@policy, $v); }
+  elsif ($t eq 'W') { $unless{$v} = $k; }
 }
-# The node's clock first: a reading is reused later only if its ctime is older than this.
-print "T\t", time(), "\n";
+print "\@\@os-release\n";
+for my $f ('/etc/os-release', '/usr/lib/os-release') {
+  next unless open(my $fh, '<', $f);
+  while (my $l = <$fh>) { chomp($l); print "$l\n"; }
+  close($fh);
+  last;
+}
+# One dpkg-query serves the dpkg section and the policy filter. It must succeed: a host whose
+# package list could not be read must not look like a host with no packages.
+print "\@\@dpkg\n";
+open(my $q, '-|', 'dpkg-query', '-W', '-f=${DPKG_FORMAT}') or die "cannot run dpkg-query: $!\n";
+while (my $l = <$q>) {
+  print $l;
+  next unless %unless;
+  chomp($l);
+  # apt-cache policy only for the keys a plan may move: a key installed and configured at exactly
+  # the wanted version string is dropped; any other case keeps it (errs towards asking apt).
+  my ($n, $a, $v, $w, $s, $e) = split(/\t/, $l, -1);
+  my $key = "$n:$a";
+  next unless defined $e && exists $unless{$key} && $unless{$key} eq $v && $e eq 'ok';
+  delete $unless{$key} if $s eq 'installed' || $s eq 'triggers-pending' || $s eq 'triggers-awaited';
+}
+close($q) or die "dpkg-query failed\n";
+push(@policy, sort keys %unless);
+# The pin file's exact bytes: the controller hashes them (no Digest module in perl-base).
+if (defined $pin && -f $pin && open(my $fh, '<:raw', $pin)) {
+  local $/;
+  my $c = <$fh>;
+  close($fh);
+  print "\@\@pin\n", hx(defined $c ? $c : ''), "\n";
+}
+if (@elf || @paths || @pids) {
+  print "\@\@files\n";
+  # The node's clock first: a reading is reused later only if its ctime is older than this.
+  print "T\t", time(), "\n";
+}
 if (@elf) {
   # Keys are name:arch; dpkg names the list file name:arch only for Multi-Arch: same packages.
   my @names = ($elf[0] eq '*') ? lists() : map { (-e "$INFO/$_.list") ? $_ : (split(/:/, $_))[0] } @elf;
@@ -164,33 +206,17 @@ if (@pids) {
     close($fh);
   }
 }
-`;
-
-// dpkg-query expands the \t and \n itself; the ${...} are its fields (a plain string, not a template).
-const POLICY_DPKG_FORMAT =
-  '-f=${Package}:${Architecture}\\t${Version}\\t${db:Status-Status}\\t${db:Status-Eflag}\\n';
-
-// Perl: `apt-cache policy` only for the keys a plan may move. A key is dropped when dpkg has it
-// installed and configured at exactly the wanted version string; any other case (another
-// version, not installed, half-configured, dpkg-query failing) keeps it, so the filter can only
-// err towards asking apt. Both commands run from perl's list form: no shell sees a key.
-const POLICY_PERL = String.raw`
-use strict;
-my %want;
-while (my $l = <DATA>) { chomp($l); my ($k, $v) = split(/\t/, $l, 2); $want{$k} = $v; }
-if (open(my $q, '-|', 'dpkg-query', '-W', '${POLICY_DPKG_FORMAT}')) {
-  while (my $l = <$q>) {
-    chomp($l);
-    my ($k, $v, $s, $e) = split(/\t/, $l, -1);
-    next unless defined $e && exists $want{$k} && $want{$k} eq $v && $e eq 'ok';
-    delete $want{$k} if $s eq 'installed' || $s eq 'triggers-pending' || $s eq 'triggers-awaited';
-  }
-  close($q);
+if (@policy) {
+  print "\@\@policy\n";
+  $| = 1;
+  open(my $err, '>&', \*STDERR);
+  open(STDERR, '>', '/dev/null');
+  system('apt-cache', 'policy', @policy);
+  open(STDERR, '>&', $err);
+  $| = 0;
 }
-my @keys = sort keys %want;
-exit 0 unless @keys;
-open(STDERR, '>', '/dev/null');
-exec('apt-cache', 'policy', @keys) or exit 1;
+# Printed only when everything above ran: the parser refuses an answer without it.
+print "\@\@end\n";
 `;
 
 function section(name: string): string {
@@ -224,46 +250,11 @@ export function renderProbeScript(req: ProbeRequest): string {
   const lines: string[] = [
     'export LC_ALL=C',
     section(`probe ${PROBE_VERSION}`),
-    section('os-release'),
-    'cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null',
     section('arch'),
     'dpkg --print-architecture',
     section('foreign'),
     'dpkg --print-foreign-architectures',
-    section('dpkg'),
-    // Single-quoted: the ${...} are dpkg-query's fields, not shell expansions.
-    "dpkg-query -W -f='${Package}\\t${Architecture}\\t${Version}\\t${db:Status-Want}\\t${db:Status-Status}\\t${db:Status-Eflag}\\t${Multi-Arch}\\t${Pre-Depends}\\t${Depends}\\t${Provides}\\n'",
   ];
-  if (req.pinFile !== undefined) {
-    assertLine(req.pinFile, 'pin file path');
-    const pin = quote(req.pinFile);
-    // Content for reading pins back (each line prefixed so it never looks like a marker), and the
-    // exact sha256, which is what decides whether the file must be rewritten.
-    lines.push(
-      section('pin'),
-      `if [ -f ${pin} ]; then sed 's/^/|/' ${pin}; echo; echo '@@pin-sha'; sha256sum < ${pin} | cut -c1-64; fi`,
-    );
-  }
-  if (req.policyFor && req.policyUnless) throw new Error('policyFor and policyUnless exclude each other');
-  if (req.policyFor && req.policyFor.length > 0) {
-    req.policyFor.forEach((k) => assertLine(k, 'package'));
-    lines.push(section('policy'), `${renderCommand(['apt-cache', 'policy', ...req.policyFor])} 2>/dev/null`);
-  }
-  if (req.policyUnless && req.policyUnless.length > 0) {
-    const wanted = req.policyUnless.map(([k, v]) => {
-      assertLine(k, 'package');
-      assertLine(v, 'version');
-      return `${k}\t${v}`;
-    });
-    lines.push(
-      section('policy'),
-      `perl - <<'${PERL_EOF}'`,
-      POLICY_PERL.trim(),
-      '__DATA__',
-      ...wanted,
-      PERL_EOF,
-    );
-  }
   if (req.shaFor && req.shaFor.length > 0) {
     req.shaFor.forEach((k) => assertLine(k, 'package'));
     lines.push(
@@ -271,7 +262,23 @@ export function renderProbeScript(req: ProbeRequest): string {
       `${renderCommand(['apt-cache', 'show', ...req.shaFor])} 2>/dev/null | grep -E '^(Package|Architecture|Version|SHA256):'`,
     );
   }
+  // Everything else is one perl process (os-release, dpkg-query, pins, files, apt-cache policy):
+  // each process spawned on the node costs it milliseconds of CPU (issue 14).
   const data: string[] = [];
+  if (req.pinFile !== undefined) {
+    assertPath(req.pinFile);
+    data.push(`N\t${hex(req.pinFile)}`);
+  }
+  if (req.policyFor && req.policyUnless) throw new Error('policyFor and policyUnless exclude each other');
+  for (const k of req.policyFor ?? []) {
+    assertLine(k, 'package');
+    data.push(`K\t${k}`);
+  }
+  for (const [k, v] of req.policyUnless ?? []) {
+    assertLine(k, 'package');
+    assertLine(v, 'version');
+    data.push(`W\t${k}\t${v}`);
+  }
   if (req.elfOf === 'all') data.push('E\t*');
   else for (const k of req.elfOf ?? []) data.push(`E\t${hex(k)}`);
   for (const p of req.paths ?? []) {
@@ -285,10 +292,7 @@ export function renderProbeScript(req: ProbeRequest): string {
     if (!Number.isInteger(pid) || pid <= 0) throw new Error(`invalid pid ${pid}`);
     data.push(`I\t${pid}`);
   }
-  if (data.length > 0) {
-    lines.push(section('files'), `perl - <<'${PERL_EOF}'`, PERL.trim(), '__DATA__', ...data, PERL_EOF);
-  }
-  lines.push(section('end'));
+  lines.push(`perl - <<'${PERL_EOF}'`, PERL.trim(), '__DATA__', ...data, PERL_EOF);
   return lines.join('\n') + '\n';
 }
 

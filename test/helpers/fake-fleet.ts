@@ -376,15 +376,22 @@ export class FakeHost implements Transport {
     return out;
   }
 
-  /** Keys the probe's policy filter keeps: those not installed at exactly the version it names. */
+  /**
+   * Keys the probe asks apt-cache policy about: its `K` requests, and those of its `W key version`
+   * requests the node's filter keeps (not installed at exactly that version); undefined: none.
+   */
   private policyKeys(script: string): Set<string> | undefined {
-    const start = script.indexOf("echo '@@policy'");
-    if (start < 0 || !script.includes('-f=${Package}:${Architecture}')) return undefined;
-    const section = script.slice(start, script.indexOf("echo '@@", start + 1));
     const keep = new Set<string>();
-    for (const m of section.matchAll(/^([^\t\n]+)\t(\S+)$/gm))
+    let asked = false;
+    for (const m of script.matchAll(/^K\t([^\t\n]+)$/gm)) {
+      asked = true;
+      keep.add(m[1]!);
+    }
+    for (const m of script.matchAll(/^W\t([^\t\n]+)\t(\S+)$/gm)) {
+      asked = true;
       if (this.installed.get(m[1]!) !== m[2]) keep.add(m[1]!);
-    return keep;
+    }
+    return asked ? keep : undefined;
   }
 
   /** What the probe script would print on a Debian host in this state. */
@@ -417,21 +424,14 @@ export class FakeHost implements Transport {
         ].join('\t'),
       );
     }
-    if (script.includes('@@pin') && this.pinFile !== null) {
-      out.push(
-        '@@pin',
-        ...this.pinFile.split('\n').map((l) => `|${l}`),
-        '',
-        '@@pin-sha',
-        sha256(this.pinFile),
-      );
-    }
-    if (script.includes('apt-cache') && script.includes('policy')) {
+    if (/^N\t/m.test(script) && this.pinFile !== null)
+      out.push('@@pin', Buffer.from(this.pinFile, 'utf8').toString('hex'));
+    const kept = this.policyKeys(script);
+    if (kept) {
       out.push('@@policy');
       const keys = new Set([...Object.keys(this.spec.available ?? {}), ...this.installed.keys()]);
-      const kept = this.policyKeys(script);
       for (const key of [...keys].sort()) {
-        if (kept && !kept.has(key)) continue;
+        if (!kept.has(key)) continue;
         const installed = this.installed.get(key);
         const offered = this.spec.available?.[key] ?? [];
         out.push(
@@ -446,7 +446,7 @@ export class FakeHost implements Transport {
           out.push(` *** ${installed} 100`, '        100 /var/lib/dpkg/status');
       }
     }
-    if (script.includes('@@files')) out.push('@@files', ...this.fileRecords(script));
+    if (/^[EPI]\t/m.test(script)) out.push('@@files', ...this.fileRecords(script));
     out.push('@@end', '');
     return out.join('\n');
   }

@@ -1,4 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   chmodSync,
   closeSync,
@@ -114,7 +115,9 @@ const POLICY_SAMPLE = `libfleet1:
         500 file:/srv/repo ./ Packages
         100 /var/lib/dpkg/status`;
 
-const PIN_SHA = 'c0ffee'.padEnd(64, '0');
+const PIN_TEXT =
+  '# Managed by criu-lock\n\nPackage: libc6:amd64\nPin: version 2.31-0ubuntu9.14\nPin-Priority: 1001\n';
+const PIN_SHA = createHash('sha256').update(PIN_TEXT).digest('hex');
 
 /** A probe's stdout as the script prints it on an Ubuntu 20.04 node, with file heads from this machine. */
 function sampleOutput(): string {
@@ -213,14 +216,7 @@ function sampleOutput(): string {
     dpkgLine('unpackd', 'amd64', '3.0-1', 'install', 'unpacked', 'ok', '', '', '', ''),
     dpkgLine('needsfix', 'amd64', '4.0-1', 'install', 'installed', 'reinstreq', '', '', '', ''),
     '@@pin',
-    '|# Managed by criu-lock',
-    '|',
-    '|Package: libc6:amd64',
-    '|Pin: version 2.31-0ubuntu9.14',
-    '|Pin-Priority: 1001',
-    '',
-    '@@pin-sha',
-    PIN_SHA,
+    hx(PIN_TEXT),
     '@@policy',
     POLICY_SAMPLE,
     'libc6:i386:',
@@ -365,11 +361,16 @@ describe('parseProbeOutput on realistic output', () => {
     expect(facts.problems.some((p) => p.type === 'probe')).toBe(false);
   });
 
-  it('reads the pin file back without the line prefix, with its sha256', () => {
-    expect(facts.pinFile).toBe(
-      '# Managed by criu-lock\n\nPackage: libc6:amd64\nPin: version 2.31-0ubuntu9.14\nPin-Priority: 1001',
-    );
+  it('reads the pin file back byte for byte, and hashes those bytes', () => {
+    expect(facts.pinFile).toBe(PIN_TEXT);
     expect(facts.pinSha256).toBe(PIN_SHA);
+  });
+
+  it('refuses a pin section that is not hex', () => {
+    const out = sampleOutput().replace(`@@pin\n${hx(PIN_TEXT)}\n`, '@@pin\n|Package: *\n');
+    expect(() => parseProbeOutput('node-b', out)).toThrow(
+      /^node-b: refusing the facts probe's answer: the pin file is not hex/,
+    );
   });
 
   it('parses apt-cache policy: installed marker, priorities, sources without dpkg status', () => {
@@ -500,7 +501,7 @@ describe('parseProbeOutput on incomplete output', () => {
   });
 
   it('no pin file: pinFile and pinSha256 are null', () => {
-    const out = sampleOutput().replace(/@@pin\n[\s\S]*?@@policy/, '@@pin\n@@policy');
+    const out = sampleOutput().replace(`@@pin\n${hx(PIN_TEXT)}\n`, '');
     const { facts } = parseProbeOutput('node-b', out);
     expect(facts.pinFile).toBeNull();
     expect(facts.pinSha256).toBeNull();
@@ -632,7 +633,7 @@ describe('renderProbeScript', () => {
   it.each<[string, ProbeRequest]>([
     ['a relative path', { paths: ['usr/lib/a'] }],
     ['a path with a NUL', { paths: ['/usr/lib/a\0b'] }],
-    ['a pin file with a newline', { pinFile: '/etc/apt/x\n@@end' }],
+    ['a relative pin file', { pinFile: 'etc/apt/x.pref' }],
     ['a package with a carriage return', { policyFor: ['bash\r'] }],
     ['a sha request with a newline', { shaFor: ['bash:amd64=1\n'] }],
     ['a non-positive pid', { pids: [0] }],
@@ -641,32 +642,28 @@ describe('renderProbeScript', () => {
     expect(() => renderProbeScript(req)).toThrow(/refusing|invalid pid/);
   });
 
-  it('quotes package names and the pin file through renderCommand', () => {
+  it('sends package names and the pin file as perl DATA lines, which no shell reads', () => {
     const script = renderProbeScript({
       policyFor: ["foo'bar:amd64", 'bash:amd64'],
       pinFile: '/etc/apt/preferences.d/my pins.pref',
     });
-    expect(script).toContain(`apt-cache policy 'foo'\\''bar:amd64' bash:amd64 2>/dev/null`);
-    expect(script).toContain(`sed 's/^/|/' '/etc/apt/preferences.d/my pins.pref'`);
+    expect(script).toContain(
+      `__DATA__\nN\t${hx('/etc/apt/preferences.d/my pins.pref')}\nK\tfoo'bar:amd64\nK\tbash:amd64\n__CRIU_LOCK_PERL__\n`,
+    );
+    expect(renderProbeScript({ policyUnless: [['bash:amd64', '5.2-1']] })).toContain(
+      '\nW\tbash:amd64\t5.2-1\n',
+    );
   });
 
-  it('frames sections and sends requests as perl DATA lines', () => {
+  it('frames the shell part in sections; one perl process prints the rest', () => {
     const script = renderProbeScript({ elfOf: ['libc6:amd64'], paths: ['/usr/bin/ls'], pids: [7] });
     const sections = script.split('\n').filter((l) => l.startsWith("echo '@@"));
-    expect(sections).toEqual([
-      `echo '@@probe ${PROBE_VERSION}'`,
-      "echo '@@os-release'",
-      "echo '@@arch'",
-      "echo '@@foreign'",
-      "echo '@@dpkg'",
-      "echo '@@files'",
-      "echo '@@end'",
-    ]);
+    expect(sections).toEqual([`echo '@@probe ${PROBE_VERSION}'`, "echo '@@arch'", "echo '@@foreign'"]);
+    expect(script.match(/^perl /gm)).toHaveLength(1);
     expect(script).toContain(
       `__DATA__\nE\t${hx('libc6:amd64')}\nP\t${hx('/usr/bin/ls')}\nI\t7\n__CRIU_LOCK_PERL__\n`,
     );
     expect(renderProbeScript({ elfOf: 'all' })).toContain('__DATA__\nE\t*\n');
-    expect(renderProbeScript({})).not.toContain('perl');
   });
 
   it('renderRangeScript refuses a relative path and sends paths hex-encoded', () => {
@@ -776,6 +773,25 @@ describe.runIf(HAVE_TOOLS)('no shell injection through the probe', () => {
     expect(facts.pinFile).toBeNull();
   });
 
+  it('a dpkg-query that fails ends the answer early: the host fails, it never reads as having no packages', () => {
+    const bin = mkdtempSync(join(tmpdir(), 'criu-lock-bin-'));
+    writeFileSync(join(bin, 'dpkg-query'), '#!/bin/sh\necho "dpkg-query: broken" >&2\nexit 2\n', {
+      mode: 0o755,
+    });
+    const r = spawnSync('sh', ['-s'], {
+      input: renderProbeScript({ paths: ['/usr/bin/ls'] }),
+      encoding: 'utf8',
+      env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` },
+    });
+    rmSync(bin, { recursive: true, force: true });
+    const { facts } = parseProbeOutput('localhost', r.stdout);
+    expect(r.stdout).not.toContain('@@end');
+    expect(facts.problems).toContainEqual({
+      type: 'probe',
+      detail: 'the facts probe did not run to completion',
+    });
+  });
+
   it('reads back a pin file whose path holds quotes, $(...), backticks and spaces', () => {
     rmSync(PWNED, { force: true });
     const sub = join(dir, "it's $(touch criu-lock-pwned) `touch criu-lock-pwned`");
@@ -787,7 +803,7 @@ describe.runIf(HAVE_TOOLS)('no shell injection through the probe', () => {
     const { facts } = parseProbeOutput('localhost', res.stdout);
     expect(existsSync(PWNED)).toBe(false);
     expect(existsSync(join(process.cwd(), 'criu-lock-pwned'))).toBe(false);
-    expect(facts.pinFile).toBe(content.trimEnd());
+    expect(facts.pinFile).toBe(content);
     const sha = spawnSync('sha256sum', [file], { encoding: 'utf8' }).stdout.slice(0, 64);
     expect(facts.pinSha256).toBe(sha);
   });
