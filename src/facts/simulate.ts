@@ -86,7 +86,7 @@ export function simulatePlan(
 }
 
 /** The installed packages and native architecture, copied so they hold nothing of the probe output. */
-export function transactionContext(facts: HostFacts): TransactionContext {
+function transactionContext(facts: HostFacts): TransactionContext {
   return { packages: detached(facts.packages), nativeArch: detached(facts.platform.architecture) };
 }
 
