@@ -69,15 +69,15 @@ describe('caps on the work one ELF file can cause', () => {
     expect(buildIdFromBuffer(ok)).toEqual({ kind: 'no-build-id', reason: 'no-build-id-note' });
   });
 
-  it(`refuses a note segment of more than ${MAX_NOTE_STEPS} empty notes, fast`, () => {
+  it(`refuses a note segment of more than ${MAX_NOTE_STEPS} empty notes, at the cap`, () => {
     // 1 MiB of zero bytes is ~87,000 empty 12-byte note headers per PT_NOTE; 500 such segments
     // would be 43 million steps without the cap.
     const size = 1024 * 1024;
     const phdrs = Array.from({ length: 500 }, () => ({ type: PT_NOTE, offset: 64 + 500 * 56, filesz: size }));
     const img = elf64(phdrs, size);
-    const started = performance.now();
+    // The count is over the whole walk and the error comes from header 4097, so the refusal itself
+    // shows the walk stopped there (no wall-clock assertion: it failed once on a loaded machine).
     expect(() => buildIdFromBuffer(img)).toThrow(/more than 4096 note headers/);
-    expect(performance.now() - started).toBeLessThan(200);
   });
 
   it('is a CriuLockError the probe parser turns into a refusal naming host and file', () => {
