@@ -98,10 +98,10 @@ function withPath(where: string, read: () => BuildIdResult): BuildIdResult {
   }
 }
 
-/** A record the probe cannot have printed: the whole answer is refused, the host fails. */
+/** Something the probe cannot have printed (`what`): the whole answer is refused, the host fails. */
 export class ProbeOutputError extends CriuLockError {
-  constructor(host: string, line: number, why: string) {
-    super('host-output', `${host}: refusing the facts probe's answer: line ${line} of section files ${why}`, {
+  constructor(host: string, what: string) {
+    super('host-output', `${host}: refusing the facts probe's answer: ${what}`, {
       hint: 'the host printed something the criu-lock probe never prints; check the host (or its perl) is not tampered with',
     });
   }
@@ -326,14 +326,7 @@ export function parseProbeOutput(
   let pinFile: string | null = null;
   let pinSha: string | null = null;
   if (pinHex !== undefined) {
-    if (!HEX.test(pinHex))
-      throw new CriuLockError(
-        'host-output',
-        `${host}: refusing the facts probe's answer: the pin file is not hex`,
-        {
-          hint: 'the host printed something the criu-lock probe never prints; check the host (or its perl) is not tampered with',
-        },
-      );
+    if (!HEX.test(pinHex)) throw new ProbeOutputError(host, 'the pin file is not hex');
     const bytes = Buffer.from(pinHex, 'hex');
     pinFile = bytes.toString('utf8');
     pinSha = createHash('sha256').update(bytes).digest('hex');
@@ -365,7 +358,7 @@ export function parseProbeOutput(
     const line = fileLines[i]!;
     if (line === '' && i === fileLines.length - 1) continue;
     const fail = (why: string): never => {
-      throw new ProbeOutputError(host, i + 1, why);
+      throw new ProbeOutputError(host, `line ${i + 1} of section files ${why}`);
     };
     const f = line.split('\t');
     switch (f[0] ?? '') {
