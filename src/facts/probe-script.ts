@@ -55,6 +55,8 @@ my $INFO = '/var/lib/dpkg/info';
 my @NONE = ('', '', '', '', '');
 sub hx { return unpack('H*', $_[0]); }
 sub stamp { return "$_[0][0]:$_[0][9]:$_[0][10]"; }
+# size, mode, inode, stamp: the record's fields, and joined by ':' the stat tuple (KNOWN).
+sub fields { my ($s) = @_; return ($s->[7], sprintf('%04o', $s->[2] & 07777), $s->[1], stamp($s)); }
 sub probe {
   my ($p, $open) = @_;
   my @st;
@@ -62,11 +64,11 @@ sub probe {
   return ('missing', @NONE) unless @st;
   return ('other', @NONE) unless -f _;
   my $fh;
-  open($fh, '<:raw', $open) or return ('unreadable', $st[7], sprintf('%04o', $st[2] & 07777), $st[1], stamp(\@st), '');
+  open($fh, '<:raw', $open) or return ('unreadable', fields(\@st), '');
   # Describe the file we opened, not the name: a rename between stat and open cannot mix two files.
   my @f = stat($fh);
   unless (@f && -f _) { close($fh); return ('other', @NONE); }
-  my ($size, $mode, $ino, $stamp) = ($f[7], sprintf('%04o', $f[2] & 07777), $f[1], stamp(\@f));
+  my ($size, $mode, $ino, $stamp) = fields(\@f);
   my $buf = '';
   my $n = sysread($fh, $buf, $HEAD);
   close($fh);
@@ -155,7 +157,7 @@ for my $i (0 .. $#paths) {
   my ($p, $k) = ($paths[$i], $known[$i]);
   if (defined $k) {
     my @st = lstat($p);
-    if (@st && -f _ && $k eq join(':', $st[7], sprintf('%04o', $st[2] & 07777), $st[1], stamp(\@st))) {
+    if (@st && -f _ && $k eq join(':', fields(\@st))) {
       if ($runs && $run + $runs == $i) { $runs++; } else { print "U\t$run\t$runs\n" if $runs; ($run, $runs) = ($i, 1); }
       next;
     }
