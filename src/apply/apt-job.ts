@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { CriuLockError } from '../errors.js';
 import type { CommandResult, Transport } from '../transport/types.js';
 import { APT_ENV, STATE_DIR } from './apt.js';
+import type { AfterLock } from './host-lock.js';
 
 export const JOBS_DIR = `${STATE_DIR}/jobs`;
 export const JOB_LOCK = `${STATE_DIR}/apt-job.lock`;
@@ -203,12 +204,26 @@ export async function followJob(t: Transport, dir: string, timeoutMs: number): P
  * Jobs an earlier apply left behind (its connection was lost): waits for a running one up to
  * `waitSeconds`, then collects each. Returns their records; throws if one is still running.
  */
-export async function collectPendingJobs(t: Transport, waitSeconds: number): Promise<JobRecord[]> {
-  const r = await t.exec(['sh', '-c', PENDING_SCRIPT, 'criu-lock-apt-pending', String(waitSeconds)], {
-    become: true,
+/**
+ * PENDING_SCRIPT as the host lock's follow-up (src/apply/host-lock.ts): it must run with the lock
+ * held, and running it in the lock's own command saves a round trip per host.
+ */
+export function pendingJobsCommand(waitSeconds: number): AfterLock {
+  return {
+    script: PENDING_SCRIPT,
+    name: 'criu-lock-apt-pending',
+    args: [String(waitSeconds)],
     timeoutMs: (waitSeconds + 30) * 1000,
-  });
-  if (r.stdout.includes('@@busy')) {
+  };
+}
+
+/** PENDING_SCRIPT's answer `r` → the jobs, each followed to its record. */
+export async function collectPendingJobs(
+  t: Transport,
+  r: CommandResult,
+  waitSeconds: number,
+): Promise<JobRecord[]> {
+  if (r.stdout.includes('@@busy') || r.timedOut) {
     throw new CriuLockError(
       'ssh',
       `an apt transaction started by an earlier apply is still running after ${waitSeconds} s of waiting (see ${JOBS_DIR})`,

@@ -6,6 +6,9 @@
  * The holder is one long-running command on the connection. It prints a byte every quarter second, so it
  * dies of SIGPIPE when the connection is lost and the lock goes with it; the apt transaction that
  * may still be running then has its own lock (see apt-job.ts), which the next apply waits for.
+ * Once the lock is taken the holder is a single perl process (perl-base is Essential) that sleeps
+ * in select(): a shell loop around `sleep` started four processes a second per host, which on a
+ * fleet of hundreds held for a whole apply was most of the nodes' CPU (issue 14).
  */
 import { randomBytes } from 'node:crypto';
 import type { CommandResult, Transport } from '../transport/types.js';
@@ -16,28 +19,58 @@ export const HOST_LOCK_OWNER = `${STATE_DIR}/apply.owner`;
 const BUSY = 75;
 
 /**
- * `sh -c SCRIPT criu-lock-hold TOKEN`. Exit 75 with the owner line when the lock is taken. The
- * owner line is written only once the lock is ours; `sleep` runs without fd 9 so that killing the
- * holder releases the lock at once.
+ * `sh -c SCRIPT criu-lock-hold TOKEN`. Exit 75 with the owner line when the lock is taken. Once
+ * the lock is ours the shell execs perl, which keeps fd 9 and the pid: it writes the owner line
+ * (token, start, its pid) and then holds. So the line exists only while a holder runs, RELEASE
+ * kills exactly the process that has the lock, and no child outlives it with fd 9.
  */
-export const HOLD_SCRIPT = [
-  `d=${STATE_DIR}`,
-  'mkdir -p "$d" || exit 70',
-  `exec 9>>"$d/apply.lock" || exit 70`,
-  `if ! flock -n 9; then cat "$d/apply.owner" 2>/dev/null; exit ${BUSY}; fi`,
-  `printf '%s\\t%s\\t%s\\n' "$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$$" > "$d/apply.owner.tmp" && mv -f "$d/apply.owner.tmp" "$d/apply.owner" || exit 70`,
-  'while :; do printf . || exit 0; sleep 0.25 9>&-; done',
-].join('\n');
+export function holdScript(dir: string = STATE_DIR): string {
+  const perl = [
+    'my ($d, $token) = @ARGV;',
+    'my @t = gmtime;',
+    'open(my $o, ">", "$d/apply.owner.tmp") or exit 70;',
+    'printf $o "%s\\t%04d-%02d-%02dT%02d:%02d:%02dZ\\t%d\\n", $token, $t[5] + 1900, $t[4] + 1, @t[3, 2, 1, 0], $$;',
+    'close($o) or exit 70;',
+    'rename("$d/apply.owner.tmp", "$d/apply.owner") or exit 70;',
+    '$| = 1;',
+    'while (print ".") { select(undef, undef, undef, 0.25) }',
+  ].join(' ');
+  return [
+    `d=${dir}`,
+    'mkdir -p "$d" || exit 70',
+    'exec 9>>"$d/apply.lock" || exit 70',
+    `if ! flock -n 9; then cat "$d/apply.owner" 2>/dev/null; exit ${BUSY}; fi`,
+    `exec perl -e '${perl}' "$d" "$1"`,
+  ].join('\n');
+}
 
-/** `sh -c SCRIPT criu-lock-owner TOKEN`: prints the owner line if it is ours. */
-const OWNER_SCRIPT = `grep -F "$1	" ${STATE_DIR}/apply.owner 2>/dev/null || true`;
+/**
+ * `sh -c SCRIPT criu-lock-owner TOKEN [SCRIPT NAME ARG...]`: prints the owner line once it is ours,
+ * then runs the optional follow-up script in the same command. It waits on the host, up to
+ * OWNER_WAIT_TRIES × 20 ms, instead of the controller polling with one command per try: the
+ * holder writes the line milliseconds after it starts. Exit 1: not ours in that time.
+ */
+export function ownerScript(dir: string = STATE_DIR): string {
+  return [
+    'i=0',
+    `until grep -F "$1	" ${dir}/apply.owner 2>/dev/null; do`,
+    `  i=$((i + 1)); [ "$i" -le ${OWNER_WAIT_TRIES} ] || exit 1`,
+    '  sleep 0.02',
+    'done',
+    'shift',
+    '[ "$#" -eq 0 ] || exec sh -c "$@"',
+  ].join('\n');
+}
+const OWNER_WAIT_TRIES = 250;
 
 /** Kills our holder (by the pid in the owner line with our token) and removes the owner line. */
-const RELEASE_SCRIPT = [
-  `o=$(grep -F "$1	" ${STATE_DIR}/apply.owner 2>/dev/null) || exit 0`,
-  `rm -f ${STATE_DIR}/apply.owner`,
-  'kill "$(printf %s "$o" | cut -f3)" 2>/dev/null || true',
-].join('\n');
+export function releaseScript(dir: string = STATE_DIR): string {
+  return [
+    `o=$(grep -F "$1	" ${dir}/apply.owner 2>/dev/null) || exit 0`,
+    `rm -f ${dir}/apply.owner`,
+    'kill "$(printf %s "$o" | cut -f3)" 2>/dev/null || true',
+  ].join('\n');
+}
 
 /** Waits for `p` at most `ms`; the timer never keeps the process alive. */
 async function settleWithin(p: Promise<unknown>, ms: number): Promise<void> {
@@ -47,7 +80,8 @@ async function settleWithin(p: Promise<unknown>, ms: number): Promise<void> {
 }
 
 export type HostLockResult =
-  | { status: 'locked'; lock: HostLock }
+  /** `after`: what the follow-up printed, once the lock was ours (empty without one). */
+  | { status: 'locked'; lock: HostLock; after: CommandResult }
   | { status: 'busy'; message: string }
   | { status: 'error'; message: string };
 
@@ -64,18 +98,29 @@ export function describeHolder(ownerLine: string): string {
   return `another criu-lock apply holds the host lock since ${since}${pid ? ` (holder pid ${pid} on the host)` : ''}`;
 }
 
+/** A script run on the host right after the lock is taken, in the same command (no round trip). */
+export interface AfterLock {
+  script: string;
+  /** Its `$0`. */
+  name: string;
+  args: string[];
+  timeoutMs: number;
+}
+
 /**
- * Takes the host lock or reports who has it. `pollMs`/`attempts` bound how long we wait to see
- * our owner line appear (the holder command itself never returns while it holds the lock).
+ * Takes the host lock or reports who has it: two commands, the holder (which never returns while
+ * it holds the lock) and one that waits on the host for the holder's owner line and then runs
+ * `after`. `dir` is for tests.
  */
 export async function acquireHostLock(
   t: Transport,
-  opts: { pollMs?: number; attempts?: number } = {},
+  opts: { dir?: string; after?: AfterLock } = {},
 ): Promise<HostLockResult> {
+  const dir = opts.dir ?? STATE_DIR;
   const token = randomBytes(12).toString('hex');
   let finished: CommandResult | undefined;
   let failure: string | undefined;
-  const holder = t.exec(['sh', '-c', HOLD_SCRIPT, 'criu-lock-hold', token], { become: true }).then(
+  const holder = t.exec(['sh', '-c', holdScript(dir), 'criu-lock-hold', token], { become: true }).then(
     (r) => {
       finished = r;
       return r;
@@ -85,28 +130,39 @@ export async function acquireHostLock(
       return undefined;
     },
   );
-  const attempts = opts.attempts ?? 100;
-  for (let i = 0; i < attempts; i++) {
-    if (finished || failure !== undefined) break;
-    const r = await t.exec(['sh', '-c', OWNER_SCRIPT, 'criu-lock-owner', token], { become: true });
-    const line = r.stdout.split('\n').find((l) => l.startsWith(`${token}\t`));
-    if (line) {
-      const since = line.split('\t')[1] ?? '';
-      return {
-        status: 'locked',
-        lock: {
-          token,
-          since,
-          async release() {
-            await t
-              .exec(['sh', '-c', RELEASE_SCRIPT, 'criu-lock-release', token], { become: true })
-              .catch(() => undefined);
-            await settleWithin(holder, 3000);
-          },
+  const after = opts.after ? [opts.after.script, opts.after.name, ...opts.after.args] : [];
+  // Settles with the owner line and what followed it when the line is ours; else with undefined.
+  const owner = t
+    .exec(['sh', '-c', ownerScript(dir), 'criu-lock-owner', token, ...after], {
+      become: true,
+      ...(opts.after ? { timeoutMs: opts.after.timeoutMs } : {}),
+    })
+    .then(
+      (r) => {
+        const nl = r.stdout.indexOf('\n');
+        const line = r.stdout.slice(0, nl < 0 ? undefined : nl);
+        if (!line.startsWith(`${token}\t`)) return undefined;
+        return { line, after: { ...r, stdout: nl < 0 ? '' : r.stdout.slice(nl + 1) } };
+      },
+      () => undefined,
+    );
+  // A holder that ends has lost or never had the lock, whatever the owner command says later.
+  const got = await Promise.race([owner, holder.then(() => undefined)]);
+  if (got !== undefined && finished === undefined && failure === undefined) {
+    return {
+      status: 'locked',
+      after: got.after,
+      lock: {
+        token,
+        since: got.line.split('\t')[1] ?? '',
+        async release() {
+          await t
+            .exec(['sh', '-c', releaseScript(dir), 'criu-lock-release', token], { become: true })
+            .catch(() => undefined);
+          await settleWithin(holder, 3000);
         },
-      };
-    }
-    await new Promise((r) => setTimeout(r, opts.pollMs ?? 50));
+      },
+    };
   }
   await settleWithin(holder, 100);
   if (finished?.exitCode === BUSY) {

@@ -4,7 +4,7 @@
  * nothing on hosts, so it takes no lock and collects nothing.
  */
 import type { Transport } from '../transport/types.js';
-import { collectPendingJobs, describeJob } from './apt-job.js';
+import { collectPendingJobs, describeJob, pendingJobsCommand } from './apt-job.js';
 import { acquireHostLock, type HostLock } from './host-lock.js';
 
 /** How long apply waits for an earlier apply's apt transaction to finish. */
@@ -17,10 +17,12 @@ export async function preflightHost(
   opts: { check: boolean; say: (m: string) => void; waitSeconds?: number },
 ): Promise<Preflight> {
   if (opts.check) return { status: 'ok' };
-  const got = await acquireHostLock(t);
+  const wait = opts.waitSeconds ?? PENDING_JOB_WAIT_S;
+  // The pending jobs are listed by the lock's own command, once the lock is ours.
+  const got = await acquireHostLock(t, { after: pendingJobsCommand(wait) });
   if (got.status !== 'locked') return { status: 'refused', message: got.message };
   try {
-    for (const rec of await collectPendingJobs(t, opts.waitSeconds ?? PENDING_JOB_WAIT_S)) {
+    for (const rec of await collectPendingJobs(t, got.after, wait)) {
       const how =
         rec.exitCode === 0
           ? 'succeeded'

@@ -108,12 +108,15 @@ async function preflight(
 ): Promise<Preflight> {
   const done = (outcome: HostOutcome): Preflight => ({ host, state: 'done', outcome });
   let transport: Transport;
+  const connectStart = run.clock.monotonicMs();
   try {
     transport = await run.connect(host);
+    run.log(host.name, `connected in ${run.since(connectStart).toFixed(0)} ms`);
   } catch (err) {
     return done({ ...hostFailure(host.name, err, 'connect'), tasks: [], blocked: [] });
   }
   // Host lock, and an earlier apply's apt transaction, before any fact is read (src/apply/preflight.ts).
+  const lockStart = run.clock.monotonicMs();
   const locked = await preflightHost(transport, {
     check: opts.check,
     say: (m) => run.io.err(`[${host.name}] ${m}\n`),
@@ -129,6 +132,11 @@ async function preflight(
     });
   }
   const hostLock = locked.lock;
+  if (hostLock)
+    run.log(
+      host.name,
+      `host lock taken, no apt transaction pending, in ${run.since(lockStart).toFixed(0)} ms`,
+    );
   const release = async (): Promise<void> => {
     await hostLock?.release();
     await transport.close().catch(() => undefined);
@@ -282,7 +290,9 @@ export async function applyFleet(
       notStarted: [...notStarted],
     };
   } finally {
+    const releaseStart = run.clock.monotonicMs();
     await Promise.all(ready.map((p) => (p.hostLock ? p.hostLock.release() : Promise.resolve())));
+    run.log('*', `host locks released in ${run.since(releaseStart).toFixed(0)} ms`);
     await Promise.all(ready.map((p) => p.transport.close().catch(() => undefined)));
   }
 }

@@ -206,10 +206,14 @@ export class FakeHost implements Transport {
         await new Promise<void>((r) => (this.endHolder = r));
         return this.result(name, { exitCode: null, signal: 'TERM' });
       }
-      case 'criu-lock-owner':
+      case 'criu-lock-owner': {
+        // Like the real script, it waits a while for the holder to write the owner line.
+        for (let i = 0; i < 50 && this.lockOwner !== args[0]; i++) await new Promise((r) => setTimeout(r, 1));
         return this.result(name, {
+          exitCode: this.lockOwner === args[0] ? 0 : 1,
           stdout: this.lockOwner === args[0] ? `${this.lockOwner}\t2026-11-28T12:00:00Z\t4242\n` : '',
         });
+      }
       case 'criu-lock-release':
         if (this.lockOwner === args[0]) {
           this.lockOwner = null;
