@@ -3,6 +3,7 @@ import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { CriuLockError } from '../errors.js';
 import { lookupHostKey, parseKnownHosts, type KnownHostEntry } from './known-hosts.js';
+import { readParsed } from './file-cache.js';
 import { errMessage, isErrno } from './util.js';
 
 /** OpenSSH's default GlobalKnownHostsFile: read (never written) after the user's files. */
@@ -25,9 +26,10 @@ export async function loadKnownHosts(
   const all: KnownHostEntry[] = [];
   const user = new Set(files);
   for (const file of [...files, ...globalFiles.filter((f) => !user.has(f))]) {
-    let text: string;
+    let parsed: ReturnType<typeof parseKnownHosts>;
     try {
-      text = await readFile(file, 'utf8');
+      // Read and parsed once per run while the file stays the same (file-cache.ts).
+      parsed = await readParsed(file, 'known_hosts', (data) => parseKnownHosts(data.toString('utf8'), file));
     } catch (e) {
       if (isErrno(e, 'ENOENT')) continue;
       if (!user.has(file)) {
@@ -38,7 +40,6 @@ export async function loadKnownHosts(
         hint: 'fix its permissions or pass another file with --known-hosts',
       });
     }
-    const parsed = parseKnownHosts(text, file);
     for (const n of parsed.notes) note(n);
     all.push(...parsed.entries);
   }

@@ -4,17 +4,17 @@
  * identity files. A passphrase-protected key without an agent is a clear per-host error naming the
  * key, not a vague "authentication failed".
  */
-import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import type { IdentityCallback, ParsedKey } from 'ssh2';
 import { CriuLockError } from '../errors.js';
 import { endpointWhere, type SshEndpoint } from './endpoint.js';
+import { readParsed } from './file-cache.js';
 import { errMessage, exists } from './util.js';
 
 export type AuthAttempt =
-  { type: 'agent'; agent: string | ssh2.BaseAgent } | { type: 'publickey'; key: Buffer; file: string };
+  { type: 'agent'; agent: string | ssh2.BaseAgent } | { type: 'publickey'; key: ParsedKey; file: string };
 
 export interface AuthPlan {
   attempts: AuthAttempt[];
@@ -58,12 +58,28 @@ function publicBlob(data: Buffer): Buffer | undefined {
   return first?.getPublicSSH();
 }
 
-async function publicBlobOf(file: string, key: Buffer | undefined): Promise<Buffer | undefined> {
-  const fromKey = key ? publicBlob(key) : undefined;
-  if (fromKey) return fromKey;
+/** An identity file, parsed once per run while it stays the same (file-cache.ts). */
+interface Identity {
+  /** The key, or why it cannot be used without a passphrase or at all. */
+  parsed: ParsedKey | Error;
+  blob: Buffer | undefined;
+}
+
+function readIdentity(file: string): Promise<Identity> {
+  return readParsed(file, 'identity', (data) => {
+    const parsed = ssh2.utils.parseKey(data) as ParsedKey | ParsedKey[] | Error;
+    const key = Array.isArray(parsed) ? parsed[0] : parsed;
+    return {
+      parsed: key ?? new Error('no key in the file'),
+      blob: key instanceof Error || key === undefined ? undefined : key.getPublicSSH(),
+    };
+  });
+}
+
+async function publicBlobOf(file: string, id: Identity): Promise<Buffer | undefined> {
+  if (id.blob) return id.blob;
   // An encrypted key's public half is in FILE.pub, as OpenSSH looks for it.
-  const pub = await readFile(`${file}.pub`).catch(() => undefined);
-  return pub ? publicBlob(pub) : undefined;
+  return readParsed(`${file}.pub`, 'public key', publicBlob).catch(() => undefined);
 }
 
 export async function planAuth(ep: SshEndpoint, agentSocket: string | undefined): Promise<AuthPlan> {
@@ -74,10 +90,10 @@ export async function planAuth(ep: SshEndpoint, agentSocket: string | undefined)
   const encrypted: string[] = [];
   const allowedBlobs: Buffer[] = [];
 
-  const addKey = async (file: string, key: Buffer): Promise<void> => {
-    const blob = await publicBlobOf(file, key);
+  const addKey = async (file: string, id: Identity): Promise<void> => {
+    const blob = await publicBlobOf(file, id);
     if (blob) allowedBlobs.push(blob);
-    const parsed = ssh2.utils.parseKey(key);
+    const parsed = id.parsed;
     if (parsed instanceof Error) {
       if (isEncryptedKeyError(parsed.message)) {
         encrypted.push(file);
@@ -87,15 +103,15 @@ export async function planAuth(ep: SshEndpoint, agentSocket: string | undefined)
       }
       return;
     }
-    attempts.push({ type: 'publickey', key, file });
+    attempts.push({ type: 'publickey', key: parsed, file });
     tried.push(file);
   };
 
   const explicit = ep.identityFiles;
   for (const file of explicit) {
-    let key: Buffer;
+    let id: Identity;
     try {
-      key = await readFile(file);
+      id = await readIdentity(file);
     } catch (e) {
       // OpenSSH warns and goes on when a configured identity is missing; a key the inventory
       // names explicitly (the first) is an error, as before.
@@ -111,7 +127,7 @@ export async function planAuth(ep: SshEndpoint, agentSocket: string | undefined)
       tried.push(`${file} (missing)`);
       continue;
     }
-    await addKey(file, key);
+    await addKey(file, id);
   }
   const agentAttempt = (): void => {
     if (!hasAgent) return;
@@ -130,8 +146,8 @@ export async function planAuth(ep: SshEndpoint, agentSocket: string | undefined)
     agentAttempt();
     for (const base of DEFAULT_IDENTITIES) {
       const file = join(homedir(), '.ssh', base);
-      const key = await readFile(file).catch(() => undefined);
-      if (key !== undefined) await addKey(file, key);
+      const id = await readIdentity(file).catch(() => undefined);
+      if (id !== undefined) await addKey(file, id);
     }
   }
   if (attempts.length === 0 && encrypted.length > 0) {
