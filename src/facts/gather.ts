@@ -1,7 +1,7 @@
 import { describeEnd } from '../transport/outcome.js';
 import { CriuLockError } from '../errors.js';
 import { isSudoPasswordRequired } from '../transport/local-transport.js';
-import type { Transport } from '../transport/types.js';
+import type { CommandResult, Transport } from '../transport/types.js';
 import { parseProbeOutput, resolvePending, type StatReading } from './parse.js';
 import { renderProbeScript, renderRangeScript, type ProbeRequest } from './probe-script.js';
 import type { HostFacts } from './types.js';
@@ -59,6 +59,22 @@ export async function gatherFactsAndStats(
   const script = renderProbeScript(known && known.size > 0 ? { ...req, known } : req);
   const timeoutMs = opts.timeoutMs ?? PROBE_TIMEOUT_MS;
   const res = await t.exec(['sh', '-s'], { stdin: script, timeoutMs });
+  return factsFromProbe(t, req, res, opts);
+}
+
+/**
+ * Facts from the output of a probe script that has already run, alone (gatherFacts) or at the
+ * end of a larger script (the rollback capture, one round trip for its .debs and build-IDs).
+ * A rare ELF whose notes lie past the head still costs one more round trip here.
+ */
+export async function factsFromProbe(
+  t: Transport,
+  req: ProbeRequest,
+  res: CommandResult,
+  opts: GatherOptions = {},
+): Promise<GatheredFacts> {
+  const { readings } = opts;
+  const timeoutMs = opts.timeoutMs ?? PROBE_TIMEOUT_MS;
   if (res.timedOut)
     throw new CriuLockError('ssh', `${t.host}: gathering facts timed out after ${res.durationMs} ms`);
   if (isSudoPasswordRequired(res)) {

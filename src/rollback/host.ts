@@ -1,5 +1,7 @@
 import { CriuLockError } from '../errors.js';
-import { gatherFacts } from '../facts/gather.js';
+import { factsFromProbe } from '../facts/gather.js';
+import { renderProbeScript, type ProbeRequest } from '../facts/probe-script.js';
+import type { HostFacts } from '../facts/types.js';
 import { APT_ENV } from '../apply/apt.js';
 import { summariseOutput } from '../apply/modules/output.js';
 import { isValidVersion } from '../debian/version.js';
@@ -10,12 +12,13 @@ import {
   parseManifest,
   serializeManifest,
   TX_ROOT,
+  TxId,
   txDir,
   type CapturedDeb,
   type TxFile,
   type TxManifest,
 } from './manifest.js';
-import { toPrune, type CurrentState } from './planner.js';
+import type { CurrentState } from './planner.js';
 
 /**
  * The host-side steps of capture, history and rollback, all through the Transport. Scripts are
@@ -177,12 +180,16 @@ export interface CaptureSpec {
   now: Date;
   /** Rebuild from the installed files when neither the apt cache, a transaction nor apt has the .deb. */
   rebuild?: Rebuilder | undefined;
+  /** Keep the newest `keep` transactions once this one is written (retention in the same round trip). */
+  keep?: number | undefined;
 }
 
 export interface CaptureResult {
   manifest: TxManifest;
   /** Bytes of the new transaction directory. */
   bytes: number;
+  /** What retention left, when the spec asked for it (`keep`). */
+  retention?: Retention;
 }
 
 /**
@@ -190,6 +197,11 @@ export interface CaptureResult {
  * versions' .debs (apt cache when its sha256 matches the apt lists, else apt-get download), the
  * pin file, the auto marks and the build-IDs of the packages' ELF files. Throws CriuLockError when
  * anything cannot be captured; the partial directory is removed, so the host is as before.
+ *
+ * Two round trips (issue 14): one script fetches every .deb and reads the build-IDs (the facts
+ * probe for the packages' files, appended), one writes the manifest, measures and prunes. On the
+ * node: one `apt-cache show` and one `apt-get download` for all packages (one per package only
+ * when the joint download fails, to name the package), and one sha256 per captured file.
  */
 export async function captureTransaction(
   t: Transport,
@@ -200,67 +212,20 @@ export async function captureTransaction(
   const keep = spec.packages.filter(
     (p): p is { package: string; before: string; after: string | null } => p.before !== null,
   );
-  const lines = [
-    'set -u',
-    `dir=${quote(dir)}`,
-    `root=${quote(TX_ROOT)}`,
-    'umask 022',
-    'mkdir -p "$dir/debs" || exit 70',
-    // cap KEY VERSION FILE: the apt cache when its sha256 is the one the apt lists publish, else the same
-    // .deb an earlier transaction captured (hard link), else apt-get download.
-    'cap() {',
-    '  want=$(apt-cache show "$1=$2" 2>/dev/null | sed -n "s/^SHA256: //p" | head -n 1)',
-    '  cache="/var/cache/apt/archives/$3"',
-    '  if [ -n "$want" ] && [ -f "$cache" ] && [ "$(sha256sum < "$cache" | cut -d" " -f1)" = "$want" ]; then',
-    '    cp "$cache" "$dir/debs/$3" || { printf "fail\\t%s\\tcopy from the apt cache failed\\n" "$1"; return; }',
-    '    src=apt-cache',
-    '  elif prev=$(ls -1 "$root"/*/debs/"$3" 2>/dev/null | head -n 1) && [ -n "$prev" ] && { [ -z "$want" ] || [ "$(sha256sum < "$prev" | cut -d" " -f1)" = "$want" ]; }; then',
-    '    ln -f "$prev" "$dir/debs/$3" 2>/dev/null || cp "$prev" "$dir/debs/$3" || { printf "fail\\t%s\\tcopy from %s failed\\n" "$1" "$prev"; return; }',
-    '    src=transaction',
-    '  else',
-    '    out=$(cd "$dir/debs" && apt-get download -q -o APT::Sandbox::User=root "$1=$2" 2>&1) || {',
-    '      printf "fail\\t%s\\t%s\\n" "$1" "$(printf "%s" "$out" | grep -E "^(E|W):" | tail -n 2 | tr "\\t\\n" "  ")"; return; }',
-    '    src=apt-download',
-    '  fi',
-    '  [ -f "$dir/debs/$3" ] || { printf "fail\\t%s\\tno %s after the download\\n" "$1" "$3"; return; }',
-    '  got=$(sha256sum < "$dir/debs/$3" | cut -d" " -f1)',
-    '  fields=$(dpkg-deb -f "$dir/debs/$3" Package Version Architecture | sed "s/^[A-Za-z]*: //" | tr "\\n" " ")',
-    '  printf "ok\\t%s\\t%s\\t%s\\t%s\\t%s\\n" "$1" "$src" "$got" "$want" "$fields"',
-    '}',
-    ...keep.map((p) => {
-      const [name, arch] = p.package.split(':');
-      return `cap ${quote(p.package)} ${quote(p.before)} ${quote(aptCacheFileName(name!, p.before, arch!))}`;
-    }),
-    `if [ -f ${quote(spec.pinPath)} ]; then cp ${quote(spec.pinPath)} "$dir/pins.before" || exit 71; fi`,
-    ...(keep.length > 0
-      ? [
-          `printf '=== files\\n'`,
-          `${renderCommand(['dpkg-query', '-L', ...keep.map((p) => p.package)])} 2>/dev/null || true`,
-        ]
-      : []),
-    '',
-  ];
+  const probe: ProbeRequest = { elfOf: keep.map((p) => p.package) };
   const fail = async (why: string): Promise<never> => {
     await t.exec(['rm', '-rf', '--', dir], { become: true });
     throw new CriuLockError('capture', `${t.host}: capture failed, nothing was changed: ${why}`, {
       hint: 'make the installed versions downloadable (apt sources) or keep their .debs in /var/cache/apt/archives; or apply --no-capture (no rollback possible)',
     });
   };
-  const r = await script(t, lines.join('\n'), 900_000);
+  const r = await script(t, captureScript(dir, keep, spec.pinPath, probe), 900_000);
   if (r.exitCode !== 0) return fail(`the capture script failed: ${summariseOutput(r)}`);
+  const cut = r.stdout.indexOf(`\n${PROBE_MARK}\n`);
+  const debLines = (cut < 0 ? r.stdout : r.stdout.slice(0, cut)).split('\n');
   const debs = new Map<string, CapturedDeb>();
   const failed = new Map<string, string>();
-  const paths: string[] = [];
-  let inFiles = false;
-  for (const line of r.stdout.split('\n')) {
-    if (line === '=== files') {
-      inFiles = true;
-      continue;
-    }
-    if (inFiles) {
-      if (line.startsWith('/') && !line.includes('\0')) paths.push(line);
-      continue;
-    }
+  for (const line of debLines) {
     const f = line.split('\t');
     if (f[0] === 'fail') {
       failed.set(f[1] ?? '?', (f[2] ?? '').trim() || 'cannot get its .deb');
@@ -305,19 +270,25 @@ export async function captureTransaction(
     return fail(`no .deb captured for ${missing.map((p) => `${p.package}=${p.before}`).join(', ')}`);
 
   const files: TxFile[] = [];
-  if (paths.length > 0) {
-    const owners = await ownersOf(
-      t,
-      paths,
-      keep.map((p) => p.package),
-    );
-    const facts = await gatherFacts(t, { paths });
-    for (const [path, fact] of facts.files) {
-      if (fact.kind !== 'elf') continue;
-      const owner = owners.get(path);
-      if (owner) files.push({ path, package: owner, buildId: fact.buildId ?? null });
+  if (keep.length > 0) {
+    if (cut < 0) return fail('the capture script printed no build-IDs');
+    let facts: HostFacts;
+    try {
+      facts = (await factsFromProbe(t, probe, { ...r, stdout: r.stdout.slice(cut + PROBE_MARK.length + 2) }))
+        .facts;
+    } catch (err) {
+      return fail(`reading the build-IDs failed: ${err instanceof Error ? err.message : String(err)}`);
     }
-    files.sort((a, b) => (a.path < b.path ? -1 : 1));
+    // A path two of the packages list is recorded once, for the first of them.
+    const seen = new Set<string>();
+    for (const p of keep) {
+      for (const f of facts.packageFiles.get(p.package) ?? []) {
+        if (f.kind !== 'elf' || seen.has(f.path)) continue;
+        seen.add(f.path);
+        files.push({ path: f.path, package: p.package, buildId: f.buildId ?? null });
+      }
+    }
+    files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   }
   const manifest: TxManifest = {
     manifestVersion: 1,
@@ -338,37 +309,152 @@ export async function captureTransaction(
     pins: { path: spec.pinPath, before: now.pinSha256, after: spec.pinsAfter },
     files,
   };
-  const w = await t.putFile(`${dir}/manifest.json`, serializeManifest(manifest), {
-    mode: 0o644,
-    become: true,
-  });
-  if (w.exitCode !== 0) return fail(`writing the manifest failed: ${summariseOutput(w)}`);
-  const du = await t.exec(['du', '-sk', dir], { become: true });
-  return { manifest, bytes: Number(/^(\d+)/.exec(du.stdout)?.[1] ?? 0) * 1024 };
+  // The manifest, the transaction's size and (with `keep`) retention: one round trip.
+  const w = await t.exec(
+    ['sh', '-c', FINISH_SCRIPT, 'criu-lock-tx-finish', dir, TX_ROOT, String(spec.keep ?? -1)],
+    { stdin: serializeManifest(manifest), become: true, env: { LC_ALL: 'C' }, timeoutMs: 120_000 },
+  );
+  if (w.exitCode === 3) return fail(`writing the manifest failed: ${summariseOutput(w)}`);
+  if (w.exitCode !== 0)
+    throw new CriuLockError('ssh', `${t.host}: pruning old transactions failed: ${summariseOutput(w)}`);
+  const bytes = Number(/^txdu\t(\d+)$/m.exec(w.stdout)?.[1] ?? 0) * 1024;
+  return { manifest, bytes, ...(spec.keep === undefined ? {} : { retention: parseRetention(w.stdout) }) };
 }
 
-/** Which of the given packages owns each path (dpkg -S on the listed files, one round trip). */
-async function ownersOf(
-  t: Transport,
-  paths: readonly string[],
-  packages: readonly string[],
-): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  const r = await t.exec(['dpkg-query', '-S', ...paths], { timeoutMs: 120_000 });
-  const byName = new Map<string, string>();
-  for (const key of packages) byName.set(key, key).set(key.split(':')[0]!, key);
-  for (const line of r.stdout.split('\n')) {
-    const m = /^(.+?): (\/.*)$/.exec(line);
-    if (!m) continue;
-    for (const owner of m[1]!.split(', ')) {
-      const key = byName.get(owner);
-      if (key) {
-        out.set(m[2]!, key);
-        break;
-      }
-    }
-  }
-  return out;
+/** Marks the probe's output at the end of the capture script's. */
+const PROBE_MARK = '=== probe';
+/** The capture script's first line (so a recording transport can tell it apart). */
+export const CAPTURE_MARK = '# criu-lock: rollback capture';
+
+/** The capture script: every replaced version's .deb, the pin file, then the build-ID probe. */
+function captureScript(
+  dir: string,
+  keep: ReadonlyArray<{ package: string; before: string }>,
+  pinPath: string,
+  probe: ProbeRequest,
+): string {
+  const pkgs = keep.map((p, i) => {
+    const [name, arch] = p.package.split(':');
+    return {
+      i,
+      key: quote(p.package),
+      ver: quote(p.before),
+      file: quote(aptCacheFileName(name!, p.before, arch!)),
+    };
+  });
+  return [
+    CAPTURE_MARK,
+    'set -u',
+    `dir=${quote(dir)}`,
+    `root=${quote(TX_ROOT)}`,
+    'umask 022',
+    'mkdir -p "$dir/debs" || exit 70',
+    'sha() { sha256sum < "$1" | cut -d" " -f1; }',
+    // want KEY VERSION: the SHA256 the apt lists publish for it (first record), from one apt-cache run.
+    'want() {',
+    '  w= p= a= v=',
+    '  while IFS= read -r l; do',
+    '    case $l in',
+    '      "Package: "*) p=${l#Package: } a= v= ;;',
+    '      "Architecture: "*) a=${l#Architecture: } ;;',
+    '      "Version: "*) v=${l#Version: } ;;',
+    '      "SHA256: "*) if [ -z "$w" ] && [ "$p:$a" = "$1" ] && [ "$v" = "$2" ]; then w=${l#SHA256: }; fi ;;',
+    '    esac',
+    '  done < "$dir/.want"',
+    '}',
+    // reuse FILE WANT: the apt cache's copy when its sha256 is the one the apt lists publish, else
+    // the same .deb an earlier transaction captured (hard link). Sets src and got (one hash).
+    'reuse() {',
+    '  src= got= f=$dir/debs/$1',
+    '  if [ -n "$2" ] && [ -f "/var/cache/apt/archives/$1" ] && cp "/var/cache/apt/archives/$1" "$f" && got=$(sha "$f") && [ "$got" = "$2" ]; then src=apt-cache; return; fi',
+    '  rm -f -- "$f"',
+    '  for prev in "$root"/*/debs/"$1"; do',
+    '    [ -f "$prev" ] && [ "$prev" != "$f" ] || continue',
+    '    { ln -f "$prev" "$f" 2>/dev/null || cp "$prev" "$f"; } && got=$(sha "$f") && { [ -z "$2" ] || [ "$got" = "$2" ]; } && { src=transaction; return; }',
+    '    rm -f -- "$f"',
+    '  done',
+    '}',
+    'dl() { out=$(cd "$dir/debs" && apt-get download -q -o APT::Sandbox::User=root "$@" 2>&1); }',
+    'why() { printf "%s" "$out" | grep -E "^(E|W):" | tail -n 2 | tr "\\t\\n" "  "; }',
+    // report KEY FILE SRC GOT WANT WHY: the ok line (with the .deb's own fields) or the fail line.
+    'report() {',
+    '  if [ -n "$3" ] && [ -f "$dir/debs/$2" ]; then',
+    '    fields=$(dpkg-deb -f "$dir/debs/$2" Package Version Architecture | sed "s/^[A-Za-z]*: //" | tr "\\n" " ")',
+    '    printf "ok\\t%s\\t%s\\t%s\\t%s\\t%s\\n" "$1" "$3" "$4" "$5" "$fields"',
+    '  else printf "fail\\t%s\\t%s\\n" "$1" "$6"; fi',
+    '}',
+    ...(pkgs.length > 0
+      ? [
+          `apt-cache show ${pkgs.map((p) => `${p.key}=${p.ver}`).join(' ')} 2>/dev/null | grep -E "^(Package|Architecture|Version|SHA256): " > "$dir/.want"`,
+          ...pkgs.flatMap((p) => [
+            `want ${p.key} ${p.ver}; w${p.i}=$w; reuse ${p.file} "$w"; s${p.i}=$src g${p.i}=$got y${p.i}=`,
+          ]),
+          // Everything still missing in one apt-get download; one per package only if that fails.
+          'set --',
+          ...pkgs.map((p) => `[ -n "$s${p.i}" ] || set -- "$@" ${p.key}=${p.ver}`),
+          'ok=1; if [ $# -gt 0 ]; then dl "$@" || ok=; fi',
+          ...pkgs.map(
+            (p) =>
+              `if [ -z "$s${p.i}" ]; then if [ -z "$ok" ] && [ ! -f "$dir/debs/"${p.file} ]; then dl ${p.key}=${p.ver} || y${p.i}=$(why); fi; if [ -f "$dir/debs/"${p.file} ]; then s${p.i}=apt-download g${p.i}=$(sha "$dir/debs/"${p.file}); elif [ -z "$y${p.i}" ]; then y${p.i}="no "${p.file}" after the download"; fi; fi`,
+          ),
+          'rm -f -- "$dir/.want"',
+          ...pkgs.map((p) => `report ${p.key} ${p.file} "$s${p.i}" "$g${p.i}" "$w${p.i}" "$y${p.i}"`),
+        ]
+      : []),
+    `if [ -f ${quote(pinPath)} ]; then cp ${quote(pinPath)} "$dir/pins.before" || exit 71; fi`,
+    ...(pkgs.length > 0 ? [`printf '${PROBE_MARK}\\n'`, '(', renderProbeScript(probe).trimEnd(), ')'] : []),
+    '',
+  ].join('\n');
+}
+
+/**
+ * `sh -c FINISH criu-lock-tx-finish DIR ROOT KEEP` with the manifest on stdin: writes it atomically
+ * (exit 3 when it cannot), prints the transaction's size, then with KEEP ≥ 0 deletes all but the
+ * newest KEEP transactions (PRUNE) and prints what is left.
+ */
+const PRUNE = [
+  // Transaction directories are named by id (UTC time first), so the glob's order is their age.
+  'tx_ids() { for d in "$root"/*/; do id=${d%/}; id=${id##*/}; case $id in ' +
+    '[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]) [ -d "$d" ] && printf "%s\\n" "$id" ;; esac; done; }',
+  'n=0; for id in $(tx_ids); do n=$((n + 1)); done',
+  'drop=$((n - keep)); i=0; rc=0',
+  'for id in $(tx_ids); do',
+  '  i=$((i + 1)); [ $i -le $drop ] || break',
+  '  rm -rf -- "${root:?}/$id" || rc=1',
+  '  printf "pruned\\t%s\\n" "$id"',
+  'done',
+  '[ $drop -gt 0 ] || drop=0',
+  'printf "kept\\t%s\\n" $((n - drop))',
+  'printf "du\\t%s\\n" "$(du -sk "$root" | cut -f1)"',
+  'exit $rc',
+].join('\n');
+
+export const FINISH_SCRIPT = [
+  'dir=$1 root=$2 keep=$3',
+  'tmp=$(mktemp "$dir/.manifest.XXXXXX") || exit 3',
+  `{ cat > "$tmp" && chmod 0644 "$tmp" && { sync -- "$tmp" 2>/dev/null || true; } && mv -f -- "$tmp" "$dir/manifest.json"; } || { rm -f -- "$tmp"; exit 3; }`,
+  'printf "txdu\\t%s\\n" "$(du -sk "$dir" | cut -f1)"',
+  '[ "$keep" -ge 0 ] || exit 0',
+  PRUNE,
+].join('\n');
+
+export const PRUNE_SCRIPT = ['root=$1 keep=$2', PRUNE].join('\n');
+
+export interface Retention {
+  pruned: string[];
+  diskBytes: number;
+  count: number;
+}
+
+export function parseRetention(stdout: string): Retention {
+  const pruned = [...stdout.matchAll(/^pruned\t(\S+)$/gm)]
+    .map((m) => m[1]!)
+    .filter((id) => TxId.safeParse(id).success);
+  return {
+    pruned,
+    diskBytes: Number(/^du\t(\d+)$/m.exec(stdout)?.[1] ?? 0) * 1024,
+    count: Number(/^kept\t(\d+)$/m.exec(stdout)?.[1] ?? 0),
+  };
 }
 
 /** Marks a transaction finished and verified (rewrites its manifest). */
@@ -381,34 +467,22 @@ export async function markApplied(t: Transport, m: TxManifest): Promise<void> {
     throw new CriuLockError('ssh', `${t.host}: updating transaction ${m.id} failed: ${summariseOutput(w)}`);
 }
 
-/** Deletes all but the newest `keep` transactions; returns the ids deleted and the disk left. */
-export async function pruneTransactions(
-  t: Transport,
-  keep: number,
-): Promise<{ pruned: string[]; diskBytes: number; count: number }> {
-  const state = await readTransactions(t);
-  const ids = [
-    ...state.manifests.map((m) => m.id),
-    ...state.unreadable.map((u) => u.id).filter((id) => /^\d{8}T\d{6}Z-[0-9a-f]{6}$/.test(id)),
-  ];
-  const pruned = toPrune(ids, keep);
-  if (pruned.length === 0) return { pruned, diskBytes: state.diskBytes, count: ids.length };
-  const r = await script(
-    t,
-    [
-      ...pruned.map((id) => renderCommand(['rm', '-rf', '--', txDir(id)])),
-      `du -sk ${quote(TX_ROOT)} | cut -f1`,
-      '',
-    ].join('\n'),
-    120_000,
+/**
+ * Deletes all but the newest `keep` transactions (every directory named like a transaction id);
+ * returns the ids deleted and the disk left. One round trip.
+ */
+export async function pruneTransactions(t: Transport, keep: number): Promise<Retention> {
+  const r = await t.exec(
+    ['sh', '-c', PRUNE_SCRIPT, 'criu-lock-tx-prune', TX_ROOT, String(Math.max(0, keep))],
+    {
+      become: true,
+      env: { LC_ALL: 'C' },
+      timeoutMs: 120_000,
+    },
   );
   if (r.exitCode !== 0)
     throw new CriuLockError('ssh', `${t.host}: pruning old transactions failed: ${summariseOutput(r)}`);
-  return {
-    pruned,
-    diskBytes: Number(/(\d+)\s*$/.exec(r.stdout)?.[1] ?? 0) * 1024,
-    count: ids.length - pruned.length,
-  };
+  return parseRetention(r.stdout);
 }
 
 export function formatBytes(n: number): string {

@@ -9,6 +9,7 @@ import type { CommandDeps, Io } from '../../src/commands/context.js';
 import { CriuLockError } from '../../src/errors.js';
 import { PROBE_VERSION } from '../../src/facts/probe-script.js';
 import { inventoryFromText } from '../../src/inventory/load.js';
+import { CAPTURE_MARK } from '../../src/rollback/host.js';
 import type { Inventory, InventoryHost } from '../../src/inventory/types.js';
 import type { CommandResult, ExecOptions, PutFileOptions, Transport } from '../../src/transport/types.js';
 
@@ -114,7 +115,7 @@ export class FakeHost implements Transport {
     if (argv[0] === 'sh' && argv[1] === '-s' && opts.stdin?.toString().includes('=== versions')) {
       return this.result('sh -s', { stdout: this.stateOutput() });
     }
-    if (argv[0] === 'sh' && argv[1] === '-s' && opts.stdin?.toString().includes('cap()')) {
+    if (argv[0] === 'sh' && argv[1] === '-s' && opts.stdin?.toString().includes(CAPTURE_MARK)) {
       return this.result('sh -s', { stdout: this.captureOutput(opts.stdin.toString()) });
     }
     if (argv[0] === 'sh' && argv[1] === '-s' && opts.stdin?.toString().includes('=== tx')) {
@@ -152,7 +153,8 @@ export class FakeHost implements Transport {
     if (argv[0] === 'apt-get' && argv[1] === 'install') return this.aptInstall(argv);
     if (argv[0] === 'dpkg-query' && argv[1] === '-S') return this.owners(argv.slice(argv.indexOf('--') + 1));
     // criu-lock's fixed scripts run as `sh -c SCRIPT NAME ARGS...` (src/apply/, src/facts/simulate.ts).
-    if (argv[0] === 'sh' && argv[1] === '-c') return this.script(argv[3] ?? '', argv.slice(4));
+    if (argv[0] === 'sh' && argv[1] === '-c')
+      return this.script(argv[3] ?? '', argv.slice(4), opts.stdin?.toString() ?? '');
     return this.result(argv.join(' '), {
       exitCode: 127,
       stderr: `fake host: unexpected command ${argv.join(' ')}\n`,
@@ -194,8 +196,18 @@ export class FakeHost implements Transport {
     return this.result(argv.join(' '));
   }
 
-  private async script(name: string, args: readonly string[]): Promise<CommandResult> {
+  private async script(name: string, args: readonly string[], stdin: string): Promise<CommandResult> {
     switch (name) {
+      case 'criu-lock-tx-finish': {
+        // The capture's last round trip: the manifest (stdin), the transaction's size, retention.
+        const [dir, root, keep] = args as [string, string, string];
+        this.stateFiles.set(`${dir}/manifest.json`, stdin);
+        this.events.push({ host: this.host, event: 'put' });
+        const kept = Number(keep) >= 0 ? this.prune(root, Number(keep)) : '';
+        return this.result(name, { stdout: `txdu\t4\n${kept}` });
+      }
+      case 'criu-lock-tx-prune':
+        return this.result(name, { stdout: this.prune(args[0]!, Number(args[1])) });
       case 'criu-lock-hold': {
         if (this.lockOwner !== null)
           return this.result(name, {
@@ -281,13 +293,19 @@ export class FakeHost implements Transport {
     return Promise.resolve();
   }
 
-  /** Changes that reach the host: pin writes (and their backup) and non-simulated apt runs. */
+  /**
+   * Changes that reach the host: pin writes (and their backup), transaction manifests and
+   * non-simulated apt runs.
+   */
   get writes(): FakeCall[] {
     return this.calls.filter(
       (c) =>
         c.kind === 'put' ||
         (c.kind === 'exec' && c.argv[0] === 'apt-get' && c.argv[1] === 'install' && !c.argv.includes('-s')) ||
-        (c.kind === 'exec' && (c.argv[3] === 'criu-lock-apt-start' || c.argv[3] === 'criu-lock-pins-backup')),
+        (c.kind === 'exec' &&
+          (c.argv[3] === 'criu-lock-apt-start' ||
+            c.argv[3] === 'criu-lock-pins-backup' ||
+            c.argv[3] === 'criu-lock-tx-finish')),
     );
   }
 
@@ -306,18 +324,39 @@ export class FakeHost implements Transport {
     return out.join('\n');
   }
 
-  /** The capture script: every requested .deb is "downloaded" (its content is its file name). */
+  /**
+   * The capture script: every requested .deb is "downloaded" (its content is its file name); the
+   * build-ID probe at its end finds no ELF file (the fake has no package file lists).
+   */
   private captureOutput(script: string): string {
     const dir = /^dir=(\S+)$/m.exec(script)?.[1] ?? '';
     if (this.pinFile !== null) this.stateFiles.set(`${dir}/pins.before`, this.pinFile);
     const out: string[] = [];
-    for (const m of script.matchAll(/^cap (\S+) (\S+) (\S+)$/gm)) {
+    for (const m of script.matchAll(/^want (\S+) (\S+); w\d+=\$w; reuse (\S+) /gm)) {
       const [key, version] = [m[1]!, m[2]!];
       const [name, arch] = key.split(':');
       this.stateFiles.set(`${dir}/debs/${m[3]!}`, m[3]!);
       out.push(['ok', key, 'apt-download', sha256(m[3]!), '', `${name} ${version} ${arch} `].join('\t'));
     }
-    return [...out, '=== files', ''].join('\n');
+    if (out.length > 0) out.push('=== probe', this.probeOutput(script));
+    return [...out, ''].join('\n');
+  }
+
+  /** Retention: all but the newest `keep` transactions go; prints what the prune script prints. */
+  private prune(root: string, keep: number): string {
+    const ids = [
+      ...new Set(
+        [...this.stateFiles.keys()].flatMap((k) => {
+          const m = /^(.+)\/(\d{8}T\d{6}Z-[0-9a-f]{6})\//.exec(k);
+          return m && m[1] === root ? [m[2]!] : [];
+        }),
+      ),
+    ].sort();
+    const drop = ids.slice(0, Math.max(0, ids.length - keep));
+    for (const id of drop)
+      for (const k of [...this.stateFiles.keys()])
+        if (k.startsWith(`${root}/${id}/`)) this.stateFiles.delete(k);
+    return `${drop.map((id) => `pruned\t${id}\n`).join('')}kept\t${ids.length - drop.length}\ndu\t4\n`;
   }
 
   /** Every transaction manifest written so far, as readTransactions' script prints them. */

@@ -128,9 +128,15 @@ describe('apply', () => {
     expect(
       fleet.hosts
         .get('node-b')!
-        .writes.map((c) => (c.kind === 'put' ? c.path.replace(/\/tx\/[^/]+\//, '/tx/ID/') : c.kind)),
+        .writes.map((c) =>
+          c.kind === 'put'
+            ? c.path.replace(/\/tx\/[^/]+\//, '/tx/ID/')
+            : c.kind === 'exec' && c.argv[3] === 'criu-lock-tx-finish'
+              ? 'exec manifest and retention'
+              : c.kind,
+        ),
     ).toEqual([
-      '/var/lib/criu-lock/tx/ID/manifest.json',
+      'exec manifest and retention',
       'exec', // pin backup
       '/etc/apt/preferences.d/criu-lock.pref',
       'exec', // the detached apt job

@@ -1,10 +1,22 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MODULES } from '../../src/apply/modules/registry.js';
 import type { ModuleContext } from '../../src/apply/modules/types.js';
 import type { HostPlan } from '../../src/plan/plan-file.js';
 import { PIN_FILE, renderPins, sha256Hex } from '../../src/plan/pins.js';
 import type { TransactionContext } from '../../src/rollback/apply-transaction.js';
-import { captureTransaction } from '../../src/rollback/host.js';
+import {
+  CAPTURE_MARK,
+  captureTransaction,
+  FINISH_SCRIPT,
+  parseRetention,
+  PRUNE_SCRIPT,
+} from '../../src/rollback/host.js';
+import { PROBE_VERSION } from '../../src/facts/probe-script.js';
+import { elfHead, FAKE_CLOCK } from '../helpers/fake-fleet.js';
 import { parseManifest } from '../../src/rollback/manifest.js';
 import type { CommandResult, ExecOptions, PutFileOptions, Transport } from '../../src/transport/types.js';
 import { makeLock } from './core-fixtures.js';
@@ -94,24 +106,53 @@ function ctx(t: Transport, tx: TransactionContext | undefined, checkMode = false
 
 const capture = MODULES.get('capture')!;
 
+const hex = (text: string): string => Buffer.from(text, 'utf8').toString('hex');
+const BUILD_ID = 'ff1510db0abb615f60e4d6bbef7e3d52b9ab63e5';
+/** The build-ID probe at the end of the capture script: libfleet1's one ELF file. */
+const PROBE = [
+  '=== probe',
+  `@@probe ${PROBE_VERSION}`,
+  '@@os-release',
+  'ID=ubuntu',
+  '@@arch',
+  'amd64',
+  '@@foreign',
+  '@@dpkg',
+  ['libfleet1', 'amd64', '2.31-0ubuntu9.9', 'install', 'installed', 'ok', 'same', '', '', ''].join('\t'),
+  '@@files',
+  `T\t${FAKE_CLOCK}`,
+  [
+    'F',
+    hex('libfleet1:amd64'),
+    hex('/usr/lib/x86_64-linux-gnu/libfleet.so.1'),
+    'elf',
+    '14480',
+    '0644',
+    '77',
+    '1:2:3',
+    elfHead(BUILD_ID),
+  ].join('\t'),
+  '@@end',
+  '',
+].join('\n');
+
 describe('capture module', () => {
   it('records versions, the .deb, marks and the absent pin file, then reports the transaction', async () => {
     const t = new ScriptedTransport([
       ['=== versions', { stdout: CURRENT }],
       [
-        'cap()',
+        CAPTURE_MARK,
         {
-          stdout: `ok\tlibfleet1:amd64\tapt-download\t${SHA}\t${SHA}\tlibfleet1 2.31-0ubuntu9.9 amd64 \n=== files\n`,
+          stdout: `ok\tlibfleet1:amd64\tapt-download\t${SHA}\t${SHA}\tlibfleet1 2.31-0ubuntu9.9 amd64 \n${PROBE}`,
         },
       ],
-      ['du -sk /var/lib/criu-lock/tx/', { stdout: '12\t/var/lib/criu-lock/tx/x\n' }],
-      ['=== tx', { stdout: `=== du 12\n` }],
+      ['criu-lock-tx-finish', { stdout: 'txdu\t12\nkept\t1\ndu\t12\n' }],
     ]);
     const tx: TransactionContext = { id: TXID, keep: 5, now: new Date('2026-11-29T01:17:31Z') };
     const r = await capture.run(ctx(t, tx), undefined);
     expect(r.status, r.message).toBe('changed');
     expect(r.message).toMatch(new RegExp(`^transaction ${TXID}: 2 package\\(s\\) captured \\(12 KiB\\)`));
-    const put = t.puts.find((p) => p.path === `/var/lib/criu-lock/tx/${TXID}/manifest.json`)!;
+    const put = { content: t.execs.find((e) => e.argv[3] === 'criu-lock-tx-finish')!.stdin };
     const m = parseManifest(put.content);
     expect(m.ok).toBe(true);
     if (!m.ok) return;
@@ -127,11 +168,26 @@ describe('capture module', () => {
     ]);
     expect(m.manifest.pins).toEqual({ path: PIN_FILE, before: null, after: sha256Hex(PINS) });
     expect(m.manifest).toMatchObject({ status: 'captured', kind: 'apply', lockDigest: LOCK.digest });
+    expect(m.manifest.files).toEqual([
+      { path: '/usr/lib/x86_64-linux-gnu/libfleet.so.1', package: 'libfleet1:amd64', buildId: BUILD_ID },
+    ]);
     expect(tx.manifest?.id).toBe(TXID);
+    expect(tx).toMatchObject({ bytes: 12 * 1024, diskBytes: 12 * 1024, kept: 1 });
     // Only the installed version is fetched; the package being newly installed has nothing to capture.
-    const script = t.execs.find((e) => e.stdin.includes('cap()'))!.stdin;
-    expect(script).toContain('cap libfleet1:amd64 2.31-0ubuntu9.9 libfleet1_2.31-0ubuntu9.9_amd64.deb');
-    expect(script).not.toContain('cap libtilde0');
+    const script = t.execs.find((e) => e.stdin.includes(CAPTURE_MARK))!.stdin;
+    expect(script).toContain('apt-cache show libfleet1:amd64=2.31-0ubuntu9.9 2>/dev/null');
+    expect(script).toContain('reuse libfleet1_2.31-0ubuntu9.9_amd64.deb');
+    expect(script).not.toContain('libtilde0');
+    // The build-IDs are read by the same script: the probe for the captured packages' files.
+    expect(script).toContain(`E\t${hex('libfleet1:amd64')}`);
+    // Three round trips: the state, the capture (debs and build-IDs), the manifest with retention.
+    expect(t.execs.map((e) => e.argv[3] ?? e.argv.join(' '))).toEqual([
+      'sh -s',
+      'sh -s',
+      'criu-lock-tx-finish',
+    ]);
+    expect(t.puts).toEqual([]);
+    expect(t.execs.at(-1)!.stdin).toBe(put.content);
   });
 
   it.each([
@@ -160,7 +216,7 @@ describe('capture module', () => {
     async (_why, stdout, message) => {
       const t = new ScriptedTransport([
         ['=== versions', { stdout: CURRENT }],
-        ['cap()', { stdout }],
+        [CAPTURE_MARK, { stdout }],
       ]);
       const tx: TransactionContext = { id: TXID, keep: 5, now: new Date() };
       await expect(capture.run(ctx(t, tx), undefined)).rejects.toThrow(message);
@@ -175,14 +231,10 @@ describe('capture module', () => {
     const answers: Array<[string, Partial<CommandResult>]> = [
       ['=== versions', { stdout: CURRENT }],
       [
-        'cap()',
-        {
-          stdout:
-            'fail\tlibfleet1:amd64\tE: Failed to fetch libfleet1_2.31-0ubuntu9.9_amd64.deb\n=== files\n',
-        },
+        CAPTURE_MARK,
+        { stdout: `fail\tlibfleet1:amd64\tE: Failed to fetch libfleet1_2.31-0ubuntu9.9_amd64.deb\n${PROBE}` },
       ],
-      ['du -sk /var/lib/criu-lock/tx/', { stdout: '8\t/var/lib/criu-lock/tx/x\n' }],
-      ['=== tx', { stdout: '=== du 8\n' }],
+      ['criu-lock-tx-finish', { stdout: 'txdu\t8\n' }],
     ];
     const t = new ScriptedTransport(answers);
     const asked: string[] = [];
@@ -236,5 +288,63 @@ describe('capture module', () => {
       'skipped',
     );
     expect(t.execs).toEqual([]);
+  });
+});
+
+describe('the manifest and retention scripts (run by a real sh)', () => {
+  const ids = ['20261129T011731Z-aaaaaa', '20261130T000000Z-bbbbbb', '20261201T120000Z-cccccc'];
+  const setup = (): string => {
+    const root = mkdtempSync(join(tmpdir(), 'criu-lock-tx-'));
+    for (const id of ids) {
+      mkdirSync(join(root, id, 'debs'), { recursive: true });
+      writeFileSync(join(root, id, 'debs', 'a.deb'), 'x'.repeat(5000));
+    }
+    // Not transactions: never counted, never deleted.
+    mkdirSync(join(root, 'notes'));
+    writeFileSync(join(root, '20261101T000000Z-dddddd'), 'a file, not a directory');
+    return root;
+  };
+  const sh = (script: string, args: string[], stdin = '') =>
+    execFileSync('sh', ['-c', script, 'test', ...args], {
+      input: stdin,
+      env: { LC_ALL: 'C', PATH: process.env.PATH },
+    }).toString();
+
+  it('writes the manifest, measures the transaction and keeps the newest N', () => {
+    const root = setup();
+    try {
+      const dir = join(root, ids[2]!);
+      const out = sh(FINISH_SCRIPT, [dir, root, '2'], '{"manifest": 1}\n');
+      expect(readFileSync(join(dir, 'manifest.json'), 'utf8')).toBe('{"manifest": 1}\n');
+      expect(statSync(join(dir, 'manifest.json')).mode & 0o777).toBe(0o644);
+      expect(readdirSync(root).sort()).toEqual(['20261101T000000Z-dddddd', ids[1], ids[2], 'notes']);
+      const r = parseRetention(out);
+      expect(r).toMatchObject({ pruned: [ids[0]], count: 2 });
+      expect(r.diskBytes).toBeGreaterThan(0);
+      expect(Number(/^txdu\t(\d+)$/m.exec(out)?.[1])).toBeGreaterThan(0);
+      // Without retention (a rollback prunes after its verify): only the manifest and the size.
+      expect(parseRetention(sh(FINISH_SCRIPT, [dir, root, '-1'], '{}\n')).pruned).toEqual([]);
+      expect(readdirSync(root)).toHaveLength(4);
+      expect(parseRetention(sh(PRUNE_SCRIPT, [root, '0']))).toMatchObject({
+        pruned: [ids[1], ids[2]],
+        count: 0,
+      });
+      expect(readdirSync(root).sort()).toEqual(['20261101T000000Z-dddddd', 'notes']);
+      expect(parseRetention(sh(PRUNE_SCRIPT, [root, '5']))).toMatchObject({ pruned: [], count: 0 });
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('fails with exit 3, leaving no temporary file, when the manifest cannot be written', () => {
+    const root = setup();
+    try {
+      expect(() => sh(FINISH_SCRIPT, [join(root, 'absent'), root, '5'], '{}')).toThrow(
+        expect.objectContaining({ status: 3 }) as Error,
+      );
+      expect(readdirSync(root)).toHaveLength(5);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

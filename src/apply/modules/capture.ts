@@ -47,10 +47,11 @@ export const capture = defineModule({
         now: tx.now,
         // Last source of a replaced version: rebuilt from its installed files, as the store does.
         rebuild: (t, p) => rebuildPackage(t, p, { onWarning: (w) => ctx.verbose(`rebuild: ${w}`) }),
+        keep: tx.keep,
       },
       now,
     );
-    const kept = await pruneTransactions(ctx.transport, tx.keep);
+    const kept = res.retention ?? (await pruneTransactions(ctx.transport, tx.keep));
     tx.manifest = res.manifest;
     tx.bytes = res.bytes;
     tx.diskBytes = kept.diskBytes;
