@@ -106,7 +106,12 @@ function writeAtomically(dir: string, file: string, content: () => string): void
     writeFileSync(tmp, content(), { mode: 0o600 });
     renameSync(tmp, file);
   } catch {
-    rmSync(tmp, { force: true });
+    // The cleanup may fail the same way (a file where the directory should be: ENOTDIR).
+    try {
+      rmSync(tmp, { force: true });
+    } catch {
+      // nothing was written
+    }
   }
 }
 

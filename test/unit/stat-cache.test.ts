@@ -173,6 +173,13 @@ describe('the cache file', () => {
     expect(loadReadings(dir, 'node-a').size).toBe(0);
   });
 
+  it('failing to write is not an error, also under a file where the directory should be', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'criu-lock-stat-')), 'a-file');
+    writeFileSync(file, '');
+    const r = new Map([['/a.so', { stat: '1:0755:1:1:1:1', buildId: ID }]]);
+    expect(() => saveReadings(join(file, 'stat'), 'node-a', r)).not.toThrow();
+  });
+
   it('lives in CRIU_LOCK_CACHE_DIR, XDG_CACHE_HOME or ~/.cache; "off" disables it', () => {
     expect(statCacheDir({ CRIU_LOCK_CACHE_DIR: '/c' })).toBe('/c/stat');
     expect(statCacheDir({ CRIU_LOCK_CACHE_DIR: 'off' })).toBeUndefined();
