@@ -77,8 +77,8 @@ while (my $l = <$fh>) {
     elsif ($l =~ /^ (?:\*\*\*| {3}) (\S+) -?\d+$/) { $polv = $1; }
     elsif (defined $pol && defined $polv && $l =~ /^ {8}-?\d+ (.+)$/ && $1 ne '/var/lib/dpkg/status') { $avail{$pol}{$polv} = 1; }
   } elsif ($sec eq 'files' && $f[0] eq 'R') {
-    # Probe format 4: R, hex path, kind, size, mode, inode, stamp, hex head (never a U run: this
-    # script sends no stat tuples).
+    # Probe format 5: R, hex path, kind, size, mode, inode, stamp, hex head (never a U run: this
+    # script sends no stat tuples; nor a dpkg state, so the dpkg section is always printed).
     $file{pack('H*', $f[1])} = [@f[2, 3, 4, 7]];
   }
 }

@@ -2,8 +2,16 @@ import { describeEnd } from '../transport/outcome.js';
 import { CriuLockError } from '../errors.js';
 import { isSudoPasswordRequired } from '../transport/local-transport.js';
 import type { CommandResult, Transport } from '../transport/types.js';
-import { parseProbeOutput, resolvePending, type StatReading } from './parse.js';
+import {
+  parseDpkgLines,
+  parseProbeOutput,
+  resolvePending,
+  type DpkgReading,
+  type ParsedProbe,
+  type StatReading,
+} from './parse.js';
 import { renderProbeScript, renderRangeScript, type ProbeRequest } from './probe-script.js';
+import { isHealthy } from './queries.js';
 import type { HostFacts } from './types.js';
 
 export interface GatherOptions {
@@ -14,6 +22,11 @@ export interface GatherOptions {
    * requested path's head only when its stat changed (src/facts/stat-cache.ts).
    */
   readings?: ReadonlyMap<string, StatReading>;
+  /**
+   * dpkg's answer read earlier, with the stat of dpkg's files it was read at: the probe runs
+   * dpkg-query and dpkg only when those files changed (src/facts/stat-cache.ts).
+   */
+  dpkg?: DpkgReading;
 }
 
 /** Facts, plus what a later run may reuse: each path's stat tuple and the node's clock. */
@@ -21,6 +34,8 @@ export interface GatheredFacts {
   facts: HostFacts;
   stats: Map<string, string>;
   clock: number | undefined;
+  /** How the probe answered dpkg's state (see ParsedProbe.dpkg). */
+  dpkg: ParsedProbe['dpkg'];
 }
 
 /** Default probe timeout. Generous: a full-scope probe of a large host reads a few thousand files. */
@@ -56,7 +71,9 @@ export async function gatherFactsAndStats(
       if (r) known.set(p, r.stat);
     }
   }
-  const script = renderProbeScript(known && known.size > 0 ? { ...req, known } : req);
+  let sent: ProbeRequest = known && known.size > 0 ? { ...req, known } : req;
+  if (opts.dpkg) sent = { ...sent, dpkgKnown: dpkgKnown(opts.dpkg, req) };
+  const script = renderProbeScript(sent);
   const timeoutMs = opts.timeoutMs ?? PROBE_TIMEOUT_MS;
   const res = await t.exec(['sh', '-s'], { stdin: script, timeoutMs });
   return factsFromProbe(t, req, res, opts);
@@ -86,7 +103,13 @@ export async function factsFromProbe(
       },
     );
   }
-  const { facts, pending, stats, clock } = parseProbeOutput(t.host, res.stdout, readings, req.paths);
+  const { facts, pending, stats, clock, dpkg } = parseProbeOutput(
+    t.host,
+    res.stdout,
+    readings,
+    req.paths,
+    opts.dpkg,
+  );
   const incomplete = facts.problems.find((p) => p.type === 'probe');
   if (incomplete) {
     const why = res.stderr.trim().split('\n').slice(-2).join(' ') || describeEnd(res);
@@ -160,5 +183,23 @@ export async function factsFromProbe(
       },
     );
   }
-  return { facts, stats, clock };
+  return { facts, stats, clock, dpkg };
+}
+
+/**
+ * The dpkg state to send. When it is unchanged the node runs no dpkg-query, so it cannot filter
+ * `policyUnless` itself: the keys to ask apt about are decided here, by the node's rule, from the
+ * very list the facts will then hold (so the decision and the plan see the same versions).
+ */
+export function dpkgKnown(reading: DpkgReading, req: ProbeRequest): NonNullable<ProbeRequest['dpkgKnown']> {
+  if (!req.policyUnless) return { state: reading.state };
+  const arch = reading.arch.find((l) => l.trim() !== '')?.trim() ?? '';
+  const { packages } = parseDpkgLines(reading.dpkg, arch);
+  const policy = new Set<string>();
+  for (const [key, version] of req.policyUnless) {
+    const p = packages.get(key);
+    if (!(p && p.version === version && isHealthy(p))) policy.add(key);
+  }
+  // Sorted, as the node's filter prints them (apt-cache policy answers in the order asked).
+  return { state: reading.state, policy: [...policy].sort() };
 }

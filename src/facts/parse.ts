@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { buildIdFromBuffer, ElfLimitError, readBuildId, type BuildIdResult } from '../elf/build-id.js';
 import { isValidVersion } from '../debian/version.js';
 import { CriuLockError } from '../errors.js';
-import { HEAD_BYTES, PROBE_VERSION } from './probe-script.js';
+import { DPKG_STATE, HEAD_BYTES, PROBE_VERSION } from './probe-script.js';
 import { isHealthy } from './queries.js';
 import type {
   AptPolicy,
@@ -34,6 +34,26 @@ export interface ParsedProbe {
   stats: Map<string, string>;
   /** The node's clock (seconds) when the probe started reading files; undefined without files. */
   clock: number | undefined;
+  /**
+   * How the probe answered dpkg's state: `unchanged` (the reading sent still holds; its lines
+   * were used), `read` with the reading a later run may reuse (`clock`: the node's clock before
+   * it took the tuple), or `read` without one (dpkg's journal was pending).
+   */
+  dpkg:
+    | { kind: 'unchanged' }
+    | { kind: 'read'; reading: DpkgReading | undefined; clock: number | undefined }
+    | undefined;
+}
+
+/**
+ * What the controller remembers of dpkg's answer: the stat tuple of dpkg's files (DPKG_STATE)
+ * when it was read, and the probe's arch, foreign and dpkg sections as printed then.
+ */
+export interface DpkgReading {
+  state: string;
+  arch: string[];
+  foreign: string[];
+  dpkg: string[];
 }
 
 /** What the controller remembers of an ELF file: its stat tuple when read, and its build-ID. */
@@ -252,34 +272,17 @@ function parseSha(lines: readonly string[], nativeArch: string): Map<string, str
 }
 
 /**
- * `known`: the readings the controller sent stat tuples for (ProbeRequest.known), and `requested`
- * the request's `paths` in the order sent. A `U` record names requested paths by index; each takes
- * its size, mode and build-ID from its reading, and only a path whose tuple was sent can be named.
+ * dpkg-query's lines (DPKG_FORMAT) → installed packages by key, and by name (the native
+ * architecture's key wins); packages dpkg has but not configured are added to `problems`.
  */
-export function parseProbeOutput(
-  host: string,
-  stdout: string,
-  known?: ReadonlyMap<string, StatReading>,
-  requested: readonly string[] = [],
-): ParsedProbe {
-  const sections = splitSections(stdout);
-  const problems: HostFacts['problems'] = [];
-  if (!sections.has(`probe ${PROBE_VERSION}`) || !sections.has('end')) {
-    problems.push({ type: 'probe', detail: 'the facts probe did not run to completion' });
-  }
-  const os = parseOsRelease(sections.get('os-release') ?? []);
-  const architecture = (sections.get('arch') ?? []).find((l) => l.trim() !== '')?.trim() ?? '';
-  const platform: Platform = {
-    id: os.ID ?? '',
-    versionId: os.VERSION_ID ?? '',
-    codename: os.VERSION_CODENAME ?? os.UBUNTU_CODENAME ?? '',
-    architecture,
-    foreignArchitectures: (sections.get('foreign') ?? []).map((l) => l.trim()).filter((l) => l !== ''),
-  };
-
+export function parseDpkgLines(
+  lines: readonly string[],
+  architecture: string,
+  problems: HostFacts['problems'] = [],
+): { packages: Map<string, InstalledPackage>; byName: Map<string, string> } {
   const packages = new Map<string, InstalledPackage>();
   const byName = new Map<string, string>();
-  for (const line of sections.get('dpkg') ?? []) {
+  for (const line of lines) {
     if (line === '') continue;
     const [
       name = '',
@@ -319,6 +322,95 @@ export function parseProbeOutput(
       });
     }
   }
+  return { packages, byName };
+}
+
+const CLOCK = /^-?(?:0|[1-9][0-9]{0,15})$/;
+
+/**
+ * The dpkg-state section: `U` (unchanged since the reading the controller sent: only valid when
+ * it sent one, and then dpkg's sections must be absent), `S CLOCK STATE` (read fresh at that
+ * tuple) or `N` (read fresh, nothing to keep). Absent (older fixtures, a probe cut short): no reading.
+ */
+function dpkgAnswer(
+  host: string,
+  sections: ReadonlyMap<string, string[]>,
+  known: DpkgReading | undefined,
+): ParsedProbe['dpkg'] {
+  const lines = sections.get('dpkg-state');
+  if (lines === undefined) return undefined;
+  const fail = (why: string): never => {
+    throw new ProbeOutputError(host, `section dpkg-state ${why}`);
+  };
+  const records = lines.at(-1) === '' ? lines.slice(0, -1) : lines;
+  if (records.length !== 1) fail(`has ${records.length} records, not one`);
+  const f = records[0]!.split('\t');
+  switch (f[0] ?? '') {
+    case 'U':
+      if (f.length !== 1) fail('is not an unchanged record');
+      if (known === undefined) fail('answers "unchanged" although the controller sent no dpkg state');
+      for (const name of ['arch', 'foreign', 'dpkg'])
+        if (sections.has(name)) fail(`answers "unchanged" and prints a ${name} section too`);
+      return { kind: 'unchanged' };
+    case 'S':
+      if (f.length !== 3 || !CLOCK.test(f[1]!) || !DPKG_STATE.test(f[2]!))
+        fail('has a malformed clock or state tuple');
+      return {
+        kind: 'read',
+        clock: Number(f[1]),
+        reading: {
+          state: f[2]!,
+          arch: sections.get('arch') ?? [],
+          foreign: sections.get('foreign') ?? [],
+          dpkg: sections.get('dpkg') ?? [],
+        },
+      };
+    case 'N':
+      if (f.length !== 1) fail('is not a no-reading record');
+      return { kind: 'read', clock: undefined, reading: undefined };
+    default:
+      return fail('is not a record the probe prints');
+  }
+}
+
+/**
+ * `known`: the readings the controller sent stat tuples for (ProbeRequest.known), and `requested`
+ * the request's `paths` in the order sent. A `U` record names requested paths by index; each takes
+ * its size, mode and build-ID from its reading, and only a path whose tuple was sent can be named.
+ * `dpkgKnown`: the dpkg-state reading the controller sent (ProbeRequest.dpkgKnown); a `U` answer
+ * takes its arch, foreign and dpkg lines, and is refused when none was sent.
+ */
+export function parseProbeOutput(
+  host: string,
+  stdout: string,
+  known?: ReadonlyMap<string, StatReading>,
+  requested: readonly string[] = [],
+  dpkgKnown?: DpkgReading,
+): ParsedProbe {
+  const sections = splitSections(stdout);
+  const problems: HostFacts['problems'] = [];
+  if (!sections.has(`probe ${PROBE_VERSION}`) || !sections.has('end')) {
+    problems.push({ type: 'probe', detail: 'the facts probe did not run to completion' });
+  }
+  const os = parseOsRelease(sections.get('os-release') ?? []);
+  const dpkg = dpkgAnswer(host, sections, dpkgKnown);
+  const dpkgLines = dpkg?.kind === 'unchanged' ? dpkgKnown! : undefined;
+  const architecture =
+    (dpkgLines?.arch ?? sections.get('arch') ?? []).find((l) => l.trim() !== '')?.trim() ?? '';
+  const platform: Platform = {
+    id: os.ID ?? '',
+    versionId: os.VERSION_ID ?? '',
+    codename: os.VERSION_CODENAME ?? os.UBUNTU_CODENAME ?? '',
+    architecture,
+    foreignArchitectures: (dpkgLines?.foreign ?? sections.get('foreign') ?? [])
+      .map((l) => l.trim())
+      .filter((l) => l !== ''),
+  };
+  const { packages, byName } = parseDpkgLines(
+    dpkgLines?.dpkg ?? sections.get('dpkg') ?? [],
+    architecture,
+    problems,
+  );
 
   // The pin file's exact bytes, hex; absent when the file is not there. Its sha256 is what decides
   // whether the file must be rewritten.
@@ -404,8 +496,7 @@ export function parseProbeOutput(
         break;
       }
       case 'T': {
-        if (f.length !== 2 || !/^-?(?:0|[1-9][0-9]{0,15})$/.test(f[1]!) || clock !== undefined)
-          fail('is not the one clock record');
+        if (f.length !== 2 || !CLOCK.test(f[1]!) || clock !== undefined) fail('is not the one clock record');
         clock = Number(f[1]);
         break;
       }
@@ -462,6 +553,7 @@ export function parseProbeOutput(
     pending,
     stats,
     clock,
+    dpkg,
   };
 }
 

@@ -10,6 +10,14 @@
  * tuple unchanged. Any later write, chmod, rename over or reinstall moves ctime (or the inode),
  * which no user can set back; dpkg replaces files by rename, so a reinstall changes the inode too.
  *
+ * dpkg's answer is kept the same way (a "dpkg-state reading", issue 14): the probe's arch, foreign
+ * and dpkg sections with the stat tuples of the files they depend on (DPKG_STATE: dpkg's status,
+ * arch and arch-native files, the dpkg binary). The probe answers "U" while those files are at the
+ * tuple and dpkg's journal (updates/) is empty, and runs neither dpkg-query nor dpkg. dpkg
+ * rewrites status by writing status-new and renaming it over (a new inode and ctime each time);
+ * --set-selections, apt-mark hold and every install write it the same way. The same ctime rule
+ * applies: a reading is kept only when every one of those ctimes is older than the node's clock.
+ *
  * The cache is an optimisation only: a missing, unreadable or malformed cache file means "read
  * every head", and failing to write it is not an error. It trusts the host exactly as far as the
  * heads themselves: a host that lies about its stat could as well lie about its heads.
@@ -20,8 +28,8 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Transport } from '../transport/types.js';
 import { gatherFactsAndStats, type GatherOptions } from './gather.js';
-import type { StatReading } from './parse.js';
-import { KNOWN, type ProbeRequest } from './probe-script.js';
+import type { DpkgReading, ParsedProbe, StatReading } from './parse.js';
+import { DPKG_STATE, KNOWN, type ProbeRequest } from './probe-script.js';
 import type { HostFacts } from './types.js';
 
 /** Readings kept per host at most; a lock of more files is simply read in full past that. */
@@ -44,6 +52,67 @@ export function statCacheDir(env: NodeJS.ProcessEnv = process.env): string | und
 /** One file per host name; hashed, so no inventory name becomes a path. */
 function cacheFile(dir: string, host: string): string {
   return join(dir, `${createHash('sha256').update(host).digest('hex').slice(0, 32)}.json`);
+}
+
+/** The host's dpkg-state reading, beside its file readings. */
+function dpkgCacheFile(dir: string, host: string): string {
+  return cacheFile(dir, host).replace(/\.json$/, '.dpkg.json');
+}
+
+const isLines = (v: unknown): v is string[] =>
+  Array.isArray(v) && v.every((l) => typeof l === 'string' && !l.includes('\n'));
+
+/** The host's dpkg-state reading, or undefined when there is none or the file is not one we wrote. */
+export function loadDpkgReading(dir: string, host: string): DpkgReading | undefined {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(dpkgCacheFile(dir, host), 'utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof doc !== 'object' || doc === null) return undefined;
+  const { format, host: owner, state, arch, foreign, dpkg } = doc as Record<string, unknown>;
+  if (format !== FORMAT || owner !== host || typeof state !== 'string' || !DPKG_STATE.test(state))
+    return undefined;
+  if (!isLines(arch) || !isLines(foreign) || !isLines(dpkg)) return undefined;
+  return { state, arch, foreign, dpkg };
+}
+
+/** Replaces the host's dpkg-state reading (temporary file, then rename); errors are ignored. */
+export function saveDpkgReading(dir: string, host: string, r: DpkgReading): void {
+  writeAtomically(dir, dpkgCacheFile(dir, host), () =>
+    JSON.stringify({ format: FORMAT, host, state: r.state, arch: r.arch, foreign: r.foreign, dpkg: r.dpkg }),
+  );
+}
+
+/**
+ * The dpkg-state reading worth keeping from one probe's answer: a fresh read whose files' ctimes
+ * are all older than the node's clock when the probe took their tuple (a write in that same
+ * second could otherwise keep the tuple). Undefined: keep what is there.
+ */
+export function reusableDpkgReading(answer: ParsedProbe['dpkg']): DpkgReading | undefined {
+  if (answer?.kind !== 'read' || answer.reading === undefined || answer.clock === undefined) return undefined;
+  const { clock, reading } = answer;
+  for (const part of reading.state.split(',')) {
+    if (part !== '-' && Number(part.slice(part.lastIndexOf(':') + 1)) >= clock) return undefined;
+  }
+  return reading;
+}
+
+function writeAtomically(dir: string, file: string, content: () => string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileSync(tmp, content(), { mode: 0o600 });
+    renameSync(tmp, file);
+  } catch {
+    // The cleanup may fail the same way (a file where the directory should be: ENOTDIR).
+    try {
+      rmSync(tmp, { force: true });
+    } catch {
+      // nothing was written
+    }
+  }
 }
 
 /** The host's readings, or an empty map when there are none or the file is not one we wrote. */
@@ -70,21 +139,15 @@ export function loadReadings(dir: string, host: string): Map<string, StatReading
 
 /** Replaces the host's readings (write to a temporary file, then rename); errors are ignored. */
 export function saveReadings(dir: string, host: string, readings: ReadonlyMap<string, StatReading>): void {
-  const file = cacheFile(dir, host);
-  const tmp = `${file}.${process.pid}.tmp`;
-  try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  writeAtomically(dir, cacheFile(dir, host), () => {
     const entries: Record<string, [string, string | null]> = {};
     let n = 0;
     for (const [path, r] of readings) {
       if (n++ >= MAX_READINGS) break;
       entries[path] = [r.stat, r.buildId];
     }
-    writeFileSync(tmp, JSON.stringify({ format: FORMAT, host, readings: entries }), { mode: 0o600 });
-    renameSync(tmp, file);
-  } catch {
-    rmSync(tmp, { force: true });
-  }
+    return JSON.stringify({ format: FORMAT, host, readings: entries });
+  });
 }
 
 /**
@@ -109,8 +172,9 @@ export function reusableReadings(
 }
 
 /**
- * gatherFacts with the host's cached readings: heads only for paths whose stat changed, then the
- * readings of this run saved for the next. `cacheDir` undefined reads every head.
+ * gatherFacts with the host's cached readings: heads only for paths whose stat changed, dpkg's
+ * answer only when its files changed; then the readings of this run saved for the next.
+ * `cacheDir` undefined reads everything.
  */
 export async function gatherWithReadings(
   t: Transport,
@@ -118,11 +182,14 @@ export async function gatherWithReadings(
   opts: GatherOptions & { cacheDir: string | undefined },
 ): Promise<HostFacts> {
   const { cacheDir, ...rest } = opts;
-  if (cacheDir === undefined || !req.paths || req.paths.length === 0) {
-    return (await gatherFactsAndStats(t, req, rest)).facts;
-  }
-  const readings = loadReadings(cacheDir, t.host);
-  const got = await gatherFactsAndStats(t, req, { ...rest, readings });
+  if (cacheDir === undefined) return (await gatherFactsAndStats(t, req, rest)).facts;
+  const withPaths = req.paths !== undefined && req.paths.length > 0;
+  const readings = withPaths ? loadReadings(cacheDir, t.host) : new Map<string, StatReading>();
+  const dpkg = loadDpkgReading(cacheDir, t.host);
+  const got = await gatherFactsAndStats(t, req, { ...rest, readings, ...(dpkg ? { dpkg } : {}) });
+  const fresh = reusableDpkgReading(got.dpkg);
+  if (fresh && fresh.state !== dpkg?.state) saveDpkgReading(cacheDir, t.host, fresh);
+  if (!withPaths) return got.facts;
   const keep = reusableReadings(got.facts, got.stats, got.clock);
   // Paths this run did not ask about keep their readings (check and plan may ask for different sets).
   for (const [path, r] of readings) if (!got.stats.has(path) && !keep.has(path)) keep.set(path, r);

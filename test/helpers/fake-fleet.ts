@@ -92,6 +92,8 @@ export class FakeHost implements Transport {
   pinFile: string | null;
   /** Files criu-lock wrote or copied under /var/lib/criu-lock (transactions): path → content. */
   readonly stateFiles = new Map<string, string>();
+  /** Probes that ran dpkg-query (not answered "U" from the controller's dpkg-state reading). */
+  dpkgQueries = 0;
 
   constructor(
     readonly host: string,
@@ -423,34 +425,57 @@ export class FakeHost implements Transport {
    * Keys the probe asks apt-cache policy about: its `K` requests, and those of its `W key version`
    * requests the node's filter keeps (not installed at exactly that version); undefined: none.
    */
-  private policyKeys(script: string): Set<string> | undefined {
+  private policyKeys(script: string, dpkgUnchanged: boolean): Set<string> | undefined {
     const keep = new Set<string>();
     let asked = false;
     for (const m of script.matchAll(/^K\t([^\t\n]+)$/gm)) {
       asked = true;
       keep.add(m[1]!);
     }
+    // dpkg's state unchanged: the controller's C keys replace the node's W filter.
+    for (const m of script.matchAll(/^C\t([^\t\n]+)$/gm)) {
+      if (!dpkgUnchanged) break;
+      asked = true;
+      keep.add(m[1]!);
+    }
     for (const m of script.matchAll(/^W\t([^\t\n]+)\t(\S+)$/gm)) {
+      if (dpkgUnchanged) break;
       asked = true;
       if (this.installed.get(m[1]!) !== m[2]) keep.add(m[1]!);
     }
     return asked ? keep : undefined;
   }
 
+  /**
+   * The tuple of dpkg's files (DPKG_STATE) in this state: it follows the installed versions, as a
+   * rewritten status file's inode and ctime do (and the Depends lines); the ctime is older than the fake clock.
+   */
+  private dpkgState(): string {
+    const t = Number.parseInt(
+      sha256(JSON.stringify([[...this.installed].sort(), this.spec.depends ?? {}])).slice(0, 8),
+      16,
+    );
+    return `${this.installed.size}:0644:${t}:1:${t}:${t},-,-,1:0755:1:1:1:1`;
+  }
+
   /** What the probe script would print on a Debian host in this state. */
   private probeOutput(script: string): string {
+    const state = this.dpkgState();
+    const unchanged = /^D\t(\S+)$/m.exec(script)?.[1] === state;
     const out = [
       `@@probe ${PROBE_VERSION}`,
       '@@os-release',
       'ID=ubuntu',
       'VERSION_ID="20.04"',
       'VERSION_CODENAME=focal',
-      '@@arch',
-      'amd64',
-      '@@foreign',
-      '@@dpkg',
+      '@@dpkg-state',
+      unchanged ? 'U' : `S\t${FAKE_CLOCK}\t${state}`,
     ];
-    for (const [key, version] of [...this.installed].sort()) {
+    if (!unchanged) {
+      this.dpkgQueries += 1;
+      out.push('@@arch', 'amd64', '@@foreign', '@@dpkg');
+    }
+    for (const [key, version] of unchanged ? [] : [...this.installed].sort()) {
       const [name, arch] = key.split(':');
       out.push(
         [
@@ -469,7 +494,7 @@ export class FakeHost implements Transport {
     }
     if (/^N\t/m.test(script) && this.pinFile !== null)
       out.push('@@pin', Buffer.from(this.pinFile, 'utf8').toString('hex'));
-    const kept = this.policyKeys(script);
+    const kept = this.policyKeys(script, unchanged);
     if (kept) {
       out.push('@@policy');
       const keys = new Set([...Object.keys(this.spec.available ?? {}), ...this.installed.keys()]);

@@ -499,3 +499,36 @@ describe('plan asks apt only about packages that may move (probe format 3)', () 
     expect(probes('node-b')[1]).toMatch(/^K\tlibc6:amd64$/m);
   });
 });
+
+describe('plan reads dpkg only when its state moved (probe format 5)', () => {
+  it('a second plan is answered "U" by dpkg, gives the same plan file and asks apt about the same packages', async () => {
+    // Host names of their own: the stat cache of a test run is shared by every test file.
+    const fleet = fakeFleet({ 'dpkg-conv': converged, 'dpkg-behind': behind() });
+    const probes = (name: string): string[] =>
+      fleet.hosts
+        .get(name)!
+        .calls.flatMap((c) => (c.kind === 'exec' && c.argv.join(' ') === 'sh -s' ? [c.stdin ?? ''] : []));
+    const plan = async (): Promise<string> =>
+      (await cli(fleet, ['plan', '-l', lockPath, '--format', 'json'])).out;
+    const first = await plan();
+    const second = await plan();
+    expect(second).toBe(first);
+    expect(fleet.hosts.get('dpkg-conv')!.dpkgQueries).toBe(1);
+    expect(fleet.hosts.get('dpkg-behind')!.dpkgQueries).toBe(1);
+    // The controller decided which packages may move from its reading: the behind host's two.
+    expect(probes('dpkg-behind')[1]).toMatch(/^C\tlibc-bin:amd64\nC\tlibc6:amd64$/m);
+    expect(probes('dpkg-conv')[1]).not.toMatch(/^C\t/m);
+    expect((JSON.parse(second) as PlanFile).hosts.find((h) => h.name === 'dpkg-behind')?.status).toBe(
+      'changes',
+    );
+
+    // dpkg's state moves (the host was upgraded by hand): read again, and the plan follows it.
+    fleet.hosts.get('dpkg-behind')!.installed.set('libc6:amd64', NEW);
+    fleet.hosts.get('dpkg-behind')!.installed.set('libc-bin:amd64', NEW);
+    const third = JSON.parse(await plan()) as PlanFile;
+    expect(fleet.hosts.get('dpkg-behind')!.dpkgQueries).toBe(2);
+    expect(
+      third.hosts.find((h) => h.name === 'dpkg-behind')?.actions.filter((a) => a.type !== 'write-pins'),
+    ).toEqual([]);
+  });
+});

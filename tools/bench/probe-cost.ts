@@ -5,15 +5,19 @@
  * (c) format 3 on a later run with the readings (a) and (b) leave (heads only for changed files).
  * Runs the exact scripts criu-lock renders, through the system ssh, against a sandbox fleet.
  *
- *   CRIU_LOCK_SANDBOX_DIR=... node dist-tools/tools/bench/probe-cost.js --lock LOCK [--runs N]
+ *   CRIU_LOCK_SANDBOX_DIR=... node dist-tools/tools/bench/probe-cost.js --lock LOCK [--runs N] [--repeat R]
  *
- * Node CPU is the probe's children's user+sys as the node's own `sh` reports it (`times`).
+ * Node CPU is the probe's children's user+sys as the node's own `sh` reports it (`times`). With
+ * `--repeat R` each sample runs the script R times in one ssh session and reports the mean per
+ * probe (`times` counts 10 ms ticks; one probe is a few of them). The later run sends what the
+ * run before leaves: the file readings and, from format 5, the dpkg-state reading.
  */
 import { parseArgs } from 'node:util';
 import { lockedPaths } from '../../src/check/compare.js';
 import { parseProbeOutput } from '../../src/facts/parse.js';
-import { renderProbeScript, type ProbeRequest } from '../../src/facts/probe-script.js';
-import { reusableReadings } from '../../src/facts/stat-cache.js';
+import { PROBE_VERSION, renderProbeScript, type ProbeRequest } from '../../src/facts/probe-script.js';
+import { dpkgKnown } from '../../src/facts/gather.js';
+import { reusableDpkgReading, reusableReadings } from '../../src/facts/stat-cache.js';
 import { loadLock } from '../../src/lock/lockfile.js';
 import { PIN_FILE } from '../../src/plan/pins.js';
 import { paths, readState } from '../sandbox/state.js';
@@ -42,10 +46,24 @@ const median = (xs: readonly number[]): number => {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { lock: { type: 'string' }, runs: { type: 'string', default: '3' } },
+    options: {
+      lock: { type: 'string' },
+      runs: { type: 'string', default: '3' },
+      repeat: { type: 'string', default: '1' },
+      node: { type: 'string', multiple: true },
+      help: { type: 'boolean', default: false },
+    },
   });
-  if (!values.lock) throw new Error('usage: probe-cost --lock LOCK [--runs N]');
+  const usage =
+    'usage: probe-cost --lock LOCK [--runs N] [--repeat R] [--node NAME]...  (CRIU_LOCK_SANDBOX_DIR: the fleet)';
+  if (values.help) {
+    console.log(usage);
+    return;
+  }
+  if (!values.lock) throw new Error(usage);
   const runs = Number(values.runs);
+  const repeat = Number(values.repeat);
+  if (!Number.isInteger(repeat) || repeat < 1) throw new Error(usage);
   const p = paths();
   const state = readState(p);
   if (!state) throw new Error(`no sandbox fleet in ${p.dir}`);
@@ -55,18 +73,39 @@ async function main(): Promise<void> {
   const setup = { key: state.key, knownHosts: state.knownHosts, forks: 1 };
 
   const run = async (target: { name: string; port: number }, req: ProbeRequest) => {
-    const script = `${renderProbeScript(req)}times >&2\n`;
+    const probe = renderProbeScript(req);
+    // R runs in one session: the script in a file, run R times; the answer of the first is kept.
+    const script =
+      repeat === 1
+        ? `${probe}times >&2\n`
+        : [
+            'f=$(mktemp)',
+            `cat > "$f" <<'__CRIU_LOCK_BENCH__'`,
+            probe.trimEnd(),
+            '__CRIU_LOCK_BENCH__',
+            'sh "$f"',
+            `i=1; while [ $i -lt ${repeat} ]; do sh "$f" >/dev/null; i=$((i+1)); done`,
+            'rm -f "$f"',
+            'times >&2',
+            '',
+          ].join('\n');
     const r = await spawnTimed(sshArgv(setup, target, 'sh -s'), { input: script, timeoutMs: 300_000 });
     if (r.exitCode !== 0)
       throw new Error(`${target.name}: probe exited ${r.exitCode}: ${r.stderr.slice(-300)}`);
     return {
       stdout: r.stdout,
-      sample: { bytes: Buffer.byteLength(r.stdout), nodeCpuS: childCpu(r.stderr), wallS: r.wallS },
+      sample: {
+        bytes: Buffer.byteLength(r.stdout),
+        nodeCpuS: childCpu(r.stderr) / repeat,
+        wallS: r.wallS / repeat,
+      },
     };
   };
 
   const rows: Record<'all' | 'first' | 'cached', Sample[]> = { all: [], first: [], cached: [] };
-  for (const node of state.nodes) {
+  const nodes = values.node ? state.nodes.filter((n) => values.node!.includes(n.name)) : state.nodes;
+  if (nodes.length === 0) throw new Error(`no such node: ${values.node?.join(', ')}`);
+  for (const node of nodes) {
     const target = { name: node.name, port: node.port };
     const filtered: ProbeRequest = {
       ...base,
@@ -79,16 +118,20 @@ async function main(): Promise<void> {
       const parsed = parseProbeOutput(node.name, first.stdout);
       const readings = reusableReadings(parsed.facts, parsed.stats, parsed.clock);
       const known = new Map([...readings].map(([path, r]) => [path, r.stat]));
-      rows.cached.push((await run(target, { ...filtered, known })).sample);
+      const dpkg = reusableDpkgReading(parsed.dpkg);
+      rows.cached.push(
+        (await run(target, { ...filtered, known, ...(dpkg ? { dpkgKnown: dpkgKnown(dpkg, filtered) } : {}) }))
+          .sample,
+      );
     }
   }
   const label = {
     all: 'every head, policy of every locked package (before format 3)',
-    first: 'format 4, first run (no readings; policy filtered on the node)',
-    cached: 'format 4, later run (readings of the run before)',
+    first: `format ${PROBE_VERSION}, first run (no readings; policy filtered on the node)`,
+    cached: `format ${PROBE_VERSION}, later run (readings of the run before)`,
   };
   console.log(
-    `probe cost per node: ${state.nodes.length} nodes × ${runs} runs, lock ${keys.length} packages / ${base.paths!.length} paths`,
+    `probe cost per node: ${nodes.length} nodes × ${runs} runs × ${repeat} in a session, lock ${keys.length} packages / ${base.paths!.length} paths`,
   );
   console.log('| probe | KiB printed (median) | node CPU s (mean; 10 ms ticks) | wall s (median) |');
   console.log('|---|---|---|---|');
