@@ -146,12 +146,24 @@ function readFileLine(line: string, start: number): [string, RawFile] | undefine
   return [path, { size, mode, buildId: line.slice(idStart, idEnd) }];
 }
 
-/** `  <key>:` as `^ {2}("(?:[^"\\]|\\.)*"|[^\s"#][^\s#]*):$`, read as YAML reads the key; or undefined. */
-function readKeyLine(line: string): string | undefined {
-  if (line.charCodeAt(line.length - 1) !== COLON) return undefined;
-  // A JSON string literal or a plain scalar (no spaces, no '#', no leading quote) is the whole
-  // token, so the token is everything between the indent and the final colon.
-  return scalar(line.slice(2, -1));
+/**
+ * The key token of `  <key>:`, which must be `^ {2}("(?:[^"\\]|\\.)*"|[^\s"#][^\s#]*):$`: a JSON
+ * string literal or a plain scalar (no spaces, no '#', no leading quote) is the whole token, so
+ * it is everything between the indent and the final colon, and scalar() decides.
+ */
+function keyToken(line: string): string | undefined {
+  return line.charCodeAt(line.length - 1) === COLON ? line.slice(2, -1) : undefined;
+}
+
+/** `"<path>":{"buildId":…,"mode":…,"size":…}` as JSON.stringify writes a file entry. */
+function fileJson(line: string, start: number, path: string, f: RawFile): string {
+  const key = jsonOf(path, line.charCodeAt(start) !== QUOTE);
+  // A digit string reads as a finite number or Infinity, which JSON writes as null.
+  const size = Number.isFinite(f.size) ? `${f.size}` : 'null';
+  // The build-ID and the mode are hex and octal digits: nothing to escape.
+  return f.buildId === undefined
+    ? `${key}:{"mode":"${f.mode}","size":${size}}`
+    : `${key}:{"buildId":"${f.buildId}","mode":"${f.mode}","size":${size}}`;
 }
 
 /** Leading spaces of `line`. */
@@ -161,14 +173,98 @@ function indentOf(line: string): number {
   return n;
 }
 
+/**
+ * The entry rules of the Lockfile schema and of the key and path checks, applied by the scan as it
+ * reads each entry so that a valid lock is walked once. Returning false declines the fast path.
+ */
+export interface EntryRules {
+  /** A package as read, at its end: key, version (possibly missing), sha256. Not its files. */
+  packageEntry(key: string, p: RawPackage): boolean;
+  /** A file of a package or an unmanaged file. */
+  file(path: string, f: RawFile): boolean;
+}
+
+/**
+ * The canonical JSON text of the entries (what canonicalContent writes for `packages` and
+ * `unmanaged`), written during the scan from the tokens it read. `packages` is in chunks that
+ * concatenate to the packages object, so a digest can take it in pieces.
+ */
+export interface CanonicalEntries {
+  packages: string[];
+  unmanaged: string;
+}
+
+export interface CanonicalScan {
+  doc: CanonicalRead;
+  /**
+   * Absent when the text cannot give it: keys out of order (canonical JSON sorts them), a key
+   * that looks like an array index (JSON.stringify puts those first), a package without a version.
+   */
+  entries?: CanonicalEntries;
+}
+
+/** What a plain or quoted token's value looks like in JSON. */
+function jsonOf(value: string, plain: boolean): string {
+  // A plain scalar is in isPlainString's alphabet: nothing JSON escapes.
+  return plain ? `"${value}"` : JSON.stringify(value);
+}
+
+/** Could JSON.stringify move this key ahead of the others (an integer-like key)? */
+function mayBeIndex(key: string): boolean {
+  const c = key.charCodeAt(0);
+  return c >= DIGIT_0 && c <= DIGIT_9 && /^[0-9]+$/.test(key);
+}
+
+/** Canonical JSON chunks are cut at about this many characters. */
+const CHUNK = 1 << 16;
+
 export function readCanonicalLock(text: string): CanonicalRead | undefined {
+  return scanCanonicalLock(text)?.doc;
+}
+
+/**
+ * readCanonicalLock, plus the canonical JSON of the entries (when the text is in canonical order)
+ * and, with `rules`, the entry rules checked on the way (undefined when one refuses).
+ */
+export function scanCanonicalLock(text: string, rules?: EntryRules): CanonicalScan | undefined {
   const header: string[] = [];
   const packages: Record<string, RawPackage> = {};
   let unmanaged: Record<string, RawFile> | undefined;
   let section: 'header' | 'packages' | 'unmanaged' = 'header';
   let pkg: RawPackage | undefined;
+  let pkgKey = '';
   let inFiles = false;
   let seenPackages = false;
+  // The canonical JSON, while the keys come in order: done chunks, the chunk being written, the
+  // current package's key, version and sha256 as JSON and its files so far, and the last keys.
+  let canonical = true;
+  const chunks: string[] = [];
+  let chunk = '';
+  let keyJson = '';
+  let versionJson = '';
+  let shaJson = 'null';
+  let filesJson = '';
+  let unmanagedJson = '';
+  let lastKey: string | undefined;
+  let lastPath: string | undefined;
+  let lastUnmanaged: string | undefined;
+  /** Ends the current package, if any: its rules, and its canonical JSON. */
+  let written = 0;
+  /** Ends the current package, if any: its rules, and its canonical JSON. */
+  const endPackage = (): boolean => {
+    if (pkg === undefined) return true;
+    if (rules !== undefined && !rules.packageEntry(pkgKey, pkg)) return false;
+    if (canonical && pkg.version === undefined) canonical = false;
+    if (canonical) {
+      chunk += `${written++ === 0 ? '' : ','}${keyJson}:{"files":{${filesJson}},"sha256":${shaJson},"version":${versionJson}}`;
+      if (chunk.length >= CHUNK) {
+        chunks.push(chunk);
+        chunk = '';
+      }
+    }
+    pkg = undefined;
+    return true;
+  };
   // A block header (`packages:`, `unmanaged:`, a package key, `    files:`) with nothing under it
   // is null to YAML; reading it as an empty map would accept what YAML rejects. So after one, the
   // next line must be indented deeper: this many spaces (0: no such requirement).
@@ -187,6 +283,7 @@ export function readCanonicalLock(text: string): CanonicalRead | undefined {
     if (indent < needIndent) return undefined;
     needIndent = 0;
     if (indent === 0) {
+      if (!endPackage()) return undefined;
       if (line === 'packages:' || line === 'packages: {}') {
         if (seenPackages) return undefined; // a duplicate key: the YAML parser reports it
         seenPackages = true;
@@ -204,14 +301,27 @@ export function readCanonicalLock(text: string): CanonicalRead | undefined {
         section = 'header';
         header.push(line);
       }
-      pkg = undefined;
       inFiles = false;
       continue;
     }
     if (section === 'packages') {
       if (indent === 2) {
-        const key = readKeyLine(line);
-        if (key === undefined || key === PROTO || Object.hasOwn(packages, key)) return undefined;
+        if (!endPackage()) return undefined;
+        const token = keyToken(line);
+        const key = token === undefined ? undefined : scalar(token);
+        if (key === undefined || key === PROTO) return undefined;
+        if (canonical && (lastKey === undefined || lastKey < key) && !mayBeIndex(key)) {
+          keyJson = jsonOf(key, token!.charCodeAt(0) !== QUOTE);
+          versionJson = '';
+          shaJson = 'null';
+          filesJson = '';
+        } else {
+          canonical = false;
+          if (Object.hasOwn(packages, key)) return undefined;
+        }
+        lastKey = key;
+        lastPath = undefined;
+        pkgKey = key;
         pkg = packages[key] = {};
         inFiles = false;
         needIndent = 4;
@@ -233,28 +343,52 @@ export function readCanonicalLock(text: string): CanonicalRead | undefined {
             ? 'sha256'
             : undefined;
         if (field === undefined || pkg[field] !== undefined) return undefined;
-        const v = scalar(line.slice(field === 'version' ? 13 : 12));
+        const token = line.slice(field === 'version' ? 13 : 12);
+        const v = scalar(token);
         if (v === undefined) return undefined;
         pkg[field] = v;
+        if (canonical) {
+          const json = jsonOf(v, token.charCodeAt(0) !== QUOTE);
+          if (field === 'version') versionJson = json;
+          else shaJson = json;
+        }
         continue;
       }
       if (indent === 6 && inFiles) {
         const f = readFileLine(line, 6);
-        if (!f || f[0] === PROTO || Object.hasOwn(pkg.files!, f[0])) return undefined;
-        pkg.files![f[0]] = f[1];
+        if (!f || f[0] === PROTO) return undefined;
+        const [path, entry] = f;
+        if (rules !== undefined && !rules.file(path, entry)) return undefined;
+        if (canonical && (lastPath === undefined || lastPath < path) && !mayBeIndex(path)) {
+          filesJson += `${lastPath === undefined ? '' : ','}${fileJson(line, 6, path, entry)}`;
+        } else {
+          canonical = false;
+          if (Object.hasOwn(pkg.files!, path)) return undefined;
+        }
+        lastPath = path;
+        pkg.files![path] = entry;
         continue;
       }
       return undefined;
     }
     if (section === 'unmanaged') {
       const f = indent === 2 ? readFileLine(line, 2) : undefined;
-      if (!f || f[0] === PROTO || Object.hasOwn(unmanaged!, f[0])) return undefined;
-      unmanaged![f[0]] = f[1];
+      if (!f || f[0] === PROTO) return undefined;
+      const [path, entry] = f;
+      if (rules !== undefined && !rules.file(path, entry)) return undefined;
+      if (canonical && (lastUnmanaged === undefined || lastUnmanaged < path) && !mayBeIndex(path)) {
+        unmanagedJson += `${lastUnmanaged === undefined ? '' : ','}${fileJson(line, 2, path, entry)}`;
+      } else {
+        canonical = false;
+        if (Object.hasOwn(unmanaged!, path)) return undefined;
+      }
+      lastUnmanaged = path;
+      unmanaged![path] = entry;
       continue;
     }
     return undefined;
   }
-  if (needIndent > 0) return undefined;
+  if (needIndent > 0 || !endPackage()) return undefined;
   let head: unknown;
   try {
     head = parse(header.join('\n'), { uniqueKeys: true });
@@ -264,5 +398,10 @@ export function readCanonicalLock(text: string): CanonicalRead | undefined {
   if (head === null || typeof head !== 'object' || Array.isArray(head)) return undefined;
   const h = head as Record<string, unknown>;
   if ('packages' in h || 'unmanaged' in h || !seenPackages) return undefined;
-  return { ...h, packages, ...(unmanaged !== undefined ? { unmanaged } : {}) };
+  const doc = { ...h, packages, ...(unmanaged !== undefined ? { unmanaged } : {}) };
+  if (!canonical) return { doc };
+  if (chunk !== '' || chunks.length === 0) chunks.push(chunk);
+  chunks[0] = `{${chunks[0]!}`;
+  chunks[chunks.length - 1] += '}';
+  return { doc, entries: { packages: chunks, unmanaged: `{${unmanagedJson}}` } };
 }
