@@ -61,65 +61,144 @@ export type CanonicalRead = Record<string, unknown> & {
 const PROTO = '__proto__';
 
 /**
- * `<path>: {size: N, mode: "MMMM"[, buildId: HEX]}` from `start` to the end of `line`, that is
- * `("(?:[^"\\]|\\.)*"|[^\s"#{][^\s#]*): \{size: (0|[1-9][0-9]*), mode: "([0-7]{4})"(?:, buildId:
- * ("[0-9a-f]+"|[0-9a-f]+))?\}$` with both scalars as YAML reads them; or undefined.
+ * The canonical JSON of the entries, written as bytes while the scan reads them. Every token is
+ * copied from the text: a plain scalar needs no JSON escaping, the digits and hex need none. Only
+ * ASCII is written; a quoted token whose JSON is not ASCII stops the writer (`ok` false) and the
+ * caller digests the records instead.
  */
-function readFileLine(line: string, start: number): [string, RawFile] | undefined {
-  const end = line.length;
+class JsonBytes {
+  bytes: Uint8Array;
+  length = 0;
+  ok = true;
+  constructor(capacity: number) {
+    this.bytes = new Uint8Array(capacity);
+  }
+  private room(n: number): void {
+    if (this.length + n <= this.bytes.length) return;
+    const grown = new Uint8Array(Math.max(this.bytes.length * 2, this.length + n));
+    grown.set(this.bytes.subarray(0, this.length));
+    this.bytes = grown;
+  }
+  /** Characters `from`..`to` of `s`, which must be ASCII. */
+  copy(s: string, from: number, to: number): void {
+    this.room(to - from);
+    const b = this.bytes;
+    let n = this.length;
+    for (let i = from; i < to; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 0x7f) {
+        this.ok = false;
+        return;
+      }
+      b[n++] = c;
+    }
+    this.length = n;
+  }
+  ascii(s: string): void {
+    this.copy(s, 0, s.length);
+  }
+  /** A string value as JSON: plain scalars are copied between quotes, quoted ones re-encoded. */
+  string(text: string, from: number, to: number, value: string): void {
+    if (text.charCodeAt(from) === QUOTE) this.ascii(JSON.stringify(value));
+    else {
+      this.room(to - from + 2);
+      this.bytes[this.length++] = QUOTE;
+      this.copy(text, from, to);
+      this.bytes[this.length++] = QUOTE;
+    }
+  }
+}
+
+/** Where readFileLine found a file line's parts, for the canonical JSON. */
+interface FileTokens {
+  path: string;
+  pathFrom: number;
+  pathTo: number;
+  sizeFrom: number;
+  sizeTo: number;
+  modeFrom: number;
+  idFrom: number;
+  idTo: number;
+}
+
+/**
+ * `<path>: {size: N, mode: "MMMM"[, buildId: HEX]}` from `start` to `end` of `text`, that is
+ * `("(?:[^"\\]|\\.)*"|[^\s"#{][^\s#]*): \{size: (0|[1-9][0-9]*), mode: "([0-7]{4})"(?:, buildId:
+ * ("[0-9a-f]+"|[0-9a-f]+))?\}$` with both scalars as YAML reads them; or undefined. Where the
+ * parts are goes to `at`.
+ */
+function readFileLine(text: string, start: number, end: number, at: FileTokens): RawFile | undefined {
   let i: number;
   let path: string | undefined;
-  if (line.charCodeAt(start) === QUOTE) {
+  if (text.charCodeAt(start) === QUOTE) {
     // The quoted string ends at the first quote not escaped; JSON.parse then holds it to JSON.
     i = start + 1;
     for (;;) {
       if (i >= end) return undefined;
-      const c = line.charCodeAt(i);
+      const c = text.charCodeAt(i);
       if (c === QUOTE) break;
       i += c === BACKSLASH ? 2 : 1;
     }
     i++;
-    path = scalar(line.slice(start, i));
-    if (path === undefined || line.charCodeAt(i) !== COLON) return undefined;
+    if (i >= end) return undefined;
+    path = scalar(text.slice(start, i));
   } else {
     // A plain scalar has no spaces, so the first space is the one after its colon.
-    const sp = line.indexOf(' ', start);
-    if (sp < 0 || line.charCodeAt(sp - 1) !== COLON) return undefined;
+    const sp = text.indexOf(' ', start);
+    if (sp < 0 || sp >= end) return undefined;
     i = sp - 1;
-    path = line.slice(start, i);
+    path = text.slice(start, i);
     if (!isPlainString(path)) return undefined;
   }
-  if (!line.startsWith(': {size: ', i)) return undefined;
+  if (path === undefined || !text.startsWith(': {size: ', i)) return undefined;
+  at.path = path;
+  at.pathFrom = start;
+  at.pathTo = i;
   i += 9;
-  const sizeStart = i;
-  let c = line.charCodeAt(i);
+  const sizeFrom = i;
+  let c = text.charCodeAt(i);
+  // The digits' value as it goes (exact up to 15 digits), so no string is cut for Number().
+  let size = 0;
   if (c === DIGIT_0) i++;
   else if (c >= DIGIT_1 && c <= DIGIT_9) {
-    do c = line.charCodeAt(++i);
-    while (c >= DIGIT_0 && c <= DIGIT_9);
+    do {
+      size = size * 10 + (c - DIGIT_0);
+      c = text.charCodeAt(++i);
+    } while (c >= DIGIT_0 && c <= DIGIT_9);
   } else return undefined;
-  const size = Number(line.slice(sizeStart, i));
-  if (!line.startsWith(', mode: "', i)) return undefined;
+  at.sizeFrom = sizeFrom;
+  at.sizeTo = i;
+  if (i - sizeFrom > 15) size = Number(text.slice(sizeFrom, i));
+  if (!text.startsWith(', mode: "', i)) return undefined;
   i += 9;
   for (let k = 0; k < 4; k++) {
-    c = line.charCodeAt(i + k);
+    c = text.charCodeAt(i + k);
     if (c < DIGIT_0 || c > DIGIT_7) return undefined;
   }
-  const mode = line.slice(i, i + 4);
+  at.modeFrom = i;
+  // Nearly every file is one of two modes: one string each rather than one per file.
+  const mode = text.startsWith('0644', i)
+    ? '0644'
+    : text.startsWith('0755', i)
+      ? '0755'
+      : text.slice(i, i + 4);
   i += 4;
-  if (line.charCodeAt(i) !== QUOTE) return undefined;
+  if (text.charCodeAt(i) !== QUOTE) return undefined;
   i++;
-  if (i + 1 === end && line.charCodeAt(i) === CLOSE_BRACE) return [path, { size, mode }];
-  if (!line.startsWith(', buildId: ', i)) return undefined;
+  if (i + 1 === end && text.charCodeAt(i) === CLOSE_BRACE) {
+    at.idFrom = at.idTo = -1;
+    return { size, mode };
+  }
+  if (!text.startsWith(', buildId: ', i)) return undefined;
   i += 11;
-  const quoted = line.charCodeAt(i) === QUOTE;
+  const quoted = text.charCodeAt(i) === QUOTE;
   if (quoted) i++;
-  const idStart = i;
+  const idFrom = i;
   // Plain hex that is all digits, or digits, one e and digits (1e5), is a number to YAML.
   let letters = 0;
   let onlyE = true;
-  for (; ; i++) {
-    c = line.charCodeAt(i);
+  for (; i < end; i++) {
+    c = text.charCodeAt(i);
     if (c >= DIGIT_0 && c <= DIGIT_9) continue;
     if (c >= LOWER_A && c <= LOWER_F) {
       letters++;
@@ -128,49 +207,49 @@ function readFileLine(line: string, start: number): [string, RawFile] | undefine
     }
     break;
   }
-  const idEnd = i;
-  if (idEnd === idStart) return undefined;
+  const idTo = i;
+  if (idTo === idFrom) return undefined;
   if (quoted) {
-    if (c !== QUOTE) return undefined;
+    if (text.charCodeAt(i) !== QUOTE) return undefined;
     i++;
   } else if (
     letters === 0 ||
-    (letters === 1 &&
-      onlyE &&
-      line.charCodeAt(idStart) !== LOWER_E &&
-      line.charCodeAt(idEnd - 1) !== LOWER_E)
+    (letters === 1 && onlyE && text.charCodeAt(idFrom) !== LOWER_E && text.charCodeAt(idTo - 1) !== LOWER_E)
   ) {
     return undefined;
   }
-  if (i + 1 !== end || line.charCodeAt(i) !== CLOSE_BRACE) return undefined;
-  return [path, { size, mode, buildId: line.slice(idStart, idEnd) }];
-}
-
-/**
- * The key token of `  <key>:`, which must be `^ {2}("(?:[^"\\]|\\.)*"|[^\s"#][^\s#]*):$`: a JSON
- * string literal or a plain scalar (no spaces, no '#', no leading quote) is the whole token, so
- * it is everything between the indent and the final colon, and scalar() decides.
- */
-function keyToken(line: string): string | undefined {
-  return line.charCodeAt(line.length - 1) === COLON ? line.slice(2, -1) : undefined;
+  if (i + 1 !== end || text.charCodeAt(i) !== CLOSE_BRACE) return undefined;
+  at.idFrom = idFrom;
+  at.idTo = idTo;
+  return { size, mode, buildId: text.slice(idFrom, idTo) };
 }
 
 /** `"<path>":{"buildId":…,"mode":…,"size":…}` as JSON.stringify writes a file entry. */
-function fileJson(line: string, start: number, path: string, f: RawFile): string {
-  const key = jsonOf(path, line.charCodeAt(start) !== QUOTE);
-  // A digit string reads as a finite number or Infinity, which JSON writes as null.
-  const size = Number.isFinite(f.size) ? `${f.size}` : 'null';
-  // The build-ID and the mode are hex and octal digits: nothing to escape.
-  return f.buildId === undefined
-    ? `${key}:{"mode":"${f.mode}","size":${size}}`
-    : `${key}:{"buildId":"${f.buildId}","mode":"${f.mode}","size":${size}}`;
+function writeFile(out: JsonBytes, text: string, at: FileTokens, f: RawFile): void {
+  out.string(text, at.pathFrom, at.pathTo, at.path);
+  if (at.idFrom >= 0) {
+    out.ascii(':{"buildId":"');
+    out.copy(text, at.idFrom, at.idTo);
+    out.ascii('","mode":"');
+  } else out.ascii(':{"mode":"');
+  out.copy(text, at.modeFrom, at.modeFrom + 4);
+  out.ascii('","size":');
+  // Up to 15 digits are exactly the number JSON writes; beyond, let JSON say (1e+21, null).
+  if (at.sizeTo - at.sizeFrom <= 15) out.copy(text, at.sizeFrom, at.sizeTo);
+  else out.ascii(JSON.stringify(f.size));
+  out.ascii('}');
 }
 
-/** Leading spaces of `line`. */
-function indentOf(line: string): number {
-  let n = 0;
-  while (line.charCodeAt(n) === SPACE) n++;
-  return n;
+/** Leading spaces of the line `from`..`to`. */
+function indentOf(text: string, from: number, to: number): number {
+  let i = from;
+  while (i < to && text.charCodeAt(i) === SPACE) i++;
+  return i - from;
+}
+
+/** The line `from`..`to` is `s`. */
+function lineIs(text: string, from: number, to: number, s: string): boolean {
+  return to - from === s.length && text.startsWith(s, from);
 }
 
 /**
@@ -185,28 +264,22 @@ export interface EntryRules {
 }
 
 /**
- * The canonical JSON text of the entries (what canonicalContent writes for `packages` and
- * `unmanaged`), written during the scan from the tokens it read. `packages` is in chunks that
- * concatenate to the packages object, so a digest can take it in pieces.
+ * The canonical JSON of the entries, as canonicalContent writes the `packages` and `unmanaged`
+ * records, written during the scan from the tokens it read. ASCII bytes.
  */
 export interface CanonicalEntries {
-  packages: string[];
-  unmanaged: string;
+  packages: Uint8Array;
+  unmanaged: Uint8Array;
 }
 
 export interface CanonicalScan {
   doc: CanonicalRead;
   /**
    * Absent when the text cannot give it: keys out of order (canonical JSON sorts them), a key
-   * that looks like an array index (JSON.stringify puts those first), a package without a version.
+   * that looks like an array index (JSON.stringify puts those first), a package without a
+   * version, a quoted token whose JSON is not ASCII.
    */
   entries?: CanonicalEntries;
-}
-
-/** What a plain or quoted token's value looks like in JSON. */
-function jsonOf(value: string, plain: boolean): string {
-  // A plain scalar is in isPlainString's alphabet: nothing JSON escapes.
-  return plain ? `"${value}"` : JSON.stringify(value);
 }
 
 /** Could JSON.stringify move this key ahead of the others (an integer-like key)? */
@@ -214,9 +287,6 @@ function mayBeIndex(key: string): boolean {
   const c = key.charCodeAt(0);
   return c >= DIGIT_0 && c <= DIGIT_9 && /^[0-9]+$/.test(key);
 }
-
-/** Canonical JSON chunks are cut at about this many characters. */
-const CHUNK = 1 << 16;
 
 export function readCanonicalLock(text: string): CanonicalRead | undefined {
   return scanCanonicalLock(text)?.doc;
@@ -235,32 +305,42 @@ export function scanCanonicalLock(text: string, rules?: EntryRules): CanonicalSc
   let pkgKey = '';
   let inFiles = false;
   let seenPackages = false;
-  // The canonical JSON, while the keys come in order: done chunks, the chunk being written, the
-  // current package's key, version and sha256 as JSON and its files so far, and the last keys.
+  // The canonical JSON, while keys come in order. A package's version and sha256 come before its
+  // files in the text and after them in the JSON, so where their tokens are is kept till its end.
   let canonical = true;
-  const chunks: string[] = [];
-  let chunk = '';
-  let keyJson = '';
-  let versionJson = '';
-  let shaJson = 'null';
-  let filesJson = '';
-  let unmanagedJson = '';
+  const json = new JsonBytes(text.length + 64);
+  const unmanagedJson = new JsonBytes(64);
+  let versionFrom = -1;
+  let versionTo = -1;
+  let shaFrom = -1;
+  let shaTo = -1;
   let lastKey: string | undefined;
   let lastPath: string | undefined;
   let lastUnmanaged: string | undefined;
-  /** Ends the current package, if any: its rules, and its canonical JSON. */
-  let written = 0;
-  /** Ends the current package, if any: its rules, and its canonical JSON. */
+  const at: FileTokens = {
+    path: '',
+    pathFrom: 0,
+    pathTo: 0,
+    sizeFrom: 0,
+    sizeTo: 0,
+    modeFrom: 0,
+    idFrom: 0,
+    idTo: 0,
+  };
+  json.ascii('{');
+  unmanagedJson.ascii('{');
+  /** Ends the current package, if any: its rules, and the end of its canonical JSON. */
   const endPackage = (): boolean => {
     if (pkg === undefined) return true;
     if (rules !== undefined && !rules.packageEntry(pkgKey, pkg)) return false;
     if (canonical && pkg.version === undefined) canonical = false;
     if (canonical) {
-      chunk += `${written++ === 0 ? '' : ','}${keyJson}:{"files":{${filesJson}},"sha256":${shaJson},"version":${versionJson}}`;
-      if (chunk.length >= CHUNK) {
-        chunks.push(chunk);
-        chunk = '';
-      }
+      json.ascii('},"sha256":');
+      if (pkg.sha256 === undefined) json.ascii('null');
+      else json.string(text, shaFrom, shaTo, pkg.sha256);
+      json.ascii(',"version":');
+      json.string(text, versionFrom, versionTo, pkg.version!);
+      json.ascii('}');
     }
     pkg = undefined;
     return true;
@@ -272,49 +352,51 @@ export function scanCanonicalLock(text: string, rules?: EntryRules): CanonicalSc
   // After `packages: {}` or `unmanaged: {}` an indented line is a YAML error, not an entry.
   let flowEmpty = false;
   const length = text.length;
-  for (let from = 0; from <= length; ) {
+  for (let next = 0; next <= length;) {
+    // The line is text[from, to), without its newline.
+    const from = next;
     let to = text.indexOf('\n', from);
     if (to < 0) to = length;
-    const line = text.slice(from, to);
-    from = to + 1;
-    if (line === '' || line.charCodeAt(0) === 0x23 /* # */) continue;
-    const indent = indentOf(line);
+    next = to + 1;
+    if (from === to || text.charCodeAt(from) === 0x23 /* # */) continue;
+    const indent = indentOf(text, from, to);
     if (flowEmpty && indent > 0) return undefined;
     if (indent < needIndent) return undefined;
     needIndent = 0;
     if (indent === 0) {
       if (!endPackage()) return undefined;
-      if (line === 'packages:' || line === 'packages: {}') {
+      if (lineIs(text, from, to, 'packages:') || lineIs(text, from, to, 'packages: {}')) {
         if (seenPackages) return undefined; // a duplicate key: the YAML parser reports it
         seenPackages = true;
         section = 'packages';
-        needIndent = line === 'packages:' ? 2 : 0;
+        needIndent = to - from === 9 ? 2 : 0;
         flowEmpty = needIndent === 0;
-      } else if (line === 'unmanaged:' || line === 'unmanaged: {}') {
+      } else if (lineIs(text, from, to, 'unmanaged:') || lineIs(text, from, to, 'unmanaged: {}')) {
         if (unmanaged !== undefined) return undefined;
         section = 'unmanaged';
         unmanaged = {};
-        needIndent = line === 'unmanaged:' ? 2 : 0;
+        needIndent = to - from === 10 ? 2 : 0;
         flowEmpty = needIndent === 0;
       } else {
         flowEmpty = false;
         section = 'header';
-        header.push(line);
+        header.push(text.slice(from, to));
       }
       inFiles = false;
       continue;
     }
     if (section === 'packages') {
       if (indent === 2) {
-        if (!endPackage()) return undefined;
-        const token = keyToken(line);
-        const key = token === undefined ? undefined : scalar(token);
+        // `^ {2}("(?:[^"\\]|\\.)*"|[^\s"#][^\s#]*):$`: a JSON string literal or a plain scalar (no
+        // spaces, no '#', no leading quote) is the whole token, so the token is everything
+        // between the indent and the final colon, and scalar() decides.
+        if (!endPackage() || text.charCodeAt(to - 1) !== COLON) return undefined;
+        const key = scalar(text.slice(from + 2, to - 1));
         if (key === undefined || key === PROTO) return undefined;
         if (canonical && (lastKey === undefined || lastKey < key) && !mayBeIndex(key)) {
-          keyJson = jsonOf(key, token!.charCodeAt(0) !== QUOTE);
-          versionJson = '';
-          shaJson = 'null';
-          filesJson = '';
+          if (lastKey !== undefined) json.ascii(',');
+          json.string(text, from + 2, to - 1, key);
+          json.ascii(':{"files":{');
         } else {
           canonical = false;
           if (Object.hasOwn(packages, key)) return undefined;
@@ -330,60 +412,63 @@ export function scanCanonicalLock(text: string, rules?: EntryRules): CanonicalSc
       if (!pkg) return undefined;
       if (indent === 4 && !inFiles) {
         // `^ {4}(version|sha256): ("(?:[^"\\]|\\.)*"|\S+)$`, or `    files:`.
-        if (line === '    files:') {
+        if (lineIs(text, from, to, '    files:')) {
           if (pkg.files !== undefined) return undefined;
           inFiles = true;
           pkg.files = {};
           needIndent = 6;
           continue;
         }
-        const field = line.startsWith('version: ', 4)
-          ? 'version'
-          : line.startsWith('sha256: ', 4)
-            ? 'sha256'
-            : undefined;
-        if (field === undefined || pkg[field] !== undefined) return undefined;
-        const token = line.slice(field === 'version' ? 13 : 12);
-        const v = scalar(token);
+        const isVersion = text.startsWith('version: ', from + 4);
+        if (!isVersion && !text.startsWith('sha256: ', from + 4)) return undefined;
+        const valueFrom = from + (isVersion ? 13 : 12);
+        const v = scalar(text.slice(valueFrom, to));
         if (v === undefined) return undefined;
-        pkg[field] = v;
-        if (canonical) {
-          const json = jsonOf(v, token.charCodeAt(0) !== QUOTE);
-          if (field === 'version') versionJson = json;
-          else shaJson = json;
+        if (isVersion) {
+          if (pkg.version !== undefined) return undefined;
+          pkg.version = v;
+          versionFrom = valueFrom;
+          versionTo = to;
+        } else {
+          if (pkg.sha256 !== undefined) return undefined;
+          pkg.sha256 = v;
+          shaFrom = valueFrom;
+          shaTo = to;
         }
         continue;
       }
       if (indent === 6 && inFiles) {
-        const f = readFileLine(line, 6);
-        if (!f || f[0] === PROTO) return undefined;
-        const [path, entry] = f;
-        if (rules !== undefined && !rules.file(path, entry)) return undefined;
+        const f = readFileLine(text, from + 6, to, at);
+        if (!f) return undefined;
+        const path = at.path;
+        if (path === PROTO || (rules !== undefined && !rules.file(path, f))) return undefined;
         if (canonical && (lastPath === undefined || lastPath < path) && !mayBeIndex(path)) {
-          filesJson += `${lastPath === undefined ? '' : ','}${fileJson(line, 6, path, entry)}`;
+          if (lastPath !== undefined) json.ascii(',');
+          writeFile(json, text, at, f);
         } else {
           canonical = false;
           if (Object.hasOwn(pkg.files!, path)) return undefined;
         }
         lastPath = path;
-        pkg.files![path] = entry;
+        pkg.files![path] = f;
         continue;
       }
       return undefined;
     }
     if (section === 'unmanaged') {
-      const f = indent === 2 ? readFileLine(line, 2) : undefined;
-      if (!f || f[0] === PROTO) return undefined;
-      const [path, entry] = f;
-      if (rules !== undefined && !rules.file(path, entry)) return undefined;
+      const f = indent === 2 ? readFileLine(text, from + 2, to, at) : undefined;
+      if (!f) return undefined;
+      const path = at.path;
+      if (path === PROTO || (rules !== undefined && !rules.file(path, f))) return undefined;
       if (canonical && (lastUnmanaged === undefined || lastUnmanaged < path) && !mayBeIndex(path)) {
-        unmanagedJson += `${lastUnmanaged === undefined ? '' : ','}${fileJson(line, 2, path, entry)}`;
+        if (lastUnmanaged !== undefined) unmanagedJson.ascii(',');
+        writeFile(unmanagedJson, text, at, f);
       } else {
         canonical = false;
         if (Object.hasOwn(unmanaged!, path)) return undefined;
       }
       lastUnmanaged = path;
-      unmanaged![path] = entry;
+      unmanaged![path] = f;
       continue;
     }
     return undefined;
@@ -399,9 +484,14 @@ export function scanCanonicalLock(text: string, rules?: EntryRules): CanonicalSc
   const h = head as Record<string, unknown>;
   if ('packages' in h || 'unmanaged' in h || !seenPackages) return undefined;
   const doc = { ...h, packages, ...(unmanaged !== undefined ? { unmanaged } : {}) };
-  if (!canonical) return { doc };
-  if (chunk !== '' || chunks.length === 0) chunks.push(chunk);
-  chunks[0] = `{${chunks[0]!}`;
-  chunks[chunks.length - 1] += '}';
-  return { doc, entries: { packages: chunks, unmanaged: `{${unmanagedJson}}` } };
+  json.ascii('}');
+  unmanagedJson.ascii('}');
+  if (!canonical || !json.ok || !unmanagedJson.ok) return { doc };
+  return {
+    doc,
+    entries: {
+      packages: json.bytes.subarray(0, json.length),
+      unmanaged: unmanagedJson.bytes.subarray(0, unmanagedJson.length),
+    },
+  };
 }

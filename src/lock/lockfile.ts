@@ -132,11 +132,16 @@ function canonicalPlatformScope(lock: Pick<Lockfile, 'platform' | 'scope'>): str
  * canonicalContent in chunks, with the entries' JSON as the scan of a lockfile wrote it: the
  * same text (a differential property test holds them together) without building the records.
  */
-export function canonicalChunks(lock: Pick<Lockfile, 'platform' | 'scope'>, entries: CanonicalEntries): string[] {
+export function canonicalChunks(
+  lock: Pick<Lockfile, 'platform' | 'scope'>,
+  entries: CanonicalEntries,
+): Array<string | Uint8Array> {
   return [
     '{"packages":',
-    ...entries.packages,
-    `,${canonicalPlatformScope(lock)},"unmanaged":${entries.unmanaged}}`,
+    entries.packages,
+    `,${canonicalPlatformScope(lock)},"unmanaged":`,
+    entries.unmanaged,
+    '}',
   ];
 }
 
@@ -144,7 +149,7 @@ export function computeDigest(lock: Pick<Lockfile, 'platform' | 'scope' | 'packa
   return `sha256:${createHash('sha256').update(canonicalContent(lock)).digest('hex')}`;
 }
 
-function digestOfChunks(chunks: readonly string[]): string {
+function digestOfChunks(chunks: ReadonlyArray<string | Uint8Array>): string {
   const hash = createHash('sha256');
   for (const chunk of chunks) hash.update(chunk);
   return `sha256:${hash.digest('hex')}`;
@@ -263,7 +268,9 @@ export function parseLock(text: string, file: string): Lockfile {
   const lock = scan === undefined ? undefined : validCanonicalLock(scan.doc);
   if (lock !== undefined) {
     const digest =
-      scan!.entries === undefined ? computeDigest(lock) : digestOfChunks(canonicalChunks(lock, scan!.entries));
+      scan!.entries === undefined
+        ? computeDigest(lock)
+        : digestOfChunks(canonicalChunks(lock, scan!.entries));
     if (digest === lock.digest) return lock;
   }
   return parseLockDocument(text, file);
@@ -309,7 +316,7 @@ function validCanonicalLock(read: CanonicalRead): Lockfile | undefined {
     platform,
     scope,
     packages: packages as Record<string, PackageEntry>,
-    ...(unmanaged !== undefined ? { unmanaged: unmanaged as Record<string, FileEntry> } : {}),
+    ...(unmanaged !== undefined ? { unmanaged } : {}),
     digest,
   };
 }
