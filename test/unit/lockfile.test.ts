@@ -540,6 +540,15 @@ describe('canonical fast reader', () => {
     expect(readCanonicalLock(text)).toBeUndefined();
   });
 
+  it.each([
+    ['a package key', (t: string) => t.replace('  libc6:amd64:', '  __proto__:')],
+    ['a file path', (t: string) => t.replace(`      ${LIBC}:`, '      __proto__:')],
+  ])('declines __proto__ as %s (assigning it would set the prototype)', (_what, edit) => {
+    const text = edit(serializeLock(small()));
+    expect(text).toContain('__proto__');
+    expect(readCanonicalLock(text)).toBeUndefined();
+  });
+
   it('writes no canonical JSON for a package without a version, which has none', () => {
     const text = serializeLock(small()).replace('    version: 2.31-0ubuntu9.14\n', '');
     const scan = scanCanonicalLock(text);
