@@ -6,13 +6,18 @@ import { isValidVersion } from '../debian/version.js';
 import { CriuLockError, type SourceLocation } from '../errors.js';
 import { parseYamlSource } from '../input/yaml-source.js';
 import { issueError } from '../input/zod-error.js';
-import { readCanonicalLock, type CanonicalRead, type RawFile, type RawPackage } from './canonical-reader.js';
+import {
+  scanCanonicalLock,
+  type CanonicalEntries,
+  type CanonicalRead,
+  type EntryRules,
+} from './canonical-reader.js';
 import { lockedPathProblem } from './locked-path.js';
 import { yamlScalar, yamlString } from './yaml-scalar.js';
 
 export const LOCKFILE_VERSION = 1;
 
-// Shared with the fast path's own checks (canonicalEntriesValid), which must agree with the schemas.
+// Shared with the fast path's own checks (ENTRY_RULES), which must agree with the schemas.
 const MODE = /^[0-7]{4}$/;
 const BUILD_ID = /^[0-9a-f]{2,128}$/;
 const SHA256 = /^[0-9a-f]{64}$/;
@@ -101,6 +106,13 @@ export function canonicalContent(
   const unmanaged = emptyRecord();
   for (const path of sortedKeys(lock.unmanaged ?? {}))
     unmanaged[path] = canonicalFile(lock.unmanaged![path]!);
+  // The JSON of {packages, platform, scope, unmanaged}, written in parts so that a scanned
+  // lockfile's own JSON of its entries can take the place of the two records (canonicalChunks).
+  return `{"packages":${JSON.stringify(packages)},${canonicalPlatformScope(lock)},"unmanaged":${JSON.stringify(unmanaged)}}`;
+}
+
+/** `"platform":{...},"scope":{...}`, as JSON.stringify writes them inside the canonical object. */
+function canonicalPlatformScope(lock: Pick<Lockfile, 'platform' | 'scope'>): string {
   const scope =
     lock.scope.kind === 'all'
       ? { kind: 'all' }
@@ -113,11 +125,34 @@ export function canonicalContent(
     id: lock.platform.id,
     versionId: lock.platform.versionId,
   };
-  return JSON.stringify({ packages, platform, scope, unmanaged });
+  return `"platform":${JSON.stringify(platform)},"scope":${JSON.stringify(scope)}`;
+}
+
+/**
+ * canonicalContent in chunks, with the entries' JSON as the scan of a lockfile wrote it: the
+ * same text (a differential property test holds them together) without building the records.
+ */
+export function canonicalChunks(
+  lock: Pick<Lockfile, 'platform' | 'scope'>,
+  entries: CanonicalEntries,
+): Array<string | Uint8Array> {
+  return [
+    '{"packages":',
+    entries.packages,
+    `,${canonicalPlatformScope(lock)},"unmanaged":`,
+    entries.unmanaged,
+    '}',
+  ];
 }
 
 export function computeDigest(lock: Pick<Lockfile, 'platform' | 'scope' | 'packages' | 'unmanaged'>): string {
   return `sha256:${createHash('sha256').update(canonicalContent(lock)).digest('hex')}`;
+}
+
+function digestOfChunks(chunks: ReadonlyArray<string | Uint8Array>): string {
+  const hash = createHash('sha256');
+  for (const chunk of chunks) hash.update(chunk);
+  return `sha256:${hash.digest('hex')}`;
 }
 
 export function finalizeLock(content: LockContent): Lockfile {
@@ -229,32 +264,52 @@ export function parseLockDocument(text: string, file: string): Lockfile {
 export function parseLock(text: string, file: string): Lockfile {
   // Our own canonical layout is read without a YAML document; anything else, or anything
   // invalid, goes through the full parser, which knows where each value is for the error.
-  const fast = readCanonicalLock(text);
-  const lock = fast === undefined ? undefined : validCanonicalLock(fast);
-  if (lock !== undefined && computeDigest(lock) === lock.digest) return lock;
+  const scan = scanCanonicalLock(text, ENTRY_RULES);
+  const lock = scan === undefined ? undefined : validCanonicalLock(scan.doc);
+  if (lock !== undefined) {
+    const digest =
+      scan!.entries === undefined
+        ? computeDigest(lock)
+        : digestOfChunks(canonicalChunks(lock, scan!.entries));
+    if (digest === lock.digest) return lock;
+  }
   return parseLockDocument(text, file);
 }
 
 /**
- * The Lockfile schema's and semanticProblem's verdict on what the fast reader read (all but the
- * digest, which parseLock checks), or undefined where either would refuse it. zod takes most of a
- * second over 15,000 file entries, so the entries (whose shape the reader already fixed: known
- * keys, string values, a digit-only size, four octal digits of mode, a hex build-ID) are checked
- * here with the schema's own rules, in the same walk as the keys and paths; the header still goes
- * through zod. Refusing is always safe: the YAML path then finds and locates the error.
+ * The Lockfile schema's entry rules and semanticProblem's key and path rules, which the scan
+ * applies to each entry as it reads it (zod takes most of a second over 15,000 file entries). The
+ * reader already fixed their shape: known keys, string values, a digit-only size, four octal
+ * digits of mode, a hex build-ID. Refusing is always safe: the YAML path then finds and locates
+ * the error.
+ */
+const ENTRY_RULES: EntryRules = {
+  packageEntry: (key, p) =>
+    packageKeyProblem(key) === undefined &&
+    p.version !== undefined &&
+    isValidVersion(p.version) &&
+    (p.sha256 === undefined || SHA256.test(p.sha256)),
+  file: (path, f) =>
+    Number.isSafeInteger(f.size) &&
+    f.size >= 0 &&
+    MODE.test(f.mode) &&
+    (f.buildId === undefined || BUILD_ID.test(f.buildId)) &&
+    lockedPathProblem(path) === undefined,
+};
+
+/**
+ * The header's verdict from zod and the scope's package names, for what the scan read with
+ * ENTRY_RULES (all but the digest, which parseLock checks), or undefined where the schema or
+ * semanticProblem would refuse it.
  */
 function validCanonicalLock(read: CanonicalRead): Lockfile | undefined {
   const { packages, unmanaged, ...rest } = read;
   const header = LockHeader.safeParse(rest);
   if (!header.success) return undefined;
-  for (const key of Object.keys(packages)) {
-    if (packageKeyProblem(key) !== undefined || !isPackageEntry(packages[key]!)) return undefined;
-  }
-  if (unmanaged !== undefined && !areFileEntries(unmanaged)) return undefined;
   const { lockfileVersion, source, platform, scope, digest } = header.data;
   if (scope.kind === 'packages' && scope.packages.some((name) => packageRefProblem(name) !== undefined))
     return undefined;
-  // Keys in the schema's order, as zod would have returned them.
+  // Keys in the schema's order, as zod would have returned them. The entries passed ENTRY_RULES.
   return {
     lockfileVersion,
     source,
@@ -264,23 +319,6 @@ function validCanonicalLock(read: CanonicalRead): Lockfile | undefined {
     ...(unmanaged !== undefined ? { unmanaged } : {}),
     digest,
   };
-}
-
-/** FileEntry's rules for what the reader read, and lockedPathProblem's for the paths. */
-function areFileEntries(files: Record<string, RawFile>): files is Record<string, FileEntry> {
-  for (const path of Object.keys(files)) {
-    const f = files[path]!;
-    if (!Number.isSafeInteger(f.size) || f.size < 0 || !MODE.test(f.mode)) return false;
-    if (f.buildId !== undefined && !BUILD_ID.test(f.buildId)) return false;
-    if (lockedPathProblem(path) !== undefined) return false;
-  }
-  return true;
-}
-
-function isPackageEntry(p: RawPackage): p is PackageEntry {
-  if (p.version === undefined || !isValidVersion(p.version)) return false;
-  if (p.sha256 !== undefined && !SHA256.test(p.sha256)) return false;
-  return p.files === undefined || areFileEntries(p.files);
 }
 
 interface Problem {
