@@ -54,6 +54,22 @@ function cacheFile(dir: string, host: string): string {
   return join(dir, `${createHash('sha256').update(host).digest('hex').slice(0, 32)}.json`);
 }
 
+/** A cache file's document when it is one we wrote for this host (format and owner), else undefined. */
+function readOwnDoc(file: string, host: string): Record<string, unknown> | undefined {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof doc !== 'object' || doc === null) return undefined;
+  const d = doc as Record<string, unknown>;
+  return d.format === FORMAT && d.host === host ? d : undefined;
+}
+
+/** A stat tuple's ctime: its last field, in seconds. */
+const ctimeOf = (tuple: string): number => Number(tuple.slice(tuple.lastIndexOf(':') + 1));
+
 /** The host's dpkg-state reading, beside its file readings. */
 function dpkgCacheFile(dir: string, host: string): string {
   return cacheFile(dir, host).replace(/\.json$/, '.dpkg.json');
@@ -64,16 +80,10 @@ const isLines = (v: unknown): v is string[] =>
 
 /** The host's dpkg-state reading, or undefined when there is none or the file is not one we wrote. */
 export function loadDpkgReading(dir: string, host: string): DpkgReading | undefined {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(readFileSync(dpkgCacheFile(dir, host), 'utf8'));
-  } catch {
-    return undefined;
-  }
-  if (typeof doc !== 'object' || doc === null) return undefined;
-  const { format, host: owner, state, arch, foreign, dpkg } = doc as Record<string, unknown>;
-  if (format !== FORMAT || owner !== host || typeof state !== 'string' || !DPKG_STATE.test(state))
-    return undefined;
+  const doc = readOwnDoc(dpkgCacheFile(dir, host), host);
+  if (!doc) return undefined;
+  const { state, arch, foreign, dpkg } = doc;
+  if (typeof state !== 'string' || !DPKG_STATE.test(state)) return undefined;
   if (!isLines(arch) || !isLines(foreign) || !isLines(dpkg)) return undefined;
   return { state, arch, foreign, dpkg };
 }
@@ -94,7 +104,7 @@ export function reusableDpkgReading(answer: ParsedProbe['dpkg']): DpkgReading | 
   if (answer?.kind !== 'read' || answer.reading === undefined || answer.clock === undefined) return undefined;
   const { clock, reading } = answer;
   for (const part of reading.state.split(',')) {
-    if (part !== '-' && Number(part.slice(part.lastIndexOf(':') + 1)) >= clock) return undefined;
+    if (part !== '-' && ctimeOf(part) >= clock) return undefined;
   }
   return reading;
 }
@@ -118,15 +128,8 @@ function writeAtomically(dir: string, file: string, content: () => string): void
 /** The host's readings, or an empty map when there are none or the file is not one we wrote. */
 export function loadReadings(dir: string, host: string): Map<string, StatReading> {
   const out = new Map<string, StatReading>();
-  let doc: unknown;
-  try {
-    doc = JSON.parse(readFileSync(cacheFile(dir, host), 'utf8'));
-  } catch {
-    return out;
-  }
-  if (typeof doc !== 'object' || doc === null) return out;
-  const { format, host: owner, readings } = doc as Record<string, unknown>;
-  if (format !== FORMAT || owner !== host || typeof readings !== 'object' || readings === null) return out;
+  const readings = readOwnDoc(cacheFile(dir, host), host)?.readings;
+  if (typeof readings !== 'object' || readings === null) return out;
   for (const [path, value] of Object.entries(readings)) {
     if (!Array.isArray(value) || value.length !== 2) return new Map();
     const [stat, buildId] = value as unknown[];
@@ -165,8 +168,7 @@ export function reusableReadings(
     if (fact.kind !== 'elf' || fact.buildId === undefined) continue;
     const stat = stats.get(path);
     if (stat === undefined) continue;
-    const ctime = Number(stat.slice(stat.lastIndexOf(':') + 1));
-    if (ctime < clock) out.set(path, { stat, buildId: fact.buildId });
+    if (ctimeOf(stat) < clock) out.set(path, { stat, buildId: fact.buildId });
   }
   return out;
 }
