@@ -31,9 +31,8 @@ import {
   saveDpkgReading,
 } from '../../src/facts/stat-cache.js';
 import { fingerprint } from '../../src/plan/planner.js';
-import { createLocalTransport } from '../../src/transport/local-transport.js';
-import type { CommandResult, Transport } from '../../src/transport/types.js';
 import { makeLock } from './core-fixtures.js';
+import { recordingTransport } from '../helpers/recording-transport.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const line = (...f: string[]): string => f.join('\t');
@@ -236,24 +235,6 @@ describe.runIf(HAVE_DPKG)('the real probe with a dpkg-state reading', () => {
     return { admin, log, env, cacheDir: join(dir, 'cache') };
   }
 
-  function transport(env: Record<string, string>): { t: Transport; answers: CommandResult[] } {
-    const inner = createLocalTransport('dpkg-reading-host');
-    const answers: CommandResult[] = [];
-    return {
-      answers,
-      t: {
-        host: inner.host,
-        async exec(argv, opts) {
-          const r = await inner.exec(argv, { ...opts, env: { ...env, ...opts?.env } });
-          answers.push(r);
-          return r;
-        },
-        putFile: (p, c, o) => inner.putFile(p, c, o),
-        close: () => inner.close(),
-      },
-    };
-  }
-
   const runs = (log: string): string[] =>
     readFileSync(log, 'utf8')
       .split('\n')
@@ -267,7 +248,7 @@ describe.runIf(HAVE_DPKG)('the real probe with a dpkg-state reading', () => {
     const status = join(admin, 'status');
     // A reading is kept only when the files' ctime is older than the node's clock at the probe.
     await sleep(1100);
-    const { t, answers } = transport(env);
+    const { t, answers } = recordingTransport('dpkg-reading-host', env);
     const req = {
       paths: ['/usr/bin/ls'],
       pinFile: '/nonexistent.pref',
@@ -368,7 +349,7 @@ describe.runIf(HAVE_DPKG)('the real probe with a dpkg-state reading', () => {
 
   it('without a cache directory sends no dpkg state and always reads', async () => {
     const { log, env } = setup();
-    const { t, answers } = transport(env);
+    const { t, answers } = recordingTransport('dpkg-reading-host', env);
     await gatherWithReadings(t, { paths: ['/usr/bin/ls'] }, { cacheDir: undefined });
     await gatherWithReadings(t, { paths: ['/usr/bin/ls'] }, { cacheDir: undefined });
     expect(runs(log).filter((l) => l.startsWith('dpkg-query'))).toHaveLength(2);

@@ -26,10 +26,9 @@ import {
   saveReadings,
   statCacheDir,
 } from '../../src/facts/stat-cache.js';
-import { createLocalTransport } from '../../src/transport/local-transport.js';
-import type { CommandResult, Transport } from '../../src/transport/types.js';
 import { elfHead } from '../helpers/fake-fleet.js';
 import { elf, makeFacts, makeLock, pkg } from './core-fixtures.js';
+import { recordingTransport } from '../helpers/recording-transport.js';
 
 const hx = (s: string): string => Buffer.from(s, 'utf8').toString('hex');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -39,25 +38,6 @@ function readelfBuildId(path: string): string | undefined {
   return /\sBuild ID: ([0-9a-f]+)$/m.exec(r.stdout)?.[1];
 }
 const HAVE_READELF = spawnSync('readelf', ['--version']).status === 0;
-
-/** A local transport that keeps every probe's answer, to see what crossed the wire. */
-function recording(): { t: Transport; answers: CommandResult[] } {
-  const inner = createLocalTransport('cache-test-host');
-  const answers: CommandResult[] = [];
-  return {
-    answers,
-    t: {
-      host: inner.host,
-      async exec(argv, opts) {
-        const r = await inner.exec(argv, opts);
-        answers.push(r);
-        return r;
-      },
-      putFile: (p, c, o) => inner.putFile(p, c, o),
-      close: () => inner.close(),
-    },
-  };
-}
 
 const HEADER = [`@@probe ${PROBE_VERSION}`, '@@arch', 'amd64', '@@files', 'T\t1800000000'];
 const STAT = '4096:0755:12:2049:1700000000:1700000000';
@@ -199,7 +179,7 @@ describe.runIf(HAVE_READELF)('the real probe on this machine with cached reading
     copyFileSync('/usr/bin/true', b);
     // Readings are kept only for files whose ctime is older than the probe's clock.
     await sleep(1100);
-    const { t, answers } = recording();
+    const { t, answers } = recordingTransport('cache-test-host');
     const paths = [a, b, join(dir, 'missing')];
 
     const first = await gatherWithReadings(t, { paths }, { cacheDir });
@@ -243,7 +223,7 @@ describe.runIf(HAVE_READELF)('the real probe on this machine with cached reading
   });
 
   it('without a cache directory sends no stat tuples', async () => {
-    const { t, answers } = recording();
+    const { t, answers } = recordingTransport('cache-test-host');
     const facts = await gatherWithReadings(t, { paths: ['/usr/bin/ls'] }, { cacheDir: undefined });
     expect(facts.files.get('/usr/bin/ls')?.buildId).toBe(readelfBuildId('/usr/bin/ls'));
     expect(answers.at(-1)!.stdout).not.toMatch(/^U\t/m);
