@@ -29,6 +29,8 @@ describe('scale flags', () => {
     [['--scale-runs', '0']],
     [['--forks', '0']],
     [['--forks-curve-nodes', '1']],
+    [['--converged']],
+    [['--converged', '--figures', 'plan,check']],
   ])('rejects %j', (argv) => {
     expect(() => parseArgs(argv)).toThrow(ArgsError);
   });
@@ -43,6 +45,14 @@ describe('scale flags', () => {
     [{ nodes: 20, scale: true, scaleNodes: 2000 }, [20, 100, 300, 1000, 2000]],
   ])('fleet sizes for %j are %j', (a, steps) => {
     expect(fleetSteps(a)).toEqual(steps);
+  });
+
+  it('--converged goes with the converged figures only', () => {
+    expect(parseArgs(['--converged', '--figures', 'noop-apply,check'])).toMatchObject({
+      converged: true,
+      figures: ['noop-apply', 'check'],
+    });
+    expect(parseArgs([]).converged).toBe(false);
   });
 
   it('--figures keeps the named figures; an unknown one is a usage error', () => {

@@ -66,6 +66,10 @@ describe('sandbox: real CRIU helpers', () => {
       ['node06', 'converged', undefined],
     ]);
     expect(fleetSpecs(3).every((s) => s.libc === undefined)).toBe(true);
+    // A converged fleet has no drift for libc6 to ride on.
+    expect(
+      fleetSpecs(6, { converged: true, libcDrift: '2.36-9+deb12u7' }).map((s) => [s.scenario, s.libc]),
+    ).toEqual([['golden', undefined], ...Array.from({ length: 5 }, () => ['converged', undefined])]);
   });
 
   it('runs criu through the bundled loader', () => {

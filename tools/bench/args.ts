@@ -17,12 +17,17 @@ export interface Args {
   /** Figures to measure at every step and forks value (`--figures plan,check`); undefined: all. */
   figures?: FigureName[] | undefined;
   microOnly: boolean;
+  /**
+   * Bring the fleet up without package drift, so the converging apply before no-op apply and
+   * check only writes pins: those two figures at 1,000 nodes without an hour of apt first.
+   */
+  converged: boolean;
   plannerHosts: number;
   json?: string;
 }
 
 export const USAGE =
-  'usage: npm run bench -- [--nodes N] [--runs R] [--scale] [--scale-nodes M] [--scale-runs R] [--forks N] [--forks-curve] [--forks-curve-nodes N] [--figures plan,apply,noop-apply,check] [--micro-only] [--planner-hosts H] [--json FILE]';
+  'usage: npm run bench -- [--nodes N] [--runs R] [--scale] [--scale-nodes M] [--scale-runs R] [--forks N] [--forks-curve] [--forks-curve-nodes N] [--figures plan,apply,noop-apply,check] [--converged] [--micro-only] [--planner-hosts H] [--json FILE]';
 
 /** Fleet sizes of the scaling table; `--scale-nodes M` keeps those up to M and ends at M. */
 export const SCALE_STEPS: readonly number[] = [20, 100, 300, 1000];
@@ -79,6 +84,7 @@ export function parseArgs(argv: readonly string[]): Args {
     'forks-curve-nodes': { type: 'string' },
     figures: { type: 'string' },
     'micro-only': { type: 'boolean', default: false },
+    converged: { type: 'boolean', default: false },
     'planner-hosts': { type: 'string' },
     json: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
@@ -103,6 +109,10 @@ export function parseArgs(argv: readonly string[]): Args {
   };
   const nodes = int(values.nodes, '--nodes', 2, MAX_FLEET, 20);
   const scaleNodes = int(values['scale-nodes'], '--scale-nodes', 2, MAX_FLEET, 100);
+  const figures = figureList(values.figures, fail);
+  // plan and apply measure convergence work, which a fleet without drift does not have.
+  if (values.converged && !(figures ?? FIGURES).every((f) => f === 'noop-apply' || f === 'check'))
+    fail('--converged measures only noop-apply and check: add --figures noop-apply,check');
   return {
     nodes,
     runs: int(values.runs, '--runs', 1, 99, 5),
@@ -113,8 +123,9 @@ export function parseArgs(argv: readonly string[]): Args {
     forks: int(values.forks, '--forks', 1, 1000, 20),
     forksCurve: values['forks-curve'] || values['forks-curve-nodes'] !== undefined,
     forksCurveNodes: int(values['forks-curve-nodes'], '--forks-curve-nodes', 2, MAX_FLEET, 300),
-    figures: figureList(values.figures, fail),
+    figures,
     microOnly: values['micro-only'],
+    converged: values.converged,
     plannerHosts: int(values['planner-hosts'], '--planner-hosts', 1, 1_000_000, 10_000),
     ...(values.json !== undefined ? { json: values.json } : {}),
   };

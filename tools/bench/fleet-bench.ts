@@ -74,6 +74,8 @@ export interface FleetBenchOptions {
   log: (s: string) => void;
   /** Figures to measure (default all four); `--figures plan` keeps a forks curve short. */
   only?: readonly FigureName[] | undefined;
+  /** A fleet without package drift (args.ts --converged): only noop-apply and check make sense. */
+  converged?: boolean | undefined;
 }
 
 /** `[node01] facts gathered in 123 ms` / `[node01] apt_install: changed in 4567 ms — ...` */
@@ -126,7 +128,13 @@ export async function runFleetBench(o: FleetBenchOptions): Promise<FleetRun> {
 
   o.log(`bringing up ${o.nodes} nodes in ${o.dir}`);
   const t0 = process.hrtime.bigint();
-  const st: SandboxState = await up({ nodes: o.nodes, reset: true, dir: o.dir, log: o.log });
+  const st: SandboxState = await up({
+    nodes: o.nodes,
+    reset: true,
+    dir: o.dir,
+    log: o.log,
+    converged: o.converged,
+  });
   const upS = Number(process.hrtime.bigint() - t0) / 1e9;
   const targets: SshTarget[] = st.nodes.map((n) => ({ name: n.name, port: n.port }));
   const ssh: SshSetup = { key: st.key, knownHosts: st.knownHosts, forks: o.forks };

@@ -262,7 +262,14 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     try {
-      const opts = { forks: args.forks, dir: BENCH_DIR, bin: BIN, log, only: args.figures };
+      const opts = {
+        forks: args.forks,
+        dir: BENCH_DIR,
+        bin: BIN,
+        log,
+        only: args.figures,
+        converged: args.converged,
+      };
       const steps = fleetSteps(args);
       for (const n of steps) {
         try {

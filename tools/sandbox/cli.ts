@@ -6,11 +6,12 @@ import { readState } from './state.js';
 import { isMainModule } from '../paths.js';
 
 const USAGE = `usage: npm run sandbox -- <command> [options]
-  up [--nodes N (≤ 5000)] [--reset] [--json] [--python] [--libc-drift] [--criu]
+  up [--nodes N (≤ 5000)] [--reset] [--json] [--python] [--libc-drift] [--criu] [--converged]
                                       bring the fleet up (idempotent; default 5 nodes);
                                       --python: nodes with python3, for Ansible (a layer over the base);
                                       --libc-drift: behind nodes get the other real libc6 build;
-                                      --criu: fetch and cache the real CRIU (trixie's 4.1.1)
+                                      --criu: fetch and cache the real CRIU (trixie's 4.1.1);
+                                      --converged: no package drift (every node like the golden)
   down                                stop every sshd, unmount everything, verify nothing is left
   status [--json]                     each node: port, scenario, sshd alive, mounted
   reset NODE...|--all [--python|--no-python]
@@ -30,6 +31,7 @@ interface Args {
   python: boolean | undefined;
   libcDrift: boolean;
   criu: boolean;
+  converged: boolean;
   debug: boolean;
   help: boolean;
 }
@@ -43,6 +45,7 @@ const OPTIONS = {
   'no-python': { type: 'boolean' },
   'libc-drift': { type: 'boolean', default: false },
   criu: { type: 'boolean', default: false },
+  converged: { type: 'boolean', default: false },
   debug: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
@@ -94,6 +97,7 @@ export function parseArgs(argv: readonly string[]): Args {
     python: v['no-python'] ? false : v.python,
     libcDrift: v['libc-drift'],
     criu: v.criu,
+    converged: v.converged,
     debug: v.debug,
     help: v.help,
   };
@@ -116,6 +120,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           ...(a.python ? { python: true } : {}),
           libcDrift: a.libcDrift,
           criu: a.criu,
+          converged: a.converged,
         });
         if (a.json) process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
         else

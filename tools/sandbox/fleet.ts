@@ -60,6 +60,11 @@ export interface UpOptions {
   libcDrift?: boolean;
   /** Fetch (once) and cache the real CRIU bundle too. */
   criu?: boolean;
+  /**
+   * Every node but the golden one in the `converged` scenario (no package drift): for measuring
+   * what a converged fleet costs without first converging a thousand drifted nodes with apt.
+   */
+  converged?: boolean;
 }
 
 export interface CommonOptions {
@@ -76,10 +81,14 @@ const defaultLog: Log = (s) => process.stderr.write(`sandbox: ${s}\n`);
 
 export function fleetSpecs(
   total: number,
-  opts: { python?: boolean | undefined; libcDrift?: string | undefined } = {},
+  opts: {
+    python?: boolean | undefined;
+    libcDrift?: string | undefined;
+    converged?: boolean | undefined;
+  } = {},
 ): NodeSpec[] {
   return Array.from({ length: total }, (_, i) => {
-    const scenario = scenarioFor(i + 1);
+    const scenario = opts.converged && i > 0 ? 'converged' : scenarioFor(i + 1);
     return {
       name: nodeName(i + 1, total),
       port: nodePort(i + 1),
@@ -197,7 +206,7 @@ export async function up(opts: UpOptions = {}): Promise<SandboxState> {
   if (opts.python) await ensurePythonLayer(log);
   const clientPub = await ensureClientKey(p);
 
-  const specs = fleetSpecs(total, { python: opts.python, libcDrift: libc?.drift });
+  const specs = fleetSpecs(total, { python: opts.python, libcDrift: libc?.drift, converged: opts.converged });
   const wanted = new Set(specs.map((s) => s.name));
   for (const name of nodesOnDisk(p)) {
     if (wanted.has(name)) continue;
