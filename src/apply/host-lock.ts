@@ -1,14 +1,15 @@
 /**
- * The host lock: `flock` on /var/lib/criu-lock/apply.lock, held by a small shell on the host for
+ * The host lock: `flock` on /var/lib/criu-lock/apply.lock, held by a small process on the host for
  * as long as apply works on it (facts, plan, playbook). A second apply on the same host is refused
  * at once with the holder's start time, and changes nothing: it only opens the existing lock file.
  *
- * The holder is one long-running command on the connection. It prints a byte every quarter second, so it
- * dies of SIGPIPE when the connection is lost and the lock goes with it; the apt transaction that
- * may still be running then has its own lock (see apt-job.ts), which the next apply waits for.
- * Once the lock is taken the holder is a single perl process (perl-base is Essential) that sleeps
- * in select(): a shell loop around `sleep` started four processes a second per host, which on a
- * fleet of hundreds held for a whole apply was most of the nodes' CPU (issue 14).
+ * The holder is one long-running command on the connection whose standard input the controller
+ * keeps open: it ends, and the lock with it, when that input ends. Apply closes the input to
+ * release the lock (no second command: on a fleet each exec costs the node an sshd session), and
+ * a lost connection closes it too; the apt transaction that may still be running then has its
+ * own lock (see apt-job.ts), which the next apply waits for. Once the lock is taken the holder is
+ * a single perl process (perl-base is Essential) blocked in select(): it starts no processes and
+ * wakes only when its input ends (issue 14).
  */
 import { randomBytes } from 'node:crypto';
 import type { CommandResult, Transport } from '../transport/types.js';
@@ -21,8 +22,10 @@ const BUSY = 75;
 /**
  * `sh -c SCRIPT criu-lock-hold TOKEN`. Exit 75 with the owner line when the lock is taken. Once
  * the lock is ours the shell execs perl, which keeps fd 9 and the pid: it writes the owner line
- * (token, start, its pid) and then holds. So the line exists only while a holder runs, RELEASE
- * kills exactly the process that has the lock, and no child outlives it with fd 9.
+ * (token, start, its pid) and holds until its standard input ends, then removes the line and
+ * exits. So the line exists only while a holder runs, releaseScript (the fallback for a holder
+ * that does not end) kills exactly the process that has the lock, and no child outlives it with
+ * fd 9.
  */
 export function holdScript(dir: string = STATE_DIR): string {
   const perl = [
@@ -32,8 +35,11 @@ export function holdScript(dir: string = STATE_DIR): string {
     'printf $o "%s\\t%04d-%02d-%02dT%02d:%02d:%02dZ\\t%d\\n", $token, $t[5] + 1900, $t[4] + 1, @t[3, 2, 1, 0], $$;',
     'close($o) or exit 70;',
     'rename("$d/apply.owner.tmp", "$d/apply.owner") or exit 70;',
-    '$| = 1;',
-    'while (print ".") { select(undef, undef, undef, 0.25) }',
+    'my $in = "";',
+    'vec($in, fileno(STDIN), 1) = 1;',
+    // Input is never sent, only ended: any read that is not data (EOF, error) ends the hold.
+    'while (1) { my $r = $in; next if select($r, undef, undef, undef) < 1; last unless sysread(STDIN, my $b, 512) }',
+    'unlink("$d/apply.owner");',
   ].join(' ');
   return [
     `d=${dir}`,
@@ -45,10 +51,12 @@ export function holdScript(dir: string = STATE_DIR): string {
 }
 
 /**
- * `sh -c SCRIPT criu-lock-owner TOKEN [SCRIPT NAME ARG...]`: prints the owner line once it is ours,
- * then runs the optional follow-up script in the same command. It waits on the host, up to
- * OWNER_WAIT_TRIES × 20 ms, instead of the controller polling with one command per try: the
- * holder writes the line milliseconds after it starts. Exit 1: not ours in that time.
+ * `sh -c SCRIPT criu-lock-owner TOKEN THEN [SCRIPT NAME ARG...]`: prints the owner line once it is
+ * ours, then runs the optional follow-up script in the same command; with THEN `stdin`, it then
+ * prints THEN_MARK and the token on a line of their own and runs the script on its standard input
+ * (`sh -s`). It waits on the host, up to OWNER_WAIT_TRIES × 20 ms, instead of the controller
+ * polling with one command per try: the holder writes the line milliseconds after it starts.
+ * Exit 1: not ours in that time.
  */
 export function ownerScript(dir: string = STATE_DIR): string {
   return [
@@ -57,19 +65,40 @@ export function ownerScript(dir: string = STATE_DIR): string {
     `  i=$((i + 1)); [ "$i" -le ${OWNER_WAIT_TRIES} ] || exit 1`,
     '  sleep 0.02',
     'done',
-    'shift',
-    '[ "$#" -eq 0 ] || exec sh -c "$@"',
+    'token=$1 then=$2',
+    'shift 2',
+    '[ "$#" -eq 0 ] || sh -c "$@" </dev/null || exit',
+    '[ "$then" = stdin ] || exit 0',
+    `printf '${THEN_MARK} %s\\n' "$token"`,
+    'exec sh -s',
   ].join('\n');
 }
+const THEN_MARK = '@@then';
 const OWNER_WAIT_TRIES = 250;
 
-/** Kills our holder (by the pid in the owner line with our token) and removes the owner line. */
+/**
+ * Kills our holder (by the pid in the owner line with our token) and removes the owner line: for
+ * a holder that did not end with its input.
+ */
 export function releaseScript(dir: string = STATE_DIR): string {
   return [
     `o=$(grep -F "$1	" ${dir}/apply.owner 2>/dev/null) || exit 0`,
     `rm -f ${dir}/apply.owner`,
     'kill "$(printf %s "$o" | cut -f3)" 2>/dev/null || true',
   ].join('\n');
+}
+
+/** How long release waits for the holder to end with its input before killing it. */
+const RELEASE_WAIT_MS = 5_000;
+
+/** Whether `p` settles within `ms`. */
+async function endsWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let ended = false;
+  await settleWithin(
+    p.then(() => (ended = true)),
+    ms,
+  );
+  return ended;
 }
 
 /** Waits for `p` at most `ms`; the timer never keeps the process alive. */
@@ -80,8 +109,11 @@ async function settleWithin(p: Promise<unknown>, ms: number): Promise<void> {
 }
 
 export type HostLockResult =
-  /** `after`: what the follow-up printed, once the lock was ours (empty without one). */
-  | { status: 'locked'; lock: HostLock; after: CommandResult }
+  /**
+   * `after`: what the follow-up printed once the lock was ours (empty without one); `then`: the
+   * result of the `then` script, when it ran.
+   */
+  | { status: 'locked'; lock: HostLock; after: CommandResult; then?: CommandResult }
   | { status: 'busy'; message: string }
   | { status: 'error'; message: string };
 
@@ -108,41 +140,71 @@ export interface AfterLock {
 }
 
 /**
+ * A script run by `sh -s` after `after`, still in the same command: the facts probe, so that
+ * taking the lock and reading the host cost one round trip.
+ */
+export interface ThenScript {
+  script: string;
+  timeoutMs: number;
+}
+
+/** The owner command's output past its owner line → what `after` printed and what `then` did. */
+export function splitOwnerOutput(
+  r: CommandResult,
+  token: string,
+): { after: CommandResult; then?: CommandResult } {
+  const mark = `${THEN_MARK} ${token}\n`;
+  const i = r.stdout.startsWith(mark) ? 0 : r.stdout.indexOf(`\n${mark}`) + 1;
+  if (i === 0 && !r.stdout.startsWith(mark)) return { after: r };
+  return {
+    // The mark is printed only once the follow-up has finished, successfully.
+    after: { ...r, stdout: r.stdout.slice(0, i), exitCode: 0, timedOut: false },
+    then: { ...r, stdout: r.stdout.slice(i + mark.length) },
+  };
+}
+
+/**
  * Takes the host lock or reports who has it: two commands, the holder (which never returns while
  * it holds the lock) and one that waits on the host for the holder's owner line and then runs
- * `after`. `dir` is for tests.
+ * `after` and `then`. `dir` is for tests.
  */
 export async function acquireHostLock(
   t: Transport,
-  opts: { dir?: string; after?: AfterLock } = {},
+  opts: { dir?: string; after?: AfterLock; then?: ThenScript } = {},
 ): Promise<HostLockResult> {
   const dir = opts.dir ?? STATE_DIR;
   const token = randomBytes(12).toString('hex');
   let finished: CommandResult | undefined;
   let failure: string | undefined;
-  const holder = t.exec(['sh', '-c', holdScript(dir), 'criu-lock-hold', token], { become: true }).then(
-    (r) => {
-      finished = r;
-      return r;
-    },
-    (e: unknown) => {
-      failure = e instanceof Error ? e.message : String(e);
-      return undefined;
-    },
-  );
+  const input = new AbortController();
+  const holder = t
+    .exec(['sh', '-c', holdScript(dir), 'criu-lock-hold', token], { become: true, holdStdin: input.signal })
+    .then(
+      (r) => {
+        finished = r;
+        return r;
+      },
+      (e: unknown) => {
+        failure = e instanceof Error ? e.message : String(e);
+        return undefined;
+      },
+    );
   const after = opts.after ? [opts.after.script, opts.after.name, ...opts.after.args] : [];
+  const timeoutMs =
+    opts.after || opts.then ? (opts.after?.timeoutMs ?? 0) + (opts.then?.timeoutMs ?? 0) : undefined;
   // Settles with the owner line and what followed it when the line is ours; else with undefined.
   const owner = t
-    .exec(['sh', '-c', ownerScript(dir), 'criu-lock-owner', token, ...after], {
+    .exec(['sh', '-c', ownerScript(dir), 'criu-lock-owner', token, opts.then ? 'stdin' : '-', ...after], {
       become: true,
-      ...(opts.after ? { timeoutMs: opts.after.timeoutMs } : {}),
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+      ...(opts.then ? { stdin: opts.then.script } : {}),
     })
     .then(
       (r) => {
         const nl = r.stdout.indexOf('\n');
         const line = r.stdout.slice(0, nl < 0 ? undefined : nl);
         if (!line.startsWith(`${token}\t`)) return undefined;
-        return { line, after: { ...r, stdout: nl < 0 ? '' : r.stdout.slice(nl + 1) } };
+        return { line, ...splitOwnerOutput({ ...r, stdout: nl < 0 ? '' : r.stdout.slice(nl + 1) }, token) };
       },
       () => undefined,
     );
@@ -152,10 +214,15 @@ export async function acquireHostLock(
     return {
       status: 'locked',
       after: got.after,
+      ...(got.then ? { then: got.then } : {}),
       lock: {
         token,
         since: got.line.split('\t')[1] ?? '',
         async release() {
+          // Ending the holder's input ends the holder; the command's close is its exit, after
+          // which the flock is free. Only a holder that does not end is killed by a command.
+          input.abort();
+          if (await endsWithin(holder, RELEASE_WAIT_MS)) return;
           await t
             .exec(['sh', '-c', releaseScript(dir), 'criu-lock-release', token], { become: true })
             .catch(() => undefined);
@@ -164,6 +231,7 @@ export async function acquireHostLock(
       },
     };
   }
+  input.abort();
   await settleWithin(holder, 100);
   if (finished?.exitCode === BUSY) {
     return {

@@ -21,7 +21,8 @@ import { renderApply } from '../report/apply-report.js';
 import { renderPlanText } from '../report/plan-report.js';
 import type { Transport } from '../transport/types.js';
 import { fleetStatus, progress, type CommandDeps, type CommonOptions } from './context.js';
-import { gatherForPlan } from './host-steps.js';
+import { prepareForPlan } from './host-steps.js';
+import { runProbe } from '../facts/gather.js';
 import { prepareRun, type PreparedRun } from './prepare.js';
 
 export type { ApplyReport } from '../fleet/host-result.js';
@@ -117,9 +118,12 @@ async function preflight(
   }
   // Host lock, and an earlier apply's apt transaction, before any fact is read (src/apply/preflight.ts).
   const lockStart = run.clock.monotonicMs();
+  // The facts probe runs in the lock's own command once the lock is ours: one round trip for both.
+  const probe = prepareForPlan(host.name, lock);
   const locked = await preflightHost(transport, {
     check: opts.check,
     say: (m) => run.io.err(`[${host.name}] ${m}\n`),
+    then: probe,
   });
   if (locked.status === 'refused') {
     await transport.close().catch(() => undefined);
@@ -135,7 +139,7 @@ async function preflight(
   if (hostLock)
     run.log(
       host.name,
-      `host lock taken, no apt transaction pending, in ${run.since(lockStart).toFixed(0)} ms`,
+      `host lock taken, no apt transaction pending${locked.then ? ', facts read' : ''}, in ${run.since(lockStart).toFixed(0)} ms`,
     );
   const release = async (): Promise<void> => {
     await hostLock?.release();
@@ -145,7 +149,8 @@ async function preflight(
   try {
     // The plan carries the host's fingerprint; the facts themselves are not kept (memory).
     const start = run.clock.monotonicMs();
-    plan = await planWithTransaction(transport, lock, await gatherForPlan(transport, lock), pins, store);
+    const facts = await probe.finish(transport, locked.then ?? (await runProbe(transport, probe)));
+    plan = await planWithTransaction(transport, lock, facts, pins, store);
     run.log(host.name, `preflight facts gathered and apt simulated in ${run.since(start).toFixed(0)} ms`);
   } catch (err) {
     await release();

@@ -2,13 +2,13 @@
 import { runAptUpdate } from '../apply/apt.js';
 import { compareFile, lockedPaths } from '../check/compare.js';
 import { CriuLockError } from '../errors.js';
-import { gatherFacts } from '../facts/gather.js';
+import { gatherFacts, runProbe, type PreparedProbe } from '../facts/gather.js';
 import { isHealthy, policyOf } from '../facts/queries.js';
-import { gatherWithReadings, statCacheDir } from '../facts/stat-cache.js';
+import { prepareWithReadings, statCacheDir } from '../facts/stat-cache.js';
 import type { HostFacts } from '../facts/types.js';
 import type { Lockfile } from '../lock/lockfile.js';
 import { PIN_FILE } from '../plan/pins.js';
-import type { Transport } from '../transport/types.js';
+import type { CommandResult, Transport } from '../transport/types.js';
 
 /**
  * Everything a plan for `lock` needs from a host, in one round trip on a converged or drifted
@@ -18,9 +18,18 @@ import type { Transport } from '../transport/types.js';
  * its policy too: those few are asked in a second, small round trip.
  */
 export async function gatherForPlan(t: Transport, lock: Lockfile): Promise<HostFacts> {
+  const probe = prepareForPlan(t.host, lock);
+  return probe.finish(t, await runProbe(t, probe));
+}
+
+/** gatherForPlan in two halves: the probe to run (apply runs it inside the host lock's command), then `finish`. */
+export function prepareForPlan(
+  host: string,
+  lock: Lockfile,
+): PreparedProbe & { finish(t: Transport, res: CommandResult): Promise<HostFacts> } {
   const keys = Object.keys(lock.packages).sort();
-  const facts = await gatherWithReadings(
-    t,
+  const probe = prepareWithReadings(
+    host,
     {
       paths: lockedPaths(lock),
       policyUnless: keys.map((k) => [k, lock.packages[k]!.version] as const),
@@ -28,12 +37,19 @@ export async function gatherForPlan(t: Transport, lock: Lockfile): Promise<HostF
     },
     { cacheDir: statCacheDir() },
   );
-  const more = reinstallsWithoutPolicy(lock, facts);
-  if (more.length > 0) {
-    const extra = await gatherFacts(t, { policyFor: more });
-    for (const [k, policy] of extra.policies) facts.policies.set(k, policy);
-  }
-  return facts;
+  return {
+    script: probe.script,
+    timeoutMs: probe.timeoutMs,
+    async finish(t, res) {
+      const facts = await probe.finish(t, res);
+      const more = reinstallsWithoutPolicy(lock, facts);
+      if (more.length > 0) {
+        const extra = await gatherFacts(t, { policyFor: more });
+        for (const [k, policy] of extra.policies) facts.policies.set(k, policy);
+      }
+      return facts;
+    },
+  };
 }
 
 /**

@@ -62,6 +62,18 @@ export async function gatherFactsAndStats(
   req: ProbeRequest,
   opts: GatherOptions = {},
 ): Promise<GatheredFacts> {
+  const probe = prepareProbe(req, opts);
+  return factsFromProbe(t, req, await runProbe(t, probe), opts);
+}
+
+/** A probe script ready to run: as `sh -s` with the script on stdin, within `timeoutMs`. */
+export interface PreparedProbe {
+  script: string;
+  timeoutMs: number;
+}
+
+/** The script that answers `req`, sending the stat tuples of the readings held for its paths. */
+export function prepareProbe(req: ProbeRequest, opts: GatherOptions = {}): PreparedProbe {
   const { readings } = opts;
   let known: Map<string, string> | undefined;
   if (readings && readings.size > 0 && req.paths) {
@@ -73,10 +85,12 @@ export async function gatherFactsAndStats(
   }
   let sent: ProbeRequest = known && known.size > 0 ? { ...req, known } : req;
   if (opts.dpkg) sent = { ...sent, dpkgKnown: dpkgKnown(opts.dpkg, req) };
-  const script = renderProbeScript(sent);
-  const timeoutMs = opts.timeoutMs ?? PROBE_TIMEOUT_MS;
-  const res = await t.exec(['sh', '-s'], { stdin: script, timeoutMs });
-  return factsFromProbe(t, req, res, opts);
+  return { script: renderProbeScript(sent), timeoutMs: opts.timeoutMs ?? PROBE_TIMEOUT_MS };
+}
+
+/** Runs a prepared probe on its own (it may also run at the end of another command). */
+export function runProbe(t: Transport, probe: PreparedProbe): Promise<CommandResult> {
+  return t.exec(['sh', '-s'], { stdin: probe.script, timeoutMs: probe.timeoutMs });
 }
 
 /**

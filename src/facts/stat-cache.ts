@@ -26,8 +26,8 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { Transport } from '../transport/types.js';
-import { gatherFactsAndStats, type GatherOptions } from './gather.js';
+import type { CommandResult, Transport } from '../transport/types.js';
+import { factsFromProbe, prepareProbe, runProbe, type GatherOptions, type PreparedProbe } from './gather.js';
 import type { DpkgReading, ParsedProbe, StatReading } from './parse.js';
 import { DPKG_STATE, KNOWN, type ProbeRequest } from './probe-script.js';
 import type { HostFacts } from './types.js';
@@ -183,20 +183,45 @@ export async function gatherWithReadings(
   req: ProbeRequest,
   opts: GatherOptions & { cacheDir: string | undefined },
 ): Promise<HostFacts> {
+  const probe = prepareWithReadings(t.host, req, opts);
+  return probe.finish(t, await runProbe(t, probe));
+}
+
+/**
+ * gatherWithReadings in two halves: the probe script, with what the cache holds for `host`, to
+ * run where the caller chooses (apply runs it inside the host lock's own command); then `finish`
+ * with its result, which saves this run's readings.
+ */
+export function prepareWithReadings(
+  host: string,
+  req: ProbeRequest,
+  opts: GatherOptions & { cacheDir: string | undefined },
+): PreparedProbe & { finish(t: Transport, res: CommandResult): Promise<HostFacts> } {
   const { cacheDir, ...rest } = opts;
-  if (cacheDir === undefined) return (await gatherFactsAndStats(t, req, rest)).facts;
+  if (cacheDir === undefined) {
+    return {
+      ...prepareProbe(req, rest),
+      finish: async (t, res) => (await factsFromProbe(t, req, res, rest)).facts,
+    };
+  }
   const withPaths = req.paths !== undefined && req.paths.length > 0;
-  const readings = withPaths ? loadReadings(cacheDir, t.host) : new Map<string, StatReading>();
-  const dpkg = loadDpkgReading(cacheDir, t.host);
-  const got = await gatherFactsAndStats(t, req, { ...rest, readings, ...(dpkg ? { dpkg } : {}) });
-  const fresh = reusableDpkgReading(got.dpkg);
-  if (fresh && fresh.state !== dpkg?.state) saveDpkgReading(cacheDir, t.host, fresh);
-  if (!withPaths) return got.facts;
-  const keep = reusableReadings(got.facts, got.stats, got.clock);
-  // Paths this run did not ask about keep their readings (check and plan may ask for different sets).
-  for (const [path, r] of readings) if (!got.stats.has(path) && !keep.has(path)) keep.set(path, r);
-  if (!sameReadings(readings, keep)) saveReadings(cacheDir, t.host, keep);
-  return got.facts;
+  const readings = withPaths ? loadReadings(cacheDir, host) : new Map<string, StatReading>();
+  const dpkg = loadDpkgReading(cacheDir, host);
+  const used: GatherOptions = { ...rest, readings, ...(dpkg ? { dpkg } : {}) };
+  return {
+    ...prepareProbe(req, used),
+    async finish(t, res) {
+      const got = await factsFromProbe(t, req, res, used);
+      const fresh = reusableDpkgReading(got.dpkg);
+      if (fresh && fresh.state !== dpkg?.state) saveDpkgReading(cacheDir, host, fresh);
+      if (!withPaths) return got.facts;
+      const keep = reusableReadings(got.facts, got.stats, got.clock);
+      // Paths this run did not ask about keep their readings (check and plan may ask for different sets).
+      for (const [path, r] of readings) if (!got.stats.has(path) && !keep.has(path)) keep.set(path, r);
+      if (!sameReadings(readings, keep)) saveReadings(cacheDir, host, keep);
+      return got.facts;
+    },
+  };
 }
 
 /** A converged host's readings do not move from run to run: then the file is not rewritten. */

@@ -66,7 +66,7 @@ export class SshTransport implements Transport {
           ? undefined
           : { seconds: opts.timeoutMs / 1000, killAfterSeconds: REMOTE_KILL_AFTER_S },
     });
-    return this.run(renderCommand(full), opts.stdin, opts.timeoutMs, opts.maxOutputBytes);
+    return this.run(renderCommand(full), opts.stdin, opts.timeoutMs, opts.maxOutputBytes, opts.holdStdin);
   }
 
   putFile(path: string, content: string | Buffer, opts: PutFileOptions = {}): Promise<CommandResult> {
@@ -107,6 +107,7 @@ export class SshTransport implements Transport {
     stdin: string | Buffer | undefined,
     timeoutMs: number | undefined,
     maxOutputBytes?: number,
+    holdStdin?: AbortSignal,
   ): Promise<CommandResult> {
     if (this.closed) throw new CriuLockError('ssh', `${this.where}: exec after close`);
     await this.slot();
@@ -117,7 +118,7 @@ export class SshTransport implements Transport {
         });
       }
       return await this.onChannel(command, (channel) =>
-        collect(channel, command, stdin, timeoutMs, outputBudget(maxOutputBytes), this.where),
+        collect(channel, command, stdin, timeoutMs, outputBudget(maxOutputBytes), this.where, holdStdin),
       );
     } finally {
       this.release();
@@ -159,6 +160,7 @@ function collect(
   timeoutMs: number | undefined,
   budget: ReturnType<typeof outputBudget>,
   where: string,
+  holdStdin?: AbortSignal,
 ): Promise<CommandResult> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
@@ -234,9 +236,13 @@ function collect(
           }, timeoutMs)
         : undefined;
 
-    // Always send EOF, so a command that reads stdin never waits for input that will not come.
+    // Send EOF (at once unless held), so a command that reads stdin never waits for input that
+    // will not come.
     countSent(Buffer.byteLength(command) + (stdin === undefined ? 0 : Buffer.byteLength(stdin)));
-    if (stdin !== undefined) channel.end(stdin);
+    if (holdStdin && !holdStdin.aborted) {
+      if (stdin !== undefined) channel.write(stdin);
+      holdStdin.addEventListener('abort', () => channel.end(), { once: true });
+    } else if (stdin !== undefined) channel.end(stdin);
     else channel.end();
   });
 }

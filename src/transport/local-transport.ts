@@ -182,7 +182,11 @@ function runLocal(argv: readonly string[], opts: ExecOptions): Promise<CommandRe
         signal: signal ?? undefined,
       });
     });
-    if (opts.stdin !== undefined) child.stdin.end(opts.stdin);
+    const hold = opts.holdStdin;
+    if (hold && !hold.aborted) {
+      if (opts.stdin !== undefined) child.stdin.write(opts.stdin);
+      hold.addEventListener('abort', () => child.stdin.end(), { once: true });
+    } else if (opts.stdin !== undefined) child.stdin.end(opts.stdin);
     else child.stdin.end();
   });
 }

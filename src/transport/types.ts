@@ -13,6 +13,12 @@ export interface CommandResult {
 export interface ExecOptions {
   /** Bytes or text written to the command's standard input, then closed. */
   stdin?: string | Buffer;
+  /**
+   * Keep standard input open (after `stdin`) until this signal aborts, then close it: a command
+   * that ends when its input does (the host lock's holder) is stopped this way without a second
+   * command. Without it, input is closed at once.
+   */
+  holdStdin?: AbortSignal;
   /** Kill the command after this many milliseconds (timedOut becomes true). */
   timeoutMs?: number;
   /** Extra environment, applied with `env` inside the command line (values are quoted). */

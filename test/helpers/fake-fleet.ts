@@ -156,7 +156,7 @@ export class FakeHost implements Transport {
     if (argv[0] === 'dpkg-query' && argv[1] === '-S') return this.owners(argv.slice(argv.indexOf('--') + 1));
     // criu-lock's fixed scripts run as `sh -c SCRIPT NAME ARGS...` (src/apply/, src/facts/simulate.ts).
     if (argv[0] === 'sh' && argv[1] === '-c')
-      return this.script(argv[3] ?? '', argv.slice(4), opts.stdin?.toString() ?? '');
+      return this.script(argv[3] ?? '', argv.slice(4), opts.stdin?.toString() ?? '', opts.holdStdin);
     return this.result(argv.join(' '), {
       exitCode: 127,
       stderr: `fake host: unexpected command ${argv.join(' ')}\n`,
@@ -198,7 +198,12 @@ export class FakeHost implements Transport {
     return this.result(argv.join(' '));
   }
 
-  private async script(name: string, args: readonly string[], stdin: string): Promise<CommandResult> {
+  private async script(
+    name: string,
+    args: readonly string[],
+    stdin: string,
+    holdStdin?: AbortSignal,
+  ): Promise<CommandResult> {
     switch (name) {
       case 'criu-lock-tx-finish': {
         // The capture's last round trip: the manifest (stdin), the transaction's size, retention.
@@ -217,16 +222,23 @@ export class FakeHost implements Transport {
             stdout: `${this.lockOwner}\t2026-11-28T12:00:00Z\t4242\n`,
           });
         this.lockOwner = args[0] ?? '';
-        await new Promise<void>((r) => (this.endHolder = r));
-        return this.result(name, { exitCode: null, signal: 'TERM' });
+        // Like the real holder it ends when its input does (release), or when killed.
+        await new Promise<void>((r) => {
+          this.endHolder = r;
+          holdStdin?.addEventListener('abort', () => r(), { once: true });
+        });
+        if (this.lockOwner === args[0]) this.lockOwner = null;
+        return this.result(name);
       }
       case 'criu-lock-owner': {
         // Like the real script, it waits a while for the holder to write the owner line.
         for (let i = 0; i < 50 && this.lockOwner !== args[0]; i++) await new Promise((r) => setTimeout(r, 1));
-        return this.result(name, {
-          exitCode: this.lockOwner === args[0] ? 0 : 1,
-          stdout: this.lockOwner === args[0] ? `${this.lockOwner}\t2026-11-28T12:00:00Z\t4242\n` : '',
-        });
+        if (this.lockOwner !== args[0]) return this.result(name, { exitCode: 1 });
+        const line = `${this.lockOwner}\t2026-11-28T12:00:00Z\t4242\n`;
+        if (args[1] !== 'stdin') return this.result(name, { stdout: line });
+        // Then the facts probe on stdin, after the mark (no pending apt job on a fake host).
+        this.events.push({ host: this.host, event: 'probe' });
+        return this.result(name, { stdout: `${line}@@then ${args[0]}\n${this.probeOutput(stdin)}` });
       }
       case 'criu-lock-release':
         if (this.lockOwner === args[0]) {

@@ -1,7 +1,7 @@
 /**
  * The host lock's real scripts (sh, flock, perl) run on this machine through the local transport,
  * in a scratch state directory: taken, refused to a second apply, released, and lost with the
- * connection. The holder must be one process with no children, so a fleet held for a whole apply
+ * connection (its input ends). The holder must be one process with no children, so a fleet held for a whole apply
  * costs the nodes nothing while it waits (issue 14).
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -9,8 +9,9 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { acquireHostLock, holdScript } from '../../src/apply/host-lock.js';
+import { acquireHostLock, holdScript, splitOwnerOutput } from '../../src/apply/host-lock.js';
 import { createLocalTransport } from '../../src/transport/local-transport.js';
+import { recordingTransport } from '../helpers/recording-transport.js';
 
 let dir: string;
 beforeEach(() => {
@@ -94,17 +95,52 @@ describe('host lock scripts', () => {
     expect(existsSync(marker)).toBe(false);
   }, 20_000);
 
-  it('the lock goes with the connection: a holder whose output is closed exits and frees it', async () => {
+  it('the lock goes with its input: a holder whose input ends (release, lost connection) frees it', async () => {
     const child = spawn('sh', ['-c', holdScript(dir), 'criu-lock-hold', 'tok'], {
-      stdio: ['ignore', 'pipe', 'ignore'],
+      stdio: ['pipe', 'pipe', 'ignore'],
     });
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
     await until('the owner line', () => existsSync(join(dir, 'apply.owner')));
+    // It holds while the input stays open, whatever arrives on it.
+    child.stdin.write('x');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(child.exitCode).toBeNull();
     expect(lockIsFree()).toBe(false);
-    child.stdout.destroy();
-    await exited;
+    child.stdin.end();
+    expect(await exited).toBe(0);
+    expect(existsSync(join(dir, 'apply.owner'))).toBe(false);
     expect(lockIsFree()).toBe(true);
   }, 20_000);
+
+  it('runs the then script on stdin after the follow-up, and releases without another command', async () => {
+    const { t, answers } = recordingTransport('local');
+    const after = { script: 'echo "@@job /x"', name: 'follow-up', args: [], timeoutMs: 10_000 };
+    const then = { script: 'echo "then $(id -u)"\n', timeoutMs: 10_000 };
+    const got = await acquireHostLock(t, { dir, after, then });
+    expect(got.status).toBe('locked');
+    if (got.status !== 'locked') return;
+    expect(got.after.stdout).toBe('@@job /x\n');
+    expect(got.then?.stdout).toBe(`then ${process.getuid?.()}\n`);
+    expect(got.then?.exitCode).toBe(0);
+    await got.lock.release();
+    expect(lockIsFree()).toBe(true);
+    // The holder and the owner command: release sent no command of its own.
+    expect(answers.map((a) => a.command).filter((c) => c.includes('criu-lock-release'))).toEqual([]);
+    expect(answers).toHaveLength(2);
+  }, 20_000);
+
+  it('splits the owner output at the mark with our token only', () => {
+    const r = { command: 'x', exitCode: 3, stdout: '', stderr: '', durationMs: 1, timedOut: true };
+    expect(splitOwnerOutput({ ...r, stdout: '@@job /a\n@@then tok\nfacts\n' }, 'tok')).toEqual({
+      after: { ...r, stdout: '@@job /a\n', exitCode: 0, timedOut: false },
+      then: { ...r, stdout: 'facts\n' },
+    });
+    expect(splitOwnerOutput({ ...r, stdout: '@@then tok\n' }, 'tok').then?.stdout).toBe('');
+    // Without the mark (the follow-up failed, or timed out) there is no then result.
+    expect(splitOwnerOutput({ ...r, stdout: '@@busy\n@@then other\n' }, 'tok')).toEqual({
+      after: { ...r, stdout: '@@busy\n@@then other\n' },
+    });
+  });
 
   it('reports a holder that cannot hold (no state directory) as an error with its reason', async () => {
     const t = createLocalTransport('local');

@@ -98,6 +98,7 @@ describe('bench flags', () => {
       forksCurve: false,
       forksCurveNodes: 300,
       microOnly: false,
+      converged: false,
       plannerHosts: 10_000,
     });
     expect(benchArgs(['--nodes', '5', '--runs=2', '--micro-only', '--json', 'out.json'])).toMatchObject({
