@@ -4,10 +4,9 @@
  * nothing on hosts, so it takes no lock and collects nothing. A `then` script (the facts probe)
  * runs in the lock's own command once the lock is ours and no such transaction was found.
  */
-import type { Transport } from '../transport/types.js';
+import type { CommandResult, Transport } from '../transport/types.js';
 import { collectPendingJobs, describeJob, pendingJobsCommand } from './apt-job.js';
 import { acquireHostLock, type HostLock, type ThenScript } from './host-lock.js';
-import type { CommandResult } from '../transport/types.js';
 
 /** How long apply waits for an earlier apply's apt transaction to finish. */
 export const PENDING_JOB_WAIT_S = 900;
