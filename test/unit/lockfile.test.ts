@@ -177,7 +177,7 @@ describe('serializeLock / parseLock round trip', () => {
     for (const rec of [back.packages, foo.files!, back.unmanaged!])
       expect(Object.getPrototypeOf(rec)).toBe(Object.prototype);
     expect(Object.prototype.hasOwnProperty.call(back.packages, 'foo:amd64')).toBe(true);
-    expect(back.packages.toString()).toBe('[object Object]');
+    expect(Object.prototype.toString.call(back.packages)).toBe('[object Object]');
     expect(Object.keys(back.packages)).toEqual(['bar:amd64', 'foo:amd64']);
     expect(Object.keys(foo.files!)).toEqual(['/a.so', '/b.so']);
     expect(back).toStrictEqual(lock);
