@@ -6,6 +6,7 @@ import { gatherFacts, runProbe, type PreparedProbe } from '../facts/gather.js';
 import { isHealthy, policyOf } from '../facts/queries.js';
 import { prepareWithReadings, statCacheDir } from '../facts/stat-cache.js';
 import type { HostFacts } from '../facts/types.js';
+import { indexLock } from '../lock/lock-index.js';
 import type { Lockfile } from '../lock/lockfile.js';
 import { PIN_FILE } from '../plan/pins.js';
 import type { CommandResult, Transport } from '../transport/types.js';
@@ -58,10 +59,11 @@ export function prepareForPlan(
  */
 export function reinstallsWithoutPolicy(lock: Lockfile, facts: HostFacts): string[] {
   const out: string[] = [];
-  for (const [key, entry] of Object.entries(lock.packages)) {
+  // The lock's index (built once per lock), not Object.entries of every package's files per host.
+  for (const { key, entry, files } of indexLock(lock).packages) {
     const got = facts.packages.get(key);
     if (!got || got.version !== entry.version || !isHealthy(got) || policyOf(facts, key)) continue;
-    for (const [path, want] of Object.entries(entry.files ?? {})) {
+    for (const [path, want] of files) {
       if (compareFile(key, path, want, facts.files.get(path))) {
         out.push(key);
         break;

@@ -328,6 +328,16 @@ export function parseDpkgLines(
 const CLOCK = /^-?(?:0|[1-9][0-9]{0,15})$/;
 
 /**
+ * A stat tuple's first two fields, as a file fact holds them. Only tuples the controller sent
+ * reach here (renderProbeScript refused any but KNOWN's); indexOf, not split: ~750 a host (issue 14).
+ */
+function sizeAndMode(stat: string): { size: number; mode: string } {
+  const a = stat.indexOf(':');
+  const b = stat.indexOf(':', a + 1);
+  return { size: Number(stat.slice(0, a)), mode: stat.slice(a + 1, b) };
+}
+
+/**
  * The dpkg-state section: `U` (unchanged since the reading the controller sent: only valid when
  * it sent one, and then dpkg's sections must be absent), `S CLOCK STATE` (read fresh at that
  * tuple) or `N` (read fresh, nothing to keep). Absent (older fixtures, a probe cut short): no reading.
@@ -489,8 +499,7 @@ export function parseProbeOutput(
             known?.get(path) ?? fail('answers "unchanged" for a file whose stat the controller did not send');
           if (unchanged[j] === 1) fail('answers a path twice');
           unchanged[j] = 1;
-          const [size, mode] = reading.stat.split(':', 2);
-          files.set(path, { path, kind: 'elf', size: Number(size), mode: mode!, buildId: reading.buildId });
+          files.set(path, { path, kind: 'elf', ...sizeAndMode(reading.stat), buildId: reading.buildId });
           stats.set(path, reading.stat);
         }
         break;

@@ -292,6 +292,25 @@ function assertPath(p: string): void {
     throw new Error(`refusing path ${JSON.stringify(p)}: not an absolute path without NUL`);
 }
 
+/**
+ * `P <hex path>` records, by path. check and plan send every host the same locked paths, and hex
+ * encoding them was the larger part of rendering a host's probe (~750 Buffer round trips, issue 14):
+ * each path is checked and encoded once per process. Bounded: past PATH_RECORDS_MAX it starts over.
+ */
+const pathRecords = new Map<string, string>();
+const PATH_RECORDS_MAX = 200_000;
+
+function pathRecord(p: string): string {
+  let r = pathRecords.get(p);
+  if (r === undefined) {
+    assertPath(p);
+    r = `P\t${hex(p)}`;
+    if (pathRecords.size >= PATH_RECORDS_MAX) pathRecords.clear();
+    pathRecords.set(p, r);
+  }
+  return r;
+}
+
 /** Reject anything that could break the script's framing; callers validate semantics earlier. */
 function assertLine(s: string, what: string): void {
   if (/[\n\r\0\t]/.test(s))
@@ -336,11 +355,11 @@ export function renderProbeScript(req: ProbeRequest): string {
   if (req.elfOf === 'all') data.push('E\t*');
   else for (const k of req.elfOf ?? []) data.push(`E\t${hex(k)}`);
   for (const p of req.paths ?? []) {
-    assertPath(p);
+    const record = pathRecord(p);
     const k = req.known?.get(p);
     if (k !== undefined && !KNOWN.test(k))
       throw new Error(`invalid stat tuple ${JSON.stringify(k)} for ${p}`);
-    data.push(k === undefined ? `P\t${hex(p)}` : `P\t${hex(p)}\t${k}`);
+    data.push(k === undefined ? record : `${record}\t${k}`);
   }
   for (const pid of req.pids ?? []) {
     if (!Number.isInteger(pid) || pid <= 0) throw new Error(`invalid pid ${pid}`);

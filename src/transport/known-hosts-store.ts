@@ -2,7 +2,7 @@
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { CriuLockError } from '../errors.js';
-import { lookupHostKey, parseKnownHosts, type KnownHostEntry } from './known-hosts.js';
+import { lookupHostKey, parseKnownHosts, type KnownHostEntry, type KnownHostsFile } from './known-hosts.js';
 import { readParsed } from './file-cache.js';
 import { errMessage, isErrno } from './util.js';
 
@@ -18,15 +18,21 @@ export const GLOBAL_KNOWN_HOSTS_FILES: readonly string[] = [
  * unreadable user file is an error (strict checking could not be honoured); an unreadable global
  * file is a note, as ssh(1) goes on without it. Ignored lines (@cert-authority, malformed) are notes.
  */
+/**
+ * The last list handed out, with the parsed files it joins: while every file parses to the same
+ * (cached) result, each connection gets that very array, and lookups its index (known-hosts.ts).
+ */
+let last: { parsed: KnownHostsFile[]; all: readonly KnownHostEntry[] } | undefined;
+
 export async function loadKnownHosts(
   files: readonly string[],
   note: (m: string) => void,
   globalFiles: readonly string[] = [],
-): Promise<KnownHostEntry[]> {
-  const all: KnownHostEntry[] = [];
+): Promise<readonly KnownHostEntry[]> {
+  const read: KnownHostsFile[] = [];
   const user = new Set(files);
   for (const file of [...files, ...globalFiles.filter((f) => !user.has(f))]) {
-    let parsed: ReturnType<typeof parseKnownHosts>;
+    let parsed: KnownHostsFile;
     try {
       // Read and parsed once per run while the file stays the same (file-cache.ts).
       parsed = await readParsed(file, 'known_hosts', (data) => parseKnownHosts(data.toString('utf8'), file));
@@ -41,8 +47,11 @@ export async function loadKnownHosts(
       });
     }
     for (const n of parsed.notes) note(n);
-    all.push(...parsed.entries);
+    read.push(parsed);
   }
+  if (last?.parsed.length === read.length && last.parsed.every((p, i) => p === read[i])) return last.all;
+  const all = read.flatMap((p) => p.entries);
+  last = { parsed: read, all };
   return all;
 }
 

@@ -130,6 +130,69 @@ function hostsMatch(hosts: HostPatterns, name: string): boolean {
   return matched;
 }
 
+/**
+ * Which lines a name can match: lines of plain names only (no `*`, `?` or `!`) under each name they
+ * list, every other line (hashed, wildcards, negations) under every name.
+ */
+interface HostIndex {
+  /** Entries indexed, so a grown array is indexed again. */
+  size: number;
+  byName: Map<string, number[]>;
+  rest: number[];
+  /** Answers so far: a connection looks its name up three times (one HMAC a hashed line each). */
+  answers: Map<string, readonly KnownHostEntry[]>;
+}
+
+const indexes = new WeakMap<readonly KnownHostEntry[], HostIndex>();
+
+function isPlainName(p: string): boolean {
+  return !p.startsWith('!') && !p.includes('*') && !p.includes('?');
+}
+
+function hostIndex(entries: readonly KnownHostEntry[]): HostIndex {
+  let index = indexes.get(entries);
+  if (index?.size === entries.length) return index;
+  index = { size: entries.length, byName: new Map(), rest: [], answers: new Map() };
+  for (let i = 0; i < entries.length; i++) {
+    const { hosts } = entries[i]!;
+    if (hosts.kind !== 'patterns' || !hosts.patterns.every(isPlainName)) {
+      index.rest.push(i);
+      continue;
+    }
+    for (const p of hosts.patterns) {
+      const name = p.toLowerCase();
+      const list = index.byName.get(name);
+      if (list === undefined) index.byName.set(name, [i]);
+      else if (list[list.length - 1] !== i) list.push(i);
+    }
+  }
+  indexes.set(entries, index);
+  return index;
+}
+
+/**
+ * The entries whose host field matches `name`, in file order. Through an index of the array, built
+ * once: loadKnownHosts hands every connection of a run the same array while its files stay the
+ * same, so a host no longer matches every line of a fleet-sized known_hosts, three times (issue 14:
+ * O(N) a host, O(N²) a run). Each candidate is still matched by hostsMatch.
+ */
+function entriesFor(entries: readonly KnownHostEntry[], name: string): readonly KnownHostEntry[] {
+  const { byName, rest, answers } = hostIndex(entries);
+  const known = answers.get(name);
+  if (known !== undefined) return known;
+  const named = byName.get(name) ?? [];
+  const out: KnownHostEntry[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < named.length || j < rest.length) {
+    const k = j >= rest.length || (i < named.length && named[i]! < rest[j]!) ? named[i++]! : rest[j++]!;
+    const e = entries[k]!;
+    if (hostsMatch(e.hosts, name)) out.push(e);
+  }
+  answers.set(name, out);
+  return out;
+}
+
 function sameBlob(a: string, b: string): boolean {
   // Compare decoded bytes so padding or line-wrapping differences in the file cannot matter.
   return Buffer.from(a, 'base64').equals(Buffer.from(b, 'base64'));
@@ -152,7 +215,7 @@ export function lookupHostKey(
 ): HostKeyLookup {
   const blob = typeof keyBlob === 'string' ? keyBlob : keyBlob.toString('base64');
   const name = knownHostsName(host, port);
-  const forHost = entries.filter((e) => e.marker !== 'cert-authority' && hostsMatch(e.hosts, name));
+  const forHost = entriesFor(entries, name).filter((e) => e.marker !== 'cert-authority');
 
   const revoked = forHost.find((e) => e.marker === 'revoked' && sameBlob(e.keyBlob, blob));
   if (revoked) return { status: 'revoked', line: revoked.line, file: revoked.file };
@@ -168,8 +231,8 @@ export function lookupHostKey(
 export function knownKeyTypes(entries: readonly KnownHostEntry[], host: string, port: number): string[] {
   const name = knownHostsName(host, port);
   const types: string[] = [];
-  for (const e of entries) {
-    if (e.marker === null && hostsMatch(e.hosts, name) && !types.includes(e.keyType)) types.push(e.keyType);
+  for (const e of entriesFor(entries, name)) {
+    if (e.marker === null && !types.includes(e.keyType)) types.push(e.keyType);
   }
   return types;
 }
@@ -181,7 +244,7 @@ export function certAuthorityFor(
   port: number,
 ): KnownHostEntry[] {
   const name = knownHostsName(host, port);
-  return entries.filter((e) => e.marker === 'cert-authority' && hostsMatch(e.hosts, name));
+  return entriesFor(entries, name).filter((e) => e.marker === 'cert-authority');
 }
 
 /**

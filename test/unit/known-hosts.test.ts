@@ -1,5 +1,11 @@
+import { appendFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { clearFileCache } from '../../src/transport/file-cache.js';
+import { loadKnownHosts } from '../../src/transport/known-hosts-store.js';
 import {
+  certAuthorityFor,
   formatKnownHostsLine,
   keyTypeOfBlob,
   knownKeyTypes,
@@ -152,6 +158,69 @@ describe('knownKeyTypes', () => {
       'kh',
     ).entries;
     expect(knownKeyTypes(entries, 'node-a', 22)).toEqual(['ecdsa-sha2-nistp256', 'ssh-ed25519']);
+  });
+});
+
+describe('lookups through the index of an entries array', () => {
+  const RSA = fakeBlob('ssh-rsa', 3);
+  const text = [
+    `node-a ssh-rsa ${RSA}`,
+    `*.x,node-c ecdsa-sha2-nistp256 ${ECDSA}`,
+    `Node-B,node-a,node-a ssh-ed25519 ${KEY}`,
+    `node-c,!node-a ssh-ed25519 ${OTHER}`,
+    `${HASHED_127_2222} ssh-ed25519 ${KEY}`,
+    `@cert-authority node-a ssh-ed25519 ${OTHER}`,
+    `@revoked node-b ssh-ed25519 ${OTHER}`,
+  ].join('\n');
+
+  it('answers every name of one array as a line-by-line match would, in file order, also after it grows', () => {
+    const entries = parseKnownHosts(text, 'kh').entries;
+    for (let round = 0; round < 2; round++) {
+      expect(knownKeyTypes(entries, 'node-a', 22)).toEqual(['ssh-rsa', 'ssh-ed25519']);
+      expect(knownKeyTypes(entries, 'NODE-b', 22)).toEqual(['ssh-ed25519']);
+      expect(knownKeyTypes(entries, 'node-c', 22)).toEqual(['ecdsa-sha2-nistp256', 'ssh-ed25519']);
+      expect(knownKeyTypes(entries, 'y.x', 22)).toEqual(['ecdsa-sha2-nistp256']);
+      expect(knownKeyTypes(entries, '127.0.0.1', 2222)).toEqual(['ssh-ed25519']);
+      expect(knownKeyTypes(entries, 'node-d', 22)).toEqual([]);
+      expect(lookupHostKey(entries, 'node-a', 22, 'ssh-ed25519', KEY)).toEqual({ status: 'match' });
+      expect(lookupHostKey(entries, 'node-a', 22, 'ssh-ed25519', OTHER)).toMatchObject({ line: 3 });
+      expect(lookupHostKey(entries, 'node-b', 22, 'ssh-ed25519', OTHER)).toMatchObject({ status: 'revoked' });
+      expect(lookupHostKey(entries, 'node-c', 22, 'ssh-rsa', RSA)).toMatchObject({
+        status: 'mismatch',
+        line: 2,
+      });
+      expect(certAuthorityFor(entries, 'node-a', 22).map((e) => e.line)).toEqual([6]);
+      expect(certAuthorityFor(entries, 'node-b', 22)).toEqual([]);
+    }
+    entries.push(
+      ...parseKnownHosts(`node-d ssh-rsa ${RSA}\nnode-a ecdsa-sha2-nistp256 ${ECDSA}`, 'more').entries,
+    );
+    expect(knownKeyTypes(entries, 'node-d', 22)).toEqual(['ssh-rsa']);
+    expect(knownKeyTypes(entries, 'node-a', 22)).toEqual(['ssh-rsa', 'ssh-ed25519', 'ecdsa-sha2-nistp256']);
+  });
+
+  it('loadKnownHosts gives every connection the same array while the files stay the same', async () => {
+    clearFileCache();
+    const dir = mkdtempSync(join(tmpdir(), 'criu-lock-kh-'));
+    const [a, b] = [join(dir, 'a'), join(dir, 'b')];
+    writeFileSync(a, `${text}\n`);
+    writeFileSync(b, `node-z ssh-rsa ${RSA}\n`);
+    const notes: string[] = [];
+    const first = await loadKnownHosts([a, b], (n) => notes.push(n));
+    expect(first.map((e) => e.file)).toEqual([...Array<string>(7).fill(a), b]);
+    expect(await loadKnownHosts([a, b], (n) => notes.push(n))).toBe(first);
+    // Another list of files, then a file that changed: new arrays, with the new line.
+    expect((await loadKnownHosts([b], () => undefined)).map((e) => e.file)).toEqual([b]);
+    appendFileSync(b, `node-y ssh-rsa ${RSA}\n`);
+    const after = await loadKnownHosts([a, b], () => undefined);
+    expect(after).not.toBe(first);
+    expect(knownKeyTypes(after, 'node-y', 22)).toEqual(['ssh-rsa']);
+    expect(notes).toEqual(
+      [
+        'a:6: @cert-authority lines are not supported by criu-lock; host certificates are not accepted',
+        'a:6: @cert-authority lines are not supported by criu-lock; host certificates are not accepted',
+      ].map((n) => n.replace(/^a:/, `${a}:`)),
+    );
   });
 });
 

@@ -159,6 +159,30 @@ describe('serializeLock / parseLock round trip', () => {
     expect(parseLock(text, FILE).packages['bar:all']?.sha256).toBe('1'.repeat(64));
   });
 
+  it('reads records that are ordinary objects, with the entries in the order of the text', () => {
+    const lock = makeLock({
+      packages: {
+        'foo:amd64': {
+          version: '1.0-1',
+          files: { '/b.so': { size: 1, mode: '0644' }, '/a.so': { size: 2, mode: '0755' } },
+        },
+        'bar:amd64': { version: '2.0-1' },
+      },
+      unmanaged: { '/u': { size: 3, mode: '0644' } },
+    });
+    const text = serializeLock(lock);
+    expect(scanCanonicalLock(text)).toBeDefined();
+    const back = parseLock(text, FILE);
+    const foo = back.packages['foo:amd64']!;
+    for (const rec of [back.packages, foo.files!, back.unmanaged!])
+      expect(Object.getPrototypeOf(rec)).toBe(Object.prototype);
+    expect(Object.prototype.hasOwnProperty.call(back.packages, 'foo:amd64')).toBe(true);
+    expect(Object.prototype.toString.call(back.packages)).toBe('[object Object]');
+    expect(Object.keys(back.packages)).toEqual(['bar:amd64', 'foo:amd64']);
+    expect(Object.keys(foo.files!)).toEqual(['/a.so', '/b.so']);
+    expect(back).toStrictEqual(lock);
+  });
+
   it('keeps scopes of every kind', () => {
     for (const scope of [
       { kind: 'all' as const },

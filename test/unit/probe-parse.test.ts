@@ -667,6 +667,22 @@ describe('renderProbeScript', () => {
     expect(renderProbeScript({ elfOf: 'all' })).toContain('__DATA__\nE\t*\n');
   });
 
+  it('renders every host of a run the same path records (encoded once), each with its own tuples', () => {
+    const paths = ['/usr/bin/ls', '/usr/lib/a\tb.so'];
+    const a = renderProbeScript({ paths, known: new Map([['/usr/bin/ls', '1:0755:1:1:1:1']]) });
+    const b = renderProbeScript({ paths: [...paths], known: new Map([[paths[1]!, '2:0644:2:2:2:2']]) });
+    expect(a).toContain(`__DATA__\nP\t${hx(paths[0]!)}\t1:0755:1:1:1:1\nP\t${hx(paths[1]!)}\n`);
+    expect(b).toContain(`__DATA__\nP\t${hx(paths[0]!)}\nP\t${hx(paths[1]!)}\t2:0644:2:2:2:2\n`);
+    // A path is still refused after others were encoded, and on every later render too.
+    for (let i = 0; i < 2; i++) {
+      expect(() => renderProbeScript({ paths: [...paths, 'relative'] })).toThrow(/refusing path/);
+      expect(() => renderProbeScript({ paths: ['/a\0b'] })).toThrow(/refusing path/);
+    }
+    expect(() =>
+      renderProbeScript({ paths, known: new Map([['/usr/bin/ls', '1:0755:1:1:1:1\nI\t1']]) }),
+    ).toThrow(/invalid stat tuple/);
+  });
+
   it('renderRangeScript refuses a relative path and sends paths hex-encoded', () => {
     expect(() => renderRangeScript([{ path: 'a/b', inode: 1, offset: 0, length: 1 }])).toThrow(
       /refusing path/,

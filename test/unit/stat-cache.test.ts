@@ -22,6 +22,7 @@ import { KNOWN, PROBE_VERSION, renderProbeScript } from '../../src/facts/probe-s
 import {
   gatherWithReadings,
   loadReadings,
+  MAX_READINGS,
   reusableReadings,
   saveReadings,
   statCacheDir,
@@ -135,22 +136,86 @@ describe('the cache file', () => {
     expect(statSync(dir).mode & 0o777).toBe(0o700);
   });
 
+  it('is three parallel arrays (format 2)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'criu-lock-stat-'));
+    saveReadings(
+      dir,
+      'node-a',
+      new Map([
+        ['/a.so', { stat: '1:0755:1:1:1:1', buildId: ID }],
+        ['/b\n\t.so', { stat: '2:0644:2:1:1:1', buildId: null }],
+      ]),
+    );
+    const [file] = readdirSync(dir);
+    expect(JSON.parse(readFileSync(join(dir, file!), 'utf8'))).toEqual({
+      format: 2,
+      host: 'node-a',
+      paths: ['/a.so', '/b\n\t.so'],
+      stats: ['1:0755:1:1:1:1', '2:0644:2:1:1:1'],
+      buildIds: [ID, null],
+    });
+    expect(loadReadings(dir, 'node-a').get('/b\n\t.so')).toEqual({ stat: '2:0644:2:1:1:1', buildId: null });
+  });
+
+  const one = (path: unknown, stat: unknown, buildId: unknown) => (d: Record<string, unknown>) => ({
+    ...d,
+    paths: [path],
+    stats: [stat],
+    buildIds: [buildId],
+  });
   it.each<[string, (doc: Record<string, unknown>) => unknown]>([
     ['not JSON', () => '{'],
-    ['another format', (d) => ({ ...d, format: 2 })],
+    ['not an object', () => [2, 'node-a']],
+    ['another format', (d) => ({ ...d, format: 3 })],
+    ['no format', ({ format: _f, ...d }) => d],
+    [
+      'the format 1 layout (an object keyed by path)',
+      ({ host }) => ({ format: 1, host, readings: { '/a.so': ['1:0755:1:1:1:1', ID] } }),
+    ],
+    ['the format 1 layout labelled format 2', ({ host }) => ({ format: 2, host, readings: {} })],
     ['another host', (d) => ({ ...d, host: 'node-b' })],
-    ['a bad stat tuple', (d) => ({ ...d, readings: { '/a.so': ['1:755:1:1:1:1', ID] } })],
-    ['a bad build-ID', (d) => ({ ...d, readings: { '/a.so': ['1:0755:1:1:1:1', 'XYZ'] } })],
-    ['a relative path', (d) => ({ ...d, readings: { 'a.so': ['1:0755:1:1:1:1', ID] } })],
+    ['a bad stat tuple', one('/a.so', '1:755:1:1:1:1', ID)],
+    ['a stat tuple with a newline', one('/a.so', '1:0755:1:1:1:1\n', ID)],
+    ['a stat that is not a string', one('/a.so', 1, ID)],
+    ['a bad build-ID', one('/a.so', '1:0755:1:1:1:1', 'XYZ')],
+    ['an odd-length build-ID', one('/a.so', '1:0755:1:1:1:1', 'abc')],
+    ['an empty build-ID', one('/a.so', '1:0755:1:1:1:1', '')],
+    ['a build-ID that is not a string', one('/a.so', '1:0755:1:1:1:1', 12)],
+    ['a relative path', one('a.so', '1:0755:1:1:1:1', ID)],
+    ['an empty path', one('', '1:0755:1:1:1:1', ID)],
+    ['a path that is not a string', one(null, '1:0755:1:1:1:1', ID)],
+    ['arrays of different lengths', (d) => ({ ...d, buildIds: [ID, ID] })],
+    ['a missing array', ({ stats: _s, ...d }) => d],
+    ['an array that is an object', (d) => ({ ...d, paths: { 0: '/a.so', length: 1 } })],
+    [
+      'one bad entry among good ones',
+      (d) => ({
+        ...d,
+        paths: ['/a.so', '/b.so'],
+        stats: ['1:0755:1:1:1:1', '1:0755:1:1:1'],
+        buildIds: [ID, ID],
+      }),
+    ],
   ])('with %s reads as empty (every head is read again)', (_what, mangle) => {
     const dir = mkdtempSync(join(tmpdir(), 'criu-lock-stat-'));
     saveReadings(dir, 'node-a', new Map([['/a.so', { stat: '1:0755:1:1:1:1', buildId: ID }]]));
     const [file] = spawnSync('ls', [dir], { encoding: 'utf8' }).stdout.trim().split('\n');
     const path = join(dir, file!);
     const doc = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+    expect(loadReadings(dir, 'node-a').size).toBe(1);
     const out = mangle(doc);
     writeFileSync(path, typeof out === 'string' ? out : JSON.stringify(out));
     expect(loadReadings(dir, 'node-a').size).toBe(0);
+  });
+
+  it('keeps at most MAX_READINGS readings', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'criu-lock-stat-'));
+    const many = new Map<string, StatReading>();
+    for (let i = 0; i <= MAX_READINGS; i++) many.set(`/f${i}`, { stat: `${i}:0755:1:1:1:1`, buildId: null });
+    saveReadings(dir, 'node-a', many);
+    const back = loadReadings(dir, 'node-a');
+    expect(back.size).toBe(MAX_READINGS);
+    expect(back.has(`/f${MAX_READINGS}`)).toBe(false);
   });
 
   it('failing to write is not an error, also under a file where the directory should be', () => {
