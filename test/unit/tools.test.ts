@@ -99,6 +99,7 @@ describe('bench flags', () => {
       forksCurveNodes: 300,
       microOnly: false,
       converged: false,
+      noProbeViaSsh: false,
       plannerHosts: 10_000,
     });
     expect(benchArgs(['--nodes', '5', '--runs=2', '--micro-only', '--json', 'out.json'])).toMatchObject({

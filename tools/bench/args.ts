@@ -22,12 +22,14 @@ export interface Args {
    * check only writes pins: those two figures at 1,000 nodes without an hour of apt first.
    */
   converged: boolean;
+  /** Skip the probe-through-OpenSSH diagnostic (minutes at 1,000 nodes). */
+  noProbeViaSsh: boolean;
   plannerHosts: number;
   json?: string;
 }
 
 export const USAGE =
-  'usage: npm run bench -- [--nodes N] [--runs R] [--scale] [--scale-nodes M] [--scale-runs R] [--forks N] [--forks-curve] [--forks-curve-nodes N] [--figures plan,apply,noop-apply,check] [--converged] [--micro-only] [--planner-hosts H] [--json FILE]';
+  'usage: npm run bench -- [--nodes N] [--runs R] [--scale] [--scale-nodes M] [--scale-runs R] [--forks N] [--forks-curve] [--forks-curve-nodes N] [--figures plan,apply,noop-apply,check] [--converged] [--no-probe-via-ssh] [--micro-only] [--planner-hosts H] [--json FILE]';
 
 /** Fleet sizes of the scaling table; `--scale-nodes M` keeps those up to M and ends at M. */
 export const SCALE_STEPS: readonly number[] = [20, 100, 300, 1000];
@@ -85,6 +87,7 @@ export function parseArgs(argv: readonly string[]): Args {
     figures: { type: 'string' },
     'micro-only': { type: 'boolean', default: false },
     converged: { type: 'boolean', default: false },
+    'no-probe-via-ssh': { type: 'boolean', default: false },
     'planner-hosts': { type: 'string' },
     json: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
@@ -126,6 +129,7 @@ export function parseArgs(argv: readonly string[]): Args {
     figures,
     microOnly: values['micro-only'],
     converged: values.converged,
+    noProbeViaSsh: values['no-probe-via-ssh'],
     plannerHosts: int(values['planner-hosts'], '--planner-hosts', 1, 1_000_000, 10_000),
     ...(values.json !== undefined ? { json: values.json } : {}),
   };

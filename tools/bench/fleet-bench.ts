@@ -76,6 +76,8 @@ export interface FleetBenchOptions {
   only?: readonly FigureName[] | undefined;
   /** A fleet without package drift (args.ts --converged): only noop-apply and check make sense. */
   converged?: boolean | undefined;
+  /** Skip the diagnostic (criu-lock's probe through OpenSSH), which at 1,000 nodes takes minutes. */
+  noProbeViaSsh?: boolean | undefined;
 }
 
 /** `[node01] facts gathered in 123 ms` / `[node01] apt_install: changed in 4567 ms — ...` */
@@ -176,7 +178,7 @@ export async function runFleetBench(o: FleetBenchOptions): Promise<FleetRun> {
     const fl: SshFleetRun[] = [];
     const c: number[] = [];
     let bytes: number[] = [];
-    const probeRun = probe ? probeJobs(targets, renderProbeScript(probe)) : undefined;
+    const probeRun = probe && !o.noProbeViaSsh ? probeJobs(targets, renderProbeScript(probe)) : undefined;
     for (let r = 0; r < o.runs; r++) {
       if (before) await before();
       a.push(await criu());

@@ -269,6 +269,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         log,
         only: args.figures,
         converged: args.converged,
+        noProbeViaSsh: args.noProbeViaSsh,
       };
       const steps = fleetSteps(args);
       for (const n of steps) {
