@@ -6,6 +6,7 @@ import { gatherFacts } from '../facts/gather.js';
 import { isHealthy, policyOf } from '../facts/queries.js';
 import { gatherWithReadings, statCacheDir } from '../facts/stat-cache.js';
 import type { HostFacts } from '../facts/types.js';
+import { indexLock } from '../lock/lock-index.js';
 import type { Lockfile } from '../lock/lockfile.js';
 import { PIN_FILE } from '../plan/pins.js';
 import type { Transport } from '../transport/types.js';
@@ -26,7 +27,7 @@ export async function gatherForPlan(t: Transport, lock: Lockfile): Promise<HostF
       policyUnless: keys.map((k) => [k, lock.packages[k]!.version] as const),
       pinFile: PIN_FILE,
     },
-    { cacheDir: statCacheDir() },
+    { cacheDir: statCacheDir(), locked: indexLock(lock) },
   );
   const more = reinstallsWithoutPolicy(lock, facts);
   if (more.length > 0) {
