@@ -36,7 +36,7 @@ export function prepareForPlan(
       policyUnless: keys.map((k) => [k, lock.packages[k]!.version] as const),
       pinFile: PIN_FILE,
     },
-    { cacheDir: statCacheDir() },
+    { cacheDir: statCacheDir(), locked: indexLock(lock) },
   );
   return {
     script: probe.script,

@@ -7,6 +7,7 @@ import {
   parseProbeOutput,
   resolvePending,
   type DpkgReading,
+  type LockedStrings,
   type ParsedProbe,
   type StatReading,
 } from './parse.js';
@@ -27,6 +28,8 @@ export interface GatherOptions {
    * dpkg-query and dpkg only when those files changed (src/facts/stat-cache.ts).
    */
   dpkg?: DpkgReading;
+  /** The lock the facts will be compared with (see LockedStrings). */
+  locked?: LockedStrings;
 }
 
 /** Facts, plus what a later run may reuse: each path's stat tuple and the node's clock. */
@@ -123,6 +126,7 @@ export async function factsFromProbe(
     readings,
     req.paths,
     opts.dpkg,
+    opts.locked,
   );
   const incomplete = facts.problems.find((p) => p.type === 'probe');
   if (incomplete) {

@@ -149,6 +149,11 @@ function decodeName(hex: string, what: 'path' | 'package', fail: (why: string) =
   return s;
 }
 
+/** A file's mode; the usual ones as literals, so no fresh string of the facts is touched to compare them. */
+export function fileMode(mode: string): string {
+  return mode === '0644' ? '0644' : mode === '0755' ? '0755' : mode;
+}
+
 /** The six fields every file record ends with: kind, size, mode, inode, stamp, head. */
 function fileFields(
   path: string,
@@ -166,7 +171,7 @@ function fileFields(
   if (!DIGITS.test(size) || !MODE.test(mode) || !DIGITS.test(inode) || !STAMP.test(stamp))
     fail('has a malformed size, mode, inode or stamp');
   fact.size = Number(size);
-  fact.mode = mode;
+  fact.mode = fileMode(mode);
   if (!Number.isSafeInteger(fact.size)) fail('has a malformed size');
   const stat = `${size}:${mode}:${inode}:${stamp}`;
   if (!HEX.test(head) || (kind !== 'elf' && head !== '')) fail('has a malformed head');
@@ -272,16 +277,62 @@ function parseSha(lines: readonly string[], nativeArch: string): Map<string, str
 }
 
 /**
+ * The strings of the lock the facts are read to be compared with (plan; LockIndex has them). A
+ * package the lock names takes the lock's own key string, and its locked version string when dpkg
+ * has that version; a locked path takes the lock's path string, and its locked build-ID string
+ * when the file has that build-ID. The planner then compares most keys, versions, paths and
+ * build-IDs by identity (a pointer, not the bytes of a string it has never touched), and the facts
+ * keep fewer strings of their own. Comparing here costs less: the fresh string was just made.
+ *
+ * As in the planner, the lock's entry after the last match is tried first (dpkg-query lists by
+ * name, the probe answers paths in the order sent, both mostly the lock's order): one string
+ * comparison, where a Map lookup would hash a fresh string first.
+ */
+export interface LockedStrings {
+  sharedPackages: readonly LockedPackageStrings[];
+  byKey: ReadonlyMap<string, LockedPackageStrings>;
+  sharedPaths: readonly LockedPathStrings[];
+  byPath: ReadonlyMap<string, LockedPathStrings>;
+}
+
+interface LockedPackageStrings {
+  readonly key: string;
+  readonly version: string;
+  readonly slot: number;
+}
+
+interface LockedPathStrings {
+  readonly path: string;
+  readonly buildId: string | undefined;
+  readonly slot: number;
+}
+
+/** The lock's entry for a path read from the host; `next`, the slot tried first. */
+export function lockedPath(locked: LockedStrings, path: string, next: number): LockedPathStrings | undefined {
+  const guess = locked.sharedPaths[next];
+  return guess?.path === path ? guess : locked.byPath.get(path);
+}
+
+/** The locked build-ID string in place of an equal one read from the host. */
+export function shareBuildId(fact: FileFact, lockedAs: LockedPathStrings | undefined): void {
+  const want = lockedAs?.buildId;
+  if (want !== undefined && fact.buildId === want) fact.buildId = want;
+}
+
+/**
  * dpkg-query's lines (DPKG_FORMAT) → installed packages by key, and by name (the native
  * architecture's key wins); packages dpkg has but not configured are added to `problems`.
+ * `locked`: see LockedStrings.
  */
 export function parseDpkgLines(
   lines: readonly string[],
   architecture: string,
   problems: HostFacts['problems'] = [],
+  locked?: LockedStrings,
 ): { packages: Map<string, InstalledPackage>; byName: Map<string, string> } {
   const packages = new Map<string, InstalledPackage>();
   const byName = new Map<string, string>();
+  let next = 0;
   for (const line of lines) {
     if (line === '') continue;
     const [
@@ -297,16 +348,26 @@ export function parseDpkgLines(
       provides = '',
     ] = line.split('\t');
     if (status === 'not-installed' || status === 'config-files' || name === '') continue;
-    const key = `${name}:${arch}`;
     // Detached copies: plans outlive the probe output, and substrings would keep all of it alive.
+    // Compared with the lock's once detached: flat strings compare without a runtime call.
+    const read = detach(`${name}:${arch}`);
+    const detached = detach(version);
+    let lockedAs: LockedPackageStrings | undefined;
+    if (locked) {
+      const guess = locked.sharedPackages[next];
+      lockedAs = guess?.key === read ? guess : locked.byKey.get(read);
+      if (lockedAs) next = lockedAs.slot + 1;
+    }
+    const key = lockedAs?.key ?? read;
+    // dpkg's usual states become the literals the planner and isHealthy compare with (identity).
     const pkg: InstalledPackage = {
-      key: detach(key),
+      key,
       name: detach(name),
       arch: detach(arch),
-      version: detach(version),
-      want,
-      status,
-      eflag,
+      version: detached === lockedAs?.version ? lockedAs.version : detached,
+      want: want === 'install' ? 'install' : want,
+      status: status === 'installed' ? 'installed' : status,
+      eflag: eflag === 'ok' ? 'ok' : eflag,
       multiArch,
       preDepends,
       depends,
@@ -388,7 +449,8 @@ function dpkgAnswer(
  * the request's `paths` in the order sent. A `U` record names requested paths by index; each takes
  * its size, mode and build-ID from its reading, and only a path whose tuple was sent can be named.
  * `dpkgKnown`: the dpkg-state reading the controller sent (ProbeRequest.dpkgKnown); a `U` answer
- * takes its arch, foreign and dpkg lines, and is refused when none was sent.
+ * takes its arch, foreign and dpkg lines, and is refused when none was sent. `locked`: see
+ * LockedStrings.
  */
 export function parseProbeOutput(
   host: string,
@@ -396,6 +458,7 @@ export function parseProbeOutput(
   known?: ReadonlyMap<string, StatReading>,
   requested: readonly string[] = [],
   dpkgKnown?: DpkgReading,
+  locked?: LockedStrings,
 ): ParsedProbe {
   const sections = splitSections(stdout);
   const problems: HostFacts['problems'] = [];
@@ -420,6 +483,7 @@ export function parseProbeOutput(
     dpkgLines?.dpkg ?? sections.get('dpkg') ?? [],
     architecture,
     problems,
+    locked,
   );
 
   // The pin file's exact bytes, hex; absent when the file is not there. Its sha256 is what decides
@@ -456,6 +520,7 @@ export function parseProbeOutput(
   };
   const fileLines = sections.get('files') ?? [];
   const unchanged = new Uint8Array(requested.length);
+  let nextPath = 0;
   for (let i = 0; i < fileLines.length; i++) {
     const line = fileLines[i]!;
     if (line === '' && i === fileLines.length - 1) continue;
@@ -479,9 +544,13 @@ export function parseProbeOutput(
       }
       case 'R': {
         if (f.length !== 8) fail('is not a path record');
-        const { fact, inode, head, stat } = fileFields(decodeName(f[1]!, 'path', fail), f.slice(2), fail);
+        const path = decodeName(f[1]!, 'path', fail);
+        const lockedAs = locked && lockedPath(locked, path, nextPath);
+        if (lockedAs) nextPath = lockedAs.slot + 1;
+        const { fact, inode, head, stat } = fileFields(lockedAs?.path ?? path, f.slice(2), fail);
         if (stat !== undefined) stats.set(fact.path, stat);
         resolve(fact, head, fact.path, inode);
+        shareBuildId(fact, lockedAs);
         files.set(fact.path, fact);
         break;
       }
@@ -499,7 +568,10 @@ export function parseProbeOutput(
             known?.get(path) ?? fail('answers "unchanged" for a file whose stat the controller did not send');
           if (unchanged[j] === 1) fail('answers a path twice');
           unchanged[j] = 1;
-          files.set(path, { path, kind: 'elf', ...sizeAndMode(reading.stat), buildId: reading.buildId });
+          const { size, mode } = sizeAndMode(reading.stat);
+          const fact: FileFact = { path, kind: 'elf', size, mode: fileMode(mode), buildId: reading.buildId };
+          shareBuildId(fact, locked && lockedPath(locked, path, j));
+          files.set(path, fact);
           stats.set(path, reading.stat);
         }
         break;

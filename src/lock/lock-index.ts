@@ -1,15 +1,42 @@
 import type { FileEntry, Lockfile, PackageEntry } from './lockfile.js';
 
+export interface IndexedLockPackage {
+  key: string;
+  entry: PackageEntry;
+  files: ReadonlyArray<readonly [string, FileEntry]>;
+}
+
+/**
+ * A locked package's strings the facts parser shares: its key, and its version as a flat string (a
+ * V8 slice of a larger string compares through a runtime call); and its place in `packages`.
+ */
+export interface SharedLockPackage {
+  key: string;
+  version: string;
+  slot: number;
+}
+
+/** A locked path, its build-ID as a flat string, and its place in `paths`. */
+export interface SharedLockPath {
+  path: string;
+  buildId: string | undefined;
+  slot: number;
+}
+
 /** A lock's packages and files in sorted order, computed once per lock and shared by every host. */
 export interface LockIndex {
-  packages: ReadonlyArray<{
-    key: string;
-    entry: PackageEntry;
-    files: ReadonlyArray<readonly [string, FileEntry]>;
-  }>;
+  packages: readonly IndexedLockPackage[];
   unmanaged: ReadonlyArray<readonly [string, FileEntry]>;
   /** Package keys, for membership tests. */
   keys: ReadonlySet<string>;
+  /**
+   * The packages in the same order, and by key; the paths in the same order, and by path. The
+   * facts parser shares their strings (LockedStrings), and the planner compares with the same.
+   */
+  sharedPackages: readonly SharedLockPackage[];
+  byKey: ReadonlyMap<string, SharedLockPackage>;
+  sharedPaths: readonly SharedLockPath[];
+  byPath: ReadonlyMap<string, SharedLockPath>;
   /** Every locked path (package files and unmanaged), sorted and unique. */
   paths: readonly string[];
 }
@@ -21,6 +48,11 @@ function sortedFiles(files: Record<string, FileEntry> | undefined): Array<readon
   return Object.keys(files ?? {})
     .sort(byCodeUnit)
     .map((path) => [path, files![path]!] as const);
+}
+
+/** A flat copy of a string (see SharedLockPackage). */
+function flat(s: string): string {
+  return Buffer.from(s, 'utf8').toString('utf8');
 }
 
 // Planning 10,000 hosts against one lock would otherwise sort the same keys 10,000 times.
@@ -37,7 +69,22 @@ export function indexLock(lock: Lockfile): LockIndex {
         ...unmanaged.map(([path]) => path),
       ]),
     ].sort(byCodeUnit);
-    index = { packages, unmanaged, paths, keys: new Set(packages.map((p) => p.key)) };
+    const sharedPackages = packages.map((p, slot) => ({ key: p.key, version: flat(p.entry.version), slot }));
+    const entries = new Map([...unmanaged, ...packages.flatMap((p) => p.files)]);
+    const sharedPaths = paths.map((path, slot) => {
+      const buildId = entries.get(path)!.buildId;
+      return { path, buildId: buildId === undefined ? undefined : flat(buildId), slot };
+    });
+    index = {
+      packages,
+      unmanaged,
+      paths,
+      keys: new Set(packages.map((p) => p.key)),
+      sharedPackages,
+      byKey: new Map(sharedPackages.map((p) => [p.key, p])),
+      sharedPaths,
+      byPath: new Map(sharedPaths.map((f) => [f.path, f])),
+    };
     cache.set(lock, index);
   }
   return index;

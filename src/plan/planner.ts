@@ -1,6 +1,7 @@
 import { hash } from 'node:crypto';
 import { compareVersions } from '../debian/version.js';
 import { compareFile, comparePlatform } from '../check/compare.js';
+import { fileMode } from '../facts/parse.js';
 import { policyOf } from '../facts/queries.js';
 import type { FileFact, HostFacts, InstalledPackage, PolicyVersion } from '../facts/types.js';
 import { indexLock } from '../lock/lock-index.js';
@@ -63,7 +64,8 @@ function planIndex(lock: Lockfile): PlanIndex {
     const fileStart = new Int32Array(base.packages.length + 1);
     base.packages.forEach((p, i) => (fileStart[i + 1] = fileStart[i]! + p.files.length));
     index = {
-      packages: base.packages.map((p) => ({ key: p.key, want: p.entry.version })),
+      // The lock's strings the facts parser shares (LockedStrings): most comparisons are identities.
+      packages: base.sharedPackages.map((p) => ({ key: p.key, want: p.version })),
       keys: base.packages.map((p) => p.key),
       paths: base.paths,
       unmanaged: base.unmanaged,
@@ -72,8 +74,13 @@ function planIndex(lock: Lockfile): PlanIndex {
       fileStart,
       fileSlot: Int32Array.from(files, ([path]) => slotOfPath.get(path)!),
       fileSize: Float64Array.from(files, ([, f]) => f.size),
-      fileMode: files.map(([, f]) => f.mode),
-      fileBuildId: files.map(([, f]) => f.buildId),
+      // The same literals the facts parser gives the usual modes: compared by identity.
+      fileMode: files.map(([, f]) => fileMode(f.mode)),
+      fileBuildId: files.map(([path, f]) => {
+        // A path locked under two packages may hold two build-IDs: share only an equal one.
+        const shared = base.byPath.get(path)!.buildId;
+        return f.buildId === shared ? shared : f.buildId;
+      }),
       fingerprint: new FingerprintWriter(base.packages.map((p) => p.entry.version)),
       gotPackages: new Array<InstalledPackage | undefined>(base.packages.length).fill(undefined),
       gotFiles: new Array<FileFact | undefined>(base.paths.length).fill(undefined),

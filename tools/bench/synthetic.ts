@@ -3,7 +3,15 @@
  * the facts of one fleet host, drifted the way real fleets drift (a few packages behind or ahead,
  * a few missing, a few extra, half the hosts already carrying our pin file).
  */
-import type { AptPolicy, FileFact, HostFacts, InstalledPackage } from '../../src/facts/types.js';
+import {
+  fileMode,
+  lockedPath,
+  parseDpkgLines,
+  shareBuildId,
+  type LockedStrings,
+} from '../../src/facts/parse.js';
+import type { AptPolicy, FileFact, HostFacts } from '../../src/facts/types.js';
+import { indexLock } from '../../src/lock/lock-index.js';
 import { finalizeLock, type FileEntry, type Lockfile, type PackageEntry } from '../../src/lock/lockfile.js';
 import { sha256Hex } from '../../src/plan/pins.js';
 
@@ -100,8 +108,12 @@ export interface FleetTemplate {
   lock: Lockfile;
   keys: string[];
   packages: PackageTemplate[];
+  /** Every locked file by path, as the probe answers them (in the order sent, the lock's). */
+  files: Array<{ i: number; file: PackageTemplate['files'][number] }>;
   pins: string;
   pinSha: string;
+  /** What the plan command hands the facts parser (GatherOptions.locked). */
+  locked: LockedStrings;
 }
 
 export function fleetTemplate(lock: Lockfile, pins: string): FleetTemplate {
@@ -126,56 +138,35 @@ export function fleetTemplate(lock: Lockfile, pins: string): FleetTemplate {
       })),
     };
   });
-  return { lock, keys, packages, pins, pinSha: sha256Hex(pins) };
+  const files = packages
+    .flatMap((p, i) => p.files.map((file) => ({ i, file })))
+    .sort((a, b) => (a.file.path < b.file.path ? -1 : 1));
+  return { lock, keys, packages, files, pins, pinSha: sha256Hex(pins), locked: indexLock(lock) };
 }
 
 /**
  * Facts of host `h`. About 2 % of packages are behind or ahead (with other build-IDs), 0.5 %
- * missing, 5 extra packages; even hosts already carry the pin file. Every string of the facts
- * (keys, paths, versions, build-IDs, modes, the pin file) is a fresh copy, as parsing makes them.
+ * missing, 5 extra packages; even hosts already carry the pin file. The packages are dpkg-query
+ * lines cut from one text and read by the plan command's parser (parseDpkgLines with the lock);
+ * paths, modes and build-IDs are taken as that parser takes a file record's; every other string
+ * (versions apt offers, the pin file) is a fresh copy, as parsing makes them.
  */
 export function syntheticFacts(t: FleetTemplate, h: number): HostFacts {
-  const packages = new Map<string, InstalledPackage>();
+  const dpkg: string[] = [];
   const files = new Map<string, FileFact>();
   const policies = new Map<string, AptPolicy>();
   const pk = t.packages;
+  // Per package: 0 as locked, -1 behind, 1 ahead, 2 missing.
+  const state = new Int8Array(pk.length);
   for (let i = 0; i < pk.length; i++) {
     const p = pk[i]!;
     const r = (i * 40503 + h * 9973) % 1000;
     const missing = r < 5;
     const drift = r >= 5 && r < 25 ? (r % 2 === 0 ? -1 : 1) : 0;
+    state[i] = missing ? 2 : drift;
     const version = fresh(drift === 0 ? p.want : drift < 0 ? p.behind : p.ahead);
-    if (!missing) {
-      const key = fresh(p.key);
-      packages.set(key, {
-        key,
-        name: p.name,
-        arch: p.arch,
-        version,
-        want: 'install',
-        status: 'installed',
-        eflag: 'ok',
-        multiArch: 'same',
-        preDepends: '',
-        depends: 'libc6 (>= 2.34)',
-        provides: '',
-      });
-    }
-    for (const f of p.files) {
-      const path = fresh(f.path);
-      files.set(
-        path,
-        missing
-          ? { path, kind: 'missing' }
-          : {
-              path,
-              kind: 'elf',
-              size: f.size,
-              mode: fresh(f.mode),
-              buildId: fresh(drift === 0 ? f.buildId : f.otherBuildId),
-            },
-      );
-    }
+    if (!missing)
+      dpkg.push(`${p.name}\t${p.arch}\t${version}\tinstall\tinstalled\tok\tsame\t\tlibc6 (>= 2.34)\t`);
     const candidate = fresh(p.want);
     const versions = [
       {
@@ -193,22 +184,25 @@ export function syntheticFacts(t: FleetTemplate, h: number): HostFacts {
       versions,
     });
   }
-  for (let e = 0; e < 5; e++) {
-    const key = `extra${h % 50}-${e}:amd64`;
-    packages.set(key, {
-      key,
-      name: `extra${h % 50}-${e}`,
-      arch: 'amd64',
-      version: versionOf(h + e),
-      want: 'install',
-      status: 'installed',
-      eflag: 'ok',
-      multiArch: 'no',
-      preDepends: '',
-      depends: '',
-      provides: '',
-    });
+  // The files' path, mode and build-ID, as the parser takes a file record's with the lock's strings.
+  let next = 0;
+  for (const { i, file: f } of t.files) {
+    const read = fresh(f.path);
+    const lockedAs = lockedPath(t.locked, read, next);
+    if (lockedAs) next = lockedAs.slot + 1;
+    const path = lockedAs?.path ?? read;
+    let fact: FileFact = { path, kind: 'missing' };
+    if (state[i] !== 2) {
+      const buildId = fresh(state[i] === 0 ? f.buildId : f.otherBuildId);
+      fact = { path, kind: 'elf', size: f.size, mode: fileMode(fresh(f.mode)), buildId };
+      shareBuildId(fact, lockedAs);
+    }
+    files.set(path, fact);
   }
+  for (let e = 0; e < 5; e++)
+    dpkg.push(`extra${h % 50}-${e}\tamd64\t${versionOf(h + e)}\tinstall\tinstalled\tok\tno\t\t\t`);
+  // One text cut into lines, as the probe's output is (splitSections).
+  const { packages } = parseDpkgLines(dpkg.join('\n').split('\n'), PLATFORM.architecture, [], t.locked);
   const hasPins = h % 2 === 0;
   return {
     host: `host${String(h).padStart(5, '0')}`,
