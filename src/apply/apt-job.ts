@@ -12,6 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { CriuLockError } from '../errors.js';
 import type { CommandResult, Transport } from '../transport/types.js';
+import { PUT_FILE_SCRIPT } from '../transport/local-transport.js';
 import { APT_ENV, STATE_DIR } from './apt.js';
 import type { AfterLock } from './host-lock.js';
 
@@ -22,12 +23,17 @@ export const PIN_BACKUP_ABSENT = `${STATE_DIR}/pins.prev-absent`;
 /** Collected jobs kept on the host for reading later. */
 const KEEP_JOBS = 10;
 
-/** `sh -c SCRIPT criu-lock-pins-backup PINFILE`: remember the pin file before it is replaced. */
-export const PIN_BACKUP_SCRIPT = [
+/**
+ * `sh -c SCRIPT criu-lock-pins-write PINFILE MODE`, the new content on stdin: remember the pin file
+ * before it is replaced, then replace it atomically (PUT_FILE_SCRIPT), in one command. Nothing is
+ * written when the copy fails (`set -e`).
+ */
+export const PIN_WRITE_SCRIPT = [
   'set -e',
   `mkdir -p ${STATE_DIR}`,
   `if [ -f "$1" ]; then cp -p -- "$1" ${PIN_BACKUP}.tmp; mv -f ${PIN_BACKUP}.tmp ${PIN_BACKUP}; rm -f ${PIN_BACKUP_ABSENT};`,
   `else : > ${PIN_BACKUP_ABSENT}; rm -f ${PIN_BACKUP}; fi`,
+  PUT_FILE_SCRIPT,
 ].join('\n');
 
 /**

@@ -247,7 +247,11 @@ export class FakeHost implements Transport {
         }
         return this.result(name);
       case 'criu-lock-apt-pending':
-      case 'criu-lock-pins-backup':
+        return this.result(name);
+      case 'criu-lock-pins-write':
+        // Keeps the old pins (nothing to model) and writes the new ones from stdin.
+        this.events.push({ host: this.host, event: 'put' });
+        if (args[0] === '/etc/apt/preferences.d/criu-lock.pref') this.pinFile = stdin;
         return this.result(name);
       case 'criu-lock-sim': {
         // apt-get -s of exactly the requested packages: one Inst and one Conf line each.
@@ -308,7 +312,7 @@ export class FakeHost implements Transport {
   }
 
   /**
-   * Changes that reach the host: pin writes (and their backup), transaction manifests and
+   * Changes that reach the host: pin writes (with their backup), transaction manifests and
    * non-simulated apt runs.
    */
   get writes(): FakeCall[] {
@@ -318,7 +322,7 @@ export class FakeHost implements Transport {
         (c.kind === 'exec' && c.argv[0] === 'apt-get' && c.argv[1] === 'install' && !c.argv.includes('-s')) ||
         (c.kind === 'exec' &&
           (c.argv[3] === 'criu-lock-apt-start' ||
-            c.argv[3] === 'criu-lock-pins-backup' ||
+            c.argv[3] === 'criu-lock-pins-write' ||
             c.argv[3] === 'criu-lock-tx-finish')),
     );
   }

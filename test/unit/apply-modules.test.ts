@@ -97,7 +97,7 @@ const isScript =
     argv[0] === 'sh' && argv[1] === '-c' && argv[3] === name;
 const isJobStart = isScript('criu-lock-apt-start');
 const isJobFollow = isScript('criu-lock-apt-follow');
-const isPinBackup = isScript('criu-lock-pins-backup');
+const isPinWrite = isScript('criu-lock-pins-write');
 const JOB = '/var/lib/criu-lock/jobs/20261129T010000Z-0a0b0c0d';
 /** The apt-get argv inside a detached job's start command. */
 const aptOf = (argv: readonly string[]): string[] => argv.slice(argv.indexOf('apt-get'));
@@ -419,17 +419,21 @@ describe('summariseOutput', () => {
 describe('apt_pins', () => {
   const aptPins = MODULES.get('apt_pins')!;
 
-  it('writes the rendered pins atomically as root with mode 0644 when the plan says so', async () => {
+  it('keeps the old pins and writes the rendered ones as root with mode 0644, in one command', async () => {
     const t = new RecordingTransport('node-b');
     const r = await aptPins.run(context(t, hostPlan()), undefined);
     expect(t.calls).toEqual([
       {
         kind: 'exec',
-        argv: ['sh', '-c', expect.stringContaining('pins.prev'), 'criu-lock-pins-backup', PIN_FILE],
+        argv: ['sh', '-c', expect.stringContaining('pins.prev'), 'criu-lock-pins-write', PIN_FILE, '0644'],
         become: true,
+        stdin: PINS,
       },
-      { kind: 'put', path: PIN_FILE, content: PINS, mode: 0o644, become: true },
     ]);
+    // The copy comes first and stops the script when it fails; the write is the atomic put.
+    const script = (t.calls[0] as { argv: string[] }).argv[2]!;
+    expect(script.startsWith('set -e\n')).toBe(true);
+    expect(script.indexOf('pins.prev')).toBeLessThan(script.indexOf('mv -f -- "$tmp" "$dest"'));
     expect(r).toEqual({ status: 'changed', message: `wrote ${PIN_FILE}` });
   });
 
@@ -447,31 +451,23 @@ describe('apt_pins', () => {
     expect(r).toEqual({ status: 'changed', message: `would write ${PIN_FILE}` });
   });
 
-  it('fails when the write fails', async () => {
-    const t = new RecordingTransport('node-b', [], { exitCode: 1, stderr: 'sudo: a password is required' });
+  it('fails when the command fails', async () => {
+    const t = new RecordingTransport('node-b', [
+      { match: isPinWrite, reply: { exitCode: 1, stderr: 'sudo: a password is required' } },
+    ]);
     const r = await aptPins.run(context(t, hostPlan()), undefined);
     expect(r).toEqual({
       status: 'failed',
-      message: `writing ${PIN_FILE} failed: exit code 1: sudo: a password is required`,
+      message: `keeping a copy of ${PIN_FILE} and writing it failed: exit code 1: sudo: a password is required`,
     });
   });
 
-  it('writes nothing when the backup of the previous file fails', async () => {
-    const t = new RecordingTransport('node-b', [
-      { match: isPinBackup, reply: { exitCode: 1, stderr: 'cp: No space left on device' } },
-    ]);
+  it('says when the transport lost the command, with a hint', async () => {
+    const t = new RecordingTransport('node-b', [{ match: isPinWrite, reply: { exitCode: null } }]);
     const r = await aptPins.run(context(t, hostPlan()), undefined);
-    expect(t.puts).toEqual([]);
-    expect(r.status).toBe('failed');
-  });
-
-  it('says when the transport lost the backup command, with a hint, and writes nothing', async () => {
-    const t = new RecordingTransport('node-b', [{ match: isPinBackup, reply: { exitCode: null } }]);
-    const r = await aptPins.run(context(t, hostPlan()), undefined);
-    expect(t.puts).toEqual([]);
     expect(r.status).toBe('failed');
     expect(r.message).toBe(
-      `keeping a copy of ${PIN_FILE} failed: the connection closed before the command reported an exit status`,
+      `keeping a copy of ${PIN_FILE} and writing it failed: the connection closed before the command reported an exit status`,
     );
     expect(r.hint).toContain('the transport lost the command');
   });
@@ -502,13 +498,7 @@ describe('runPlaybook', () => {
       t.calls.map((c) =>
         c.kind === 'put' ? `put ${c.path}` : c.argv[1] === '-c' ? c.argv[3] : c.argv.slice(0, 2).join(' '),
       ),
-    ).toEqual([
-      'criu-lock-pins-backup',
-      `put ${PIN_FILE}`,
-      'criu-lock-apt-start',
-      'criu-lock-apt-follow',
-      'sh -s',
-    ]);
+    ).toEqual(['criu-lock-pins-write', 'criu-lock-apt-start', 'criu-lock-apt-follow', 'sh -s']);
     // The job restores the pins on failure: apt_pins changed them in this run.
     expect(t.execs.find((c) => isJobStart(c.argv))!.argv[6]).toBe('1');
     expect(log.some((l) => l.startsWith('apt-get install -y'))).toBe(true);

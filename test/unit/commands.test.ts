@@ -137,8 +137,7 @@ describe('apply', () => {
         ),
     ).toEqual([
       'exec manifest and retention',
-      'exec', // pin backup
-      '/etc/apt/preferences.d/criu-lock.pref',
+      'exec', // pin backup and write
       'exec', // the detached apt job
       '/var/lib/criu-lock/tx/ID/manifest.json',
     ]);
