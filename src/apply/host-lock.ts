@@ -209,7 +209,10 @@ export async function acquireHostLock(
       () => undefined,
     );
   // A holder that ends has lost or never had the lock, whatever the owner command says later.
-  const got = await Promise.race([owner, holder.then(() => undefined)]);
+  // The race settles with a boolean: the pending holder keeps the race's promise, and with it its
+  // value, until release, and the owner's answer holds the probe's (about 1.6 MiB on a first run).
+  const ours = await Promise.race([owner.then((o) => o !== undefined), holder.then(() => false)]);
+  const got = ours ? await owner : undefined;
   if (got !== undefined && finished === undefined && failure === undefined) {
     return {
       status: 'locked',
@@ -217,7 +220,9 @@ export async function acquireHostLock(
       ...(got.then ? { then: got.then } : {}),
       lock: {
         token,
-        since: got.line.split('\t')[1] ?? '',
+        // A copy: a substring would keep the owner command's whole output (the probe's answer, about
+        // 1.6 MiB on a first run) alive for as long as the lock is held.
+        since: Buffer.from(got.line.split('\t')[1] ?? '').toString(),
         async release() {
           // Ending the holder's input ends the holder; the command's close is its exit, after
           // which the flock is free. Only a holder that does not end is killed by a command.
