@@ -7,11 +7,11 @@
 import { createHash } from 'node:crypto';
 import type { CommandDeps, Io } from '../../src/commands/context.js';
 import { CriuLockError } from '../../src/errors.js';
-import { PROBE_VERSION } from '../../src/facts/probe-script.js';
 import { inventoryFromText } from '../../src/inventory/load.js';
 import { CAPTURE_MARK } from '../../src/rollback/host.js';
 import type { Inventory, InventoryHost } from '../../src/inventory/types.js';
 import type { CommandResult, ExecOptions, PutFileOptions, Transport } from '../../src/transport/types.js';
+import { FOCAL_PROBE_HEAD } from './probe-output.js';
 
 export interface FakeHostSpec {
   /** key (name:arch) → installed version. */
@@ -478,15 +478,7 @@ export class FakeHost implements Transport {
   private probeOutput(script: string): string {
     const state = this.dpkgState();
     const unchanged = /^D\t(\S+)$/m.exec(script)?.[1] === state;
-    const out = [
-      `@@probe ${PROBE_VERSION}`,
-      '@@os-release',
-      'ID=ubuntu',
-      'VERSION_ID="20.04"',
-      'VERSION_CODENAME=focal',
-      '@@dpkg-state',
-      unchanged ? 'U' : `S\t${FAKE_CLOCK}\t${state}`,
-    ];
+    const out = [...FOCAL_PROBE_HEAD, '@@dpkg-state', unchanged ? 'U' : `S\t${FAKE_CLOCK}\t${state}`];
     if (!unchanged) {
       this.dpkgQueries += 1;
       out.push('@@arch', 'amd64', '@@foreign', '@@dpkg');

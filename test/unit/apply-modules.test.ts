@@ -9,12 +9,12 @@ import type { ModuleContext } from '../../src/apply/modules/types.js';
 import { loadPlaybook, type ResolvedTask } from '../../src/apply/playbook.js';
 import { runPlaybook } from '../../src/apply/run-playbook.js';
 import { CriuLockError } from '../../src/errors.js';
-import { PROBE_VERSION } from '../../src/facts/probe-script.js';
 import type { Lockfile } from '../../src/lock/lockfile.js';
 import type { HostPlan, PackageAction } from '../../src/plan/plan-file.js';
 import { PIN_FILE, renderPins, sha256Hex } from '../../src/plan/pins.js';
 import type { CommandResult, ExecOptions, PutFileOptions, Transport } from '../../src/transport/types.js';
 import { makeLock } from './core-fixtures.js';
+import { FOCAL_PROBE_HEAD } from '../helpers/probe-output.js';
 
 // ---------------------------------------------------------------------------------------------
 // A recording transport: every call is kept; replies come from a script of matchers.
@@ -193,20 +193,7 @@ function convergedProbe(versions: Record<string, string> = {}): string {
       '\t',
     );
   });
-  return [
-    `@@probe ${PROBE_VERSION}`,
-    '@@os-release',
-    'ID=ubuntu',
-    'VERSION_ID="20.04"',
-    'VERSION_CODENAME=focal',
-    '@@arch',
-    'amd64',
-    '@@foreign',
-    '@@dpkg',
-    ...dpkg,
-    '@@end',
-    '',
-  ].join('\n');
+  return [...FOCAL_PROBE_HEAD, '@@arch', 'amd64', '@@foreign', '@@dpkg', ...dpkg, '@@end', ''].join('\n');
 }
 
 const APT_FAILURE = {

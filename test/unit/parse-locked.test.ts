@@ -6,7 +6,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parseProbeOutput, type StatReading } from '../../src/facts/parse.js';
-import { PROBE_VERSION } from '../../src/facts/probe-script.js';
 import { indexLock } from '../../src/lock/lock-index.js';
 import type { FileEntry, PackageEntry } from '../../src/lock/lockfile.js';
 import { renderPins } from '../../src/plan/pins.js';
@@ -14,6 +13,7 @@ import { fingerprint, planHost } from '../../src/plan/planner.js';
 import { elfHead } from '../helpers/fake-fleet.js';
 import { makeLock, REPO } from './core-fixtures.js';
 import { fingerprintReference, planHostReference } from './planner-reference.js';
+import { FOCAL_PROBE_HEAD } from '../helpers/probe-output.js';
 
 const VERSIONS = ['1.0-1', '1.0-2', '0:1.0-2', '1.0~rc1-1', '2:0.9-1'];
 const IDS = ['aa'.repeat(20), 'bb'.repeat(20)];
@@ -162,11 +162,7 @@ describe("parseProbeOutput with the lock's strings (plan)", () => {
           );
         });
         const out = [
-          `@@probe ${PROBE_VERSION}`,
-          '@@os-release',
-          'ID=ubuntu',
-          'VERSION_ID="20.04"',
-          'VERSION_CODENAME=focal',
+          ...FOCAL_PROBE_HEAD,
           '@@arch',
           'amd64',
           '@@foreign',

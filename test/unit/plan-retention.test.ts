@@ -10,11 +10,11 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { parseProbeOutput } from '../../src/facts/parse.js';
-import { PROBE_VERSION } from '../../src/facts/probe-script.js';
 import { planWithTransaction } from '../../src/facts/simulate.js';
 import type { HostPlan } from '../../src/plan/plan-file.js';
 import type { CommandResult, ExecOptions, Transport } from '../../src/transport/types.js';
 import { makeLock } from './core-fixtures.js';
+import { FOCAL_PROBE_HEAD } from '../helpers/probe-output.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -44,11 +44,7 @@ function probeOutput(broken: boolean): string {
   const dpkg = (name: string, version: string, status: string): string =>
     [name, 'amd64', version, 'install', status, 'ok', 'same', '', 'libc6 (>= 2.31-0ubuntu9)', ''].join('\t');
   return [
-    `@@probe ${PROBE_VERSION}`,
-    '@@os-release',
-    'ID=ubuntu',
-    'VERSION_ID="20.04"',
-    'VERSION_CODENAME=focal',
+    ...FOCAL_PROBE_HEAD,
     `#${'x'.repeat(PADDING)}`,
     '@@arch',
     'amd64',
