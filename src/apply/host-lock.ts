@@ -154,8 +154,9 @@ export function splitOwnerOutput(
   token: string,
 ): { after: CommandResult; then?: CommandResult } {
   const mark = `${THEN_MARK} ${token}\n`;
-  const i = r.stdout.startsWith(mark) ? 0 : r.stdout.indexOf(`\n${mark}`) + 1;
-  if (i === 0 && !r.stdout.startsWith(mark)) return { after: r };
+  const first = r.stdout.startsWith(mark);
+  const i = first ? 0 : r.stdout.indexOf(`\n${mark}`) + 1;
+  if (!first && i === 0) return { after: r };
   return {
     // The mark is printed only once the follow-up has finished, successfully.
     after: { ...r, stdout: r.stdout.slice(0, i), exitCode: 0, timedOut: false },

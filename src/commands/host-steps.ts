@@ -2,14 +2,14 @@
 import { runAptUpdate } from '../apply/apt.js';
 import { compareFile, lockedPaths } from '../check/compare.js';
 import { CriuLockError } from '../errors.js';
-import { gatherFacts, runProbe, type PreparedProbe } from '../facts/gather.js';
+import { gatherFacts, runProbe } from '../facts/gather.js';
 import { isHealthy, policyOf } from '../facts/queries.js';
-import { prepareWithReadings, statCacheDir } from '../facts/stat-cache.js';
+import { prepareWithReadings, statCacheDir, type PendingFacts } from '../facts/stat-cache.js';
 import type { HostFacts } from '../facts/types.js';
 import { indexLock } from '../lock/lock-index.js';
 import type { Lockfile } from '../lock/lockfile.js';
 import { PIN_FILE } from '../plan/pins.js';
-import type { CommandResult, Transport } from '../transport/types.js';
+import type { Transport } from '../transport/types.js';
 
 /**
  * Everything a plan for `lock` needs from a host, in one round trip on a converged or drifted
@@ -24,10 +24,7 @@ export async function gatherForPlan(t: Transport, lock: Lockfile): Promise<HostF
 }
 
 /** gatherForPlan in two halves: the probe to run (apply runs it inside the host lock's command), then `finish`. */
-export function prepareForPlan(
-  host: string,
-  lock: Lockfile,
-): PreparedProbe & { finish(t: Transport, res: CommandResult): Promise<HostFacts> } {
+export function prepareForPlan(host: string, lock: Lockfile): PendingFacts {
   const keys = Object.keys(lock.packages).sort();
   const probe = prepareWithReadings(
     host,

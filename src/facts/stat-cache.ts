@@ -216,6 +216,11 @@ export async function gatherWithReadings(
   return probe.finish(t, await runProbe(t, probe));
 }
 
+/** A probe ready to run, and what turns its result into the host's facts. */
+export interface PendingFacts extends PreparedProbe {
+  finish(t: Transport, res: CommandResult): Promise<HostFacts>;
+}
+
 /**
  * gatherWithReadings in two halves: the probe script, with what the cache holds for `host`, to
  * run where the caller chooses (apply runs it inside the host lock's own command); then `finish`
@@ -225,7 +230,7 @@ export function prepareWithReadings(
   host: string,
   req: ProbeRequest,
   opts: GatherOptions & { cacheDir: string | undefined },
-): PreparedProbe & { finish(t: Transport, res: CommandResult): Promise<HostFacts> } {
+): PendingFacts {
   const { cacheDir, ...rest } = opts;
   if (cacheDir === undefined) {
     return {
