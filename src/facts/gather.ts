@@ -11,6 +11,7 @@ import {
   type ParsedProbe,
   type StatReading,
 } from './parse.js';
+import { sameWords, type AptReading } from './apt-readings.js';
 import { renderProbeScript, renderRangeScript, type ProbeRequest } from './probe-script.js';
 import { isHealthy } from './queries.js';
 import type { HostFacts } from './types.js';
@@ -30,6 +31,12 @@ export interface GatherOptions {
   dpkg?: DpkgReading;
   /** The lock the facts will be compared with (see LockedStrings). */
   locked?: LockedStrings;
+  /**
+   * Ask for apt's state (ProbeRequest.aptState). `known`: apt's answer held for a state
+   * (apt-readings.ts), offered to the node when dpkg's reading is the one it was read with and the
+   * probe asks apt about exactly its keys.
+   */
+  apt?: { known?: AptReading | undefined };
 }
 
 /** Facts, plus what a later run may reuse: each path's stat tuple and the node's clock. */
@@ -39,6 +46,9 @@ export interface GatheredFacts {
   clock: number | undefined;
   /** How the probe answered dpkg's state (see ParsedProbe.dpkg). */
   dpkg: ParsedProbe['dpkg'];
+  /** How it answered apt's, and the policy lines it printed (see ParsedProbe). */
+  apt: ParsedProbe['apt'];
+  policyLines: ParsedProbe['policyLines'];
 }
 
 /** Default probe timeout. Generous: a full-scope probe of a large host reads a few thousand files. */
@@ -73,6 +83,8 @@ export async function gatherFactsAndStats(
 export interface PreparedProbe {
   script: string;
   timeoutMs: number;
+  /** The apt reading whose state was sent (a `U` apt-state answer takes its policy lines). */
+  aptSent?: AptReading | undefined;
 }
 
 /** The script that answers `req`, sending the stat tuples of the readings held for its paths. */
@@ -88,7 +100,15 @@ export function prepareProbe(req: ProbeRequest, opts: GatherOptions = {}): Prepa
   }
   let sent: ProbeRequest = known && known.size > 0 ? { ...req, known } : req;
   if (opts.dpkg) sent = { ...sent, dpkgKnown: dpkgKnown(opts.dpkg, req) };
-  return { script: renderProbeScript(sent), timeoutMs: opts.timeoutMs ?? PROBE_TIMEOUT_MS };
+  let aptSent: AptReading | undefined;
+  if (opts.apt) {
+    const held = opts.apt.known;
+    const asked = sent.dpkgKnown?.policy;
+    if (held && asked && held.dpkgState === opts.dpkg?.state && sameWords(held.policyKeys, asked))
+      aptSent = held;
+    sent = { ...sent, aptState: aptSent ? { known: aptSent.aptState } : {} };
+  }
+  return { script: renderProbeScript(sent), timeoutMs: opts.timeoutMs ?? PROBE_TIMEOUT_MS, aptSent };
 }
 
 /** Runs a prepared probe on its own (it may also run at the end of another command). */
@@ -106,6 +126,7 @@ export async function factsFromProbe(
   req: ProbeRequest,
   res: CommandResult,
   opts: GatherOptions = {},
+  aptSent?: AptReading,
 ): Promise<GatheredFacts> {
   const { readings } = opts;
   const timeoutMs = opts.timeoutMs ?? PROBE_TIMEOUT_MS;
@@ -120,13 +141,14 @@ export async function factsFromProbe(
       },
     );
   }
-  const { facts, pending, stats, clock, dpkg } = parseProbeOutput(
+  const { facts, pending, stats, clock, dpkg, apt, policyLines } = parseProbeOutput(
     t.host,
     res.stdout,
     readings,
     req.paths,
     opts.dpkg,
     opts.locked,
+    aptSent?.policy,
   );
   const incomplete = facts.problems.find((p) => p.type === 'probe');
   if (incomplete) {
@@ -201,7 +223,7 @@ export async function factsFromProbe(
       },
     );
   }
-  return { facts, stats, clock, dpkg };
+  return { facts, stats, clock, dpkg, apt, policyLines };
 }
 
 /**

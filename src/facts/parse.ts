@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { buildIdFromBuffer, ElfLimitError, readBuildId, type BuildIdResult } from '../elf/build-id.js';
 import { isValidVersion } from '../debian/version.js';
 import { CriuLockError } from '../errors.js';
-import { DPKG_STATE, HEAD_BYTES, PROBE_VERSION } from './probe-script.js';
+import { APT_STATE, DPKG_STATE, HEAD_BYTES, PROBE_VERSION } from './probe-script.js';
 import { isHealthy } from './queries.js';
 import type {
   AptPolicy,
@@ -43,7 +43,19 @@ export interface ParsedProbe {
     | { kind: 'unchanged' }
     | { kind: 'read'; reading: DpkgReading | undefined; clock: number | undefined }
     | undefined;
+  /**
+   * How the probe answered apt's state (asked for with ProbeRequest.aptState; absent when apt had
+   * nothing to answer): `unchanged` (apt-cache policy did not run: the policy lines the controller
+   * sent were used), `read` (the tuple of apt's inputs, the node's clock before it was taken and
+   * the keys apt-cache policy was asked about), or `none` (no tuple: nothing to keep).
+   */
+  apt: AptAnswer | undefined;
+  /** The policy section's lines as printed (an apt reading keeps them); empty without one. */
+  policyLines: readonly string[];
 }
+
+export type AptAnswer =
+  { kind: 'unchanged' } | { kind: 'read'; state: string; clock: number; keys: string[] } | { kind: 'none' };
 
 /**
  * What the controller remembers of dpkg's answer: the stat tuple of dpkg's files (DPKG_STATE)
@@ -445,12 +457,51 @@ function dpkgAnswer(
 }
 
 /**
+ * The apt-state section: `U` (only valid when the controller sent the policy answer it holds, and
+ * then no policy section may follow), `S CLOCK STATE KEYS` or `N`.
+ */
+function aptAnswer(
+  host: string,
+  sections: ReadonlyMap<string, string[]>,
+  sentPolicy: readonly string[] | undefined,
+): AptAnswer | undefined {
+  const lines = sections.get('apt-state');
+  if (lines === undefined) return undefined;
+  const fail = (why: string): never => {
+    throw new ProbeOutputError(host, `section apt-state ${why}`);
+  };
+  const records = lines.at(-1) === '' ? lines.slice(0, -1) : lines;
+  if (records.length !== 1) fail(`has ${records.length} records, not one`);
+  const f = records[0]!.split('\t');
+  switch (f[0] ?? '') {
+    case 'U':
+      if (f.length !== 1) fail('is not an unchanged record');
+      if (sentPolicy === undefined) fail('answers "unchanged" although the controller sent no apt state');
+      if (sections.has('policy')) fail('answers "unchanged" and prints a policy section too');
+      return { kind: 'unchanged' };
+    case 'S': {
+      if (f.length !== 4 || !CLOCK.test(f[1]!) || !APT_STATE.test(f[2]!))
+        fail('has a malformed clock or state tuple');
+      const keys = f[3]!.split(' ');
+      if (keys.some((k) => k === '')) fail('has an empty package key');
+      return { kind: 'read', clock: Number(f[1]), state: f[2]!, keys };
+    }
+    case 'N':
+      if (f.length !== 1) fail('is not a no-tuple record');
+      return { kind: 'none' };
+    default:
+      return fail('is not a record the probe prints');
+  }
+}
+
+/**
  * `known`: the readings the controller sent stat tuples for (ProbeRequest.known), and `requested`
  * the request's `paths` in the order sent. A `U` record names requested paths by index; each takes
  * its size, mode and build-ID from its reading, and only a path whose tuple was sent can be named.
  * `dpkgKnown`: the dpkg-state reading the controller sent (ProbeRequest.dpkgKnown); a `U` answer
  * takes its arch, foreign and dpkg lines, and is refused when none was sent. `locked`: see
- * LockedStrings.
+ * LockedStrings. `aptPolicy`: the policy lines the controller holds for the apt state it sent
+ * (ProbeRequest.aptState.known); a `U` apt-state answer uses them as the policy section.
  */
 export function parseProbeOutput(
   host: string,
@@ -459,6 +510,7 @@ export function parseProbeOutput(
   requested: readonly string[] = [],
   dpkgKnown?: DpkgReading,
   locked?: LockedStrings,
+  aptPolicy?: readonly string[],
 ): ParsedProbe {
   const sections = splitSections(stdout);
   const problems: HostFacts['problems'] = [];
@@ -468,6 +520,8 @@ export function parseProbeOutput(
   const os = parseOsRelease(sections.get('os-release') ?? []);
   const dpkg = dpkgAnswer(host, sections, dpkgKnown);
   const dpkgLines = dpkg?.kind === 'unchanged' ? dpkgKnown! : undefined;
+  const apt = aptAnswer(host, sections, aptPolicy);
+  const policyLines = apt?.kind === 'unchanged' ? aptPolicy! : (sections.get('policy') ?? []);
   const architecture =
     (dpkgLines?.arch ?? sections.get('arch') ?? []).find((l) => l.trim() !== '')?.trim() ?? '';
   const platform: Platform = {
@@ -625,7 +679,7 @@ export function parseProbeOutput(
       packageFiles,
       files,
       mapped,
-      policies: parsePolicies(sections.get('policy') ?? [], architecture),
+      policies: parsePolicies(policyLines, architecture),
       debSha256: parseSha(sections.get('sha') ?? [], architecture),
       pinFile,
       pinSha256: pinSha,
@@ -635,6 +689,8 @@ export function parseProbeOutput(
     stats,
     clock,
     dpkg,
+    apt,
+    policyLines: apt?.kind === 'read' ? (sections.get('policy') ?? []) : [],
   };
 }
 

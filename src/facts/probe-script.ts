@@ -34,6 +34,13 @@ export interface ProbeRequest {
    * place of the node's `policyUnless` filter (the controller decided them from the same list).
    */
   dpkgKnown?: { state: string; policy?: readonly string[] };
+  /**
+   * Print the apt-state section when apt is asked about any package: the stat tuples of apt's own
+   * inputs (APT_STATE). `known`: the tuple the controller holds apt's policy answer for, for exactly
+   * the `dpkgKnown.policy` keys (apt-readings.ts): when dpkg's files are unchanged and apt's are
+   * still at `known`, apt-cache policy does not run and the section answers `U`.
+   */
+  aptState?: { known?: string };
   /** `name:arch=version` requests whose .deb SHA256 the apt lists publish. */
   shaFor?: readonly string[];
   /** Pin file to read back. */
@@ -103,8 +110,35 @@ sub files_of {
   chomp(@f);
   return @f;
 }
+# apt's inputs besides dpkg's files, at the paths apt resolves itself (apt-config: Dir:: settings
+# and #include are honoured): each file's stat tuple, and each directory's with every entry's, in
+# name order; then /etc/machine-id (Ubuntu's phased updates). undef when APT_CONFIG names a config
+# file (not among them) or apt-config fails: no tuple, so nothing of apt's answer is kept.
+my @APT_INPUTS = ('Dir::Etc::main/f', 'Dir::Etc::parts/d', 'Dir::Etc::preferences/f', 'Dir::Etc::preferencesparts/d', 'Dir::Etc::sourcelist/f', 'Dir::Etc::sourceparts/d', 'Dir::State::lists/d', 'Dir::State::extended_states/f', 'Dir::State::status/f');
+sub tuple { my @st = stat($_[0]); return @st ? join(':', fields(\@st)) : '-'; }
+sub apt_state {
+  return undef if defined $ENV{APT_CONFIG} && $ENV{APT_CONFIG} ne '';
+  my $i = 0;
+  open(my $c, '-|', 'apt-config', 'shell', map { ('V' . $i++, $_) } @APT_INPUTS) or return undef;
+  my @got = <$c>;
+  close($c) or return undef;
+  return undef unless @got == @APT_INPUTS;
+  my @parts;
+  for my $j (0 .. $#got) {
+    return undef unless $got[$j] =~ /^V$j='([^']*)'\n\z/;
+    my $p = $1;
+    push(@parts, tuple($p));
+    next unless -d $p;
+    opendir(my $d, $p) or return undef;
+    my @names = sort grep { $_ ne '.' && $_ ne '..' } readdir($d);
+    closedir($d);
+    push(@parts, tuple("$p/$_")) for @names;
+  }
+  push(@parts, tuple('/etc/machine-id'));
+  return join(',', @parts);
+}
 sub devno { my ($maj, $min) = map { hex($_) } split(/:/, $_[0]); return ($min & 0xff) | (($maj & 0xfff) << 8) | (($min & ~0xff) << 12) | (($maj & ~0xfff) << 32); }
-my (@elf, @paths, @pids, @known, $pin, @policy, %unless, $dknown, @ifsame);
+my (@elf, @paths, @pids, @known, $pin, @policy, %unless, $dknown, @ifsame, $awant, $aknown, $dsame);
 while (my $l = <DATA>) {
   chomp($l);
   my ($t, $v, $k) = split(/\t/, $l, 3);
@@ -116,6 +150,7 @@ while (my $l = <DATA>) {
   elsif ($t eq 'W') { $unless{$v} = $k; }
   elsif ($t eq 'D') { $dknown = $v; }
   elsif ($t eq 'C') { push(@ifsame, $v); }
+  elsif ($t eq 'A') { $awant = 1; $aknown = $v if defined $v && $v ne ''; }
 }
 print "\@\@os-release\n";
 for my $f ('/etc/os-release', '/usr/lib/os-release') {
@@ -144,6 +179,7 @@ if (!defined $ENV{DPKG_ROOT} || $ENV{DPKG_ROOT} eq '') {
 }
 if (defined $dknown && defined $dstate && $dknown eq $dstate) {
   print "U\n";
+  $dsame = 1;
   push(@policy, @ifsame);
   %unless = ();
 } else {
@@ -169,6 +205,18 @@ if (defined $dknown && defined $dstate && $dknown eq $dstate) {
   close($q) or die "dpkg-query failed\n";
 }
 push(@policy, sort keys %unless);
+# apt's own inputs, only when apt is to be asked something: "U" when dpkg's files are unchanged and
+# apt's are still at the tuple the controller holds apt's answer for (A, sent only with the C keys
+# that answer is for): apt-cache policy does not run. Else "S CLOCK STATE KEYS" (KEYS: the keys
+# apt-cache policy is asked about, space-separated) or "N" (no tuple: nothing to keep).
+if ($awant && @policy) {
+  print "\@\@apt-state\n";
+  my $clock = time();
+  my $astate = apt_state();
+  if (defined $astate && $dsame && defined $aknown && $aknown eq $astate) { print "U\n"; @policy = (); }
+  elsif (defined $astate) { print join("\t", 'S', $clock, $astate, join(' ', @policy)), "\n"; }
+  else { print "N\n"; }
+}
 # The pin file's exact bytes: the controller hashes them (no Digest module in perl-base).
 if (defined $pin && -f $pin && open(my $fh, '<:raw', $pin)) {
   local $/;
@@ -279,6 +327,16 @@ export const KNOWN =
 const STATE_PART = KNOWN.source.slice(1, -1);
 export const DPKG_STATE = new RegExp(`^(?:${STATE_PART}|-)(?:,(?:${STATE_PART}|-)){3}$`);
 
+/** Most parts an apt state tuple may have (files of apt's directories; a bound, not a guess). */
+export const APT_STATE_MAX_PARTS = 10_000;
+/**
+ * The stat tuples of apt's inputs as the probe's apt_state prints them (see its comment): KNOWN's
+ * format or `-`, joined by commas. Their number depends on the host's files.
+ */
+export const APT_STATE = new RegExp(
+  `^(?:${STATE_PART}|-)(?:,(?:${STATE_PART}|-)){9,${APT_STATE_MAX_PARTS}}$`,
+);
+
 /** The output format's version, printed first; the parser refuses any other. */
 export const PROBE_VERSION = 5;
 
@@ -351,6 +409,12 @@ export function renderProbeScript(req: ProbeRequest): string {
       assertLine(k, 'package');
       data.push(`C\t${k}`);
     }
+  }
+  if (req.aptState) {
+    const k = req.aptState.known;
+    if (k !== undefined && !APT_STATE.test(k))
+      throw new Error(`invalid apt state tuple ${JSON.stringify(k.slice(0, 100))}`);
+    data.push(k === undefined ? 'A' : `A\t${k}`);
   }
   if (req.elfOf === 'all') data.push('E\t*');
   else for (const k of req.elfOf ?? []) data.push(`E\t${hex(k)}`);

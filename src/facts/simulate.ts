@@ -11,6 +11,8 @@ import { PIN_FILE } from '../plan/pins.js';
 import { planHost, type StoreIndex } from '../plan/planner.js';
 import type { Transport } from '../transport/types.js';
 import type { Lockfile } from '../lock/lockfile.js';
+import { cachedSimulation, pinsDigest, rememberSimulation, type AptInputs } from './apt-readings.js';
+import { statCacheDir } from './stat-cache.js';
 import type { HostFacts } from './types.js';
 
 /** apt_install's default; the simulation takes no lock, but its argv must be apply's. */
@@ -82,7 +84,7 @@ export function simulatePlan(
   pins: string,
 ): Promise<HostPlan> {
   if (!needsSimulation(plan)) return Promise.resolve(plan);
-  return simulate(t, plan, lock, transactionContext(facts), pins);
+  return simulate(t, plan, lock, transactionContext(facts), pins, facts.aptInputs);
 }
 
 /** The installed packages and native architecture, copied so they hold nothing of the probe output. */
@@ -96,8 +98,15 @@ async function simulate(
   lock: Lockfile,
   ctx: TransactionContext,
   pins: string,
+  inputs: AptInputs | undefined,
 ): Promise<HostPlan> {
-  const r = await t.exec(simulationArgv(plan), {
+  const argv = simulationArgv(plan);
+  const dir = inputs ? statCacheDir() : undefined;
+  const digest = dir ? pinsDigest(pins) : '';
+  // apt answered this argv and pins before, at the states the probe just found (apt-readings.ts).
+  const kept = dir && inputs ? cachedSimulation(dir, t.host, inputs, argv, digest) : undefined;
+  if (kept !== undefined) return detached(applyTransaction(plan, parseAptSimulation(kept), lock, ctx));
+  const r = await t.exec(argv, {
     stdin: pins,
     env: { ...APT_ENV },
     become: true,
@@ -113,7 +122,9 @@ async function simulate(
       hint: 'apt cannot install the locked versions together on this host; run the apt-get -s command by hand to see why',
     });
   }
-  return detached(applyTransaction(plan, parseAptSimulation(r.stdout), lock, ctx));
+  const folded = detached(applyTransaction(plan, parseAptSimulation(r.stdout), lock, ctx));
+  if (dir && inputs) rememberSimulation(dir, t.host, inputs, { argv, pins: digest, stdout: r.stdout });
+  return folded;
 }
 
 /**

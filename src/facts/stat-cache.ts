@@ -22,12 +22,19 @@
  * every head", and failing to write it is not an error. It trusts the host exactly as far as the
  * heads themselves: a host that lies about its stat could as well lie about its heads.
  */
-import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { cacheFile, ctimeOf, readOwnDoc, writeAtomically } from './cache-files.js';
 import type { CommandResult, Transport } from '../transport/types.js';
-import { factsFromProbe, prepareProbe, runProbe, type GatherOptions, type PreparedProbe } from './gather.js';
+import { currentAptState, loadAptReading, saveAptReading, type AptReading } from './apt-readings.js';
+import {
+  factsFromProbe,
+  prepareProbe,
+  runProbe,
+  type GatheredFacts,
+  type GatherOptions,
+  type PreparedProbe,
+} from './gather.js';
 import type { DpkgReading, ParsedProbe, StatReading } from './parse.js';
 import { DPKG_STATE, KNOWN, type ProbeRequest } from './probe-script.js';
 import type { HostFacts } from './types.js';
@@ -56,27 +63,6 @@ export function statCacheDir(env: NodeJS.ProcessEnv = process.env): string | und
   const base = xdg !== undefined && xdg.startsWith('/') ? xdg : join(homedir(), '.cache');
   return join(base, 'criu-lock', 'stat');
 }
-
-/** One file per host name; hashed, so no inventory name becomes a path. */
-function cacheFile(dir: string, host: string): string {
-  return join(dir, `${createHash('sha256').update(host).digest('hex').slice(0, 32)}.json`);
-}
-
-/** A cache file's document when it is one we wrote for this host (format and owner), else undefined. */
-function readOwnDoc(file: string, host: string, format: number): Record<string, unknown> | undefined {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(readFileSync(file, 'utf8'));
-  } catch {
-    return undefined;
-  }
-  if (typeof doc !== 'object' || doc === null) return undefined;
-  const d = doc as Record<string, unknown>;
-  return d.format === format && d.host === host ? d : undefined;
-}
-
-/** A stat tuple's ctime: its last field, in seconds. */
-const ctimeOf = (tuple: string): number => Number(tuple.slice(tuple.lastIndexOf(':') + 1));
 
 /** The host's dpkg-state reading, beside its file readings. */
 function dpkgCacheFile(dir: string, host: string): string {
@@ -122,22 +108,6 @@ export function reusableDpkgReading(answer: ParsedProbe['dpkg']): DpkgReading | 
     if (part !== '-' && ctimeOf(part) >= clock) return undefined;
   }
   return reading;
-}
-
-function writeAtomically(dir: string, file: string, content: () => string): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    writeFileSync(tmp, content(), { mode: 0o600 });
-    renameSync(tmp, file);
-  } catch {
-    // The cleanup may fail the same way (a file where the directory should be: ENOTDIR).
-    try {
-      rmSync(tmp, { force: true });
-    } catch {
-      // nothing was written
-    }
-  }
 }
 
 /**
@@ -241,13 +211,18 @@ export function prepareWithReadings(
   const withPaths = req.paths !== undefined && req.paths.length > 0;
   const readings = withPaths ? loadReadings(cacheDir, host) : new Map<string, StatReading>();
   const dpkg = loadDpkgReading(cacheDir, host);
-  const used: GatherOptions = { ...rest, readings, ...(dpkg ? { dpkg } : {}) };
+  // apt's answers are kept for plans (policyUnless): what a plan asks apt depends on little else.
+  const apt = req.policyUnless ? { known: loadAptReading(cacheDir, host) } : undefined;
+  const used: GatherOptions = { ...rest, readings, ...(dpkg ? { dpkg } : {}), ...(apt ? { apt } : {}) };
+  const prepared = prepareProbe(req, used);
   return {
-    ...prepareProbe(req, used),
+    script: prepared.script,
+    timeoutMs: prepared.timeoutMs,
     async finish(t, res) {
-      const got = await factsFromProbe(t, req, res, used);
+      const got = await factsFromProbe(t, req, res, used, prepared.aptSent);
       const fresh = reusableDpkgReading(got.dpkg);
       if (fresh && fresh.state !== dpkg?.state) saveDpkgReading(cacheDir, host, fresh);
+      if (apt) keepAptAnswer(cacheDir, host, got, dpkg, fresh, prepared.aptSent);
       if (!withPaths) return got.facts;
       const keep = reusableReadings(got.facts, got.stats, got.clock);
       // Paths this run did not ask about keep their readings (check and plan may ask for different sets).
@@ -256,6 +231,39 @@ export function prepareWithReadings(
       return got.facts;
     },
   };
+}
+
+/**
+ * Records the states apt answered at in the facts (HostFacts.aptInputs), when a later run may rely
+ * on both, and saves a fresh policy answer as the host's apt reading at them (apt-readings.ts).
+ * The tuples are copied: the facts must not keep the probe's output alive (issue 14).
+ */
+function keepAptAnswer(
+  cacheDir: string,
+  host: string,
+  got: GatheredFacts,
+  sentDpkg: DpkgReading | undefined,
+  freshDpkg: DpkgReading | undefined,
+  aptSent: AptReading | undefined,
+): void {
+  const dpkgState = got.dpkg?.kind === 'unchanged' ? sentDpkg?.state : freshDpkg?.state;
+  const aptState = currentAptState(got.apt, aptSent?.aptState);
+  if (dpkgState === undefined || aptState === undefined) return;
+  const inputs = { dpkg: copyString(dpkgState), apt: copyString(aptState) };
+  got.facts.aptInputs = inputs;
+  if (got.apt?.kind !== 'read') return;
+  saveAptReading(cacheDir, host, {
+    dpkgState: inputs.dpkg,
+    aptState: inputs.apt,
+    policyKeys: got.apt.keys,
+    policy: [...got.policyLines],
+    simulations: [],
+  });
+}
+
+/** A string that shares no memory with the one it was cut from (V8 keeps slices as views). */
+function copyString(s: string): string {
+  return Buffer.from(s, 'utf8').toString('utf8');
 }
 
 /** A converged host's readings do not move from run to run: then the file is not rewritten. */

@@ -86,4 +86,9 @@ export interface HostFacts {
   /** sha256 (hex) of the pin file as it is on the host, or null when absent. */
   pinSha256: string | null;
   problems: HostProblem[];
+  /**
+   * The stat tuples of dpkg's and apt's inputs at which apt answered this probe, when a later run
+   * may reuse apt's answers at them (src/facts/apt-readings.ts); absent otherwise.
+   */
+  aptInputs?: { dpkg: string; apt: string };
 }

@@ -1,8 +1,13 @@
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
 import { describeJob, parseJobRecord } from '../../src/apply/apt-job.js';
 import { describeHolder } from '../../src/apply/host-lock.js';
 import { CriuLockError } from '../../src/errors.js';
+import { loadAptReading, pinsDigest, saveAptReading } from '../../src/facts/apt-readings.js';
 import { needsSimulation, simulatePlan, simulationArgv } from '../../src/facts/simulate.js';
+import { statCacheDir } from '../../src/facts/stat-cache.js';
 import { parseProbeOutput } from '../../src/facts/parse.js';
 import { PROBE_VERSION } from '../../src/facts/probe-script.js';
 import type { InstalledPackage } from '../../src/facts/types.js';
@@ -185,6 +190,10 @@ describe('applyTransaction', () => {
   });
 });
 
+const TUPLE = '4096:0755:1466943:96:1700000000:1700000000';
+const DPKG_AT = `${TUPLE},-,-,${TUPLE}`;
+const APT_AT = Array.from({ length: 12 }, () => TUPLE).join(',');
+
 /** A transport that answers the simulation with fixed output and records what it ran. */
 class SimTransport implements Transport {
   readonly host = 'node-b';
@@ -264,6 +273,52 @@ describe('simulatePlan', () => {
         }),
       ),
     ).toBe(true);
+  });
+
+  it('takes the simulation kept at the states the probe found, for the same argv and pins, instead of asking apt', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'criu-lock-sim-reading-'));
+    vi.stubEnv('CRIU_LOCK_CACHE_DIR', dir);
+    try {
+      const cacheDir = statCacheDir()!;
+      const inputs = { dpkg: DPKG_AT, apt: APT_AT };
+      saveAptReading(cacheDir, 'node-b', {
+        dpkgState: inputs.dpkg,
+        aptState: inputs.apt,
+        policyKeys: ['libfleet1:amd64'],
+        policy: [],
+        simulations: [],
+      });
+      const at = { ...facts, aptInputs: inputs };
+      const t = new SimTransport({ stdout: PINNED });
+      const first = await simulatePlan(t, plan(), LOCK, at, 'PINS TEXT');
+      expect(t.calls).toHaveLength(1);
+      expect(loadAptReading(cacheDir, 'node-b')?.simulations).toEqual([
+        { argv: simulationArgv(plan()), pins: pinsDigest('PINS TEXT'), stdout: PINNED },
+      ]);
+      const again = await simulatePlan(t, plan(), LOCK, at, 'PINS TEXT');
+      expect(t.calls).toHaveLength(1);
+      expect(again).toEqual(first);
+      // Other pins, other states or no states at all: apt is asked.
+      await simulatePlan(t, plan(), LOCK, at, 'OTHER PINS');
+      expect(t.calls).toHaveLength(2);
+      const moved = {
+        ...facts,
+        aptInputs: { dpkg: DPKG_AT, apt: APT_AT.replace(':1700000000,', ':1700000001,') },
+      };
+      await simulatePlan(t, plan(), LOCK, moved, 'PINS TEXT');
+      await simulatePlan(t, plan(), LOCK, facts, 'PINS TEXT');
+      expect(t.calls).toHaveLength(4);
+      expect(loadAptReading(cacheDir, 'node-b')?.simulations).toHaveLength(2);
+      // A refused simulation is never kept: the next run asks apt again and sees its errors.
+      const refusing = new SimTransport({ exitCode: 100, stderr: 'E: Version not found\n' });
+      await expect(simulatePlan(refusing, plan(), LOCK, at, 'THIRD PINS')).rejects.toThrow(
+        /Version not found/,
+      );
+      expect(loadAptReading(cacheDir, 'node-b')?.simulations).toHaveLength(2);
+    } finally {
+      vi.unstubAllEnvs();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("a refused simulation fails the host with apt's E: lines", async () => {
