@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { runCli } from '../helpers/run-cli.js';
 import { parseLock } from '../../src/lock/lockfile.js';
 import type { PlanFile } from '../../src/plan/plan-file.js';
@@ -240,6 +240,52 @@ describe.skipIf(sb.skip)('criu-lock edge cases on the sandbox fleet', () => {
     expect(fresh.hosts[0]?.status).toBe('changes');
     expect(fresh.hosts[0]?.blocked).toEqual([]);
     await reset(['node05'], { dir: sb.dir, log: () => undefined });
+  });
+
+  it('a second plan of an unchanged drifted host asks apt nothing and plans the same; forgotten lists are seen at once', async () => {
+    await reset(['node05'], { dir: sb.dir, log: () => undefined });
+    const cache = mkdtempSync(join(tmpdir(), 'criu-lock-e2e-apt-reading-'));
+    vi.stubEnv('CRIU_LOCK_CACHE_DIR', cache);
+    try {
+      // apt-cache and apt-get on the node log each run, then do their work.
+      const wrap = await nodeExec('node05', [
+        'sh',
+        '-c',
+        'for t in apt-get apt-cache; do mv /usr/bin/$t /usr/bin/$t.real && ' +
+          'printf \'#!/bin/sh\\necho %s >> /tmp/apt-runs\\nexec /usr/bin/%s.real "$@"\\n\' $t $t > /usr/bin/$t && ' +
+          'chmod 755 /usr/bin/$t || exit 1; done; : > /tmp/apt-runs',
+      ]);
+      expect(wrap.exitCode, wrap.stderr).toBe(0);
+      const runs = async (): Promise<string[]> =>
+        (await nodeExec('node05', ['cat', '/tmp/apt-runs'])).stdout.split('\n').filter((l) => l !== '');
+      // The node's files were just written: a state is kept only once its ctimes are in the past.
+      await new Promise((r) => setTimeout(r, 1100));
+      const plan = async (): Promise<string> => {
+        const r = await cli('plan', ...conn(), '-l', lock, '--limit', 'node05', '--format', 'json');
+        expect(r.code, r.err).toBe(0);
+        return r.out;
+      };
+      const first = await plan();
+      expect((JSON.parse(first) as PlanFile).hosts[0]?.status).toBe('changes');
+      expect(await runs()).toEqual(['apt-cache', 'apt-get']);
+      expect(await plan()).toBe(first);
+      expect(await runs()).toEqual(['apt-cache', 'apt-get']);
+
+      // The lists forgotten (as an archive that stopped serving the versions would leave them).
+      const clear = await nodeExec('node05', ['sh', '-c', 'rm -f /var/lib/apt/lists/*Packages*']);
+      expect(clear.exitCode).toBe(0);
+      const after = JSON.parse(await plan()) as PlanFile;
+      expect(after.hosts[0]?.blocked.map((b) => [b.package, b.reason])).toEqual([
+        ['fleet-bin:amd64', 'version-unavailable'],
+        ['libfleet1:amd64', 'version-unavailable'],
+        ['libtilde0:amd64', 'version-unavailable'],
+      ]);
+      expect((await runs()).slice(2, 3)).toEqual(['apt-cache']);
+    } finally {
+      vi.unstubAllEnvs();
+      rmSync(cache, { recursive: true, force: true });
+      await reset(['node05'], { dir: sb.dir, log: () => undefined });
+    }
   });
 
   it('--serial batches and --max-fail-percentage stop later batches after a failing one', async () => {
