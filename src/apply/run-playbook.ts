@@ -1,10 +1,20 @@
 import { hostError, type HostError, type HostOutcome, type TaskRecord } from '../fleet/host-result.js';
 import { MODULES } from './modules/registry.js';
 import type { ModuleContext, TaskResult } from './modules/types.js';
+import type { HostPlan } from '../plan/plan-file.js';
 import type { ResolvedTask } from './playbook.js';
 
 /** What apply did to one host (the shared host-result union): never an exception. */
 export type { HostOutcome, TaskRecord } from '../fleet/host-result.js';
+
+/**
+ * True when `tasks` would run no command on a host with this plan: the plan is `ok` with no
+ * actions, and each task runs only on changes or is a module idle without actions.
+ */
+export function runsNothing(tasks: readonly ResolvedTask[], plan: HostPlan): boolean {
+  if (plan.status !== 'ok' || plan.actions.length > 0) return false;
+  return tasks.every((t) => t.when === 'changes' || MODULES.get(t.module)?.idleWithoutActions === true);
+}
 
 /** Runs the tasks in order on one host; the first failing task ends the host's run. */
 export async function runPlaybook(

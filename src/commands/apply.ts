@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { TransactionContext } from '../rollback/apply-transaction.js';
 import { makeTxId } from '../rollback/manifest.js';
 import { loadPlaybook, type ResolvedTask } from '../apply/playbook.js';
-import { runPlaybook } from '../apply/run-playbook.js';
+import { runPlaybook, runsNothing } from '../apply/run-playbook.js';
 import { CriuLockError } from '../errors.js';
 import { errorText, hostFailure, isHostFailure } from '../fleet/host-error.js';
 import type { ApplyReport, HostOutcome } from '../fleet/host-result.js';
@@ -45,9 +45,14 @@ export interface ApplyOptions extends CommonOptions {
   keepTransactions?: number | undefined;
 }
 
-/** After preflight a host is either finished (its outcome is known) or ready for the playbook. */
+/**
+ * After preflight a host is either finished (its outcome is known), ready for the playbook, or
+ * settled: its playbook runs no command, so it already ran, and its lock and connection are gone.
+ * A settled host still takes its place in --serial batches, as a ready one does.
+ */
 type Preflight =
   | { host: InventoryHost; state: 'done'; outcome: HostOutcome; plan?: HostPlan }
+  | { host: InventoryHost; state: 'settled'; outcome: HostOutcome; plan: HostPlan }
   | {
       host: InventoryHost;
       state: 'ready';
@@ -106,6 +111,7 @@ async function preflight(
   opts: ApplyOptions,
   saved: HostPlan | undefined,
   store: StoreIndex | undefined,
+  tasks: readonly ResolvedTask[],
 ): Promise<Preflight> {
   const done = (outcome: HostOutcome): Preflight => ({ host, state: 'done', outcome });
   let transport: Transport;
@@ -187,6 +193,23 @@ async function preflight(
     await release();
     return { ...done({ name: host.name, status: 'blocked', tasks: [], blocked: plan.blocked }), plan };
   }
+  if (runsNothing(tasks, plan)) {
+    // Nothing will run on this host: its outcome is known now, so neither its lock nor its
+    // connection is held for the rest of the run (issue 14: a no-op apply of 1,000 hosts kept
+    // 1,000 connections open to the end).
+    const outcome = await runPlaybook(tasks, {
+      host: host.name,
+      transport,
+      lock,
+      plan,
+      pins,
+      storeDir: storeDir(opts.lockfile, opts.store),
+      checkMode: opts.check,
+      verbose: (m) => run.log(host.name, m),
+    });
+    await release();
+    return { host, state: 'settled', outcome, plan };
+  }
   return { host, state: 'ready', transport, plan, hostLock };
 }
 
@@ -216,13 +239,14 @@ export async function applyFleet(
     (p: Preflight) => p.state === 'done' && isHostFailure(p.outcome),
   );
   const pre = (
-    await runFleet(hosts, (host) => preflight(run, host, lock, pins, opts, saved(host.name), store), {
+    await runFleet(hosts, (host) => preflight(run, host, lock, pins, opts, saved(host.name), store, tasks), {
       forks: opts.forks,
       onResult: (p) => status.done(p),
     })
   ).results.map((r) => r.result);
   status.end();
-  const ready = pre.filter((p) => p.state === 'ready');
+  const ready = pre.filter((p) => p.state !== 'done');
+  const open = ready.filter((p) => p.state === 'ready');
   try {
     if (!planFile && !opts.yes && !opts.check) {
       const pending = ready.filter((p) => p.plan.actions.length > 0);
@@ -253,6 +277,7 @@ export async function applyFleet(
     const fleet = await runFleet(
       ready,
       async (p): Promise<HostOutcome> => {
+        if (p.state === 'settled') return p.outcome;
         const transaction = capture ? newTransaction(run, opts.keepTransactions ?? 5) : undefined;
         const outcome = await runPlaybook(tasks, {
           host: p.host.name,
@@ -296,9 +321,9 @@ export async function applyFleet(
     };
   } finally {
     const releaseStart = run.clock.monotonicMs();
-    await Promise.all(ready.map((p) => (p.hostLock ? p.hostLock.release() : Promise.resolve())));
+    await Promise.all(open.map((p) => (p.hostLock ? p.hostLock.release() : Promise.resolve())));
     run.log('*', `host locks released in ${run.since(releaseStart).toFixed(0)} ms`);
-    await Promise.all(ready.map((p) => p.transport.close().catch(() => undefined)));
+    await Promise.all(open.map((p) => p.transport.close().catch(() => undefined)));
   }
 }
 

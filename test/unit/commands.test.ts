@@ -289,6 +289,56 @@ describe('apply', () => {
     expect(yes.out).toMatch(/^node-b\s+changed/m);
   });
 
+  it('a host with nothing to do is finished at preflight: its lock and connection are let go before the others install', async () => {
+    // node-a as an earlier apply left it (pins written), node-b behind.
+    const first = fakeFleet({ 'node-a': converged });
+    expect((await cli(first, ['apply', '--yes', '-l', lockPath])).code).toBe(0);
+    const done: FakeHostSpec = { ...converged, pinFile: first.hosts.get('node-a')!.pinFile };
+    const fleet = fakeFleet({ 'node-a': done, 'node-b': behind() });
+    const r = await cli(fleet, ['apply', '--yes', '-l', lockPath, '--format', 'json', '--forks', '2']);
+    expect(r.code, r.err).toBe(0);
+    const order = fleet.events
+      .filter(
+        (e) =>
+          (e.host === 'node-a' && e.event === 'close') || (e.host === 'node-b' && e.event === 'apt-start'),
+      )
+      .map((e) => `${e.host} ${e.event}`);
+    expect(order).toEqual(['node-a close', 'node-b apt-start']);
+    expect(fleet.hosts.get('node-a')!.lockOwner).toBeNull();
+    const report = JSON.parse(r.out) as {
+      hosts: Array<{ name: string; status: string; tasks: Array<{ module: string; status: string }> }>;
+    };
+    expect(report.hosts.map((h) => [h.name, h.status])).toEqual([
+      ['node-a', 'ok'],
+      ['node-b', 'changed'],
+    ]);
+    expect(report.hosts[0]!.tasks.map((t) => `${t.module} ${t.status}`)).toEqual([
+      'capture skipped',
+      'store_upload ok',
+      'apt_pins ok',
+      'apt_install ok',
+      'verify ok',
+      'tx_record skipped',
+    ]);
+
+    // A task that runs on every host (here a command) keeps the host to the playbook phase.
+    const playbook = join(dir, 'always.yaml');
+    writeFileSync(
+      playbook,
+      'name: always\npre_tasks:\n  - name: say hello\n    module: command\n    args: {argv: [du, -s, /tmp]}\n',
+    );
+    const again = fakeFleet({ 'node-a': done, 'node-b': behind() });
+    const r2 = await cli(again, ['apply', '--yes', '-l', lockPath, '--forks', '2', '--playbook', playbook]);
+    expect(r2.code, r2.err).toBe(0);
+    const later = again.events
+      .filter(
+        (e) =>
+          (e.host === 'node-a' && e.event === 'close') || (e.host === 'node-b' && e.event === 'apt-start'),
+      )
+      .map((e) => `${e.host} ${e.event}`);
+    expect(later).toEqual(['node-b apt-start', 'node-a close']);
+  });
+
   it('is idempotent: a second apply on the converged fleet writes nothing', async () => {
     const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind() });
     expect((await cli(fleet, ['apply', '--yes', '-l', lockPath])).code).toBe(0);

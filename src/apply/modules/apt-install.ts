@@ -18,6 +18,7 @@ const FOLLOW_TIMEOUT_MS = 1_800_000;
  */
 export const aptInstall = defineModule({
   name: 'apt_install',
+  idleWithoutActions: true,
   args: z.strictObject({ lockTimeout: z.number().int().positive().max(3600).default(120) }).optional(),
   async run(ctx, args) {
     const all = ctx.plan.actions.filter((a): a is PackageAction => a.type !== 'write-pins');

@@ -10,6 +10,7 @@ import { failedCommand } from './output.js';
  */
 export const aptPins = defineModule({
   name: 'apt_pins',
+  idleWithoutActions: true,
   args: z.strictObject({}).optional(),
   async run(ctx) {
     const write = ctx.plan.actions.find((a) => a.type === 'write-pins');

@@ -9,6 +9,7 @@ import { defineModule } from './types.js';
  */
 export const storeUpload = defineModule({
   name: 'store_upload',
+  idleWithoutActions: true,
   args: z.strictObject({}).optional(),
   async run(ctx) {
     const actions = ctx.plan.actions.filter((a): a is PackageAction => a.type !== 'write-pins');

@@ -36,6 +36,8 @@ export interface TaskResult {
 export interface Module<A> {
   name: string;
   args: z.ZodType<A, unknown>;
+  /** See defineModule. */
+  idleWithoutActions?: boolean;
   run(ctx: ModuleContext, args: A): Promise<TaskResult>;
 }
 
@@ -43,6 +45,11 @@ export interface Module<A> {
 export function defineModule<S extends z.ZodType>(m: {
   name: string;
   args: S;
+  /**
+   * True when the module runs no command on a host whose plan is `ok` with no actions: apply may
+   * then finish such a host at preflight, and free its lock and connection (issue 14).
+   */
+  idleWithoutActions?: boolean;
   run(ctx: ModuleContext, args: z.infer<S>): Promise<TaskResult>;
 }): Module<z.infer<S>> {
   return m as Module<z.infer<S>>;

@@ -6,6 +6,7 @@ import { defineModule } from './types.js';
 /** Re-reads versions and build-IDs; the host is ok only if it now matches the lock. */
 export const verify = defineModule({
   name: 'verify',
+  idleWithoutActions: true,
   args: z.strictObject({}).optional(),
   async run(ctx) {
     if (ctx.checkMode) return { status: 'skipped', message: 'check mode: nothing changed to verify' };
