@@ -411,6 +411,25 @@ function sizeAndMode(stat: string): { size: number; mode: string } {
 }
 
 /**
+ * The one record of a state section (dpkg-state, apt-state), split into fields, with the section's
+ * failure; undefined when the section is absent.
+ */
+function stateRecord(
+  host: string,
+  sections: ReadonlyMap<string, string[]>,
+  name: string,
+): { f: string[]; fail: (why: string) => never } | undefined {
+  const lines = sections.get(name);
+  if (lines === undefined) return undefined;
+  const fail = (why: string): never => {
+    throw new ProbeOutputError(host, `section ${name} ${why}`);
+  };
+  const records = lines.at(-1) === '' ? lines.slice(0, -1) : lines;
+  if (records.length !== 1) fail(`has ${records.length} records, not one`);
+  return { f: records[0]!.split('\t'), fail };
+}
+
+/**
  * The dpkg-state section: `U` (unchanged since the reading the controller sent: only valid when
  * it sent one, and then dpkg's sections must be absent), `S CLOCK STATE` (read fresh at that
  * tuple) or `N` (read fresh, nothing to keep). Absent (older fixtures, a probe cut short): no reading.
@@ -420,14 +439,9 @@ function dpkgAnswer(
   sections: ReadonlyMap<string, string[]>,
   known: DpkgReading | undefined,
 ): ParsedProbe['dpkg'] {
-  const lines = sections.get('dpkg-state');
-  if (lines === undefined) return undefined;
-  const fail = (why: string): never => {
-    throw new ProbeOutputError(host, `section dpkg-state ${why}`);
-  };
-  const records = lines.at(-1) === '' ? lines.slice(0, -1) : lines;
-  if (records.length !== 1) fail(`has ${records.length} records, not one`);
-  const f = records[0]!.split('\t');
+  const one = stateRecord(host, sections, 'dpkg-state');
+  if (!one) return undefined;
+  const { f, fail } = one;
   switch (f[0] ?? '') {
     case 'U':
       if (f.length !== 1) fail('is not an unchanged record');
@@ -465,14 +479,9 @@ function aptAnswer(
   sections: ReadonlyMap<string, string[]>,
   sentPolicy: readonly string[] | undefined,
 ): AptAnswer | undefined {
-  const lines = sections.get('apt-state');
-  if (lines === undefined) return undefined;
-  const fail = (why: string): never => {
-    throw new ProbeOutputError(host, `section apt-state ${why}`);
-  };
-  const records = lines.at(-1) === '' ? lines.slice(0, -1) : lines;
-  if (records.length !== 1) fail(`has ${records.length} records, not one`);
-  const f = records[0]!.split('\t');
+  const one = stateRecord(host, sections, 'apt-state');
+  if (!one) return undefined;
+  const { f, fail } = one;
   switch (f[0] ?? '') {
     case 'U':
       if (f.length !== 1) fail('is not an unchanged record');

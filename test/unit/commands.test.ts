@@ -289,6 +289,15 @@ describe('apply', () => {
     expect(yes.out).toMatch(/^node-b\s+changed/m);
   });
 
+  /** When node-a's connection closed, against when node-b's apt started. */
+  const closeAndInstall = (f: FakeFleet): string[] =>
+    f.events
+      .filter(
+        (e) =>
+          (e.host === 'node-a' && e.event === 'close') || (e.host === 'node-b' && e.event === 'apt-start'),
+      )
+      .map((e) => `${e.host} ${e.event}`);
+
   it('a host with nothing to do is finished at preflight: its lock and connection are let go before the others install', async () => {
     // node-a as an earlier apply left it (pins written), node-b behind.
     const first = fakeFleet({ 'node-a': converged });
@@ -297,13 +306,7 @@ describe('apply', () => {
     const fleet = fakeFleet({ 'node-a': done, 'node-b': behind() });
     const r = await cli(fleet, ['apply', '--yes', '-l', lockPath, '--format', 'json', '--forks', '2']);
     expect(r.code, r.err).toBe(0);
-    const order = fleet.events
-      .filter(
-        (e) =>
-          (e.host === 'node-a' && e.event === 'close') || (e.host === 'node-b' && e.event === 'apt-start'),
-      )
-      .map((e) => `${e.host} ${e.event}`);
-    expect(order).toEqual(['node-a close', 'node-b apt-start']);
+    expect(closeAndInstall(fleet)).toEqual(['node-a close', 'node-b apt-start']);
     expect(fleet.hosts.get('node-a')!.lockOwner).toBeNull();
     const report = JSON.parse(r.out) as {
       hosts: Array<{ name: string; status: string; tasks: Array<{ module: string; status: string }> }>;
@@ -330,13 +333,7 @@ describe('apply', () => {
     const again = fakeFleet({ 'node-a': done, 'node-b': behind() });
     const r2 = await cli(again, ['apply', '--yes', '-l', lockPath, '--forks', '2', '--playbook', playbook]);
     expect(r2.code, r2.err).toBe(0);
-    const later = again.events
-      .filter(
-        (e) =>
-          (e.host === 'node-a' && e.event === 'close') || (e.host === 'node-b' && e.event === 'apt-start'),
-      )
-      .map((e) => `${e.host} ${e.event}`);
-    expect(later).toEqual(['node-b apt-start', 'node-a close']);
+    expect(closeAndInstall(again)).toEqual(['node-b apt-start', 'node-a close']);
   });
 
   it('is idempotent: a second apply on the converged fleet writes nothing', async () => {
