@@ -530,6 +530,8 @@ export function parseProbeOutput(
   const dpkg = dpkgAnswer(host, sections, dpkgKnown);
   const dpkgLines = dpkg?.kind === 'unchanged' ? dpkgKnown! : undefined;
   const apt = aptAnswer(host, sections, aptPolicy);
+  if (apt?.kind === 'unchanged' && dpkg?.kind !== 'unchanged')
+    throw new ProbeOutputError(host, 'section apt-state answers "unchanged" although dpkg\'s state moved');
   const policyLines = apt?.kind === 'unchanged' ? aptPolicy! : (sections.get('policy') ?? []);
   const architecture =
     (dpkgLines?.arch ?? sections.get('arch') ?? []).find((l) => l.trim() !== '')?.trim() ?? '';

@@ -211,7 +211,7 @@ export function prepareWithReadings(
   const withPaths = req.paths !== undefined && req.paths.length > 0;
   const readings = withPaths ? loadReadings(cacheDir, host) : new Map<string, StatReading>();
   const dpkg = loadDpkgReading(cacheDir, host);
-  // apt's answers are kept for plans (policyUnless): what a plan asks apt depends on little else.
+  // apt's answers are kept for the probe that asks apt what may move (plan's, policyUnless).
   const apt = req.policyUnless ? { known: loadAptReading(cacheDir, host) } : undefined;
   const used: GatherOptions = { ...rest, readings, ...(dpkg ? { dpkg } : {}), ...(apt ? { apt } : {}) };
   const prepared = prepareProbe(req, used);

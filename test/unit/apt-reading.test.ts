@@ -46,13 +46,15 @@ const POLICY = [
   '        100 /var/lib/dpkg/status',
 ];
 
-const answer = (aptState: string[], policy: boolean): string =>
+const BASH = ['bash', 'amd64', '5.2-1', 'install', 'installed', 'ok', 'foreign', '', '', ''].join('\t');
+/** dpkg's reading the controller sent; `dpkgSame` answers do not print dpkg's sections. */
+const DPKG: DpkgReading = { state: DPKG_AT, arch: ['amd64'], foreign: [], dpkg: [BASH] };
+
+const answer = (aptState: string[], policy: boolean, dpkgSame = true): string =>
   [
     `@@probe ${PROBE_VERSION}`,
-    '@@arch',
-    'amd64',
-    '@@dpkg',
-    ['bash', 'amd64', '5.2-1', 'install', 'installed', 'ok', 'foreign', '', '', ''].join('\t'),
+    '@@dpkg-state',
+    ...(dpkgSame ? ['U'] : [`S\t1800000000\t${DPKG.state}`, '@@arch', 'amd64', '@@dpkg', BASH]),
     '@@apt-state',
     ...aptState,
     ...(policy ? ['@@policy', ...POLICY] : []),
@@ -62,14 +64,20 @@ const answer = (aptState: string[], policy: boolean): string =>
 
 describe('the apt-state answer', () => {
   it('"U" takes the policy lines the controller sent', () => {
-    const p = parseProbeOutput('n', answer(['U'], false), undefined, [], undefined, undefined, POLICY);
+    const p = parseProbeOutput('n', answer(['U'], false), undefined, [], DPKG, undefined, POLICY);
     expect(p.apt).toEqual({ kind: 'unchanged' });
     expect(p.facts.policies.get('bash:amd64')?.candidate).toBe('5.2-1');
     expect(p.policyLines).toEqual([]);
   });
 
   it('"S" gives the tuple, the clock and the keys apt was asked about, and the policy lines to keep', () => {
-    const p = parseProbeOutput('n', answer([`S\t1800000000\t${APT_AT}\tbash:amd64 zsh:amd64`], true));
+    const p = parseProbeOutput(
+      'n',
+      answer([`S\t1800000000\t${APT_AT}\tbash:amd64 zsh:amd64`], true),
+      undefined,
+      [],
+      DPKG,
+    );
     expect(p.apt).toEqual({
       kind: 'read',
       clock: 1800000000,
@@ -81,18 +89,21 @@ describe('the apt-state answer', () => {
   });
 
   it('"N" (no tuple) keeps nothing; no section: no answer', () => {
-    expect(parseProbeOutput('n', answer(['N'], true)).apt).toEqual({ kind: 'none' });
+    expect(parseProbeOutput('n', answer(['N'], true), undefined, [], DPKG).apt).toEqual({ kind: 'none' });
     const without = answer([], true).replace('@@apt-state\n', '');
-    expect(parseProbeOutput('n', without).apt).toBeUndefined();
+    expect(parseProbeOutput('n', without, undefined, [], DPKG).apt).toBeUndefined();
   });
 
-  it('refuses "U" when nothing was sent or a policy section comes too, and malformed records', () => {
-    expect(() => parseProbeOutput('n', answer(['U'], false))).toThrow(
-      /apt-state answers "unchanged" although/,
+  it('refuses "U" when nothing was sent, with a policy section or a moved dpkg state, and malformed records', () => {
+    expect(() => parseProbeOutput('n', answer(['U'], false), undefined, [], DPKG)).toThrow(
+      /apt-state answers "unchanged" although the controller sent no apt state/,
+    );
+    expect(() => parseProbeOutput('n', answer(['U'], true), undefined, [], DPKG, undefined, POLICY)).toThrow(
+      /prints a policy section too/,
     );
     expect(() =>
-      parseProbeOutput('n', answer(['U'], true), undefined, [], undefined, undefined, POLICY),
-    ).toThrow(/prints a policy section too/);
+      parseProbeOutput('n', answer(['U'], false, false), undefined, [], DPKG, undefined, POLICY),
+    ).toThrow(/answers "unchanged" although dpkg's state moved/);
     for (const bad of [
       [`S\t1800000000\t${APT_AT}`],
       [`S\tsoon\t${APT_AT}\tbash:amd64`],
@@ -101,7 +112,9 @@ describe('the apt-state answer', () => {
       ['U', 'N'],
       ['X'],
     ]) {
-      expect(() => parseProbeOutput('n', answer(bad, true)), bad.join('|')).toThrow(/section apt-state/);
+      expect(() => parseProbeOutput('n', answer(bad, true), undefined, [], DPKG), bad.join('|')).toThrow(
+        /section apt-state/,
+      );
     }
   });
 });
