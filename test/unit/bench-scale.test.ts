@@ -143,6 +143,29 @@ describe('scaling report', () => {
     expect(t).toMatch(/plan: ratio to floor +\| 0\.25× +\| ≤ 0\.5× +\| yes/);
     expect(t).toMatch(/controller CPU, worst figure +\| 20\.0 ms\/host +\| ≤ 15 ms\/host +\| NO/);
     expect(t).toMatch(/plan: wall +\| 10\.00 s +\| < 30 s +\| yes/);
+    expect(t).not.toContain('first run');
+  });
+
+  it('with several plan runs, the first (no readings) and the later ones are judged apart', () => {
+    const r = run(1000, 20, 10);
+    const plan = r.figures.find((f) => f.figure === 'plan')!;
+    Object.assign(plan, {
+      runs: 3,
+      criuLockRunsS: [60, 25, 27],
+      floorRunsS: [70, 70, 60],
+      cpuRunsS: [24, 9, 11],
+    });
+    const t = targetsTable([r]);
+    expect(t).toMatch(/plan, first run \(no readings\): ratio +\| 0\.86× +\| ≤ 0\.5× +\| NO/);
+    expect(t).toMatch(/plan, first run \(no readings\): wall +\| 60\.00 s +\| < 30 s +\| NO/);
+    expect(t).toMatch(/plan, later runs \(readings warm\): ratio +\| 0\.40× +\| ≤ 0\.5× +\| yes/);
+    expect(t).toMatch(/plan, later runs \(readings warm\): wall +\| 26\.00 s +\| < 30 s +\| yes/);
+    expect(t).toMatch(
+      /plan, first run \(no readings\): controller CPU +\| 24\.0 ms\/host +\| ≤ 15 ms\/host +\| NO/,
+    );
+    expect(t).toMatch(
+      /plan, later runs \(readings warm\): controller CPU +\| 10\.0 ms\/host +\| ≤ 15 ms\/host +\| yes/,
+    );
   });
 
   it('renders the whole report with load averages', () => {

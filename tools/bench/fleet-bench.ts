@@ -37,6 +37,9 @@ export interface FigureResult {
   cpuS: number;
   /** Median peak RSS of the criu-lock process, KiB. */
   maxRssKiB: number;
+  /** Each run's CPU seconds and peak RSS (KiB), in run order (null: not measured). */
+  cpuRunsS?: Array<number | null>;
+  maxRssRunsKiB?: Array<number | null>;
   /** --forks of both sides. */
   forks: number;
   /** SSH channel bytes criu-lock received per host (median run; CRIU_LOCK_STATS_FILE). */
@@ -207,6 +210,8 @@ export async function runFleetBench(o: FleetBenchOptions): Promise<FleetRun> {
       floorRunsS: b,
       cpuS: median(defined(a.map((m) => m.cpuS))),
       maxRssKiB: median(defined(a.map((m) => m.maxRssKiB))),
+      cpuRunsS: a.map((m) => m.cpuS ?? null),
+      maxRssRunsKiB: a.map((m) => m.maxRssKiB ?? null),
       forks: o.forks,
       floorBytesPerHost: median(fl.map((x) => x.bytesReceived)) / o.nodes,
       phases: parsePhases(mid.stderr),
