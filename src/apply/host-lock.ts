@@ -12,6 +12,7 @@
  * wakes only when its input ends (issue 14).
  */
 import { randomBytes } from 'node:crypto';
+import { detach } from '../detach.js';
 import type { CommandResult, Transport } from '../transport/types.js';
 import { STATE_DIR } from './apt.js';
 
@@ -223,7 +224,7 @@ export async function acquireHostLock(
         token,
         // A copy: a substring would keep the owner command's whole output (the probe's answer, about
         // 1.6 MiB on a first run) alive for as long as the lock is held.
-        since: Buffer.from(got.line.split('\t')[1] ?? '').toString(),
+        since: detach(got.line.split('\t')[1] ?? ''),
         async release() {
           // Ending the holder's input ends the holder; the command's close is its exit, after
           // which the flock is free. Only a holder that does not end is killed by a command.

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { buildIdFromBuffer, ElfLimitError, readBuildId, type BuildIdResult } from '../elf/build-id.js';
 import { isValidVersion } from '../debian/version.js';
+import { detach } from '../detach.js';
 import { CriuLockError } from '../errors.js';
 import { APT_STATE, DPKG_STATE, HEAD_BYTES, PROBE_VERSION } from './probe-script.js';
 import { isHealthy } from './queries.js';
@@ -112,11 +113,6 @@ export function listNameToKey(
 ): string | undefined {
   if (listName.includes(':')) return packages.has(listName) ? listName : undefined;
   return byName.get(listName);
-}
-
-/** A flat copy of a string, so it holds no reference to the (large) string it was cut from. */
-function detach(s: string): string {
-  return s.length < 13 ? s : Buffer.from(s, 'utf8').toString('utf8');
 }
 
 /** The ELF caps' error, naming the file. */

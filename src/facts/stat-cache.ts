@@ -24,6 +24,7 @@
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { detach } from '../detach.js';
 import { cacheFile, ctimeOf, readOwnDoc, writeAtomically } from './cache-files.js';
 import type { CommandResult, Transport } from '../transport/types.js';
 import { currentAptState, loadAptReading, saveAptReading, type AptReading } from './apt-readings.js';
@@ -249,7 +250,7 @@ function keepAptAnswer(
   const dpkgState = got.dpkg?.kind === 'unchanged' ? sentDpkg?.state : freshDpkg?.state;
   const aptState = currentAptState(got.apt, aptSent?.aptState);
   if (dpkgState === undefined || aptState === undefined) return;
-  const inputs = { dpkg: copyString(dpkgState), apt: copyString(aptState) };
+  const inputs = { dpkg: detach(dpkgState), apt: detach(aptState) };
   got.facts.aptInputs = inputs;
   if (got.apt?.kind !== 'read') return;
   saveAptReading(cacheDir, host, {
@@ -259,11 +260,6 @@ function keepAptAnswer(
     policy: [...got.policyLines],
     simulations: [],
   });
-}
-
-/** A string that shares no memory with the one it was cut from (V8 keeps slices as views). */
-function copyString(s: string): string {
-  return Buffer.from(s, 'utf8').toString('utf8');
 }
 
 /** A converged host's readings do not move from run to run: then the file is not rewritten. */

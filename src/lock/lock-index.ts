@@ -1,3 +1,4 @@
+import { detach } from '../detach.js';
 import type { FileEntry, Lockfile, PackageEntry } from './lockfile.js';
 
 export interface IndexedLockPackage {
@@ -50,11 +51,6 @@ function sortedFiles(files: Record<string, FileEntry> | undefined): Array<readon
     .map((path) => [path, files![path]!] as const);
 }
 
-/** A flat copy of a string (see SharedLockPackage). */
-function flat(s: string): string {
-  return Buffer.from(s, 'utf8').toString('utf8');
-}
-
 // Planning 10,000 hosts against one lock would otherwise sort the same keys 10,000 times.
 export function indexLock(lock: Lockfile): LockIndex {
   let index = cache.get(lock);
@@ -69,11 +65,15 @@ export function indexLock(lock: Lockfile): LockIndex {
         ...unmanaged.map(([path]) => path),
       ]),
     ].sort(byCodeUnit);
-    const sharedPackages = packages.map((p, slot) => ({ key: p.key, version: flat(p.entry.version), slot }));
+    const sharedPackages = packages.map((p, slot) => ({
+      key: p.key,
+      version: detach(p.entry.version),
+      slot,
+    }));
     const entries = new Map([...unmanaged, ...packages.flatMap((p) => p.files)]);
     const sharedPaths = paths.map((path, slot) => {
       const buildId = entries.get(path)!.buildId;
-      return { path, buildId: buildId === undefined ? undefined : flat(buildId), slot };
+      return { path, buildId: buildId === undefined ? undefined : detach(buildId), slot };
     });
     index = {
       packages,
