@@ -19,7 +19,7 @@
  * A missing or malformed file means "ask apt"; failing to write one is not an error.
  */
 import { createHash } from 'node:crypto';
-import { cacheFile, ctimeOf, readOwnDoc, writeAtomically } from './cache-files.js';
+import { cacheFile, readOwnDoc, settledState, writeAtomically } from './cache-files.js';
 import type { AptAnswer } from './parse.js';
 import { APT_STATE, DPKG_STATE } from './probe-script.js';
 
@@ -100,12 +100,6 @@ export function saveAptReading(dir: string, host: string, r: AptReading): void {
   );
 }
 
-/** A state tuple a later run may compare with: every ctime in it older than the node's clock. */
-export function settledState(state: string, clock: number): boolean {
-  for (const part of state.split(',')) if (part !== '-' && ctimeOf(part) >= clock) return false;
-  return true;
-}
-
 /**
  * The apt state the probe found, when a later run may rely on it: the one sent (answer `U`), or
  * a fresh tuple whose ctimes are older than the node's clock. Undefined otherwise.
@@ -126,28 +120,19 @@ export function sameWords(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((w, i) => w === b[i]);
 }
 
-/** The stdout of a successful `apt-get -s` with this argv and pins at `inputs`, when one was kept. */
-export function cachedSimulation(
-  dir: string,
-  host: string,
-  inputs: AptInputs,
-  argv: readonly string[],
-  pins: string,
-): string | undefined {
+/** The host's apt reading when it is at `inputs` (the states the probe just found), else undefined. */
+export function readingAt(dir: string, host: string, inputs: AptInputs): AptReading | undefined {
   const r = loadAptReading(dir, host);
-  if (!r || r.dpkgState !== inputs.dpkg || r.aptState !== inputs.apt) return undefined;
+  return r && r.dpkgState === inputs.dpkg && r.aptState === inputs.apt ? r : undefined;
+}
+
+/** The stdout of a successful `apt-get -s` with this argv and pins kept in `r`, if any. */
+export function keptSimulation(r: AptReading, argv: readonly string[], pins: string): string | undefined {
   return r.simulations.find((s) => s.pins === pins && sameWords(s.argv, argv))?.stdout;
 }
 
-/** Adds a successful simulation to the host's reading at `inputs` (none is made for it otherwise). */
-export function rememberSimulation(
-  dir: string,
-  host: string,
-  inputs: AptInputs,
-  sim: SimulationReading,
-): void {
-  const r = loadAptReading(dir, host);
-  if (!r || r.dpkgState !== inputs.dpkg || r.aptState !== inputs.apt) return;
+/** Saves `r` with a successful simulation added (in place of one with the same argv and pins). */
+export function rememberSimulation(dir: string, host: string, r: AptReading, sim: SimulationReading): void {
   if (sim.stdout.length > MAX_STDOUT) return;
   const others = r.simulations.filter((s) => !(s.pins === sim.pins && sameWords(s.argv, sim.argv)));
   saveAptReading(dir, host, { ...r, simulations: [...others, sim] });

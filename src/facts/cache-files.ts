@@ -44,3 +44,12 @@ export function writeAtomically(dir: string, file: string, content: () => string
 
 /** A stat tuple's ctime (KNOWN's last field), in seconds. */
 export const ctimeOf = (tuple: string): number => Number(tuple.slice(tuple.lastIndexOf(':') + 1));
+
+/**
+ * A state (stat tuples joined by commas, `-` for a missing file) a later run may compare with:
+ * every ctime in it older than the node's clock when it was taken.
+ */
+export function settledState(state: string, clock: number): boolean {
+  for (const part of state.split(',')) if (part !== '-' && ctimeOf(part) >= clock) return false;
+  return true;
+}

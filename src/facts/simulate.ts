@@ -11,7 +11,7 @@ import { PIN_FILE } from '../plan/pins.js';
 import { planHost, type StoreIndex } from '../plan/planner.js';
 import type { Transport } from '../transport/types.js';
 import type { Lockfile } from '../lock/lockfile.js';
-import { cachedSimulation, pinsDigest, rememberSimulation, type AptInputs } from './apt-readings.js';
+import { keptSimulation, pinsDigest, readingAt, rememberSimulation, type AptInputs } from './apt-readings.js';
 import { statCacheDir } from './stat-cache.js';
 import type { HostFacts } from './types.js';
 
@@ -102,9 +102,11 @@ async function simulate(
 ): Promise<HostPlan> {
   const argv = simulationArgv(plan);
   const dir = inputs ? statCacheDir() : undefined;
-  const digest = dir ? pinsDigest(pins) : '';
-  // apt answered this argv and pins before, at the states the probe just found (apt-readings.ts).
-  const kept = dir && inputs ? cachedSimulation(dir, t.host, inputs, argv, digest) : undefined;
+  // The host's apt reading at the states the probe just found (apt-readings.ts), read once: it may
+  // hold apt's answer to this argv and pins already, and a new answer is added to it.
+  const held = dir && inputs ? readingAt(dir, t.host, inputs) : undefined;
+  const digest = held ? pinsDigest(pins) : '';
+  const kept = held ? keptSimulation(held, argv, digest) : undefined;
   if (kept !== undefined) return detached(applyTransaction(plan, parseAptSimulation(kept), lock, ctx));
   const r = await t.exec(argv, {
     stdin: pins,
@@ -123,7 +125,7 @@ async function simulate(
     });
   }
   const folded = detached(applyTransaction(plan, parseAptSimulation(r.stdout), lock, ctx));
-  if (dir && inputs) rememberSimulation(dir, t.host, inputs, { argv, pins: digest, stdout: r.stdout });
+  if (dir && held) rememberSimulation(dir, t.host, held, { argv, pins: digest, stdout: r.stdout });
   return folded;
 }
 

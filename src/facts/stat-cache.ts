@@ -25,7 +25,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { detach } from '../detach.js';
-import { cacheFile, ctimeOf, readOwnDoc, writeAtomically } from './cache-files.js';
+import { cacheFile, ctimeOf, readOwnDoc, settledState, writeAtomically } from './cache-files.js';
 import type { CommandResult, Transport } from '../transport/types.js';
 import { currentAptState, loadAptReading, saveAptReading, type AptReading } from './apt-readings.js';
 import {
@@ -104,11 +104,7 @@ export function saveDpkgReading(dir: string, host: string, r: DpkgReading): void
  */
 export function reusableDpkgReading(answer: ParsedProbe['dpkg']): DpkgReading | undefined {
   if (answer?.kind !== 'read' || answer.reading === undefined || answer.clock === undefined) return undefined;
-  const { clock, reading } = answer;
-  for (const part of reading.state.split(',')) {
-    if (part !== '-' && ctimeOf(part) >= clock) return undefined;
-  }
-  return reading;
+  return settledState(answer.reading.state, answer.clock) ? answer.reading : undefined;
 }
 
 /**

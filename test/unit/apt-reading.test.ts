@@ -23,9 +23,9 @@ import {
   currentAptState,
   loadAptReading,
   saveAptReading,
-  settledState,
   type AptReading,
 } from '../../src/facts/apt-readings.js';
+import { settledState } from '../../src/facts/cache-files.js';
 import { prepareProbe } from '../../src/facts/gather.js';
 import { parseProbeOutput, type DpkgReading } from '../../src/facts/parse.js';
 import { APT_STATE, PROBE_VERSION, renderProbeScript } from '../../src/facts/probe-script.js';
