@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { TransactionContext } from '../rollback/apply-transaction.js';
 import { makeTxId } from '../rollback/manifest.js';
 import { loadPlaybook, type ResolvedTask } from '../apply/playbook.js';
+import type { ModuleContext } from '../apply/modules/types.js';
 import { runPlaybook, runsNothing } from '../apply/run-playbook.js';
 import { CriuLockError } from '../errors.js';
 import { errorText, hostFailure, isHostFailure } from '../fleet/host-error.js';
@@ -197,20 +198,33 @@ async function preflight(
     // Nothing will run on this host: its outcome is known now, so neither its lock nor its
     // connection is held for the rest of the run (issue 14: a no-op apply of 1,000 hosts kept
     // 1,000 connections open to the end).
-    const outcome = await runPlaybook(tasks, {
-      host: host.name,
-      transport,
-      lock,
-      plan,
-      pins,
-      storeDir: storeDir(opts.lockfile, opts.store),
-      checkMode: opts.check,
-      verbose: (m) => run.log(host.name, m),
-    });
+    const outcome = await runPlaybook(tasks, playbookContext(run, opts, host, transport, lock, plan, pins));
     await release();
     return { host, state: 'settled', outcome, plan };
   }
   return { host, state: 'ready', transport, plan, hostLock };
+}
+
+/** What the playbook's modules get for one host (without a rollback transaction). */
+function playbookContext(
+  run: PreparedRun,
+  opts: ApplyOptions,
+  host: InventoryHost,
+  transport: Transport,
+  lock: Lockfile,
+  plan: HostPlan,
+  pins: string,
+): Omit<ModuleContext, 'changedBy'> {
+  return {
+    host: host.name,
+    transport,
+    lock,
+    plan,
+    pins,
+    storeDir: storeDir(opts.lockfile, opts.store),
+    checkMode: opts.check,
+    verbose: (m) => run.log(host.name, m),
+  };
 }
 
 /** A rollback transaction for one host: a sortable id from the run's clock. */
@@ -280,14 +294,7 @@ export async function applyFleet(
         if (p.state === 'settled') return p.outcome;
         const transaction = capture ? newTransaction(run, opts.keepTransactions ?? 5) : undefined;
         const outcome = await runPlaybook(tasks, {
-          host: p.host.name,
-          transport: p.transport,
-          lock,
-          plan: p.plan,
-          pins,
-          storeDir: storeDir(opts.lockfile, opts.store),
-          checkMode: opts.check,
-          verbose: (m) => run.log(p.host.name, m),
+          ...playbookContext(run, opts, p.host, p.transport, lock, p.plan, pins),
           transaction,
         });
         return transaction?.manifest ? { ...outcome, transaction: transaction.id } : outcome;
