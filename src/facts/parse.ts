@@ -312,6 +312,8 @@ interface LockedPackageStrings {
 interface LockedPathStrings {
   readonly path: string;
   readonly buildId: string | undefined;
+  readonly size: number;
+  readonly mode: string;
   readonly slot: number;
 }
 
@@ -319,6 +321,20 @@ interface LockedPathStrings {
 export function lockedPath(locked: LockedStrings, path: string, next: number): LockedPathStrings | undefined {
   const guess = locked.sharedPaths[next];
   return guess?.path === path ? guess : locked.byPath.get(path);
+}
+
+/**
+ * LockVerdicts.fileAtLock for a file read from the host: a regular file, its build-ID known (not
+ * waiting for further reads), with the size, mode and build-ID of the lock's entry for its path.
+ */
+export function fileAtLock(fact: FileFact, lockedAs: LockedPathStrings): 0 | 1 {
+  if (fact.kind !== 'elf' && fact.kind !== 'file') return 0;
+  if (fact.kind === 'elf' && fact.buildId === undefined) return 0;
+  const same =
+    fact.size === lockedAs.size &&
+    fact.mode === lockedAs.mode &&
+    (lockedAs.buildId === undefined || fact.buildId === lockedAs.buildId);
+  return same ? 1 : 0;
 }
 
 /** The locked build-ID string in place of an equal one read from the host. */
@@ -337,9 +353,16 @@ export function parseDpkgLines(
   architecture: string,
   problems: HostFacts['problems'] = [],
   locked?: LockedStrings,
-): { packages: Map<string, InstalledPackage>; byName: Map<string, string> } {
+): {
+  packages: Map<string, InstalledPackage>;
+  byName: Map<string, string>;
+  /** With `locked`: LockVerdicts' packageAtLock and unlocked. */
+  verdicts?: { packageAtLock: Uint8Array; unlocked: string[] };
+} {
   const packages = new Map<string, InstalledPackage>();
   const byName = new Map<string, string>();
+  const packageAtLock = locked && new Uint8Array(locked.sharedPackages.length);
+  const unlocked: string[] = [];
   let next = 0;
   for (const line of lines) {
     if (line === '') continue;
@@ -381,6 +404,16 @@ export function parseDpkgLines(
       depends,
       provides,
     };
+    if (lockedAs) {
+      // The planner's "at the lock": the locked version, and the usual states (identities here).
+      packageAtLock![lockedAs.slot] =
+        pkg.version === lockedAs.version &&
+        pkg.want === 'install' &&
+        pkg.status === 'installed' &&
+        pkg.eflag === 'ok'
+          ? 1
+          : 0;
+    } else if (locked && !packages.has(key)) unlocked.push(key);
     packages.set(key, pkg);
     if (!byName.has(name) || arch === architecture) byName.set(name, key);
     if (!isHealthy(pkg)) {
@@ -391,7 +424,7 @@ export function parseDpkgLines(
       });
     }
   }
-  return { packages, byName };
+  return packageAtLock ? { packages, byName, verdicts: { packageAtLock, unlocked } } : { packages, byName };
 }
 
 const CLOCK = /^-?(?:0|[1-9][0-9]{0,15})$/;
@@ -540,7 +573,7 @@ export function parseProbeOutput(
       .map((l) => l.trim())
       .filter((l) => l !== ''),
   };
-  const { packages, byName } = parseDpkgLines(
+  const { packages, byName, verdicts } = parseDpkgLines(
     dpkgLines?.dpkg ?? sections.get('dpkg') ?? [],
     architecture,
     problems,
@@ -581,6 +614,7 @@ export function parseProbeOutput(
   };
   const fileLines = sections.get('files') ?? [];
   const unchanged = new Uint8Array(requested.length);
+  const atLock = locked && new Uint8Array(locked.sharedPaths.length);
   let nextPath = 0;
   for (let i = 0; i < fileLines.length; i++) {
     const line = fileLines[i]!;
@@ -612,6 +646,7 @@ export function parseProbeOutput(
         if (stat !== undefined) stats.set(fact.path, stat);
         resolve(fact, head, fact.path, inode);
         shareBuildId(fact, lockedAs);
+        if (lockedAs) atLock![lockedAs.slot] = fileAtLock(fact, lockedAs);
         files.set(fact.path, fact);
         break;
       }
@@ -631,7 +666,9 @@ export function parseProbeOutput(
           unchanged[j] = 1;
           const { size, mode } = sizeAndMode(reading.stat);
           const fact: FileFact = { path, kind: 'elf', size, mode: fileMode(mode), buildId: reading.buildId };
-          shareBuildId(fact, locked && lockedPath(locked, path, j));
+          const lockedAs = locked && lockedPath(locked, path, j);
+          shareBuildId(fact, lockedAs);
+          if (lockedAs) atLock![lockedAs.slot] = fileAtLock(fact, lockedAs);
           files.set(path, fact);
           stats.set(path, reading.stat);
         }
@@ -691,6 +728,18 @@ export function parseProbeOutput(
       pinFile,
       pinSha256: pinSha,
       problems,
+      ...(locked && verdicts
+        ? {
+            lockVerdicts: {
+              locked,
+              packages,
+              files,
+              packageAtLock: verdicts.packageAtLock,
+              fileAtLock: atLock!,
+              unlocked: verdicts.unlocked,
+            },
+          }
+        : {}),
     },
     pending,
     stats,

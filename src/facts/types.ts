@@ -72,11 +72,11 @@ export interface HostFacts {
   host: string;
   platform: Platform;
   /** Installed (or problematic) packages by key; config-files-only entries are left out. */
-  packages: Map<string, InstalledPackage>;
+  packages: ReadonlyMap<string, InstalledPackage>;
   /** ELF files per owning package key (scope all / packages). */
   packageFiles: Map<string, FileFact[]>;
   /** Facts for explicitly requested paths (check). */
-  files: Map<string, FileFact>;
+  files: ReadonlyMap<string, FileFact>;
   mapped: MappedFile[];
   policies: Map<string, AptPolicy>;
   /** SHA256 of `name:arch=version` .debs as the apt lists publish them. */
@@ -91,4 +91,36 @@ export interface HostFacts {
    * may reuse apt's answers at them (src/facts/apt-readings.ts); absent otherwise.
    */
   aptInputs?: { dpkg: string; apt: string };
+  /** What the parser already judged against the lock it was given; see LockVerdicts. */
+  lockVerdicts?: LockVerdicts;
+}
+
+/**
+ * The facts parser's verdicts on a host's packages and files against the lock it was given
+ * (GatherOptions.locked), made while each line was fresh: it looks every package and path up in
+ * the lock anyway, to share the lock's strings. The planner then reads one byte per locked
+ * package and path instead of walking the host's Maps again (decision 23).
+ *
+ * They describe the Maps named here as parsed; facts are not changed after parsing (the Maps are
+ * read-only in HostFacts), and the planner uses the verdicts only when `packages` and `files` are
+ * still the facts' own Maps and `locked` is the lock it plans against.
+ */
+export interface LockVerdicts {
+  /** The lock's strings the parser was given (indexLock(lock)), by identity. */
+  readonly locked: object;
+  readonly packages: ReadonlyMap<string, InstalledPackage>;
+  readonly files: ReadonlyMap<string, FileFact>;
+  /**
+   * Per locked package, in the lock's sorted order: 1 when dpkg has it at the locked version,
+   * wanted, installed and without error flag; 0 otherwise (different, absent or problematic).
+   */
+  readonly packageAtLock: Uint8Array;
+  /**
+   * Per locked path, in the lock's sorted order: 1 when it was answered as a regular file (ELF or
+   * not, its build-ID known) with the size, mode and build-ID of the path's entry in the lock
+   * (LockedStrings.byPath); 0 otherwise, including a file whose build-ID needed further reads.
+   */
+  readonly fileAtLock: Uint8Array;
+  /** Keys of the host's packages that the lock does not lock, each once. */
+  readonly unlocked: readonly string[];
 }

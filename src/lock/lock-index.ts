@@ -17,10 +17,16 @@ export interface SharedLockPackage {
   slot: number;
 }
 
-/** A locked path, its build-ID as a flat string, and its place in `paths`. */
+/**
+ * A locked path, its build-ID as a flat string, its size and mode, and its place in `paths`. A
+ * path locked under two packages (or a package and `unmanaged`) has one such entry: the last
+ * package's, in the lock's order.
+ */
 export interface SharedLockPath {
   path: string;
   buildId: string | undefined;
+  size: number;
+  mode: string;
   slot: number;
 }
 
@@ -72,8 +78,8 @@ export function indexLock(lock: Lockfile): LockIndex {
     }));
     const entries = new Map([...unmanaged, ...packages.flatMap((p) => p.files)]);
     const sharedPaths = paths.map((path, slot) => {
-      const buildId = entries.get(path)!.buildId;
-      return { path, buildId: buildId === undefined ? undefined : detach(buildId), slot };
+      const { buildId, size, mode } = entries.get(path)!;
+      return { path, buildId: buildId === undefined ? undefined : detach(buildId), size, mode, slot };
     });
     index = {
       packages,

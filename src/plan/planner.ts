@@ -2,8 +2,14 @@ import { hash } from 'node:crypto';
 import { compareVersions } from '../debian/version.js';
 import { compareFile, comparePlatform } from '../check/compare.js';
 import { fileMode } from '../facts/parse.js';
-import { policyOf } from '../facts/queries.js';
-import type { FileFact, HostFacts, InstalledPackage, PolicyVersion } from '../facts/types.js';
+import type {
+  AptPolicy,
+  FileFact,
+  HostFacts,
+  InstalledPackage,
+  LockVerdicts,
+  PolicyVersion,
+} from '../facts/types.js';
 import { indexLock } from '../lock/lock-index.js';
 import type { FileEntry, Lockfile } from '../lock/lockfile.js';
 import type { HostError } from '../fleet/host-error.js';
@@ -20,17 +26,24 @@ const ACTION_ORDER: Record<PackageAction['type'], number> = {
 interface IndexedPackage {
   key: string;
   want: string;
+  /** For an `all` package, its name: apt prints its policy under the native architecture. */
+  allName: string | undefined;
 }
 
 /**
  * What planning needs from a lock, computed once per lock and shared by every host: planning
  * 10,000 hosts must not redo per-lock work 10,000 times.
  *
- * A host's facts arrive as Maps of fresh strings, scattered in memory; looking each locked key up
- * in them costs a cache miss or two per package. The planner walks the host's Maps in order
- * instead (sequential memory) and looks each entry up in these per-lock Maps, which every host
- * shares and which therefore stay in cache. What it finds lands in the scratch arrays, one slot
- * per locked package or path, emptied again before planHost returns.
+ * Facts parsed against this lock carry the parser's verdicts (LockVerdicts, decision 23): one
+ * byte per locked package and path saying "at the lock". The planner then scans those bytes and
+ * looks up in the host's Maps only what differs.
+ *
+ * Facts without verdicts (made by hand, or parsed without the lock) arrive as Maps of fresh
+ * strings, scattered in memory; looking each locked key up in them costs a cache miss or two per
+ * package. The planner walks the host's Maps in order instead (sequential memory) and looks each
+ * entry up in these per-lock Maps, which every host shares and which therefore stay in cache.
+ * What it finds lands in the scratch arrays, one slot per locked package or path, emptied again
+ * before planHost returns.
  *
  * The locked files are flat arrays (package i owns files fileStart[i] .. fileStart[i + 1] - 1), so
  * checking a package's files touches no per-package object.
@@ -48,6 +61,19 @@ interface PlanIndex {
   fileSize: Float64Array;
   fileMode: readonly string[];
   fileBuildId: ReadonlyArray<string | undefined>;
+  /**
+   * Per locked file entry: 1 when it equals its path's entry in LockedStrings.byPath (size, mode,
+   * build-ID), so the parser's verdict on the path (LockVerdicts.fileAtLock) is a verdict on it.
+   */
+  fileVerdictApplies: Uint8Array;
+  /** Per locked file entry: the package (slot) that owns it. */
+  fileOwner: Int32Array;
+  /** Scratch, per package: 1 when one of its files is not judged at the lock (emptied after each host). */
+  filesToCheck: Uint8Array;
+  /** Per native architecture, per package: the key apt prints its policy under, for `all` packages. */
+  policyKeys: Map<string, Array<string | undefined>>;
+  /** indexLock(lock): the parser's verdicts are used only when made against it. */
+  locked: object;
   fingerprint: FingerprintWriter;
   gotPackages: Array<InstalledPackage | undefined>;
   gotFiles: Array<FileFact | undefined>;
@@ -65,7 +91,12 @@ function planIndex(lock: Lockfile): PlanIndex {
     base.packages.forEach((p, i) => (fileStart[i + 1] = fileStart[i]! + p.files.length));
     index = {
       // The lock's strings the facts parser shares (LockedStrings): most comparisons are identities.
-      packages: base.sharedPackages.map((p) => ({ key: p.key, want: p.version })),
+      packages: base.sharedPackages.map((p) => ({
+        key: p.key,
+        want: p.version,
+        allName: p.key.endsWith(':all') ? p.key.slice(0, -':all'.length) : undefined,
+      })),
+      policyKeys: new Map(),
       keys: base.packages.map((p) => p.key),
       paths: base.paths,
       unmanaged: base.unmanaged,
@@ -81,7 +112,14 @@ function planIndex(lock: Lockfile): PlanIndex {
         const shared = base.byPath.get(path)!.buildId;
         return f.buildId === shared ? shared : f.buildId;
       }),
-      fingerprint: new FingerprintWriter(base.packages.map((p) => p.entry.version)),
+      fileVerdictApplies: Uint8Array.from(files, ([path, f]) => {
+        const shared = base.byPath.get(path)!;
+        return f.size === shared.size && f.mode === shared.mode && f.buildId === shared.buildId ? 1 : 0;
+      }),
+      fileOwner: Int32Array.from(base.packages.flatMap((p, i) => p.files.map(() => i))),
+      filesToCheck: new Uint8Array(base.packages.length),
+      locked: base,
+      fingerprint: new FingerprintWriter(),
       gotPackages: new Array<InstalledPackage | undefined>(base.packages.length).fill(undefined),
       gotFiles: new Array<FileFact | undefined>(base.paths.length).fill(undefined),
     };
@@ -91,85 +129,41 @@ function planIndex(lock: Lockfile): PlanIndex {
 }
 
 /**
- * Writes the fingerprint's text (see fingerprintHead) into one reused buffer and hashes it. A
- * package whose line is its locked version, the usual case, costs nothing: the lock's own lines
- * are encoded once, here, and copied over in runs between the lines that differ. A host with no
- * differing line hashes the same text as every other such host with its platform and pins, so its
- * fingerprint is remembered.
+ * Builds a host's fingerprint text (decision 8) and hashes it. Only the packages whose line is not
+ * their bare locked version are written, so a host costs what it differs by, not the lock's size.
  */
 class FingerprintWriter {
-  /** The lock's versions as fingerprint lines, `version\n` each, UTF-8; line i at offsets[i]. */
-  private readonly expected: Buffer;
-  private readonly offsets: Int32Array;
-  private buf: Buffer;
-  private pos = 0;
-  /** First package whose expected line is not yet copied. */
-  private run = 0;
-  private differs = false;
-  private head = '';
-  private readonly clean = new Map<string, string>();
-
-  constructor(versions: readonly string[]) {
-    this.offsets = new Int32Array(versions.length + 1);
-    versions.forEach((v, i) => (this.offsets[i + 1] = this.offsets[i]! + Buffer.byteLength(v) + 1));
-    this.expected = Buffer.from(versions.map((v) => `${v}\n`).join(''));
-    this.buf = Buffer.allocUnsafe(this.expected.length * 2 + 4096);
-  }
+  private text = '';
 
   begin(head: string): void {
-    this.head = head;
-    this.pos = 0;
-    this.run = 0;
-    this.differs = false;
-    this.write(`${head}\n`);
+    this.text = `${head}\n`;
   }
 
   /** Package i's line is `line`, not its locked version. */
   line(i: number, line: string): void {
-    this.copyExpected(i);
-    this.write(`${line}\n`);
-    this.run = i + 1;
-    this.differs = true;
+    this.text += `${i} ${line}\n`;
   }
 
   finish(pinSha256: string | null): string {
-    const tail = `pins ${pinSha256 ?? 'absent'}\n`;
-    const cacheKey = `${this.head}\n${tail}`;
-    if (!this.differs) {
-      const known = this.clean.get(cacheKey);
-      if (known !== undefined) return known;
-    }
-    this.copyExpected(this.offsets.length - 1);
-    this.write(tail);
-    const fp = `sha256:${hash('sha256', this.buf.subarray(0, this.pos))}`;
-    if (!this.differs) {
-      if (this.clean.size >= 64) this.clean.clear();
-      this.clean.set(cacheKey, fp);
-    }
+    const fp = `sha256:${hash('sha256', `${this.text}pins ${pinSha256 ?? 'absent'}\n`)}`;
+    this.text = '';
     return fp;
   }
+}
 
-  private copyExpected(end: number): void {
-    const from = this.offsets[this.run]!;
-    const to = this.offsets[end]!;
-    if (to > from) {
-      this.reserve(to - from);
-      this.pos += this.expected.copy(this.buf, this.pos, from, to);
-    }
-  }
-
-  private write(text: string): void {
-    // UTF-8 takes at most 3 bytes per UTF-16 code unit.
-    this.reserve(text.length * 3);
-    this.pos += this.buf.write(text, this.pos, 'utf8');
-  }
-
-  private reserve(bytes: number): void {
-    if (this.pos + bytes <= this.buf.length) return;
-    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + bytes));
-    this.buf.copy(bigger, 0, 0, this.pos);
-    this.buf = bigger;
-  }
+/** The parser's verdicts on these facts, when it made them against this lock and these very Maps. */
+function usableVerdicts(index: PlanIndex, facts: HostFacts): LockVerdicts | undefined {
+  const v = facts.lockVerdicts;
+  if (
+    v === undefined ||
+    v.locked !== index.locked ||
+    v.packages !== facts.packages ||
+    v.files !== facts.files ||
+    v.packageAtLock.length !== index.keys.length ||
+    v.fileAtLock.length !== index.paths.length
+  )
+    return undefined;
+  return v;
 }
 
 /**
@@ -178,20 +172,24 @@ class FingerprintWriter {
  */
 export function fingerprint(lock: Lockfile, facts: HostFacts): string {
   const index = planIndex(lock);
+  const v = usableVerdicts(index, facts);
   const w = index.fingerprint;
   w.begin(fingerprintHead(lock, facts));
   const pkgs = index.packages;
   for (let i = 0; i < pkgs.length; i++) {
+    if (v !== undefined && v.packageAtLock[i] === 1) continue;
     const got = facts.packages.get(pkgs[i]!.key);
     if (got === undefined || got.version !== pkgs[i]!.want || !isUsual(got)) w.line(i, fingerprintLine(got));
   }
   return w.finish(facts.pinSha256);
 }
 
-// The fingerprint's text: this head line, one line per locked package in the lock's sorted order
-// (the digest binds the order to the keys), `pins SHA` and a final newline. A package's line is
-// its version, plus dpkg's want/status/flag when they are not the usual ones. A version never
-// contains a space nor equals "-", so the encoding is unambiguous.
+// The fingerprint's text (decision 8): this head line; `i line` for each locked package i (the
+// lock's sorted order) whose line is not its bare locked version; `pins SHA` and a final newline.
+// A package's line is its version, plus dpkg's want/status/flag when they are not the usual ones,
+// or `-` when it is not installed. The digest binds each i to its key and locked version, so the
+// lines left out are known; a version never contains a space nor equals "-", and a written line
+// starts with digits, so the encoding is unambiguous.
 function fingerprintHead(lock: Lockfile, facts: HostFacts): string {
   const { id, versionId, architecture } = facts.platform;
   return `${lock.digest} ${id} ${versionId} ${architecture}`;
@@ -208,11 +206,16 @@ function fingerprintLine(p: InstalledPackage | undefined): string {
   return `${p.version} ${p.want} ${p.status} ${p.eflag}`;
 }
 
-/** Whether any of package i's locked files differs on the host; compareFile's verdict, without its findings. */
-function filesDiffer(index: PlanIndex, i: number): boolean {
+/**
+ * Whether any of package i's locked files differs on the host; compareFile's verdict, without its
+ * findings. With the parser's verdicts (`v`), a file it judged at the lock is not looked at.
+ */
+function filesDiffer(index: PlanIndex, i: number, v: LockVerdicts | undefined): boolean {
   const { fileStart, fileSlot, fileSize, fileMode, fileBuildId, gotFiles } = index;
   for (let j = fileStart[i]!, end = fileStart[i + 1]!; j < end; j++) {
-    const got = gotFiles[fileSlot[j]!];
+    const slot = fileSlot[j]!;
+    if (v !== undefined && v.fileAtLock[slot] === 1 && index.fileVerdictApplies[j] === 1) continue;
+    const got = v === undefined ? gotFiles[slot] : v.files.get(index.paths[slot]!);
     if (
       got === undefined ||
       (got.kind !== 'elf' && got.kind !== 'file') ||
@@ -224,6 +227,24 @@ function filesDiffer(index: PlanIndex, i: number): boolean {
     if (buildId !== undefined && got.buildId !== buildId) return true;
   }
   return false;
+}
+
+/**
+ * policyOf (facts/queries.ts) for locked package i, without splitting its key: the key apt prints
+ * an `all` package's policy under is made once per lock and native architecture.
+ */
+function policyAt(index: PlanIndex, facts: HostFacts, i: number): AptPolicy | undefined {
+  const p = index.packages[i]!;
+  const direct = facts.policies.get(p.key);
+  if (direct !== undefined || p.allName === undefined) return direct;
+  const arch = facts.platform.architecture;
+  let keys = index.policyKeys.get(arch);
+  if (keys === undefined) {
+    if (index.policyKeys.size >= 8) index.policyKeys.clear();
+    keys = index.packages.map((q) => (q.allName === undefined ? undefined : `${q.allName}:${arch}`));
+    index.policyKeys.set(arch, keys);
+  }
+  return facts.policies.get(keys[i]!);
 }
 
 function availableVersions(versions: readonly PolicyVersion[]): string[] {
@@ -257,6 +278,17 @@ export function planHost(
   const actions: PackageAction[] = [];
   const blocked: Blocked[] = [];
   const notes: Note[] = [];
+  const v = usableVerdicts(index, facts);
+  if (v !== undefined) {
+    // The parser already placed every package and path (LockVerdicts): no walk over the Maps.
+    if (lock.scope.kind === 'all') {
+      for (const key of v.unlocked) {
+        const p = facts.packages.get(key);
+        if (p !== undefined) notes.push({ type: 'extra-package', package: key, version: p.version });
+      }
+    }
+    return planWithSlots(lock, index, facts, desiredPins, actions, blocked, notes, store, v);
+  }
 
   // The host's packages and files by the lock's slots, and its extra packages, in one walk over
   // each of its Maps (see PlanIndex). Facts list what the lock locks mostly in the lock's own
@@ -285,7 +317,7 @@ export function planHost(
         next = slot + 1;
       }
     });
-    return planWithSlots(lock, index, facts, desiredPins, actions, blocked, notes, store);
+    return planWithSlots(lock, index, facts, desiredPins, actions, blocked, notes, store, undefined);
   } finally {
     // planHost is synchronous, so one pair of arrays serves every host; emptied so no host's facts
     // outlive its plan.
@@ -303,6 +335,7 @@ function planWithSlots(
   blocked: Blocked[],
   notes: Note[],
   store: StoreIndex | undefined,
+  v: LockVerdicts | undefined,
 ): HostPlan {
   const { gotPackages, gotFiles } = index;
   // One pass over the lock: the fingerprint's lines and the packages that must move. Files are
@@ -310,12 +343,28 @@ function planWithSlots(
   // anyway), and a package stops at its first differing file.
   const w = index.fingerprint;
   w.begin(fingerprintHead(lock, facts));
-  const moves: Array<{ p: IndexedPackage; got: InstalledPackage | undefined; type: PackageAction['type'] }> =
-    [];
+  const moves: Array<{
+    i: number;
+    p: IndexedPackage;
+    got: InstalledPackage | undefined;
+    type: PackageAction['type'];
+  }> = [];
   const pkgs = index.packages;
+  const atLock = v?.packageAtLock;
+  const check = index.filesToCheck;
+  if (v !== undefined) {
+    // Packages owning a file the parser did not judge at the lock (two flat scans, no objects).
+    const { fileSlot, fileVerdictApplies, fileOwner } = index;
+    const fileAtLock = v.fileAtLock;
+    for (let j = 0; j < fileSlot.length; j++)
+      if (fileAtLock[fileSlot[j]!] !== 1 || fileVerdictApplies[j] !== 1) check[fileOwner[j]!] = 1;
+  }
   for (let i = 0; i < pkgs.length; i++) {
+    // At the locked version in dpkg's usual state, its files all judged at the lock: its fingerprint
+    // line is the locked one and it does not move.
+    if (atLock !== undefined && atLock[i] === 1 && check[i] === 0) continue;
     const p = pkgs[i]!;
-    const got = gotPackages[i];
+    const got = atLock === undefined ? gotPackages[i] : facts.packages.get(p.key);
     let type: PackageAction['type'] | undefined;
     if (got === undefined) {
       w.line(i, '-');
@@ -326,10 +375,11 @@ function planWithSlots(
       const c = same ? 0 : compareVersions(got.version, p.want);
       if (c < 0) type = 'upgrade';
       else if (c > 0) type = 'downgrade';
-      else if (filesDiffer(index, i)) type = 'reinstall';
+      else if (filesDiffer(index, i, v)) type = 'reinstall';
     }
-    if (type) moves.push({ p, got, type });
+    if (type) moves.push({ i, p, got, type });
   }
+  if (v !== undefined) check.fill(0);
   const fp = w.finish(facts.pinSha256);
 
   for (const m of comparePlatform(lock, facts)) {
@@ -357,7 +407,8 @@ function planWithSlots(
 
   // A file no package owns cannot be converged by apt: the host is blocked until someone fixes it.
   for (const [path, entry] of index.unmanaged) {
-    const f = compareFile(null, path, entry, gotFiles[index.slotOfPath.get(path)!]);
+    const got = v === undefined ? gotFiles[index.slotOfPath.get(path)!] : facts.files.get(path);
+    const f = compareFile(null, path, entry, got);
     if (f?.type === 'file') {
       blocked.push({
         package: null,
@@ -375,20 +426,20 @@ function planWithSlots(
     return ourPins.get(key) ?? ourPins.get(key.replace(/:all$/, ''));
   };
 
-  for (const { p, got, type } of moves) {
+  for (const { i, p, got, type } of moves) {
     const { key, want } = p;
     // One policy lookup per moving package: both the sources and the rival pins come from it.
-    const policyVersions = policyOf(facts, key)?.versions ?? [];
-    const available = availableVersions(policyVersions);
+    const policyVersions = policyAt(index, facts, i)?.versions ?? [];
     // The node's own sources first: the store only fills in what they lack, so a node never sees
     // two different files (archive and rebuilt) under one version.
+    const offered = policyVersions.some(
+      (v) => v.sources.length > 0 && compareVersions(v.version, want) === 0,
+    );
     const stored = store?.get(key);
-    const fromStore =
-      !available.some((v) => compareVersions(v, want) === 0) &&
-      stored !== undefined &&
-      compareVersions(stored.version, want) === 0;
-    if (!fromStore && !available.some((v) => compareVersions(v, want) === 0)) {
+    const fromStore = !offered && stored !== undefined && compareVersions(stored.version, want) === 0;
+    if (!fromStore && !offered) {
       const noStore = store === undefined ? '' : '; the package store does not hold it either';
+      const available = availableVersions(policyVersions);
       blocked.push({
         package: key,
         version: want,

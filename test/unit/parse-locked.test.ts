@@ -180,7 +180,30 @@ describe("parseProbeOutput with the lock's strings (plan)", () => {
 
         const plain = parseProbeOutput('n', out, known, requested);
         const shared = parseProbeOutput('n', out, known, requested, undefined, indexLock(lock));
-        expect(shared.facts).toEqual(plain.facts);
+        const { lockVerdicts: verdicts, ...sharedFacts } = shared.facts;
+        expect(sharedFacts).toEqual(plain.facts);
+        expect(plain.facts.lockVerdicts).toBeUndefined();
+        // The parser's verdicts (LockVerdicts), judged again from the facts read without the lock.
+        const idx = indexLock(lock);
+        expect(verdicts?.locked).toBe(idx);
+        idx.sharedPackages.forEach((lp, i) => {
+          const p = plain.facts.packages.get(lp.key);
+          const at =
+            p?.version === lp.version && p.want === 'install' && p.status === 'installed' && p.eflag === 'ok';
+          expect(verdicts!.packageAtLock[i]).toBe(at ? 1 : 0);
+        });
+        idx.sharedPaths.forEach((lp, i) => {
+          const f = plain.facts.files.get(lp.path);
+          const at =
+            (f?.kind === 'file' || (f?.kind === 'elf' && f.buildId !== undefined)) &&
+            f.size === lp.size &&
+            f.mode === lp.mode &&
+            (lp.buildId === undefined || f.buildId === lp.buildId);
+          expect(verdicts!.fileAtLock[i]).toBe(at ? 1 : 0);
+        });
+        expect([...verdicts!.unlocked]).toEqual(
+          [...plain.facts.packages.keys()].filter((k) => !idx.keys.has(k)),
+        );
         expect([...shared.facts.packages.keys()]).toEqual([...plain.facts.packages.keys()]);
         expect([...shared.facts.files.keys()]).toEqual([...plain.facts.files.keys()]);
         expect(shared.stats).toEqual(plain.stats);

@@ -88,7 +88,7 @@ const scenario = fc
     });
   });
 
-function reorder<V>(m: Map<string, V>, order: 'as-parsed' | 'reversed' | 'rotated'): Map<string, V> {
+function reorder<V>(m: ReadonlyMap<string, V>, order: 'as-parsed' | 'reversed' | 'rotated'): Map<string, V> {
   const entries = [...m];
   if (order === 'reversed') entries.reverse();
   if (order === 'rotated') entries.push(...entries.splice(0, 1));
@@ -149,12 +149,15 @@ describe('planHost (fast) agrees with the straightforward planner', () => {
             ? [{ type: 'broken-dpkg-state', package: s.keys[0]!, detail: 'half-configured' }]
             : [],
         });
-        facts.packages = reorder(facts.packages, s.order);
-        facts.files = reorder(facts.files, s.order);
-        const fast = planHost(lock, facts, pins);
-        expect(fast).toEqual(planHostReference(lock, facts, pins));
-        expect(fingerprint(lock, facts)).toBe(fingerprintReference(lock, facts));
-        expect(fast.fingerprint).toBe(fingerprintReference(lock, facts));
+        const reordered = {
+          ...facts,
+          packages: reorder(facts.packages, s.order),
+          files: reorder(facts.files, s.order),
+        };
+        const fast = planHost(lock, reordered, pins);
+        expect(fast).toEqual(planHostReference(lock, reordered, pins));
+        expect(fingerprint(lock, reordered)).toBe(fingerprintReference(lock, reordered));
+        expect(fast.fingerprint).toBe(fingerprintReference(lock, reordered));
       }),
       { numRuns: 1500 },
     );
@@ -175,13 +178,46 @@ describe('planHost (fast) agrees with the straightforward planner', () => {
     expect(changed).toBe(20);
   });
 
-  it('hosts exactly at the lock, with any pins and platform, get the reference fingerprint (remembered per platform and pins)', () => {
+  it("uses the parser's verdicts only for the Maps and the lock they were made for", () => {
+    const lock = syntheticLock({ packages: 300, filesPer: (i) => i % 3 });
+    const pins = renderPins(lock);
+    const t = fleetTemplate(lock, pins);
+    const facts = syntheticFacts(t, 3);
+    const v = facts.lockVerdicts!;
+    const reference = planHostReference(lock, facts, pins);
+    expect(reference.actions.length).toBeGreaterThan(1);
+    expect(planHost(lock, facts, pins)).toEqual(reference);
+    // Verdicts claiming every package and file at the lock: believed for their own Maps and lock...
+    const allAtLock = {
+      ...v,
+      packageAtLock: new Uint8Array(v.packageAtLock.length).fill(1),
+      fileAtLock: new Uint8Array(v.fileAtLock.length).fill(1),
+    };
+    const believed = planHost(lock, { ...facts, lockVerdicts: allAtLock }, pins);
+    expect(believed.actions.filter((a) => a.type !== 'write-pins')).toEqual([]);
+    // ...and ignored for copies of the Maps, and for another lock object with the same content.
+    const copied = {
+      ...facts,
+      packages: new Map(facts.packages),
+      files: new Map(facts.files),
+      lockVerdicts: allAtLock,
+    };
+    expect(planHost(lock, copied, pins)).toEqual(reference);
+    const sameContent = structuredClone(lock);
+    expect(planHost(sameContent, { ...facts, lockVerdicts: allAtLock }, pins)).toEqual(
+      planHostReference(sameContent, facts, pins),
+    );
+  });
+
+  it('hosts exactly at the lock, with any pins and platform, get the reference fingerprint', () => {
     const lock = syntheticLock({ packages: 300, filesPer: (i) => i % 3 });
     const pins = renderPins(lock);
     const t = fleetTemplate(lock, pins);
     // A host at the lock: every package at its locked version, every file as locked.
+    // New Maps: the parser's verdicts (LockVerdicts) describe the old ones, so they are not used.
     const atLock = (h: number) => {
-      const facts = syntheticFacts(t, h);
+      const parsed = syntheticFacts(t, h);
+      const facts = { ...parsed, packages: new Map(parsed.packages), files: new Map(parsed.files) };
       for (const p of t.packages) {
         const key = p.key;
         const installed = facts.packages.get(key) ?? { ...[...facts.packages.values()][0]!, key };
@@ -212,7 +248,7 @@ describe('planHost (fast) agrees with the straightforward planner', () => {
       expect(fast).toEqual(planHostReference(lock, facts, pins));
       expect(fingerprint(lock, facts)).toBe(fingerprintReference(lock, facts));
       seen.add(fast.fingerprint!);
-      // One package off the lock right after: not the remembered fingerprint.
+      // One package off the lock: another fingerprint.
       const moved = atLock(h);
       const first = t.packages[h]!;
       moved.packages.set(first.key, { ...moved.packages.get(first.key)!, version: first.ahead });

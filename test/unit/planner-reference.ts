@@ -26,18 +26,21 @@ const ACTION_ORDER: Record<PackageAction['type'], number> = {
  */
 export function fingerprintReference(lock: Lockfile, facts: HostFacts): string {
   const { id, versionId, architecture } = facts.platform;
-  // One line per locked package in the lock's sorted order (the digest binds the order to the
-  // keys): its version, plus dpkg's want/status/flag when they are not the usual ones. A version
-  // never contains a space nor equals "-", so the encoding is unambiguous.
+  // Decision 8: a package's line is its version, plus dpkg's want/status/flag when they are not the
+  // usual ones, or "-"; only the lines other than the bare locked version are written, each after
+  // the package's place in the lock's sorted order (the digest binds the order to keys and
+  // versions, so the lines left out are known).
   const lines = [`${lock.digest} ${id} ${versionId} ${architecture}`];
-  for (const { key } of indexLock(lock).packages) {
+  indexLock(lock).packages.forEach(({ key, entry }, i) => {
     const p = facts.packages.get(key);
-    if (!p) lines.push('-');
-    else if (p.want === 'install' && p.status === 'installed' && p.eflag === 'ok') lines.push(p.version);
-    else lines.push(`${p.version} ${p.want} ${p.status} ${p.eflag}`);
-  }
+    const line = !p
+      ? '-'
+      : p.want === 'install' && p.status === 'installed' && p.eflag === 'ok'
+        ? p.version
+        : `${p.version} ${p.want} ${p.status} ${p.eflag}`;
+    if (line !== entry.version) lines.push(`${i} ${line}`);
+  });
   lines.push(`pins ${facts.pinSha256 ?? 'absent'}`, '');
-  // One hash update: per-line updates cost more than the hashing at 2,000 packages.
   return `sha256:${createHash('sha256').update(lines.join('\n')).digest('hex')}`;
 }
 

@@ -770,7 +770,10 @@ const arbCase: fc.Arbitrary<HostCase> = fc
 
 /** What apply does to a host: pins written (apt now prefers the pinned versions), packages moved, files replaced. */
 function simulateApply(c: HostCase, p: HostPlan, pins: string): HostFacts {
-  const facts = structuredClone(c.facts);
+  const cloned = structuredClone(c.facts);
+  const packages = new Map(cloned.packages);
+  const files = new Map(cloned.files);
+  const facts: HostFacts = { ...cloned, packages, files };
   for (const a of p.actions) {
     switch (a.type) {
       case 'write-pins': {
@@ -793,9 +796,9 @@ function simulateApply(c: HostCase, p: HostPlan, pins: string): HostFacts {
       case 'upgrade':
       case 'downgrade':
       case 'reinstall': {
-        facts.packages.set(a.package, pkg(a.package, a.to));
+        packages.set(a.package, pkg(a.package, a.to));
         for (const f of filesOf(makeLock({ packages: { [a.package]: c.lock.packages[a.package]! } })))
-          facts.files.set(f.path, f);
+          files.set(f.path, f);
         break;
       }
       default: {

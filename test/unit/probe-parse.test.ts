@@ -25,7 +25,12 @@ import {
   type ProbeRequest,
 } from '../../src/facts/probe-script.js';
 import type { InstalledPackage } from '../../src/facts/types.js';
-import { pkg } from './core-fixtures.js';
+import { indexLock } from '../../src/lock/lock-index.js';
+import { renderPins } from '../../src/plan/pins.js';
+import { planHost } from '../../src/plan/planner.js';
+import { makeLock, pkg } from './core-fixtures.js';
+import { planHostReference } from './planner-reference.js';
+import { FOCAL_PROBE_HEAD } from '../helpers/probe-output.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers: real files of this machine, readelf as the independent oracle
@@ -539,6 +544,51 @@ describe('ELF heads too short for the notes', () => {
   });
 });
 
+describe("the parser's verdicts on a file whose head was too short (LockVerdicts)", () => {
+  it('judge it "not at the lock", so the planner looks at the build-ID the further reads found', () => {
+    const size = statSync(LS).size;
+    const real = readelfBuildIds([LS]).get(LS)!;
+    const other = real.replace(/^./, (c) => (c === '0' ? '1' : '0'));
+    const out = [
+      ...FOCAL_PROBE_HEAD,
+      '@@arch',
+      'amd64',
+      '@@dpkg',
+      'coreutils\tamd64\t9.1-1\tinstall\tinstalled\tok\tforeign\t\t\t',
+      '@@files',
+      ['R', hx(LS), 'elf', String(size), '0755', '5', STAMP, readHead(LS, 64).toString('hex')].join('\t'),
+      '@@end',
+      '',
+    ].join('\n');
+    for (const [buildId, reinstall] of [
+      [real, false],
+      [other, true],
+    ] as const) {
+      const lock = makeLock({
+        packages: {
+          'coreutils:amd64': { version: '9.1-1', files: { [LS]: { size, mode: '0755', buildId } } },
+        },
+      });
+      const { facts, pending } = parseProbeOutput('n', out, undefined, [LS], undefined, indexLock(lock));
+      expect(facts.lockVerdicts?.packageAtLock).toEqual(Uint8Array.of(1));
+      expect(facts.lockVerdicts?.fileAtLock).toEqual(Uint8Array.of(0));
+      let todo = pending;
+      for (let round = 0; round < 3 && todo.length > 0; round++) {
+        for (const q of todo)
+          for (const r of q.ranges)
+            q.chunks.push({ offset: r.offset, bytes: readRange(LS, r.offset, r.length) });
+        todo = resolvePending(todo);
+      }
+      expect(facts.files.get(LS)?.buildId).toBe(real);
+      const pins = renderPins(lock);
+      const plan = planHost(lock, facts, pins);
+      expect(plan).toEqual(planHostReference(lock, facts, pins));
+      // It must move (a reinstall, blocked here: no apt source was printed) only for another build-ID.
+      expect(plan.blocked.map((b) => b.package)).toEqual(reinstall ? ['coreutils:amd64'] : []);
+    }
+  });
+});
+
 describe('listNameToKey', () => {
   const packages = new Map<string, InstalledPackage>(
     [pkg('libc6:amd64', '1'), pkg('libc6:i386', '1'), pkg('bash:amd64', '1'), pkg('tzdata:all', '1')].map(
@@ -563,7 +613,7 @@ describe('listNameToKey', () => {
 
   it('prefers the native architecture for an unqualified list name', () => {
     const out = [
-      `@@probe ${PROBE_VERSION}`,
+      ...FOCAL_PROBE_HEAD,
       '@@arch',
       'amd64',
       '@@dpkg',

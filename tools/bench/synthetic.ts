@@ -4,6 +4,7 @@
  * a few missing, a few extra, half the hosts already carrying our pin file).
  */
 import {
+  fileAtLock,
   fileMode,
   lockedPath,
   parseDpkgLines,
@@ -185,6 +186,7 @@ export function syntheticFacts(t: FleetTemplate, h: number): HostFacts {
     });
   }
   // The files' path, mode and build-ID, as the parser takes a file record's with the lock's strings.
+  const atLock = new Uint8Array(t.locked.sharedPaths.length);
   let next = 0;
   for (const { i, file: f } of t.files) {
     const read = fresh(f.path);
@@ -197,12 +199,18 @@ export function syntheticFacts(t: FleetTemplate, h: number): HostFacts {
       fact = { path, kind: 'elf', size: f.size, mode: fileMode(fresh(f.mode)), buildId };
       shareBuildId(fact, lockedAs);
     }
+    if (lockedAs) atLock[lockedAs.slot] = fileAtLock(fact, lockedAs);
     files.set(path, fact);
   }
   for (let e = 0; e < 5; e++)
     dpkg.push(`extra${h % 50}-${e}\tamd64\t${versionOf(h + e)}\tinstall\tinstalled\tok\tno\t\t\t`);
   // One text cut into lines, as the probe's output is (splitSections).
-  const { packages } = parseDpkgLines(dpkg.join('\n').split('\n'), PLATFORM.architecture, [], t.locked);
+  const { packages, verdicts } = parseDpkgLines(
+    dpkg.join('\n').split('\n'),
+    PLATFORM.architecture,
+    [],
+    t.locked,
+  );
   const hasPins = h % 2 === 0;
   return {
     host: `host${String(h).padStart(5, '0')}`,
@@ -216,5 +224,14 @@ export function syntheticFacts(t: FleetTemplate, h: number): HostFacts {
     pinFile: hasPins ? fresh(t.pins) : null,
     pinSha256: hasPins ? fresh(t.pinSha) : null,
     problems: [],
+    // As parseProbeOutput attaches them (LockVerdicts).
+    lockVerdicts: {
+      locked: t.locked,
+      packages,
+      files,
+      packageAtLock: verdicts!.packageAtLock,
+      fileAtLock: atLock,
+      unlocked: verdicts!.unlocked,
+    },
   };
 }
