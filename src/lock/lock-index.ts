@@ -79,7 +79,14 @@ export function indexLock(lock: Lockfile): LockIndex {
     const entries = new Map([...unmanaged, ...packages.flatMap((p) => p.files)]);
     const sharedPaths = paths.map((path, slot) => {
       const { buildId, size, mode } = entries.get(path)!;
-      return { path, buildId: buildId === undefined ? undefined : detach(buildId), size, mode, slot };
+      return {
+        path,
+        buildId: buildId === undefined ? undefined : detach(buildId),
+        size,
+        // The literals the facts parser gives the usual modes (fileMode): compared by identity.
+        mode: mode === '0644' ? '0644' : mode === '0755' ? '0755' : detach(mode),
+        slot,
+      };
     });
     index = {
       packages,

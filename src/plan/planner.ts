@@ -1,5 +1,6 @@
 import { hash } from 'node:crypto';
 import { compareVersions } from '../debian/version.js';
+import { detach } from '../detach.js';
 import { compareFile, comparePlatform } from '../check/compare.js';
 import { fileMode } from '../facts/parse.js';
 import type {
@@ -22,6 +23,10 @@ const ACTION_ORDER: Record<PackageAction['type'], number> = {
   downgrade: 2,
   reinstall: 3,
 };
+
+const ACTION_TYPES = (Object.keys(ACTION_ORDER) as Array<PackageAction['type']>).sort(
+  (a, b) => ACTION_ORDER[a] - ACTION_ORDER[b],
+);
 
 interface IndexedPackage {
   key: string;
@@ -72,6 +77,12 @@ interface PlanIndex {
   filesToCheck: Uint8Array;
   /** Per native architecture, per package: the key apt prints its policy under, for `all` packages. */
   policyKeys: Map<string, Array<string | undefined>>;
+  /**
+   * Per package, the last two installed versions other than the locked one that were compared
+   * with it, and the outcomes (see versionOrder).
+   */
+  seenVersions: Array<string | undefined>;
+  seenOrder: Int8Array;
   /** indexLock(lock): the parser's verdicts are used only when made against it. */
   locked: object;
   fingerprint: FingerprintWriter;
@@ -118,6 +129,8 @@ function planIndex(lock: Lockfile): PlanIndex {
       }),
       fileOwner: Int32Array.from(base.packages.flatMap((p, i) => p.files.map(() => i))),
       filesToCheck: new Uint8Array(base.packages.length),
+      seenVersions: new Array<string | undefined>(2 * base.packages.length).fill(undefined),
+      seenOrder: new Int8Array(2 * base.packages.length),
       locked: base,
       fingerprint: new FingerprintWriter(),
       gotPackages: new Array<InstalledPackage | undefined>(base.packages.length).fill(undefined),
@@ -149,6 +162,25 @@ class FingerprintWriter {
     this.text = '';
     return fp;
   }
+}
+
+/**
+ * compareVersions(installed, locked version of package i). A fleet's hosts mostly differ from the
+ * lock by the same one or two versions of a package (one security update behind, one ahead), so
+ * the last two outcomes per package are kept: comparing the text is cheaper than parsing both
+ * versions again. Only valid versions are kept (compareVersions throws on any other).
+ */
+function versionOrder(index: PlanIndex, i: number, installed: string): -1 | 0 | 1 {
+  const { seenVersions, seenOrder } = index;
+  const k = 2 * i;
+  if (seenVersions[k] === installed) return seenOrder[k] as -1 | 0 | 1;
+  if (seenVersions[k + 1] === installed) return seenOrder[k + 1] as -1 | 0 | 1;
+  const c = compareVersions(installed, index.packages[i]!.want);
+  seenVersions[k + 1] = seenVersions[k];
+  seenOrder[k + 1] = seenOrder[k]!;
+  seenVersions[k] = detach(installed);
+  seenOrder[k] = c;
+  return c;
 }
 
 /** The parser's verdicts on these facts, when it made them against this lock and these very Maps. */
@@ -372,7 +404,7 @@ function planWithSlots(
     } else {
       const same = got.version === p.want;
       if (!same || !isUsual(got)) w.line(i, fingerprintLine(got));
-      const c = same ? 0 : compareVersions(got.version, p.want);
+      const c = same ? 0 : versionOrder(index, i, got.version);
       if (c < 0) type = 'upgrade';
       else if (c > 0) type = 'downgrade';
       else if (filesDiffer(index, i, v)) type = 'reinstall';
@@ -485,11 +517,12 @@ function planWithSlots(
     notes.sort((a, b) => (a.package < b.package ? -1 : a.package > b.package ? 1 : 0));
   }
 
-  actions.sort((a, b) => ACTION_ORDER[a.type] - ACTION_ORDER[b.type] || (a.package < b.package ? -1 : 1));
   const all: HostPlan['actions'] = [];
   const desiredSha = pinsSha(desiredPins);
   if (facts.pinSha256 !== desiredSha) all.push({ type: 'write-pins', path: PIN_FILE, sha256: desiredSha });
-  all.push(...actions);
+  // By type, then by package: the actions are already in the lock's sorted key order (code units),
+  // so one stable pass per type sorts them.
+  for (const type of ACTION_TYPES) for (const a of actions) if (a.type === type) all.push(a);
   const status: HostPlan['status'] = blocked.length > 0 ? 'blocked' : all.length > 0 ? 'changes' : 'ok';
   return { name: facts.host, status, fingerprint: fp, actions: all, blocked, notes };
 }
