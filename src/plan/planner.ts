@@ -411,6 +411,8 @@ function planWithSlots(
     }
     if (type) moves.push({ i, p, got, type });
   }
+  // Emptied for the next host (a host whose planning throws leaves marks that only cost the next
+  // host a look at those packages' objects).
   if (v !== undefined) check.fill(0);
   const fp = w.finish(facts.pinSha256);
 

@@ -513,6 +513,18 @@ describe('parseProbeOutput on incomplete output', () => {
   });
 });
 
+/** What gather does for heads too short for the notes: reads the ranges asked for (from this machine), three rounds at most. */
+function readFurther(pending: ReturnType<typeof parseProbeOutput>['pending']): typeof pending {
+  let todo = pending;
+  for (let round = 0; round < 3 && todo.length > 0; round++) {
+    for (const q of todo)
+      for (const r of q.ranges)
+        q.chunks.push({ offset: r.offset, bytes: readRange(q.openPath, r.offset, r.length) });
+    todo = resolvePending(todo);
+  }
+  return todo;
+}
+
 describe('ELF heads too short for the notes', () => {
   it('asks for exactly the missing ranges and resolves them from real bytes', () => {
     const size = statSync(LS).size;
@@ -532,14 +544,7 @@ describe('ELF heads too short for the notes', () => {
     expect(p.openPath).toBe(LS);
     expect(p.inode).toBe(5);
     expect(p.ranges.length).toBeGreaterThan(0);
-    let todo = pending;
-    for (let round = 0; round < 3 && todo.length > 0; round++) {
-      for (const q of todo)
-        for (const r of q.ranges)
-          q.chunks.push({ offset: r.offset, bytes: readRange(LS, r.offset, r.length) });
-      todo = resolvePending(todo);
-    }
-    expect(todo).toEqual([]);
+    expect(readFurther(pending)).toEqual([]);
     expect(facts.files.get(LS)?.buildId).toBe(readelfBuildIds([LS]).get(LS));
   });
 });
@@ -572,13 +577,7 @@ describe("the parser's verdicts on a file whose head was too short (LockVerdicts
       const { facts, pending } = parseProbeOutput('n', out, undefined, [LS], undefined, indexLock(lock));
       expect(facts.lockVerdicts?.packageAtLock).toEqual(Uint8Array.of(1));
       expect(facts.lockVerdicts?.fileAtLock).toEqual(Uint8Array.of(0));
-      let todo = pending;
-      for (let round = 0; round < 3 && todo.length > 0; round++) {
-        for (const q of todo)
-          for (const r of q.ranges)
-            q.chunks.push({ offset: r.offset, bytes: readRange(LS, r.offset, r.length) });
-        todo = resolvePending(todo);
-      }
+      expect(readFurther(pending)).toEqual([]);
       expect(facts.files.get(LS)?.buildId).toBe(real);
       const pins = renderPins(lock);
       const plan = planHost(lock, facts, pins);
