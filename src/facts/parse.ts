@@ -11,6 +11,7 @@ import type {
   FileKind,
   HostFacts,
   InstalledPackage,
+  LockVerdicts,
   MappedFile,
   Platform,
 } from './types.js';
@@ -356,13 +357,15 @@ export function parseDpkgLines(
 ): {
   packages: Map<string, InstalledPackage>;
   byName: Map<string, string>;
-  /** With `locked`: LockVerdicts' packageAtLock and unlocked. */
-  verdicts?: { packageAtLock: Uint8Array; unlocked: string[] };
+  /** With `locked`: LockVerdicts' packageAtLock, offLock, offLockSlots and unlocked. */
+  verdicts?: Pick<LockVerdicts, 'packageAtLock' | 'offLock' | 'offLockSlots' | 'unlocked'>;
 } {
   const packages = new Map<string, InstalledPackage>();
   const byName = new Map<string, string>();
   const packageAtLock = locked && new Uint8Array(locked.sharedPackages.length);
   const unlocked: string[] = [];
+  const offLock: InstalledPackage[] = [];
+  const offLockSlots: number[] = [];
   let next = 0;
   for (const line of lines) {
     if (line === '') continue;
@@ -406,13 +409,16 @@ export function parseDpkgLines(
     };
     if (lockedAs) {
       // The planner's "at the lock": the locked version, and the usual states (identities here).
-      packageAtLock![lockedAs.slot] =
+      const at =
         pkg.version === lockedAs.version &&
         pkg.want === 'install' &&
         pkg.status === 'installed' &&
-        pkg.eflag === 'ok'
-          ? 1
-          : 0;
+        pkg.eflag === 'ok';
+      packageAtLock![lockedAs.slot] = at ? 1 : 0;
+      if (!at) {
+        offLock.push(pkg);
+        offLockSlots.push(lockedAs.slot);
+      }
     } else if (locked && !packages.has(key)) unlocked.push(key);
     packages.set(key, pkg);
     if (!byName.has(name) || arch === architecture) byName.set(name, key);
@@ -424,7 +430,9 @@ export function parseDpkgLines(
       });
     }
   }
-  return packageAtLock ? { packages, byName, verdicts: { packageAtLock, unlocked } } : { packages, byName };
+  return packageAtLock
+    ? { packages, byName, verdicts: { packageAtLock, offLock, offLockSlots, unlocked } }
+    : { packages, byName };
 }
 
 const CLOCK = /^-?(?:0|[1-9][0-9]{0,15})$/;
@@ -736,6 +744,8 @@ export function parseProbeOutput(
               files,
               packageAtLock: verdicts.packageAtLock,
               fileAtLock: atLock!,
+              offLock: verdicts.offLock,
+              offLockSlots: verdicts.offLockSlots,
               unlocked: verdicts.unlocked,
             },
           }

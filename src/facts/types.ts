@@ -121,6 +121,13 @@ export interface LockVerdicts {
    * (LockedStrings.byPath); 0 otherwise, including a file whose build-ID needed further reads.
    */
   readonly fileAtLock: Uint8Array;
+  /**
+   * The host's entries for locked packages judged 0 in packageAtLock, as read, with their slots
+   * (offLockSlots[k] is offLock[k]'s); a key read twice appears twice and the last one counts, as
+   * in the Map. The planner takes them from here rather than from the Map.
+   */
+  readonly offLock: readonly InstalledPackage[];
+  readonly offLockSlots: readonly number[];
   /** Keys of the host's packages that the lock does not lock, each once. */
   readonly unlocked: readonly string[];
 }

@@ -319,7 +319,13 @@ export function planHost(
         if (p !== undefined) notes.push({ type: 'extra-package', package: key, version: p.version });
       }
     }
-    return planWithSlots(lock, index, facts, desiredPins, actions, blocked, notes, store, v);
+    try {
+      return planWithSlots(lock, index, facts, desiredPins, actions, blocked, notes, store, v);
+    } finally {
+      // Emptied for the next host, as below.
+      index.filesToCheck.fill(0);
+      for (const slot of v.offLockSlots) index.gotPackages[slot] = undefined;
+    }
   }
 
   // The host's packages and files by the lock's slots, and its extra packages, in one walk over
@@ -385,6 +391,8 @@ function planWithSlots(
   const atLock = v?.packageAtLock;
   const check = index.filesToCheck;
   if (v !== undefined) {
+    // The host's entries for the packages not at the lock, by slot (the last read counts).
+    for (let k = 0; k < v.offLock.length; k++) gotPackages[v.offLockSlots[k]!] = v.offLock[k];
     // Packages owning a file the parser did not judge at the lock (two flat scans, no objects).
     const { fileSlot, fileVerdictApplies, fileOwner } = index;
     const fileAtLock = v.fileAtLock;
@@ -396,7 +404,8 @@ function planWithSlots(
     // line is the locked one and it does not move.
     if (atLock !== undefined && atLock[i] === 1 && check[i] === 0) continue;
     const p = pkgs[i]!;
-    const got = atLock === undefined ? gotPackages[i] : facts.packages.get(p.key);
+    // A package at the lock is here only for its files: its entry was not handed over.
+    const got = atLock === undefined || atLock[i] === 0 ? gotPackages[i] : facts.packages.get(p.key);
     let type: PackageAction['type'] | undefined;
     if (got === undefined) {
       w.line(i, '-');
@@ -411,9 +420,7 @@ function planWithSlots(
     }
     if (type) moves.push({ i, p, got, type });
   }
-  // Emptied for the next host (a host whose planning throws leaves marks that only cost the next
-  // host a look at those packages' objects).
-  if (v !== undefined) check.fill(0);
+
   const fp = w.finish(facts.pinSha256);
 
   for (const m of comparePlatform(lock, facts)) {

@@ -201,6 +201,11 @@ describe("parseProbeOutput with the lock's strings (plan)", () => {
             (lp.buildId === undefined || f.buildId === lp.buildId);
           expect(verdicts!.fileAtLock[i]).toBe(at ? 1 : 0);
         });
+        // The entries handed over for packages not at the lock: the Map's own, the last read per slot.
+        const handed = new Map(verdicts!.offLockSlots.map((slot, k) => [slot, verdicts!.offLock[k]]));
+        idx.sharedPackages.forEach((lp, i) => {
+          if (verdicts!.packageAtLock[i] === 0) expect(handed.get(i)).toBe(shared.facts.packages.get(lp.key));
+        });
         expect([...verdicts!.unlocked]).toEqual(
           [...plain.facts.packages.keys()].filter((k) => !idx.keys.has(k)),
         );

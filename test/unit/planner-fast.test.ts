@@ -209,6 +209,43 @@ describe('planHost (fast) agrees with the straightforward planner', () => {
     );
   });
 
+  it('a host whose planning throws leaves nothing behind for the next host', () => {
+    const lock = syntheticLock({ packages: 300, filesPer: (i) => i % 3 });
+    const pins = renderPins(lock);
+    const t = fleetTemplate(lock, pins);
+    // Host `next` lacks package `slot`; host `first` has it at another version.
+    let first = -1;
+    let next = -1;
+    let slot = -1;
+    for (let h = 1; h < 200 && slot < 0; h++) {
+      const v = syntheticFacts(t, h).lockVerdicts!;
+      const missing = t.packages.findIndex(
+        (_p, i) => v.packageAtLock[i] === 0 && !v.offLockSlots.includes(i),
+      );
+      if (missing < 0) continue;
+      for (let g = 0; g < 200; g++) {
+        if (syntheticFacts(t, g).lockVerdicts!.offLockSlots.includes(missing)) {
+          [first, next, slot] = [g, h, missing];
+          break;
+        }
+      }
+    }
+    expect(slot).toBeGreaterThanOrEqual(0);
+    const facts = syntheticFacts(t, first);
+    const v = facts.lockVerdicts!;
+    // That version is not one dpkg could hold: planning the first host throws midway.
+    const offLock = v.offLock.map((p, k) =>
+      v.offLockSlots[k] === slot ? { ...p, version: 'not a version' } : p,
+    );
+    expect(() => planHost(lock, { ...facts, lockVerdicts: { ...v, offLock } }, pins)).toThrow();
+    const later = syntheticFacts(t, next);
+    const plan = planHost(lock, later, pins);
+    expect(plan).toEqual(planHostReference(lock, later, pins));
+    expect(plan.actions).toContainEqual(
+      expect.objectContaining({ type: 'install', package: t.packages[slot]!.key, from: null }),
+    );
+  });
+
   it('hosts exactly at the lock, with any pins and platform, get the reference fingerprint', () => {
     const lock = syntheticLock({ packages: 300, filesPer: (i) => i % 3 });
     const pins = renderPins(lock);

@@ -231,6 +231,8 @@ export function syntheticFacts(t: FleetTemplate, h: number): HostFacts {
       files,
       packageAtLock: verdicts!.packageAtLock,
       fileAtLock: atLock,
+      offLock: verdicts!.offLock,
+      offLockSlots: verdicts!.offLockSlots,
       unlocked: verdicts!.unlocked,
     },
   };
