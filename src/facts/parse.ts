@@ -737,18 +737,7 @@ export function parseProbeOutput(
       pinSha256: pinSha,
       problems,
       ...(locked && verdicts
-        ? {
-            lockVerdicts: {
-              locked,
-              packages,
-              files,
-              packageAtLock: verdicts.packageAtLock,
-              fileAtLock: atLock!,
-              offLock: verdicts.offLock,
-              offLockSlots: verdicts.offLockSlots,
-              unlocked: verdicts.unlocked,
-            },
-          }
+        ? { lockVerdicts: { locked, packages, files, fileAtLock: atLock!, ...verdicts } }
         : {}),
     },
     pending,

@@ -1,4 +1,5 @@
 import { detach } from '../detach.js';
+import { fileMode } from '../facts/parse.js';
 import type { FileEntry, Lockfile, PackageEntry } from './lockfile.js';
 
 export interface IndexedLockPackage {
@@ -83,8 +84,8 @@ export function indexLock(lock: Lockfile): LockIndex {
         path,
         buildId: buildId === undefined ? undefined : detach(buildId),
         size,
-        // The literals the facts parser gives the usual modes (fileMode): compared by identity.
-        mode: mode === '0644' ? '0644' : mode === '0755' ? '0755' : detach(mode),
+        // The literals the facts parser gives the usual modes: compared by identity.
+        mode: fileMode(mode),
         slot,
       };
     });

@@ -320,6 +320,12 @@ export function planHost(
       }
     }
     try {
+      // The host's entries for the packages not at the lock, by slot (the last read counts).
+      for (let k = 0; k < v.offLock.length; k++) index.gotPackages[v.offLockSlots[k]!] = v.offLock[k];
+      // Packages owning a file the parser did not judge at the lock (flat scans, no objects).
+      const { fileSlot, fileVerdictApplies, fileOwner, filesToCheck } = index;
+      for (let j = 0; j < fileSlot.length; j++)
+        if (v.fileAtLock[fileSlot[j]!] !== 1 || fileVerdictApplies[j] !== 1) filesToCheck[fileOwner[j]!] = 1;
       return planWithSlots(lock, index, facts, desiredPins, actions, blocked, notes, store, v);
     } finally {
       // Emptied for the next host, as below.
@@ -390,15 +396,6 @@ function planWithSlots(
   const pkgs = index.packages;
   const atLock = v?.packageAtLock;
   const check = index.filesToCheck;
-  if (v !== undefined) {
-    // The host's entries for the packages not at the lock, by slot (the last read counts).
-    for (let k = 0; k < v.offLock.length; k++) gotPackages[v.offLockSlots[k]!] = v.offLock[k];
-    // Packages owning a file the parser did not judge at the lock (two flat scans, no objects).
-    const { fileSlot, fileVerdictApplies, fileOwner } = index;
-    const fileAtLock = v.fileAtLock;
-    for (let j = 0; j < fileSlot.length; j++)
-      if (fileAtLock[fileSlot[j]!] !== 1 || fileVerdictApplies[j] !== 1) check[fileOwner[j]!] = 1;
-  }
   for (let i = 0; i < pkgs.length; i++) {
     // At the locked version in dpkg's usual state, its files all judged at the lock: its fingerprint
     // line is the locked one and it does not move.

@@ -225,15 +225,6 @@ export function syntheticFacts(t: FleetTemplate, h: number): HostFacts {
     pinSha256: hasPins ? fresh(t.pinSha) : null,
     problems: [],
     // As parseProbeOutput attaches them (LockVerdicts).
-    lockVerdicts: {
-      locked: t.locked,
-      packages,
-      files,
-      packageAtLock: verdicts!.packageAtLock,
-      fileAtLock: atLock,
-      offLock: verdicts!.offLock,
-      offLockSlots: verdicts!.offLockSlots,
-      unlocked: verdicts!.unlocked,
-    },
+    lockVerdicts: { locked: t.locked, packages, files, fileAtLock: atLock, ...verdicts! },
   };
 }
