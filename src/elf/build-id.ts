@@ -127,7 +127,7 @@ const ELFDATA2MSB = 2;
 const PT_NOTE = 4;
 const NT_GNU_BUILD_ID = 3;
 const NHDR_SIZE = 12; // Elf32_Nhdr and Elf64_Nhdr are both three 32-bit words
-const MAX_DESC_SIZE = 512;
+export const MAX_DESC_SIZE = 512;
 
 interface ElfLayout {
   ehdrSize: number;

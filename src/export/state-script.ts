@@ -1,5 +1,4 @@
 import { lockedPaths } from '../check/compare.js';
-import { BUILD_ID_MAP_SIZE } from '../elf/build-id.js';
 import { PROBE_VERSION, renderProbeScript } from '../facts/probe-script.js';
 import { indexLock } from '../lock/lock-index.js';
 import type { Lockfile } from '../lock/lockfile.js';
@@ -24,21 +23,18 @@ import type { Lockfile } from '../lock/lockfile.js';
  * REQUEST is `KEY=VERSION`, or the vendored .deb's path on the node when the node's apt sources
  * do not offer VERSION and the export carries the package-store file (the planner's rule).
  *
- * The build-ID is computed from the probe's head, following CRIU's walk exactly as
- * src/elf/build-id.ts does (PT_NOTE in the first 1 MiB, first type-3 note, no owner check, 4-byte
- * padding in 32-bit arithmetic); bytes past the head are read from the file, which is local here.
+ * The build-ID is the probe's own answer: the probe walks CRIU's path through each ELF file on
+ * the node (decision 24), the walk plan and check use, held to src/elf/build-id.ts by tests.
  */
 
 const EXPECTED_EOF = '__CRIU_LOCK_EXPECTED__';
 const PROBE_EOF = '__CRIU_LOCK_PROBE__';
 const COMPARE_EOF = '__CRIU_LOCK_COMPARE__';
 
-// Perl: core of perl-base only (no modules). Needs 64-bit integers ("Q" unpack), as every amd64
-// and arm64 Debian/Ubuntu perl has.
+// Perl: core of perl-base only (no modules).
 export const COMPARE_PERL = String.raw`
 use strict;
 my ($mode, $expf, $factsf) = @ARGV;
-my $WIN_MAX = ${BUILD_ID_MAP_SIZE};
 my (@pkgs, %want, %files, @platform, %stored);
 open(my $e, '<', $expf) or die "cannot read $expf\n";
 while (my $l = <$e>) {
@@ -77,7 +73,8 @@ while (my $l = <$fh>) {
     elsif ($l =~ /^ (?:\*\*\*| {3}) (\S+) -?\d+$/) { $polv = $1; }
     elsif (defined $pol && defined $polv && $l =~ /^ {8}-?\d+ (.+)$/ && $1 ne '/var/lib/dpkg/status') { $avail{$pol}{$polv} = 1; }
   } elsif ($sec eq 'files' && $f[0] eq 'R') {
-    # Probe format 5: R, hex path, kind, size, mode, inode, stamp, hex head (never a U run: this
+    # Probe format 6: R, hex path, kind, size, mode, inode, stamp, and for an ELF file the
+    # build-ID walk's answer (=HEX, -, or ! when refused or changed). Never a U run: this
     # script sends no stat tuples; nor a dpkg state, so the dpkg section is always printed).
     $file{pack('H*', $f[1])} = [@f[2, 3, 4, 7]];
   }
@@ -85,70 +82,6 @@ while (my $l = <$fh>) {
 close($fh);
 die "the facts probe did not finish\n" unless defined $sec && $sec eq 'end';
 die "the facts probe printed format " . ($ver // 'none') . ", this script reads ${PROBE_VERSION}\n" unless defined $ver && $ver == ${PROBE_VERSION};
-
-# CRIU's build-ID walk (criu/files-reg.c), as src/elf/build-id.ts implements it.
-sub build_id {
-  my ($path, $size, $head) = @_;
-  my $win = $size < $WIN_MAX ? $size : $WIN_MAX;
-  my $fh;
-  my $rd = sub {
-    my ($off, $len) = @_;
-    return undef if $off < 0 || $off + $len > $win;
-    return substr($head, $off, $len) if $off + $len <= length($head);
-    unless ($fh) { open($fh, '<:raw', $path) or return undef; }
-    my $buf = '';
-    sysseek($fh, $off, 0) or return undef;
-    my $n = sysread($fh, $buf, $len);
-    return (defined $n && $n == $len) ? $buf : undef;
-  };
-  return 'not-elf' if $size < 5;
-  my $id = $rd->(0, 5);
-  return 'unreadable' unless defined $id;
-  return 'not-elf' unless substr($id, 0, 4) eq "\x7fELF";
-  my $class = ord(substr($id, 4, 1));
-  my ($eh, $phs, $phoffat, $phnumat, $poffat, $pszat, $w);
-  if ($class == 1) { ($eh, $phs, $phoffat, $phnumat, $poffat, $pszat, $w) = (52, 32, 28, 44, 4, 16, 4); }
-  elsif ($class == 2) { ($eh, $phs, $phoffat, $phnumat, $poffat, $pszat, $w) = (64, 56, 32, 56, 8, 32, 8); }
-  else { return ''; }
-  return '' if $eh > $win;
-  my $ehdr = $rd->(0, $eh);
-  return 'unreadable' unless defined $ehdr;
-  my $be = ord(substr($ehdr, 5, 1)) == 2;
-  my ($u16, $u32, $u64) = $be ? ('n', 'N', 'Q>') : ('v', 'V', 'Q<');
-  my $word = sub { my ($buf, $at) = @_; return unpack($w == 4 ? $u32 : $u64, substr($buf, $at, $w)); };
-  my $phnum = unpack($u16, substr($ehdr, $phnumat, 2));
-  my $phoff = $word->($ehdr, $phoffat);
-  return '' if $phnum == 0 || $phoff == 0;
-  my $align4 = sub { return ($_[0] + 3) & 0xfffffffc; };
-  for (my $i = 0; $i < $phnum; $i++) {
-    my $at = $phoff + $i * $phs;
-    last if $at + $phs > $win;
-    my $ph = $rd->($at, $phs);
-    return 'unreadable' unless defined $ph;
-    next unless unpack($u32, substr($ph, 0, 4)) == 4;
-    my $poff = $word->($ph, $poffat);
-    my $psz = $word->($ph, $pszat);
-    next if $poff == 0;
-    my $last = $poff + $psz;
-    $last = $win - 12 if $win - 12 < $last;
-    my $n = $poff;
-    while ($n <= $last) {
-      my $nh = $rd->($n, 12);
-      return 'unreadable' unless defined $nh;
-      my ($namesz, $descsz, $type) = unpack("$u32$u32$u32", $nh);
-      if ($type == 3) {
-        return '' if $descsz == 0 || $descsz > 512;
-        my $d = $n + 12 + $align4->($namesz);
-        return '' if $d + $descsz > $win;
-        my $desc = $rd->($d, $descsz);
-        return 'unreadable' unless defined $desc;
-        return unpack('H*', $desc);
-      }
-      $n += 12 + $align4->($namesz) + $align4->($descsz);
-    }
-  }
-  return '';
-}
 
 # The node's own apt sources first; the vendored .deb only when they lack the version.
 sub request {
@@ -164,13 +97,14 @@ sub file_problem {
   my ($path, $size, $fmode, $bid) = @_;
   my $got = $file{$path};
   return 'missing' if !$got || $got->[0] eq 'missing';
-  my ($kind, $gsize, $gmode, $hex) = @$got;
+  my ($kind, $gsize, $gmode, $answer) = @$got;
   return 'not-regular' unless $kind eq 'elf' || $kind eq 'file';
   return 'size' unless $gsize eq $size;
   return 'mode' unless $gmode eq $fmode;
   return undef if $bid eq '-';
-  my $id = $kind eq 'elf' ? build_id($path, $gsize, pack('H*', defined $hex ? $hex : '')) : '';
-  return 'unreadable' if $id eq 'unreadable';
+  # The probe walked CRIU's path through the file on this node (decision 24): "=HEX" or "-".
+  return 'unreadable' if $kind eq 'elf' && $answer =~ /^!/;
+  my $id = $kind eq 'elf' && $answer =~ /^=([0-9a-f]+)$/ ? $1 : '';
   return $id eq $bid ? undef : 'build-id';
 }
 

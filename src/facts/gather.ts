@@ -5,14 +5,13 @@ import type { CommandResult, Transport } from '../transport/types.js';
 import {
   parseDpkgLines,
   parseProbeOutput,
-  resolvePending,
   type DpkgReading,
   type LockedStrings,
   type ParsedProbe,
   type StatReading,
 } from './parse.js';
 import { sameWords, type AptReading } from './apt-readings.js';
-import { renderProbeScript, renderRangeScript, type ProbeRequest } from './probe-script.js';
+import { renderProbeScript, type ProbeRequest } from './probe-script.js';
 import { isHealthy } from './queries.js';
 import type { HostFacts } from './types.js';
 
@@ -53,13 +52,10 @@ export interface GatheredFacts {
 
 /** Default probe timeout. Generous: a full-scope probe of a large host reads a few thousand files. */
 export const PROBE_TIMEOUT_MS = 300_000;
-/** Bytes fetched per file beyond its head: note segments are ~100 bytes, so 64 KiB is plenty. */
-export const MAX_EXTRA_BYTES = 64 * 1024;
 
 /**
- * Facts of one host in one round trip (plus a rare second one when an ELF file keeps its
- * notes past the head the probe sends). Throws CriuLockError; the fleet runner turns that
- * into a per-host failure.
+ * Facts of one host in one round trip (the probe walks ELF notes on the node, however far they
+ * lie). Throws CriuLockError; the fleet runner turns that into a per-host failure.
  */
 export async function gatherFacts(
   t: Transport,
@@ -119,17 +115,15 @@ export function runProbe(t: Transport, probe: PreparedProbe): Promise<CommandRes
 /**
  * Facts from the output of a probe script that has already run, alone (gatherFacts) or at the
  * end of a larger script (the rollback capture, one round trip for its .debs and build-IDs).
- * A rare ELF whose notes lie past the head still costs one more round trip here.
  */
-export async function factsFromProbe(
+export function factsFromProbe(
   t: Transport,
   req: ProbeRequest,
   res: CommandResult,
   opts: GatherOptions = {},
   aptSent?: AptReading,
-): Promise<GatheredFacts> {
+): GatheredFacts {
   const { readings } = opts;
-  const timeoutMs = opts.timeoutMs ?? PROBE_TIMEOUT_MS;
   if (res.timedOut)
     throw new CriuLockError('ssh', `${t.host}: gathering facts timed out after ${res.durationMs} ms`);
   if (isSudoPasswordRequired(res)) {
@@ -141,7 +135,7 @@ export async function factsFromProbe(
       },
     );
   }
-  const { facts, pending, stats, clock, dpkg, apt, policyLines } = parseProbeOutput(
+  const { facts, stats, clock, dpkg, apt, policyLines } = parseProbeOutput(
     t.host,
     res.stdout,
     readings,
@@ -156,72 +150,6 @@ export async function factsFromProbe(
     throw new CriuLockError('ssh', `${t.host}: the facts probe failed: ${why}`, {
       hint: 'the target needs sh, dpkg, apt and perl-base; with a non-root user set ansible_become',
     });
-  }
-  let todo = pending;
-  // Two more round trips at most: a note table points at notes, nothing deeper.
-  for (let round = 0; round < 2 && todo.length > 0; round++) {
-    const requests = todo.flatMap((p) => {
-      const want = p.ranges.reduce((n, r) => n + r.length, 0);
-      if (p.fetched + want > MAX_EXTRA_BYTES) {
-        throw new CriuLockError(
-          'host-output',
-          `${t.host}: ${p.fact.path}: its ELF notes would need more than ${MAX_EXTRA_BYTES} bytes past the head`,
-          {
-            hint: 'no toolchain writes such a file; criu-lock refuses to read further (the host may be tampered with)',
-          },
-        );
-      }
-      p.fetched += want;
-      return p.ranges.map((r) => ({ path: p.openPath, inode: p.inode, ...r }));
-    });
-    const out = await t.exec(['sh', '-s'], { stdin: renderRangeScript(requests), timeoutMs });
-    if (out.timedOut)
-      throw new CriuLockError('ssh', `${t.host}: reading ELF notes timed out after ${out.durationMs} ms`);
-    const lines = out.stdout.split('\n');
-    if (lines.length !== requests.length + 1 || lines[requests.length] !== '') {
-      throw new CriuLockError(
-        'host-output',
-        `${t.host}: the ELF range reader printed ${lines.length - 1} line(s) for ${requests.length} request(s)`,
-        {
-          hint: 'check that perl-base works on the host',
-        },
-      );
-    }
-    let i = 0;
-    for (const p of todo) {
-      for (const r of p.ranges) {
-        const line = lines[i++] ?? '';
-        const m = /^(\d+)\t((?:[0-9a-f]{2})*|!)$/.exec(line);
-        if (!m || Number(m[1]) !== r.offset || (m[2] !== '!' && m[2]!.length > 2 * r.length)) {
-          throw new CriuLockError(
-            'host-output',
-            `${t.host}: malformed answer from the ELF range reader for ${p.fact.path}`,
-          );
-        }
-        if (m[2] === '!') {
-          throw new CriuLockError(
-            'host-output',
-            `${t.host}: ${p.fact.path} changed or vanished while its ELF notes were read`,
-            {
-              hint: 'run again once the file is stable',
-            },
-          );
-        }
-        p.chunks.push({ offset: r.offset, bytes: Buffer.from(m[2]!, 'hex') });
-      }
-    }
-    todo = resolvePending(todo);
-  }
-  const [stuck] = todo;
-  if (stuck) {
-    // Recording "no build-ID" here would put a guess in a lockfile; CRIU's walk needs no more reads.
-    throw new CriuLockError(
-      'host-output',
-      `${t.host}: ${stuck.fact.path}: its build-ID still needs more bytes after three reads`,
-      {
-        hint: 'the file has an unusual ELF layout or changes while being read; run again, or report the file',
-      },
-    );
   }
   return { facts, stats, clock, dpkg, apt, policyLines };
 }

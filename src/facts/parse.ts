@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import { buildIdFromBuffer, ElfLimitError, readBuildId, type BuildIdResult } from '../elf/build-id.js';
+import { ElfLimitError, MAX_DESC_SIZE, MAX_NOTE_STEPS, MAX_PROGRAM_HEADERS } from '../elf/build-id.js';
 import { isValidVersion } from '../debian/version.js';
 import { detach } from '../detach.js';
 import { CriuLockError } from '../errors.js';
-import { APT_STATE, DPKG_STATE, HEAD_BYTES, PROBE_VERSION } from './probe-script.js';
+import { APT_STATE, DPKG_STATE, PROBE_VERSION } from './probe-script.js';
 import { isHealthy } from './queries.js';
 import type {
   AptPolicy,
@@ -16,22 +16,8 @@ import type {
   Platform,
 } from './types.js';
 
-/** An ELF file whose build-ID needs more bytes than the probe sent (rare: notes past the head). */
-export interface PendingElf {
-  fact: FileFact;
-  /** Path to read on the host (for mapped files, the /proc/PID/map_files entry). */
-  openPath: string;
-  /** Inode the probe saw; a later read of another file is refused. */
-  inode: number;
-  /** Bytes fetched beyond the head so far (capped, see MAX_EXTRA_BYTES). */
-  fetched: number;
-  chunks: Array<{ offset: number; bytes: Uint8Array }>;
-  ranges: Array<{ offset: number; length: number }>;
-}
-
 export interface ParsedProbe {
   facts: HostFacts;
-  pending: PendingElf[];
   /** Stat tuple (as KNOWN) of every regular file the path records describe, by path. */
   stats: Map<string, string>;
   /** The node's clock (seconds) when the probe started reading files; undefined without files. */
@@ -116,17 +102,6 @@ export function listNameToKey(
   return byName.get(listName);
 }
 
-/** The ELF caps' error, naming the file. */
-function withPath(where: string, read: () => BuildIdResult): BuildIdResult {
-  try {
-    return read();
-  } catch (e) {
-    if (e instanceof ElfLimitError)
-      throw new CriuLockError('host-output', `${where}: ${e.message}`, { hint: e.hint });
-    throw e;
-  }
-}
-
 /** Something the probe cannot have printed (`what`): the whole answer is refused, the host fails. */
 export class ProbeOutputError extends CriuLockError {
   constructor(host: string, what: string) {
@@ -163,19 +138,29 @@ export function fileMode(mode: string): string {
   return mode === '0644' ? '0644' : mode === '0755' ? '0755' : mode;
 }
 
-/** The six fields every file record ends with: kind, size, mode, inode, stamp, head. */
+/**
+ * The walk's answer for an ELF file (probe format 6, decision 24): `=HEX` the build-ID (at most
+ * MAX_DESC_SIZE bytes), `-` none, `!phdrs N` or `!notes` past a cap, `!changed` a short read.
+ */
+const ELF_ANSWER = /^(?:=((?:[0-9a-f]{2})+)|-|!phdrs ([1-9][0-9]{0,5})|!notes|!changed)$/;
+
+/**
+ * The six fields every file record ends with: kind, size, mode, inode, stamp, and for an ELF file
+ * the build-ID walk's answer (empty for the other kinds). `where` names the file in a refusal.
+ */
 function fileFields(
   path: string,
   fields: readonly string[],
   fail: (why: string) => never,
-): { fact: FileFact; inode: number; head: Uint8Array; stat: string | undefined } {
-  const [kind = '', size = '', mode = '', inode = '', stamp = '', head = ''] = fields;
+  where: string,
+): { fact: FileFact; stat: string | undefined } {
+  const [kind = '', size = '', mode = '', inode = '', stamp = '', answer = ''] = fields;
   if (fields.length !== 6 || !FILE_KINDS.has(kind as FileKind)) fail('is not a file record');
   const fact: FileFact = { path, kind: kind as FileKind };
   if (kind === 'missing' || kind === 'symlink' || kind === 'other') {
-    if (size !== '' || mode !== '' || inode !== '' || stamp !== '' || head !== '')
+    if (size !== '' || mode !== '' || inode !== '' || stamp !== '' || answer !== '')
       fail(`has data for a ${kind} file`);
-    return { fact, inode: 0, head: new Uint8Array(), stat: undefined };
+    return { fact, stat: undefined };
   }
   if (!DIGITS.test(size) || !MODE.test(mode) || !DIGITS.test(inode) || !STAMP.test(stamp))
     fail('has a malformed size, mode, inode or stamp');
@@ -183,32 +168,33 @@ function fileFields(
   fact.mode = fileMode(mode);
   if (!Number.isSafeInteger(fact.size)) fail('has a malformed size');
   const stat = `${size}:${mode}:${inode}:${stamp}`;
-  if (!HEX.test(head) || (kind !== 'elf' && head !== '')) fail('has a malformed head');
-  // Cap: the probe sends at most HEAD_BYTES of a file; more is not an answer to our question.
-  if (head.length > 2 * HEAD_BYTES)
-    fail(`has a head of ${head.length / 2} bytes (the probe sends at most ${HEAD_BYTES})`);
-  return { fact, inode: Number(inode), head: Buffer.from(head, 'hex'), stat };
-}
-
-function applyBuildId(fact: FileFact, result: BuildIdResult): boolean {
-  switch (result.kind) {
-    case 'build-id':
-      fact.buildId = result.buildId;
-      return true;
-    case 'no-build-id':
-      fact.buildId = null;
-      return true;
-    case 'not-elf':
-      fact.kind = 'file';
-      delete fact.buildId;
-      return true;
-    case 'need-bytes':
-      return false;
-    default: {
-      const never: never = result;
-      return never;
-    }
+  if (kind !== 'elf') {
+    if (answer !== '') fail(`has a build-ID answer for a ${kind} file`);
+    return { fact, stat };
   }
+  const m = ELF_ANSWER.exec(answer) ?? fail('has a malformed build-ID answer');
+  if (m[1] !== undefined) {
+    // CRIU reads at most MAX_DESC_SIZE bytes of descriptor (C11): more is not its answer.
+    if (m[1].length > 2 * MAX_DESC_SIZE)
+      fail(`has a build-ID of ${m[1].length / 2} bytes (at most ${MAX_DESC_SIZE})`);
+    fact.buildId = detach(m[1]);
+  } else if (answer === '-') fact.buildId = null;
+  else if (answer === '!changed') {
+    throw new CriuLockError('host-output', `${where}: changed or vanished while its ELF notes were read`, {
+      hint: 'run again once the file is stable',
+    });
+  } else {
+    const phdrs = m[2] === undefined ? undefined : Number(m[2]);
+    if (phdrs !== undefined && phdrs <= MAX_PROGRAM_HEADERS)
+      fail('refuses a file within the program-header cap');
+    const e = new ElfLimitError(
+      phdrs === undefined
+        ? `more than ${MAX_NOTE_STEPS} note headers`
+        : `${phdrs} program headers (at most ${MAX_PROGRAM_HEADERS} are read)`,
+    );
+    throw new CriuLockError('host-output', `${where}: ${e.message}`, { hint: e.hint });
+  }
+  return { fact, stat };
 }
 
 export function parsePolicies(lines: readonly string[], nativeArch: string): Map<string, AptPolicy> {
@@ -600,26 +586,11 @@ export function parseProbeOutput(
     pinSha = createHash('sha256').update(bytes).digest('hex');
   }
 
-  const pending: PendingElf[] = [];
   const packageFiles = new Map<string, FileFact[]>();
   const files = new Map<string, FileFact>();
   const mapped: MappedFile[] = [];
   const stats = new Map<string, string>();
   let clock: number | undefined;
-  const resolve = (fact: FileFact, head: Uint8Array, openPath: string, inode: number): void => {
-    if (fact.kind !== 'elf') return;
-    const result = withPath(`${host}: ${fact.path}`, () => buildIdFromBuffer(head, fact.size));
-    if (!applyBuildId(fact, result) && result.kind === 'need-bytes') {
-      pending.push({
-        fact,
-        openPath,
-        inode,
-        chunks: [{ offset: 0, bytes: head }],
-        ranges: result.ranges,
-        fetched: 0,
-      });
-    }
-  };
   const fileLines = sections.get('files') ?? [];
   const unchanged = new Uint8Array(requested.length);
   const atLock = locked && new Uint8Array(locked.sharedPaths.length);
@@ -636,10 +607,9 @@ export function parseProbeOutput(
         if (f.length !== 9) fail('is not a package file record');
         const listName = decodeName(f[1]!, 'package', fail);
         const path = decodeName(f[2]!, 'path', fail);
-        const { fact, inode, head } = fileFields(path, f.slice(3), fail);
+        const { fact } = fileFields(path, f.slice(3), fail, `${host}: ${path}`);
         const key = listNameToKey(listName, packages, byName);
         if (!key) break;
-        resolve(fact, head, fact.path, inode);
         const list = packageFiles.get(key) ?? [];
         list.push(fact);
         packageFiles.set(key, list);
@@ -650,9 +620,8 @@ export function parseProbeOutput(
         const path = decodeName(f[1]!, 'path', fail);
         const lockedAs = locked && lockedPath(locked, path, nextPath);
         if (lockedAs) nextPath = lockedAs.slot + 1;
-        const { fact, inode, head, stat } = fileFields(lockedAs?.path ?? path, f.slice(2), fail);
+        const { fact, stat } = fileFields(lockedAs?.path ?? path, f.slice(2), fail, `${host}: ${path}`);
         if (stat !== undefined) stats.set(fact.path, stat);
-        resolve(fact, head, fact.path, inode);
         shareBuildId(fact, lockedAs);
         if (lockedAs) atLock![lockedAs.slot] = fileAtLock(fact, lockedAs);
         files.set(fact.path, fact);
@@ -701,7 +670,7 @@ export function parseProbeOutput(
         }
         const path = decodeName(hexPath, 'path', fail);
         const owner = hexOwner === '-' ? undefined : decodeName(hexOwner, 'package', fail);
-        const { fact, inode, head } = fileFields(path, f.slice(7), fail);
+        const { fact } = fileFields(path, f.slice(7), fail, `${host}: ${path}`);
         if (via === '-' && fact.kind !== 'missing') fail('has data for a file it did not read');
         const m: MappedFile = {
           ...fact,
@@ -709,9 +678,6 @@ export function parseProbeOutput(
           deleted: deleted === '1',
           owner: owner === undefined ? undefined : listNameToKey(owner, packages, byName),
         };
-        // Further reads go to the mapping itself (its map_files entry, built here from checked
-        // fields), or to the path only where the probe proved it is the mapped inode.
-        resolve(m, head, via === 'm' ? `/proc/${pid}/map_files/${range}` : path, inode);
         mapped.push(m);
         break;
       }
@@ -740,36 +706,10 @@ export function parseProbeOutput(
         ? { lockVerdicts: { locked, packages, files, fileAtLock: atLock!, ...verdicts } }
         : {}),
     },
-    pending,
     stats,
     clock,
     dpkg,
     apt,
     policyLines: apt?.kind === 'read' ? (sections.get('policy') ?? []) : [],
   };
-}
-
-/** Feed fetched ranges to pending files; returns those that still need more bytes. */
-export function resolvePending(pending: readonly PendingElf[]): PendingElf[] {
-  const still: PendingElf[] = [];
-  for (const p of pending) {
-    const size = p.fact.size ?? 0;
-    const result = withPath(p.fact.path, () =>
-      readBuildId({
-        size,
-        read(offset, length) {
-          for (const c of p.chunks) {
-            if (offset >= c.offset && offset + length <= c.offset + c.bytes.length) {
-              return c.bytes.subarray(offset - c.offset, offset - c.offset + length);
-            }
-          }
-          return undefined;
-        },
-      }),
-    );
-    if (!applyBuildId(p.fact, result) && result.kind === 'need-bytes') {
-      still.push({ ...p, ranges: result.ranges });
-    }
-  }
-  return still;
 }

@@ -1,11 +1,12 @@
-import { ELF_HEAD_BYTES } from '../elf/build-id.js';
+import { BUILD_ID_MAP_SIZE, ELF_HEAD_BYTES, MAX_NOTE_STEPS, MAX_PROGRAM_HEADERS } from '../elf/build-id.js';
 import { renderCommand } from '../shell/quote.js';
 
 /**
  * The facts probe: one POSIX sh script sent over the connection's stdin (`sh -s`), so a run
  * costs one round trip. Targets need only Essential packages: sh, coreutils, dpkg, apt and
- * perl-base. Perl reads file heads; the ELF parsing itself happens on the controller
- * (src/elf/build-id.ts), so CRIU's rules live in one tested place.
+ * perl-base. Perl reads the files and walks CRIU's build-ID path through them on the node
+ * (decision 24): an ELF file costs its build-ID on the wire, not its head. src/elf/build-id.ts
+ * is the reference walk the perl one is held to (test/unit/build-id-perl.test.ts).
  */
 export interface ProbeRequest {
   /** ELF files owned by these package keys, or by every installed package. */
@@ -47,7 +48,7 @@ export interface ProbeRequest {
   pinFile?: string;
 }
 
-/** Bytes of each ELF file the probe sends (hex, so twice that on the wire): the one ELF_HEAD_BYTES. */
+/** Bytes of each ELF file the probe reads first (the one ELF_HEAD_BYTES); its walk reads more only if the notes lie further. */
 export const HEAD_BYTES = ELF_HEAD_BYTES;
 const PERL_EOF = '__CRIU_LOCK_PERL__';
 
@@ -55,7 +56,8 @@ const PERL_EOF = '__CRIU_LOCK_PERL__';
 // Every path and package list name travels hex-encoded (both ways), so no byte of a file name can
 // forge a field or a record: a name may hold tabs, newlines, "@@" or anything but NUL.
 // File records end with the same six fields: kind, size, mode, inode, stamp (dev:mtime:ctime),
-// head (hex). Requested paths whose stat is still the tuple the controller sent print no record of
+// and for an ELF file the walk's answer (format 6; build_id below), empty for any other kind.
+// Requested paths whose stat is still the tuple the controller sent print no record of
 // their own: a run of them is one "U <first> <count>" record (indexes into the P records, in order).
 // dpkg's state (format 5) is the section dpkg-state, printed by perl before arch, foreign and dpkg:
 // one record, "S <clock> <state>" (read now; state is DPKG_STATE's tuple of dpkg's files, clock the
@@ -70,6 +72,7 @@ const DPKG_FORMAT =
 const PERL = String.raw`
 use strict;
 my $HEAD = ${HEAD_BYTES};
+my ($WIN, $MAXPH, $MAXNOTES) = (${BUILD_ID_MAP_SIZE}, ${MAX_PROGRAM_HEADERS}, ${MAX_NOTE_STEPS});
 my $INFO = '/var/lib/dpkg/info';
 my @NONE = ('', '', '', '', '');
 sub hx { return unpack('H*', $_[0]); }
@@ -90,10 +93,84 @@ sub probe {
   my ($size, $mode, $ino, $stamp) = fields(\@f);
   my $buf = '';
   my $n = sysread($fh, $buf, $HEAD);
+  unless (defined $n) { close($fh); return ('unreadable', $size, $mode, $ino, $stamp, ''); }
+  # C1: CRIU needs 5 bytes and the magic; anything else is a plain file.
+  unless ($size >= 5 && $n >= 4 && substr($buf, 0, 4) eq "\x7fELF") { close($fh); return ('file', $size, $mode, $ino, $stamp, ''); }
+  my $id = build_id($fh, $size, $buf);
   close($fh);
-  return ('unreadable', $size, $mode, $ino, $stamp, '') unless defined $n;
-  return ('elf', $size, $mode, $ino, $stamp, hx($buf)) if $n >= 4 && substr($buf, 0, 4) eq "\x7fELF";
-  return ('file', $size, $mode, $ino, $stamp, '');
+  return ('elf', $size, $mode, $ino, $stamp, $id);
+}
+# CRIU's build-ID walk (criu/files-reg.c; decision 2: the quirks C1-C14 in src/elf/build-id.ts,
+# which this follows step for step, and its caps). Reads go to the file already open, so every
+# byte comes from the inode described. "=HEX": the build-ID; "-": none; "!phdrs N" or "!notes":
+# past a cap (the controller refuses the file); "!changed": a read came up short.
+sub build_id {
+  my ($fh, $size, $head) = @_;
+  my $win = $size < $WIN ? $size : $WIN;
+  my $rd = sub {
+    my ($off, $len) = @_;
+    return substr($head, $off, $len) if $off + $len <= length($head);
+    my $b = '';
+    return undef unless sysseek($fh, $off, 0);
+    my $got = sysread($fh, $b, $len);
+    return (defined $got && $got == $len) ? $b : undef;
+  };
+  my $e = $rd->(0, 5);
+  return '!changed' unless defined $e;
+  my $class = ord(substr($e, 4, 1));
+  my ($eh, $phs, $phoffat, $phnumat, $poffat, $pszat, $w);
+  if ($class == 1) { ($eh, $phs, $phoffat, $phnumat, $poffat, $pszat, $w) = (52, 32, 28, 44, 4, 16, 4); }
+  elsif ($class == 2) { ($eh, $phs, $phoffat, $phnumat, $poffat, $pszat, $w) = (64, 56, 32, 56, 8, 32, 8); }
+  else { return '-'; }
+  return '-' if $eh > $win;
+  $e = $rd->(0, $eh);
+  return '!changed' unless defined $e;
+  my ($u16, $u32) = ord(substr($e, 5, 1)) == 2 ? ('n', 'N') : ('v', 'V');
+  # A 64-bit word as two 32-bit halves (no "Q": a 32-bit perl has none); past 2^53 it is inexact
+  # but far outside the window either way.
+  my $word = sub {
+    my ($s, $at) = @_;
+    return unpack($u32, substr($s, $at, 4)) if $w == 4;
+    my ($a, $b) = unpack($u32 x 2, substr($s, $at, 8));
+    return $u32 eq 'N' ? $a * 4294967296 + $b : $b * 4294967296 + $a;
+  };
+  # ALIGN(x, 4) on a 32-bit word (C9): sizes from 0xfffffffd wrap to 0.
+  my $align4 = sub { return $_[0] >= 0xfffffffd ? 0 : ($_[0] + 3) & 0xfffffffc; };
+  my $phnum = unpack($u16, substr($e, $phnumat, 2));
+  my $phoff = $word->($e, $phoffat);
+  return '-' if $phnum == 0 || $phoff == 0;
+  my $vis = $phoff + $phs > $win ? 0 : int(($win - $phoff) / $phs);
+  $vis = $phnum if $phnum < $vis;
+  return '-' if $vis == 0;
+  return "!phdrs $vis" if $vis > $MAXPH;
+  my $t = $rd->($phoff, $vis * $phs);
+  return '!changed' unless defined $t;
+  my $steps = 0;
+  for my $i (0 .. $vis - 1) {
+    my $b = $i * $phs;
+    next unless unpack($u32, substr($t, $b, 4)) == 4;
+    my $po = $word->($t, $b + $poffat);
+    my $pf = $word->($t, $b + $pszat);
+    next if $po == 0;
+    my $last = $po + $pf;
+    $last = $win - 12 if $win - 12 < $last;
+    my $at = $po;
+    while ($at <= $last) {
+      return '!notes' if ++$steps > $MAXNOTES;
+      my $h = $rd->($at, 12);
+      return '!changed' unless defined $h;
+      my ($nsz, $dsz, $type) = unpack($u32 x 3, $h);
+      if ($type == 3) {
+        return '-' if $dsz == 0 || $dsz > 512;
+        my $d = $at + 12 + $align4->($nsz);
+        return '-' if $d + $dsz > $win;
+        my $x = $rd->($d, $dsz);
+        return defined $x ? '=' . unpack('H*', $x) : '!changed';
+      }
+      $at += 12 + $align4->($nsz) + $align4->($dsz);
+    }
+  }
+  return '-';
 }
 sub canon { my ($p) = @_; $p =~ s{^/(bin|sbin|lib|lib32|lib64|libx32)(/|$)}{/usr/$1$2}; return $p; }
 sub lists {
@@ -338,7 +415,7 @@ export const APT_STATE = new RegExp(
 );
 
 /** The output format's version, printed first; the parser refuses any other. */
-export const PROBE_VERSION = 5;
+export const PROBE_VERSION = 6;
 
 function hex(s: string): string {
   return Buffer.from(s, 'utf8').toString('hex');
@@ -431,44 +508,4 @@ export function renderProbeScript(req: ProbeRequest): string {
   }
   lines.push(`perl - <<'${PERL_EOF}'`, PERL.trim(), '__DATA__', ...data, PERL_EOF);
   return lines.join('\n') + '\n';
-}
-
-export interface RangeRequest {
-  path: string;
-  /** The inode the first read saw: a range is read only from that same file. */
-  inode: number;
-  offset: number;
-  length: number;
-}
-
-/**
- * Reads byte ranges of files (second round trip, only when a PT_NOTE lies past the first head).
- * One output line per request, in order: `OFFSET<TAB>HEX`, or `OFFSET<TAB>!` when the file cannot
- * be opened or is no longer the inode the probe saw.
- */
-export function renderRangeScript(requests: readonly RangeRequest[]): string {
-  const data = requests.map((r) => {
-    assertPath(r.path);
-    for (const n of [r.inode, r.offset, r.length]) {
-      if (!Number.isSafeInteger(n) || n < 0) throw new Error(`invalid range request ${JSON.stringify(r)}`);
-    }
-    return `${r.offset}\t${r.length}\t${r.inode}\t${hex(r.path)}`;
-  });
-  const perl = String.raw`
-use strict;
-while (my $l = <DATA>) {
-  chomp($l);
-  my ($off, $len, $ino, $p) = split(/\t/, $l, 4);
-  my ($fh, $buf, $ok) = (undef, '', 0);
-  if (open($fh, '<:raw', pack('H*', $p))) {
-    my @st = stat($fh);
-    $ok = 1 if @st && $st[1] == $ino && -f _ && sysseek($fh, $off, 0) && defined(sysread($fh, $buf, $len));
-    close($fh);
-  }
-  print join("\t", $off, $ok ? unpack('H*', $buf) : '!'), "\n";
-}
-`;
-  return ['export LC_ALL=C', `perl - <<'${PERL_EOF}'`, perl.trim(), '__DATA__', ...data, PERL_EOF, ''].join(
-    '\n',
-  );
 }

@@ -202,7 +202,8 @@ export function prepareWithReadings(
   if (cacheDir === undefined) {
     return {
       ...prepareProbe(req, rest),
-      finish: async (t, res) => (await factsFromProbe(t, req, res, rest)).facts,
+      // The executor's throw rejects the promise, as an async function's would.
+      finish: (t, res) => new Promise((resolve) => resolve(factsFromProbe(t, req, res, rest).facts)),
     };
   }
   const withPaths = req.paths !== undefined && req.paths.length > 0;
@@ -212,21 +213,23 @@ export function prepareWithReadings(
   const apt = req.policyUnless ? { known: loadAptReading(cacheDir, host) } : undefined;
   const used: GatherOptions = { ...rest, readings, ...(dpkg ? { dpkg } : {}), ...(apt ? { apt } : {}) };
   const prepared = prepareProbe(req, used);
+  const dir = cacheDir;
+  const finishRead = (t: Transport, res: CommandResult): HostFacts => {
+    const got = factsFromProbe(t, req, res, used, prepared.aptSent);
+    const fresh = reusableDpkgReading(got.dpkg);
+    if (fresh && fresh.state !== dpkg?.state) saveDpkgReading(dir, host, fresh);
+    if (apt) keepAptAnswer(dir, host, got, dpkg, fresh, prepared.aptSent);
+    if (!withPaths) return got.facts;
+    const keep = reusableReadings(got.facts, got.stats, got.clock);
+    // Paths this run did not ask about keep their readings (check and plan may ask for different sets).
+    for (const [path, r] of readings) if (!got.stats.has(path) && !keep.has(path)) keep.set(path, r);
+    if (!sameReadings(readings, keep)) saveReadings(dir, host, keep);
+    return got.facts;
+  };
   return {
     script: prepared.script,
     timeoutMs: prepared.timeoutMs,
-    async finish(t, res) {
-      const got = await factsFromProbe(t, req, res, used, prepared.aptSent);
-      const fresh = reusableDpkgReading(got.dpkg);
-      if (fresh && fresh.state !== dpkg?.state) saveDpkgReading(cacheDir, host, fresh);
-      if (apt) keepAptAnswer(cacheDir, host, got, dpkg, fresh, prepared.aptSent);
-      if (!withPaths) return got.facts;
-      const keep = reusableReadings(got.facts, got.stats, got.clock);
-      // Paths this run did not ask about keep their readings (check and plan may ask for different sets).
-      for (const [path, r] of readings) if (!got.stats.has(path) && !keep.has(path)) keep.set(path, r);
-      if (!sameReadings(readings, keep)) saveReadings(cacheDir, host, keep);
-      return got.facts;
-    },
+    finish: (t, res) => new Promise((resolve) => resolve(finishRead(t, res))),
   };
 }
 

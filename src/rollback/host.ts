@@ -274,8 +274,7 @@ export async function captureTransaction(
     if (cut < 0) return fail('the capture script printed no build-IDs');
     let facts: HostFacts;
     try {
-      facts = (await factsFromProbe(t, probe, { ...r, stdout: r.stdout.slice(cut + PROBE_MARK.length + 2) }))
-        .facts;
+      facts = factsFromProbe(t, probe, { ...r, stdout: r.stdout.slice(cut + PROBE_MARK.length + 2) }).facts;
     } catch (err) {
       return fail(`reading the build-IDs failed: ${err instanceof Error ? err.message : String(err)}`);
     }

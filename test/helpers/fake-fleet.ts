@@ -38,39 +38,12 @@ export interface FakeFile {
   buildId?: string | null;
 }
 
-/** The first bytes of a little-endian ELF64 with one PT_NOTE holding this GNU build-ID (hex). */
 /** The fake node's clock: later than every fake stamp, so the controller keeps its readings. */
 export const FAKE_CLOCK = 2 ** 33;
 
-export function elfHead(buildId: string | null): string {
-  const id = Buffer.from(buildId ?? '', 'hex');
-  const phoff = 64;
-  const noteOff = phoff + 56;
-  const note = Buffer.alloc(16 + id.length);
-  note.writeUInt32LE(4, 0); // namesz "GNU\0"
-  note.writeUInt32LE(id.length, 4);
-  note.writeUInt32LE(3, 8); // NT_GNU_BUILD_ID
-  note.write('GNU\0', 12, 'latin1');
-  id.copy(note, 16);
-  const head = Buffer.alloc(noteOff + note.length);
-  head.write('\x7fELF', 0, 'latin1');
-  head[4] = 2; // ELFCLASS64
-  head[5] = 1; // little endian
-  head[6] = 1;
-  head.writeUInt16LE(3, 16); // ET_DYN
-  head.writeUInt16LE(62, 18); // x86-64
-  head.writeUInt32LE(1, 20);
-  head.writeBigUInt64LE(BigInt(phoff), 32);
-  head.writeUInt16LE(64, 52);
-  head.writeUInt16LE(56, 54);
-  head.writeUInt16LE(buildId === null ? 0 : 1, 56); // no program headers: an ELF without a build-ID
-  head.writeUInt32LE(4, phoff); // PT_NOTE
-  head.writeBigUInt64LE(BigInt(noteOff), phoff + 8);
-  head.writeBigUInt64LE(BigInt(note.length), phoff + 32); // p_filesz
-  head.writeBigUInt64LE(BigInt(note.length), phoff + 40);
-  head.writeBigUInt64LE(4n, phoff + 48);
-  note.copy(head, noteOff);
-  return head.toString('hex');
+/** What the probe's build-ID walk prints for an ELF file with this build-ID (hex), or with none. */
+export function elfAnswer(buildId: string | null): string {
+  return buildId === null ? '-' : `=${buildId}`;
 }
 
 export type FakeCall =
@@ -431,7 +404,7 @@ export class FakeHost implements Transport {
         continue;
       }
       out.push(
-        ['R', hex, 'elf', String(f.size), f.mode, String(inode), stamp, elfHead(f.buildId)].join('\t'),
+        ['R', hex, 'elf', String(f.size), f.mode, String(inode), stamp, elfAnswer(f.buildId)].join('\t'),
       );
     }
     return out;

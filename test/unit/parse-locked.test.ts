@@ -10,7 +10,7 @@ import { indexLock } from '../../src/lock/lock-index.js';
 import type { FileEntry, PackageEntry } from '../../src/lock/lockfile.js';
 import { renderPins } from '../../src/plan/pins.js';
 import { fingerprint, planHost } from '../../src/plan/planner.js';
-import { elfHead } from '../helpers/fake-fleet.js';
+import { elfAnswer } from '../helpers/fake-fleet.js';
 import { makeLock, REPO } from './core-fixtures.js';
 import { fingerprintReference, planHostReference } from './planner-reference.js';
 import { FOCAL_PROBE_HEAD } from '../helpers/probe-output.js';
@@ -147,7 +147,7 @@ describe("parseProbeOutput with the lock's strings (plan)", () => {
             records.push(`U\t${i}\t1`);
             return;
           }
-          const head = a.kind === 'elf' ? elfHead(a.buildId) : '';
+          const head = a.kind === 'elf' ? elfAnswer(a.buildId) : '';
           records.push(
             [
               'R',

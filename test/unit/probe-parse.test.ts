@@ -2,13 +2,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
-  closeSync,
   copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
-  openSync,
-  readSync,
+  readFileSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -16,14 +14,9 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { listNameToKey, parsePolicies, parseProbeOutput, resolvePending } from '../../src/facts/parse.js';
-import {
-  HEAD_BYTES,
-  PROBE_VERSION,
-  renderProbeScript,
-  renderRangeScript,
-  type ProbeRequest,
-} from '../../src/facts/probe-script.js';
+import { buildIdFromBuffer } from '../../src/elf/build-id.js';
+import { listNameToKey, parsePolicies, parseProbeOutput } from '../../src/facts/parse.js';
+import { PROBE_VERSION, renderProbeScript, type ProbeRequest } from '../../src/facts/probe-script.js';
 import type { InstalledPackage } from '../../src/facts/types.js';
 import { indexLock } from '../../src/lock/lock-index.js';
 import { renderPins } from '../../src/plan/pins.js';
@@ -41,28 +34,6 @@ const HAVE_TOOLS = ['/usr/bin/readelf', '/usr/bin/dpkg', '/usr/bin/perl', '/usr/
 );
 const LS = '/usr/bin/ls';
 const LIBC = '/usr/lib/x86_64-linux-gnu/libc.so.6';
-
-function readHead(path: string, length = HEAD_BYTES): Buffer {
-  const fd = openSync(path, 'r');
-  try {
-    const buf = Buffer.alloc(length);
-    const n = readSync(fd, buf, 0, length, 0);
-    return buf.subarray(0, n);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function readRange(path: string, offset: number, length: number): Buffer {
-  const fd = openSync(path, 'r');
-  try {
-    const buf = Buffer.alloc(length);
-    const n = readSync(fd, buf, 0, length, offset);
-    return buf.subarray(0, n);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 function modeOf(path: string): string {
   return (statSync(path).mode & 0o7777).toString(8).padStart(4, '0');
@@ -82,6 +53,17 @@ function readelfBuildIds(paths: readonly string[]): Map<string, string> {
   return out;
 }
 
+/**
+ * The build-ID walk's answer for a file (probe format 6), as the probe prints it: computed here
+ * by the reference walk (src/elf/build-id.ts) over the whole file.
+ */
+function elfAnswer(path: string): string {
+  const r = buildIdFromBuffer(readFileSync(path));
+  if (r.kind === 'build-id') return `=${r.buildId}`;
+  if (r.kind === 'no-build-id') return '-';
+  throw new Error(`${path}: ${r.kind}`);
+}
+
 function elfRecord(path: string): string[] {
   return [
     'elf',
@@ -89,7 +71,7 @@ function elfRecord(path: string): string[] {
     modeOf(path),
     String(statSync(path).ino),
     STAMP,
-    readHead(path).toString('hex'),
+    elfAnswer(path),
   ];
 }
 
@@ -253,9 +235,10 @@ function sampleOutput(): string {
     ['R', hx('/etc/hostname'), 'file', '12', '0644', '77', STAMP, ''].join('\t'),
     ['R', hx('/nonexistent'), 'missing', ...NONE].join('\t'),
     ['R', hx('/lib64'), 'symlink', ...NONE].join('\t'),
-    // The probe only checks "\x7fELF"; CRIU (and the parser) decide the rest.
-    ['R', hx('/opt/noclass.so'), 'elf', '8', '0644', '78', STAMP, '7f454c4600000000'].join('\t'),
-    ['R', hx('/opt/magic-only'), 'elf', '4', '0644', '79', STAMP, '7f454c46'].join('\t'),
+    // ELF magic but no valid class: the walk finds no build-ID.
+    ['R', hx('/opt/noclass.so'), 'elf', '8', '0644', '78', STAMP, '-'].join('\t'),
+    // Shorter than the 5 bytes CRIU reads first: the probe prints a plain file.
+    ['R', hx('/opt/magic-only'), 'file', '4', '0644', '79', STAMP, ''].join('\t'),
     [
       'M',
       '4242',
@@ -292,7 +275,7 @@ function sampleOutput(): string {
 // ---------------------------------------------------------------------------------------------
 
 describe('parseProbeOutput on realistic output', () => {
-  const { facts, pending } = parseProbeOutput('node-b', sampleOutput());
+  const { facts } = parseProbeOutput('node-b', sampleOutput());
   const oracle = readelfBuildIds([LS, LIBC]);
 
   it('has readelf answers to compare with', () => {
@@ -438,9 +421,8 @@ describe('parseProbeOutput on realistic output', () => {
     expect(facts.packageFiles.get('libc6:amd64')?.[0]?.buildId).toBe(oracle.get(LIBC));
   });
 
-  it('computes build-IDs from real ELF heads that agree with readelf', () => {
+  it('takes the build-IDs the walk printed (which agree with readelf on real files)', () => {
     expect(facts.files.get(LS)?.buildId).toBe(oracle.get(LS));
-    expect(pending).toEqual([]);
   });
 
   it('reads requested paths of every kind', () => {
@@ -452,7 +434,7 @@ describe('parseProbeOutput on realistic output', () => {
     });
     expect(facts.files.get('/nonexistent')).toEqual({ path: '/nonexistent', kind: 'missing' });
     expect(facts.files.get('/lib64')).toEqual({ path: '/lib64', kind: 'symlink' });
-    // ELF magic but no valid class: an ELF file without build-ID, as CRIU sees it.
+    // ELF magic but no valid class: an ELF file without build-ID, as CRIU sees it (and the walk says).
     expect(facts.files.get('/opt/noclass.so')).toEqual({
       path: '/opt/noclass.so',
       kind: 'elf',
@@ -460,7 +442,7 @@ describe('parseProbeOutput on realistic output', () => {
       mode: '0644',
       buildId: null,
     });
-    // Shorter than the 5 bytes CRIU reads first: not ELF at all.
+    // Shorter than the 5 bytes CRIU reads first: not ELF at all (the probe says so).
     expect(facts.files.get('/opt/magic-only')).toEqual({
       path: '/opt/magic-only',
       kind: 'file',
@@ -513,44 +495,44 @@ describe('parseProbeOutput on incomplete output', () => {
   });
 });
 
-/** What gather does for heads too short for the notes: reads the ranges asked for (from this machine), three rounds at most. */
-function readFurther(pending: ReturnType<typeof parseProbeOutput>['pending']): typeof pending {
-  let todo = pending;
-  for (let round = 0; round < 3 && todo.length > 0; round++) {
-    for (const q of todo)
-      for (const r of q.ranges)
-        q.chunks.push({ offset: r.offset, bytes: readRange(q.openPath, r.offset, r.length) });
-    todo = resolvePending(todo);
-  }
-  return todo;
-}
+describe("the build-ID walk's answers", () => {
+  const size = statSync(LS).size;
+  const rec = (answer: string): string =>
+    ['R', hx(LS), 'elf', String(size), '0755', '5', STAMP, answer].join('\t');
+  const out = (answer: string): string =>
+    [`@@probe ${PROBE_VERSION}`, '@@arch', 'amd64', '@@files', rec(answer), '@@end', ''].join('\n');
 
-describe('ELF heads too short for the notes', () => {
-  it('asks for exactly the missing ranges and resolves them from real bytes', () => {
-    const size = statSync(LS).size;
-    const head = readHead(LS, 64).toString('hex'); // the ELF header only
-    const out = [
-      `@@probe ${PROBE_VERSION}`,
-      '@@arch',
-      'amd64',
-      '@@files',
-      ['R', hx(LS), 'elf', String(size), '0755', '5', STAMP, head].join('\t'),
-      '@@end',
-      '',
-    ].join('\n');
-    const { facts, pending } = parseProbeOutput('n', out);
-    expect(pending).toHaveLength(1);
-    const p = pending[0]!;
-    expect(p.openPath).toBe(LS);
-    expect(p.inode).toBe(5);
-    expect(p.ranges.length).toBeGreaterThan(0);
-    expect(readFurther(pending)).toEqual([]);
-    expect(facts.files.get(LS)?.buildId).toBe(readelfBuildIds([LS]).get(LS));
+  it('refuses a file past a cap, naming host and file, as the controller walk did', () => {
+    expect(() => parseProbeOutput('n', out('!notes'))).toThrow(
+      `n: ${LS}: ELF file refused: more than 4096 note headers`,
+    );
+    expect(() => parseProbeOutput('n', out('!phdrs 2000'))).toThrow(
+      `n: ${LS}: ELF file refused: 2000 program headers (at most 1024 are read)`,
+    );
+  });
+
+  it('fails the host when the file changed while its notes were read', () => {
+    expect(() => parseProbeOutput('n', out('!changed'))).toThrow(
+      /changed or vanished while its ELF notes were read/,
+    );
+  });
+
+  it.each([
+    ['a cap that was not reached', '!phdrs 1024'],
+    ['a descriptor longer than CRIU reads', `=${'ab'.repeat(513)}`],
+    ['an empty build-ID', '='],
+    ['upper-case hex', '=ABCD'],
+    ['no answer at all', ''],
+    ['a head, as format 5 sent', '7f454c46'],
+  ])('refuses %s as an answer the probe cannot have printed', (_what, answer) => {
+    expect(() => parseProbeOutput('n', out(answer))).toThrow(
+      /refusing the facts probe's answer: line 1 of section files/,
+    );
   });
 });
 
-describe("the parser's verdicts on a file whose head was too short (LockVerdicts)", () => {
-  it('judge it "not at the lock", so the planner looks at the build-ID the further reads found', () => {
+describe("the parser's verdicts on the walk's answers (LockVerdicts)", () => {
+  it('judge a file at the lock only for the locked build-ID', () => {
     const size = statSync(LS).size;
     const real = readelfBuildIds([LS]).get(LS)!;
     const other = real.replace(/^./, (c) => (c === '0' ? '1' : '0'));
@@ -561,7 +543,7 @@ describe("the parser's verdicts on a file whose head was too short (LockVerdicts
       '@@dpkg',
       'coreutils\tamd64\t9.1-1\tinstall\tinstalled\tok\tforeign\t\t\t',
       '@@files',
-      ['R', hx(LS), 'elf', String(size), '0755', '5', STAMP, readHead(LS, 64).toString('hex')].join('\t'),
+      ['R', hx(LS), 'elf', String(size), '0755', '5', STAMP, `=${real}`].join('\t'),
       '@@end',
       '',
     ].join('\n');
@@ -574,10 +556,9 @@ describe("the parser's verdicts on a file whose head was too short (LockVerdicts
           'coreutils:amd64': { version: '9.1-1', files: { [LS]: { size, mode: '0755', buildId } } },
         },
       });
-      const { facts, pending } = parseProbeOutput('n', out, undefined, [LS], undefined, indexLock(lock));
+      const { facts } = parseProbeOutput('n', out, undefined, [LS], undefined, indexLock(lock));
       expect(facts.lockVerdicts?.packageAtLock).toEqual(Uint8Array.of(1));
-      expect(facts.lockVerdicts?.fileAtLock).toEqual(Uint8Array.of(0));
-      expect(readFurther(pending)).toEqual([]);
+      expect(facts.lockVerdicts?.fileAtLock).toEqual(Uint8Array.of(reinstall ? 0 : 1));
       expect(facts.files.get(LS)?.buildId).toBe(real);
       const pins = renderPins(lock);
       const plan = planHost(lock, facts, pins);
@@ -731,15 +712,6 @@ describe('renderProbeScript', () => {
       renderProbeScript({ paths, known: new Map([['/usr/bin/ls', '1:0755:1:1:1:1\nI\t1']]) }),
     ).toThrow(/invalid stat tuple/);
   });
-
-  it('renderRangeScript refuses a relative path and sends paths hex-encoded', () => {
-    expect(() => renderRangeScript([{ path: 'a/b', inode: 1, offset: 0, length: 1 }])).toThrow(
-      /refusing path/,
-    );
-    expect(renderRangeScript([{ path: '/a\nb', inode: 9, offset: 64, length: 12 }])).toContain(
-      `__DATA__\n64\t12\t9\t${hx('/a\nb')}\n`,
-    );
-  });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -755,7 +727,7 @@ describe.runIf(HAVE_TOOLS)('the rendered probe on this machine', () => {
     policyFor: [`bash:${arch}`],
     pinFile: '/nonexistent.pref',
   });
-  const { facts, pending } = parseProbeOutput('localhost', res.stdout);
+  const { facts } = parseProbeOutput('localhost', res.stdout);
 
   it('runs to completion', () => {
     expect(res.status).toBe(0);
@@ -776,7 +748,6 @@ describe.runIf(HAVE_TOOLS)('the rendered probe on this machine', () => {
   it('reads coreutils ELF files with the build-IDs readelf reports', () => {
     const files = facts.packageFiles.get(`coreutils:${arch}`) ?? [];
     expect(files.length).toBeGreaterThan(20);
-    expect(pending).toEqual([]);
     const oracle = readelfBuildIds(files.map((f) => f.path));
     expect(oracle.size).toBe(files.length);
     for (const f of files) {
@@ -914,12 +885,9 @@ describe('parseProbeOutput refuses records of the wrong shape', () => {
     ['a negative size', ['R', hx('/a'), 'file', '-1', '0644', '77', STAMP, ''].join('\t')],
     ['a size beyond 2^53', ['R', hx('/a'), 'file', '99999999999999999', '0644', '77', STAMP, ''].join('\t')],
     ['a bad mode', ['R', hx('/a'), 'file', '1', '755', '77', ''].join('\t')],
-    ['a head on a non-ELF file', ['R', hx('/a'), 'file', '1', '0755', '77', STAMP, '00'].join('\t')],
+    ['a build-ID on a non-ELF file', ['R', hx('/a'), 'file', '1', '0755', '77', STAMP, '=00'].join('\t')],
     ['data for a missing file', ['R', hx('/a'), 'missing', '1', '', '', '', ''].join('\t')],
-    [
-      'a head longer than the probe sends',
-      ['R', hx('/a'), 'elf', '9999', '0755', '7', STAMP, '7f454c46' + '00'.repeat(HEAD_BYTES)].join('\t'),
-    ],
+    ['an ELF file without an answer', ['R', hx('/a'), 'elf', '9999', '0755', '7', STAMP, ''].join('\t')],
     ['an unknown record type', ['Z', hx('/a')].join('\t')],
     [
       'a mapped file with a bad address range',
@@ -938,27 +906,6 @@ describe('parseProbeOutput refuses records of the wrong shape', () => {
     expect(() => parseProbeOutput('node-x', withFiles(record))).toThrow(
       /^node-x: refusing the facts probe's answer: line \d+ of section files /,
     );
-  });
-
-  it('reads a mapped file again only through its map_files entry, built from the checked fields', () => {
-    const head = readHead(LS, 64).toString('hex');
-    const rec = [
-      'M',
-      '4242',
-      '55a0-55b0',
-      '0',
-      hx('/usr/bin/x'),
-      '-',
-      'm',
-      'elf',
-      String(statSync(LS).size),
-      '0755',
-      '12',
-      STAMP,
-      head,
-    ].join('\t');
-    const { pending } = parseProbeOutput('n', withFiles(rec));
-    expect(pending.map((p) => [p.openPath, p.inode])).toEqual([['/proc/4242/map_files/55a0-55b0', 12]]);
   });
 });
 

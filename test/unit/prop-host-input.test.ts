@@ -53,14 +53,19 @@ const fileFieldsArb = fc.oneof(
     .tuple(fc.nat(1 << 30), fc.constantFrom('0644', '0755'), fc.nat(1 << 30))
     .map(([size, mode, ino]) => ['file', String(size), mode, String(ino), `2049:${ino}:${ino}`, '']),
   fc
-    .tuple(fc.uint8Array({ maxLength: 64 }), fc.nat(1 << 20), fc.nat(1 << 30))
-    .map(([head, size, ino]) => [
+    .tuple(
+      // The build-ID walk's answer: none, or a build-ID of 1 to 512 bytes.
+      fc.oneof(fc.constant(null), fc.uint8Array({ minLength: 1, maxLength: 512 })),
+      fc.nat(1 << 20),
+      fc.nat(1 << 30),
+    )
+    .map(([id, size, ino]) => [
       'elf',
       String(size),
       '0755',
       String(ino),
       `2049:${size}:${size}`,
-      Buffer.concat([Buffer.from('7f454c46', 'hex'), head]).toString('hex'),
+      id === null ? '-' : `=${Buffer.from(id).toString('hex')}`,
     ]),
 );
 const recordArb = fc.oneof(

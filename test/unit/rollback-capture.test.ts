@@ -16,7 +16,7 @@ import {
   PRUNE_SCRIPT,
 } from '../../src/rollback/host.js';
 import { PROBE_VERSION } from '../../src/facts/probe-script.js';
-import { elfHead, FAKE_CLOCK } from '../helpers/fake-fleet.js';
+import { elfAnswer, FAKE_CLOCK } from '../helpers/fake-fleet.js';
 import { parseManifest } from '../../src/rollback/manifest.js';
 import type { CommandResult, ExecOptions, PutFileOptions, Transport } from '../../src/transport/types.js';
 import { makeLock } from './core-fixtures.js';
@@ -130,7 +130,7 @@ const PROBE = [
     '0644',
     '77',
     '1:2:3',
-    elfHead(BUILD_ID),
+    elfAnswer(BUILD_ID),
   ].join('\t'),
   '@@end',
   '',

@@ -27,7 +27,7 @@ import {
   saveReadings,
   statCacheDir,
 } from '../../src/facts/stat-cache.js';
-import { elfHead } from '../helpers/fake-fleet.js';
+import { elfAnswer } from '../helpers/fake-fleet.js';
 import { elf, makeFacts, makeLock, pkg } from './core-fixtures.js';
 import { recordingTransport } from '../helpers/recording-transport.js';
 
@@ -59,7 +59,7 @@ describe('the "U" answer (unchanged since the reading the controller sent)', () 
   it('takes size, mode and build-ID from the readings of the requested paths it names, and reports stats and clock', () => {
     const { facts, stats, clock } = parseProbeOutput(
       'n',
-      answer('U\t0\t1', rec('/usr/lib/y.so', elfHead(ID)), 'U\t2\t1'),
+      answer('U\t0\t1', rec('/usr/lib/y.so', elfAnswer(ID)), 'U\t2\t1'),
       known,
       requested,
     );
