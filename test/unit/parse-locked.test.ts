@@ -13,6 +13,7 @@ import { fingerprint, planHost } from '../../src/plan/planner.js';
 import { elfAnswer } from '../helpers/fake-fleet.js';
 import { makeLock, REPO } from './core-fixtures.js';
 import { fingerprintReference, planHostReference } from './planner-reference.js';
+import { reinstallsWithoutPolicy } from '../../src/commands/host-steps.js';
 import { FOCAL_PROBE_HEAD } from '../helpers/probe-output.js';
 
 const VERSIONS = ['1.0-1', '1.0-2', '0:1.0-2', '1.0~rc1-1', '2:0.9-1'];
@@ -216,6 +217,10 @@ describe("parseProbeOutput with the lock's strings (plan)", () => {
         expect(plan).toEqual(planHost(lock, plain.facts, pins));
         expect(plan).toEqual(planHostReference(lock, plain.facts, pins));
         expect(fingerprint(lock, shared.facts)).toBe(fingerprintReference(lock, plain.facts));
+        // The reinstalls plan asks apt about in a second round trip: the verdicts change nothing.
+        expect(reinstallsWithoutPolicy(lock, shared.facts)).toEqual(
+          reinstallsWithoutPolicy(lock, plain.facts),
+        );
       }),
       { numRuns: 1000 },
     );
