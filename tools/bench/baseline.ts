@@ -103,7 +103,8 @@ export function probeJobs(targets: readonly SshTarget[], script: string): HostJo
 
 /**
  * The read floor for plan / check / no-op apply: the dpkg database (dpkg-query -W), the pin file,
- * and the first HEAD_BYTES (1 KiB) of every file the lock pins (criu-lock reads the same heads for build-IDs).
+ * and the first HEAD_BYTES (1 KiB) of every file the lock pins (criu-lock reads the same heads
+ * for build-IDs; since probe format 6 it walks them on the node and sends the build-IDs).
  * criu-lock additionally asks `apt-cache policy` about every locked package (plan, apply); that is
  * part of the price the ratio shows, not of the floor.
  */

@@ -241,7 +241,7 @@ export async function runFleetBench(o: FleetBenchOptions): Promise<FleetRun> {
       },
       () => runSshFleet(ssh, readFloor),
       undefined,
-      // The request plan sends (src/commands/host-steps.ts), without stat readings: every head.
+      // The request plan sends (src/commands/host-steps.ts), without stat readings: every file read and walked.
       {
         paths,
         policyUnless: Object.keys(lock.packages)

@@ -234,7 +234,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   process.env.CRIU_LOCK_SANDBOX_DIR = BENCH_DIR;
   process.env.CRIU_LOCK_SANDBOX_PORT_BASE = String(BENCH_PORT_BASE);
   // criu-lock's stat readings (src/facts/stat-cache.ts) as it ships, but the bench's own and
-  // empty at the start: the first run of each figure reads every head, later ones what moved.
+  // empty at the start: the first run of each figure reads every file, later ones what moved.
   process.env.CRIU_LOCK_CACHE_DIR = join(BENCH_DIR, 'cache');
   rmSync(process.env.CRIU_LOCK_CACHE_DIR, { recursive: true, force: true });
   const started = Date.now();

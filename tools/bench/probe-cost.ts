@@ -1,8 +1,9 @@
 /**
  * What the facts probe of `plan` costs each node: bytes it prints and node CPU seconds, for
- * (a) every head and `apt-cache policy` of every locked package (what plan sent before probe
- * format 3), (b) format 3 on a first run (no cached readings; policy filtered on the node) and
- * (c) format 3 on a later run with the readings (a) and (b) leave (heads only for changed files).
+ * (a) every file read and `apt-cache policy` of every locked package (what plan asked before probe
+ * format 3), (b) the current format on a first run (no cached readings; policy filtered on the
+ * node) and (c) a later run with the readings (a) and (b) leave (only changed files read). Since
+ * format 6 a read file costs its build-ID on the wire, not its 1 KiB head.
  * Runs the exact scripts criu-lock renders, through the system ssh, against a sandbox fleet.
  *
  *   CRIU_LOCK_SANDBOX_DIR=... node dist-tools/tools/bench/probe-cost.js --lock LOCK [--runs N] [--repeat R]
@@ -126,7 +127,7 @@ async function main(): Promise<void> {
     }
   }
   const label = {
-    all: 'every head, policy of every locked package (before format 3)',
+    all: 'every file, policy of every locked package (as before format 3)',
     first: `format ${PROBE_VERSION}, first run (no readings; policy filtered on the node)`,
     cached: `format ${PROBE_VERSION}, later run (readings of the run before)`,
   };

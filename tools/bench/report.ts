@@ -178,7 +178,7 @@ export function targetsTable(runs: readonly FleetRun[]): string {
       `< ${SCALE_TARGETS.planWallS} s`,
       met(plan.criuLockS < SCALE_TARGETS.planWallS),
     ]);
-  // The first plan of a fresh fleet has no readings (every head, dpkg and apt asked); the later
+  // The first plan of a fresh fleet has no readings (every file read, dpkg and apt asked); the later
   // ones have them all. A median over both hides either, so with more than one run each is shown.
   if (plan && plan.criuLockRunsS.length > 1 && plan.floorRunsS.length === plan.criuLockRunsS.length) {
     const ratios = plan.criuLockRunsS.map((s, i) => s / plan.floorRunsS[i]!);

@@ -150,7 +150,9 @@ export function fleetTemplate(lock: Lockfile, pins: string): FleetTemplate {
  * missing, 5 extra packages; even hosts already carry the pin file. The packages are dpkg-query
  * lines cut from one text and read by the plan command's parser (parseDpkgLines with the lock);
  * paths, modes and build-IDs are taken as that parser takes a file record's; every other string
- * (versions apt offers, the pin file) is a fresh copy, as parsing makes them.
+ * (versions apt offers, the pin file) is a fresh copy, as parsing makes them. apt's policy is
+ * there only for the packages not at the lock: the plan's probe asks apt about no other
+ * (policyUnless), so a host's policy Map holds about 50 entries, not 2,000.
  */
 export function syntheticFacts(t: FleetTemplate, h: number): HostFacts {
   const dpkg: string[] = [];
@@ -168,18 +170,20 @@ export function syntheticFacts(t: FleetTemplate, h: number): HostFacts {
     const version = fresh(drift === 0 ? p.want : drift < 0 ? p.behind : p.ahead);
     if (!missing)
       dpkg.push(`${p.name}\t${p.arch}\t${version}\tinstall\tinstalled\tok\tsame\t\tlibc6 (>= 2.34)\t`);
+    // apt is asked only about the packages not at the lock (the probe's policyUnless filter).
+    if (drift === 0 && !missing) continue;
     const candidate = fresh(p.want);
     const versions = [
       {
         version: candidate,
         priority: h % 2 === 0 ? 1001 : 500,
         sources: ['file:/srv/repo ./ Packages'],
-        installed: drift === 0 && !missing,
+        installed: false,
       },
     ];
     if (drift !== 0) versions.push({ version, priority: 100, sources: [], installed: true });
-    policies.set(p.policyKey, {
-      key: p.policyKey,
+    policies.set(fresh(p.policyKey), {
+      key: fresh(p.policyKey),
       installed: missing ? undefined : version,
       candidate,
       versions,
