@@ -26,137 +26,30 @@ import {
   readBuildId,
 } from '../../src/elf/build-id.js';
 import { readBuildIdFromFile } from '../../src/elf/local-file.js';
+import {
+  abiTagNote,
+  concatBytes,
+  elfImage,
+  gnuBuildIdNote,
+  ID20_HEX,
+  MiB,
+  noteBytes,
+  PT_LOAD,
+  PT_NOTE,
+  simpleElf,
+  type SegmentSpec,
+} from '../helpers/elf-images.js';
 
 // ---------------------------------------------------------------------------------------------
 // Hand-built ELF images
 // ---------------------------------------------------------------------------------------------
 
-const PT_LOAD = 1;
-const PT_NOTE = 4;
-const MiB = 1024 * 1024;
-
-type Endian = 'le' | 'be';
-
-interface Segment {
-  type: number;
-  offset: number;
-  filesz: number;
-  align?: number;
-}
-
-interface ElfSpec {
-  cls: 32 | 64;
-  endian?: Endian;
-  size: number;
-  phoff?: number;
-  /** defaults to segments.length */
-  phnum?: number;
-  segments: Segment[];
-  /** raw bytes to place (notes, garbage) */
-  data?: Array<{ at: number; bytes: Uint8Array }>;
-}
-
-function elf(spec: ElfSpec): Uint8Array {
-  const le = (spec.endian ?? 'le') === 'le';
-  const buf = new Uint8Array(spec.size);
-  const dv = new DataView(buf.buffer);
-  const is64 = spec.cls === 64;
-  const ehsize = is64 ? 64 : 52;
-  const phsize = is64 ? 56 : 32;
-  const phoff = spec.phoff ?? ehsize;
-  const phnum = spec.phnum ?? spec.segments.length;
-  buf.set([0x7f, 0x45, 0x4c, 0x46, is64 ? 2 : 1, le ? 1 : 2, 1], 0);
-  if (is64) {
-    dv.setUint16(16, 3, le); // ET_DYN
-    dv.setBigUint64(32, BigInt(phoff), le);
-    dv.setUint16(52, ehsize, le);
-    dv.setUint16(54, phsize, le);
-    dv.setUint16(56, phnum, le);
-  } else {
-    dv.setUint16(16, 3, le);
-    dv.setUint32(28, phoff, le);
-    dv.setUint16(40, ehsize, le);
-    dv.setUint16(42, phsize, le);
-    dv.setUint16(44, phnum, le);
-  }
-  spec.segments.forEach((s, i) => {
-    const b = phoff + i * phsize;
-    if (b + phsize > spec.size) return; // a truncated table simply ends with the file
-    dv.setUint32(b, s.type, le);
-    if (is64) {
-      dv.setUint32(b + 4, 4, le);
-      dv.setBigUint64(b + 8, BigInt(s.offset), le);
-      dv.setBigUint64(b + 32, BigInt(s.filesz), le);
-      dv.setBigUint64(b + 40, BigInt(s.filesz), le);
-      dv.setBigUint64(b + 48, BigInt(s.align ?? 4), le);
-    } else {
-      dv.setUint32(b + 4, s.offset, le);
-      dv.setUint32(b + 16, s.filesz, le);
-      dv.setUint32(b + 20, s.filesz, le);
-      dv.setUint32(b + 24, 4, le);
-      dv.setUint32(b + 28, s.align ?? 4, le);
-    }
-  });
-  for (const d of spec.data ?? []) buf.set(d.bytes, d.at);
-  return buf;
-}
-
-interface NoteSpec {
-  name: string;
-  type: number;
-  desc: ArrayLike<number>;
-  endian?: Endian;
-  /** override the header's n_namesz / n_descsz (the body is still laid out from name/desc) */
-  namesz?: number;
-  descsz?: number;
-}
-
-/** One note with 4-byte padding of name and descriptor. */
-function note(n: NoteSpec): Uint8Array {
-  const le = (n.endian ?? 'le') === 'le';
-  const name = n.name === '' ? new Uint8Array(0) : new TextEncoder().encode(`${n.name}\0`);
-  const pad = (x: number): number => (x + 3) & ~3;
-  const out = new Uint8Array(12 + pad(name.length) + pad(n.desc.length));
-  const dv = new DataView(out.buffer);
-  dv.setUint32(0, n.namesz ?? name.length, le);
-  dv.setUint32(4, n.descsz ?? n.desc.length, le);
-  dv.setUint32(8, n.type, le);
-  out.set(name, 12);
-  out.set(Array.from(n.desc), 12 + pad(name.length));
-  return out;
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
-const ID20 = Array.from({ length: 20 }, (_, i) => 0xa0 + i);
-const ID20_HEX = ID20.map((b) => b.toString(16)).join('');
-const gnuBuildId = (endian: Endian = 'le', desc: ArrayLike<number> = ID20): Uint8Array =>
-  note({ name: 'GNU', type: 3, desc, endian });
-const abiTag = (endian: Endian = 'le'): Uint8Array =>
-  note({ name: 'GNU', type: 1, desc: [0, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0], endian });
-
-/** An image with one PT_LOAD and one PT_NOTE holding `notes` right after the program headers. */
-function simpleElf(cls: 32 | 64, endian: Endian, notes: Uint8Array, size = 4096): Uint8Array {
-  const at = cls === 64 ? 64 + 2 * 56 : 52 + 2 * 32;
-  return elf({
-    cls,
-    endian,
-    size,
-    segments: [
-      { type: PT_LOAD, offset: 0, filesz: size },
-      { type: PT_NOTE, offset: at, filesz: notes.length },
-    ],
-    data: [{ at, bytes: notes }],
-  });
-}
+// The builders are shared with the probe's differential test (test/helpers/elf-images.ts).
+const elf = elfImage;
+const note = noteBytes;
+const concat = concatBytes;
+const gnuBuildId = gnuBuildIdNote;
+const abiTag = abiTagNote;
 
 /** Feed a source the ranges it asks for until it answers; returns the answer and the rounds taken. */
 function resolve(
@@ -281,8 +174,8 @@ describe('readBuildId on hand-built ELF images', () => {
   it('stops at a truncated program header table', () => {
     const n = gnuBuildId();
     const phoff = 64 + n.length;
-    const segs = (noteFirst: boolean): Segment[] => {
-      const s: Segment[] = [
+    const segs = (noteFirst: boolean): SegmentSpec[] => {
+      const s: SegmentSpec[] = [
         { type: PT_NOTE, offset: 64, filesz: n.length },
         { type: PT_LOAD, offset: 0, filesz: 4096 },
       ];
