@@ -311,8 +311,9 @@ export function lockedPath(locked: LockedStrings, path: string, next: number): L
 }
 
 /**
- * LockVerdicts.fileAtLock for a file read from the host: a regular file, its build-ID known (not
- * waiting for further reads), with the size, mode and build-ID of the lock's entry for its path.
+ * LockVerdicts.fileAtLock for a file read from the host: a regular file, its build-ID known (an
+ * ELF fact made by hand may lack one), with the size, mode and build-ID of the lock's entry for
+ * its path.
  */
 export function fileAtLock(fact: FileFact, lockedAs: LockedPathStrings): 0 | 1 {
   if (fact.kind !== 'elf' && fact.kind !== 'file') return 0;

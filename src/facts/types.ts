@@ -118,7 +118,7 @@ export interface LockVerdicts {
   /**
    * Per locked path, in the lock's sorted order: 1 when it was answered as a regular file (ELF or
    * not, its build-ID known) with the size, mode and build-ID of the path's entry in the lock
-   * (LockedStrings.byPath); 0 otherwise, including a file whose build-ID needed further reads.
+   * (LockedStrings.byPath); 0 otherwise.
    */
   readonly fileAtLock: Uint8Array;
   /**
