@@ -1431,3 +1431,65 @@ describe('perl build_id walk vs the TypeScript reference: this machine’s files
     expect(files.filter((f) => f.reference.startsWith('elf =')).length).toBeGreaterThanOrEqual(200);
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// A file that changes while the walk reads it
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The probe's `build_id` alone, on an open file and a size of the caller's choosing: how the walk
+ * behaves when the file is shorter than fstat said (it shrank between the stat and the reads),
+ * which cannot be arranged through the whole probe without a race.
+ */
+function walkWithSize(path: string, size: number): string {
+  const script = renderProbeScript({ paths: ['/'] });
+  const limits = /^my \(\$WIN, \$MAXPH, \$MAXNOTES\) = \(.*\);$/m.exec(script)?.[0];
+  const walk = /^sub build_id \{$[\s\S]*?^\}$/m.exec(script)?.[0];
+  if (!limits || !walk) throw new Error('the probe has no build_id walk to run alone');
+  const harness = [
+    'use strict;',
+    limits,
+    walk,
+    "open(my $fh, '<:raw', $ARGV[0]) or die;",
+    "my $head = '';",
+    'sysread($fh, $head, 1024);',
+    'print build_id($fh, $ARGV[1], $head), "\\n";',
+  ].join('\n');
+  const run = spawnSync('perl', ['-e', harness, path, String(size)], { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`perl exited ${String(run.status)}: ${run.stderr}`);
+  return run.stdout.trim();
+}
+
+describe('perl build_id walk on a file that shrank under it', () => {
+  const dir = tempDir();
+  // Notes at 600 KiB: the walk must read past its 1 KiB head to find them.
+  const notes = gnuBuildIdNote();
+  const at = 600 * 1024;
+  const full = elfImage({
+    cls: 64,
+    size: at + 4096,
+    segments: [
+      { type: PT_LOAD, offset: 0, filesz: at + 4096 },
+      { type: PT_NOTE, offset: at, filesz: notes.length },
+    ],
+    data: [{ at, bytes: notes }],
+  });
+  const whole = join(dir, 'whole.so');
+  const cut = join(dir, 'cut.so');
+  const magic = join(dir, 'magic-only');
+  writeContent(whole, dense(full));
+  writeContent(cut, dense(full.subarray(0, 300 * 1024)));
+  writeContent(magic, dense(full.subarray(0, 4)));
+
+  it('reads the notes past its head when the file is as long as its stat said', () => {
+    expect(walkWithSize(whole, full.length)).toBe(`=${ID20_HEX}`);
+  });
+
+  it('answers "!changed" when a read past the head comes up short, never a guess', () => {
+    expect(walkWithSize(cut, full.length)).toBe('!changed');
+  });
+
+  it('answers "!changed" when not even the 5 bytes CRIU reads first are there', () => {
+    expect(walkWithSize(magic, full.length)).toBe('!changed');
+  });
+});
