@@ -6,8 +6,8 @@ import { gatherFacts, runProbe } from '../facts/gather.js';
 import { isHealthy, policyOf } from '../facts/queries.js';
 import { prepareWithReadings, statCacheDir, type PendingFacts } from '../facts/stat-cache.js';
 import type { HostFacts } from '../facts/types.js';
-import { indexLock, type SharedLockPath } from '../lock/lock-index.js';
-import type { FileEntry, Lockfile } from '../lock/lockfile.js';
+import { indexLock, isSharedEntry, verdictsFor } from '../lock/lock-index.js';
+import type { Lockfile } from '../lock/lockfile.js';
 import { PIN_FILE } from '../plan/pins.js';
 import type { Transport } from '../transport/types.js';
 
@@ -60,27 +60,19 @@ export function reinstallsWithoutPolicy(lock: Lockfile, facts: HostFacts): strin
   const index = indexLock(lock);
   // The parser's verdicts (decision 23), when made against this index for these very Maps: a path
   // judged at the lock is not compared again when its entry is the one the verdict was made on.
-  const v = facts.lockVerdicts;
-  const atLock =
-    v !== undefined && v.locked === index && v.packages === facts.packages && v.files === facts.files
-      ? v.fileAtLock
-      : undefined;
+  const atLock = verdictsFor(facts, index)?.fileAtLock;
   for (const { key, entry, files } of index.packages) {
     const got = facts.packages.get(key);
     if (!got || got.version !== entry.version || !isHealthy(got)) continue;
     const differs = files.some(([path, want]) => {
       const shared = atLock && index.byPath.get(path);
-      if (shared && atLock[shared.slot] === 1 && sameEntry(shared, want)) return false;
+      if (shared && atLock[shared.slot] === 1 && isSharedEntry(shared, want)) return false;
       return compareFile(key, path, want, facts.files.get(path)) !== undefined;
     });
     // apt was asked about every package not at its locked version; this one only if it was not.
     if (differs && !policyOf(facts, key)) out.push(key);
   }
   return out.sort();
-}
-
-function sameEntry(shared: SharedLockPath, want: FileEntry): boolean {
-  return shared.size === want.size && shared.mode === want.mode && shared.buildId === want.buildId;
 }
 
 export async function refreshApt(t: Transport): Promise<void> {

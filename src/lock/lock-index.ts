@@ -1,5 +1,6 @@
 import { detach } from '../detach.js';
 import { fileMode } from '../facts/parse.js';
+import type { HostFacts, LockVerdicts } from '../facts/types.js';
 import type { FileEntry, Lockfile, PackageEntry } from './lockfile.js';
 
 export interface IndexedLockPackage {
@@ -47,6 +48,34 @@ export interface LockIndex {
   byPath: ReadonlyMap<string, SharedLockPath>;
   /** Every locked path (package files and unmanaged), sorted and unique. */
   paths: readonly string[];
+}
+
+/**
+ * Whether a package's locked entry for a path is the one shared for that path (LockIndex.byPath):
+ * the parser's verdict on the path (LockVerdicts.fileAtLock) is then a verdict on this entry too.
+ * A path locked under two packages may hold two different entries.
+ */
+export function isSharedEntry(shared: SharedLockPath, entry: FileEntry): boolean {
+  return entry.size === shared.size && entry.mode === shared.mode && entry.buildId === shared.buildId;
+}
+
+/**
+ * The parser's verdicts on these facts (decision 23), when it made them against this very lock
+ * index and for the very Maps the facts hold; undefined otherwise (facts made by hand, parsed
+ * without the lock, or rebuilt since).
+ */
+export function verdictsFor(facts: HostFacts, locked: LockIndex): LockVerdicts | undefined {
+  const v = facts.lockVerdicts;
+  if (
+    v === undefined ||
+    v.locked !== locked ||
+    v.packages !== facts.packages ||
+    v.files !== facts.files ||
+    v.packageAtLock.length !== locked.packages.length ||
+    v.fileAtLock.length !== locked.paths.length
+  )
+    return undefined;
+  return v;
 }
 
 const byCodeUnit = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);

@@ -11,7 +11,7 @@ import type {
   LockVerdicts,
   PolicyVersion,
 } from '../facts/types.js';
-import { indexLock } from '../lock/lock-index.js';
+import { indexLock, isSharedEntry, verdictsFor, type LockIndex } from '../lock/lock-index.js';
 import type { FileEntry, Lockfile } from '../lock/lockfile.js';
 import type { HostError } from '../fleet/host-error.js';
 import type { Blocked, HostPlan, Note, PackageAction } from './plan-file.js';
@@ -84,7 +84,7 @@ interface PlanIndex {
   seenVersions: Array<string | undefined>;
   seenOrder: Int8Array;
   /** indexLock(lock): the parser's verdicts are used only when made against it. */
-  locked: object;
+  locked: LockIndex;
   fingerprint: FingerprintWriter;
   gotPackages: Array<InstalledPackage | undefined>;
   gotFiles: Array<FileFact | undefined>;
@@ -123,10 +123,9 @@ function planIndex(lock: Lockfile): PlanIndex {
         const shared = base.byPath.get(path)!.buildId;
         return f.buildId === shared ? shared : f.buildId;
       }),
-      fileVerdictApplies: Uint8Array.from(files, ([path, f]) => {
-        const shared = base.byPath.get(path)!;
-        return f.size === shared.size && f.mode === shared.mode && f.buildId === shared.buildId ? 1 : 0;
-      }),
+      fileVerdictApplies: Uint8Array.from(files, ([path, f]) =>
+        isSharedEntry(base.byPath.get(path)!, f) ? 1 : 0,
+      ),
       fileOwner: Int32Array.from(base.packages.flatMap((p, i) => p.files.map(() => i))),
       filesToCheck: new Uint8Array(base.packages.length),
       seenVersions: new Array<string | undefined>(2 * base.packages.length).fill(undefined),
@@ -183,28 +182,13 @@ function versionOrder(index: PlanIndex, i: number, installed: string): -1 | 0 | 
   return c;
 }
 
-/** The parser's verdicts on these facts, when it made them against this lock and these very Maps. */
-function usableVerdicts(index: PlanIndex, facts: HostFacts): LockVerdicts | undefined {
-  const v = facts.lockVerdicts;
-  if (
-    v === undefined ||
-    v.locked !== index.locked ||
-    v.packages !== facts.packages ||
-    v.files !== facts.files ||
-    v.packageAtLock.length !== index.keys.length ||
-    v.fileAtLock.length !== index.paths.length
-  )
-    return undefined;
-  return v;
-}
-
 /**
  * What the plan was computed from: dpkg state of every locked package, the pin file, the
  * platform. apply recomputes it and refuses a host whose fingerprint moved.
  */
 export function fingerprint(lock: Lockfile, facts: HostFacts): string {
   const index = planIndex(lock);
-  const v = usableVerdicts(index, facts);
+  const v = verdictsFor(facts, index.locked);
   const w = index.fingerprint;
   w.begin(fingerprintHead(lock, facts));
   const pkgs = index.packages;
@@ -310,7 +294,7 @@ export function planHost(
   const actions: PackageAction[] = [];
   const blocked: Blocked[] = [];
   const notes: Note[] = [];
-  const v = usableVerdicts(index, facts);
+  const v = verdictsFor(facts, index.locked);
   if (v !== undefined) {
     // The parser already placed every package and path (LockVerdicts): no walk over the Maps.
     if (lock.scope.kind === 'all') {
