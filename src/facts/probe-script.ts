@@ -1,4 +1,10 @@
-import { BUILD_ID_MAP_SIZE, ELF_HEAD_BYTES, MAX_NOTE_STEPS, MAX_PROGRAM_HEADERS } from '../elf/build-id.js';
+import {
+  BUILD_ID_MAP_SIZE,
+  ELF_HEAD_BYTES,
+  MAX_DESC_SIZE,
+  MAX_NOTE_STEPS,
+  MAX_PROGRAM_HEADERS,
+} from '../elf/build-id.js';
 import { renderCommand } from '../shell/quote.js';
 
 /**
@@ -161,7 +167,7 @@ sub build_id {
       return '!changed' unless defined $h;
       my ($nsz, $dsz, $type) = unpack($u32 x 3, $h);
       if ($type == 3) {
-        return '-' if $dsz == 0 || $dsz > 512;
+        return '-' if $dsz == 0 || $dsz > ${MAX_DESC_SIZE};
         my $d = $at + 12 + $align4->($nsz);
         return '-' if $d + $dsz > $win;
         my $x = $rd->($d, $dsz);
