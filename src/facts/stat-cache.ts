@@ -213,17 +213,16 @@ export function prepareWithReadings(
   const apt = req.policyUnless ? { known: loadAptReading(cacheDir, host) } : undefined;
   const used: GatherOptions = { ...rest, readings, ...(dpkg ? { dpkg } : {}), ...(apt ? { apt } : {}) };
   const prepared = prepareProbe(req, used);
-  const dir = cacheDir;
   const finishRead = (t: Transport, res: CommandResult): HostFacts => {
     const got = factsFromProbe(t, req, res, used, prepared.aptSent);
     const fresh = reusableDpkgReading(got.dpkg);
-    if (fresh && fresh.state !== dpkg?.state) saveDpkgReading(dir, host, fresh);
-    if (apt) keepAptAnswer(dir, host, got, dpkg, fresh, prepared.aptSent);
+    if (fresh && fresh.state !== dpkg?.state) saveDpkgReading(cacheDir, host, fresh);
+    if (apt) keepAptAnswer(cacheDir, host, got, dpkg, fresh, prepared.aptSent);
     if (!withPaths) return got.facts;
     const keep = reusableReadings(got.facts, got.stats, got.clock);
     // Paths this run did not ask about keep their readings (check and plan may ask for different sets).
     for (const [path, r] of readings) if (!got.stats.has(path) && !keep.has(path)) keep.set(path, r);
-    if (!sameReadings(readings, keep)) saveReadings(dir, host, keep);
+    if (!sameReadings(readings, keep)) saveReadings(cacheDir, host, keep);
     return got.facts;
   };
   return {
