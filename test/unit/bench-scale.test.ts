@@ -92,6 +92,8 @@ function fig(
     floorBytesPerHost: 1500 * 1024,
     floorCpuS: cpuS * 2,
     floorMaxRssKiB: 9 * 1024,
+    nodeCpuS: cpuS * 10,
+    floorNodeCpuS: cpuS * 5,
     phases: {},
   };
 }
@@ -115,9 +117,16 @@ describe('scaling report', () => {
     const lines = t.split('\n');
     expect(lines).toHaveLength(2 + 8);
     expect(lines[2]).toMatch(
-      /^\| plan +\| 20 +\| 1 +\| 0\.20 +\| 0\.80 +\| 0\.25× +\| 10\.0 \/ 20\.0 +\| 200 \/ 9 +\| 100 \/ 1500 +\|$/,
+      /^\| plan +\| 20 +\| 1 +\| 0\.20 +\| 0\.80 +\| 0\.25× +\| 10\.0 \/ 20\.0 +\| 100\.0 \/ 50\.0 +\| 200 \/ 9 +\| 100 \/ 1500 +\|$/,
     );
     expect(lines[3]).toMatch(/^\| plan +\| 100 /);
+    // A machine without a writable cgroup hierarchy measures no node CPU: the cell says so.
+    const noMeter = run(20);
+    for (const f of noMeter.figures) {
+      delete f.nodeCpuS;
+      delete f.floorNodeCpuS;
+    }
+    expect(scalingTable([noMeter]).split('\n')[2]).toMatch(/\| 10\.0 \/ 20\.0 +\| – \/ – +\| 200 /);
   });
 
   it('per-host curve: CPU per host against the 100-node run', () => {

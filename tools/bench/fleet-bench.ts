@@ -10,7 +10,7 @@ import { loadLock, type Lockfile } from '../../src/lock/lockfile.js';
 import type { PlanFile } from '../../src/plan/plan-file.js';
 import { PIN_FILE, renderPins } from '../../src/plan/pins.js';
 import { reset, up } from '../sandbox/fleet.js';
-import type { SandboxState } from '../sandbox/state.js';
+import { paths as sandboxPaths, readState, type SandboxState } from '../sandbox/state.js';
 import {
   applyFloorJobs,
   probeJobs,
@@ -21,6 +21,7 @@ import {
   type SshTarget,
 } from './baseline.js';
 import { defined, median, runNodeMeasured, type Measured } from './measure.js';
+import { openNodeCpuMeter, type NodeCpuMeter } from './node-cpu.js';
 
 export type FigureName = 'plan' | 'apply' | 'noop-apply' | 'check';
 
@@ -50,6 +51,14 @@ export interface FigureResult {
   floorCpuS?: number;
   /** Peak RSS of the largest single ssh client of the floor, KiB (median run). */
   floorMaxRssKiB?: number;
+  /**
+   * CPU seconds the nodes spent serving the run (node-cpu.ts: their sshds' cgroup), median over
+   * runs, criu-lock and floor; absent when the machine has no writable cgroup hierarchy.
+   */
+  nodeCpuS?: number;
+  floorNodeCpuS?: number;
+  nodeCpuRunsS?: number[];
+  floorNodeCpuRunsS?: number[];
   /** Diagnostic: criu-lock's own facts probe script sent through OpenSSH (same parallelism), median s. */
   probeViaSshS?: number;
   /** Bytes the probe prints per host (what crosses the connection and gets parsed). */
@@ -126,6 +135,16 @@ function assertNoFailures(what: string, r: Measured, okCodes: readonly number[])
 }
 
 export async function runFleetBench(o: FleetBenchOptions): Promise<FleetRun> {
+  const opened = openNodeCpuMeter();
+  if (opened.meter === undefined) o.log(`node CPU not measured: ${opened.reason}`);
+  try {
+    return await runFigures(o, opened.meter);
+  } finally {
+    opened.meter?.close();
+  }
+}
+
+async function runFigures(o: FleetBenchOptions, meter: NodeCpuMeter | undefined): Promise<FleetRun> {
   const work = join(o.dir, 'bench');
   mkdirSync(work, { recursive: true });
   const lockPath = join(work, 'criu-lock.yaml');
@@ -157,6 +176,15 @@ export async function runFleetBench(o: FleetBenchOptions): Promise<FleetRun> {
   const resetAll = async (): Promise<void> => {
     await reset('all', { dir: o.dir, log: () => undefined });
   };
+  const sshdPids = (): number[] => (readState(sandboxPaths(o.dir))?.nodes ?? []).map((n) => n.sshdPid);
+  /** Runs one side of a pair, with what the nodes spent on it when the meter is there. */
+  const onNodes = async <T>(run: () => Promise<T>): Promise<{ value: T; nodeS?: number }> => {
+    if (!meter) return { value: await run() };
+    meter.attach(sshdPids());
+    const n0 = meter.readS();
+    const value = await run();
+    return { value, nodeS: meter.readS() - n0 };
+  };
 
   const gen = await cl(['generate', ...common, '-o', lockPath]);
   if (gen.exitCode !== 0)
@@ -179,21 +207,27 @@ export async function runFleetBench(o: FleetBenchOptions): Promise<FleetRun> {
   ): Promise<FigureResult> => {
     const a: Measured[] = [];
     const fl: SshFleetRun[] = [];
+    const nodeA: number[] = [];
+    const nodeF: number[] = [];
     const c: number[] = [];
     let bytes: number[] = [];
     const probeRun = probe && !o.noProbeViaSsh ? probeJobs(targets, renderProbeScript(probe)) : undefined;
     for (let r = 0; r < o.runs; r++) {
       if (before) await before();
-      a.push(await criu());
+      const ours = await onNodes(criu);
+      a.push(ours.value);
+      if (ours.nodeS !== undefined) nodeA.push(ours.nodeS);
       if (before) await before();
-      fl.push(await floor());
+      const base = await onNodes(floor);
+      fl.push(base.value);
+      if (base.nodeS !== undefined) nodeF.push(base.nodeS);
       if (probeRun) {
         const pr = await runSshFleet(ssh, probeRun);
         c.push(pr.wallS);
         bytes = pr.stdoutBytes;
       }
       o.log(
-        `${figure} @${o.nodes}: run ${r + 1}/${o.runs}: criu-lock ${a[r]!.wallS.toFixed(2)} s, floor ${fl[r]!.wallS.toFixed(2)} s${probeRun ? `, criu-lock's probe via ssh ${c[r]!.toFixed(2)} s` : ''}`,
+        `${figure} @${o.nodes}: run ${r + 1}/${o.runs}: criu-lock ${a[r]!.wallS.toFixed(2)} s, floor ${fl[r]!.wallS.toFixed(2)} s${nodeA[r] !== undefined && nodeF[r] !== undefined ? ` (node CPU ${perHostMs(nodeA[r]!)} / ${perHostMs(nodeF[r]!)} ms/host)` : ''}${probeRun ? `, criu-lock's probe via ssh ${c[r]!.toFixed(2)} s` : ''}`,
       );
     }
     const walls = a.map((m) => m.wallS);
@@ -223,10 +257,20 @@ export async function runFleetBench(o: FleetBenchOptions): Promise<FleetRun> {
     const frss = defined(fl.map((x) => x.maxRssKiB));
     if (frss.length > 0) res.floorMaxRssKiB = median(frss);
     if (c.length > 0) res.probeViaSshS = median(c);
+    if (nodeA.length === a.length && nodeF.length === fl.length && nodeA.length > 0) {
+      res.nodeCpuS = median(nodeA);
+      res.floorNodeCpuS = median(nodeF);
+      res.nodeCpuRunsS = nodeA;
+      res.floorNodeCpuRunsS = nodeF;
+    }
     if (bytes.length > 0) res.probeBytesPerHost = median(bytes);
     figures.push(res);
     return res;
   };
+
+  function perHostMs(s: number): string {
+    return ((s * 1000) / o.nodes).toFixed(1);
+  }
 
   const want = (f: FigureName): boolean => o.only === undefined || o.only.includes(f);
 

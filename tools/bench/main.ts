@@ -120,6 +120,7 @@ function costTable(run: FleetRun): string {
       'KiB received / host',
       'floor: ssh clients CPU ms / host',
       'floor KiB / host',
+      'node CPU ms / host (criu-lock / floor)',
     ],
     run.figures.map((f) => [
       FIGURE_LABEL[f.figure],
@@ -130,6 +131,9 @@ function costTable(run: FleetRun): string {
       f.bytesReceivedPerHost === undefined ? '–' : (f.bytesReceivedPerHost / 1024).toFixed(0),
       f.floorCpuS === undefined ? '–' : ((f.floorCpuS * 1000) / run.nodes).toFixed(1),
       (f.floorBytesPerHost / 1024).toFixed(0),
+      f.nodeCpuS === undefined || f.floorNodeCpuS === undefined
+        ? '–'
+        : `${((f.nodeCpuS * 1000) / run.nodes).toFixed(1)} / ${((f.floorNodeCpuS * 1000) / run.nodes).toFixed(1)}`,
     ]),
   );
 }

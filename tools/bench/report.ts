@@ -61,6 +61,7 @@ export function scalingTable(runs: readonly FleetRun[]): string {
         s2(f.floorS),
         `${s2(f.ratio)}×`,
         `${cpuMs(f.cpuS, run.nodes)} / ${cpuMs(f.floorCpuS, run.nodes)}`,
+        `${cpuMs(f.nodeCpuS, run.nodes)} / ${cpuMs(f.floorNodeCpuS, run.nodes)}`,
         `${mib(f.maxRssKiB)} / ${mib(f.floorMaxRssKiB)}`,
         `${kib(f.bytesReceivedPerHost)} / ${kib(f.floorBytesPerHost)}`,
       ]);
@@ -74,6 +75,7 @@ export function scalingTable(runs: readonly FleetRun[]): string {
       'floor s',
       'ratio',
       'CPU ms/host (criu-lock / ssh clients)',
+      'node CPU ms/host (criu-lock / floor)',
       'peak RSS MiB (criu-lock / one ssh)',
       'KiB received/host (criu-lock / floor)',
     ],
