@@ -238,9 +238,15 @@ export async function captureTransaction(
     const [name, arch] = p.package.split(':');
     if (want && want !== got)
       return fail(`${p.package}=${p.before}: sha256 ${got} differs from the apt lists' ${want}`);
-    const [fp, fv, fa] = (fields ?? '').trim().split(' ');
-    if (fp !== name || fv !== p.before || fa !== arch)
-      return fail(`${p.package}=${p.before}: the .deb says ${fp ?? '?'} ${fv ?? '?'} ${fa ?? '?'}`);
+    // "=": the script found the hash in the apt lists' record for exactly this key and version
+    // (checked just above: want is that record's hash); else the .deb's own fields must name them.
+    if (fields === '=') {
+      if (!want) return fail(`${p.package}=${p.before}: the .deb's fields were not read`);
+    } else {
+      const [fp, fv, fa] = (fields ?? '').trim().split(' ');
+      if (fp !== name || fv !== p.before || fa !== arch)
+        return fail(`${p.package}=${p.before}: the .deb says ${fp ?? '?'} ${fv ?? '?'} ${fa ?? '?'}`);
+    }
     debs.set(p.package, {
       file: aptCacheFileName(name!, p.before, arch!),
       sha256: got,
@@ -348,7 +354,8 @@ function captureScript(
     `root=${quote(TX_ROOT)}`,
     'umask 022',
     'mkdir -p "$dir/debs" || exit 70',
-    'sha() { sha256sum < "$1" | cut -d" " -f1; }',
+    // The hash alone, cut by the shell (one exec per file, not two).
+    'sha() { set -- "$(sha256sum < "$1")"; printf "%s" "${1%% *}"; }',
     // want KEY VERSION: the SHA256 the apt lists publish for it (first record), from one apt-cache run.
     'want() {',
     '  w= p= a= v=',
@@ -375,10 +382,13 @@ function captureScript(
     '}',
     'dl() { out=$(cd "$dir/debs" && apt-get download -q -o APT::Sandbox::User=root "$@" 2>&1); }',
     'why() { printf "%s" "$out" | grep -E "^(E|W):" | tail -n 2 | tr "\\t\\n" "  "; }',
-    // report KEY FILE SRC GOT WANT WHY: the ok line (with the .deb's own fields) or the fail line.
+    // report KEY FILE SRC GOT WANT WHY: the ok line or the fail line. Its last field is "=" when the
+    // .deb's hash is the one the apt lists publish for exactly this package, version and
+    // architecture (the record names them), else the .deb's own fields, read by dpkg-deb.
     'report() {',
     '  if [ -n "$3" ] && [ -f "$dir/debs/$2" ]; then',
-    '    fields=$(dpkg-deb -f "$dir/debs/$2" Package Version Architecture | sed "s/^[A-Za-z]*: //" | tr "\\n" " ")',
+    '    if [ -n "$5" ] && [ "$4" = "$5" ]; then fields="="',
+    '    else fields=$(dpkg-deb -f "$dir/debs/$2" Package Version Architecture | sed "s/^[A-Za-z]*: //" | tr "\\n" " "); fi',
     '    printf "ok\\t%s\\t%s\\t%s\\t%s\\t%s\\n" "$1" "$3" "$4" "$5" "$fields"',
     '  else printf "fail\\t%s\\t%s\\n" "$1" "$6"; fi',
     '}',

@@ -207,6 +207,11 @@ describe('capture module', () => {
       /differs from the apt lists/,
     ],
     [
+      "the script says the hash is the lists' but gives no hash from the lists",
+      `ok\tlibfleet1:amd64\tapt-download\t${SHA}\t\t=\n`,
+      /libfleet1:amd64=2\.31-0ubuntu9\.9: the \.deb's fields were not read/,
+    ],
+    [
       'the script says nothing',
       '',
       /libfleet1:amd64=2\.31-0ubuntu9\.9: no \.deb from the apt cache or apt-get download/,
@@ -226,6 +231,22 @@ describe('capture module', () => {
       expect(tx.manifest).toBeUndefined();
     },
   );
+
+  it('takes "=" for the fields when the hash is the apt lists\' for the package and version; the script reads them only otherwise', async () => {
+    const t = new ScriptedTransport([
+      ['=== versions', { stdout: CURRENT }],
+      [CAPTURE_MARK, { stdout: `ok\tlibfleet1:amd64\tapt-download\t${SHA}\t${SHA}\t=\n${PROBE}` }],
+      ['criu-lock-tx-finish', { stdout: 'txdu\t12\nkept\t1\ndu\t12\n' }],
+    ]);
+    const tx: TransactionContext = { id: TXID, keep: 5, now: new Date('2026-11-29T01:17:31Z') };
+    const r = await capture.run(ctx(t, tx), undefined);
+    expect(r.status, r.message).toBe('changed');
+    expect(tx.manifest?.packages[0]?.deb).toEqual({
+      file: 'libfleet1_2.31-0ubuntu9.9_amd64.deb',
+      sha256: SHA,
+      source: 'apt-download',
+    });
+  });
 
   it('rebuilds a version no source has any more from the installed files, or fails naming both reasons', async () => {
     const answers: Array<[string, Partial<CommandResult>]> = [
