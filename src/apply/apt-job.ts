@@ -46,7 +46,8 @@ const RUNNER = [
   `exec 8>>${JOB_LOCK}`,
   'flock 8',
   'echo $$ > "$j/pid"',
-  '"$@" > "$j/log" 2>&1 < /dev/null',
+  // Not fd 8: a daemon a maintainer script starts would hold the job lock for as long as it runs.
+  '"$@" > "$j/log" 2>&1 < /dev/null 8>&-',
   'rc=$?',
   'if [ $rc -ne 0 ] && [ "$restore" = 1 ]; then',
   `  if [ -f ${PIN_BACKUP} ]; then mv -f ${PIN_BACKUP} "$pin" && echo restored > "$j/pins";`,
@@ -75,7 +76,9 @@ export const START_SCRIPT = [
  */
 export const FOLLOW_SCRIPT = [
   'j=$1',
-  'while [ ! -f "$j/status" ]; do sleep 0.3; done',
+  // The runner holds the job lock from before apt starts until after it writes the status: wait on
+  // the lock, not on a timer. Only before the runner has taken it (just started) does this poll.
+  `while [ ! -f "$j/status" ]; do flock -s ${JOB_LOCK} true || sleep 0.3; [ -f "$j/status" ] || sleep 0.05; done`,
   'echo "@@status"; cat "$j/status"',
   'echo "@@started"; cat "$j/started" 2>/dev/null',
   'echo "@@pins"; cat "$j/pins" 2>/dev/null',
