@@ -110,6 +110,8 @@ export class BastionPool implements BastionConnector {
         client.end();
         throw e;
       });
+      // Every forwarded connection's packets cross this socket: no Nagle delay (ssh-transport.ts).
+      client.setNoDelay(true);
       return { client, login };
     });
     this.logins++;
