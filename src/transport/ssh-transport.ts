@@ -135,7 +135,7 @@ async function connectOnce(
  * and a timeout is ssh2's, so connectError and the retry rules read them as before. Behind a
  * bastion the pool sets it on the hop's socket (bastions.ts).
  */
-function openTcp(host: string, port: number, timeoutMs: number): Promise<Socket> {
+export function openTcp(host: string, port: number, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const sock = tcpConnect({ host, port });
     sock.setNoDelay(true);
