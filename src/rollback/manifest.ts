@@ -115,11 +115,18 @@ export function parseManifest(
   return { ok: true, manifest: r.data };
 }
 
-/** A transaction id from a time and 24 random bits: sortable, unique enough per host. */
+/**
+ * A transaction id from a time and 12 random bits: `YYYYMMDDTHHMMSSZ-mmmrrr`, where `mmm` is the
+ * millisecond in hex (000–3e7) and `rrr` random. Ids sort by time to the millisecond, on the
+ * controller (history, rollback's "most recent", retention) and in the node's glob order (the
+ * capture's pruning): two transactions in the same second on one host (a rollback, then another)
+ * must not sort by chance. Ids made before had 24 random bits; the format is the same.
+ */
 export function makeTxId(now: Date, random: number): string {
   const iso = now.toISOString(); // 2026-11-29T01:12:33.456Z
   const stamp = `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}T${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
-  return `${stamp}-${((random >>> 0) & 0xffffff).toString(16).padStart(6, '0')}`;
+  const ms = now.getUTCMilliseconds().toString(16).padStart(3, '0');
+  return `${stamp}-${ms}${((random >>> 0) & 0xfff).toString(16).padStart(3, '0')}`;
 }
 
 export function txDir(id: string): string {

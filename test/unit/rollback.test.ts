@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   aptCacheFileName,
   makeTxId,
+  TxId,
   parseManifest,
   serializeManifest,
   type TxManifest,
@@ -93,18 +94,26 @@ describe('transaction manifest', () => {
     expect(notJson.ok ? '' : notJson.error).toMatch(/^not JSON/);
   });
 
-  it('makes sortable ids from the clock and 24 random bits', () => {
-    expect(makeTxId(new Date('2026-11-29T01:02:03.999Z'), 0xabc)).toBe('20261129T010203Z-000abc');
+  it('makes ids that sort by time to the millisecond (the millisecond, then 12 random bits)', () => {
+    expect(makeTxId(new Date('2026-11-29T01:02:03.999Z'), 0xabc)).toBe('20261129T010203Z-3e7abc');
+    expect(makeTxId(new Date('2026-11-29T01:02:03.000Z'), 0xfffabc)).toBe('20261129T010203Z-000abc');
+    // Two transactions in the same second on one host (a rollback, then another): by time, not by chance.
+    expect(
+      makeTxId(new Date('2026-11-29T01:02:03.100Z'), 0xfff) <
+        makeTxId(new Date('2026-11-29T01:02:03.101Z'), 0),
+    ).toBe(true);
     fc.assert(
       fc.property(
         fc.date({ min: new Date('2000-01-01'), max: new Date('2099-12-31'), noInvalidDate: true }),
         fc.date({ min: new Date('2000-01-01'), max: new Date('2099-12-31'), noInvalidDate: true }),
         fc.nat(),
-        (a, b, r) => {
-          const ia = makeTxId(a, r);
-          const ib = makeTxId(b, r);
+        fc.nat(),
+        (a, b, ra, rb) => {
+          const ia = makeTxId(a, ra);
+          const ib = makeTxId(b, rb);
           expect(ia).toMatch(/^\d{8}T\d{6}Z-[0-9a-f]{6}$/);
-          if (Math.floor(a.getTime() / 1000) < Math.floor(b.getTime() / 1000)) expect(ia < ib).toBe(true);
+          expect(TxId.safeParse(ia).success).toBe(true);
+          if (a.getTime() < b.getTime()) expect(ia < ib).toBe(true);
         },
       ),
     );
