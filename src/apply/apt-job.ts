@@ -77,8 +77,9 @@ export const START_SCRIPT = [
 export const FOLLOW_SCRIPT = [
   'j=$1',
   // The runner holds the job lock from before apt starts until after it writes the status: wait on
-  // the lock, not on a timer. Only before the runner has taken it (just started) does this poll.
-  `while [ ! -f "$j/status" ]; do flock -s ${JOB_LOCK} true || sleep 0.3; [ -f "$j/status" ] || sleep 0.05; done`,
+  // the lock, not on a timer. It polls only before the runner has the lock (no pid file yet), and,
+  // as it always did, every 0.3 s if the runner died without a status (the command's timeout ends it).
+  `while [ ! -f "$j/status" ]; do flock -s ${JOB_LOCK} true || sleep 0.3; [ -f "$j/status" ] || if [ -f "$j/pid" ]; then sleep 0.3; else sleep 0.05; fi; done`,
   'echo "@@status"; cat "$j/status"',
   'echo "@@started"; cat "$j/started" 2>/dev/null',
   'echo "@@pins"; cat "$j/pins" 2>/dev/null',

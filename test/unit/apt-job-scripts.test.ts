@@ -75,6 +75,21 @@ describe('apt job scripts (real sh)', () => {
     execFileSync('flock', ['-n', join(dir, 'apt-job.lock'), 'true']);
   });
 
+  it('a runner that died without a status (its lock free) keeps the follower waiting for the status, as before', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'criu-lock-job-'));
+    const job = join(dir, 'jobs', 'job1');
+    execFileSync('mkdir', ['-p', job]);
+    // What a killed runner leaves: its pid, no status, and no process holding the job lock.
+    execFileSync('sh', ['-c', `echo 999999 > ${job}/pid; : > ${join(dir, 'apt-job.lock')}`]);
+    const following = follow(dir, job, 20_000);
+    // The follower is still waiting a second later; a status written then ends it with that record.
+    await new Promise((r) => setTimeout(r, 1_000));
+    execFileSync('sh', ['-c', `echo 7 > ${job}/status`]);
+    const out = await following;
+    expect(out).not.toBe('hung');
+    expect(parseJobRecord(job, out).exitCode).toBe(7);
+  });
+
   it('a follower that starts after the job ended returns at once with its record', async () => {
     dir = mkdtempSync(join(tmpdir(), 'criu-lock-job-'));
     const job = start(dir, ['true']);
