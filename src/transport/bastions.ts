@@ -5,6 +5,7 @@
  * after the last host using them closes (so hosts worked on one after another reuse them too).
  * Only types are imported at the top: ssh2 loads when the first bastion is needed.
  */
+import type { Socket } from 'node:net';
 import type { Client, ClientChannel } from 'ssh2';
 import { CriuLockError } from '../errors.js';
 import { closedBeforeReady, withConnectRetry, type ConnectRetry } from './connect-retry.js';
@@ -94,24 +95,39 @@ export class BastionPool implements BastionConnector {
   private async login(hop: SshEndpoint, parent: Entry | undefined, entry: Entry): Promise<Client> {
     const note = this.opts.note ?? (() => undefined);
     // Loaded on first use: commands import this module, and --help must not load the SSH stack.
-    const [{ prepareLogin }, { default: ssh2 }] = await Promise.all([import('./login.js'), import('ssh2')]);
-    // Each attempt has its own login and, through a previous bastion, its own channel.
+    const [{ prepareLogin }, { handshakeTimeoutMs, openTcp }, { default: ssh2 }] = await Promise.all([
+      import('./login.js'),
+      import('./tcp.js'),
+      import('ssh2'),
+    ]);
+    // Each attempt has its own login and its own way in: a channel of the previous bastion, or a
+    // TCP connection with TCP_NODELAY (every later hop and host behind it crosses that socket).
     const { client, login } = await withConnectRetry(this.opts.connectRetry, async () => {
-      const sock = parent ? await forwardToHop(await parent.client, hop) : undefined;
+      const forwarded = parent ? await forwardToHop(await parent.client, hop) : undefined;
       const login = await prepareLogin(hop, this.opts.agentSocket, note);
+      const started = Date.now();
+      let sock: ClientChannel | Socket;
+      try {
+        sock = forwarded ?? (await openTcp(hop.address, hop.port, hop.connectTimeoutMs));
+      } catch (e) {
+        throw login.failure(e);
+      }
       const client = new ssh2.Client();
       await new Promise<void>((resolve, reject) => {
         client.once('ready', () => resolve());
         client.once('error', (e) => reject(login.failure(e)));
         // A close after the banner comes without an error; without this the login would wait forever.
         client.once('close', () => reject(login.failure(closedBeforeReady())));
-        client.connect({ ...login.config, ...(sock ? { sock } : {}) });
+        client.connect({
+          ...login.config,
+          readyTimeout: handshakeTimeoutMs(hop.connectTimeoutMs, started),
+          sock,
+        });
       }).catch((e: unknown) => {
         client.end();
+        sock.destroy();
         throw e;
       });
-      // Every forwarded connection's packets cross this socket: no Nagle delay (ssh-transport.ts).
-      client.setNoDelay(true);
       return { client, login };
     });
     this.logins++;

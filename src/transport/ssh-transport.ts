@@ -3,7 +3,6 @@
  * known-hosts-store.ts), agent and identity files (ssh-auth.ts), ProxyJump through shared bastion
  * connections (bastions.ts), and a channel pool per connection (channel-pool.ts).
  */
-import { connect as tcpConnect, type Socket } from 'node:net';
 import { NodeSSH, type Config } from 'node-ssh';
 import { CriuLockError } from '../errors.js';
 import type { ConnectionSettings } from '../inventory/types.js';
@@ -13,6 +12,7 @@ import { withConnectRetry } from './connect-retry.js';
 import { endpointWhere, jumpEndpoint, targetEndpoint } from './endpoint.js';
 import { prepareLogin, type Login } from './login.js';
 import type { BastionLease, SshEndpoint, SshOptions } from './ssh-options.js';
+import { handshakeTimeoutMs, openTcp } from './tcp.js';
 import type { Transport } from './types.js';
 
 export interface ConnectSshExtras {
@@ -113,54 +113,17 @@ async function connectOnce(
   } catch (e) {
     throw login.failure(e);
   }
-  // ConnectTimeout covers the TCP connect and the handshake together, as when ssh2 connects.
-  const left = ep.connectTimeoutMs > 0 ? Math.max(1, ep.connectTimeoutMs - (Date.now() - started)) : 0;
   const ssh = new NodeSSH();
   try {
-    await ssh.connect({ ...login.config, readyTimeout: left, sock } as Config);
+    await ssh.connect({
+      ...login.config,
+      readyTimeout: handshakeTimeoutMs(ep.connectTimeoutMs, started),
+      sock,
+    } as Config);
   } catch (e) {
     ssh.dispose();
     sock.destroy();
     throw login.failure(e);
   }
   return { ssh, login };
-}
-
-/**
- * The TCP connection to a host, with TCP_NODELAY from the first packet. Without it every round
- * trip waits on the peer's delayed ACK (40 ms on Linux): the handshake and each command are
- * several small packets (channel open, exec, data, EOF), and Nagle holds one back while the one
- * before is unacknowledged. OpenSSH sets it for interactive sessions only; a plan or an apply is a
- * handshake and up to a dozen commands per host. Errors are the socket's own (ECONNREFUSED...),
- * and a timeout is ssh2's, so connectError and the retry rules read them as before. Behind a
- * bastion the pool sets it on the hop's socket (bastions.ts).
- */
-export function openTcp(host: string, port: number, timeoutMs: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const sock = tcpConnect({ host, port });
-    sock.setNoDelay(true);
-    const timer =
-      timeoutMs > 0
-        ? setTimeout(() => {
-            sock.destroy();
-            reject(
-              Object.assign(new Error('Timed out while waiting for handshake'), { level: 'client-timeout' }),
-            );
-          }, timeoutMs)
-        : undefined;
-    const failed = (e: Error): void => {
-      clearTimeout(timer);
-      sock.destroy();
-      reject(e);
-    };
-    sock.once('error', failed);
-    sock.once('connect', () => {
-      clearTimeout(timer);
-      // From here on ssh2 handles the socket's errors; until it listens (node-ssh may yield first)
-      // an error must not go unheard (an unhandled 'error' would end the process).
-      sock.removeListener('error', failed);
-      sock.on('error', () => undefined);
-      resolve(sock);
-    });
-  });
 }

@@ -1,11 +1,11 @@
 /**
- * The TCP connection criu-lock opens for ssh2 (src/transport/ssh-transport.ts openTcp): TCP_NODELAY
+ * The TCP connection criu-lock opens for ssh2 (src/transport/tcp.ts openTcp): TCP_NODELAY
  * is set before the first packet, and the socket's own errors reach the caller as they would have
  * through ssh2 (connectError reads their codes).
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openTcp } from '../../src/transport/ssh-transport.js';
+import { openTcp } from '../../src/transport/tcp.js';
 
 /** Node keeps setNoDelay's value on the socket under this symbol (applied when the handle exists). */
 function noDelayOf(sock: Socket): unknown {
