@@ -90,6 +90,22 @@ export const FOLLOW_SCRIPT = [
   `ls -1dt ${JOBS_DIR}/*/collected 2>/dev/null | tail -n +${KEEP_JOBS + 1} | while read -r c; do rm -rf -- "\${c%/collected}"; done`,
 ].join('\n');
 
+/** How long starting the job may take on the host (the start itself is a few file writes). */
+const START_TIMEOUT_S = 60;
+
+/**
+ * `sh -c RUN criu-lock-apt-run ID PINFILE RESTORE argv...`: START (bounded on the host by
+ * START_TIMEOUT_S, as when it was a command of its own), then `@@job DIR` as soon as the job runs,
+ * then FOLLOW: one round trip for the whole transaction. A connection lost after the `@@job` line
+ * leaves a running job behind, named; one lost before it may or may not have started one.
+ */
+export const RUN_SCRIPT = [
+  `j=$(timeout -k 2 ${START_TIMEOUT_S} sh -c '${START_SCRIPT.replace(/'/g, `'\\''`)}' criu-lock-apt-start "$@") || exit $?`,
+  'printf "@@job %s\\n" "$j"',
+  'set -- "$j"',
+  FOLLOW_SCRIPT,
+].join('\n');
+
 /**
  * `sh -c PENDING criu-lock-apt-pending WAITSECONDS`: jobs an earlier apply started and never
  * collected. Waits (up to WAITSECONDS) for a running one through the job lock, then lists them.
@@ -151,42 +167,47 @@ function looksLost(r: CommandResult): boolean {
   return r.exitCode === null && r.signal === undefined && !r.timedOut;
 }
 
-/** Starts the transaction detached; returns its job dir. */
-export async function startJob(
+/**
+ * Starts the transaction detached and follows it to its end, in one command (RUN_SCRIPT). A lost
+ * connection after the job started is an outcome, not an exception; a job that could not start,
+ * or may not have, throws.
+ */
+export async function runJob(
   t: Transport,
   argv: readonly string[],
-  opts: { pinFile: string; restorePins: boolean; id?: string },
-): Promise<string> {
-  const id = opts.id ?? newJobId();
-  const r = await t.exec(
-    [
-      'sh',
-      '-c',
-      START_SCRIPT,
-      'criu-lock-apt-start',
-      id,
-      opts.pinFile,
-      opts.restorePins ? '1' : '0',
-      'env',
-      ...Object.entries(APT_ENV).map(([k, v]) => `${k}=${v}`),
-      ...argv,
-    ],
-    {
-      become: true,
-      timeoutMs: 60_000,
-    },
-  );
-  const dir = r.stdout.trim().split('\n').pop() ?? '';
-  if (r.exitCode !== 0 || !dir.startsWith(`${JOBS_DIR}/`)) {
-    throw new CriuLockError(
-      'ssh',
-      `could not start the apt transaction: ${r.stderr.trim().split('\n').slice(-1)[0] || `exit code ${r.exitCode}`}`,
-    );
+  opts: { pinFile: string; restorePins: boolean; id?: string; timeoutMs: number },
+): Promise<{ dir: string; outcome: JobOutcome }> {
+  const dir = `${JOBS_DIR}/${opts.id ?? newJobId()}`;
+  const id = dir.slice(JOBS_DIR.length + 1);
+  const command = [
+    'sh',
+    '-c',
+    RUN_SCRIPT,
+    'criu-lock-apt-run',
+    id,
+    opts.pinFile,
+    opts.restorePins ? '1' : '0',
+    'env',
+    ...Object.entries(APT_ENV).map(([k, v]) => `${k}=${v}`),
+    ...argv,
+  ];
+  // A rejection (no usable connection, or output past the cap) fails the host as it is.
+  const r = await t.exec(command, { become: true, timeoutMs: opts.timeoutMs });
+  if (!r.stdout.startsWith(`@@job ${dir}\n`)) {
+    if (looksLost(r))
+      throw new CriuLockError(
+        'ssh',
+        `connection lost while starting the apt transaction; if it started, it continues on the host (log ${dir}/log) and the next apply waits for it and reports how it ended`,
+      );
+    const last = r.stderr.trim().split('\n').slice(-1)[0];
+    const code =
+      r.exitCode === 124 ? `starting it took over ${START_TIMEOUT_S} s` : `exit code ${r.exitCode}`;
+    throw new CriuLockError('ssh', `could not start the apt transaction: ${last || code}`);
   }
-  return dir;
+  return { dir, outcome: await jobOutcome(t, dir, r, opts.timeoutMs) };
 }
 
-/** Waits for the job from the controller. A lost connection is an outcome, not an exception. */
+/** Waits for the job from the controller (a job an earlier apply left). A lost connection is an outcome. */
 export async function followJob(t: Transport, dir: string, timeoutMs: number): Promise<JobOutcome> {
   let r: CommandResult;
   try {
@@ -194,6 +215,16 @@ export async function followJob(t: Transport, dir: string, timeoutMs: number): P
   } catch (e) {
     return { kind: 'connection-lost', dir, error: e instanceof Error ? e.message : String(e) };
   }
+  return jobOutcome(t, dir, r, timeoutMs);
+}
+
+/** The end of a follow (FOLLOW_SCRIPT's answer `r`): the job's record, a lost connection, or a timeout (throws). */
+async function jobOutcome(
+  t: Transport,
+  dir: string,
+  r: CommandResult,
+  timeoutMs: number,
+): Promise<JobOutcome> {
   if (looksLost(r)) {
     // Tell a closed connection from a killed command: a lost connection refuses the next exec.
     try {

@@ -1,4 +1,4 @@
-import { describeJob, followJob, jobResult, startJob } from '../apply/apt-job.js';
+import { describeJob, jobResult, runJob } from '../apply/apt-job.js';
 import { rebuildPackage } from '../store/rebuild.js';
 import { APT_ENV } from '../apply/apt.js';
 import { summariseOutput } from '../apply/modules/output.js';
@@ -133,8 +133,11 @@ export async function executeRollback(
     }
     // Detached on the host like apply's transaction, so a lost connection does not interrupt it.
     const argv = rollbackAptArgv(plan, { simulate: false, lockTimeout: opts.lockTimeout });
-    const dir = await startJob(t, argv, { pinFile: tx.pins.path, restorePins: false });
-    const outcome = await followJob(t, dir, 1_800_000);
+    const { dir, outcome } = await runJob(t, argv, {
+      pinFile: tx.pins.path,
+      restorePins: false,
+      timeoutMs: 1_800_000,
+    });
     if (outcome.kind === 'connection-lost') {
       throw new RollbackStepError(
         'apt',

@@ -139,7 +139,6 @@ export class FakeHost implements Transport {
   /** The host lock's owner token, and how to end the holder command that keeps it. */
   lockOwner: string | null = null;
   private endHolder: (() => void) | undefined;
-  private jobs = new Map<string, CommandResult>();
 
   private async aptInstall(argv: readonly string[]): Promise<CommandResult> {
     this.events.push({ host: this.host, event: 'apt-start' });
@@ -241,17 +240,12 @@ export class FakeHost implements Transport {
           });
         return this.result(name, { stdout: ['Reading package lists...', ...lines, ''].join('\n') });
       }
-      case 'criu-lock-apt-start': {
+      case 'criu-lock-apt-run': {
+        // Starts the "detached" job and follows it to its record, as the real script does in one command.
         const [id = 'job'] = args;
         const r = await this.aptInstall(args.slice(args.indexOf('apt-get')));
-        const dir = `/var/lib/criu-lock/jobs/${id}`;
-        this.jobs.set(dir, r);
-        return this.result(name, { stdout: `${dir}\n` });
-      }
-      case 'criu-lock-apt-follow': {
-        const r = this.jobs.get(args[0] ?? '');
-        if (!r) return this.result(name, { exitCode: 1, stderr: 'no such job\n' });
         const record = [
+          `@@job /var/lib/criu-lock/jobs/${id}`,
           '@@status',
           String(r.exitCode),
           '@@started',
@@ -294,7 +288,7 @@ export class FakeHost implements Transport {
         c.kind === 'put' ||
         (c.kind === 'exec' && c.argv[0] === 'apt-get' && c.argv[1] === 'install' && !c.argv.includes('-s')) ||
         (c.kind === 'exec' &&
-          (c.argv[3] === 'criu-lock-apt-start' ||
+          (c.argv[3] === 'criu-lock-apt-run' ||
             c.argv[3] === 'criu-lock-pins-write' ||
             c.argv[3] === 'criu-lock-tx-finish')),
     );

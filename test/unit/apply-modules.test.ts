@@ -32,6 +32,8 @@ type Call =
   | { kind: 'put'; path: string; content: string; mode?: number; become?: boolean };
 
 type Reply = Partial<Pick<CommandResult, 'exitCode' | 'stdout' | 'stderr' | 'timedOut'>>;
+/** A reply, or one made from the command's argv (a job's directory comes from its id). */
+type Replier = Reply | ((argv: readonly string[]) => Reply);
 
 class RecordingTransport implements Transport {
   readonly calls: Call[] = [];
@@ -39,7 +41,7 @@ class RecordingTransport implements Transport {
 
   constructor(
     readonly host: string,
-    private readonly replies: Array<{ match: (argv: readonly string[]) => boolean; reply: Reply }> = [],
+    private readonly replies: Array<{ match: (argv: readonly string[]) => boolean; reply: Replier }> = [],
     private readonly putReply: Reply = {},
   ) {}
 
@@ -61,7 +63,8 @@ class RecordingTransport implements Transport {
     if (opts.become !== undefined) call.become = opts.become;
     if (opts.timeoutMs !== undefined) call.timeoutMs = opts.timeoutMs;
     this.calls.push(call);
-    const r = this.replies.find((x) => x.match(argv))?.reply ?? {};
+    const found = this.replies.find((x) => x.match(argv))?.reply ?? {};
+    const r = typeof found === 'function' ? found(argv) : found;
     return Promise.resolve(this.result(argv.join(' '), r));
   }
 
@@ -95,10 +98,11 @@ const isScript =
   (name: string) =>
   (argv: readonly string[]): boolean =>
     argv[0] === 'sh' && argv[1] === '-c' && argv[3] === name;
-const isJobStart = isScript('criu-lock-apt-start');
-const isJobFollow = isScript('criu-lock-apt-follow');
+const isJobRun = isScript('criu-lock-apt-run');
 const isPinWrite = isScript('criu-lock-pins-write');
-const JOB = '/var/lib/criu-lock/jobs/20261129T010000Z-0a0b0c0d';
+/** The job directory of the apt job `t` ran (its id is the run command's first argument). */
+const jobOf = (argv: readonly string[]): string => `/var/lib/criu-lock/jobs/${argv[4]}`;
+const jobDir = (t: RecordingTransport): string => jobOf(t.execs.find((c) => isJobRun(c.argv))!.argv);
 /** The apt-get argv inside a detached job's start command. */
 const aptOf = (argv: readonly string[]): string[] => argv.slice(argv.indexOf('apt-get'));
 function jobRecord(status: number, log = '', pins = ''): string {
@@ -122,10 +126,12 @@ function jobReplies(
   status = 0,
   log = '',
   pins = '',
-): Array<{ match: (argv: readonly string[]) => boolean; reply: Reply }> {
+): Array<{ match: (argv: readonly string[]) => boolean; reply: Replier }> {
   return [
-    { match: isJobStart, reply: { stdout: `${JOB}\n` } },
-    { match: isJobFollow, reply: { stdout: jobRecord(status, log, pins) } },
+    {
+      match: isJobRun,
+      reply: (argv) => ({ stdout: `@@job ${jobOf(argv)}\n${jobRecord(status, log, pins)}` }),
+    },
   ];
 }
 
@@ -218,7 +224,7 @@ describe('apt_install', () => {
   it('runs ONE non-interactive apt-get install of every pkg:arch=version, as root, detached, never removing', async () => {
     const t = new RecordingTransport('node-b', jobReplies());
     const r = await aptInstall.run(context(t, hostPlan()), { lockTimeout: 120 });
-    expect(t.execs.map((c) => c.argv[3])).toEqual(['criu-lock-apt-start', 'criu-lock-apt-follow']);
+    expect(t.execs.map((c) => c.argv[3])).toEqual(['criu-lock-apt-run']);
     const call = t.execs[0]!;
     expect(call.argv.slice(4, 7)).toEqual([
       expect.stringMatching(/^\d{8}T\d{6}Z-[0-9a-f]{8}$/),
@@ -247,7 +253,7 @@ describe('apt_install', () => {
     ]);
     expect(call.argv[2]).toContain('setsid sh -c');
     expect(call.become).toBe(true);
-    expect(t.execs[1]!.argv.slice(4)).toEqual([JOB]);
+    expect(call.timeoutMs).toBe(1_800_000);
     expect(r.status).toBe('changed');
     expect(r.message).toBe(
       'install tzdata:all (none) → 2024a-0ubuntu0.20.04, upgrade libc-bin:amd64 2.31-0ubuntu9.9 → 2.31-0ubuntu9.14, ' +
@@ -263,8 +269,7 @@ describe('apt_install', () => {
 
   it('a lost connection fails the host with the message, and says the transaction goes on', async () => {
     const t = new RecordingTransport('node-b', [
-      { match: isJobStart, reply: { stdout: `${JOB}\n` } },
-      { match: isJobFollow, reply: { exitCode: null } },
+      { match: isJobRun, reply: (argv) => ({ stdout: `@@job ${jobOf(argv)}\n`, exitCode: null }) },
     ]);
     const realExec = t.exec.bind(t);
     t.exec = (argv, opts) =>
@@ -274,7 +279,30 @@ describe('apt_install', () => {
     const r = await aptInstall.run(context(t, hostPlan()), undefined);
     expect(r.status).toBe('failed');
     expect(r.message).toBe(
-      `connection lost during apt; the transaction continues on the host (log ${JOB}/log); the next apply waits for it and reports how it ended`,
+      `connection lost during apt; the transaction continues on the host (log ${jobDir(t)}/log); the next apply waits for it and reports how it ended`,
+    );
+  });
+
+  it('a connection lost before the job was named, or a start that failed, throws: nothing says a job runs', async () => {
+    const lost = new RecordingTransport('node-b', [{ match: isJobRun, reply: { exitCode: null } }]);
+    await expect(aptInstall.run(context(lost, hostPlan()), undefined)).rejects.toThrow(
+      /^connection lost while starting the apt transaction; if it started, it continues on the host \(log \/var\/lib\/criu-lock\/jobs\/\d{8}T\d{6}Z-[0-9a-f]{8}\/log\)/,
+    );
+    const refused = new RecordingTransport('node-b', [
+      {
+        match: isJobRun,
+        reply: {
+          exitCode: 1,
+          stderr: "mkdir: cannot create directory '/var/lib/criu-lock/jobs/x': No space left on device\n",
+        },
+      },
+    ]);
+    await expect(aptInstall.run(context(refused, hostPlan()), undefined)).rejects.toThrow(
+      "could not start the apt transaction: mkdir: cannot create directory '/var/lib/criu-lock/jobs/x': No space left on device",
+    );
+    const slow = new RecordingTransport('node-b', [{ match: isJobRun, reply: { exitCode: 124 } }]);
+    await expect(aptInstall.run(context(slow, hostPlan()), undefined)).rejects.toThrow(
+      'could not start the apt transaction: starting it took over 60 s',
     );
   });
 
@@ -309,7 +337,7 @@ describe('apt_install', () => {
     await aptInstall.run(context(t, hostPlan()), undefined);
     expect(
       t.execs
-        .filter((c) => isJobStart(c.argv))
+        .filter((c) => isJobRun(c.argv))
         .map((c) => c.argv.find((a) => a.startsWith('DPkg::Lock::Timeout='))),
     ).toEqual(['DPkg::Lock::Timeout=30', 'DPkg::Lock::Timeout=120']);
   });
@@ -354,7 +382,7 @@ describe('apt_install', () => {
       status: 'failed',
       message:
         "apt-get install failed: exit code 100: E: Version '2.31-0ubuntu9.14' for 'libc6' was not found | E: Unable to correct problems, you have held broken packages.; " +
-        `dpkg is consistent (dpkg --audit is empty); this apply did not change the pin file; log ${JOB}/log`,
+        `dpkg is consistent (dpkg --audit is empty); this apply did not change the pin file; log ${jobDir(t)}/log`,
     });
   });
 });
@@ -485,9 +513,9 @@ describe('runPlaybook', () => {
       t.calls.map((c) =>
         c.kind === 'put' ? `put ${c.path}` : c.argv[1] === '-c' ? c.argv[3] : c.argv.slice(0, 2).join(' '),
       ),
-    ).toEqual(['criu-lock-pins-write', 'criu-lock-apt-start', 'criu-lock-apt-follow', 'sh -s']);
+    ).toEqual(['criu-lock-pins-write', 'criu-lock-apt-run', 'sh -s']);
     // The job restores the pins on failure: apt_pins changed them in this run.
-    expect(t.execs.find((c) => isJobStart(c.argv))!.argv[6]).toBe('1');
+    expect(t.execs.find((c) => isJobRun(c.argv))!.argv[6]).toBe('1');
     expect(log.some((l) => l.startsWith('apt-get install -y'))).toBe(true);
   });
 

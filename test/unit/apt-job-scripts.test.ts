@@ -1,5 +1,5 @@
 /**
- * The apt job's start and follow scripts (src/apply/apt-job.ts), run by a real sh against a
+ * The apt job's start, follow and run scripts (src/apply/apt-job.ts), run by a real sh against a
  * scratch state directory in place of /var/lib/criu-lock: the follower returns the record once the
  * runner has written the status, and a process the job leaves running (as a maintainer script's
  * daemon would) holds neither the job lock nor the follower.
@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FOLLOW_SCRIPT, parseJobRecord, START_SCRIPT } from '../../src/apply/apt-job.js';
+import { FOLLOW_SCRIPT, parseJobRecord, RUN_SCRIPT, START_SCRIPT } from '../../src/apply/apt-job.js';
 import { STATE_DIR } from '../../src/apply/apt.js';
 
 let dir: string | undefined;
@@ -104,5 +104,52 @@ describe('apt job scripts (real sh)', () => {
     }
     const out = await follow(dir, job, 20_000);
     expect(parseJobRecord(job, out).exitCode).toBe(0);
+  });
+
+  it('the run script starts the job, names it, then follows it to its record: one command', () => {
+    dir = mkdtempSync(join(tmpdir(), 'criu-lock-job-'));
+    const out = execFileSync(
+      'sh',
+      [
+        '-c',
+        local(RUN_SCRIPT, dir),
+        'criu-lock-apt-run',
+        'job1',
+        join(dir, 'pins'),
+        '0',
+        'sh',
+        '-c',
+        'echo ran; exit 5',
+      ],
+      { encoding: 'utf8' },
+    );
+    const job = join(dir, 'jobs', 'job1');
+    expect(out.startsWith(`@@job ${job}\n`)).toBe(true);
+    const rec = parseJobRecord(job, out);
+    expect(rec.exitCode).toBe(5);
+    expect(rec.log).toContain('ran');
+    expect(readFileSync(join(job, 'command'), 'utf8')).toBe('sh -c echo ran; exit 5\n');
+  });
+
+  it('a job that cannot start ends the run script with the error, before any job line', () => {
+    dir = mkdtempSync(join(tmpdir(), 'criu-lock-job-'));
+    // The jobs directory cannot be made: a file stands where it should be.
+    execFileSync('sh', ['-c', `: > ${join(dir, 'jobs')}`]);
+    let failed: { status: number; stdout: string; stderr: string } | undefined;
+    try {
+      execFileSync(
+        'sh',
+        ['-c', local(RUN_SCRIPT, dir), 'criu-lock-apt-run', 'job1', join(dir, 'pins'), '0', 'true'],
+        {
+          encoding: 'utf8',
+          stdio: 'pipe',
+        },
+      );
+    } catch (e) {
+      failed = e as { status: number; stdout: string; stderr: string };
+    }
+    expect(failed?.status).not.toBe(0);
+    expect(failed?.stdout).toBe('');
+    expect(failed?.stderr).toMatch(/mkdir/);
   });
 });

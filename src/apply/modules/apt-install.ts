@@ -3,7 +3,7 @@ import type { PackageAction } from '../../plan/plan-file.js';
 import { PIN_FILE } from '../../plan/pins.js';
 import { removeStoreUploads } from '../../store/upload.js';
 import { APT_ENV, installArgv } from '../apt.js';
-import { describeJob, followJob, jobResult, startJob } from '../apt-job.js';
+import { describeJob, jobResult, runJob } from '../apt-job.js';
 import { defineModule } from './types.js';
 import { summariseOutput } from './output.js';
 
@@ -40,12 +40,12 @@ export const aptInstall = defineModule({
     const argv = installArgv(actions, { lockTimeout, simulate: false });
     const restorePins = ctx.changedBy.has('apt_pins');
     ctx.verbose(argv.join(' '));
-    const dir = await startJob(ctx.transport, argv, {
+    const { dir, outcome } = await runJob(ctx.transport, argv, {
       pinFile: PIN_FILE,
       restorePins,
+      timeoutMs: FOLLOW_TIMEOUT_MS,
     });
-    ctx.verbose(`apt transaction started detached on the host; log ${dir}/log`);
-    const outcome = await followJob(ctx.transport, dir, FOLLOW_TIMEOUT_MS);
+    ctx.verbose(`apt transaction ran detached on the host; log ${dir}/log`);
     // The uploaded store .debs go once apt is done with them; a transaction still running keeps them.
     if (outcome.kind !== 'connection-lost') await removeStoreUploads(ctx.transport, actions);
     if (outcome.kind === 'connection-lost') {
