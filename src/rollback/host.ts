@@ -97,25 +97,38 @@ export async function readCurrent(
   packages: readonly string[],
   pinPath: string,
 ): Promise<CurrentState & { arch: string }> {
-  const lines = [
+  const r = await script(t, [...currentLines(packages, pinPath), ''].join('\n'), 60_000);
+  if (r.exitCode !== 0)
+    throw new CriuLockError('ssh', `${t.host}: reading the dpkg state failed: ${summariseOutput(r)}`);
+  return currentOf(t, r.stdout, packages);
+}
+
+/** The state read's script (readCurrent); the dpkg-query answer is kept in $cur for the capture's guard. */
+function currentLines(packages: readonly string[], pinPath: string): string[] {
+  return [
     `printf '=== versions\\n'`,
     ...(packages.length > 0
       ? [
-          `${renderCommand(['dpkg-query', '-W', '-f', '${Package}:${Architecture}\\t${Version}\\t${db:Status-Abbrev}\\n', ...packages])} 2>/dev/null || true`,
+          `cur=$(${renderCommand(['dpkg-query', '-W', '-f', '${Package}:${Architecture}\\t${Version}\\t${db:Status-Abbrev}\\n', ...packages])} 2>/dev/null)`,
+          '[ -z "$cur" ] || printf "%s\\n" "$cur"',
         ]
-      : []),
+      : ['cur=']),
     `printf '=== auto\\n'`,
     'apt-mark showauto 2>/dev/null || true',
     `printf '=== pins\\n'`,
     `if [ -f ${quote(pinPath)} ]; then sha256sum < ${quote(pinPath)} | cut -d' ' -f1; fi`,
     `printf '=== arch\\n'`,
     'dpkg --print-architecture',
-    '',
   ];
-  const r = await script(t, lines.join('\n'), 60_000);
-  if (r.exitCode !== 0)
-    throw new CriuLockError('ssh', `${t.host}: reading the dpkg state failed: ${summariseOutput(r)}`);
-  const parsed = parseCurrent(r.stdout, packages);
+}
+
+/** The state read's answer, checked: throws when it names no architecture. */
+function currentOf(
+  t: Transport,
+  stdout: string,
+  packages: readonly string[],
+): CurrentState & { arch: string } {
+  const parsed = parseCurrent(stdout, packages);
   if (!/^[a-z0-9][a-z0-9-]*$/.test(parsed.arch))
     throw new CriuLockError('ssh', `${t.host}: reading the dpkg state printed no architecture`, {
       hint: 'the target needs sh, dpkg and apt',
@@ -199,7 +212,8 @@ export interface CaptureResult {
  * anything cannot be captured; the partial directory is removed, so the host is as before.
  *
  * Two round trips (issue 14): one script fetches every .deb and reads the build-IDs (the facts
- * probe for the packages' files, appended), one writes the manifest, measures and prunes. On the
+ * probe for the packages' files, appended), one writes the manifest, measures and prunes
+ * (readAndCapture puts the state read in the first one too). On the
  * node: one `apt-cache show` and one `apt-get download` for all packages (one per package only
  * when the joint download fails, to name the package), and one sha256 per captured file.
  */
@@ -208,10 +222,101 @@ export async function captureTransaction(
   spec: CaptureSpec,
   now: CurrentState,
 ): Promise<CaptureResult> {
-  const dir = txDir(spec.id);
-  const keep = spec.packages.filter(
+  const capture = prepareCapture(t, spec);
+  return capture.finish(await script(t, capture.text, CAPTURE_TIMEOUT_MS), spec, now);
+}
+
+const CAPTURE_TIMEOUT_MS = 900_000;
+
+/**
+ * readCurrent, then captureTransaction with what it read, in one script when the host is as the
+ * plan saw it: the capture part runs with the before-versions the plan expects (`planned`), behind
+ * a guard that compares them with dpkg's answer read in the same script. When they differ (the
+ * host moved since the plan), the script stops after the state read, before making anything, and
+ * the capture runs again with the versions the host has. So the manifest always holds what the
+ * host had right before the capture, as with two separate round trips; the common case saves one.
+ * `specFor` makes the spec from that state (the manifest's before-versions, marks and pins).
+ */
+export async function readAndCapture(
+  t: Transport,
+  planned: ReadonlyArray<{ package: string; before: string | null }>,
+  pinPath: string,
+  specFor: (now: CurrentState) => CaptureSpec,
+): Promise<CaptureResult> {
+  const packages = planned.map((p) => p.package);
+  const guess = specFor({
+    versions: new Map(planned.map((p) => [p.package, p.before])),
+    auto: new Set(),
+    pinSha256: null,
+  });
+  const capture = prepareCapture(t, guess);
+  // What the guard expects dpkg-query to say of the installed ones: "key<TAB>version", sorted
+  // bytewise (keys and versions are ASCII, where JavaScript's order is sort's in the C locale).
+  const expected = replaced(guess)
+    .map((p) => `${p.package}\t${p.before}`)
+    .sort()
+    .join('\n');
+  const text = [
+    ...currentLines(packages, pinPath),
+    `got=$(printf "%s\\n" "$cur" | awk -F '\\t' '$3 ~ /^[ih]i/ { print $1 "\\t" $2 }' | LC_ALL=C sort)`,
+    `if [ "$got" != ${quote(expected)} ]; then printf '${MOVED_MARK}\\n'; exit 0; fi`,
+    `printf '${CAPTURE_PART_MARK}\\n'`,
+    capture.text,
+  ].join('\n');
+  const r = await script(t, text, CAPTURE_TIMEOUT_MS);
+  const at = (mark: string): number => r.stdout.indexOf(`\n${mark}\n`);
+  const cut = at(CAPTURE_PART_MARK);
+  const stateEnd = cut >= 0 ? cut : at(MOVED_MARK);
+  if (stateEnd < 0)
+    throw new CriuLockError('ssh', `${t.host}: reading the dpkg state failed: ${summariseOutput(r)}`);
+  const removeGuess = async (): Promise<void> => {
+    if (cut >= 0) await t.exec(['rm', '-rf', '--', txDir(guess.id)], { become: true });
+  };
+  let now: CurrentState;
+  try {
+    now = currentOf(t, r.stdout.slice(0, stateEnd + 1), packages);
+  } catch (e) {
+    await removeGuess();
+    throw e;
+  }
+  const spec = specFor(now);
+  const same = (a: CaptureSpec, b: CaptureSpec): boolean =>
+    JSON.stringify(replaced(a).map((p) => [p.package, p.before])) ===
+    JSON.stringify(replaced(b).map((p) => [p.package, p.before]));
+  if (cut >= 0 && same(spec, guess)) {
+    const rest = r.stdout.slice(cut + CAPTURE_PART_MARK.length + 2);
+    return capture.finish({ ...r, stdout: rest }, spec, now);
+  }
+  // The host is not as planned (or the guard and this parse disagree): capture what it has now.
+  await removeGuess();
+  return captureTransaction(t, spec, now);
+}
+
+/** The combined script's marks: the capture part follows, or the host moved (readAndCapture). */
+const CAPTURE_PART_MARK = '=== capture';
+const MOVED_MARK = '=== moved';
+
+/** The versions a capture fetches: every package installed before the transaction. */
+function replaced(spec: CaptureSpec): Array<{ package: string; before: string; after: string | null }> {
+  return spec.packages.filter(
     (p): p is { package: string; before: string; after: string | null } => p.before !== null,
   );
+}
+
+/**
+ * The capture script for `spec`, and what reads its answer into the transaction. `finish` takes the
+ * spec again (the manifest's fields) with the state it was made from; its replaced versions must
+ * be the ones the script fetched.
+ */
+function prepareCapture(
+  t: Transport,
+  planned: CaptureSpec,
+): {
+  text: string;
+  finish: (r: CommandResult, spec: CaptureSpec, now: CurrentState) => Promise<CaptureResult>;
+} {
+  const dir = txDir(planned.id);
+  const keep = replaced(planned);
   const probe: ProbeRequest = { elfOf: keep.map((p) => p.package) };
   const fail = async (why: string): Promise<never> => {
     await t.exec(['rm', '-rf', '--', dir], { become: true });
@@ -219,7 +324,25 @@ export async function captureTransaction(
       hint: 'make the installed versions downloadable (apt sources) or keep their .debs in /var/cache/apt/archives; or apply --no-capture (no rollback possible)',
     });
   };
-  const r = await script(t, captureScript(dir, keep, spec.pinPath, probe), 900_000);
+  return {
+    text: captureScript(dir, keep, planned.pinPath, probe),
+    finish: (r, spec, now) => finishCapture(t, { r, spec, now, dir, keep, probe, fail }),
+  };
+}
+
+async function finishCapture(
+  t: Transport,
+  c: {
+    r: CommandResult;
+    spec: CaptureSpec;
+    now: CurrentState;
+    dir: string;
+    keep: ReadonlyArray<{ package: string; before: string }>;
+    probe: ProbeRequest;
+    fail: (why: string) => Promise<never>;
+  },
+): Promise<CaptureResult> {
+  const { r, spec, now, dir, keep, probe, fail } = c;
   if (r.exitCode !== 0) return fail(`the capture script failed: ${summariseOutput(r)}`);
   const cut = r.stdout.indexOf(`\n${PROBE_MARK}\n`);
   const debLines = (cut < 0 ? r.stdout : r.stdout.slice(0, cut)).split('\n');

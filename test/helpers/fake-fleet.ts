@@ -87,6 +87,19 @@ export class FakeHost implements Transport {
       argv: [...argv],
       ...(opts.stdin !== undefined ? { stdin: opts.stdin.toString() } : {}),
     });
+    const text = opts.stdin?.toString() ?? '';
+    if (
+      argv[0] === 'sh' &&
+      argv[1] === '-s' &&
+      text.includes('=== versions') &&
+      text.includes(CAPTURE_MARK)
+    ) {
+      // The state read and the capture in one script (readAndCapture): the fake passes the guard
+      // always; the controller compares what the state read said with the plan itself.
+      return this.result('sh -s', {
+        stdout: `${this.stateOutput()}=== capture\n${this.captureOutput(text)}`,
+      });
+    }
     if (argv[0] === 'sh' && argv[1] === '-s' && opts.stdin?.toString().includes('=== versions')) {
       return this.result('sh -s', { stdout: this.stateOutput() });
     }

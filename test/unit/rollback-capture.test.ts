@@ -89,6 +89,11 @@ const CURRENT = [
   'amd64',
   '',
 ].join('\n');
+/** The answer of the state read and capture in one script: the state, then the capture's output. */
+const withState = (capture: string, state = CURRENT): [string, Partial<CommandResult>] => [
+  CAPTURE_MARK,
+  { stdout: `${state}=== capture\n${capture}` },
+];
 
 function ctx(t: Transport, tx: TransactionContext | undefined, checkMode = false): ModuleContext {
   return {
@@ -139,13 +144,9 @@ const PROBE = [
 describe('capture module', () => {
   it('records versions, the .deb, marks and the absent pin file, then reports the transaction', async () => {
     const t = new ScriptedTransport([
-      ['=== versions', { stdout: CURRENT }],
-      [
-        CAPTURE_MARK,
-        {
-          stdout: `ok\tlibfleet1:amd64\tapt-download\t${SHA}\t${SHA}\tlibfleet1 2.31-0ubuntu9.9 amd64 \n${PROBE}`,
-        },
-      ],
+      withState(
+        `ok\tlibfleet1:amd64\tapt-download\t${SHA}\t${SHA}\tlibfleet1 2.31-0ubuntu9.9 amd64 \n${PROBE}`,
+      ),
       ['criu-lock-tx-finish', { stdout: 'txdu\t12\nkept\t1\ndu\t12\n' }],
     ]);
     const tx: TransactionContext = { id: TXID, keep: 5, now: new Date('2026-11-29T01:17:31Z') };
@@ -174,18 +175,21 @@ describe('capture module', () => {
     expect(tx.manifest?.id).toBe(TXID);
     expect(tx).toMatchObject({ bytes: 12 * 1024, diskBytes: 12 * 1024, kept: 1 });
     // Only the installed version is fetched; the package being newly installed has nothing to capture.
-    const script = t.execs.find((e) => e.stdin.includes(CAPTURE_MARK))!.stdin;
+    const whole = t.execs.find((e) => e.stdin.includes(CAPTURE_MARK))!.stdin;
+    // The state read asks dpkg about every package the plan changes; the capture part only fetches.
+    expect(whole.slice(0, whole.indexOf(CAPTURE_MARK))).toContain('libtilde0:amd64');
+    const script = whole.slice(whole.indexOf(CAPTURE_MARK));
     expect(script).toContain('apt-cache show libfleet1:amd64=2.31-0ubuntu9.9 2>/dev/null');
     expect(script).toContain('reuse libfleet1_2.31-0ubuntu9.9_amd64.deb');
     expect(script).not.toContain('libtilde0');
     // The build-IDs are read by the same script: the probe for the captured packages' files.
     expect(script).toContain(`E\t${hex('libfleet1:amd64')}`);
-    // Three round trips: the state, the capture (debs and build-IDs), the manifest with retention.
-    expect(t.execs.map((e) => e.argv[3] ?? e.argv.join(' '))).toEqual([
-      'sh -s',
-      'sh -s',
-      'criu-lock-tx-finish',
-    ]);
+    // Two round trips: the state with the capture (debs and build-IDs), the manifest with retention.
+    expect(t.execs.map((e) => e.argv[3] ?? e.argv.join(' '))).toEqual(['sh -s', 'criu-lock-tx-finish']);
+    // The capture part runs only if dpkg still has the versions the plan saw.
+    expect(whole).toContain(
+      `if [ "$got" != 'libfleet1:amd64\t2.31-0ubuntu9.9' ]; then printf '=== moved\\n'; exit 0; fi`,
+    );
     expect(t.puts).toEqual([]);
     expect(t.execs.at(-1)!.stdin).toBe(put.content);
   });
@@ -219,10 +223,7 @@ describe('capture module', () => {
   ])(
     'fails before any change when %s, and removes the partial transaction',
     async (_why, stdout, message) => {
-      const t = new ScriptedTransport([
-        ['=== versions', { stdout: CURRENT }],
-        [CAPTURE_MARK, { stdout }],
-      ]);
+      const t = new ScriptedTransport([withState(stdout)]);
       const tx: TransactionContext = { id: TXID, keep: 5, now: new Date() };
       await expect(capture.run(ctx(t, tx), undefined)).rejects.toThrow(message);
       await expect(capture.run(ctx(t, tx), undefined)).rejects.toThrow(/capture failed, nothing was changed/);
@@ -234,8 +235,7 @@ describe('capture module', () => {
 
   it('takes "=" for the fields when the hash is the apt lists\' for the package and version; the script reads them only otherwise', async () => {
     const t = new ScriptedTransport([
-      ['=== versions', { stdout: CURRENT }],
-      [CAPTURE_MARK, { stdout: `ok\tlibfleet1:amd64\tapt-download\t${SHA}\t${SHA}\t=\n${PROBE}` }],
+      withState(`ok\tlibfleet1:amd64\tapt-download\t${SHA}\t${SHA}\t=\n${PROBE}`),
       ['criu-lock-tx-finish', { stdout: 'txdu\t12\nkept\t1\ndu\t12\n' }],
     ]);
     const tx: TransactionContext = { id: TXID, keep: 5, now: new Date('2026-11-29T01:17:31Z') };
@@ -245,6 +245,89 @@ describe('capture module', () => {
       file: 'libfleet1_2.31-0ubuntu9.9_amd64.deb',
       sha256: SHA,
       source: 'apt-download',
+    });
+  });
+
+  describe('when the host moved since the plan', () => {
+    // dpkg now has 9.8 where the plan saw 9.9 (someone ran apt on the host in between).
+    const MOVED = CURRENT.replace('2.31-0ubuntu9.9', '2.31-0ubuntu9.8');
+    const OK_98 = `ok\tlibfleet1:amd64\tapt-download\t${SHA}\t${SHA}\t=\n${PROBE.replace('2.31-0ubuntu9.9', '2.31-0ubuntu9.8')}`;
+    const manifestOf = (t: ScriptedTransport) => {
+      const m = parseManifest(t.execs.find((e) => e.argv[3] === 'criu-lock-tx-finish')!.stdin);
+      if (!m.ok) throw new Error(m.error);
+      return m.manifest;
+    };
+
+    it('the script stops before the capture (the guard), and the capture runs again for what the host has', async () => {
+      const t = new ScriptedTransport([
+        ['=== versions', { stdout: `${MOVED}=== moved\n` }],
+        [CAPTURE_MARK, { stdout: OK_98 }],
+        ['criu-lock-tx-finish', { stdout: 'txdu\t12\nkept\t1\ndu\t12\n' }],
+      ]);
+      const tx: TransactionContext = { id: TXID, keep: 5, now: new Date('2026-11-29T01:17:31Z') };
+      const r = await capture.run(ctx(t, tx), undefined);
+      expect(r.status, r.message).toBe('changed');
+      expect(t.execs.map((e) => e.argv[3] ?? e.argv.join(' '))).toEqual([
+        'sh -s',
+        'sh -s',
+        'criu-lock-tx-finish',
+      ]);
+      // The second script is the capture alone, of the version dpkg has now.
+      expect(t.execs[1]!.stdin.startsWith(CAPTURE_MARK)).toBe(true);
+      expect(t.execs[1]!.stdin).toContain('reuse libfleet1_2.31-0ubuntu9.8_amd64.deb');
+      expect(manifestOf(t).packages[0]).toMatchObject({ before: '2.31-0ubuntu9.8', auto: true });
+    });
+
+    it('a capture part the guard let through is removed when the state read says otherwise, then redone', async () => {
+      const t = new ScriptedTransport([
+        ['=== versions', { stdout: `${MOVED}=== capture\n${OK_98.replace(/9\.8/g, '9.9')}` }],
+        [CAPTURE_MARK, { stdout: OK_98 }],
+        ['criu-lock-tx-finish', { stdout: 'txdu\t12\nkept\t1\ndu\t12\n' }],
+      ]);
+      const tx: TransactionContext = { id: TXID, keep: 5, now: new Date('2026-11-29T01:17:31Z') };
+      await capture.run(ctx(t, tx), undefined);
+      expect(t.execs.map((e) => e.argv.join(' '))[1]).toBe(`rm -rf -- /var/lib/criu-lock/tx/${TXID}`);
+      expect(manifestOf(t).packages[0]).toMatchObject({ before: '2.31-0ubuntu9.8' });
+    });
+
+    it('the guard, run by a real sh over stand-ins for dpkg-query, apt-mark and dpkg, tells the two apart', async () => {
+      const t = new ScriptedTransport([['=== versions', { stdout: `${CURRENT}=== moved\n` }]]);
+      const tx: TransactionContext = { id: TXID, keep: 5, now: new Date() };
+      await capture.run(ctx(t, tx), undefined).catch(() => undefined);
+      const whole = t.execs[0]!.stdin;
+      // Up to the capture part: the state read and the guard, then a stand-in for the capture.
+      const head = `${whole.slice(0, whole.indexOf(CAPTURE_MARK))}echo CAPTURED\n`;
+      const bin = mkdtempSync(join(tmpdir(), 'criu-lock-guard-'));
+      try {
+        const stub = (name: string, body: string): void => {
+          writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+        };
+        stub('apt-mark', 'echo libfleet1');
+        stub('dpkg', 'echo amd64');
+        const run = (dpkgSays: string): string => {
+          stub('dpkg-query', `printf '${dpkgSays}'`);
+          return execFileSync('sh', ['-s'], {
+            input: head,
+            encoding: 'utf8',
+            env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` },
+          });
+        };
+        // As planned (libtilde0 not installed; config-files only counts as not installed).
+        expect(run('libfleet1:amd64\\t2.31-0ubuntu9.9\\tii \\nlibtilde0:amd64\\t3.0~rc1-1\\trc \\n')).toMatch(
+          /\n=== capture\nCAPTURED\n$/,
+        );
+        // Moved: another version, held but installed, or a package the plan saw absent now there.
+        for (const moved of [
+          'libfleet1:amd64\\t2.31-0ubuntu9.8\\tii \\n',
+          'libfleet1:amd64\\t2.31-0ubuntu9.9\\tiU \\n',
+          'libfleet1:amd64\\t2.31-0ubuntu9.9\\tii \\nlibtilde0:amd64\\t3.0~rc1-1\\tii \\n',
+          '',
+        ])
+          expect(run(moved)).toMatch(/\n=== moved\n$/);
+        expect(run('libfleet1:amd64\\t2.31-0ubuntu9.9\\thi \\n')).toMatch(/\n=== capture\nCAPTURED\n$/);
+      } finally {
+        rmSync(bin, { recursive: true, force: true });
+      }
     });
   });
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { PackageAction } from '../../plan/plan-file.js';
 import { PIN_FILE } from '../../plan/pins.js';
-import { captureTransaction, formatBytes, pruneTransactions, readCurrent } from '../../rollback/host.js';
+import { formatBytes, pruneTransactions, readAndCapture } from '../../rollback/host.js';
 import { rebuildPackage } from '../../store/rebuild.js';
 import { defineModule } from './types.js';
 
@@ -24,14 +24,12 @@ export const capture = defineModule({
         status: 'skipped',
         message: `check mode: would record ${actions.length} package(s) and the pin file for rollback`,
       };
-    const now = await readCurrent(
+    // The state read and the capture in one round trip while the host is as the plan saw it.
+    const res = await readAndCapture(
       ctx.transport,
-      actions.map((a) => a.package),
+      actions.map((a) => ({ package: a.package, before: a.from })),
       PIN_FILE,
-    );
-    const res = await captureTransaction(
-      ctx.transport,
-      {
+      (now) => ({
         id: tx.id,
         host: ctx.host,
         kind: 'apply',
@@ -48,8 +46,7 @@ export const capture = defineModule({
         // Last source of a replaced version: rebuilt from its installed files, as the store does.
         rebuild: (t, p) => rebuildPackage(t, p, { onWarning: (w) => ctx.verbose(`rebuild: ${w}`) }),
         keep: tx.keep,
-      },
-      now,
+      }),
     );
     const kept = res.retention ?? (await pruneTransactions(ctx.transport, tx.keep));
     tx.manifest = res.manifest;
