@@ -91,6 +91,16 @@ function killSshd(node: string): number[] {
   return killed;
 }
 
+/** The process is gone or a zombie (it has closed its sockets). */
+function exited(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return /^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+  } catch {
+    return true;
+  }
+}
+
 /** A process outside apt that holds dpkg's frontend lock (fcntl, as apt takes it) until killed. */
 function holdDpkgLock(node: string): Promise<ChildProcess> {
   const file = join(root(node), 'var/lib/dpkg/lock-frontend');
@@ -237,6 +247,8 @@ describe.skipIf(sb.skip)('faults on the sandbox fleet', () => {
     expect(a.out).toMatch(
       /node03\s+failed .*connection lost during apt; the transaction continues on the host/,
     );
+    // SIGKILL is delivered, not waited for: the listener may outlive the dropped session briefly.
+    await waitFor('the killed sshd processes to be gone', () => killed.every(exited));
     // sshd comes back while apt is still running; the next apply waits for the transaction.
     const d = nodeDirs(paths(sb.dir), 'node03');
     await startSshd(d, sb.node('node03').port);
