@@ -6,7 +6,7 @@ import type { NodeSSH } from 'node-ssh';
 import type { Client, ClientChannel } from 'ssh2';
 import { CriuLockError } from '../errors.js';
 import type { ConnectionSettings } from '../inventory/types.js';
-import { renderCommand } from '../shell/quote.js';
+import { quote, renderCommand } from '../shell/quote.js';
 import { buildArgv, putFileArgv } from './local-transport.js';
 import { OutputLimitError, outputBudget } from './output-limit.js';
 import { countHost, countReceived, countSent } from './stats.js';
@@ -21,6 +21,25 @@ const MAX_CHANNELS = 8;
 const REMOTE_KILL_AFTER_S = 2;
 /** How long past the deadline we wait for the channel before giving up on the host. */
 const CLOSE_GRACE_MS = 2_000;
+/**
+ * Standard input up to this size travels in the command line (inlineStdin): below a pipe's
+ * capacity, so the writer never waits on a command that does not read, and well below Linux's
+ * 128 KiB limit on one argument (sshd hands the whole line to the shell as one).
+ */
+const INLINE_STDIN_MAX = 60 * 1024;
+
+/**
+ * `command` fed `stdin` by the remote shell itself (`printf '%s' STDIN | command`), or undefined
+ * when stdin is not text that can travel so (a Buffer, a NUL byte, past INLINE_STDIN_MAX). ssh2
+ * hands over a session's stream only once the server has answered `exec`, so stdin written to it
+ * costs a round trip of its own; in the command line it goes with the `exec` request (issue 14:
+ * a command is then two round trips, not three). The pipeline's status is the command's.
+ */
+export function inlineStdin(command: string, stdin: string | Buffer | undefined): string | undefined {
+  if (typeof stdin !== 'string' || stdin.includes('\0')) return undefined;
+  if (Buffer.byteLength(stdin) > INLINE_STDIN_MAX) return undefined;
+  return `printf '%s' ${quote(stdin)} | ${command}`;
+}
 
 export class SshTransport implements Transport {
   private closed = false;
@@ -117,8 +136,19 @@ export class SshTransport implements Transport {
           hint: 'the host may have rebooted or the network dropped; re-run for this host',
         });
       }
-      return await this.onChannel(command, (channel) =>
-        collect(channel, command, stdin, timeoutMs, outputBudget(maxOutputBytes), this.where, holdStdin),
+      // Held input must stay open, so it is never inlined.
+      const inline = holdStdin ? undefined : inlineStdin(command, stdin);
+      return await this.onChannel(inline ?? command, (channel) =>
+        collect(
+          channel,
+          command,
+          inline === undefined ? stdin : undefined,
+          timeoutMs,
+          outputBudget(maxOutputBytes),
+          this.where,
+          holdStdin,
+          inline,
+        ),
       );
     } finally {
       this.release();
@@ -161,6 +191,8 @@ function collect(
   budget: ReturnType<typeof outputBudget>,
   where: string,
   holdStdin?: AbortSignal,
+  /** The command line actually sent, when stdin went in it (inlineStdin). */
+  sent?: string,
 ): Promise<CommandResult> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
@@ -238,7 +270,7 @@ function collect(
 
     // Send EOF (at once unless held), so a command that reads stdin never waits for input that
     // will not come.
-    countSent(Buffer.byteLength(command) + (stdin === undefined ? 0 : Buffer.byteLength(stdin)));
+    countSent(Buffer.byteLength(sent ?? command) + (stdin === undefined ? 0 : Buffer.byteLength(stdin)));
     if (holdStdin && !holdStdin.aborted) {
       if (stdin !== undefined) channel.write(stdin);
       holdStdin.addEventListener('abort', () => channel.end(), { once: true });

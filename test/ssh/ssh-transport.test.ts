@@ -20,6 +20,7 @@ import {
   openTransport,
 } from '../../src/transport/index.js';
 import type { HostKeyChecking, SshOptions } from '../../src/transport/index.js';
+import { inlineStdin } from '../../src/transport/channel-pool.js';
 import { freePort, startSshd, type TestSshd } from '../helpers/sshd.js';
 
 const run = promisify(execFile);
@@ -119,6 +120,30 @@ describe('exec', () => {
     } finally {
       await t.close();
     }
+  });
+
+  it('small text input travels in the command line, exactly; larger input and bytes on the stream', async () => {
+    const t = await connectSsh(conn(), sshOpts());
+    try {
+      // Quotes, backslashes, $, a percent sign, no final newline, and trailing newlines.
+      for (const text of [`it's "$HOME" \\n %s %% \`id\``, 'a\n\n\n', '', 'x'.repeat(60 * 1024)]) {
+        const r = await t.exec(['sh', '-c', 'cat; exit 3'], { stdin: text });
+        expect(r.exitCode).toBe(3);
+        expect(r.stdout).toBe(text);
+        expect(r.command).toBe(`sh -c 'cat; exit 3'`);
+      }
+      // Past the limit: on the stream as before.
+      const big = 'y'.repeat(60 * 1024 + 1);
+      expect((await t.exec(['cat'], { stdin: big })).stdout).toBe(big);
+      // A command that reads nothing still ends with its own status.
+      expect((await t.exec(['sh', '-c', 'exit 4'], { stdin: 'unread' })).exitCode).toBe(4);
+    } finally {
+      await t.close();
+    }
+    expect(inlineStdin('cat', 'x'.repeat(60 * 1024))).toBe(`printf '%s' ${'x'.repeat(60 * 1024)} | cat`);
+    expect(inlineStdin('cat', 'x'.repeat(60 * 1024 + 1))).toBeUndefined();
+    expect(inlineStdin('cat', Buffer.from('abc'))).toBeUndefined();
+    expect(inlineStdin('cat', 'a\0b')).toBeUndefined();
   });
 
   it('delivers awkward arguments verbatim', async () => {

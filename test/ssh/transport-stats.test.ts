@@ -15,6 +15,7 @@ import {
   writeStatsFileFromEnv,
 } from '../../src/transport/index.js';
 import { useSshd } from '../helpers/sshd.js';
+import { inlineStdin } from '../../src/transport/channel-pool.js';
 
 const fx = useSshd('criu-lock-stats-test-');
 
@@ -42,7 +43,12 @@ describe('transport byte counters', () => {
       const r = await t2.exec(['wc', '-c'], { stdin: 'x'.repeat(777) });
       expect(r.stdout.trim()).toBe('777');
       const s = transportStats();
-      expect(s.bytesSent - before).toBe(r.command.length + 777);
+      // Small text input travels in the command line (inlineStdin): what was sent is that line.
+      expect(s.bytesSent - before).toBe(inlineStdin(r.command, 'x'.repeat(777))!.length);
+      expect(s.bytesSent - before).toBeGreaterThan(r.command.length + 777);
+      const bytes = Buffer.alloc(777, 1);
+      const b = await t2.exec(['wc', '-c'], { stdin: bytes });
+      expect(transportStats().bytesSent - s.bytesSent).toBe(b.command.length + 777);
       expect(s.bytesReceived).toBe(100_005 + Buffer.byteLength(r.stdout));
       expect(s.hosts).toBe(2);
     } finally {
