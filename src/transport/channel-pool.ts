@@ -22,23 +22,28 @@ const REMOTE_KILL_AFTER_S = 2;
 /** How long past the deadline we wait for the channel before giving up on the host. */
 const CLOSE_GRACE_MS = 2_000;
 /**
- * Standard input up to this size travels in the command line (inlineStdin): below a pipe's
- * capacity, so the writer never waits on a command that does not read, and well below Linux's
- * 128 KiB limit on one argument (sshd hands the whole line to the shell as one).
+ * Standard input up to this size may travel in the command line (inlineStdin): below a pipe's
+ * capacity, so the writer never waits on a command that does not read.
  */
 const INLINE_STDIN_MAX = 60 * 1024;
+/**
+ * The whole line, input quoted, stays below this: sshd hands it to the login shell as one
+ * argument, and Linux refuses an argument of 128 KiB or more (quoting can make input 4× longer).
+ */
+const INLINE_LINE_MAX = 96 * 1024;
 
 /**
  * `command` fed `stdin` by the remote shell itself (`printf '%s' STDIN | command`), or undefined
- * when stdin is not text that can travel so (a Buffer, a NUL byte, past INLINE_STDIN_MAX). ssh2
- * hands over a session's stream only once the server has answered `exec`, so stdin written to it
- * costs a round trip of its own; in the command line it goes with the `exec` request (issue 14:
- * a command is then two round trips, not three). The pipeline's status is the command's.
+ * when stdin cannot travel so: not a string, a NUL byte, over INLINE_STDIN_MAX, or a line over
+ * INLINE_LINE_MAX. ssh2 hands over a session's stream only once the server has answered `exec`,
+ * so stdin written to it costs a round trip of its own; in the command line it goes with the
+ * `exec` request (decision 26). The pipeline's status is the command's.
  */
 export function inlineStdin(command: string, stdin: string | Buffer | undefined): string | undefined {
   if (typeof stdin !== 'string' || stdin.includes('\0')) return undefined;
   if (Buffer.byteLength(stdin) > INLINE_STDIN_MAX) return undefined;
-  return `printf '%s' ${quote(stdin)} | ${command}`;
+  const line = `printf '%s' ${quote(stdin)} | ${command}`;
+  return Buffer.byteLength(line) > INLINE_LINE_MAX ? undefined : line;
 }
 
 export class SshTransport implements Transport {

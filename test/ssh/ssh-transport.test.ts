@@ -132,9 +132,12 @@ describe('exec', () => {
         expect(r.stdout).toBe(text);
         expect(r.command).toBe(`sh -c 'cat; exit 3'`);
       }
-      // Past the limit: on the stream as before.
+      // Past the limit, or a line that quoting would make too long for one argument: on the stream.
       const big = 'y'.repeat(60 * 1024 + 1);
       expect((await t.exec(['cat'], { stdin: big })).stdout).toBe(big);
+      const quotes = "'".repeat(40 * 1024);
+      expect(inlineStdin('cat', quotes)).toBeUndefined();
+      expect((await t.exec(['cat'], { stdin: quotes })).stdout).toBe(quotes);
       // A command that reads nothing still ends with its own status.
       expect((await t.exec(['sh', '-c', 'exit 4'], { stdin: 'unread' })).exitCode).toBe(4);
     } finally {
