@@ -11,6 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { CriuLockError } from '../errors.js';
+import { quote } from '../shell/quote.js';
 import type { CommandResult, Transport } from '../transport/types.js';
 import { PUT_FILE_SCRIPT } from '../transport/local-transport.js';
 import { APT_ENV, STATE_DIR } from './apt.js';
@@ -66,7 +67,7 @@ export const START_SCRIPT = [
   'mkdir "$j"',
   'date -u +%Y-%m-%dT%H:%M:%SZ > "$j/started"',
   'printf "%s\\n" "$*" > "$j/command"',
-  `setsid sh -c '${RUNNER.replace(/'/g, `'\\''`)}' criu-lock-apt-job "$j" "$pin" "$restore" "$@" < /dev/null > /dev/null 2>&1 &`,
+  `setsid sh -c ${quote(RUNNER)} criu-lock-apt-job "$j" "$pin" "$restore" "$@" < /dev/null > /dev/null 2>&1 &`,
   'echo "$j"',
 ].join('\n');
 
@@ -100,7 +101,7 @@ const START_TIMEOUT_S = 60;
  * leaves a running job behind, named; one lost before it may or may not have started one.
  */
 export const RUN_SCRIPT = [
-  `j=$(timeout -k 2 ${START_TIMEOUT_S} sh -c '${START_SCRIPT.replace(/'/g, `'\\''`)}' criu-lock-apt-start "$@") || exit $?`,
+  `j=$(timeout -k 2 ${START_TIMEOUT_S} sh -c ${quote(START_SCRIPT)} criu-lock-apt-start "$@") || exit $?`,
   'printf "@@job %s\\n" "$j"',
   'set -- "$j"',
   FOLLOW_SCRIPT,
@@ -177,8 +178,8 @@ export async function runJob(
   argv: readonly string[],
   opts: { pinFile: string; restorePins: boolean; id?: string; timeoutMs: number },
 ): Promise<{ dir: string; outcome: JobOutcome }> {
-  const dir = `${JOBS_DIR}/${opts.id ?? newJobId()}`;
-  const id = dir.slice(JOBS_DIR.length + 1);
+  const id = opts.id ?? newJobId();
+  const dir = `${JOBS_DIR}/${id}`;
   const command = [
     'sh',
     '-c',
