@@ -269,8 +269,9 @@ export async function readAndCapture(
   const stateEnd = cut >= 0 ? cut : at(MOVED_MARK);
   if (stateEnd < 0)
     throw new CriuLockError('ssh', `${t.host}: reading the dpkg state failed: ${summariseOutput(r)}`);
+  // Only the capture part makes the transaction's directory.
   const removeGuess = async (): Promise<void> => {
-    if (cut >= 0) await t.exec(['rm', '-rf', '--', txDir(guess.id)], { become: true });
+    if (cut >= 0) await capture.discard();
   };
   let now: CurrentState;
   try {
@@ -280,10 +281,7 @@ export async function readAndCapture(
     throw e;
   }
   const spec = specFor(now);
-  const same = (a: CaptureSpec, b: CaptureSpec): boolean =>
-    JSON.stringify(replaced(a).map((p) => [p.package, p.before])) ===
-    JSON.stringify(replaced(b).map((p) => [p.package, p.before]));
-  if (cut >= 0 && same(spec, guess)) {
+  if (cut >= 0 && sameReplaced(spec, guess)) {
     const rest = r.stdout.slice(cut + CAPTURE_PART_MARK.length + 2);
     return capture.finish({ ...r, stdout: rest }, spec, now);
   }
@@ -295,6 +293,13 @@ export async function readAndCapture(
 /** The combined script's marks: the capture part follows, or the host moved (readAndCapture). */
 const CAPTURE_PART_MARK = '=== capture';
 const MOVED_MARK = '=== moved';
+
+/** Whether two specs fetch the same versions (the capture script depends on nothing else of them). */
+function sameReplaced(a: CaptureSpec, b: CaptureSpec): boolean {
+  const x = replaced(a);
+  const y = replaced(b);
+  return x.length === y.length && x.every((p, i) => p.package === y[i]!.package && p.before === y[i]!.before);
+}
 
 /** The versions a capture fetches: every package installed before the transaction. */
 function replaced(spec: CaptureSpec): Array<{ package: string; before: string; after: string | null }> {
@@ -314,12 +319,17 @@ function prepareCapture(
 ): {
   text: string;
   finish: (r: CommandResult, spec: CaptureSpec, now: CurrentState) => Promise<CaptureResult>;
+  /** Removes what the script made: the transaction's directory. */
+  discard: () => Promise<void>;
 } {
   const dir = txDir(planned.id);
   const keep = replaced(planned);
   const probe: ProbeRequest = { elfOf: keep.map((p) => p.package) };
-  const fail = async (why: string): Promise<never> => {
+  const discard = async (): Promise<void> => {
     await t.exec(['rm', '-rf', '--', dir], { become: true });
+  };
+  const fail = async (why: string): Promise<never> => {
+    await discard();
     throw new CriuLockError('capture', `${t.host}: capture failed, nothing was changed: ${why}`, {
       hint: 'make the installed versions downloadable (apt sources) or keep their .debs in /var/cache/apt/archives; or apply --no-capture (no rollback possible)',
     });
@@ -327,6 +337,7 @@ function prepareCapture(
   return {
     text: captureScript(dir, keep, planned.pinPath, probe),
     finish: (r, spec, now) => finishCapture(t, { r, spec, now, dir, keep, probe, fail }),
+    discard,
   };
 }
 
