@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: V8's heap growth is set before the work begins (src/bin/heap.ts).
+import './heap.js';
 import { main } from '../cli/main.js';
 import { writeStatsFileFromEnv } from '../transport/stats.js';
 
