@@ -40,8 +40,10 @@ const INLINE_LINE_MAX = 96 * 1024;
  * `exec` request (decision 26). The pipeline's status is the command's.
  */
 export function inlineStdin(command: string, stdin: string | Buffer | undefined): string | undefined {
-  if (typeof stdin !== 'string' || stdin.includes('\0')) return undefined;
-  if (Buffer.byteLength(stdin) > INLINE_STDIN_MAX) return undefined;
+  // The length first: a string longer in UTF-16 units is longer in bytes, so a long script (the
+  // facts probe) is neither scanned nor measured here.
+  if (typeof stdin !== 'string' || stdin.length > INLINE_STDIN_MAX) return undefined;
+  if (stdin.includes('\0') || Buffer.byteLength(stdin) > INLINE_STDIN_MAX) return undefined;
   const line = `printf '%s' ${quote(stdin)} | ${command}`;
   return Buffer.byteLength(line) > INLINE_LINE_MAX ? undefined : line;
 }
