@@ -1,12 +1,18 @@
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defineConfig } from 'vitest/config';
 
+// The stat-reading cache (src/facts/stat-cache.ts) of this run only, never the user's, and never
+// an earlier run's: a directory named after the pid met a dead run's readings once the pid came
+// round again, and tests that count what a first run reads then failed. Removed when the run ends.
+const cacheDir = mkdtempSync(join(tmpdir(), 'criu-lock-test-cache-'));
+process.on('exit', () => rmSync(cacheDir, { recursive: true, force: true }));
+
 export default defineConfig({
   test: {
     testTimeout: 60_000,
-    // The stat-reading cache (src/facts/stat-cache.ts) of this run only, never the user's.
-    env: { CRIU_LOCK_CACHE_DIR: join(tmpdir(), `criu-lock-test-cache-${process.pid}`) },
+    env: { CRIU_LOCK_CACHE_DIR: cacheDir },
     hookTimeout: 300_000,
     reporters: ['default', 'json'],
     outputFile: { json: '.vitest-result.json' },
