@@ -24,6 +24,7 @@ import { PIN_FILE } from '../../src/plan/pins.js';
 import { reset } from '../../tools/sandbox/fleet.js';
 import { nodeDirs, startSshd } from '../../tools/sandbox/node.js';
 import { paths } from '../../tools/sandbox/state.js';
+import { pidAlive } from '../../tools/sandbox/system.js';
 import { nodeExec, parseDpkgQuery, useSandbox } from './sandbox.js';
 
 const sb = useSandbox();
@@ -89,16 +90,6 @@ function killSshd(node: string): number[] {
     }
   }
   return killed;
-}
-
-/** The process is gone or a zombie (it has closed its sockets). */
-function exited(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return /^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
-  } catch {
-    return true;
-  }
 }
 
 /** A process outside apt that holds dpkg's frontend lock (fcntl, as apt takes it) until killed. */
@@ -248,7 +239,7 @@ describe.skipIf(sb.skip)('faults on the sandbox fleet', () => {
       /node03\s+failed .*connection lost during apt; the transaction continues on the host/,
     );
     // SIGKILL is delivered, not waited for: the listener may outlive the dropped session briefly.
-    await waitFor('the killed sshd processes to be gone', () => killed.every(exited));
+    await waitFor('the killed sshd processes to be gone', () => !killed.some(pidAlive));
     // sshd comes back while apt is still running; the next apply waits for the transaction.
     const d = nodeDirs(paths(sb.dir), 'node03');
     await startSshd(d, sb.node('node03').port);

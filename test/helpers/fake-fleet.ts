@@ -100,18 +100,18 @@ export class FakeHost implements Transport {
         stdout: `${this.stateOutput()}=== capture\n${this.captureOutput(text)}`,
       });
     }
-    if (argv[0] === 'sh' && argv[1] === '-s' && opts.stdin?.toString().includes('=== versions')) {
+    if (argv[0] === 'sh' && argv[1] === '-s' && text.includes('=== versions')) {
       return this.result('sh -s', { stdout: this.stateOutput() });
     }
-    if (argv[0] === 'sh' && argv[1] === '-s' && opts.stdin?.toString().includes(CAPTURE_MARK)) {
-      return this.result('sh -s', { stdout: this.captureOutput(opts.stdin.toString()) });
+    if (argv[0] === 'sh' && argv[1] === '-s' && text.includes(CAPTURE_MARK)) {
+      return this.result('sh -s', { stdout: this.captureOutput(text) });
     }
-    if (argv[0] === 'sh' && argv[1] === '-s' && opts.stdin?.toString().includes('=== tx')) {
+    if (argv[0] === 'sh' && argv[1] === '-s' && text.includes('=== tx')) {
       return this.result('sh -s', { stdout: this.transactionsOutput() });
     }
-    if (argv[0] === 'sh' && argv[1] === '-s' && opts.stdin?.toString().includes('rm -rf -- ')) {
+    if (argv[0] === 'sh' && argv[1] === '-s' && text.includes('rm -rf -- ')) {
       // Retention: delete the listed transactions, print the disk left.
-      for (const m of opts.stdin.toString().matchAll(/^rm -rf -- (\S+)$/gm))
+      for (const m of text.matchAll(/^rm -rf -- (\S+)$/gm))
         for (const k of [...this.stateFiles.keys()]) if (k.startsWith(`${m[1]!}/`)) this.stateFiles.delete(k);
       return this.result('sh -s', { stdout: '4\n' });
     }
@@ -136,13 +136,13 @@ export class FakeHost implements Transport {
     }
     if (argv[0] === 'sh' && argv[1] === '-s') {
       this.events.push({ host: this.host, event: 'probe' });
-      return this.result('sh -s', { stdout: this.probeOutput(opts.stdin?.toString() ?? '') });
+      return this.result('sh -s', { stdout: this.probeOutput(text) });
     }
     if (argv[0] === 'apt-get' && argv[1] === 'install') return this.aptInstall(argv);
     if (argv[0] === 'dpkg-query' && argv[1] === '-S') return this.owners(argv.slice(argv.indexOf('--') + 1));
     // criu-lock's fixed scripts run as `sh -c SCRIPT NAME ARGS...` (src/apply/, src/facts/simulate.ts).
     if (argv[0] === 'sh' && argv[1] === '-c')
-      return this.script(argv[3] ?? '', argv.slice(4), opts.stdin?.toString() ?? '', opts.holdStdin);
+      return this.script(argv[3] ?? '', argv.slice(4), text, opts.holdStdin);
     return this.result(argv.join(' '), {
       exitCode: 127,
       stderr: `fake host: unexpected command ${argv.join(' ')}\n`,
