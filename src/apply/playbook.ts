@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { assetPath } from '../assets.js';
 import { CriuLockError, type SourceLocation } from '../errors.js';
-import { parseYamlSource } from '../input/yaml-source.js';
+import { parseYamlSource, yamlToJs } from '../input/yaml-source.js';
 import { issueError, parseWith } from '../input/zod-error.js';
 import { MODULES } from './modules/registry.js';
 
@@ -50,7 +50,13 @@ async function parsePlaybookFile(file: string): Promise<{
     });
   }
   const src = parseYamlSource(text, file, { code: 'input', hint: 'fix the playbook syntax' });
-  const book = parseWith(Playbook, src.doc.toJS(), {
+  const raw = yamlToJs(
+    () => src.doc.toJS() as unknown,
+    { file, line: 1 },
+    'input',
+    'fix the playbook syntax',
+  );
+  const book = parseWith(Playbook, raw, {
     code: 'input',
     what: 'playbook',
     hint: PLAYBOOK_HINT,

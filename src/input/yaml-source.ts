@@ -9,10 +9,12 @@ import {
   isScalar,
   LineCounter,
   parseDocument,
+  visit,
   type Document,
   type DocumentOptions,
   type ParseOptions,
   type SchemaOptions,
+  type Tags,
 } from 'yaml';
 import { CriuLockError, type ErrorCode, type SourceLocation } from '../errors.js';
 
@@ -36,18 +38,20 @@ export interface YamlSourceOptions {
 
 export function parseYamlSource(text: string, file: string, opts: YamlSourceOptions): YamlSource {
   const lc = new LineCounter();
-  const doc = parseDocument(text, { prettyErrors: false, ...opts.yaml, lineCounter: lc });
+  const doc = parseDocument(text, { prettyErrors: false, logLevel: 'error', ...opts.yaml, lineCounter: lc });
   const at = (offset: number): SourceLocation => {
     const pos = lc.linePos(offset);
     return { file, line: pos.line, col: pos.col };
   };
-  const syntax = doc.errors[0];
+  // Our own formats: a warning (an unknown tag such as `!custom`) is an error too.
+  const syntax = doc.errors[0] ?? doc.warnings[0];
   if (syntax) {
     throw new CriuLockError(opts.code, `invalid YAML: ${syntax.message.split('\n')[0] ?? ''}`, {
       location: at(syntax.pos[0]),
       hint: opts.hint,
     });
   }
+  refuseBadAlias(doc, at, opts.code, opts.hint);
   const locate = (path: ReadonlyArray<PropertyKey>, key?: string): SourceLocation => {
     let node: unknown = doc.getIn(path as unknown[], true);
     if (key !== undefined && isMap(node)) {
@@ -61,4 +65,64 @@ export function parseYamlSource(text: string, file: string, opts: YamlSourceOpti
     return range ? at(range[0]) : { file };
   };
   return { doc, file, locate };
+}
+
+/**
+ * Refuses the aliases the yaml library would only trip over later, when the document becomes
+ * JavaScript: one whose anchor is not set before it (an error thrown from deep inside, or a value
+ * silently dropped where the caller walks the nodes itself), and one inside the very node it names
+ * (`h: &x {a: 1, <<: *x}`), which recurses without end.
+ */
+export function refuseBadAlias(
+  doc: Document,
+  at: (offset: number) => SourceLocation,
+  code: ErrorCode,
+  hint: string,
+): void {
+  let bad: { offset: number; message: string } | undefined;
+  visit(doc, {
+    Alias(_key, node, path) {
+      const target = node.resolve(doc);
+      const why =
+        target === undefined
+          ? `alias *${node.source} has no anchor &${node.source} before it`
+          : path.includes(target)
+            ? `alias *${node.source} is inside the node &${node.source} it names`
+            : undefined;
+      if (why === undefined) return undefined;
+      bad = { offset: node.range?.[0] ?? 0, message: why };
+      return visit.BREAK;
+    },
+  });
+  if (bad) throw new CriuLockError(code, `invalid YAML: ${bad.message}`, { location: at(bad.offset), hint });
+}
+
+/**
+ * `convert()` (a toJS call), with what the yaml library throws there (too many aliases, the
+ * resource-exhaustion guard) as one located error instead of an internal one.
+ */
+export function yamlToJs<T>(convert: () => T, location: SourceLocation, code: ErrorCode, hint: string): T {
+  try {
+    return convert();
+  } catch (err) {
+    if (err instanceof CriuLockError) throw err;
+    throw new CriuLockError(code, `invalid YAML: ${(err as Error).message.split('\n')[0] ?? ''}`, {
+      location,
+      hint,
+    });
+  }
+}
+
+/**
+ * YAML 1.1 booleans as PyYAML (and so Ansible) reads them: yes/no, true/false, on/off in three
+ * spellings each. The yaml library's 1.1 schema also reads `y`, `Y`, `n` and `N` as booleans, so a
+ * host named `n` would become `false`. Pass as `customTags` with `version: '1.1'`.
+ */
+export function pyyamlBooleans(tags: Tags): Tags {
+  const TRUE = /^(?:yes|Yes|YES|true|True|TRUE|on|On|ON)$/;
+  const FALSE = /^(?:no|No|NO|false|False|FALSE|off|Off|OFF)$/;
+  return tags.map((t) => {
+    if (typeof t !== 'object' || t.tag !== 'tag:yaml.org,2002:bool' || !('test' in t) || !t.test) return t;
+    return { ...t, test: t.test.test('true') ? TRUE : FALSE };
+  });
 }

@@ -14,6 +14,11 @@ const BRACKETED_HOSTPORT = /^\[(.+)\]:(\d+)$/;
 const HOSTPORT = /^((?:[^:[\]]|\[[^\]]*\])*):(\d+)$/;
 const PLAIN_HOST = /^[A-Za-z0-9_.\-[\]:]+$/;
 const ASCII_LETTERS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
+/**
+ * Most names one pattern may expand to. Each range is capped too, but ranges multiply:
+ * `h[1:2000]-[1:2000]` is four million names from 19 characters.
+ */
+export const MAX_PATTERN_HOSTS = 100_000;
 
 /** Ansible's `_expand_hostpattern`: split an optional port, then expand `[x:y]` ranges. */
 export function expandHostPattern(pattern: string, loc: SourceLocation): HostPattern {
@@ -51,11 +56,15 @@ export function expandHostPattern(pattern: string, loc: SourceLocation): HostPat
  * Ansible's expand_hostname_range: the first `[begin:end(:step)]` is expanded (numeric with the
  * zero padding of `begin`, or single ASCII letters), then the rest recursively.
  */
-export function expandHostRange(line: string, loc: SourceLocation): string[] {
+export function expandHostRange(
+  line: string,
+  loc: SourceLocation,
+  budget = { left: MAX_PATTERN_HOSTS, pattern: line },
+): string[] {
   const open = line.indexOf('[');
   const close = line.indexOf(']', open);
   const bad = (why: string): CriuLockError =>
-    new CriuLockError('inventory', `invalid host range in "${line}": ${why}`, {
+    new CriuLockError('inventory', `invalid host range in "${budget.pattern}": ${why}`, {
       location: loc,
       hint: 'ranges look like web[01:10], web[1:10:2] or db-[a:f]',
     });
@@ -94,8 +103,12 @@ export function expandHostRange(line: string, loc: SourceLocation): string[] {
   const out: string[] = [];
   for (const part of seq) {
     const name = head + part + tail;
-    if (name.includes('[')) out.push(...expandHostRange(name, loc));
-    else out.push(name);
+    if (name.includes('[')) {
+      for (const n of expandHostRange(name, loc, budget)) out.push(n);
+      continue;
+    }
+    if (--budget.left < 0) throw bad(`the pattern names more than ${MAX_PATTERN_HOSTS} hosts`);
+    out.push(name);
   }
   return out;
 }

@@ -6,6 +6,7 @@
  * Through this, every inventory plugin (cloud, CMDB) works: Ansible runs it, we read its output.
  */
 import { execFile } from 'node:child_process';
+import nodePath from 'node:path';
 import { parseDocument } from 'yaml';
 import { CriuLockError, type SourceLocation } from '../errors.js';
 import {
@@ -91,7 +92,10 @@ export function parseInventoryJson(
   }
   for (const [parent, child] of children) addChildGroup(inv, parent, child, loc);
   for (const host of inv.hosts.values()) {
-    const hv = hostvars[host.name] ?? hostVarsFallback?.get(host.name);
+    // Own keys only: a host named "constructor" must not find Object.prototype's.
+    const hv =
+      (Object.hasOwn(hostvars, host.name) ? hostvars[host.name] : undefined) ??
+      hostVarsFallback?.get(host.name);
     if (hv === undefined || hv === null) continue;
     if (!isObject(hv))
       fail(
@@ -137,8 +141,10 @@ export async function runInventoryScript(path: string, timeoutMs = 120_000): Pro
 }
 
 function runScript(path: string, args: string[], timeoutMs: number): Promise<string> {
+  // Absolute: execFile looks a name without a "/" up in $PATH, which would run another program.
+  const file = nodePath.resolve(path);
   return new Promise((resolve, reject) => {
-    execFile(path, args, { timeout: timeoutMs, maxBuffer: 256 << 20 }, (err, stdout, stderr) => {
+    execFile(file, args, { timeout: timeoutMs, maxBuffer: 256 << 20 }, (err, stdout, stderr) => {
       if (err) {
         const last = stderr.trim().split('\n').slice(-1)[0] ?? '';
         reject(

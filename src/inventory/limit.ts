@@ -32,6 +32,13 @@ function isIpv6(s: string): boolean {
 
 export function selectHosts(inv: Inventory, pattern: string | undefined): InventoryHost[] {
   const terms = splitHostPattern(pattern ?? 'all');
+  // Ansible reads an empty --limit as "all". An unset shell variable (--limit "$HOSTS") must not
+  // widen a run to the whole fleet.
+  if (terms.length === 0) {
+    throw new CriuLockError('usage', `host pattern ${JSON.stringify(pattern)} names no host or group`, {
+      hint: 'leave --limit out to select every host, or name hosts and groups (web*:&dc1)',
+    });
+  }
   const regular = terms.filter((t) => !t.startsWith('!') && !t.startsWith('&'));
   const intersect = terms.filter((t) => t.startsWith('&'));
   const exclude = terms.filter((t) => t.startsWith('!'));

@@ -260,12 +260,19 @@ export function buildInventory(parsed: ParsedInventory, opts: BuildOptions = {})
     }
   }
 
-  // Depth is the longest path from `all`, as Group.add_child_group maintains it.
-  const depthOf = (name: string, seen = new Set<string>()): number => {
-    if (name === 'all' || seen.has(name)) return 0;
-    seen.add(name);
-    const d = Math.max(...group(name).parents.map((p) => depthOf(p, seen) + 1));
-    seen.delete(name);
+  // Depth is the longest path from `all`, as Group.add_child_group maintains it. Remembered per
+  // group: groups that are children of several groups in turn (a "diamond" lattice) have
+  // exponentially many paths, and a 2 KB inventory took minutes without it.
+  const depths = new Map<string, number>();
+  const depthOf = (name: string, onPath = new Set<string>()): number => {
+    if (name === 'all' || onPath.has(name)) return 0;
+    const known = depths.get(name);
+    if (known !== undefined) return known;
+    onPath.add(name);
+    let d = 0;
+    for (const p of group(name).parents) d = Math.max(d, depthOf(p, onPath) + 1);
+    onPath.delete(name);
+    depths.set(name, d);
     return d;
   };
   for (const g of groups.values()) g.depth = depthOf(g.name);

@@ -8,7 +8,8 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import nodePath from 'node:path';
 import { isMap, isScalar, LineCounter, parseDocument, type Document, type ScalarTag } from 'yaml';
-import { CriuLockError } from '../errors.js';
+import { CriuLockError, type SourceLocation } from '../errors.js';
+import { pyyamlBooleans, refuseBadAlias, yamlToJs } from '../input/yaml-source.js';
 import type { LocatedValue } from './model.js';
 import { decryptVault, isVaultText, VaultError } from './vault.js';
 
@@ -43,13 +44,18 @@ export async function findVarsFiles(dir: string, name: string): Promise<string[]
     const full = nodePath.join(dir, name + ext);
     const s = await stat(full).catch(() => undefined);
     if (!s) continue;
-    if (s.isDirectory()) return dirVarsFiles(full);
+    if (s.isDirectory()) return dirVarsFiles(full, [`${s.dev}:${s.ino}`]);
     return [full];
   }
   return [];
 }
 
-async function dirVarsFiles(dir: string): Promise<string[]> {
+/**
+ * The vars files under `dir`, recursively. `path` holds the device:inode of every directory from
+ * the top one down to `dir`: symlinks are followed (as Ansible does), so a link back up would
+ * otherwise be walked forever, and two of them double the walk at every level.
+ */
+async function dirVarsFiles(dir: string, path: readonly string[]): Promise<string[]> {
   const found: string[] = [];
   const names = (await readdir(dir)).sort(pythonOrder);
   for (const n of names) {
@@ -58,8 +64,16 @@ async function dirVarsFiles(dir: string): Promise<string[]> {
     const full = nodePath.join(dir, n);
     const s = await stat(full).catch(() => undefined);
     if (!s) continue;
-    if (s.isDirectory() && ext === '') found.push(...(await dirVarsFiles(full)));
-    else if (s.isFile() && (ext === '' || EXTENSIONS.includes(ext))) found.push(full);
+    if (s.isDirectory() && ext === '') {
+      const id = `${s.dev}:${s.ino}`;
+      if (path.includes(id)) {
+        throw new CriuLockError('inventory', 'this directory leads back to one above it (a symlink loop)', {
+          location: { file: full },
+          hint: 'remove the link, or point it at a directory outside group_vars/host_vars',
+        });
+      }
+      found.push(...(await dirVarsFiles(full, [...path, id])));
+    } else if (s.isFile() && (ext === '' || EXTENSIONS.includes(ext))) found.push(full);
   }
   return found;
 }
@@ -111,11 +125,19 @@ function decryptOrFail(text: string, password: string, file: string, line?: numb
 /** The top-level mapping of a vars file as located values; YAML 1.1 like PyYAML, JSON included. */
 export function parseVarsText(text: string, file: string, ctx: VarsFilesContext): Map<string, LocatedValue> {
   const lineCounter = new LineCounter();
+  // The yaml library turns what a tag's resolve throws into a syntax error of its own; the
+  // decryption error is kept here to be reported as itself, at that error's position.
+  let vaultError: CriuLockError | undefined;
   const vaultTag: ScalarTag = {
     tag: '!vault',
     resolve: (str: string): unknown => {
       if (ctx.vaultPassword === undefined) return VAULTED;
-      return decryptOrFail(str, ctx.vaultPassword, file);
+      try {
+        return decryptOrFail(str, ctx.vaultPassword, file);
+      } catch (e) {
+        if (e instanceof CriuLockError) vaultError ??= e;
+        throw e;
+      }
     },
   };
   const doc: Document = parseDocument(text, {
@@ -123,16 +145,29 @@ export function parseVarsText(text: string, file: string, ctx: VarsFilesContext)
     version: '1.1',
     uniqueKeys: false,
     prettyErrors: false,
-    customTags: [vaultTag, { ...vaultTag, tag: '!vault-encrypted' }],
+    logLevel: 'error',
+    customTags: (tags) => [...pyyamlBooleans(tags), vaultTag, { ...vaultTag, tag: '!vault-encrypted' }],
   });
+  const at = (offset: number): SourceLocation => ({ file, ...lineCounter.linePos(offset) });
   const firstError = doc.errors[0];
   if (firstError) {
-    const pos = lineCounter.linePos(firstError.pos[0]);
+    if (vaultError) {
+      throw new CriuLockError(vaultError.code, vaultError.message, {
+        location: at(firstError.pos[0]),
+        ...(vaultError.hint === undefined ? {} : { hint: vaultError.hint }),
+      });
+    }
     throw new CriuLockError('inventory', `invalid YAML: ${firstError.message.split('\n')[0] ?? ''}`, {
-      location: { file, line: pos.line, col: pos.col },
+      location: at(firstError.pos[0]),
       hint: 'fix the YAML syntax of this variables file',
     });
   }
+  refuseBadAlias(
+    doc,
+    at,
+    'inventory',
+    'set the anchor (&name) before its alias (*name), outside the node that uses it',
+  );
   const out = new Map<string, LocatedValue>();
   const root = doc.contents;
   if (root === null || (isScalar(root) && (root.value === null || root.value === ''))) return out;
@@ -157,7 +192,10 @@ export function parseVarsText(text: string, file: string, ctx: VarsFilesContext)
         },
       );
     }
-    const value: unknown = pair.value === null ? null : toJs(doc, pair.value);
+    const value: unknown =
+      pair.value === null
+        ? null
+        : yamlToJs(() => toJs(doc, pair.value), loc, 'inventory', 'use fewer aliases (*name) in this file');
     if (containsVaulted(value)) {
       ctx.warnings.push(
         `${file}:${line ?? '?'}: ${key} is vault-encrypted and no --vault-password-file was given; it is not used`,

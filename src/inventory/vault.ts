@@ -7,6 +7,7 @@
 import { execFile } from 'node:child_process';
 import { createDecipheriv, createHmac, pbkdf2Sync, timingSafeEqual } from 'node:crypto';
 import { access, constants, readFile } from 'node:fs/promises';
+import nodePath from 'node:path';
 import { CriuLockError } from '../errors.js';
 
 const HEADER = /^\$ANSIBLE_VAULT;(1\.[12]);([A-Za-z0-9]+)(?:;([^\s;]+))?\s*$/;
@@ -61,7 +62,8 @@ export async function readVaultPassword(file: string): Promise<string> {
   try {
     if (executable) {
       const out = await new Promise<string>((resolve, reject) => {
-        execFile(file, [], { timeout: 60_000, maxBuffer: 1 << 20 }, (err, stdout) =>
+        // Absolute: execFile looks a name without a "/" up in $PATH, which would run another program.
+        execFile(nodePath.resolve(file), [], { timeout: 60_000, maxBuffer: 1 << 20 }, (err, stdout) =>
           err ? reject(new Error(err.message)) : resolve(stdout),
         );
       });

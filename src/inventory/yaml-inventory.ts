@@ -5,6 +5,7 @@
  */
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { CriuLockError, formatLocation as fmt, type SourceLocation } from '../errors.js';
+import { pyyamlBooleans, refuseBadAlias, yamlToJs } from '../input/yaml-source.js';
 import { expandHostPattern } from './host-pattern.js';
 import {
   addChildGroup,
@@ -27,7 +28,14 @@ interface Entry {
 
 export function parseYamlInventory(text: string, path: string): ParsedInventory {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, version: '1.1', uniqueKeys: false, prettyErrors: false });
+  const doc = parseDocument(text, {
+    lineCounter,
+    version: '1.1',
+    uniqueKeys: false,
+    prettyErrors: false,
+    logLevel: 'error',
+    customTags: pyyamlBooleans,
+  });
   const inv = newParsedInventory(path, 'yaml');
 
   const locAt = (
@@ -48,6 +56,12 @@ export function parseYamlInventory(text: string, path: string): ParsedInventory 
       hint: 'fix the YAML syntax (indentation, quotes, a missing ":")',
     });
   }
+  refuseBadAlias(
+    doc,
+    (offset) => ({ file: path, ...lineCounter.linePos(offset) }),
+    'inventory',
+    'set the anchor (&name) before its alias (*name), outside the node that uses it',
+  );
 
   const root = doc.contents;
   if (root === null || (isScalar(root) && (root.value === null || root.value === ''))) {
@@ -152,7 +166,7 @@ export function parseYamlInventory(text: string, path: string): ParsedInventory 
           setVariable(
             declareGroup(inv, name, loc),
             varName,
-            toValue(doc, item.value),
+            toValue(doc, item.value, item.value ? item.valueLoc : item.keyLoc),
             item.value ? item.valueLoc : item.keyLoc,
           );
         } else if (e.key === 'children') {
@@ -199,7 +213,7 @@ export function parseYamlInventory(text: string, path: string): ParsedInventory 
         setVariable(
           host,
           stringKey(v, 'variable name'),
-          toValue(doc, v.value),
+          toValue(doc, v.value, v.value ? v.valueLoc : v.keyLoc),
           v.value ? v.valueLoc : v.keyLoc,
         );
       }
@@ -245,7 +259,7 @@ function mapEntries(
       ? keyNode.value
       : keyNode === null
         ? null
-        : (keyNode.toJS(doc) as unknown);
+        : yamlToJs(() => keyNode.toJS(doc) as unknown, keyLoc, 'inventory', 'write the key as a plain name');
     if (explicit.has(key)) {
       warnings.push(
         `${fmt(keyLoc)}: duplicate key ${JSON.stringify(key) ?? String(key)} in ${context}; the last one is used`,
@@ -259,8 +273,15 @@ function mapEntries(
   return out;
 }
 
-function toValue(doc: Document, node: Node | null): unknown {
-  return node === null ? null : (node.toJS(doc) as unknown);
+function toValue(doc: Document, node: Node | null, loc: SourceLocation): unknown {
+  return node === null
+    ? null
+    : yamlToJs(
+        () => node.toJS(doc) as unknown,
+        loc,
+        'inventory',
+        'use fewer aliases (*name) in the inventory',
+      );
 }
 
 function describe(node: Node | null): string {

@@ -5,7 +5,8 @@ import { dirname, join } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { isValidVersion } from '../debian/version.js';
-import { CriuLockError } from '../errors.js';
+import { CriuLockError, type SourceLocation } from '../errors.js';
+import { refuseBadAlias, yamlToJs } from '../input/yaml-source.js';
 import { yamlString } from '../lock/yaml-scalar.js';
 
 export const STORE_VERSION = 1;
@@ -86,15 +87,21 @@ export function serializeManifest(m: Manifest): string {
 /** Strict load with file:line errors. */
 export function parseManifest(text: string, file: string): Manifest {
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc });
-  if (doc.errors[0]) {
-    const p = lc.linePos(doc.errors[0].pos[0]);
-    throw new CriuLockError('input', `invalid YAML: ${doc.errors[0].message.split('\n')[0]}`, {
-      location: { file, line: p.line, col: p.col },
-      hint: 're-create the store with `criu-lock vendor`',
+  const doc = parseDocument(text, { lineCounter: lc, logLevel: 'error' });
+  const hint = 're-create the store with `criu-lock vendor`';
+  const at = (offset: number): SourceLocation => {
+    const p = lc.linePos(offset);
+    return { file, line: p.line, col: p.col };
+  };
+  const first = doc.errors[0] ?? doc.warnings[0];
+  if (first) {
+    throw new CriuLockError('input', `invalid YAML: ${first.message.split('\n')[0]}`, {
+      location: at(first.pos[0]),
+      hint,
     });
   }
-  const raw = doc.toJS() as unknown;
+  refuseBadAlias(doc, at, 'input', hint);
+  const raw = yamlToJs(() => doc.toJS() as unknown, { file, line: 1 }, 'input', hint);
   const version = (raw as { storeVersion?: unknown } | null)?.storeVersion;
   if (version !== STORE_VERSION) {
     throw new CriuLockError(

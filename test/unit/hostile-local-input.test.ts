@@ -1,0 +1,259 @@
+/**
+ * Bad and hostile local input found by an audit of the command line (2026-12-05): each case ends
+ * in one located CriuLockError, in bounded time, or is read the way Ansible reads it.
+ */
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CriuLockError } from '../../src/errors.js';
+import { loadPlaybook } from '../../src/apply/playbook.js';
+import { MAX_PATTERN_HOSTS } from '../../src/inventory/host-pattern.js';
+import { selectHosts } from '../../src/inventory/limit.js';
+import { loadInventory, type LoadOptions } from '../../src/inventory/load.js';
+import { parseLockDocument } from '../../src/lock/lockfile.js';
+import { parseManifest } from '../../src/store/manifest.js';
+
+const opts: LoadOptions = { sshConfig: 'none', defaultUser: 'tester', homeDir: '/home/tester' };
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'criu-lock-hostile-local-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+let n = 0;
+/** A fresh directory holding `files` (relative name → content). */
+function estate(files: Record<string, string>): string {
+  const dir = path.join(tmp, `e${++n}`);
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+    writeFileSync(path.join(dir, name), text);
+  }
+  return dir;
+}
+
+async function caught(p: Promise<unknown> | (() => unknown)): Promise<CriuLockError> {
+  try {
+    await (typeof p === 'function' ? p() : p);
+  } catch (e) {
+    if (e instanceof CriuLockError) return e;
+    throw e;
+  }
+  throw new Error('expected a CriuLockError');
+}
+
+describe('executables named by a relative path', () => {
+  it('an inventory script named without "./" runs from where it is, never from $PATH', async () => {
+    const dir = estate({
+      'inv.sh': '#!/bin/sh\necho \'{"all": {"hosts": ["here"]}, "_meta": {"hostvars": {}}}\'\n',
+      'bin/inv.sh': '#!/bin/sh\necho \'{"all": {"hosts": ["impostor"]}, "_meta": {"hostvars": {}}}\'\n',
+    });
+    chmodSync(path.join(dir, 'inv.sh'), 0o755);
+    chmodSync(path.join(dir, 'bin/inv.sh'), 0o755);
+    const cwd = process.cwd();
+    const oldPath = process.env.PATH;
+    process.chdir(dir);
+    process.env.PATH = `${path.join(dir, 'bin')}:${oldPath ?? ''}`;
+    try {
+      const inv = await loadInventory('inv.sh', opts);
+      expect(inv.hosts.map((h) => h.name)).toEqual(['here']);
+    } finally {
+      process.chdir(cwd);
+      process.env.PATH = oldPath;
+    }
+  });
+
+  it('so does a vault password script', async () => {
+    const dir = estate({
+      'inventory.yaml': 'all:\n  hosts:\n    h1:\n',
+      'pw.sh': '#!/bin/sh\necho here\n',
+      'bin/pw.sh': '#!/bin/sh\necho impostor\n',
+    });
+    chmodSync(path.join(dir, 'pw.sh'), 0o755);
+    chmodSync(path.join(dir, 'bin/pw.sh'), 0o755);
+    const { readVaultPassword } = await import('../../src/inventory/vault.js');
+    const cwd = process.cwd();
+    const oldPath = process.env.PATH;
+    process.chdir(dir);
+    process.env.PATH = `${path.join(dir, 'bin')}:${oldPath ?? ''}`;
+    try {
+      expect(await readVaultPassword('pw.sh')).toBe('here');
+    } finally {
+      process.chdir(cwd);
+      process.env.PATH = oldPath;
+    }
+  });
+});
+
+describe('YAML aliases', () => {
+  it('an inventory alias with no anchor is refused at its line, not read as an absent value', async () => {
+    const dir = estate({ 'inventory.yaml': 'all:\n  hosts:\n    h1:\n      ansible_host: *nope\n' });
+    const err = await caught(loadInventory(path.join(dir, 'inventory.yaml'), opts));
+    expect(err.message).toBe('invalid YAML: alias *nope has no anchor &nope before it');
+    expect(err.location).toMatchObject({ line: 4, col: 21 });
+  });
+
+  it('a host that merges itself is refused, not a stack overflow', async () => {
+    const dir = estate({
+      'inventory.yaml': 'all:\n  hosts:\n    h1: &x\n      ansible_host: 127.0.0.1\n      <<: *x\n',
+    });
+    const err = await caught(loadInventory(path.join(dir, 'inventory.yaml'), opts));
+    expect(err.message).toBe('invalid YAML: alias *x is inside the node &x it names');
+    expect(err.location?.line).toBe(5);
+  });
+
+  const bomb = (indent: string): string =>
+    [
+      `${indent}a0: &a0 [x, x, x, x, x, x, x, x, x, x]`,
+      ...Array.from(
+        { length: 8 },
+        (_, i) => `${indent}a${i + 1}: &a${i + 1} [${Array(10).fill(`*a${i}`).join(', ')}]`,
+      ),
+    ].join('\n');
+
+  it('an alias bomb in inventory vars is one located error', async () => {
+    const dir = estate({ 'inventory.yaml': `all:\n  hosts:\n    h1:\n  vars:\n${bomb('    ')}\n` });
+    const err = await caught(loadInventory(path.join(dir, 'inventory.yaml'), opts));
+    expect(err.message).toMatch(/^invalid YAML: Excessive alias count/);
+    expect(err.location?.file).toBe(path.join(dir, 'inventory.yaml'));
+    expect(err.location?.line).toBeGreaterThan(4);
+  });
+
+  it('in group_vars: a missing anchor and an alias bomb, each at its file and line', async () => {
+    const dir = estate({
+      'inventory.yaml': 'web:\n  hosts:\n    h1:\n',
+      'group_vars/web.yml': 'ansible_user: *b\n',
+    });
+    const err = await caught(loadInventory(path.join(dir, 'inventory.yaml'), opts));
+    expect(err.message).toBe('invalid YAML: alias *b has no anchor &b before it');
+    expect(err.location).toMatchObject({ file: path.join(dir, 'group_vars/web.yml'), line: 1 });
+
+    writeFileSync(path.join(dir, 'group_vars/web.yml'), `${bomb('')}\n`);
+    const bombed = await caught(loadInventory(path.join(dir, 'inventory.yaml'), opts));
+    expect(bombed.message).toMatch(/^invalid YAML: Excessive alias count/);
+    expect(bombed.location?.file).toBe(path.join(dir, 'group_vars/web.yml'));
+  });
+
+  it('a playbook, a lockfile and a store manifest refuse a missing anchor and a bomb the same way', async () => {
+    const dir = estate({
+      'pb.yaml': 'pre_tasks:\n  - name: x\n    module: command\n    args: {argv: *nope}\n',
+      'bomb.yaml': `${bomb('')}\n`,
+    });
+    const pb = await caught(loadPlaybook(path.join(dir, 'pb.yaml')));
+    expect(pb.message).toBe('invalid YAML: alias *nope has no anchor &nope before it');
+    expect(pb.location).toMatchObject({ line: 4, col: 18 });
+    const pbBomb = await caught(loadPlaybook(path.join(dir, 'bomb.yaml')));
+    expect(pbBomb.message).toMatch(/^invalid YAML: Excessive alias count/);
+
+    const lock = await caught(() => parseLockDocument('lockfileVersion: 1\nsource: *s\n', 'l.yaml'));
+    expect(lock.message).toBe('invalid YAML: alias *s has no anchor &s before it');
+    expect(lock.location).toMatchObject({ file: 'l.yaml', line: 2 });
+
+    const manifest = await caught(() => parseManifest('storeVersion: 1\npackages: *p\n', 'm.yaml'));
+    expect(manifest.message).toBe('invalid YAML: alias *p has no anchor &p before it');
+    expect(manifest.location).toMatchObject({ file: 'm.yaml', line: 2 });
+  });
+
+  it('a lockfile with an unknown tag is refused, not read with a warning on stderr', async () => {
+    const err = await caught(() =>
+      parseLockDocument('lockfileVersion: 1\nscope: !custom {kind: all}\n', 'l.yaml'),
+    );
+    expect(err.message).toBe('invalid YAML: Unresolved tag: !custom');
+    expect(err.location).toMatchObject({ file: 'l.yaml', line: 2 });
+  });
+});
+
+describe('YAML 1.1 as PyYAML reads it', () => {
+  it('y, n, Y and N are names, not booleans; yes/no/on/off still are', async () => {
+    const dir = estate({
+      'inventory.yaml':
+        'all:\n  hosts:\n    n:\n    Y:\n  vars:\n    y: 1\n    flag: yes\n    off_flag: Off\n',
+      'group_vars/all.yml': 'N: 2\n',
+    });
+    const inv = await loadInventory(path.join(dir, 'inventory.yaml'), opts);
+    expect(inv.hosts.map((h) => h.name)).toEqual(['n', 'Y']);
+    expect(inv.hosts[0]!.vars).toMatchObject({ y: 1, N: 2, flag: true, off_flag: false });
+  });
+});
+
+describe('inventories that would take unbounded time', () => {
+  it('a lattice of groups, each a child of both groups above it, loads with the right depths', async () => {
+    // 40 layers: 2^40 paths from the top; the deepest group's variable wins.
+    const layers = 40;
+    const lines = ['all:', '  children:'];
+    for (let i = 0; i < layers; i++) {
+      for (const side of ['a', 'b']) {
+        lines.push(`    ${side}${i}:`);
+        if (i === layers - 1) {
+          lines.push('      hosts:', '        h1:', '      vars:', `        level: ${side}${i}`);
+          continue;
+        }
+        lines.push('      children:', `        a${i + 1}:`, `        b${i + 1}:`);
+        lines.push('      vars:', `        level: ${side}${i}`);
+      }
+    }
+    const dir = estate({ 'inventory.yaml': `${lines.join('\n')}\n` });
+    const inv = await loadInventory(path.join(dir, 'inventory.yaml'), opts);
+    // Same depth: Ansible breaks the tie by name, so b wins over a.
+    expect(inv.hosts[0]!.vars.level).toBe(`b${layers - 1}`);
+  });
+
+  it(`host ranges that multiply past ${MAX_PATTERN_HOSTS} names are refused, naming the whole pattern`, async () => {
+    const dir = estate({
+      'inventory.yaml': 'all:\n  hosts:\n    "h[1:300]-[1:300]-[1:300]":\n',
+      'hosts.ini': '[web]\nh[1:2000]-[1:2000]\n',
+    });
+    const yaml = await caught(loadInventory(path.join(dir, 'inventory.yaml'), opts));
+    expect(yaml.message).toBe(
+      `invalid host range in "h[1:300]-[1:300]-[1:300]": the pattern names more than ${MAX_PATTERN_HOSTS} hosts`,
+    );
+    expect(yaml.location?.line).toBe(3);
+    const ini = await caught(loadInventory(path.join(dir, 'hosts.ini'), opts));
+    expect(ini.message).toMatch(
+      /^invalid host range in "h\[1:2000\]-\[1:2000\]": the pattern names more than/,
+    );
+    expect(ini.location?.line).toBe(2);
+  });
+
+  it('a symlink back up a vars directory is refused at the link', async () => {
+    const dir = estate({ 'inventory.yaml': 'web:\n  hosts:\n    h1:\n', 'group_vars/web/a.yml': 'a: 1\n' });
+    symlinkSync('.', path.join(dir, 'group_vars/web/l1'));
+    symlinkSync('.', path.join(dir, 'group_vars/web/l2'));
+    const err = await caught(loadInventory(path.join(dir, 'inventory.yaml'), opts));
+    expect(err.message).toBe('this directory leads back to one above it (a symlink loop)');
+    expect(err.location?.file).toBe(path.join(dir, 'group_vars/web/l1'));
+  });
+
+  it('a link to a directory elsewhere is still read', async () => {
+    const dir = estate({ 'inventory.yaml': 'web:\n  hosts:\n    h1:\n', 'shared/b.yml': 'b: 2\n' });
+    mkdirSync(path.join(dir, 'group_vars/web'), { recursive: true });
+    symlinkSync(path.join(dir, 'shared'), path.join(dir, 'group_vars/web/shared'));
+    const inv = await loadInventory(path.join(dir, 'inventory.yaml'), opts);
+    expect(inv.hosts[0]!.vars.b).toBe(2);
+  });
+});
+
+describe('names that are also Object.prototype keys', () => {
+  it('ansible-inventory JSON hosts named constructor and toString', async () => {
+    const dir = estate({
+      'inv.json': JSON.stringify({
+        all: { hosts: ['constructor', 'toString'] },
+        _meta: { hostvars: { toString: { ansible_port: 2200 } } },
+      }),
+    });
+    const inv = await loadInventory(path.join(dir, 'inv.json'), opts);
+    expect(inv.hosts.map((h) => [h.name, h.connection.port])).toEqual([
+      ['constructor', 22],
+      ['toString', 2200],
+    ]);
+  });
+});
+
+describe('--limit', () => {
+  it('an empty pattern (an unset shell variable) is refused, not read as "all"', async () => {
+    const dir = estate({ 'inventory.yaml': 'all:\n  hosts:\n    h1:\n    h2:\n' });
+    const inv = await loadInventory(path.join(dir, 'inventory.yaml'), opts);
+    for (const limit of ['', ' , ', ',']) {
+      const err = await caught(() => selectHosts(inv, limit));
+      expect(err.message).toBe(`host pattern ${JSON.stringify(limit)} names no host or group`);
+    }
+    expect(selectHosts(inv, undefined).map((h) => h.name)).toEqual(['h1', 'h2']);
+  });
+});
