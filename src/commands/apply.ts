@@ -97,7 +97,24 @@ function hostsOfPlan(
     );
   }
   const planned = new Set(planFile.hosts.map((h) => h.name));
-  return run.hosts.filter((h) => planned.has(h.name));
+  const hosts = run.hosts.filter((h) => planned.has(h.name));
+  // Nothing to apply is not "everything applied": exit 0 with 0 hosts would read as success.
+  if (hosts.length === 0) {
+    const names = planFile.hosts.map((h) => h.name);
+    throw new CriuLockError(
+      'usage',
+      names.length === 0
+        ? 'the plan file names no host'
+        : `--limit selects none of the plan's hosts (${names.slice(0, 5).join(', ')}${names.length > 5 ? ', ...' : ''})`,
+      {
+        hint:
+          names.length === 0
+            ? 'save a plan of the hosts to apply: criu-lock plan -o FILE'
+            : 'limit the run to hosts the plan names, or plan those hosts',
+      },
+    );
+  }
+  return hosts;
 }
 
 /**

@@ -112,6 +112,19 @@ describe('apply PLANFILE refuses stale plans', () => {
     // The golden node was not in the plan: never contacted.
     expect(fleet.opened).not.toContain('node-a');
   });
+
+  it('refuses a --limit that selects none of the plan hosts (exit 1), not "0 hosts, all done"', async () => {
+    const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind() });
+    const planFile = join(dir, 'plan.json');
+    expect((await cli(fleet, ['plan', '-l', lockPath, '--limit', 'node-b', '-o', planFile])).code).toBe(0);
+    fleet.opened.length = 0;
+    const r = await cli(fleet, ['apply', planFile, '-l', lockPath, '--limit', 'node-a']);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(
+      "error: --limit selects none of the plan's hosts (node-b)\n  hint: limit the run to hosts the plan names, or plan those hosts\n",
+    );
+    expect(fleet.opened).toEqual([]);
+  });
 });
 
 describe('apply', () => {
