@@ -23,30 +23,41 @@ function common(y: Argv): Argv {
   return (
     y
       .option('inventory', {
+        requiresArg: true,
         alias: 'i',
         type: 'string',
         default: 'inventory.yaml',
         describe: 'Ansible inventory: YAML, INI, ansible-inventory JSON or an executable printing it',
       })
-      .option('forks', { type: 'number', default: 20, describe: 'hosts worked on at once' })
+      .option('forks', {
+        requiresArg: true,
+        type: 'number',
+        default: 20,
+        describe: 'hosts worked on at once',
+      })
       .option('known-hosts', {
+        requiresArg: true,
         type: 'string',
         describe: 'OpenSSH known_hosts file (default ~/.ssh/known_hosts)',
       })
       // No yargs defaults for these three: given on the command line they win over the ssh config, like `ssh -o`.
       .option('host-key-checking', {
+        requiresArg: true,
         choices: ['strict', 'accept-new', 'off'] as const,
         describe: 'like StrictHostKeyChecking (default strict, or the ssh config)',
       })
       .option('connect-timeout', {
+        requiresArg: true,
         type: 'number',
         describe: 'SSH connect timeout in seconds (default 10, or the ssh config)',
       })
       .option('ssh-config', {
+        requiresArg: true,
         type: 'string',
         describe: "OpenSSH client config (default ~/.ssh/config; 'none' to skip)",
       })
       .option('vault-password-file', {
+        requiresArg: true,
         type: 'string',
         describe: 'password for Ansible vault files in group_vars/host_vars',
       })
@@ -66,20 +77,30 @@ function common(y: Argv): Argv {
 }
 
 function limit(y: Argv): Argv {
-  return y.option('limit', { type: 'string', describe: "Ansible host pattern, e.g. 'web*:&dc1:!web03'" });
+  return y.option('limit', {
+    requiresArg: true,
+    type: 'string',
+    describe: "Ansible host pattern, e.g. 'web*:&dc1:!web03'",
+  });
 }
 
-function lockOpt(y: Argv): Argv {
+const DEFAULT_LOCKFILE = 'criu-lock.yaml';
+
+/** -l; without `defaulted` the default is applied by the handler, so it can tell -l was given. */
+function lockOpt(y: Argv, defaulted = true): Argv {
   return y.option('lockfile', {
+    requiresArg: true,
     alias: 'l',
     type: 'string',
-    default: 'criu-lock.yaml',
-    describe: 'lockfile',
+    ...(defaulted
+      ? { default: DEFAULT_LOCKFILE, describe: 'lockfile' }
+      : { describe: `lockfile (default ${DEFAULT_LOCKFILE})` }),
   });
 }
 
 function storeOpt(y: Argv): Argv {
   return y.option('store', {
+    requiresArg: true,
     type: 'string',
     describe: 'package store (default: criu-lock.debs/ beside the lockfile, used when it exists)',
   });
@@ -88,6 +109,7 @@ function storeOpt(y: Argv): Argv {
 function vendorSources(y: Argv): Argv {
   return y
     .option('archive', {
+      requiresArg: true,
       type: 'string',
       array: true,
       describe:
@@ -144,6 +166,19 @@ function asList<T>(v: unknown): T[] {
   return v === undefined ? [] : Array.isArray(v) ? (v as T[]) : [v as T];
 }
 
+const flagName = (key: string): string => `${key.length === 1 ? '-' : '--'}${key}`;
+
+/** yargs' validation messages as one line, in the flags' own spelling. */
+export function usageMessage(text: string): string {
+  const missing = /^Not enough arguments following: (\S+)$/.exec(text);
+  if (missing) return `${flagName(missing[1]!)} needs a value`;
+  const choice = /^Invalid values:\s+Argument: (\S+), Given: (.+), Choices: (.+)$/s.exec(text);
+  if (choice) return `${flagName(choice[1]!)} ${choice[2]!} is not one of ${choice[3]!.replace(/"/g, '')}`;
+  const both = /^Arguments (\S+) and (\S+) are mutually exclusive$/.exec(text);
+  if (both) return `${flagName(both[1]!)} and ${flagName(both[2]!)} cannot be given together`;
+  return text.replace(/\s*\n\s*/g, '; ');
+}
+
 /**
  * Parses argv, runs one command, returns the exit code (design.md's table). Only the bin sets
  * process.exitCode. The real dependencies are wired here once; tests may replace any of them.
@@ -167,27 +202,36 @@ export async function main(
       (y) =>
         vendorSources(storeOpt(common(y)))
           .option('golden', {
+            requiresArg: true,
             type: 'string',
             describe: 'golden node (default: the single host of group "golden")',
           })
           .option('output', {
+            requiresArg: true,
             alias: 'o',
             type: 'string',
             default: 'criu-lock.yaml',
             describe: 'lockfile to write (- for stdout)',
           })
-          .option('package', { type: 'string', array: true, describe: 'lock only this package (repeatable)' })
+          .option('package', {
+            requiresArg: true,
+            type: 'string',
+            array: true,
+            describe: 'lock only this package (repeatable)',
+          })
           .option('with-deps', {
             type: 'boolean',
             default: false,
             describe: "add the packages' installed dependency closure",
           })
           .option('pid', {
+            requiresArg: true,
             type: 'number',
             array: true,
             describe: 'lock exactly what CRIU checks for this process (repeatable)',
           })
           .option('checkpoint', {
+            requiresArg: true,
             type: 'string',
             describe: 'lock exactly what this CRIU checkpoint directory needs',
           })
@@ -260,8 +304,17 @@ export async function main(
       'show what apply would change on each host',
       (y) =>
         storeOpt(lockOpt(limit(common(y))))
-          .option('out', { alias: 'o', type: 'string', describe: 'save the JSON plan for `apply PLANFILE`' })
-          .option('format', { choices: ['text', 'markdown', 'json'] as const, default: 'text' as const })
+          .option('out', {
+            requiresArg: true,
+            alias: 'o',
+            type: 'string',
+            describe: 'save the JSON plan for `apply PLANFILE`',
+          })
+          .option('format', {
+            requiresArg: true,
+            choices: ['text', 'markdown', 'json'] as const,
+            default: 'text' as const,
+          })
           .option('detailed-exitcode', {
             type: 'boolean',
             default: false,
@@ -304,8 +357,13 @@ export async function main(
             describe: 'show what would change, change nothing',
           })
           .option('yes', { type: 'boolean', default: false, describe: 'do not ask for confirmation' })
-          .option('serial', { type: 'string', describe: 'batches like Ansible serial: 1,5,25%' })
+          .option('serial', {
+            requiresArg: true,
+            type: 'string',
+            describe: 'batches like Ansible serial: 1,5,25%',
+          })
           .option('max-fail-percentage', {
+            requiresArg: true,
             type: 'number',
             describe: 'stop later batches when more than P% of a batch failed',
           })
@@ -315,16 +373,26 @@ export async function main(
             describe: 'converge hosts even if some locked versions are unavailable',
           })
           .option('playbook', {
+            requiresArg: true,
             type: 'string',
             describe: 'playbook with pre_tasks/post_tasks (default playbooks/converge.yaml)',
           })
-          .option('format', { choices: ['text', 'json'] as const, default: 'text' as const })
+          .option('format', {
+            requiresArg: true,
+            choices: ['text', 'json'] as const,
+            default: 'text' as const,
+          })
           .option('capture', {
             type: 'boolean',
             default: true,
             describe: 'record a transaction for rollback first (--no-capture: faster, no rollback)',
           })
-          .option('keep-transactions', { type: 'number', default: 5, describe: 'transactions kept per host' })
+          .option('keep-transactions', {
+            requiresArg: true,
+            type: 'number',
+            default: 5,
+            describe: 'transactions kept per host',
+          })
           .example('$0 apply plan.json', 'apply exactly a reviewed plan')
           .example('$0 apply --yes --serial 1,25%', 'converge one host, then a quarter at a time'),
       async (a) => {
@@ -359,9 +427,14 @@ export async function main(
       'check',
       'pre-migration gate: does each host match the lock exactly as CRIU checks it?',
       (y) =>
-        lockOpt(limit(common(y)))
-          .option('format', { choices: ['text', 'markdown', 'json'] as const, default: 'text' as const })
+        lockOpt(limit(common(y)), false)
+          .option('format', {
+            requiresArg: true,
+            choices: ['text', 'markdown', 'json'] as const,
+            default: 'text' as const,
+          })
           .option('checkpoint', {
+            requiresArg: true,
             type: 'string',
             describe: 'check against a CRIU checkpoint directory instead of a lockfile',
           })
@@ -372,6 +445,11 @@ export async function main(
           ),
       async (a) => {
         if (a.checkpoint !== undefined) {
+          if (a.lockfile !== undefined) {
+            throw new CriuLockError('usage', '-l and --checkpoint cannot be given together', {
+              hint: 'check against a lockfile (-l) or against a checkpoint directory (--checkpoint)',
+            });
+          }
           const { runCheckCheckpoint } = await commands.checkpoint();
           code = await runCheckCheckpoint(
             { ...commonOptions(a), checkpoint: a.checkpoint, format: a.format },
@@ -380,7 +458,14 @@ export async function main(
           return;
         }
         const { runCheck } = await commands.check();
-        code = await runCheck({ ...commonOptions(a), lockfile: String(a.lockfile), format: a.format }, deps);
+        code = await runCheck(
+          {
+            ...commonOptions(a),
+            lockfile: typeof a.lockfile === 'string' ? a.lockfile : DEFAULT_LOCKFILE,
+            format: a.format,
+          },
+          deps,
+        );
       },
     )
     .command(
@@ -389,6 +474,7 @@ export async function main(
       (y) =>
         vendorSources(storeOpt(lockOpt(common(y))))
           .option('golden', {
+            requiresArg: true,
             type: 'string',
             describe: 'golden node (default: the single host of group "golden")',
           })
@@ -424,7 +510,11 @@ export async function main(
       'list the transactions recorded on each host (what apply and rollback changed)',
       (y) =>
         limit(common(y))
-          .option('format', { choices: ['text', 'json'] as const, default: 'text' as const })
+          .option('format', {
+            requiresArg: true,
+            choices: ['text', 'json'] as const,
+            default: 'text' as const,
+          })
           .example('$0 history --limit node-b', "node-b's transactions, newest first"),
       async (a) => {
         const { runHistory } = await commands.history();
@@ -436,7 +526,11 @@ export async function main(
       'undo the last transaction (or --to TXID) from its captured .debs, then verify',
       (y) =>
         limit(common(y))
-          .option('to', { type: 'string', describe: 'the transaction to undo (default: the most recent)' })
+          .option('to', {
+            requiresArg: true,
+            type: 'string',
+            describe: 'the transaction to undo (default: the most recent)',
+          })
           .option('last', { type: 'boolean', describe: 'undo the most recent transaction (the default)' })
           .option('check', {
             type: 'boolean',
@@ -449,8 +543,17 @@ export async function main(
             default: false,
             describe: 'roll back even if the host changed since the transaction',
           })
-          .option('keep-transactions', { type: 'number', default: 5, describe: 'transactions kept per host' })
-          .option('format', { choices: ['text', 'json'] as const, default: 'text' as const })
+          .option('keep-transactions', {
+            requiresArg: true,
+            type: 'number',
+            default: 5,
+            describe: 'transactions kept per host',
+          })
+          .option('format', {
+            requiresArg: true,
+            choices: ['text', 'json'] as const,
+            default: 'text' as const,
+          })
           .conflicts('to', 'last')
           .example('$0 rollback --limit node-b --check', 'what undoing the last apply on node-b would do')
           .example('$0 rollback --limit node-b --to 20261129T011233Z-a1b2c3 --yes', 'undo one transaction'),
@@ -475,7 +578,11 @@ export async function main(
       'show the resolved hosts and their connection settings',
       (y) =>
         limit(common(y))
-          .option('format', { choices: ['text', 'json'] as const, default: 'text' as const })
+          .option('format', {
+            requiresArg: true,
+            choices: ['text', 'json'] as const,
+            default: 'text' as const,
+          })
           .example('$0 inventory -i inventory.yaml --limit fleet', 'list the fleet hosts'),
       async (a) => {
         const { runInventory } = await commands.inventory();
@@ -489,13 +596,19 @@ export async function main(
         storeOpt(lockOpt(y))
           .positional('target', { choices: ['ansible'] as const, describe: 'what to export to' })
           .option('output', {
+            requiresArg: true,
             alias: 'o',
             type: 'string',
             demandOption: true,
             describe: 'directory to write (new, empty, or an earlier export, which is updated)',
           })
-          .option('serial', { type: 'string', describe: "the play's serial, as apply --serial: 1,5,25%" })
+          .option('serial', {
+            requiresArg: true,
+            type: 'string',
+            describe: "the play's serial, as apply --serial: 1,5,25%",
+          })
           .option('max-fail-percentage', {
+            requiresArg: true,
             type: 'number',
             describe: "the play's max_fail_percentage, as apply's",
           })
@@ -527,6 +640,22 @@ export async function main(
       1,
       'name a command: generate, vendor, plan, apply, check, history, rollback, inventory or export',
     )
+    // A value flag given nothing (`--serial` last on the line, or `--serial "$UNSET"`) must not fall
+    // back to its default: a staged rollout would become one batch of every host. requiresArg on
+    // each value option catches the first; this, the empty string.
+    .check((a) => {
+      const empty = Object.keys(a)
+        .filter((k) => k !== '_' && k !== '$0' && !/[A-Z]/.test(k))
+        .filter((k) => a[k] === '' || (Array.isArray(a[k]) && (a[k] as unknown[]).includes('')))
+        .sort((x, y) => y.length - x.length);
+      if (empty[0] !== undefined) {
+        const flag = `${empty[0].length === 1 ? '-' : '--'}${empty[0]}`;
+        throw new CriuLockError('usage', `${flag} was given an empty value`, {
+          hint: `give ${flag} a value, or leave it out for its default`,
+        });
+      }
+      return true;
+    })
     .strict()
     .recommendCommands()
     .help()
@@ -536,8 +665,11 @@ export async function main(
     .exitProcess(false)
     // Throw, so validation errors (unknown flags, bad choices) stop before any command runs.
     .fail((msg, err) => {
-      if (err) throw err;
-      throw new CriuLockError('usage', msg, { hint: 'see criu-lock --help' });
+      // yargs' own parse errors (a flag without its value) come as a YError; anything else is ours.
+      if (err && err.name !== 'YError') throw err;
+      throw new CriuLockError('usage', usageMessage(msg ?? err?.message ?? ''), {
+        hint: 'see criu-lock --help',
+      });
     });
   try {
     let helpShown = false;

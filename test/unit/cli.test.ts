@@ -2,7 +2,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { serializeLock } from '../../src/lock/lockfile.js';
 import { runCli } from '../helpers/run-cli.js';
+import { makeLock } from './core-fixtures.js';
 
 const run = runCli;
 
@@ -64,5 +66,75 @@ describe('criu-lock CLI', () => {
     const f = await run('check', '--forks', '0', '-i', 'inventory.example.yaml');
     expect(f.code).toBe(1);
     expect(f.err).toMatch(/--forks must be a positive integer/);
+  });
+
+  it.each([
+    [['--serial'], '--serial needs a value'],
+    [['--max-fail-percentage'], '--max-fail-percentage needs a value'],
+    [['--playbook'], '--playbook needs a value'],
+    [['-l'], '-l needs a value'],
+    [['--serial='], '--serial was given an empty value'],
+    [['--limit', ''], '--limit was given an empty value'],
+  ])('a value flag given nothing (%j) is an error, never its default', async (flag, message) => {
+    const r = await run('apply', '--yes', '-i', 'inventory.example.yaml', '--ssh-config', 'none', ...flag);
+    expect(r.code).toBe(1);
+    expect(r.err.split('\n')[0]).toBe(`error: ${message}`);
+  });
+
+  it("says yargs' own refusals in one line, with the flags as typed", async () => {
+    const f = await run('plan', '--format', 'html');
+    expect(f.err).toBe(
+      'error: --format "html" is not one of text, markdown, json\n  hint: see criu-lock --help\n',
+    );
+    const both = await run('rollback', '--to', 'x', '--last');
+    expect(both.err.split('\n')[0]).toBe('error: --to and --last cannot be given together');
+  });
+
+  it('check refuses -l together with --checkpoint, which would ignore the lockfile', async () => {
+    const r = await run('check', '-i', 'inventory.example.yaml', '-l', 'x.yaml', '--checkpoint', 'dir');
+    expect(r.code).toBe(1);
+    expect(r.err.split('\n')[0]).toBe('error: -l and --checkpoint cannot be given together');
+  });
+
+  it('checks -o before any host is contacted, and makes export directories without looping under /proc', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'criu-lock-cli-'));
+    const LOCK = join(dir, 'lock.yaml');
+    writeFileSync(LOCK, serializeLock(makeLock()));
+    const missing = await run(
+      'plan',
+      '-i',
+      'inventory.example.yaml',
+      '-l',
+      LOCK,
+      '-o',
+      join(dir, 'no/such/plan.json'),
+    );
+    expect(missing.code).toBe(1);
+    expect(missing.err.split('\n')[0]).toBe(
+      `error: cannot write ${join(dir, 'no/such/plan.json')}: no such directory`,
+    );
+    const isDir = await run('plan', '-i', 'inventory.example.yaml', '-l', LOCK, '-o', dir);
+    expect(isDir.err.split('\n')[0]).toBe(`error: cannot write ${dir}: it is a directory`);
+    const proc = await run('export', 'ansible', '-l', LOCK, '-o', '/proc/criu-lock-nope');
+    expect(proc.code).toBe(1);
+    expect(proc.err.split('\n')[0]).toBe(
+      'error: cannot make directory /proc/criu-lock-nope: no such directory',
+    );
+    const underFile = await run('export', 'ansible', '-l', LOCK, '-o', join(LOCK, 'sub'));
+    expect(underFile.err.split('\n')[0]).toBe(
+      `error: cannot make directory ${join(LOCK, 'sub')}: a part of the path is not a directory`,
+    );
+  });
+
+  it('an --ssh-config that does not exist is an error, as ssh -F makes it', async () => {
+    const r = await run(
+      'inventory',
+      '-i',
+      'inventory.example.yaml',
+      '--ssh-config',
+      '/nonexistent/ssh_config',
+    );
+    expect(r.code).toBe(1);
+    expect(r.err.split('\n')[0]).toBe('error: /nonexistent/ssh_config: cannot read ssh config: no such file');
   });
 });
