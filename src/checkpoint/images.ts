@@ -214,7 +214,10 @@ async function readPids(dir: string): Promise<number[]> {
     return parsePstreeImg(await readFile(file), file);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
+    if (err instanceof CriuLockError) throw err;
+    throw new CriuLockError('input', `cannot read ${file}: ${(err as Error).message}`, {
+      hint: 'pass the directory `criu dump -D DIR` wrote',
+    });
   }
 }
 

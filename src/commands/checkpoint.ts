@@ -4,7 +4,6 @@
  * it will demand of each (size, mode, build-ID), so the gate needs no lock at all.
  */
 import { createHash } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
 import { readCheckpoint, type Checkpoint } from '../checkpoint/images.js';
 import { buildCheckpointLock } from '../checkpoint/lock.js';
 import {
@@ -21,16 +20,35 @@ import { errorText, isHostFailure } from '../fleet/host-error.js';
 import type { CheckReport, HostCheck } from '../fleet/host-result.js';
 import { runFleet } from '../fleet/run.js';
 import { findGolden } from '../inventory/limit.js';
+import { isVirtualFsPath, lockedPathProblem } from '../lock/locked-path.js';
 import { serializeLock } from '../lock/lockfile.js';
 import { renderCheck } from '../report/check-report.js';
+import { escapeText } from '../report/escape.js';
 import type { Transport } from '../transport/types.js';
 import type { CommandDeps, CommonOptions } from './context.js';
+import { checkOutputFile, writeOutputFile } from './output-path.js';
 import { prepareRun } from './prepare.js';
 
 /** Reads the checkpoint and refuses one that demands nothing (not a dump of a process with files). */
-export async function loadCheckpoint(dir: string): Promise<{ cp: Checkpoint; needed: NeededFile[] }> {
+export async function loadCheckpoint(
+  dir: string,
+  warn: (message: string) => void,
+): Promise<{ cp: Checkpoint; needed: NeededFile[] }> {
   const cp = await readCheckpoint(dir);
-  const needed = neededFiles(cp);
+  // The same paths a lockfile may name: each is stat'ed and read on every host.
+  const needed = neededFiles(cp).filter(({ path }) => {
+    const problem = lockedPathProblem(path);
+    if (problem === undefined) return true;
+    if (isVirtualFsPath(path)) {
+      warn(
+        `${cp.image} records ${escapeText(path)}: not compared, files under /proc, /sys and /dev are not files a package or criu-lock controls`,
+      );
+      return false;
+    }
+    throw new CriuLockError('input', `${dir}/${cp.image}: the path ${JSON.stringify(path)} ${problem}`, {
+      hint: 'CRIU records absolute, normalised paths; were these images written by CRIU?',
+    });
+  });
   if (needed.length === 0) {
     throw new CriuLockError('input', `${dir}/${cp.image}: no regular files recorded`, {
       hint: 'a dump of a running program records at least its executable; is this the right directory?',
@@ -105,7 +123,7 @@ export async function checkCheckpointFleet(
 
 /** check --checkpoint DIR: exit code as `check` (0 every host would restore, 2 drift, 3 host failures). */
 export async function runCheckCheckpoint(opts: CheckCheckpointOptions, deps: CommandDeps): Promise<number> {
-  const { needed } = await loadCheckpoint(opts.checkpoint);
+  const { needed } = await loadCheckpoint(opts.checkpoint, (m) => deps.io.err(`warning: ${m}\n`));
   const run = await prepareRun(opts, deps);
   const report = await checkCheckpointFleet(run, opts.checkpoint, needed, opts.forks);
   deps.io.out(renderCheck(report, opts.format, opts.color));
@@ -142,7 +160,8 @@ export async function runGenerateCheckpoint(
   deps: CommandDeps,
 ): Promise<number> {
   const { io } = deps;
-  const { cp, needed } = await loadCheckpoint(opts.checkpoint);
+  const { cp, needed } = await loadCheckpoint(opts.checkpoint, (m) => io.err(`warning: ${m}\n`));
+  if (opts.output !== '-') await checkOutputFile(opts.output, '-o');
   const run = await prepareRun(opts, deps, { select: (inv) => [findGolden(inv, opts.golden)] });
   const golden = run.hosts[0]!;
   const result = await run.withHost(
@@ -169,7 +188,7 @@ export async function runGenerateCheckpoint(
   const text = serializeLock(lock);
   if (opts.output === '-') io.out(text);
   else {
-    await writeFile(opts.output, text);
+    await writeOutputFile(opts.output, text, '-o');
     const files = Object.values(lock.packages).reduce((n, p) => n + Object.keys(p.files ?? {}).length, 0);
     io.err(
       `wrote ${opts.output}: ${Object.keys(lock.packages).length} package(s), ${files} file(s), ` +

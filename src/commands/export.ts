@@ -20,6 +20,7 @@ import { loadLock, type Lockfile } from '../lock/lockfile.js';
 import { renderPins } from '../plan/pins.js';
 import { debPath, loadStore, storeDir } from '../store/manifest.js';
 import type { CommandDeps } from './context.js';
+import { makeOutputDir } from './output-path.js';
 
 export interface ExportCommandOptions {
   target: 'ansible';
@@ -171,7 +172,7 @@ export async function runExport(opts: ExportCommandOptions, deps: CommandDeps): 
 
   // A re-export replaces what the last one wrote and leaves everything else (an inventory).
   const now = new Set(files.map((f) => f.path));
-  await mkdir(out, { recursive: true });
+  await makeOutputDir(out, '-o');
   // The marker names the files of both exports while they are swapped, so a run cut short leaves
   // a directory the next export still recognises and cleans.
   const writeMarker = (list: Iterable<string>): Promise<void> => {

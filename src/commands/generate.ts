@@ -1,4 +1,3 @@
-import { writeFile } from 'node:fs/promises';
 import { CriuLockError } from '../errors.js';
 import { gatherFacts } from '../facts/gather.js';
 import type { HostFacts } from '../facts/types.js';
@@ -8,6 +7,7 @@ import { serializeLock } from '../lock/lockfile.js';
 import { errorText, isHostFailure } from '../fleet/host-error.js';
 import type { Transport } from '../transport/types.js';
 import type { CommandDeps, CommonOptions } from './context.js';
+import { checkOutputFile, writeOutputFile } from './output-path.js';
 import { prepareRun } from './prepare.js';
 import { escapeText } from '../report/escape.js';
 import { packageRefProblem } from '../debian/schemas.js';
@@ -97,6 +97,7 @@ async function goldenFacts(t: Transport, scope: GenerateScope, host: string): Pr
 export async function runGenerate(opts: GenerateOptions, deps: CommandDeps): Promise<number> {
   const { io } = deps;
   const scope = scopeOf(opts);
+  if (opts.output !== '-') await checkOutputFile(opts.output, '-o');
   const run = await prepareRun(opts, deps, { select: (inv) => [findGolden(inv, opts.golden)] });
   const golden = run.hosts[0]!;
   const result = await run.withHost(golden, async (t) => goldenFacts(t, scope, golden.name), 'gather facts');
@@ -113,7 +114,7 @@ export async function runGenerate(opts: GenerateOptions, deps: CommandDeps): Pro
   const text = serializeLock(lock);
   if (opts.output === '-') io.out(text);
   else {
-    await writeFile(opts.output, text);
+    await writeOutputFile(opts.output, text, '-o');
     const files = Object.values(lock.packages).reduce((n, p) => n + Object.keys(p.files ?? {}).length, 0);
     io.err(
       `wrote ${opts.output}: ${Object.keys(lock.packages).length} package(s), ${files} file(s)` +

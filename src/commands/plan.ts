@@ -1,4 +1,3 @@
-import { writeFile } from 'node:fs/promises';
 import { isHostFailure } from '../fleet/host-error.js';
 import { runFleet } from '../fleet/run.js';
 import { loadLock, type Lockfile } from '../lock/lockfile.js';
@@ -10,6 +9,7 @@ import { renderPins } from '../plan/pins.js';
 import { renderPlan } from '../report/plan-report.js';
 import { fleetStatus, type CommandDeps, type CommonOptions } from './context.js';
 import { gatherForPlan, refreshApt } from './host-steps.js';
+import { checkOutputFile, writeOutputFile } from './output-path.js';
 import { prepareRun, type PreparedRun } from './prepare.js';
 
 export interface PlanOptions extends CommonOptions {
@@ -69,11 +69,12 @@ export async function planFleet(
 
 export async function runPlan(opts: PlanOptions, deps: CommandDeps): Promise<number> {
   const lock = await loadLock(opts.lockfile);
+  if (opts.out) await checkOutputFile(opts.out, '-o');
   const run = await prepareRun(opts, deps);
   const store = await storeIndexFor(opts.lockfile, opts.store);
   const plan = await planFleet(run, lock, opts.lockfile, opts, store);
   if (opts.out) {
-    await writeFile(opts.out, serializePlan(plan));
+    await writeOutputFile(opts.out, serializePlan(plan), '-o');
     deps.io.err(`saved plan to ${opts.out}; apply it with: criu-lock apply ${opts.out}\n`);
   }
   deps.io.out(renderPlan(plan, opts.format, opts.color));

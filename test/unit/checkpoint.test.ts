@@ -4,7 +4,7 @@
  * /usr/bin/fleet-tool, libfleet.so.1, libc.so.6 and ld-linux-x86-64.so.2 and has /dev/null open.
  */
 import { readFileSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -28,6 +28,7 @@ import {
   ownerQueryPaths,
   parseOwners,
 } from '../../src/checkpoint/needs.js';
+import { loadCheckpoint } from '../../src/commands/checkpoint.js';
 import { parseLock, serializeLock } from '../../src/lock/lockfile.js';
 import { elf, makeFacts, pkg } from './core-fixtures.js';
 
@@ -147,6 +148,44 @@ describe('older images and broken input', () => {
     expect(() => parseFilesImg(image(FILES_MAGIC, [Buffer.from([0xff, 0xff, 0xff])]), 'files.img')).toThrow(
       /entry 1 is not a valid file_entry/,
     );
+  });
+
+  it('refuses paths no lockfile may name, and leaves /proc, /sys and /dev out with a warning', async () => {
+    const entry = (name: string): Buffer =>
+      Buffer.from(
+        RegFileEntry.encode(
+          RegFileEntry.fromObject({
+            id: 7,
+            flags: 0,
+            pos: 0,
+            fown: { uid: 0, euid: 0, signum: 0, pid_type: 0, pid: 0 },
+            name,
+            size: 10,
+            mode: 0o100644,
+          }),
+        ).finish(),
+      );
+    const dir = await mkdtemp(join(tmpdir(), 'criu-lock-ckpt-'));
+    await writeFile(join(dir, 'reg-files.img'), image(REG_FILES_MAGIC, [entry('/proc/kcore'), entry(LIBC)]));
+    const warnings: string[] = [];
+    const { needed } = await loadCheckpoint(dir, (m) => warnings.push(m));
+    expect(needed.map((n) => n.path)).toEqual([LIBC]);
+    expect(warnings).toEqual([
+      'reg-files.img records /proc/kcore: not compared, files under /proc, /sys and /dev are not files a package or criu-lock controls',
+    ]);
+    await writeFile(join(dir, 'reg-files.img'), image(REG_FILES_MAGIC, [entry('etc/passwd')]));
+    await expect(loadCheckpoint(dir, () => undefined)).rejects.toThrow(
+      `${dir}/reg-files.img: the path "etc/passwd" must be an absolute path`,
+    );
+    await writeFile(join(dir, 'reg-files.img'), image(REG_FILES_MAGIC, [entry('/usr/../etc/passwd')]));
+    await expect(loadCheckpoint(dir, () => undefined)).rejects.toThrow(/must be normalised/);
+  });
+
+  it('says what a pstree.img that is a directory is', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'criu-lock-ckpt-'));
+    await writeFile(join(dir, 'reg-files.img'), image(REG_FILES_MAGIC, []));
+    await mkdir(join(dir, 'pstree.img'));
+    await expect(readCheckpoint(dir)).rejects.toThrow(/^cannot read .*pstree\.img: EISDIR/);
   });
 
   it('says what a directory without images is', async () => {
