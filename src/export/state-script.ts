@@ -1,5 +1,6 @@
 import { lockedPaths } from '../check/compare.js';
 import { PROBE_VERSION, renderProbeScript } from '../facts/probe-script.js';
+import { CriuLockError } from '../errors.js';
 import { indexLock } from '../lock/lock-index.js';
 import type { Lockfile } from '../lock/lockfile.js';
 
@@ -139,9 +140,20 @@ for my $f (@{$files{'-'} || []}) {
 exit($mode eq 'verify' && $bad ? 1 : 0);
 `;
 
+/**
+ * The lock travels in the script as tab-separated lines. A lockfile may hold such characters (a
+ * path may), and `check` and `apply` handle them; the export cannot, and says so.
+ */
 function assertField(s: string, what: string): void {
-  if (/[\t\n\r\0]/.test(s))
-    throw new Error(`refusing ${what} with a control character: ${JSON.stringify(s)}`);
+  if (/[\t\n\r\0]/.test(s)) {
+    throw new CriuLockError(
+      'input',
+      `cannot export this lock: its ${what} ${JSON.stringify(s)} holds a tab, a line break or a NUL`,
+      {
+        hint: 'the exported project carries the lock as tab-separated lines; converge such hosts with criu-lock apply',
+      },
+    );
+  }
 }
 
 export interface StateScriptOptions {

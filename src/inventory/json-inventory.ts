@@ -7,8 +7,8 @@
  */
 import { execFile } from 'node:child_process';
 import nodePath from 'node:path';
-import { parseDocument } from 'yaml';
 import { CriuLockError, type SourceLocation } from '../errors.js';
+import { jsonErrorLine } from '../input/json-position.js';
 import {
   addChildGroup,
   addHostToGroup,
@@ -107,17 +107,19 @@ export function parseInventoryJson(
   return inv;
 }
 
-export function parseJsonText(text: string, path: string, what: string): unknown {
+export function parseJsonText(
+  text: string,
+  path: string,
+  what: string,
+  hint = 'an inventory script must print the JSON of ansible-inventory --list on stdout',
+): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
-    const m = /position (\d+)/.exec((e as Error).message);
-    // Node 20 gives no position for some errors; YAML's parser (JSON is YAML) usually finds the spot.
-    const offset = m ? Number(m[1]) : parseDocument(text, { schema: 'json' }).errors[0]?.pos[0];
-    const line = offset === undefined ? undefined : text.slice(0, offset).split('\n').length;
+    const line = jsonErrorLine(text, e);
     throw new CriuLockError('inventory', `${what} is not valid JSON: ${(e as Error).message}`, {
       location: line === undefined ? { file: path } : { file: path, line },
-      hint: 'an inventory script must print the JSON of ansible-inventory --list on stdout',
+      hint,
     });
   }
 }

@@ -31,6 +31,11 @@ function isIpv6(s: string): boolean {
 }
 
 export function selectHosts(inv: Inventory, pattern: string | undefined): InventoryHost[] {
+  if (inv.hosts.length === 0) {
+    throw new CriuLockError('inventory', `${inv.path} has no hosts`, {
+      hint: 'add hosts under all: (see inventory.example.yaml)',
+    });
+  }
   const terms = splitHostPattern(pattern ?? 'all');
   // Ansible reads an empty --limit as "all". An unset shell variable (--limit "$HOSTS") must not
   // widen a run to the whole fleet.
@@ -78,7 +83,8 @@ function matchTerm(inv: Inventory, term: string, whole: string | undefined): Inv
   const nothing = (why: string): CriuLockError =>
     new CriuLockError(
       'usage',
-      `host pattern "${term}"${whole !== undefined && whole !== term ? ` (in "${whole}")` : ''} ${why}`,
+      // JSON quoting: a pattern pasted with a terminal escape sequence is shown, not obeyed.
+      `host pattern ${JSON.stringify(term)}${whole !== undefined && whole !== term ? ` (in ${JSON.stringify(whole)})` : ''} ${why}`,
       {
         hint: knownNames(inv),
       },

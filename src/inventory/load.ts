@@ -84,7 +84,7 @@ export async function loadInventory(path: string, opts: LoadOptions = {}): Promi
   let sshConfig: SshConfigFile | undefined;
   if (opts.sshConfig !== 'none') {
     const file = opts.sshConfig ?? nodePath.join(home, '.ssh', 'config');
-    sshConfig = await loadSshConfig(file, { homeDir: home });
+    sshConfig = await loadSshConfig(file, { homeDir: home, required: opts.sshConfig !== undefined });
   }
   const inventory = buildInventory(parsed, {
     cwd: opts.cwd,
@@ -196,7 +196,8 @@ export function parseInventoryText(text: string, path: string): ParsedInventory 
       data = undefined;
     }
     if (data !== undefined && looksLikeInventoryJson(data)) return parseInventoryJson(data, path);
-    if (data === undefined && format === 'json') parseJsonText(text, path, path);
+    if (data === undefined && format === 'json')
+      parseJsonText(text, path, path, 'fix the JSON (ansible-inventory -i SOURCE --list writes this shape)');
   }
   return format === 'ini' ? parseIniInventory(text, path) : parseYamlInventory(text, path);
 }

@@ -237,12 +237,17 @@ export function parseLockDocument(text: string, file: string): Lockfile {
     throw lockError('not a criu-lock lockfile (expected a mapping)', { file, line: 1, col: 1 });
   const version = (raw as Record<string, unknown>).lockfileVersion;
   if (version !== LOCKFILE_VERSION) {
+    const quoted = typeof version === 'string' && version.trim() === String(LOCKFILE_VERSION);
     throw lockError(
       version === undefined
         ? 'missing lockfileVersion'
-        : `unsupported lockfileVersion ${JSON.stringify(version)} (this criu-lock reads version ${LOCKFILE_VERSION})`,
+        : quoted
+          ? `lockfileVersion is the string ${JSON.stringify(version)}; it must be the number ${LOCKFILE_VERSION}`
+          : `unsupported lockfileVersion ${JSON.stringify(version)} (this criu-lock reads version ${LOCKFILE_VERSION})`,
       src.locate(version === undefined ? [] : ['lockfileVersion']),
-      'upgrade criu-lock, or regenerate the lockfile with this version',
+      quoted
+        ? `write lockfileVersion: ${LOCKFILE_VERSION} without quotes, or regenerate the lockfile`
+        : 'upgrade criu-lock, or regenerate the lockfile with this version',
     );
   }
   const parsed = Lockfile.safeParse(raw);

@@ -1,8 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { DebPackageKey, DebVersion } from '../debian/schemas.js';
-import { CriuLockError } from '../errors.js';
+import { CriuLockError, type SourceLocation } from '../errors.js';
 import { HostError } from '../fleet/host-error.js';
+import { jsonErrorLine } from '../input/json-position.js';
+import { parseYamlSource } from '../input/yaml-source.js';
 import { parseWith } from '../input/zod-error.js';
 
 export const PLAN_VERSION = 1;
@@ -99,31 +101,44 @@ export function serializePlan(plan: PlanFile): string {
   return JSON.stringify(plan, null, 2) + '\n';
 }
 
+const EDITED = 'plans are written by `criu-lock plan -o FILE`; do not edit them';
+
 export async function loadPlan(file: string): Promise<PlanFile> {
-  let raw: unknown;
+  let text: string;
   try {
-    raw = JSON.parse(await readFile(file, 'utf8'));
+    text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new CriuLockError('plan', `cannot read plan ${file}: ${(err as Error).message}`, {
+    const e = err as NodeJS.ErrnoException;
+    throw new CriuLockError('plan', `cannot read plan: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, {
       hint: 'create one with `criu-lock plan -o FILE`',
       location: { file },
     });
   }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    const line = jsonErrorLine(text, err);
+    throw new CriuLockError('plan', `not valid JSON: ${(err as Error).message}`, {
+      hint: EDITED,
+      location: line === undefined ? { file } : { file, line },
+    });
+  }
+  // Positions only on the way to an error: a plan of 1,000 hosts is parsed fast without them.
+  const locate = (path: ReadonlyArray<PropertyKey>, key?: string): SourceLocation =>
+    parseYamlSource(text, file, { code: 'plan', hint: EDITED }).locate(path, key);
   const version = (raw as { planVersion?: unknown } | null)?.planVersion;
   if (version !== PLAN_VERSION) {
     throw new CriuLockError(
       'plan',
-      `unsupported planVersion ${JSON.stringify(version)} (this criu-lock reads version ${PLAN_VERSION})`,
+      version === undefined
+        ? 'not a criu-lock plan: no planVersion'
+        : `unsupported planVersion ${JSON.stringify(version)} (this criu-lock reads version ${PLAN_VERSION})`,
       {
         hint: 're-create the plan with this criu-lock: `criu-lock plan -o FILE`',
-        location: { file },
+        location: version === undefined ? { file, line: 1 } : locate(['planVersion']),
       },
     );
   }
-  return parseWith(PlanFile, raw, {
-    code: 'plan',
-    what: 'plan',
-    hint: 'plans are written by `criu-lock plan -o FILE`; do not edit them',
-    file,
-  });
+  return parseWith(PlanFile, raw, { code: 'plan', what: 'plan', hint: EDITED, file, locate });
 }

@@ -6,6 +6,9 @@ export type { SshEndpoint } from './ssh-options.js';
 
 const DEFAULT_KEEPALIVE_MS = 15_000;
 
+/** The longest delay a Node timer keeps. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export function targetEndpoint(name: string, conn: ConnectionSettings, opts: SshOptions): SshEndpoint {
   const ex = opts.explicit ?? {};
   return {
@@ -21,9 +24,12 @@ export function targetEndpoint(name: string, conn: ConnectionSettings, opts: Ssh
     hostKeyChecking: ex.hostKeyChecking
       ? opts.hostKeyChecking
       : (conn.hostKeyChecking ?? opts.hostKeyChecking),
-    connectTimeoutMs: ex.connectTimeout
-      ? opts.connectTimeoutMs
-      : (conn.connectTimeoutMs ?? opts.connectTimeoutMs),
+    // Timers hold at most 2^31-1 ms (24.8 days): a longer ConnectTimeout means "wait", not the
+    // 1 ms Node would make of it.
+    connectTimeoutMs: Math.min(
+      MAX_TIMER_MS,
+      ex.connectTimeout ? opts.connectTimeoutMs : (conn.connectTimeoutMs ?? opts.connectTimeoutMs),
+    ),
     keepaliveIntervalMs: conn.serverAliveIntervalMs ?? opts.keepaliveIntervalMs ?? DEFAULT_KEEPALIVE_MS,
   };
 }
@@ -43,7 +49,7 @@ export function jumpEndpoint(hop: JumpHost, forHost: string, opts: SshOptions): 
     hostKeyChecking: ex.hostKeyChecking
       ? opts.hostKeyChecking
       : (hop.hostKeyChecking ?? opts.hostKeyChecking),
-    connectTimeoutMs: opts.connectTimeoutMs,
+    connectTimeoutMs: Math.min(MAX_TIMER_MS, opts.connectTimeoutMs),
     keepaliveIntervalMs: opts.keepaliveIntervalMs ?? DEFAULT_KEEPALIVE_MS,
   };
 }

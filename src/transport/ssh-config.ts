@@ -53,11 +53,16 @@ export interface LoadSshConfigOptions {
   homeDir?: string;
   /** Relative Include paths are under ~/.ssh for user files (/etc/ssh for the system file). */
   includeBase?: string;
+  /**
+   * The file was named (--ssh-config), so a missing one is an error, as `ssh -F FILE` makes it.
+   * The default ~/.ssh/config may be absent.
+   */
+  required?: boolean;
 }
 
 const MAX_INCLUDE_DEPTH = 16;
 
-/** Reads `path` and every file it Includes. A missing top-level file is an empty config. */
+/** Reads `path` and every file it Includes. A missing top-level file is an empty config, unless required. */
 export async function loadSshConfig(path: string, opts: LoadSshConfigOptions = {}): Promise<SshConfigFile> {
   const home = opts.homeDir ?? os.homedir();
   const base = opts.includeBase ?? nodePath.join(home, '.ssh');
@@ -65,11 +70,18 @@ export async function loadSshConfig(path: string, opts: LoadSshConfigOptions = {
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { file: path, entries: [] };
-    throw new CriuLockError('usage', `cannot read ssh config ${path}: ${(e as Error).message}`, {
-      location: { file: path },
-      hint: 'fix its permissions, pass another file with --ssh-config, or --ssh-config none',
-    });
+    const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
+    if (missing && !opts.required) return { file: path, entries: [] };
+    throw new CriuLockError(
+      'usage',
+      missing ? 'cannot read ssh config: no such file' : `cannot read ssh config: ${(e as Error).message}`,
+      {
+        location: { file: path },
+        hint: missing
+          ? 'pass an existing file with --ssh-config, or --ssh-config none to read none'
+          : 'fix its permissions, pass another file with --ssh-config, or --ssh-config none',
+      },
+    );
   }
   return parseWithIncludes(text, path, home, base, 0);
 }

@@ -11,8 +11,12 @@ import { loadPlaybook } from '../../src/apply/playbook.js';
 import { MAX_PATTERN_HOSTS } from '../../src/inventory/host-pattern.js';
 import { selectHosts } from '../../src/inventory/limit.js';
 import { loadInventory, type LoadOptions } from '../../src/inventory/load.js';
-import { parseLockDocument } from '../../src/lock/lockfile.js';
+import { renderAnsibleProject } from '../../src/export/ansible.js';
+import { parseLock, parseLockDocument, serializeLock } from '../../src/lock/lockfile.js';
+import { loadPlan } from '../../src/plan/plan-file.js';
+import { renderPins } from '../../src/plan/pins.js';
 import { parseManifest } from '../../src/store/manifest.js';
+import { makeLock } from './core-fixtures.js';
 
 const opts: LoadOptions = { sshConfig: 'none', defaultUser: 'tester', homeDir: '/home/tester' };
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'criu-lock-hostile-local-'));
@@ -257,3 +261,75 @@ describe('--limit', () => {
     expect(selectHosts(inv, undefined).map((h) => h.name)).toEqual(['h1', 'h2']);
   });
 });
+
+describe('plan files, lockfile versions and the export', () => {
+  const lock = makeLock();
+  const plan = {
+    planVersion: 1,
+    lock: { path: 'criu-lock.yaml', digest: lock.digest },
+    hosts: [
+      {
+        name: 'node-b',
+        status: 'changes',
+        fingerprint: `sha256:${'0'.repeat(64)}`,
+        actions: [{ type: 'upgrade', package: 'libc6:amd64', from: '1', to: '2' }],
+        blocked: [],
+        notes: [],
+      },
+    ],
+  };
+
+  it('an edited plan file is refused at its line', async () => {
+    const dir = estate({ 'plan.json': '' });
+    const file = path.join(dir, 'plan.json');
+    const edited = structuredClone(plan);
+    edited.hosts[0]!.actions[0]!.to = '2; touch /tmp/x';
+    writeFileSync(file, `${JSON.stringify(edited, null, 2)}\n`);
+    const err = await caught(loadPlan(file));
+    expect(err.message).toBe('hosts.0.actions.0.to: is not a valid Debian version');
+    expect(err.location).toMatchObject({ file, line: 17 });
+
+    writeFileSync(file, '{\n  "planVersion": 1,\n  "hosts": [,]\n}\n');
+    const json = await caught(loadPlan(file));
+    expect(json.message).toMatch(/^not valid JSON: /);
+    expect(json.location).toMatchObject({ file, line: 3 });
+
+    writeFileSync(file, '[1]\n');
+    expect((await caught(loadPlan(file))).message).toBe('not a criu-lock plan: no planVersion');
+    const gone = await caught(loadPlan(path.join(dir, 'missing.json')));
+    expect(gone.message).toBe('cannot read plan: no such file');
+  });
+
+  it('a quoted lockfileVersion says so', () => {
+    const text = serializeLock(lock).replace('lockfileVersion: 1', 'lockfileVersion: "1"');
+    const err = caughtSync(() => parseLock(text, 'l.yaml'));
+    expect(err.message).toBe('lockfileVersion is the string "1"; it must be the number 1');
+    expect(err.location?.line).toBe(2);
+  });
+
+  it('export refuses a lock whose path holds a tab, as an input error', () => {
+    const withTab = makeLock({
+      packages: {
+        'libc6:amd64': {
+          version: '2.31-0ubuntu9.14',
+          files: { '/usr/lib/a\tb.so': { size: 10, mode: '0644' } },
+        },
+      },
+    });
+    const err = caughtSync(() => renderAnsibleProject(withTab, renderPins(withTab)));
+    expect(err.code).toBe('input');
+    expect(err.message).toBe(
+      'cannot export this lock: its path "/usr/lib/a\\tb.so" holds a tab, a line break or a NUL',
+    );
+  });
+});
+
+function caughtSync(f: () => unknown): CriuLockError {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof CriuLockError) return e;
+    throw e;
+  }
+  throw new Error('expected a CriuLockError');
+}
