@@ -386,9 +386,12 @@ export async function loadLock(file: string): Promise<Lockfile> {
     const code = (err as NodeJS.ErrnoException).code;
     throw new CriuLockError(
       'lockfile',
-      `cannot read lockfile ${file}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
+      `cannot read lockfile ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (err as Error).message}`,
       {
-        hint: 'create one with `criu-lock generate -o ' + file + '`, or pass -l FILE',
+        hint:
+          code === 'EISDIR'
+            ? 'pass the lockfile itself with -l FILE'
+            : 'create one with `criu-lock generate -o ' + file + '`, or pass -l FILE',
       },
     );
   }
