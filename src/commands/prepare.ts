@@ -4,6 +4,7 @@
  * inventory's warnings and the SSH notes to stderr, each once.
  */
 import { selectHosts } from '../inventory/limit.js';
+import { escapeText } from '../report/escape.js';
 import type { Inventory, InventoryHost } from '../inventory/types.js';
 import { hostFailure, type HostFailure } from '../fleet/host-error.js';
 import { BastionPool } from '../transport/bastions.js';
@@ -52,13 +53,14 @@ export async function prepareRun(
     sshConfig: opts.sshConfig,
     vaultPasswordFile: opts.vaultPasswordFile,
   });
-  for (const w of inventory.warnings) io.err(`warning: ${w}\n`);
+  // Warnings quote the inventory (names, values): shown, not obeyed by the terminal.
+  for (const w of inventory.warnings) io.err(`warning: ${escapeText(w)}\n`);
   const hosts = p.select ? p.select(inventory) : selectHosts(inventory, opts.limit);
   const seen = new Set<string>();
   const onNote = (m: string): void => {
     if (seen.has(m)) return;
     seen.add(m);
-    io.err(`note: ${m}\n`);
+    io.err(`note: ${escapeText(m)}\n`);
   };
   // One pool per run: hosts behind the same bastion share its connection.
   const ssh = { ...sshOptions(opts), bastions: new BastionPool({ note: onNote }) };

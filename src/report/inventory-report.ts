@@ -4,6 +4,7 @@
  * in the inventory cannot leak into a terminal or CI log.
  */
 import type { Inventory, InventoryHost, JumpHost } from '../inventory/types.js';
+import { escapeText } from './escape.js';
 
 export type InventoryFormat = 'text' | 'json';
 
@@ -108,7 +109,8 @@ function renderText(hosts: InventoryHost[], inv: Inventory): string {
   if (details.length > 0) lines.push('', ...details.flat());
   lines.push('', `${hosts.length} of ${total} ${total === 1 ? 'host' : 'hosts'} from ${inv.path}`);
   // Warnings are not repeated here: prepareRun prints them to stderr once, as for every command.
-  return `${lines.join('\n')}\n`;
+  // Names and settings come from the inventory (a script's, a CMDB's): escaped line by line.
+  return `${lines.map(escapeText).join('\n')}\n`;
 }
 
 function hopText(h: JumpHost): string {

@@ -6,7 +6,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync }
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CriuLockError } from '../../src/errors.js';
+import { CriuLockError, formatError } from '../../src/errors.js';
 import { loadPlaybook } from '../../src/apply/playbook.js';
 import { MAX_PATTERN_HOSTS } from '../../src/inventory/host-pattern.js';
 import { selectHosts } from '../../src/inventory/limit.js';
@@ -14,6 +14,7 @@ import { loadInventory, type LoadOptions } from '../../src/inventory/load.js';
 import { renderAnsibleProject } from '../../src/export/ansible.js';
 import { parseLock, parseLockDocument, serializeLock } from '../../src/lock/lockfile.js';
 import { loadPlan } from '../../src/plan/plan-file.js';
+import { renderInventory } from '../../src/report/inventory-report.js';
 import { renderPins } from '../../src/plan/pins.js';
 import { parseManifest } from '../../src/store/manifest.js';
 import { makeLock } from './core-fixtures.js';
@@ -333,3 +334,25 @@ function caughtSync(f: () => unknown): CriuLockError {
   }
   throw new Error('expected a CriuLockError');
 }
+
+describe('terminal control characters from input', () => {
+  it('an error quoting an inventory name shows its escape sequence, not obeys it', () => {
+    const err = new CriuLockError('inventory', 'invalid host range in "evil\u001b[31mRED"', {
+      location: { file: 'inv\u001b]0;x\u0007.yaml', line: 3 },
+      hint: 'a\nb',
+    });
+    expect(formatError(err)).toBe(
+      'error: inv\\e]0;x\\x07.yaml:3: invalid host range in "evil\\e[31mRED"\n  hint: a\\nb',
+    );
+  });
+
+  it('the inventory table escapes host names and settings', async () => {
+    const dir = estate({
+      'inventory.yaml': 'all:\n  hosts:\n    "evil\\e]0;title\\a":\n      ansible_host: 127.0.0.1\n',
+    });
+    const inv = await loadInventory(path.join(dir, 'inventory.yaml'), opts);
+    const text = renderInventory(inv.hosts, inv, 'text');
+    expect(text.includes('\u0007') || text.includes('\u001b')).toBe(false);
+    expect(text).toContain('evil\\e]0;title\\x07');
+  });
+});
