@@ -107,18 +107,24 @@ export function parseInventoryJson(
   return inv;
 }
 
+/**
+ * JSON.parse with a located error. `output`: the text is what the script at `path` printed, so the
+ * line is named in the message; as a location it would point into the script.
+ */
 export function parseJsonText(
   text: string,
   path: string,
   what: string,
   hint = 'an inventory script must print the JSON of ansible-inventory --list on stdout',
+  output = true,
 ): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
     const line = jsonErrorLine(text, e);
-    throw new CriuLockError('inventory', `${what} is not valid JSON: ${(e as Error).message}`, {
-      location: line === undefined ? { file: path } : { file: path, line },
+    const where = output && line !== undefined ? ` (its line ${line})` : '';
+    throw new CriuLockError('inventory', `${what} is not valid JSON${where}: ${(e as Error).message}`, {
+      location: line === undefined || output ? { file: path } : { file: path, line },
       hint,
     });
   }

@@ -197,7 +197,13 @@ export function parseInventoryText(text: string, path: string): ParsedInventory 
     }
     if (data !== undefined && looksLikeInventoryJson(data)) return parseInventoryJson(data, path);
     if (data === undefined && format === 'json')
-      parseJsonText(text, path, path, 'fix the JSON (ansible-inventory -i SOURCE --list writes this shape)');
+      parseJsonText(
+        text,
+        path,
+        path,
+        'fix the JSON (ansible-inventory -i SOURCE --list writes this shape)',
+        false,
+      );
   }
   return format === 'ini' ? parseIniInventory(text, path) : parseYamlInventory(text, path);
 }

@@ -65,6 +65,14 @@ describe('executables named by a relative path', () => {
     }
   });
 
+  it("a script's bad JSON is located in its output, not at a line of the script", async () => {
+    const dir = estate({ 'inv.sh': '#!/bin/sh\nprintf \'{\\n  "all": {,}\\n}\\n\'\n' });
+    chmodSync(path.join(dir, 'inv.sh'), 0o755);
+    const err = await caught(loadInventory(path.join(dir, 'inv.sh'), opts));
+    expect(err.message).toMatch(/^the output of .*inv\.sh --list is not valid JSON \(its line 2\): /);
+    expect(err.location).toEqual({ file: path.join(dir, 'inv.sh') });
+  });
+
   it('so does a vault password script', async () => {
     const dir = estate({
       'inventory.yaml': 'all:\n  hosts:\n    h1:\n',
