@@ -81,6 +81,7 @@ export interface CommandDeps {
 export function sshOptions(common: CommonOptions): SshOptions {
   return {
     knownHostsFile: common.knownHosts ?? join(homedir(), '.ssh', 'known_hosts'),
+    defaultKnownHostsFiles2: common.knownHosts ? [] : [join(homedir(), '.ssh', 'known_hosts2')],
     hostKeyChecking: common.hostKeyChecking,
     connectTimeoutMs: common.connectTimeout * 1000,
     keepaliveIntervalMs: 15_000,

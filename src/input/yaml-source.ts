@@ -114,15 +114,36 @@ export function yamlToJs<T>(convert: () => T, location: SourceLocation, code: Er
 }
 
 /**
- * YAML 1.1 booleans as PyYAML (and so Ansible) reads them: yes/no, true/false, on/off in three
- * spellings each. The yaml library's 1.1 schema also reads `y`, `Y`, `n` and `N` as booleans, so a
- * host named `n` would become `false`. Pass as `customTags` with `version: '1.1'`.
+ * YAML 1.1 plain scalars as PyYAML's resolver (and so Ansible) reads them. Pass as `customTags`
+ * with `version: '1.1'`. Where the yaml library's 1.1 schema reads more:
+ * - booleans: yes/no, true/false, on/off in three spellings each; the library also takes `y` and
+ *   `n`, so a host named `n` became `false`;
+ * - integers: decimal without a leading zero (`09` is a string), sexagesimal from 1 (`01:30` is a
+ *   string);
+ * - floats: a dot is required and an exponent has a sign (`1e5`, `1.0e5` and `-.5` are strings);
+ *   the library read `e1` or `.` as NaN, and `2e3` as 2000.
  */
-export function pyyamlBooleans(tags: Tags): Tags {
+export function pyyamlScalars(tags: Tags): Tags {
   const TRUE = /^(?:yes|Yes|YES|true|True|TRUE|on|On|ON)$/;
   const FALSE = /^(?:no|No|NO|false|False|FALSE|off|Off|OFF)$/;
-  return tags.map((t) => {
-    if (typeof t !== 'object' || t.tag !== 'tag:yaml.org,2002:bool' || !('test' in t) || !t.test) return t;
-    return { ...t, test: t.test.test('true') ? TRUE : FALSE };
-  });
+  const INT = /^[-+]?(?:0|[1-9][0-9_]*)$/;
+  const INT_TIME = /^[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+$/;
+  const FLOAT = /^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?)$/;
+  const out: Tags = [];
+  for (const t of tags) {
+    if (typeof t !== 'object' || !('test' in t) || !t.test) {
+      out.push(t);
+      continue;
+    }
+    const format = 'format' in t ? t.format : undefined;
+    if (t.tag === 'tag:yaml.org,2002:bool') out.push({ ...t, test: t.test.test('true') ? TRUE : FALSE });
+    else if (t.tag === 'tag:yaml.org,2002:int' && format === undefined) out.push({ ...t, test: INT });
+    else if (t.tag === 'tag:yaml.org,2002:int' && format === 'TIME') out.push({ ...t, test: INT_TIME });
+    else if (t.tag === 'tag:yaml.org,2002:float' && format === 'EXP')
+      continue; // within FLOAT now
+    else if (t.tag === 'tag:yaml.org,2002:float' && format === undefined && t.test.test('1.5'))
+      out.push({ ...t, test: FLOAT });
+    else out.push(t);
+  }
+  return out;
 }

@@ -114,8 +114,11 @@ export function parseIniInventory(text: string, path: string): ParsedInventory {
           vars.push([token.slice(0, eq), parseIniValue(token.slice(eq + 1))]);
         }
         for (const name of names) {
+          // As Ansible's InventoryData.add_host: a host:port sets the port only where the host is
+          // first seen; a later `host:port` line adds it to a group and leaves the port alone.
+          const known = inv.hosts.has(name);
           const host = addHostToGroup(inv, group, name, loc);
-          if (port !== undefined) setVariable(host, 'ansible_port', port, loc);
+          if (port !== undefined && !known) setVariable(host, 'ansible_port', port, loc);
           for (const [k, v] of vars) setVariable(host, k, v, loc);
         }
         return;

@@ -31,6 +31,8 @@ export function parseInventoryJson(
   data: unknown,
   path: string,
   hostVarsFallback?: ReadonlyMap<string, Record<string, unknown>>,
+  /** A script's output: a group object without hosts, vars or children is a host (see below). */
+  script = false,
 ): ParsedInventory {
   const inv = newParsedInventory(path, 'json');
   const loc: SourceLocation = { file: path };
@@ -79,7 +81,11 @@ export function parseInventoryJson(
         'each group is {"hosts": [...], "children": [...], "vars": {...}}',
       );
     }
-    const grp = g as Record<string, unknown>;
+    let grp = g as Record<string, unknown>;
+    // Ansible's script plugin: `"w3": {"ansible_host": ...}` (none of hosts, vars, children) is
+    // group w3 holding host w3, those being the group's variables.
+    if (script && !('hosts' in grp) && !('vars' in grp) && !('children' in grp))
+      grp = { hosts: [group], vars: grp };
     for (const h of strings(grp.hosts, `"hosts" of group "${group}"`)) addHostToGroup(inv, group, h, loc);
     for (const c of strings(grp.children, `"children" of group "${group}"`)) children.push([group, c]);
     if (grp.vars !== undefined && grp.vars !== null) {
@@ -135,9 +141,10 @@ export async function runInventoryScript(path: string, timeoutMs = 120_000): Pro
   const list = await runScript(path, ['--list'], timeoutMs);
   const data = parseJsonText(list, path, `the output of ${path} --list`);
   let fallback: Map<string, Record<string, unknown>> | undefined;
-  if (isObject(data) && !('_meta' in data)) {
+  // As Ansible: without _meta.hostvars (a `_meta` without it too), each host is asked with --host.
+  if (isObject(data) && !(isObject(data._meta) && 'hostvars' in data._meta)) {
     // Only the group structure first, to learn the host names.
-    const names = [...parseInventoryJson(data, path).hosts.keys()];
+    const names = [...parseInventoryJson(data, path, undefined, true).hosts.keys()];
     fallback = new Map();
     for (const name of names) {
       const out = await runScript(path, ['--host', name], timeoutMs);
@@ -145,7 +152,7 @@ export async function runInventoryScript(path: string, timeoutMs = 120_000): Pro
       if (isObject(hv)) fallback.set(name, hv);
     }
   }
-  return parseInventoryJson(data, path, fallback);
+  return parseInventoryJson(data, path, fallback, true);
 }
 
 function runScript(path: string, args: string[], timeoutMs: number): Promise<string> {

@@ -10,20 +10,22 @@ import type { Inventory, InventoryHost } from './types.js';
 
 const SUBSCRIPT = /^(.+)\[(?:(-?\d+)|(\d+)([:-])(\d*))\]$/;
 
-/** Ansible's split_host_pattern, also splitting `:` inside comma-separated parts. */
+/**
+ * Ansible's split_host_pattern: with a comma anywhere, the terms are the comma-separated parts and
+ * nothing else (`web,db:!web1` is `web` and `db:!web1`, a term that matches nothing); without
+ * one, `:` separates terms, except inside `[x:y]` and in an IPv6 address.
+ */
 export function splitHostPattern(pattern: string): string[] {
-  const out: string[] = [];
-  for (const part of pattern.split(',')) {
-    const p = part.trim();
-    if (p === '') continue;
-    // IPv6 addresses keep their colons; elsewhere `:` separates terms except inside [x:y].
-    if (isIpv6(p.replace(/^[!&]/, ''))) {
-      out.push(p);
-      continue;
-    }
-    for (const m of p.matchAll(/(?:[^\s:[\]]|\[[^\]]*\])+/g)) out.push(m[0]);
+  if (pattern.includes(',')) {
+    return pattern
+      .split(',')
+      .map((p) => p.trim())
+      .filter((p) => p !== '');
   }
-  return out;
+  const p = pattern.trim();
+  if (p === '') return [];
+  if (isIpv6(p.replace(/^[!&]/, ''))) return [p];
+  return [...p.matchAll(/(?:[^\s:[\]]|\[[^\]]*\])+/g)].map((m) => m[0]);
 }
 
 function isIpv6(s: string): boolean {
@@ -131,6 +133,8 @@ function matchTerm(inv: Inventory, term: string, whole: string | undefined): Inv
   let hosts = inv.hosts.filter((h) => h.groups.some((g) => groups.has(g)) || (byName && test(h.name)));
 
   if (subscript && hosts.length > 0) {
+    // Ansible indexes its own list here, not the inventory's order (see subscriptOrder).
+    hosts = subscriptOrder(inv, groups, byName ? test : undefined);
     const { start, end } = subscript;
     if (end === undefined) {
       const h = hosts[start < 0 ? hosts.length + start : start];
@@ -142,6 +146,44 @@ function matchTerm(inv: Inventory, term: string, whole: string | undefined): Inv
   if (hosts.length === 0)
     throw nothing(subscript ? 'matches no hosts at that index' : 'matches no host or group');
   return hosts;
+}
+
+/**
+ * The list Ansible's _match_one_pattern applies a subscript (`web[0]`, `db[-1]`, `g[1:3]`) to: for
+ * each matching group, in inventory order, its Group.get_hosts() (the group's own hosts in the
+ * order they were added to it, then its child groups' hosts, level by level, each host once);
+ * then, for globs, regexes or when no group matched, the matching host names in inventory order.
+ */
+function subscriptOrder(
+  inv: Inventory,
+  groups: ReadonlySet<string>,
+  byName: ((name: string) => boolean) | undefined,
+): InventoryHost[] {
+  const byHost = new Map(inv.hosts.map((h) => [h.name, h]));
+  const out: InventoryHost[] = [];
+  for (const g of groups) {
+    const levels = [g];
+    const visited = new Set(levels);
+    for (let i = 0; i < levels.length; i++) {
+      for (const c of inv.groups.get(levels[i]!)?.children ?? []) {
+        if (!visited.has(c)) {
+          visited.add(c);
+          levels.push(c);
+        }
+      }
+    }
+    const seen = new Set<string>();
+    for (const name of levels) {
+      for (const h of inv.groups.get(name)?.hosts ?? []) {
+        const host = byHost.get(h);
+        if (host === undefined || seen.has(h)) continue;
+        seen.add(h);
+        out.push(host);
+      }
+    }
+  }
+  if (byName) for (const h of inv.hosts) if (byName(h.name)) out.push(h);
+  return out;
 }
 
 /**

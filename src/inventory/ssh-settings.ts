@@ -6,6 +6,7 @@
  */
 import os from 'node:os';
 import { CriuLockError } from '../errors.js';
+import { MAX_TIMER_MS } from '../transport/util.js';
 import {
   expandTokens,
   resolveSshConfig,
@@ -191,10 +192,16 @@ export function applySshSettings(
     origins.identitiesOnly = `ssh config ${cfg.identitiesOnly.origin} (IdentitiesOnly)`;
   }
   if (cfg.userKnownHostsFiles) {
-    const files = cfg.userKnownHostsFiles.value
-      .map((f) => expand({ value: f, origin: cfg.userKnownHostsFiles?.origin ?? '' }, 'UserKnownHostsFile'))
-      .filter((f): f is string => f !== undefined && f !== 'none');
-    if (files.length > 0) {
+    // `none`: no user file at all, only the global ones (an empty list, not the default).
+    const none = isNone(cfg.userKnownHostsFiles.value);
+    const files = none
+      ? []
+      : cfg.userKnownHostsFiles.value
+          .map((f) =>
+            expand({ value: f, origin: cfg.userKnownHostsFiles?.origin ?? '' }, 'UserKnownHostsFile'),
+          )
+          .filter((f): f is string => f !== undefined);
+    if (none || files.length > 0) {
       out.knownHostsFiles = files;
       origins.knownHostsFiles = `ssh config ${cfg.userKnownHostsFiles.origin} (UserKnownHostsFile)`;
     }
@@ -211,8 +218,10 @@ export function applySshSettings(
     }
     origins.hostKeyChecking = `ssh config ${cfg.strictHostKeyChecking.origin} (StrictHostKeyChecking ${v})`;
   }
-  if (cfg.connectTimeoutSeconds && cfg.connectTimeoutSeconds.value > 0) {
-    out.connectTimeoutMs = cfg.connectTimeoutSeconds.value * 1000;
+  if (cfg.connectTimeoutSeconds) {
+    // 0 is OpenSSH's "no timeout" (and, being set, it keeps a later block's value out).
+    out.connectTimeoutMs =
+      cfg.connectTimeoutSeconds.value > 0 ? cfg.connectTimeoutSeconds.value * 1000 : MAX_TIMER_MS;
     origins.connectTimeout = `ssh config ${cfg.connectTimeoutSeconds.origin} (ConnectTimeout)`;
   }
   if (cfg.serverAliveIntervalSeconds) {
@@ -277,9 +286,9 @@ function resolveJump(
     );
   }
   const shk = cfg.strictHostKeyChecking?.value;
-  const knownHostsFiles = cfg.userKnownHostsFiles
-    ? expandAll(cfg.userKnownHostsFiles.value, 'UserKnownHostsFile')
-    : [];
+  const hopNone = cfg.userKnownHostsFiles !== undefined && isNone(cfg.userKnownHostsFiles.value);
+  const knownHostsFiles =
+    cfg.userKnownHostsFiles && !hopNone ? expandAll(cfg.userKnownHostsFiles.value, 'UserKnownHostsFile') : [];
   return {
     spec: hop.spec,
     address,
@@ -290,7 +299,7 @@ function resolveJump(
       'IdentityFile',
     ),
     identitiesOnly: cfg.identitiesOnly?.value ?? false,
-    knownHostsFiles: knownHostsFiles.length > 0 ? knownHostsFiles : undefined,
+    knownHostsFiles: hopNone ? [] : knownHostsFiles.length > 0 ? knownHostsFiles : undefined,
     hostKeyChecking: shk === undefined ? undefined : shk === 'ask' ? 'strict' : shk,
   };
 }
@@ -309,4 +318,9 @@ export function localUserName(): string {
     cachedLocalUser = 'root';
   }
   return cachedLocalUser;
+}
+
+/** `UserKnownHostsFile none` (any case): no user known_hosts file. */
+function isNone(values: readonly string[]): boolean {
+  return values.length === 1 && values[0]!.toLowerCase() === 'none';
 }

@@ -9,7 +9,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import nodePath from 'node:path';
 import { isMap, isScalar, LineCounter, parseDocument, type Document, type ScalarTag } from 'yaml';
 import { CriuLockError, type SourceLocation } from '../errors.js';
-import { pyyamlBooleans, refuseBadAlias, yamlToJs } from '../input/yaml-source.js';
+import { pyyamlScalars, refuseBadAlias, yamlToJs } from '../input/yaml-source.js';
 import type { LocatedValue } from './model.js';
 import { decryptVault, isVaultText, VaultError } from './vault.js';
 
@@ -146,7 +146,7 @@ export function parseVarsText(text: string, file: string, ctx: VarsFilesContext)
     uniqueKeys: false,
     prettyErrors: false,
     logLevel: 'error',
-    customTags: (tags) => [...pyyamlBooleans(tags), vaultTag, { ...vaultTag, tag: '!vault-encrypted' }],
+    customTags: (tags) => [...pyyamlScalars(tags), vaultTag, { ...vaultTag, tag: '!vault-encrypted' }],
   });
   const at = (offset: number): SourceLocation => ({ file, ...lineCounter.linePos(offset) });
   const firstError = doc.errors[0];

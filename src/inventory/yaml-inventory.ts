@@ -5,7 +5,7 @@
  */
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { CriuLockError, formatLocation as fmt, type SourceLocation } from '../errors.js';
-import { pyyamlBooleans, refuseBadAlias, yamlToJs } from '../input/yaml-source.js';
+import { pyyamlScalars, refuseBadAlias, yamlToJs } from '../input/yaml-source.js';
 import { expandHostPattern } from './host-pattern.js';
 import {
   addChildGroup,
@@ -34,7 +34,7 @@ export function parseYamlInventory(text: string, path: string): ParsedInventory 
     uniqueKeys: false,
     prettyErrors: false,
     logLevel: 'error',
-    customTags: pyyamlBooleans,
+    customTags: pyyamlScalars,
   });
   const inv = newParsedInventory(path, 'yaml');
 
@@ -207,8 +207,11 @@ export function parseYamlInventory(text: string, path: string): ParsedInventory 
       vars = entries(item.value, `host "${item.key}"`);
     }
     for (const name of pattern.names) {
+      // As Ansible's InventoryData.add_host: the port of `host:port` counts only where the host is
+      // first seen (its variables, ansible_port among them, still apply each time).
+      const known = inv.hosts.has(name);
       const host = addHostToGroup(inv, group, name, item.keyLoc);
-      if (pattern.port !== undefined) setVariable(host, 'ansible_port', pattern.port, item.keyLoc);
+      if (pattern.port !== undefined && !known) setVariable(host, 'ansible_port', pattern.port, item.keyLoc);
       for (const v of vars) {
         setVariable(
           host,

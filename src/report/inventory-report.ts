@@ -4,6 +4,7 @@
  * in the inventory cannot leak into a terminal or CI log.
  */
 import type { Inventory, InventoryHost, JumpHost } from '../inventory/types.js';
+import { MAX_TIMER_MS } from '../transport/util.js';
 import { escapeText } from './escape.js';
 
 export type InventoryFormat = 'text' | 'json';
@@ -133,7 +134,11 @@ function settingsText(h: InventoryHost): string[] {
   if (c.knownHostsFiles) rows.push(['known-hosts', c.knownHostsFiles.join(', '), o.knownHostsFiles]);
   if (c.hostKeyChecking) rows.push(['host-key-checking', c.hostKeyChecking, o.hostKeyChecking]);
   if (c.connectTimeoutMs !== undefined)
-    rows.push(['connect-timeout', `${c.connectTimeoutMs / 1000}s`, o.connectTimeout]);
+    rows.push([
+      'connect-timeout',
+      c.connectTimeoutMs >= MAX_TIMER_MS ? 'none' : `${c.connectTimeoutMs / 1000}s`,
+      o.connectTimeout,
+    ]);
   if (c.serverAliveIntervalMs !== undefined)
     rows.push(['server-alive', `${c.serverAliveIntervalMs / 1000}s`, o.serverAliveInterval]);
   if (c.unsupported) rows.push(['NOT CONNECTED', c.unsupported, undefined]);

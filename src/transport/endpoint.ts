@@ -1,13 +1,11 @@
 import type { ConnectionSettings, JumpHost } from '../inventory/types.js';
 import { GLOBAL_KNOWN_HOSTS_FILES } from './known-hosts-store.js';
+import { MAX_TIMER_MS } from './util.js';
 import type { SshEndpoint, SshOptions } from './ssh-options.js';
 
 export type { SshEndpoint } from './ssh-options.js';
 
 const DEFAULT_KEEPALIVE_MS = 15_000;
-
-/** The longest delay a Node timer keeps. */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export function targetEndpoint(name: string, conn: ConnectionSettings, opts: SshOptions): SshEndpoint {
   const ex = opts.explicit ?? {};
@@ -19,7 +17,7 @@ export function targetEndpoint(name: string, conn: ConnectionSettings, opts: Ssh
     user: conn.user,
     identityFiles: [...(conn.privateKeyFile ? [conn.privateKeyFile] : []), ...(conn.identityFiles ?? [])],
     identitiesOnly: conn.identitiesOnly ?? false,
-    knownHostsFiles: ex.knownHosts ? [opts.knownHostsFile] : (conn.knownHostsFiles ?? [opts.knownHostsFile]),
+    knownHostsFiles: ex.knownHosts ? [opts.knownHostsFile] : (conn.knownHostsFiles ?? defaultFiles(opts)),
     globalKnownHostsFiles: opts.globalKnownHostsFiles ?? GLOBAL_KNOWN_HOSTS_FILES,
     hostKeyChecking: ex.hostKeyChecking
       ? opts.hostKeyChecking
@@ -44,7 +42,7 @@ export function jumpEndpoint(hop: JumpHost, forHost: string, opts: SshOptions): 
     user: hop.user,
     identityFiles: hop.identityFiles,
     identitiesOnly: hop.identitiesOnly,
-    knownHostsFiles: ex.knownHosts ? [opts.knownHostsFile] : (hop.knownHostsFiles ?? [opts.knownHostsFile]),
+    knownHostsFiles: ex.knownHosts ? [opts.knownHostsFile] : (hop.knownHostsFiles ?? defaultFiles(opts)),
     globalKnownHostsFiles: opts.globalKnownHostsFiles ?? GLOBAL_KNOWN_HOSTS_FILES,
     hostKeyChecking: ex.hostKeyChecking
       ? opts.hostKeyChecking
@@ -57,4 +55,9 @@ export function jumpEndpoint(hop: JumpHost, forHost: string, opts: SshOptions): 
 /** `user@address:port`, as messages show an endpoint. */
 export function endpointWhere(e: Pick<SshEndpoint, 'user' | 'address' | 'port'>): string {
   return `${e.user}@${e.address}:${e.port}`;
+}
+
+/** known_hosts, then known_hosts2 (read only: accept-new writes to the first), as ssh(1) by default. */
+function defaultFiles(opts: SshOptions): string[] {
+  return [opts.knownHostsFile, ...(opts.defaultKnownHostsFiles2 ?? [])];
 }

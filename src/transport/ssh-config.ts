@@ -12,6 +12,7 @@ import os from 'node:os';
 import nodePath from 'node:path';
 import SSHConfig, { LineType, type Line } from 'ssh-config';
 import { CriuLockError } from '../errors.js';
+import { compileGlob } from '../pattern/glob.js';
 
 export type SshConfigEntry =
   | { kind: 'host'; patterns: string[]; file: string; line: number }
@@ -134,7 +135,7 @@ export function parseSshConfigText(text: string, file: string): SshConfigEntry[]
       newlines += count(l.before);
       if (l.type === LineType.DIRECTIVE) {
         const line = newlines + 1;
-        const args = valueArgs(l.value);
+        const args = valueArgs(l);
         const keyword = l.param.toLowerCase();
         if (keyword === 'host') out.push({ kind: 'host', patterns: args, file, line });
         else if (keyword === 'match') out.push({ kind: 'match', criteria: args, file, line });
@@ -152,9 +153,40 @@ export function parseSshConfigText(text: string, file: string): SshConfigEntry[]
   return out;
 }
 
-function valueArgs(v: string | { val: string }[]): string[] {
-  if (typeof v === 'string') return v.trim() === '' ? [] : v.trim().split(/\s+/);
-  return v.map((x) => x.val);
+/**
+ * A directive's arguments. The ssh-config package strips the quotes of a quoted value (and says
+ * so); an unquoted one is split as OpenSSH's argv_split does: at blanks, with `\\`, `\"`, `\'` and
+ * `\ ` as escapes. A quoted path with spaces is one file, not three.
+ */
+function valueArgs(l: { value: string | { val: string; quoted?: boolean }[]; quoted?: boolean }): string[] {
+  const v = l.value;
+  // The package returns one unquoted word, or several words as a list; a lone string with a bare
+  // blank in it was quoted, even where it does not say so (`Host "web 3"`).
+  if (typeof v === 'string') return l.quoted || /(?:^|[^\\])[ \t]/.test(v) ? [v] : splitArgs(v);
+  return v.flatMap((x) => (x.quoted ? [x.val] : splitArgs(x.val)));
+}
+
+function splitArgs(s: string): string[] {
+  const out: string[] = [];
+  let arg: string | undefined;
+  let quote = '';
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!;
+    const next = s[i + 1];
+    if (c === '\\' && (next === '\\' || next === '"' || next === "'" || (quote === '' && next === ' '))) {
+      arg = (arg ?? '') + next;
+      i++;
+    } else if (quote === '' && (c === ' ' || c === '\t')) {
+      if (arg !== undefined) out.push(arg);
+      arg = undefined;
+    } else if (quote === '' && (c === '"' || c === "'")) {
+      quote = c;
+      arg ??= '';
+    } else if (quote !== '' && c === quote) quote = '';
+    else arg = (arg ?? '') + c;
+  }
+  if (arg !== undefined) out.push(arg);
+  return out;
 }
 
 /** OpenSSH match_pattern: `*` and `?` (exactly one character), case-sensitive. */
@@ -227,9 +259,12 @@ function evaluateMatch(criteria: readonly string[], host: string): 'yes' | 'no' 
     }
     const arg = criteria[++i] ?? '';
     if (c === 'host' || c === 'originalhost') {
+      // OpenSSH matches Match host and originalhost without regard to case (Host lines with it).
+      const h = host.toLowerCase();
+      const pats = arg.toLowerCase().split(',');
       const ok =
-        arg.split(',').some((p) => !p.startsWith('!') && matchSshPattern(host, p)) &&
-        !arg.split(',').some((p) => p.startsWith('!') && matchSshPattern(host, p.slice(1)));
+        pats.some((p) => !p.startsWith('!') && matchSshPattern(h, p)) &&
+        !pats.some((p) => p.startsWith('!') && matchSshPattern(h, p.slice(1)));
       // `host` matches after HostName substitution, which may differ: only a match is certain.
       if (c === 'originalhost' && ok === negate) return 'no';
       if (c === 'host' && ok === negate) result = 'maybe';
@@ -361,17 +396,29 @@ export interface TokenContext {
 }
 
 /**
- * ssh_config TOKENS for IdentityFile and UserKnownHostsFile: %% %h %n %p %r %u %d %i %l %L, and `~`.
+ * ssh_config TOKENS for IdentityFile and UserKnownHostsFile: %% %h %n %p %r %u %d %i %l %L, `~`,
+ * and ENVIRONMENT VARIABLES (`${HOME}`).
  * Returns undefined for a token criu-lock does not know, so the caller can say which.
  */
-export function expandTokens(value: string, ctx: TokenContext): { value: string } | { unknown: string } {
+export function expandTokens(
+  value: string,
+  ctx: TokenContext,
+  env: NodeJS.ProcessEnv = process.env,
+): { value: string } | { unknown: string } {
   let unknown: string | undefined;
-  const out = value.replace(/%(.)/g, (all, t: string) => {
+  const out = value.replace(/%(.)|\$\{([^}]*)\}/g, (all, t: string | undefined, name: string | undefined) => {
+    if (t === undefined) {
+      // ${VAR}, as ssh_config(5) expands it in IdentityFile and UserKnownHostsFile; unset is an error there.
+      const v = name === undefined ? undefined : env[name];
+      if (v === undefined) unknown ??= `${all} (not set)`;
+      return v ?? all;
+    }
     switch (t) {
       case '%':
         return '%';
       case 'h':
-        return ctx.host;
+        // OpenSSH lowercases the host name it connects to before expanding %h.
+        return ctx.host.toLowerCase();
       case 'n':
         return ctx.originalHost;
       case 'p':
@@ -410,10 +457,12 @@ export async function globPath(pattern: string): Promise<string[]> {
         next.push(nodePath.join(dir, part));
         continue;
       }
+      const match = compileGlob(part);
       const names = await readdir(dir).catch(() => [] as string[]);
       for (const n of names.sort()) {
         if (n.startsWith('.') && !part.startsWith('.')) continue;
-        if (matchSshPattern(n, part)) next.push(nodePath.join(dir, n));
+        // glob(3), as OpenSSH's Include uses: `[0-9]` classes too, unlike Host patterns.
+        if (match(n)) next.push(nodePath.join(dir, n));
       }
     }
     current = next;

@@ -6,6 +6,11 @@ export type HostKeyChecking = 'strict' | 'accept-new' | 'off';
 export interface SshOptions {
   /** OpenSSH known_hosts file to verify (and with accept-new, extend). */
   knownHostsFile: string;
+  /**
+   * Read after knownHostsFile when neither --known-hosts nor the ssh config names the files:
+   * OpenSSH's default UserKnownHostsFile is `~/.ssh/known_hosts ~/.ssh/known_hosts2`.
+   */
+  defaultKnownHostsFiles2?: readonly string[] | undefined;
   /** Read-only known_hosts files checked too (default GLOBAL_KNOWN_HOSTS_FILES, as ssh(1)). */
   globalKnownHostsFiles?: readonly string[] | undefined;
   /**

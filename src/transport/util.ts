@@ -1,5 +1,8 @@
 import { stat } from 'node:fs/promises';
 
+/** The longest delay a Node timer keeps (2^31-1 ms, 24.8 days); a longer one fires at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export async function exists(path: string): Promise<boolean> {
   try {
     await stat(path);

@@ -113,7 +113,10 @@ describe('selectHosts', () => {
   });
 
   it('splits patterns like Ansible, keeping ranges and IPv6 addresses whole', () => {
-    expect(splitHostPattern('a:b,!c:&d')).toEqual(['a', 'b', '!c', '&d']);
+    // With a comma the parts are the terms, colons and all (ansible 2.14: `web,db:!web1` is `web`
+    // and a term `db:!web1` that matches nothing); without one, colons separate.
+    expect(splitHostPattern('a:b,!c:&d')).toEqual(['a:b', '!c:&d']);
+    expect(splitHostPattern('a:b:!c:&d')).toEqual(['a', 'b', '!c', '&d']);
     expect(splitHostPattern('web[1:2]:db')).toEqual(['web[1:2]', 'db']);
     expect(splitHostPattern('fe80::1')).toEqual(['fe80::1']);
   });
