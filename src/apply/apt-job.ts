@@ -21,6 +21,10 @@ export const JOBS_DIR = `${STATE_DIR}/jobs`;
 export const JOB_LOCK = `${STATE_DIR}/apt-job.lock`;
 export const PIN_BACKUP = `${STATE_DIR}/pins.prev`;
 export const PIN_BACKUP_ABSENT = `${STATE_DIR}/pins.prev-absent`;
+/** A job directory as START_SCRIPT names it: JOBS_DIR/ID, the id from newJobId. */
+const JOB_DIR_SHAPE = new RegExp(`^${JOBS_DIR.replace(/[.]/g, '\\.')}/[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$`);
+/** More unfinished jobs than this is not a host criu-lock has worked on. */
+const MAX_PENDING_JOBS = 16;
 /** Collected jobs kept on the host for reading later. */
 const KEEP_JOBS = 10;
 
@@ -155,7 +159,8 @@ export function parseJobRecord(dir: string, stdout: string): JobRecord {
   const pins = (sections.get('pins') ?? []).join('').trim();
   return {
     dir,
-    exitCode: /^\d+$/.test(status) ? Number(status) : null,
+    // An exit status is 0-255; anything longer is not one.
+    exitCode: /^\d{1,3}$/.test(status) ? Number(status) : null,
     started: (sections.get('started') ?? []).join('').trim(),
     pins: pins === 'restored' || pins === 'removed' ? pins : 'unchanged',
     audit: (sections.get('audit') ?? []).join('\n').trim(),
@@ -278,6 +283,18 @@ export async function collectPendingJobs(
     .split('\n')
     .filter((l) => l.startsWith('@@job '))
     .map((l) => l.slice(6));
+  // Directories the follow script writes into: only ones the start script could have made, and
+  // not thousands of them (one apply leaves at most one unfinished job).
+  const bad = dirs.find((d) => !JOB_DIR_SHAPE.test(d));
+  if (bad !== undefined || dirs.length > MAX_PENDING_JOBS) {
+    throw new CriuLockError(
+      'host-output',
+      bad !== undefined
+        ? `the host names ${JSON.stringify(bad.slice(0, 200))} as an unfinished apt job, which is not a job directory of criu-lock's`
+        : `the host lists ${dirs.length} unfinished apt jobs; one apply leaves at most one`,
+      { hint: `look at ${JOBS_DIR} on the host` },
+    );
+  }
   const out: JobRecord[] = [];
   for (const dir of dirs) {
     const f = await followJob(t, dir, 60_000);

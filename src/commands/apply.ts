@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { TransactionContext } from '../rollback/apply-transaction.js';
+import { escapeText } from '../report/escape.js';
 import { makeTxId } from '../rollback/manifest.js';
 import { loadPlaybook, type ResolvedTask } from '../apply/playbook.js';
 import type { ModuleContext } from '../apply/modules/types.js';
@@ -146,7 +147,7 @@ async function preflight(
   const probe = prepareForPlan(host.name, lock);
   const locked = await preflightHost(transport, {
     check: opts.check,
-    say: (m) => run.io.err(`[${host.name}] ${m}\n`),
+    say: (m) => run.io.err(`${escapeText(`[${host.name}] ${m}`)}\n`),
     then: probe,
   });
   if (locked.status === 'refused') {

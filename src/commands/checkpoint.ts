@@ -21,7 +21,7 @@ import type { CheckReport, HostCheck } from '../fleet/host-result.js';
 import { runFleet } from '../fleet/run.js';
 import { findGolden } from '../inventory/limit.js';
 import { isVirtualFsPath, lockedPathProblem } from '../lock/locked-path.js';
-import { serializeLock } from '../lock/lockfile.js';
+import { lockTextOrProblem } from '../lock/lockfile.js';
 import { renderCheck } from '../report/check-report.js';
 import { escapeText } from '../report/escape.js';
 import type { Transport } from '../transport/types.js';
@@ -123,7 +123,7 @@ export async function checkCheckpointFleet(
 
 /** check --checkpoint DIR: exit code as `check` (0 every host would restore, 2 drift, 3 host failures). */
 export async function runCheckCheckpoint(opts: CheckCheckpointOptions, deps: CommandDeps): Promise<number> {
-  const { needed } = await loadCheckpoint(opts.checkpoint, (m) => deps.io.err(`warning: ${m}\n`));
+  const { needed } = await loadCheckpoint(opts.checkpoint, (m) => deps.io.err(`warning: ${escapeText(m)}\n`));
   const run = await prepareRun(opts, deps);
   const report = await checkCheckpointFleet(run, opts.checkpoint, needed, opts.forks);
   deps.io.out(renderCheck(report, opts.format, opts.color));
@@ -160,7 +160,7 @@ export async function runGenerateCheckpoint(
   deps: CommandDeps,
 ): Promise<number> {
   const { io } = deps;
-  const { cp, needed } = await loadCheckpoint(opts.checkpoint, (m) => io.err(`warning: ${m}\n`));
+  const { cp, needed } = await loadCheckpoint(opts.checkpoint, (m) => io.err(`warning: ${escapeText(m)}\n`));
   if (opts.output !== '-') await checkOutputFile(opts.output, '-o');
   const run = await prepareRun(opts, deps, { select: (inv) => [findGolden(inv, opts.golden)] });
   const golden = run.hosts[0]!;
@@ -174,7 +174,9 @@ export async function runGenerateCheckpoint(
     'gather facts',
   );
   if (isHostFailure(result)) {
-    io.err(`error: golden node ${golden.name} ${result.status}: ${errorText(result.error)}\n`);
+    io.err(
+      `error: ${escapeText(`golden node ${golden.name} ${result.status}: ${errorText(result.error)}`)}\n`,
+    );
     return 3;
   }
   const { lock, warnings } = buildCheckpointLock(needed, cp.pids, result.owners, result.facts, {
@@ -184,8 +186,15 @@ export async function runGenerateCheckpoint(
       .toISOString()
       .replace(/\.\d{3}Z$/, 'Z'),
   });
-  for (const w of warnings) io.err(`warning: ${w}\n`);
-  const text = serializeLock(lock);
+  for (const w of warnings) io.err(`warning: ${escapeText(w)}\n`);
+  const checked = lockTextOrProblem(lock);
+  if ('problem' in checked) {
+    io.err(
+      `error: ${escapeText(`golden node ${golden.name} answered what no lockfile may hold: ${checked.problem}`)}\n`,
+    );
+    return 3;
+  }
+  const { text } = checked;
   if (opts.output === '-') io.out(text);
   else {
     await writeOutputFile(opts.output, text, '-o');

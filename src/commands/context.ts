@@ -5,6 +5,7 @@
  * opens a terminal, a file of the inventory or a connection on its own.
  */
 import { homedir } from 'node:os';
+import { escapeText } from '../report/escape.js';
 import { join } from 'node:path';
 import type { Inventory, InventoryHost } from '../inventory/types.js';
 import type { HostKeyChecking, SshOptions } from '../transport/ssh-options.js';
@@ -91,8 +92,10 @@ export function sshOptions(common: CommonOptions): SshOptions {
 
 /** A progress line through the IO host: redrawn in place on a terminal, plain lines when piped. */
 export function progress(io: Io, line: string): void {
-  if (io.progress) io.progress(line);
-  else io.err(`${io.isTTY ? '\r\u001b[K' : ''}${line}\n`);
+  // The line quotes hosts (a failure's message, a name): their control characters shown escaped.
+  const text = escapeText(line);
+  if (io.progress) io.progress(text);
+  else io.err(`${io.isTTY ? '\r\u001b[K' : ''}${text}\n`);
 }
 
 /**

@@ -3,6 +3,7 @@
  * ansible.ts) for fleets driven by ansible-playbook or AWX. No host work: no inventory, no SSH.
  */
 import { createHash } from 'node:crypto';
+import { escapeText } from '../report/escape.js';
 import { existsSync, statSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -160,7 +161,7 @@ export async function runExport(opts: ExportCommandOptions, deps: CommandDeps): 
     debs,
     files: debFiles,
     dir: store,
-  } = await vendoredDebs(lock, opts, (m) => io.err(`warning: ${m}\n`));
+  } = await vendoredDebs(lock, opts, (m) => io.err(`warning: ${escapeText(m)}\n`));
   const files = [
     ...renderAnsibleProject(lock, renderPins(lock), {
       serial: opts.serial,

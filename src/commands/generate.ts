@@ -3,7 +3,7 @@ import { gatherFacts } from '../facts/gather.js';
 import type { HostFacts } from '../facts/types.js';
 import { findGolden } from '../inventory/limit.js';
 import { buildLock, selectForScope, type GenerateScope } from '../lock/build-lock.js';
-import { serializeLock } from '../lock/lockfile.js';
+import { lockTextOrProblem } from '../lock/lockfile.js';
 import { errorText, isHostFailure } from '../fleet/host-error.js';
 import type { Transport } from '../transport/types.js';
 import type { CommandDeps, CommonOptions } from './context.js';
@@ -111,7 +111,14 @@ export async function runGenerate(opts: GenerateOptions, deps: CommandDeps): Pro
     generatedAt: now.toISOString().replace(/\.\d{3}Z$/, 'Z'),
   });
   for (const w of warnings) io.err(`warning: ${escapeText(w)}\n`);
-  const text = serializeLock(lock);
+  const checked = lockTextOrProblem(lock);
+  if ('problem' in checked) {
+    io.err(
+      `error: ${escapeText(`golden node ${golden.name} answered what no lockfile may hold: ${checked.problem}`)}\n`,
+    );
+    return 3;
+  }
+  const { text } = checked;
   if (opts.output === '-') io.out(text);
   else {
     await writeOutputFile(opts.output, text, '-o');

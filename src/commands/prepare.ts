@@ -93,7 +93,7 @@ export async function prepareRun(
       }
     },
     log(host, message) {
-      if (opts.verbose) io.err(`[${host}] ${message}\n`);
+      if (opts.verbose) io.err(`${escapeText(`[${host}] ${message}`)}\n`);
     },
     since: (start) => clock.monotonicMs() - start,
   };

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { HostLock } from '../apply/host-lock.js';
+import { escapeText } from '../report/escape.js';
 import { preflightHost } from '../apply/preflight.js';
 import { CriuLockError } from '../errors.js';
 import { hostFailure } from '../fleet/host-error.js';
@@ -88,7 +89,7 @@ export async function runRollback(opts: RollbackOptions, deps: CommandDeps): Pro
           // earlier run left behind is waited for (and reported) before the state is read.
           const pre = await preflightHost(s.transport, {
             check: opts.check,
-            say: (m) => run.io.err(`[${s.host.name}] ${m}\n`),
+            say: (m) => run.io.err(`${escapeText(`[${s.host.name}] ${m}`)}\n`),
           });
           if (pre.status === 'refused') {
             s.result = {

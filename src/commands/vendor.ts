@@ -1,5 +1,6 @@
 import { CriuLockError } from '../errors.js';
 import { errorText, isHostFailure } from '../fleet/host-error.js';
+import { escapeText } from '../report/escape.js';
 import { findGolden } from '../inventory/limit.js';
 import { loadLock, type Lockfile } from '../lock/lockfile.js';
 import { loadStore, storeDir } from '../store/manifest.js';
@@ -54,18 +55,20 @@ export async function vendorWith(
         archives,
         rebuild: opts.rebuild,
         log: (m) => run.log(golden.name, m),
-        warn: (m) => io.err(`warning: ${m}\n`),
+        warn: (m) => io.err(`warning: ${escapeText(m)}\n`),
       }),
     'vendor',
   );
   if (isHostFailure(r)) {
-    io.err(`error: golden node ${golden.name} ${r.status}: ${errorText(r.error)}\n`);
+    io.err(`error: ${escapeText(`golden node ${golden.name} ${r.status}: ${errorText(r.error)}`)}\n`);
     return 3;
   }
   const missing = r.results.filter((x) => x.status === 'missing');
   for (const m of missing) {
     if (m.status !== 'missing') continue;
-    io.err(`unprovidable ${m.key}=${m.version}; tried:\n${m.tried.map((t) => `    ${t}\n`).join('')}`);
+    io.err(
+      `unprovidable ${m.key}=${m.version}; tried:\n${m.tried.map((t) => `    ${escapeText(t)}\n`).join('')}`,
+    );
   }
   io.err(summary(r.results, dir).replace(/\n$/, ` in ${(run.since(started) / 1000).toFixed(1)} s\n`));
   if (missing.length > 0)

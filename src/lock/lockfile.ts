@@ -51,8 +51,9 @@ export type Scope = z.infer<typeof Scope>;
 
 export const LockPlatform = z.strictObject({
   id: z.string().regex(/^[a-z0-9._-]+$/),
-  versionId: z.string(),
-  codename: z.string(),
+  // os-release's VERSION_ID and VERSION_CODENAME: no spaces or control characters (empty on sid).
+  versionId: z.string().regex(/^[A-Za-z0-9._~+-]*$/),
+  codename: z.string().regex(/^[A-Za-z0-9._~+-]*$/),
   architecture: DebArchitecture,
 });
 export type LockPlatform = z.infer<typeof LockPlatform>;
@@ -396,4 +397,21 @@ export async function loadLock(file: string): Promise<Lockfile> {
     );
   }
   return parseLock(text, file);
+}
+
+/**
+ * The lockfile text of a lock built from a golden node's answer, read back as `plan` and `check`
+ * will read it. A host's answer is data: a name, version or path no lockfile may hold (a NUL, a
+ * path under /proc, an invalid version) stops generate here, before a file is written, with the
+ * loader's own words: the text, or the problem.
+ */
+export function lockTextOrProblem(lock: Lockfile): { text: string } | { problem: string } {
+  const text = serializeLock(lock);
+  try {
+    parseLock(text, 'lock');
+  } catch (e) {
+    if (!(e instanceof CriuLockError)) throw e;
+    return { problem: e.message };
+  }
+  return { text };
 }

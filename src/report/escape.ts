@@ -46,7 +46,9 @@ export function escapeMarkdown(s: string, opts: { code?: boolean; table?: boolea
   const text = escapeText(s);
   if (opts.code) {
     const body = opts.table ? text.replace(/\|/g, '\\|') : text;
-    const longest = Math.max(0, ...(body.match(/`+/g) ?? []).map((r) => r.length));
+    // A loop, not Math.max(...runs): a host's name of 130,000 backtick runs overflowed the stack.
+    let longest = 0;
+    for (const run of body.matchAll(/`+/g)) longest = Math.max(longest, run[0].length);
     const fence = '`'.repeat(longest + 1);
     const pad = body.startsWith('`') || body.endsWith('`') || body === '' ? ' ' : '';
     return `${fence}${pad}${body}${pad}${fence}`;

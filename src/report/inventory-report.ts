@@ -98,7 +98,8 @@ function renderText(hosts: InventoryHost[], inv: Inventory): string {
       shownGroups(h).join(',') || '-',
     ]),
   ];
-  const widths = rows[0]?.map((_, col) => Math.max(...rows.map((r) => (r[col] ?? '').length))) ?? [];
+  // reduce, not Math.max(...): an inventory may hold more hosts than a call has arguments.
+  const widths = rows[0]?.map((_, col) => rows.reduce((w, r) => Math.max(w, (r[col] ?? '').length), 0)) ?? [];
   const lines = rows.map((r) =>
     r
       .map((cell, col) => (col === r.length - 1 ? cell : cell.padEnd(widths[col] ?? 0)))

@@ -81,7 +81,7 @@ export function parseTransactions(stdout: string): HostTransactions {
   };
   for (const line of stdout.split('\n')) {
     const tx = /^=== tx (.*)$/.exec(line);
-    const du = /^=== du (\d+)$/.exec(line);
+    const du = /^=== du (\d{1,15})$/.exec(line);
     if (tx || du) flush();
     if (tx) id = tx[1]!;
     else if (du) out.diskBytes = Number(du[1]) * 1024;
@@ -448,15 +448,25 @@ async function finishCapture(
     pins: { path: spec.pinPath, before: now.pinSha256, after: spec.pinsAfter },
     files,
   };
+  // What the host answered becomes the manifest: if that does not validate, the partial
+  // transaction is removed like any other failed capture.
+  let text: string;
+  try {
+    text = serializeManifest(manifest);
+  } catch (e) {
+    return fail(
+      `the host's answers make no valid transaction record (${(e as Error).message.split('\n')[0]})`,
+    );
+  }
   // The manifest, the transaction's size and (with `keep`) retention: one round trip.
   const w = await t.exec(
     ['sh', '-c', FINISH_SCRIPT, 'criu-lock-tx-finish', dir, TX_ROOT, String(spec.keep ?? -1)],
-    { stdin: serializeManifest(manifest), become: true, env: { LC_ALL: 'C' }, timeoutMs: 120_000 },
+    { stdin: text, become: true, env: { LC_ALL: 'C' }, timeoutMs: 120_000 },
   );
   if (w.exitCode === 3) return fail(`writing the manifest failed: ${summariseOutput(w)}`);
   if (w.exitCode !== 0)
     throw new CriuLockError('ssh', `${t.host}: pruning old transactions failed: ${summariseOutput(w)}`);
-  const bytes = Number(/^txdu\t(\d+)$/m.exec(w.stdout)?.[1] ?? 0) * 1024;
+  const bytes = Number(/^txdu\t(\d{1,15})$/m.exec(w.stdout)?.[1] ?? 0) * 1024;
   return { manifest, bytes, ...(spec.keep === undefined ? {} : { retention: parseRetention(w.stdout) }) };
 }
 
@@ -595,8 +605,8 @@ export function parseRetention(stdout: string): Retention {
     .filter((id) => TxId.safeParse(id).success);
   return {
     pruned,
-    diskBytes: Number(/^du\t(\d+)$/m.exec(stdout)?.[1] ?? 0) * 1024,
-    count: Number(/^kept\t(\d+)$/m.exec(stdout)?.[1] ?? 0),
+    diskBytes: Number(/^du\t(\d{1,15})$/m.exec(stdout)?.[1] ?? 0) * 1024,
+    count: Number(/^kept\t(\d{1,9})$/m.exec(stdout)?.[1] ?? 0),
   };
 }
 

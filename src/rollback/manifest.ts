@@ -44,7 +44,8 @@ export const TxPackage = z.strictObject({
 export type TxPackage = z.infer<typeof TxPackage>;
 
 export const TxFile = z.strictObject({
-  path: z.string().regex(/^\/[^\0\n]*$/),
+  // Any absolute name Linux allows (a newline too, as in a lockfile); JSON carries it escaped.
+  path: z.string().regex(/^\/[^\0]*$/),
   package: PackageKey,
   /** ELF build-ID before the transaction (null: an ELF file without one). */
   buildId: z
@@ -55,7 +56,8 @@ export const TxFile = z.strictObject({
 export type TxFile = z.infer<typeof TxFile>;
 
 export const TxPins = z.strictObject({
-  path: z.string().regex(/^\/etc\/apt\/preferences\.d\/[A-Za-z0-9_.-]+$/),
+  // A file in preferences.d itself: not `.` or `..`, which a host's manifest could name.
+  path: z.string().regex(/^\/etc\/apt\/preferences\.d\/(?!\.\.?$)[A-Za-z0-9_.-]+$/),
   /** sha256 of the pin file before (its copy is pins.before beside the manifest); null when absent. */
   before: Sha256.nullable(),
   /** sha256 the transaction leaves; null when it leaves no pin file. */

@@ -1,5 +1,7 @@
 import { aptInstallPrefix } from '../apply/apt.js';
 import { txDir, type TxManifest, type TxPackage } from './manifest.js';
+import { CriuLockError } from '../errors.js';
+import { parseAptSimulation } from '../plan/apt-transaction.js';
 
 /**
  * The pure half of rollback: which transaction, is the host still as that transaction left it,
@@ -152,7 +154,11 @@ export function planRollback(
 }
 
 function installOf(tx: TxManifest, p: TxPackage): RollbackInstall {
-  if (!p.deb) throw new Error(`transaction ${tx.id}: ${p.package} ${p.before ?? ''} has no captured .deb`);
+  if (!p.deb)
+    throw new CriuLockError(
+      'host-output',
+      `transaction ${tx.id}: ${p.package} ${p.before ?? ''} has no captured .deb to go back to`,
+    );
   return {
     package: p.package,
     version: p.before!,
@@ -178,13 +184,13 @@ export function parseSimulation(stdout: string): {
   installs: Array<{ package: string; version: string }>;
   removes: string[];
 } {
+  // apply's strict parser: a purge, or a line shaped like an operation but not exactly one, throws.
+  const ops = parseAptSimulation(stdout);
   const installs: Array<{ package: string; version: string }> = [];
   const removes: string[] = [];
-  for (const line of stdout.split('\n')) {
-    const inst = /^Inst (\S+) (?:\[[^\]]*\] )?\((\S+)/.exec(line);
-    if (inst) installs.push({ package: inst[1]!, version: inst[2]! });
-    const remv = /^Remv (\S+)/.exec(line);
-    if (remv) removes.push(remv[1]!);
+  for (const o of ops) {
+    if (o.op === 'inst') installs.push({ package: o.name, version: o.to });
+    else if (o.op === 'remv') removes.push(o.arch === undefined ? o.name : `${o.name}:${o.arch}`);
   }
   return { installs, removes };
 }

@@ -123,7 +123,14 @@ export async function executeRollback(
       await undoPins();
       throw new RollbackStepError('simulate', `apt-get -s refused the rollback: ${summariseOutput(sim)}`);
     }
-    const extra = unexpectedRemovals(parseSimulation(sim.stdout).removes, plan.remove, opts.nativeArch);
+    let removes: string[];
+    try {
+      removes = parseSimulation(sim.stdout).removes;
+    } catch (e) {
+      await undoPins();
+      throw new RollbackStepError('simulate', `${(e as Error).message}; nothing was changed`);
+    }
+    const extra = unexpectedRemovals(removes, plan.remove, opts.nativeArch);
     if (extra.length > 0) {
       await undoPins();
       throw new RollbackStepError(

@@ -12,9 +12,22 @@ import { MAX_PATTERN_HOSTS } from '../../src/inventory/host-pattern.js';
 import { selectHosts } from '../../src/inventory/limit.js';
 import { loadInventory, type LoadOptions } from '../../src/inventory/load.js';
 import { renderAnsibleProject } from '../../src/export/ansible.js';
-import { parseLock, parseLockDocument, serializeLock } from '../../src/lock/lockfile.js';
+import {
+  finalizeLock,
+  lockTextOrProblem,
+  parseLock,
+  parseLockDocument,
+  serializeLock,
+  type Lockfile,
+} from '../../src/lock/lockfile.js';
 import { loadPlan } from '../../src/plan/plan-file.js';
+import { escapeMarkdown } from '../../src/report/escape.js';
 import { renderInventory } from '../../src/report/inventory-report.js';
+import { TxFile, TxPins } from '../../src/rollback/manifest.js';
+import { parseSimulation } from '../../src/rollback/planner.js';
+import { collectPendingJobs } from '../../src/apply/apt-job.js';
+import { progress } from '../../src/commands/context.js';
+import type { CommandResult, Transport } from '../../src/transport/types.js';
 import { renderPins } from '../../src/plan/pins.js';
 import { parseManifest } from '../../src/store/manifest.js';
 import { makeLock } from './core-fixtures.js';
@@ -362,5 +375,78 @@ describe('terminal control characters from input', () => {
     const text = renderInventory(inv.hosts, inv, 'text');
     expect(text.includes('\u0007') || text.includes('\u001b')).toBe(false);
     expect(text).toContain('evil\\e]0;title\\x07');
+  });
+});
+
+describe('what a host answers, as data', () => {
+  it('progress lines escape what a host put in a failure message', () => {
+    let err = '';
+    progress(
+      { out: () => undefined, err: (s) => void (err += s), isTTY: false },
+      'node-b: failed — E: \u001b]0;TITLE\u0007 broken',
+    );
+    expect(err).toBe('node-b: failed — E: \\e]0;TITLE\\x07 broken\n');
+  });
+
+  it("generate refuses a golden node's answer that no lockfile may hold, before writing one", () => {
+    const base = makeLock({ packages: { 'libc6:amd64': { version: '2.31-0ubuntu9.14' } } });
+    for (const [edit, problem] of [
+      [
+        (l: Lockfile) => (l.packages['libc6:amd64']!.version = 'not a version!'),
+        /is not a valid Debian version/,
+      ],
+      [
+        (l: Lockfile) => (l.packages['libc6:amd64']!.files = { '/proc/self/mem': { size: 1, mode: '0644' } }),
+        /under \/proc/,
+      ],
+      [(l: Lockfile) => (l.platform.versionId = '12\u001b[2J'), /platform\.versionId/],
+    ] as const) {
+      const lock = structuredClone(base);
+      edit(lock);
+      const r = lockTextOrProblem(finalizeLock(lock));
+      expect('problem' in r && r.problem).toMatch(problem);
+    }
+    expect('text' in lockTextOrProblem(base)).toBe(true);
+  });
+
+  it('a Markdown code span around 130,000 backtick runs does not overflow the stack', () => {
+    const name = '`a'.repeat(130_000);
+    expect(escapeMarkdown(name, { code: true }).startsWith('``')).toBe(true);
+  });
+
+  it("rollback's simulation refuses a purge, and any line shaped like an operation but not one", () => {
+    expect(() => parseSimulation('Purg openssh-server [1:8.2p1]\n')).toThrow(/apt would purge a package/);
+    expect(() => parseSimulation('Remv  openssh-server [1:8.2p1]\n')).toThrow(/not a Remv line/);
+    expect(parseSimulation('Remv libtilde0 [3.0~rc2-1]\n').removes).toEqual(['libtilde0']);
+  });
+
+  it('a transaction record holds a file name with a newline, and no pin path outside preferences.d', () => {
+    expect(
+      TxFile.safeParse({ path: '/usr/lib/a\nb.so', package: 'libc6:amd64', buildId: null }).success,
+    ).toBe(true);
+    for (const path of ['/etc/apt/preferences.d/..', '/etc/apt/preferences.d/.'])
+      expect(TxPins.safeParse({ path, before: null, after: null }).success).toBe(false);
+  });
+
+  it('unfinished apt jobs: only job directories, and not thousands', async () => {
+    const t = { host: 'h' } as unknown as Transport;
+    const answer = (stdout: string): CommandResult => ({
+      command: 'sh',
+      stdout,
+      stderr: '',
+      exitCode: 0,
+      timedOut: false,
+      durationMs: 1,
+    });
+    await expect(collectPendingJobs(t, answer('@@job /etc/x1\n'), 60)).rejects.toThrow(
+      /names "\/etc\/x1" as an unfinished apt job/,
+    );
+    const many = Array.from(
+      { length: 20 },
+      (_, i) => `@@job /var/lib/criu-lock/jobs/20261205T125308Z-${String(i).padStart(8, '0')}`,
+    );
+    await expect(collectPendingJobs(t, answer(`${many.join('\n')}\n`), 60)).rejects.toThrow(
+      /lists 20 unfinished apt jobs/,
+    );
   });
 });

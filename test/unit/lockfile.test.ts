@@ -488,8 +488,9 @@ const arbContent: fc.Arbitrary<LockContent> = fc.record(
     source: fc.record({ host: arbText, generatedAt: arbText }),
     platform: fc.record({
       id: fc.stringMatching(/^[a-z0-9._-]{1,10}$/),
-      versionId: arbText,
-      codename: arbText,
+      // os-release values: no spaces or control characters (LockPlatform).
+      versionId: fc.stringMatching(/^[A-Za-z0-9._~+-]{0,10}$/),
+      codename: fc.stringMatching(/^[A-Za-z0-9._~+-]{0,10}$/),
       architecture: fc.stringMatching(/^[a-z0-9][a-z0-9-]{0,8}$/),
     }),
     scope: arbScope,
