@@ -21,12 +21,11 @@ import type { CheckReport, HostCheck } from '../fleet/host-result.js';
 import { runFleet } from '../fleet/run.js';
 import { findGolden } from '../inventory/limit.js';
 import { isVirtualFsPath, lockedPathProblem } from '../lock/locked-path.js';
-import { lockTextOrProblem } from '../lock/lockfile.js';
 import { renderCheck } from '../report/check-report.js';
 import { escapeText } from '../report/escape.js';
 import type { Transport } from '../transport/types.js';
 import type { CommandDeps, CommonOptions } from './context.js';
-import { checkOutputFile, writeOutputFile } from './output-path.js';
+import { checkOutputFile, writeLockOutput } from './output-path.js';
 import { prepareRun } from './prepare.js';
 
 /** Reads the checkpoint and refuses one that demands nothing (not a dump of a process with files). */
@@ -186,23 +185,11 @@ export async function runGenerateCheckpoint(
       .toISOString()
       .replace(/\.\d{3}Z$/, 'Z'),
   });
-  for (const w of warnings) io.err(`warning: ${escapeText(w)}\n`);
-  const checked = lockTextOrProblem(lock);
-  if ('problem' in checked) {
-    io.err(
-      `error: ${escapeText(`golden node ${golden.name} answered what no lockfile may hold: ${checked.problem}`)}\n`,
-    );
-    return 3;
-  }
-  const { text } = checked;
-  if (opts.output === '-') io.out(text);
-  else {
-    await writeOutputFile(opts.output, text, '-o');
-    const files = Object.values(lock.packages).reduce((n, p) => n + Object.keys(p.files ?? {}).length, 0);
-    io.err(
-      `wrote ${opts.output}: ${Object.keys(lock.packages).length} package(s), ${files} file(s), ` +
-        `${Object.keys(lock.unmanaged ?? {}).length} unmanaged file(s) for checkpoint ${opts.checkpoint} from ${golden.name} (${lock.digest})\n`,
-    );
-  }
-  return 0;
+  return writeLockOutput(io, {
+    lock,
+    warnings,
+    golden: golden.name,
+    output: opts.output,
+    what: ` for checkpoint ${opts.checkpoint}`,
+  });
 }

@@ -3,11 +3,10 @@ import { gatherFacts } from '../facts/gather.js';
 import type { HostFacts } from '../facts/types.js';
 import { findGolden } from '../inventory/limit.js';
 import { buildLock, selectForScope, type GenerateScope } from '../lock/build-lock.js';
-import { lockTextOrProblem } from '../lock/lockfile.js';
 import { errorText, isHostFailure } from '../fleet/host-error.js';
 import type { Transport } from '../transport/types.js';
 import type { CommandDeps, CommonOptions } from './context.js';
-import { checkOutputFile, writeOutputFile } from './output-path.js';
+import { checkOutputFile, writeLockOutput } from './output-path.js';
 import { prepareRun } from './prepare.js';
 import { escapeText } from '../report/escape.js';
 import { packageRefProblem } from '../debian/schemas.js';
@@ -110,23 +109,5 @@ export async function runGenerate(opts: GenerateOptions, deps: CommandDeps): Pro
     host: golden.name,
     generatedAt: now.toISOString().replace(/\.\d{3}Z$/, 'Z'),
   });
-  for (const w of warnings) io.err(`warning: ${escapeText(w)}\n`);
-  const checked = lockTextOrProblem(lock);
-  if ('problem' in checked) {
-    io.err(
-      `error: ${escapeText(`golden node ${golden.name} answered what no lockfile may hold: ${checked.problem}`)}\n`,
-    );
-    return 3;
-  }
-  const { text } = checked;
-  if (opts.output === '-') io.out(text);
-  else {
-    await writeOutputFile(opts.output, text, '-o');
-    const files = Object.values(lock.packages).reduce((n, p) => n + Object.keys(p.files ?? {}).length, 0);
-    io.err(
-      `wrote ${opts.output}: ${Object.keys(lock.packages).length} package(s), ${files} file(s)` +
-        `${lock.unmanaged ? `, ${Object.keys(lock.unmanaged).length} unmanaged file(s)` : ''} from ${golden.name} (${lock.digest})\n`,
-    );
-  }
-  return 0;
+  return writeLockOutput(io, { lock, warnings, golden: golden.name, output: opts.output, what: '' });
 }

@@ -6,6 +6,9 @@
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { CriuLockError } from '../errors.js';
+import { lockTextOrProblem, type Lockfile } from '../lock/lockfile.js';
+import { escapeText } from '../report/escape.js';
+import type { Io } from './context.js';
 
 const reason = (e: unknown): string => {
   const err = e as NodeJS.ErrnoException;
@@ -73,4 +76,35 @@ export async function makeOutputDir(dir: string, flag: string): Promise<void> {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') fail(reason(e));
     });
   }
+}
+
+/**
+ * generate's last step (also for --checkpoint): the warnings, the lock read back as the loader will
+ * read it (a golden node's answer no lockfile may hold is exit 3, nothing written), then stdout
+ * (`-o -`) or the file and one summary line naming `what` was locked. Returns the exit code.
+ */
+export async function writeLockOutput(
+  io: Io,
+  o: { lock: Lockfile; warnings: readonly string[]; golden: string; output: string; what: string },
+): Promise<0 | 3> {
+  for (const w of o.warnings) io.err(`warning: ${escapeText(w)}\n`);
+  const checked = lockTextOrProblem(o.lock);
+  if ('problem' in checked) {
+    io.err(
+      `error: ${escapeText(`golden node ${o.golden} answered what no lockfile may hold: ${checked.problem}`)}\n`,
+    );
+    return 3;
+  }
+  if (o.output === '-') {
+    io.out(checked.text);
+    return 0;
+  }
+  await writeOutputFile(o.output, checked.text, '-o');
+  const { lock } = o;
+  const files = Object.values(lock.packages).reduce((n, p) => n + Object.keys(p.files ?? {}).length, 0);
+  io.err(
+    `wrote ${o.output}: ${Object.keys(lock.packages).length} package(s), ${files} file(s)` +
+      `${lock.unmanaged ? `, ${Object.keys(lock.unmanaged).length} unmanaged file(s)` : ''}${o.what} from ${o.golden} (${lock.digest})\n`,
+  );
+  return 0;
 }

@@ -3,6 +3,7 @@
  * in one located CriuLockError, in bounded time, or is read the way Ansible reads it.
  */
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { caughtAsync as caught, caught as caughtSync } from '../helpers/caught.js';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -45,16 +46,6 @@ function estate(files: Record<string, string>): string {
     writeFileSync(path.join(dir, name), text);
   }
   return dir;
-}
-
-async function caught(p: Promise<unknown> | (() => unknown)): Promise<CriuLockError> {
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    if (e instanceof CriuLockError) return e;
-    throw e;
-  }
-  throw new Error('expected a CriuLockError');
 }
 
 describe('executables named by a relative path', () => {
@@ -345,16 +336,6 @@ describe('plan files, lockfile versions and the export', () => {
     );
   });
 });
-
-function caughtSync(f: () => unknown): CriuLockError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof CriuLockError) return e;
-    throw e;
-  }
-  throw new Error('expected a CriuLockError');
-}
 
 describe('terminal control characters from input', () => {
   it('an error quoting an inventory name shows its escape sequence, not obeys it', () => {

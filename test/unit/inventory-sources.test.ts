@@ -4,11 +4,11 @@
  * the merged variables are compared with what `ansible-inventory --host` says for the same estate.
  */
 import { execFileSync } from 'node:child_process';
+import { caughtAsync as caught } from '../helpers/caught.js';
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CriuLockError } from '../../src/errors.js';
 import { loadInventory, type LoadOptions } from '../../src/inventory/load.js';
 import { decryptVault, VaultError } from '../../src/inventory/vault.js';
 import { findVarsFiles } from '../../src/inventory/vars-files.js';
@@ -30,16 +30,6 @@ const haveAnsible = (() => {
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'criu-lock-invsrc-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-async function caught(p: Promise<unknown>): Promise<CriuLockError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof CriuLockError) return e;
-    throw e;
-  }
-  throw new Error('expected a CriuLockError');
-}
 
 describe('vault', () => {
   const password = readFileSync(passwordFile, 'utf8').trim();

@@ -1,10 +1,10 @@
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
+import { caught, caughtAsync } from '../helpers/caught.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { renderInventory } from '../../src/report/inventory-report.js';
-import { CriuLockError } from '../../src/errors.js';
 import {
   detectInventoryFormat,
   expandHostPattern,
@@ -20,26 +20,6 @@ import { shlexSplit } from '../../src/inventory/shlex.js';
 const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'inventory');
 const repoRoot = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const opts = { cwd: '/work/project', homeDir: '/home/tester', defaultUser: 'tester' };
-
-function caught(fn: () => unknown): CriuLockError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof CriuLockError) return err;
-    throw err;
-  }
-  throw new Error('expected a CriuLockError');
-}
-
-async function caughtAsync(p: Promise<unknown>): Promise<CriuLockError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof CriuLockError) return err;
-    throw err;
-  }
-  throw new Error('expected a CriuLockError');
-}
 
 const host = (inv: Inventory, name: string) => {
   const h = inv.hosts.find((x) => x.name === name);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CriuLockError } from '../../src/errors.js';
+import { caught } from '../helpers/caught.js';
 import {
   findGolden,
   inventoryFromText,
@@ -37,16 +37,6 @@ const inv = inventoryFromText(
   'inv.yaml',
   opts,
 );
-
-function caught(fn: () => unknown): CriuLockError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof CriuLockError) return err;
-    throw err;
-  }
-  throw new Error('expected a CriuLockError');
-}
 
 const names = (i: Inventory, pattern: string | undefined): string[] =>
   selectHosts(i, pattern).map((h) => h.name);

@@ -3,6 +3,7 @@
  * checks, the scope switch shared by generate and buildLock, and the located-error helpers.
  */
 import { mkdtempSync } from 'node:fs';
+import { caught as thrown } from '../helpers/caught.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -10,22 +11,11 @@ import { z } from 'zod';
 import { main } from '../../src/cli/main.js';
 import { scopeOf } from '../../src/commands/generate.js';
 import { DebArchitecture, DebPackageKey, DebPackageRef, DebVersion } from '../../src/debian/schemas.js';
-import { CriuLockError } from '../../src/errors.js';
 import { parseYamlSource } from '../../src/input/yaml-source.js';
 import { issueError, parseWith } from '../../src/input/zod-error.js';
 import { buildLock, selectForScope } from '../../src/lock/build-lock.js';
 import { fakeFleet, recordingIo } from '../helpers/fake-fleet.js';
 import { makeFacts, pkg } from './core-fixtures.js';
-
-function thrown(fn: () => unknown): CriuLockError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof CriuLockError) return err;
-    throw err;
-  }
-  throw new Error('expected a CriuLockError');
-}
 
 describe('Debian schemas', () => {
   it.each(['libc6:amd64', 'libstdc++6:i386', 'tzdata:all', 'g++-10:arm64'])(
