@@ -21,6 +21,8 @@ export const JOBS_DIR = `${STATE_DIR}/jobs`;
 export const JOB_LOCK = `${STATE_DIR}/apt-job.lock`;
 export const PIN_BACKUP = `${STATE_DIR}/pins.prev`;
 export const PIN_BACKUP_ABSENT = `${STATE_DIR}/pins.prev-absent`;
+/** How much of apt's log a job record carries (its end). */
+const LOG_TAIL_BYTES = 16_384;
 /** A job directory as START_SCRIPT names it: JOBS_DIR/ID, the id from newJobId. */
 const JOB_DIR_SHAPE = new RegExp(`^${JOBS_DIR.replace(/[.]/g, '\\.')}/[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$`);
 /** More unfinished jobs than this is not a host criu-lock has worked on. */
@@ -89,7 +91,7 @@ export const FOLLOW_SCRIPT = [
   'echo "@@started"; cat "$j/started" 2>/dev/null',
   'echo "@@pins"; cat "$j/pins" 2>/dev/null',
   'echo "@@audit"; head -c 4096 "$j/audit" 2>/dev/null',
-  'echo "@@log"; tail -c 16384 "$j/log" 2>/dev/null',
+  `echo "@@log"; tail -c ${LOG_TAIL_BYTES} "$j/log" 2>/dev/null`,
   'echo; echo "@@end"',
   ': > "$j/collected"',
   `ls -1dt ${JOBS_DIR}/*/collected 2>/dev/null | tail -n +${KEEP_JOBS + 1} | while read -r c; do rm -rf -- "\${c%/collected}"; done`,
@@ -157,14 +159,24 @@ export function parseJobRecord(dir: string, stdout: string): JobRecord {
   if (!sections.has('end')) throw new CriuLockError('ssh', `the record of apt job ${dir} is incomplete`);
   const status = (sections.get('status') ?? []).join('').trim();
   const pins = (sections.get('pins') ?? []).join('').trim();
+  // The runner writes apt's exit status (0-255); PENDING_SCRIPT writes `died` for a job whose host
+  // went down. Anything else is not an answer of these scripts.
+  if (!/^\d{1,3}$/.test(status) && status !== 'died') {
+    throw new CriuLockError(
+      'host-output',
+      `apt job ${dir} reports the status ${JSON.stringify(status.slice(0, 40))}, which is no exit status`,
+      { hint: `look at ${dir}/status on the host` },
+    );
+  }
+  // The follow script sends the log's last 16 KiB; a host that sends more gets the same cut.
+  const log = (sections.get('log') ?? []).join('\n');
   return {
     dir,
-    // An exit status is 0-255; anything longer is not one.
-    exitCode: /^\d{1,3}$/.test(status) ? Number(status) : null,
+    exitCode: status === 'died' ? null : Number(status),
     started: (sections.get('started') ?? []).join('').trim(),
     pins: pins === 'restored' || pins === 'removed' ? pins : 'unchanged',
     audit: (sections.get('audit') ?? []).join('\n').trim(),
-    log: (sections.get('log') ?? []).join('\n'),
+    log: log.length > LOG_TAIL_BYTES ? log.slice(-LOG_TAIL_BYTES) : log,
   };
 }
 

@@ -9,6 +9,8 @@ import { renderPins } from '../plan/pins.js';
 import { renderPlan } from '../report/plan-report.js';
 import { fleetStatus, type CommandDeps, type CommonOptions } from './context.js';
 import { gatherForPlan, refreshApt } from './host-steps.js';
+import { escapeText } from '../report/escape.js';
+import { renderCommand } from '../shell/quote.js';
 import { checkOutputFile, writeOutputFile } from './output-path.js';
 import { prepareRun, type PreparedRun } from './prepare.js';
 
@@ -75,7 +77,11 @@ export async function runPlan(opts: PlanOptions, deps: CommandDeps): Promise<num
   const plan = await planFleet(run, lock, opts.lockfile, opts, store);
   if (opts.out) {
     await writeOutputFile(opts.out, serializePlan(plan), '-o');
-    deps.io.err(`saved plan to ${opts.out}; apply it with: criu-lock apply ${opts.out}\n`);
+    // The command to copy: with the inventory and lockfile this plan was made with, when not the defaults.
+    const argv = ['criu-lock', 'apply', opts.out];
+    if (opts.inventory !== 'inventory.yaml') argv.push('-i', opts.inventory);
+    if (opts.lockfile !== 'criu-lock.yaml') argv.push('-l', opts.lockfile);
+    deps.io.err(`saved plan to ${opts.out}; apply it with: ${escapeText(renderCommand(argv))}\n`);
   }
   deps.io.out(renderPlan(plan, opts.format, opts.color));
   return planExitCode(plan, opts.detailedExitcode);

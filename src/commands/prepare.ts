@@ -3,6 +3,8 @@
  * select hosts (--limit, or the golden node), resolve the connection settings, and print the
  * inventory's warnings and the SSH notes to stderr, each once.
  */
+import { statSync } from 'node:fs';
+import { CriuLockError } from '../errors.js';
 import { selectHosts } from '../inventory/limit.js';
 import { escapeText } from '../report/escape.js';
 import type { Inventory, InventoryHost } from '../inventory/types.js';
@@ -49,6 +51,13 @@ export async function prepareRun(
   p: PrepareOptions = {},
 ): Promise<PreparedRun> {
   const { io, clock } = deps;
+  // A directory given as --known-hosts would fail every host's key check, one by one, as a host
+  // error (exit 3); it is the command line that is wrong (exit 1).
+  if (opts.knownHosts !== undefined && statSync(opts.knownHosts, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new CriuLockError('usage', `--known-hosts ${opts.knownHosts} is a directory`, {
+      hint: 'give the known_hosts file itself',
+    });
+  }
   const inventory = await deps.loadInventory(opts.inventory, {
     sshConfig: opts.sshConfig,
     vaultPasswordFile: opts.vaultPasswordFile,

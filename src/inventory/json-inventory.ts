@@ -149,7 +149,18 @@ export async function runInventoryScript(path: string, timeoutMs = 120_000): Pro
     for (const name of names) {
       const out = await runScript(path, ['--host', name], timeoutMs);
       const hv = parseJsonText(out, path, `the output of ${path} --host ${name}`);
-      if (isObject(hv)) fallback.set(name, hv);
+      // As Ansible: the answer for one host is an object of its variables, nothing else.
+      if (!isObject(hv)) {
+        throw new CriuLockError(
+          'inventory',
+          `${path} --host ${name} printed JSON that is not an object of variables`,
+          {
+            location: { file: path },
+            hint: 'an inventory script prints {"var": value, ...} for --host NAME',
+          },
+        );
+      }
+      fallback.set(name, hv);
     }
   }
   return parseInventoryJson(data, path, fallback, true);

@@ -140,5 +140,16 @@ export async function loadPlan(file: string): Promise<PlanFile> {
       },
     );
   }
-  return parseWith(PlanFile, raw, { code: 'plan', what: 'plan', hint: EDITED, file, locate });
+  const plan = parseWith(PlanFile, raw, { code: 'plan', what: 'plan', hint: EDITED, file, locate });
+  // plan -o writes each host once; a host twice would be applied by whichever entry came first.
+  const seen = new Set<string>();
+  plan.hosts.forEach((h, i) => {
+    if (seen.has(h.name))
+      throw new CriuLockError('plan', `host ${JSON.stringify(h.name)} is in the plan twice`, {
+        hint: EDITED,
+        location: locate(['hosts', i, 'name']),
+      });
+    seen.add(h.name);
+  });
+  return plan;
 }

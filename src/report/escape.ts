@@ -4,10 +4,11 @@
  * none: JSON.stringify escapes by construction.
  */
 
-// C0 controls, DEL, C1 controls, the Unicode line/paragraph separators and the bidirectional
-// overrides/isolates (which can make a terminal or a review show text in another order).
+// C0 controls, DEL, C1 controls, the Unicode line/paragraph separators, the bidirectional
+// marks, overrides and isolates (which can make a terminal or a review show text in another order),
+// and the invisible ones (zero-width space and joiners, word joiner, BOM), which hide in a name.
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2069\ufeff]/g;
 const NAMED: Record<string, string> = { '\t': '\\t', '\n': '\\n', '\r': '\\r', '\u001b': '\\e' };
 
 /**

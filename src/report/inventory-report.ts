@@ -108,7 +108,10 @@ function renderText(hosts: InventoryHost[], inv: Inventory): string {
   );
   const total = inv.hosts.length;
   const details = hosts.filter((h) => h.connection.kind === 'ssh').map(settingsText);
-  if (details.length > 0) lines.push('', ...details.flat());
+  if (details.length > 0) {
+    lines.push('');
+    for (const d of details) for (const l of d) lines.push(l);
+  }
   lines.push('', `${hosts.length} of ${total} ${total === 1 ? 'host' : 'hosts'} from ${inv.path}`);
   // Warnings are not repeated here: prepareRun prints them to stderr once, as for every command.
   // Names and settings come from the inventory (a script's, a CMDB's): escaped line by line.

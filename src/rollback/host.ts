@@ -81,10 +81,11 @@ export function parseTransactions(stdout: string): HostTransactions {
   };
   for (const line of stdout.split('\n')) {
     const tx = /^=== tx (.*)$/.exec(line);
-    const du = /^=== du (\d{1,15})$/.exec(line);
+    const du = /^=== du (\d+)$/.exec(line);
     if (tx || du) flush();
     if (tx) id = tx[1]!;
-    else if (du) out.diskBytes = Number(du[1]) * 1024;
+    // du -sk prints KiB; more than 15 digits is no disk's, and is left out rather than shown.
+    else if (du) out.diskBytes = du[1]!.length > 15 ? 0 : Number(du[1]) * 1024;
     else if (id !== null) body.push(line);
   }
   flush();

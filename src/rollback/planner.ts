@@ -55,7 +55,11 @@ export function selectTarget(manifests: readonly TxManifest[], to?: string): Tar
     return {
       ok: false,
       error: `no transaction ${to} on this host`,
-      hint: `recorded: ${entries.map((e) => e.tx.id).join(', ')}`,
+      // The newest few: a host may list thousands, and the full list is what `history` is for.
+      hint: `recorded: ${entries
+        .slice(0, 10)
+        .map((e) => e.tx.id)
+        .join(', ')}${entries.length > 10 ? `, ... (${entries.length} in all; see criu-lock history)` : ''}`,
     };
   return { ok: true, tx: hit.tx, rolledBackBy: hit.rolledBackBy };
 }

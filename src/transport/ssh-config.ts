@@ -75,7 +75,11 @@ export async function loadSshConfig(path: string, opts: LoadSshConfigOptions = {
     if (missing && !opts.required) return { file: path, entries: [] };
     throw new CriuLockError(
       'usage',
-      missing ? 'cannot read ssh config: no such file' : `cannot read ssh config: ${(e as Error).message}`,
+      missing
+        ? 'cannot read ssh config: no such file'
+        : (e as NodeJS.ErrnoException).code === 'EISDIR'
+          ? 'cannot read ssh config: it is a directory'
+          : `cannot read ssh config: ${(e as Error).message}`,
       {
         location: { file: path },
         hint: missing

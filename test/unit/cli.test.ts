@@ -137,4 +137,48 @@ describe('criu-lock CLI', () => {
     expect(r.code).toBe(1);
     expect(r.err.split('\n')[0]).toBe('error: /nonexistent/ssh_config: cannot read ssh config: no such file');
   });
+
+  it('refuses a directory as --known-hosts before any host is contacted', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'criu-lock-cli-'));
+    const lock = join(dir, 'lock.yaml');
+    writeFileSync(lock, serializeLock(makeLock()));
+    const r = await run(
+      'check',
+      '-i',
+      'inventory.example.yaml',
+      '--ssh-config',
+      'none',
+      '-l',
+      lock,
+      '--known-hosts',
+      dir,
+    );
+    expect(r.code).toBe(1);
+    expect(r.err.split('\n')[0]).toBe(`error: --known-hosts ${dir} is a directory`);
+  });
+
+  it('plan -o says how to apply the plan with the inventory and lockfile it was made with', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'criu-lock-cli-'));
+    const lock = join(dir, 'lock.yaml');
+    writeFileSync(lock, serializeLock(makeLock()));
+    const inv = join(dir, 'hosts.yaml');
+    writeFileSync(inv, 'all:\n  hosts:\n    h1: {ansible_host: 127.0.0.1, ansible_port: 1}\n');
+    const out = join(dir, 'plan.json');
+    const r = await run(
+      'plan',
+      '-i',
+      inv,
+      '--ssh-config',
+      'none',
+      '-l',
+      lock,
+      '-o',
+      out,
+      '--connect-timeout',
+      '2',
+    );
+    expect(r.err).toContain(
+      `saved plan to ${out}; apply it with: criu-lock apply ${out} -i ${inv} -l ${lock}\n`,
+    );
+  });
 });

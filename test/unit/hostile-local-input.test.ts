@@ -11,7 +11,7 @@ import { CriuLockError, formatError } from '../../src/errors.js';
 import { loadPlaybook } from '../../src/apply/playbook.js';
 import { MAX_PATTERN_HOSTS } from '../../src/inventory/host-pattern.js';
 import { selectHosts } from '../../src/inventory/limit.js';
-import { loadInventory, type LoadOptions } from '../../src/inventory/load.js';
+import { inventoryFromText, loadInventory, type LoadOptions } from '../../src/inventory/load.js';
 import { renderAnsibleProject } from '../../src/export/ansible.js';
 import {
   finalizeLock,
@@ -25,8 +25,10 @@ import { loadPlan } from '../../src/plan/plan-file.js';
 import { escapeMarkdown } from '../../src/report/escape.js';
 import { renderInventory } from '../../src/report/inventory-report.js';
 import { TxFile, TxPins } from '../../src/rollback/manifest.js';
-import { parseSimulation } from '../../src/rollback/planner.js';
-import { collectPendingJobs } from '../../src/apply/apt-job.js';
+import { parseSimulation, selectTarget } from '../../src/rollback/planner.js';
+import { collectPendingJobs, parseJobRecord } from '../../src/apply/apt-job.js';
+import { parseTransactions } from '../../src/rollback/host.js';
+import type { TxManifest } from '../../src/rollback/manifest.js';
 import { progress } from '../../src/commands/context.js';
 import type { CommandResult, Transport } from '../../src/transport/types.js';
 import { renderPins } from '../../src/plan/pins.js';
@@ -429,5 +431,72 @@ describe('what a host answers, as data', () => {
     await expect(collectPendingJobs(t, answer(`${many.join('\n')}\n`), 60)).rejects.toThrow(
       /lists 20 unfinished apt jobs/,
     );
+  });
+});
+
+describe('what a host answers, as data (second round)', () => {
+  const record = (status: string, log = 'ok'): string =>
+    `@@status\n${status}\n@@started\nx\n@@pins\n@@audit\n@@log\n${log}\n@@end\n`;
+
+  it("an apt job's status is an exit status or `died`; its log is cut to the last 16 KiB", () => {
+    expect(parseJobRecord('/j', record('0')).exitCode).toBe(0);
+    expect(parseJobRecord('/j', record('died')).exitCode).toBeNull();
+    expect(() => parseJobRecord('/j', record('9'.repeat(400)))).toThrow(
+      /reports the status "9{40}", which is no exit status/,
+    );
+    expect(parseJobRecord('/j', record('100', 'x'.repeat(100_000))).log.length).toBe(16_384);
+  });
+
+  it('an over-long du line is left out of the disk figure, not read into a manifest', () => {
+    const r = parseTransactions(`=== du ${'9'.repeat(400)}\n`);
+    expect(r.diskBytes).toBe(0);
+    expect(r.unreadable).toEqual([]);
+  });
+
+  it("rollback --to names at most ten of a host's transactions in its hint", () => {
+    const tx = (i: number): TxManifest =>
+      ({
+        id: `20261205T1200${String(i).padStart(2, '0')}.000Z-abc`,
+        rollbackOf: null,
+      }) as unknown as TxManifest;
+    const r = selectTarget(
+      Array.from({ length: 40 }, (_, i) => tx(i)),
+      'nope',
+    );
+    expect(r.ok).toBe(false);
+    if (!r.ok)
+      expect(r.hint).toMatch(/^recorded: (?:[^,]+, ){9}[^,]+, \.\.\. \(40 in all; see criu-lock history\)$/);
+  });
+
+  it('a plan file naming a host twice is refused at the second', async () => {
+    const dir = estate({ 'plan.json': '' });
+    const file = path.join(dir, 'plan.json');
+    const host = { name: 'node-b', status: 'ok', fingerprint: null, actions: [], blocked: [], notes: [] };
+    writeFileSync(
+      file,
+      `${JSON.stringify({ planVersion: 1, lock: { path: 'l', digest: `sha256:${'0'.repeat(64)}` }, hosts: [host, host] }, null, 2)}\n`,
+    );
+    const err = await caught(loadPlan(file));
+    expect(err.message).toBe('host "node-b" is in the plan twice');
+  });
+
+  it("an inventory script's --host answer must be an object", async () => {
+    const dir = estate({
+      'inv.sh':
+        '#!/bin/sh\ncase "$1" in --list) echo \'{"web": ["w1"]}\' ;; --host) echo \'[1,2]\' ;; esac\n',
+    });
+    chmodSync(path.join(dir, 'inv.sh'), 0o755);
+    const err = await caught(loadInventory(path.join(dir, 'inv.sh'), opts));
+    expect(err.message).toMatch(/--host w1 printed JSON that is not an object of variables$/);
+  });
+
+  it('the inventory table of 60,000 hosts renders, and invisible characters are shown', () => {
+    const inv = inventoryFromText(
+      'all:\n  hosts:\n    "h[0:59999]":\n    "a\u200bb": {ansible_host: 127.0.0.1}\n',
+      'inv.yaml',
+    );
+    const text = renderInventory(inv.hosts, inv, 'text');
+    expect(text).toContain('a\\u200bb');
+    expect(text.split('\n').length).toBeGreaterThan(60_000);
   });
 });
