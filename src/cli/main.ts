@@ -126,9 +126,13 @@ function commonOptions(a: Record<string, unknown>): CommonOptions {
   const forks = Number(a.forks);
   const timeout = a['connect-timeout'] === undefined ? 10 : Number(a['connect-timeout']);
   if (!Number.isInteger(forks) || forks < 1)
-    throw new CriuLockError('usage', `--forks must be a positive integer, got ${String(a.forks)}`, {
-      hint: 'e.g. --forks 20',
-    });
+    throw new CriuLockError(
+      'usage',
+      `--forks must be a positive integer, got ${Number.isNaN(forks) ? 'something that is not a number' : String(a.forks)}`,
+      {
+        hint: 'e.g. --forks 20',
+      },
+    );
   if (!Number.isFinite(timeout) || timeout <= 0)
     throw new CriuLockError('usage', `--connect-timeout must be a positive number of seconds`, {
       hint: 'e.g. --connect-timeout 10',
@@ -156,9 +160,13 @@ function commonOptions(a: Record<string, unknown>): CommonOptions {
 function keepTransactions(v: unknown): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1)
-    throw new CriuLockError('usage', `--keep-transactions must be a positive integer, got ${String(v)}`, {
-      hint: 'e.g. --keep-transactions 5',
-    });
+    throw new CriuLockError(
+      'usage',
+      `--keep-transactions must be a positive integer, got ${Number.isNaN(Number(v)) ? 'something that is not a number' : String(v)}`,
+      {
+        hint: 'e.g. --keep-transactions 5',
+      },
+    );
   return n;
 }
 

@@ -39,7 +39,9 @@ export function scopeOf(opts: Pick<GenerateOptions, 'packages' | 'withDeps' | 'p
   }
   for (const pid of opts.pids) {
     if (!Number.isInteger(pid) || pid <= 0)
-      throw new CriuLockError('usage', `invalid --pid ${pid}`, { hint: 'pass a positive process ID' });
+      throw new CriuLockError('usage', `invalid --pid ${Number.isNaN(pid) ? '(not a number)' : pid}`, {
+        hint: 'pass a positive process ID',
+      });
   }
   if (opts.pids.length > 0) return { kind: 'processes', pids: opts.pids };
   if (opts.packages.length > 0) return { kind: 'packages', packages: opts.packages, withDeps: opts.withDeps };

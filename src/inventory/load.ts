@@ -5,6 +5,7 @@
  * `buildInventory` and `resolveConnection` are pure; `loadInventory` adds the file system.
  */
 import { access, constants, readFile, stat } from 'node:fs/promises';
+import { decodeUtf8 } from '../input/utf8.js';
 import os from 'node:os';
 import nodePath from 'node:path';
 import { CriuLockError, formatLocation, type SourceLocation } from '../errors.js';
@@ -106,9 +107,9 @@ function sshConfigFiles(c: SshConfigFile): string[] {
 }
 
 async function readParsedInventory(path: string): Promise<ParsedInventory> {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(path, 'utf8');
+    bytes = await readFile(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
@@ -135,9 +136,10 @@ async function readParsedInventory(path: string): Promise<ParsedInventory> {
       cause: err,
     });
   }
-  // Ansible's script plugin: an executable file with a shebang is run with --list.
-  if (text.startsWith('#!') && (await isExecutable(path))) return runInventoryScript(path);
-  return parseInventoryText(text, path);
+  // Ansible's script plugin: an executable file with a shebang is run with --list (whatever its
+  // own bytes are); any other file is read as text, which must be UTF-8.
+  if (bytes[0] === 0x23 && bytes[1] === 0x21 && (await isExecutable(path))) return runInventoryScript(path);
+  return parseInventoryText(decodeUtf8(bytes, path, 'inventory'), path);
 }
 
 async function isExecutable(path: string): Promise<boolean> {

@@ -6,6 +6,7 @@
  * `!vault` values are decrypted with the --vault-password-file password, or skipped with a warning.
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
+import { decodeUtf8 } from '../input/utf8.js';
 import nodePath from 'node:path';
 import { isMap, isScalar, LineCounter, parseDocument, type Document, type ScalarTag } from 'yaml';
 import { CriuLockError, type SourceLocation } from '../errors.js';
@@ -92,12 +93,13 @@ function pythonOrder(a: string, b: string): number {
 const VAULTED = Symbol('vaulted');
 
 export async function loadVarsFile(file: string, ctx: VarsFilesContext): Promise<Map<string, LocatedValue>> {
-  let text = await readFile(file, 'utf8').catch((e: Error) => {
+  const bytes = await readFile(file).catch((e: Error) => {
     throw new CriuLockError('inventory', `cannot read ${file}: ${e.message}`, {
       location: { file },
       hint: 'check its permissions',
     });
   });
+  let text = decodeUtf8(bytes, file, 'inventory');
   if (isVaultText(text)) {
     if (ctx.vaultPassword === undefined) {
       ctx.warnings.push(

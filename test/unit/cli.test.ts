@@ -66,6 +66,10 @@ describe('criu-lock CLI', () => {
     const f = await run('check', '--forks', '0', '-i', 'inventory.example.yaml');
     expect(f.code).toBe(1);
     expect(f.err).toMatch(/--forks must be a positive integer/);
+    const nan = await run('check', '--forks', 'abc', '-i', 'inventory.example.yaml');
+    expect(nan.err.split('\n')[0]).toBe(
+      'error: --forks must be a positive integer, got something that is not a number',
+    );
   });
 
   it.each([

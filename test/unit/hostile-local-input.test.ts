@@ -500,3 +500,31 @@ describe('what a host answers, as data (second round)', () => {
     expect(text.split('\n').length).toBeGreaterThan(60_000);
   });
 });
+
+describe('text that is not UTF-8', () => {
+  it('an inventory or vars file that is not UTF-8 is refused at its line; a script may hold any bytes', async () => {
+    const dir = estate({ 'inventory.yaml': '' });
+    writeFileSync(path.join(dir, 'inventory.yaml'), Buffer.from('all:\n  hosts:\n    h\xff1:\n', 'latin1'));
+    const err = await caught(loadInventory(path.join(dir, 'inventory.yaml'), opts));
+    expect(err.message).toBe('the file is not UTF-8 text');
+    expect(err.location).toMatchObject({ line: 3 });
+
+    writeFileSync(path.join(dir, 'inventory.yaml'), 'web:\n  hosts:\n    h1:\n');
+    mkdirSync(path.join(dir, 'group_vars'));
+    writeFileSync(path.join(dir, 'group_vars/web.yml'), Buffer.from('a: caf\xe9\n', 'latin1'));
+    const vars = await caught(loadInventory(path.join(dir, 'inventory.yaml'), opts));
+    expect(vars.location).toMatchObject({ file: path.join(dir, 'group_vars/web.yml'), line: 1 });
+
+    const script = path.join(dir, 'inv.sh');
+    writeFileSync(
+      script,
+      Buffer.concat([
+        Buffer.from('#!/bin/sh\n# caf'),
+        Buffer.from([0xe9]),
+        Buffer.from('\necho \'{"all": {"hosts": ["s1"]}, "_meta": {"hostvars": {}}}\'\n'),
+      ]),
+    );
+    chmodSync(script, 0o755);
+    expect((await loadInventory(script, opts)).hosts.map((h) => h.name)).toEqual(['s1']);
+  });
+});
