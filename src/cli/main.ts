@@ -1,6 +1,12 @@
 import yargs, { type Argv } from 'yargs';
 import { CriuLockError, formatError } from '../errors.js';
-import type { CommandDeps, CommonOptions, Io } from '../commands/context.js';
+import {
+  DEFAULT_INVENTORY,
+  DEFAULT_LOCKFILE,
+  type CommandDeps,
+  type CommonOptions,
+  type Io,
+} from '../commands/context.js';
 import { processIo, realDeps } from '../commands/deps.js';
 
 export { processIo } from '../commands/deps.js';
@@ -26,7 +32,7 @@ function common(y: Argv): Argv {
         requiresArg: true,
         alias: 'i',
         type: 'string',
-        default: 'inventory.yaml',
+        default: DEFAULT_INVENTORY,
         describe: 'Ansible inventory: YAML, INI, ansible-inventory JSON or an executable printing it',
       })
       .option('forks', {
@@ -83,8 +89,6 @@ function limit(y: Argv): Argv {
     describe: "Ansible host pattern, e.g. 'web*:&dc1:!web03'",
   });
 }
-
-const DEFAULT_LOCKFILE = 'criu-lock.yaml';
 
 /** -l; without `defaulted` the default is applied by the handler, so it can tell -l was given. */
 function lockOpt(y: Argv, defaulted = true): Argv {
@@ -218,7 +222,7 @@ export async function main(
             requiresArg: true,
             alias: 'o',
             type: 'string',
-            default: 'criu-lock.yaml',
+            default: DEFAULT_LOCKFILE,
             describe: 'lockfile to write (- for stdout)',
           })
           .option('package', {

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import type { TransactionContext } from '../rollback/apply-transaction.js';
-import { escapeText } from '../report/escape.js';
 import { makeTxId } from '../rollback/manifest.js';
 import { loadPlaybook, type ResolvedTask } from '../apply/playbook.js';
 import type { ModuleContext } from '../apply/modules/types.js';
@@ -22,7 +21,7 @@ import type { HostLock } from '../apply/host-lock.js';
 import { renderApply } from '../report/apply-report.js';
 import { renderPlanText } from '../report/plan-report.js';
 import type { Transport } from '../transport/types.js';
-import { fleetStatus, progress, type CommandDeps, type CommonOptions } from './context.js';
+import { errLine, fleetStatus, progress, type CommandDeps, type CommonOptions } from './context.js';
 import { prepareForPlan } from './host-steps.js';
 import { runProbe } from '../facts/gather.js';
 import { prepareRun, type PreparedRun } from './prepare.js';
@@ -147,7 +146,7 @@ async function preflight(
   const probe = prepareForPlan(host.name, lock);
   const locked = await preflightHost(transport, {
     check: opts.check,
-    say: (m) => run.io.err(`${escapeText(`[${host.name}] ${m}`)}\n`),
+    say: (m) => errLine(run.io, `[${host.name}] ${m}`),
     then: probe,
   });
   if (locked.status === 'refused') {

@@ -22,9 +22,8 @@ import { runFleet } from '../fleet/run.js';
 import { findGolden } from '../inventory/limit.js';
 import { isVirtualFsPath, lockedPathProblem } from '../lock/locked-path.js';
 import { renderCheck } from '../report/check-report.js';
-import { escapeText } from '../report/escape.js';
 import type { Transport } from '../transport/types.js';
-import type { CommandDeps, CommonOptions } from './context.js';
+import { errLine, type CommandDeps, type CommonOptions } from './context.js';
 import { checkOutputFile, writeLockOutput } from './output-path.js';
 import { prepareRun } from './prepare.js';
 
@@ -40,7 +39,7 @@ export async function loadCheckpoint(
     if (problem === undefined) return true;
     if (isVirtualFsPath(path)) {
       warn(
-        `${cp.image} records ${escapeText(path)}: not compared, files under /proc, /sys and /dev are not files a package or criu-lock controls`,
+        `${cp.image} records ${path}: not compared, files under /proc, /sys and /dev are not files a package or criu-lock controls`,
       );
       return false;
     }
@@ -122,7 +121,7 @@ export async function checkCheckpointFleet(
 
 /** check --checkpoint DIR: exit code as `check` (0 every host would restore, 2 drift, 3 host failures). */
 export async function runCheckCheckpoint(opts: CheckCheckpointOptions, deps: CommandDeps): Promise<number> {
-  const { needed } = await loadCheckpoint(opts.checkpoint, (m) => deps.io.err(`warning: ${escapeText(m)}\n`));
+  const { needed } = await loadCheckpoint(opts.checkpoint, (m) => errLine(deps.io, `warning: ${m}`));
   const run = await prepareRun(opts, deps);
   const report = await checkCheckpointFleet(run, opts.checkpoint, needed, opts.forks);
   deps.io.out(renderCheck(report, opts.format, opts.color));
@@ -159,7 +158,7 @@ export async function runGenerateCheckpoint(
   deps: CommandDeps,
 ): Promise<number> {
   const { io } = deps;
-  const { cp, needed } = await loadCheckpoint(opts.checkpoint, (m) => io.err(`warning: ${escapeText(m)}\n`));
+  const { cp, needed } = await loadCheckpoint(opts.checkpoint, (m) => errLine(io, `warning: ${m}`));
   if (opts.output !== '-') await checkOutputFile(opts.output, '-o');
   const run = await prepareRun(opts, deps, { select: (inv) => [findGolden(inv, opts.golden)] });
   const golden = run.hosts[0]!;
@@ -173,9 +172,7 @@ export async function runGenerateCheckpoint(
     'gather facts',
   );
   if (isHostFailure(result)) {
-    io.err(
-      `error: ${escapeText(`golden node ${golden.name} ${result.status}: ${errorText(result.error)}`)}\n`,
-    );
+    errLine(io, `error: golden node ${golden.name} ${result.status}: ${errorText(result.error)}`);
     return 3;
   }
   const { lock, warnings } = buildCheckpointLock(needed, cp.pids, result.owners, result.facts, {

@@ -11,6 +11,10 @@ import type { Inventory, InventoryHost } from '../inventory/types.js';
 import type { HostKeyChecking, SshOptions } from '../transport/ssh-options.js';
 import type { Transport } from '../transport/types.js';
 
+/** The inventory and lockfile a command reads when -i and -l are not given (design.md defaults). */
+export const DEFAULT_INVENTORY = 'inventory.yaml';
+export const DEFAULT_LOCKFILE = 'criu-lock.yaml';
+
 export interface CommonOptions {
   inventory: string;
   limit?: string | undefined;
@@ -88,6 +92,15 @@ export function sshOptions(common: CommonOptions): SshOptions {
     keepaliveIntervalMs: 15_000,
     explicit: common.explicit,
   };
+}
+
+/**
+ * One line on stderr that quotes hosts or input (names, paths, what a host printed): its control
+ * and invisible characters are shown escaped, so nothing a host says moves the cursor, recolours
+ * the terminal or forges a line. Every such line goes through here (errors through formatError).
+ */
+export function errLine(io: Io, line: string): void {
+  io.err(`${escapeText(line)}\n`);
 }
 
 /** A progress line through the IO host: redrawn in place on a terminal, plain lines when piped. */

@@ -3,7 +3,6 @@
  * ansible.ts) for fleets driven by ansible-playbook or AWX. No host work: no inventory, no SSH.
  */
 import { createHash } from 'node:crypto';
-import { escapeText } from '../report/escape.js';
 import { existsSync, statSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -20,7 +19,7 @@ import { parseSerial } from '../fleet/run.js';
 import { loadLock, type Lockfile } from '../lock/lockfile.js';
 import { renderPins } from '../plan/pins.js';
 import { debPath, loadStore, storeDir } from '../store/manifest.js';
-import type { CommandDeps } from './context.js';
+import { errLine, type CommandDeps } from './context.js';
 import { makeOutputDir } from './output-path.js';
 
 export interface ExportCommandOptions {
@@ -161,7 +160,7 @@ export async function runExport(opts: ExportCommandOptions, deps: CommandDeps): 
     debs,
     files: debFiles,
     dir: store,
-  } = await vendoredDebs(lock, opts, (m) => io.err(`warning: ${escapeText(m)}\n`));
+  } = await vendoredDebs(lock, opts, (m) => errLine(io, `warning: ${m}`));
   const files = [
     ...renderAnsibleProject(lock, renderPins(lock), {
       serial: opts.serial,

@@ -5,10 +5,9 @@ import { findGolden } from '../inventory/limit.js';
 import { buildLock, selectForScope, type GenerateScope } from '../lock/build-lock.js';
 import { errorText, isHostFailure } from '../fleet/host-error.js';
 import type { Transport } from '../transport/types.js';
-import type { CommandDeps, CommonOptions } from './context.js';
+import { errLine, type CommandDeps, type CommonOptions } from './context.js';
 import { checkOutputFile, writeLockOutput } from './output-path.js';
 import { prepareRun } from './prepare.js';
-import { escapeText } from '../report/escape.js';
 import { packageRefProblem } from '../debian/schemas.js';
 
 export interface GenerateOptions extends CommonOptions {
@@ -103,7 +102,7 @@ export async function runGenerate(opts: GenerateOptions, deps: CommandDeps): Pro
   const golden = run.hosts[0]!;
   const result = await run.withHost(golden, async (t) => goldenFacts(t, scope, golden.name), 'gather facts');
   if (isHostFailure(result)) {
-    io.err(`error: golden node ${golden.name} ${result.status}: ${escapeText(errorText(result.error))}\n`);
+    errLine(io, `error: golden node ${golden.name} ${result.status}: ${errorText(result.error)}`);
     return 3;
   }
   const now = deps.clock.now();

@@ -7,8 +7,7 @@ import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { CriuLockError } from '../errors.js';
 import { lockTextOrProblem, type Lockfile } from '../lock/lockfile.js';
-import { escapeText } from '../report/escape.js';
-import type { Io } from './context.js';
+import { errLine, type Io } from './context.js';
 
 const reason = (e: unknown): string => {
   const err = e as NodeJS.ErrnoException;
@@ -87,12 +86,10 @@ export async function writeLockOutput(
   io: Io,
   o: { lock: Lockfile; warnings: readonly string[]; golden: string; output: string; what: string },
 ): Promise<0 | 3> {
-  for (const w of o.warnings) io.err(`warning: ${escapeText(w)}\n`);
+  for (const w of o.warnings) errLine(io, `warning: ${w}`);
   const checked = lockTextOrProblem(o.lock);
   if ('problem' in checked) {
-    io.err(
-      `error: ${escapeText(`golden node ${o.golden} answered what no lockfile may hold: ${checked.problem}`)}\n`,
-    );
+    errLine(io, `error: golden node ${o.golden} answered what no lockfile may hold: ${checked.problem}`);
     return 3;
   }
   if (o.output === '-') {

@@ -7,9 +7,15 @@ import { storeIndexFor } from '../store/manifest.js';
 import { planWithTransaction } from '../facts/simulate.js';
 import { renderPins } from '../plan/pins.js';
 import { renderPlan } from '../report/plan-report.js';
-import { fleetStatus, type CommandDeps, type CommonOptions } from './context.js';
+import {
+  DEFAULT_INVENTORY,
+  DEFAULT_LOCKFILE,
+  errLine,
+  fleetStatus,
+  type CommandDeps,
+  type CommonOptions,
+} from './context.js';
 import { gatherForPlan, refreshApt } from './host-steps.js';
-import { escapeText } from '../report/escape.js';
 import { renderCommand } from '../shell/quote.js';
 import { checkOutputFile, writeOutputFile } from './output-path.js';
 import { prepareRun, type PreparedRun } from './prepare.js';
@@ -79,9 +85,9 @@ export async function runPlan(opts: PlanOptions, deps: CommandDeps): Promise<num
     await writeOutputFile(opts.out, serializePlan(plan), '-o');
     // The command to copy: with the inventory and lockfile this plan was made with, when not the defaults.
     const argv = ['criu-lock', 'apply', opts.out];
-    if (opts.inventory !== 'inventory.yaml') argv.push('-i', opts.inventory);
-    if (opts.lockfile !== 'criu-lock.yaml') argv.push('-l', opts.lockfile);
-    deps.io.err(`saved plan to ${opts.out}; apply it with: ${escapeText(renderCommand(argv))}\n`);
+    if (opts.inventory !== DEFAULT_INVENTORY) argv.push('-i', opts.inventory);
+    if (opts.lockfile !== DEFAULT_LOCKFILE) argv.push('-l', opts.lockfile);
+    errLine(deps.io, `saved plan to ${opts.out}; apply it with: ${renderCommand(argv)}`);
   }
   deps.io.out(renderPlan(plan, opts.format, opts.color));
   return planExitCode(plan, opts.detailedExitcode);

@@ -6,14 +6,13 @@
 import { statSync } from 'node:fs';
 import { CriuLockError } from '../errors.js';
 import { selectHosts } from '../inventory/limit.js';
-import { escapeText } from '../report/escape.js';
 import type { Inventory, InventoryHost } from '../inventory/types.js';
 import { hostFailure, type HostFailure } from '../fleet/host-error.js';
 import { BastionPool } from '../transport/bastions.js';
 import { hostKeyCheckingWarning } from '../transport/host-key-policy.js';
 import type { SshOptions } from '../transport/ssh-options.js';
 import type { Transport } from '../transport/types.js';
-import { sshOptions, type Clock, type CommandDeps, type CommonOptions, type Io } from './context.js';
+import { errLine, sshOptions, type Clock, type CommandDeps, type CommonOptions, type Io } from './context.js';
 
 export interface PreparedRun {
   inventory: Inventory;
@@ -63,13 +62,13 @@ export async function prepareRun(
     vaultPasswordFile: opts.vaultPasswordFile,
   });
   // Warnings quote the inventory (names, values): shown, not obeyed by the terminal.
-  for (const w of inventory.warnings) io.err(`warning: ${escapeText(w)}\n`);
+  for (const w of inventory.warnings) errLine(io, `warning: ${w}`);
   const hosts = p.select ? p.select(inventory) : selectHosts(inventory, opts.limit);
   const seen = new Set<string>();
   const onNote = (m: string): void => {
     if (seen.has(m)) return;
     seen.add(m);
-    io.err(`note: ${escapeText(m)}\n`);
+    errLine(io, `note: ${m}`);
   };
   // One pool per run: hosts behind the same bastion share its connection.
   const ssh = { ...sshOptions(opts), bastions: new BastionPool({ note: onNote }) };
@@ -102,7 +101,7 @@ export async function prepareRun(
       }
     },
     log(host, message) {
-      if (opts.verbose) io.err(`${escapeText(`[${host}] ${message}`)}\n`);
+      if (opts.verbose) errLine(io, `[${host}] ${message}`);
     },
     since: (start) => clock.monotonicMs() - start,
   };

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import type { HostLock } from '../apply/host-lock.js';
-import { escapeText } from '../report/escape.js';
 import { preflightHost } from '../apply/preflight.js';
 import { CriuLockError } from '../errors.js';
 import { hostFailure } from '../fleet/host-error.js';
@@ -18,7 +17,7 @@ import {
 import { renderRollback, type RollbackHostResult, type RollbackSummary } from '../rollback/report.js';
 import { executeRollback, RollbackStepError } from '../rollback/rollback-host.js';
 import type { Transport } from '../transport/types.js';
-import { progress, type CommandDeps, type CommonOptions } from './context.js';
+import { errLine, progress, type CommandDeps, type CommonOptions } from './context.js';
 import { prepareRun } from './prepare.js';
 
 export interface RollbackOptions extends CommonOptions {
@@ -89,7 +88,7 @@ export async function runRollback(opts: RollbackOptions, deps: CommandDeps): Pro
           // earlier run left behind is waited for (and reported) before the state is read.
           const pre = await preflightHost(s.transport, {
             check: opts.check,
-            say: (m) => run.io.err(`${escapeText(`[${s.host.name}] ${m}`)}\n`),
+            say: (m) => errLine(run.io, `[${s.host.name}] ${m}`),
           });
           if (pre.status === 'refused') {
             s.result = {

@@ -1,11 +1,10 @@
 import { CriuLockError } from '../errors.js';
 import { errorText, isHostFailure } from '../fleet/host-error.js';
-import { escapeText } from '../report/escape.js';
 import { findGolden } from '../inventory/limit.js';
 import { loadLock, type Lockfile } from '../lock/lockfile.js';
 import { loadStore, storeDir } from '../store/manifest.js';
 import { parseArchive, vendorLock, verifyStore, type VendorResult } from '../store/vendor.js';
-import type { CommandDeps, CommonOptions } from './context.js';
+import { errLine, type CommandDeps, type CommonOptions } from './context.js';
 import { prepareRun } from './prepare.js';
 
 export interface VendorOptions extends CommonOptions {
@@ -55,20 +54,19 @@ export async function vendorWith(
         archives,
         rebuild: opts.rebuild,
         log: (m) => run.log(golden.name, m),
-        warn: (m) => io.err(`warning: ${escapeText(m)}\n`),
+        warn: (m) => errLine(io, `warning: ${m}`),
       }),
     'vendor',
   );
   if (isHostFailure(r)) {
-    io.err(`error: ${escapeText(`golden node ${golden.name} ${r.status}: ${errorText(r.error)}`)}\n`);
+    errLine(io, `error: golden node ${golden.name} ${r.status}: ${errorText(r.error)}`);
     return 3;
   }
   const missing = r.results.filter((x) => x.status === 'missing');
   for (const m of missing) {
     if (m.status !== 'missing') continue;
-    io.err(
-      `unprovidable ${m.key}=${m.version}; tried:\n${m.tried.map((t) => `    ${escapeText(t)}\n`).join('')}`,
-    );
+    errLine(io, `unprovidable ${m.key}=${m.version}; tried:`);
+    for (const t of m.tried) errLine(io, `    ${t}`);
   }
   io.err(summary(r.results, dir).replace(/\n$/, ` in ${(run.since(started) / 1000).toFixed(1)} s\n`));
   if (missing.length > 0)

@@ -70,10 +70,7 @@ export function selectHosts(inv: Inventory, pattern: string | undefined): Invent
 
   if (selected.size === 0) {
     throw new CriuLockError('usage', `host pattern "${pattern ?? 'all'}" selects no hosts`, {
-      hint:
-        inv.hosts.length === 0
-          ? `${inv.path} has no hosts; add some (see inventory.example.yaml)`
-          : 'each term matches something, but the & and ! terms removed every host',
+      hint: 'each term matches something, but the & and ! terms removed every host',
     });
   }
   // Inventory order, without a sort: walk the inventory once.

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { DebArchitecture, DebVersion, packageKeyProblem, packageRefProblem } from '../debian/schemas.js';
 import { isValidVersion } from '../debian/version.js';
 import { CriuLockError, type SourceLocation } from '../errors.js';
-import { parseYamlSource } from '../input/yaml-source.js';
+import { parseYamlSource, yamlToJs } from '../input/yaml-source.js';
 import { issueError } from '../input/zod-error.js';
 import {
   scanCanonicalLock,
@@ -227,13 +227,7 @@ function lockError(message: string, location: SourceLocation, hint = REGENERATE)
 export function parseLockDocument(text: string, file: string): Lockfile {
   const src = parseYamlSource(text, file, { code: 'lockfile', hint: REGENERATE, yaml: { uniqueKeys: true } });
   const { doc } = src;
-  let raw: unknown;
-  try {
-    raw = doc.toJS();
-  } catch (err) {
-    // The yaml library reports some problems (an alias before its anchor) only here, by throwing.
-    throw lockError(`invalid YAML: ${(err as Error).message.split('\n')[0]}`, { file, line: 1, col: 1 });
-  }
+  const raw = yamlToJs(() => doc.toJS() as unknown, { file, line: 1, col: 1 }, 'lockfile', REGENERATE);
   if (raw === null || typeof raw !== 'object')
     throw lockError('not a criu-lock lockfile (expected a mapping)', { file, line: 1, col: 1 });
   const version = (raw as Record<string, unknown>).lockfileVersion;

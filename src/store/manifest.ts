@@ -2,11 +2,10 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { isValidVersion } from '../debian/version.js';
-import { CriuLockError, type SourceLocation } from '../errors.js';
-import { refuseBadAlias, yamlToJs } from '../input/yaml-source.js';
+import { CriuLockError } from '../errors.js';
+import { parseYamlSource, yamlToJs } from '../input/yaml-source.js';
 import { yamlString } from '../lock/yaml-scalar.js';
 
 export const STORE_VERSION = 1;
@@ -86,21 +85,9 @@ export function serializeManifest(m: Manifest): string {
 
 /** Strict load with file:line errors. */
 export function parseManifest(text: string, file: string): Manifest {
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, logLevel: 'error' });
   const hint = 're-create the store with `criu-lock vendor`';
-  const at = (offset: number): SourceLocation => {
-    const p = lc.linePos(offset);
-    return { file, line: p.line, col: p.col };
-  };
-  const first = doc.errors[0] ?? doc.warnings[0];
-  if (first) {
-    throw new CriuLockError('input', `invalid YAML: ${first.message.split('\n')[0]}`, {
-      location: at(first.pos[0]),
-      hint,
-    });
-  }
-  refuseBadAlias(doc, at, 'input', hint);
+  const src = parseYamlSource(text, file, { code: 'input', hint });
+  const { doc } = src;
   const raw = yamlToJs(() => doc.toJS() as unknown, { file, line: 1 }, 'input', hint);
   const version = (raw as { storeVersion?: unknown } | null)?.storeVersion;
   if (version !== STORE_VERSION) {
@@ -116,12 +103,8 @@ export function parseManifest(text: string, file: string): Manifest {
   const parsed = Manifest.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    let line: number | undefined;
-    for (let n = issue.path.length; n >= 0 && line === undefined; n--) {
-      const node = doc.getIn(issue.path.slice(0, n) as unknown[], true) as
-        { range?: [number, number, number] } | undefined;
-      if (node?.range) line = lc.linePos(node.range[0]).line;
-    }
+    // The nearest node with a position, as every located schema error (file:line, no column here).
+    const { line } = src.locate(issue.path);
     throw new CriuLockError('input', `${issue.path.map(String).join('.') || 'manifest'}: ${issue.message}`, {
       location: line === undefined ? { file } : { file, line },
       hint: 'the manifest is written by `criu-lock vendor`; do not edit it',
