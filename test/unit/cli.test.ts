@@ -8,6 +8,14 @@ import { makeLock } from './core-fixtures.js';
 
 const run = runCli;
 
+/** A fresh directory holding a valid lockfile, lock.yaml. */
+function dirWithLock(): { dir: string; lock: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'criu-lock-cli-'));
+  const lock = join(dir, 'lock.yaml');
+  writeFileSync(lock, serializeLock(makeLock()));
+  return { dir, lock };
+}
+
 describe('criu-lock CLI', () => {
   it.each(['generate', 'plan', 'apply', 'check', 'inventory'])(
     '%s --help shows usage with an example and exits 0',
@@ -101,9 +109,7 @@ describe('criu-lock CLI', () => {
   });
 
   it('checks -o before any host is contacted, and makes export directories without looping under /proc', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'criu-lock-cli-'));
-    const LOCK = join(dir, 'lock.yaml');
-    writeFileSync(LOCK, serializeLock(makeLock()));
+    const { dir, lock: LOCK } = dirWithLock();
     const missing = await run(
       'plan',
       '-i',
@@ -143,9 +149,7 @@ describe('criu-lock CLI', () => {
   });
 
   it('refuses a directory as --known-hosts before any host is contacted', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'criu-lock-cli-'));
-    const lock = join(dir, 'lock.yaml');
-    writeFileSync(lock, serializeLock(makeLock()));
+    const { dir, lock } = dirWithLock();
     const r = await run(
       'check',
       '-i',
@@ -162,9 +166,7 @@ describe('criu-lock CLI', () => {
   });
 
   it('plan -o says how to apply the plan with the inventory and lockfile it was made with', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'criu-lock-cli-'));
-    const lock = join(dir, 'lock.yaml');
-    writeFileSync(lock, serializeLock(makeLock()));
+    const { dir, lock } = dirWithLock();
     const inv = join(dir, 'hosts.yaml');
     writeFileSync(inv, 'all:\n  hosts:\n    h1: {ansible_host: 127.0.0.1, ansible_port: 1}\n');
     const out = join(dir, 'plan.json');
