@@ -334,13 +334,15 @@ export function shareBuildId(fact: FileFact, lockedAs: LockedPathStrings | undef
 /**
  * dpkg-query's lines (DPKG_FORMAT) → installed packages by key, and by name (the native
  * architecture's key wins); packages dpkg has but not configured are added to `problems`.
- * `locked`: see LockedStrings.
+ * `locked`: see LockedStrings. dpkg keys its database by name and architecture, so a key listed
+ * twice is not dpkg's answer: `host` names whose answer is refused then.
  */
 export function parseDpkgLines(
   lines: readonly string[],
   architecture: string,
   problems: HostFacts['problems'] = [],
   locked?: LockedStrings,
+  host = 'host',
 ): {
   packages: Map<string, InstalledPackage>;
   byName: Map<string, string>;
@@ -380,6 +382,7 @@ export function parseDpkgLines(
       if (lockedAs) next = lockedAs.slot + 1;
     }
     const key = lockedAs?.key ?? read;
+    if (packages.has(key)) throw new ProbeOutputError(host, `dpkg lists ${key} twice`);
     // dpkg's usual states become the literals the planner and isHealthy compare with (identity).
     const pkg: InstalledPackage = {
       key,
@@ -406,7 +409,7 @@ export function parseDpkgLines(
         offLock.push(pkg);
         offLockSlots.push(lockedAs.slot);
       }
-    } else if (locked && !packages.has(key)) unlocked.push(key);
+    } else if (locked) unlocked.push(key);
     packages.set(key, pkg);
     if (!byName.has(name) || arch === architecture) byName.set(name, key);
     if (!isHealthy(pkg)) {
@@ -573,6 +576,7 @@ export function parseProbeOutput(
     architecture,
     problems,
     locked,
+    host,
   );
 
   // The pin file's exact bytes, hex; absent when the file is not there. Its sha256 is what decides

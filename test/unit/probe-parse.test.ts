@@ -361,6 +361,14 @@ describe('parseProbeOutput on realistic output', () => {
     );
   });
 
+  it('refuses a dpkg section that lists a package twice (dpkg keys its database by name and architecture)', () => {
+    const row = dpkgLine('zz-twice', 'amd64', '1.0', 'install', 'installed', 'ok', '', '', '', '');
+    const out = sampleOutput().replace('@@dpkg\n', `@@dpkg\n${row}\n${row.replace('1.0', '2.0')}\n`);
+    expect(() => parseProbeOutput('node-b', out)).toThrow(
+      /^node-b: refusing the facts probe's answer: dpkg lists zz-twice:amd64 twice/,
+    );
+  });
+
   it('parses apt-cache policy: installed marker, priorities, sources without dpkg status', () => {
     expect(facts.policies.get('libfleet1:amd64')).toEqual({
       key: 'libfleet1:amd64',
