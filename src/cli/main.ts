@@ -264,6 +264,20 @@ export async function main(
           throw new CriuLockError('usage', '--vendor needs a lockfile on disk, not -o -', {
             hint: 'e.g. criu-lock generate -o criu-lock.yaml --vendor',
           });
+        // The package store's options are vendor's: checked before the golden node is read.
+        const archives = asList<string>(a.archive);
+        if (!a.vendor && (archives.length > 0 || a.rebuild || a.store !== undefined))
+          throw new CriuLockError(
+            'usage',
+            '--archive, --rebuild and --store take effect only with --vendor',
+            {
+              hint: 'add --vendor to copy the locked .debs into the package store, or drop them',
+            },
+          );
+        if (a.vendor) {
+          const { checkArchive } = await import('../store/vendor.js');
+          for (const x of archives) checkArchive(x);
+        }
         if (a.checkpoint !== undefined) {
           if (a.pid !== undefined || a.package !== undefined || a['with-deps'])
             throw new CriuLockError(
@@ -303,7 +317,7 @@ export async function main(
               lockfile,
               golden: a.golden,
               store: a.store as string | undefined,
-              archives: asList<string>(a.archive),
+              archives,
               rebuild: Boolean(a.rebuild),
             },
             deps,

@@ -260,7 +260,7 @@ export async function applyFleet(
   const { io } = run;
   const hosts = hostsOfPlan(run, planFile, opts.inventory);
   const pins = renderPins(lock);
-  const store = await storeIndexFor(opts.lockfile, opts.store);
+  const store = storeIndexFor(lock, opts.lockfile, opts.store);
   const saved = (name: string): HostPlan | undefined => planFile?.hosts.find((h) => h.name === name);
   // The long phase on a big fleet (connect, lock, facts, simulation): a status line on a terminal.
   const status = fleetStatus(

@@ -18,7 +18,8 @@ import {
 import { parseSerial } from '../fleet/run.js';
 import { loadLock, type Lockfile } from '../lock/lockfile.js';
 import { renderPins } from '../plan/pins.js';
-import { debPath, loadStore, storeDir } from '../store/manifest.js';
+import { readStoreFile } from '../store/local-file.js';
+import { checkStoreAgainstLock, debPath, loadStore, storeDir } from '../store/manifest.js';
 import { errLine, type CommandDeps } from './context.js';
 import { makeOutputDir } from './output-path.js';
 
@@ -76,13 +77,13 @@ async function previousExport(dir: string): Promise<string[]> {
  * The store's .debs at the locked versions, read and sha256-checked against the manifest. The
  * default store beside the lockfile is used when it exists; `--store DIR` must exist.
  */
-async function vendoredDebs(
+function vendoredDebs(
   lock: Lockfile,
   opts: ExportCommandOptions,
   warn: (m: string) => void,
-): Promise<{ debs: Map<string, VendoredDeb>; files: ExportFile[]; dir?: string }> {
+): { debs: Map<string, VendoredDeb>; files: ExportFile[]; dir?: string } {
   const dir = storeDir(opts.lockfile, opts.store);
-  const store = await loadStore(dir);
+  const store = loadStore(dir);
   if (!store) {
     if (opts.store !== undefined) {
       throw new CriuLockError('usage', `--store ${opts.store}: no such directory`, {
@@ -91,6 +92,7 @@ async function vendoredDebs(
     }
     return { debs: new Map(), files: [] };
   }
+  checkStoreAgainstLock(lock, store);
   const debs = new Map<string, VendoredDeb>();
   const files: ExportFile[] = [];
   for (const key of Object.keys(lock.packages).sort()) {
@@ -102,24 +104,12 @@ async function vendoredDebs(
       continue;
     }
     const src = debPath(dir, e.sha256);
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(src);
-    } catch (err) {
-      throw new CriuLockError(
-        'input',
-        `package store file for ${key}=${want} is unreadable: ${(err as Error).message}`,
-        {
-          location: { file: src },
-          hint: 'run criu-lock vendor again to restore it',
-        },
-      );
-    }
+    const bytes = readStoreFile(src, e.size);
     const sha = createHash('sha256').update(bytes).digest('hex');
-    if (sha !== e.sha256 || bytes.length !== e.size) {
+    if (sha !== e.sha256) {
       throw new CriuLockError(
         'input',
-        `package store file for ${key}=${want} does not match its manifest (sha256 ${sha.slice(0, 12)}…, ${bytes.length} bytes)`,
+        `package store file for ${key}=${want} does not match its manifest (sha256 ${sha.slice(0, 12)}…)`,
         {
           location: { file: src },
           hint: 'criu-lock vendor --verify lists every bad file; run criu-lock vendor again to replace them',
@@ -156,11 +146,7 @@ export async function runExport(opts: ExportCommandOptions, deps: CommandDeps): 
   const lock = await loadLock(opts.lockfile);
   const out = opts.output;
   const previous = await previousExport(out);
-  const {
-    debs,
-    files: debFiles,
-    dir: store,
-  } = await vendoredDebs(lock, opts, (m) => errLine(io, `warning: ${m}`));
+  const { debs, files: debFiles, dir: store } = vendoredDebs(lock, opts, (m) => errLine(io, `warning: ${m}`));
   const files = [
     ...renderAnsibleProject(lock, renderPins(lock), {
       serial: opts.serial,

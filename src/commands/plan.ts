@@ -79,7 +79,7 @@ export async function runPlan(opts: PlanOptions, deps: CommandDeps): Promise<num
   const lock = await loadLock(opts.lockfile);
   if (opts.out) await checkOutputFile(opts.out, '-o');
   const run = await prepareRun(opts, deps);
-  const store = await storeIndexFor(opts.lockfile, opts.store);
+  const store = storeIndexFor(lock, opts.lockfile, opts.store);
   const plan = await planFleet(run, lock, opts.lockfile, opts, store);
   if (opts.out) {
     await writeOutputFile(opts.out, serializePlan(plan), '-o');

@@ -1,10 +1,13 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { CriuLockError } from '../errors.js';
 import { errorText, isHostFailure } from '../fleet/host-error.js';
 import { findGolden } from '../inventory/limit.js';
 import { loadLock, type Lockfile } from '../lock/lockfile.js';
-import { loadStore, storeDir } from '../store/manifest.js';
+import { loadStore, MANIFEST_FILE, storeDir } from '../store/manifest.js';
 import { parseArchive, vendorLock, verifyStore, type VendorResult } from '../store/vendor.js';
 import { errLine, type CommandDeps, type CommonOptions } from './context.js';
+import { makeOutputDir } from './output-path.js';
 import { prepareRun } from './prepare.js';
 
 export interface VendorOptions extends CommonOptions {
@@ -39,8 +42,10 @@ export async function vendorWith(
   const { io } = deps;
   const archives = opts.archives.map((a) => parseArchive(a, lock.platform));
   const dir = storeDir(opts.lockfile, opts.store);
-  // An unreadable manifest is vendored afresh: every file is fetched and verified again.
-  const old = await loadStore(dir).catch(() => undefined);
+  // Only a store that does not exist yet, or has no manifest yet, is vendored afresh. A manifest
+  // that does not read is an error: vendoring over it would drop its rebuilt entries and files.
+  const old = existsSync(join(dir, MANIFEST_FILE)) ? loadStore(dir) : undefined;
+  await makeOutputDir(dir, '--store');
   const run = await prepareRun(opts, deps, { select: (inv) => [findGolden(inv, opts.golden)] });
   const golden = run.hosts[0]!;
   const started = run.clock.monotonicMs();
@@ -59,6 +64,11 @@ export async function vendorWith(
     'vendor',
   );
   if (isHostFailure(r)) {
+    // A write into the local store that failed is this machine's problem, not the golden node's.
+    if (r.error.code === 'input') {
+      errLine(io, `error: ${errorText(r.error)}`);
+      return 1;
+    }
     errLine(io, `error: golden node ${golden.name} ${r.status}: ${errorText(r.error)}`);
     return 3;
   }
@@ -86,7 +96,7 @@ export async function runVendor(opts: VendorOptions, deps: CommandDeps): Promise
     );
   }
   const dir = storeDir(opts.lockfile, opts.store);
-  const store = await loadStore(dir);
+  const store = loadStore(dir);
   if (!store)
     throw new CriuLockError('input', `no package store at ${dir}`, {
       hint: 'create it with criu-lock vendor (or generate --vendor)',

@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { isValidVersion } from '../debian/version.js';
 import { CriuLockError } from '../errors.js';
 import { parseYamlSource, yamlToJs } from '../input/yaml-source.js';
+import type { Lockfile } from '../lock/lockfile.js';
 import { yamlString } from '../lock/yaml-scalar.js';
+import { readStoreFile, StoreFileError } from './local-file.js';
 
 export const STORE_VERSION = 1;
 export const MANIFEST_FILE = 'manifest.yaml';
@@ -90,6 +91,12 @@ export function parseManifest(text: string, file: string): Manifest {
   const { doc } = src;
   const raw = yamlToJs(() => doc.toJS() as unknown, { file, line: 1 }, 'input', hint);
   const version = (raw as { storeVersion?: unknown } | null)?.storeVersion;
+  if (version === undefined || raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new CriuLockError('input', 'is not a criu-lock package store manifest (it has no storeVersion)', {
+      location: { file, line: 1 },
+      hint: `a store directory holds the ${MANIFEST_FILE} \`criu-lock vendor\` writes; give --store a store directory`,
+    });
+  }
   if (version !== STORE_VERSION) {
     throw new CriuLockError(
       'input',
@@ -114,16 +121,74 @@ export function parseManifest(text: string, file: string): Manifest {
 }
 
 /** The store's manifest, or undefined when the store does not exist (plan/apply then ignore it). */
-export async function loadStore(dir: string): Promise<{ dir: string; manifest: Manifest } | undefined> {
+export function loadStore(dir: string): { dir: string; manifest: Manifest } | undefined {
   const file = join(dir, MANIFEST_FILE);
-  if (!existsSync(dir)) return undefined;
-  if (!existsSync(file)) {
+  const st = statOrUndefined(dir);
+  if (!st) return undefined;
+  if (!st.isDirectory()) {
+    throw new CriuLockError('input', `package store ${dir} is not a directory`, {
+      hint: 'give --store the directory `criu-lock vendor` made (criu-lock.debs/ beside the lockfile by default)',
+      location: { file: dir },
+    });
+  }
+  if (!statOrUndefined(file)) {
     throw new CriuLockError('input', `package store ${dir} has no ${MANIFEST_FILE}`, {
       hint: 'create it with `criu-lock vendor`, or remove the directory',
       location: { file },
     });
   }
-  return { dir, manifest: parseManifest(await readFile(file, 'utf8'), file) };
+  let text: string;
+  try {
+    text = readStoreFile(file).toString('utf8');
+  } catch (e) {
+    if (!(e instanceof StoreFileError)) throw e;
+    throw new CriuLockError('input', `package store manifest ${file} ${e.why}`, {
+      location: { file },
+      hint: 're-create the store with `criu-lock vendor`',
+    });
+  }
+  return { dir, manifest: parseManifest(text, file) };
+}
+
+function statOrUndefined(path: string): ReturnType<typeof statSync> | undefined {
+  try {
+    return statSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new CriuLockError(
+      'input',
+      `cannot read the package store at ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      {
+        location: { file: path },
+        hint: 'give --store a readable directory',
+      },
+    );
+  }
+}
+
+/**
+ * A store entry for a locked version whose sha256 is not the lock's, when the lock knows the
+ * archive's and the entry claims the archive's bytes (every origin but `rebuilt`). Such an entry
+ * would install other bytes than the lock's under the lock's version; callers refuse the store.
+ */
+export function entryProblem(lock: Lockfile, key: string, e: StoreEntry): string | undefined {
+  const want = lock.packages[key];
+  if (!want || want.version !== e.version) return undefined;
+  if (e.origin !== 'rebuilt' && want.sha256 !== undefined && e.sha256 !== want.sha256)
+    return `${key}=${e.version}: its sha256 ${e.sha256.slice(0, 12)}… is not the lock's ${want.sha256.slice(0, 12)}… (origin ${e.origin})`;
+  return undefined;
+}
+
+/** Throws the first entry problem of a store against the lock, located at the manifest's file. */
+export function checkStoreAgainstLock(lock: Lockfile, s: { dir: string; manifest: Manifest }): void {
+  for (const key of Object.keys(s.manifest.packages).sort()) {
+    const problem = entryProblem(lock, key, s.manifest.packages[key]!);
+    if (problem)
+      throw new CriuLockError('input', `package store ${s.dir}: ${problem}`, {
+        location: { file: join(s.dir, MANIFEST_FILE) },
+        hint: "criu-lock vendor --verify lists every problem; criu-lock vendor replaces the entry with the lock's .deb",
+      });
+  }
 }
 
 export function emptyManifest(): Manifest {
@@ -134,12 +199,13 @@ export function emptyManifest(): Manifest {
  * The store as the planner sees it: `--store DIR` (which must exist), or the default store beside
  * the lockfile when there is one. Undefined when no store is in use.
  */
-export async function storeIndexFor(
+export function storeIndexFor(
+  lock: Lockfile,
   lockfile: string,
   store?: string,
-): Promise<Map<string, { version: string; sha256: string }> | undefined> {
+): Map<string, { version: string; sha256: string }> | undefined {
   const dir = storeDir(lockfile, store);
-  const s = await loadStore(dir);
+  const s = loadStore(dir);
   if (!s) {
     if (store !== undefined)
       throw new CriuLockError('usage', `--store ${store}: no such directory`, {
@@ -147,6 +213,7 @@ export async function storeIndexFor(
       });
     return undefined;
   }
+  checkStoreAgainstLock(lock, s);
   return new Map(
     Object.entries(s.manifest.packages).map(([k, e]) => [k, { version: e.version, sha256: e.sha256 }]),
   );

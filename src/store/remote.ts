@@ -64,15 +64,38 @@ export async function hostSha256(t: Transport, files: readonly string[]): Promis
   return out;
 }
 
-/** The bytes of one file on the host (base64 on the wire, decoded here), with its size checked. */
-export async function fetchFile(t: Transport, file: string): Promise<Buffer> {
-  const r = await sh(t, 'stat -c %s -- "$1" && base64 -w0 -- "$1"', [file]);
-  const [size, b64] = r.stdout.split('\n');
-  if (r.exitCode !== 0 || size === undefined || b64 === undefined) {
-    throw new CriuLockError('ssh', `${t.host}: cannot read ${file}: ${lastLine(r)}`);
+/** Bytes of a file per command: base64 makes them a third more, well under a command's output cap. */
+export const FETCH_CHUNK_BYTES = 32 * 1024 * 1024;
+
+/**
+ * The bytes of one file on the host (base64 on the wire, decoded here), with its size checked. A
+ * file larger than one chunk is read in chunks of FETCH_CHUNK_BYTES, one command each; a file
+ * that changes meanwhile is caught by the caller's sha256.
+ */
+export async function fetchFile(t: Transport, file: string, chunk = FETCH_CHUNK_BYTES): Promise<Buffer> {
+  const first = await sh(t, 'stat -c %s -- "$1" && head -c "$2" -- "$1" | base64 -w0', [file, String(chunk)]);
+  const [sizeText, b64] = first.stdout.split('\n');
+  if (first.exitCode !== 0 || sizeText === undefined || b64 === undefined || !/^\d{1,15}$/.test(sizeText)) {
+    throw new CriuLockError('ssh', `${t.host}: cannot read ${file}: ${lastLine(first)}`);
   }
-  const bytes = Buffer.from(b64.trim(), 'base64');
-  if (bytes.length !== Number(size))
+  const size = Number(sizeText);
+  const chunks = [Buffer.from(b64.trim(), 'base64')];
+  let got = chunks[0]!.length;
+  while (got < size && chunks.at(-1)!.length === chunk) {
+    // dd counts in blocks of one chunk; skip whole chunks already read.
+    const r = await sh(t, 'dd if="$1" bs="$2" skip="$3" count=1 status=none | base64 -w0', [
+      file,
+      String(chunk),
+      String(chunks.length),
+    ]);
+    if (r.exitCode !== 0) throw new CriuLockError('ssh', `${t.host}: cannot read ${file}: ${lastLine(r)}`);
+    const part = Buffer.from(r.stdout.trim(), 'base64');
+    if (part.length === 0) break;
+    chunks.push(part);
+    got += part.length;
+  }
+  const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, got);
+  if (bytes.length !== size)
     throw new CriuLockError('ssh', `${t.host}: ${file} arrived with ${bytes.length} bytes, expected ${size}`);
   return bytes;
 }

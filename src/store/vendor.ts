@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { lstatSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CriuLockError } from '../errors.js';
 import { indexLock } from '../lock/lock-index.js';
@@ -13,6 +14,7 @@ import {
   type Origin,
   type StoreEntry,
 } from './manifest.js';
+import { readStoreFile, StoreFileError } from './local-file.js';
 import { rebuildPackage, RebuildError } from './rebuild.js';
 import { fetchFile, hostSha256, lastLine, makeTemp, removeTemp, sh } from './remote.js';
 import { verifyDebContent } from './verify-deb.js';
@@ -30,8 +32,11 @@ export interface ArchiveSpec {
 const URL_RE = /^(?:https?|file):\/\/?[A-Za-z0-9._~:/?#@!$&*+,;=%-]*$/;
 const WORD_RE = /^[A-Za-z0-9._/~+-]+$/;
 
-/** Parses `--archive` values; the default suites and components follow the lock's platform. */
-export function parseArchive(value: string, platform: Lockfile['platform']): ArchiveSpec {
+/**
+ * An `--archive` value's URL, suite and components, checked as words (no platform needed, so the
+ * CLI checks it before any host work); throws a usage error.
+ */
+export function checkArchive(value: string): { url: string; suite?: string; components: string[] } {
   const [url, suite, ...components] = value.trim().split(/\s+/);
   if (!url || !URL_RE.test(url)) {
     throw new CriuLockError(
@@ -48,6 +53,12 @@ export function parseArchive(value: string, platform: Lockfile['platform']): Arc
         hint: 'e.g. --archive "URL bookworm main"',
       });
   }
+  return suite === undefined ? { url, components } : { url, suite, components };
+}
+
+/** Parses `--archive` values; the default suites and components follow the lock's platform. */
+export function parseArchive(value: string, platform: Lockfile['platform']): ArchiveSpec {
+  const { url, suite, components } = checkArchive(value);
   if (suite !== undefined)
     return {
       url,
@@ -109,7 +120,14 @@ async function acceptFromHost(
     const problem = await verifyDebContent(t, file, p.key, p.entry, scratch);
     if (problem) return { why: problem };
   }
-  const bytes = await fetchFile(t, file);
+  let bytes: Buffer;
+  try {
+    bytes = await fetchFile(t, file);
+  } catch (err) {
+    // This package's source failed; the next source, and the other packages, are still tried.
+    if (err instanceof CriuLockError) return { why: err.message };
+    throw err;
+  }
   if (sha256Of(bytes) !== hostSha) return { why: 'changed while it was read' };
   return { bytes };
 }
@@ -191,10 +209,78 @@ async function fromApt(
   return got;
 }
 
+/** A local write into the store failed: the run's problem, not the golden node's (exit 1). */
+export class StoreWriteError extends CriuLockError {
+  constructor(file: string, err: unknown) {
+    const e = err as NodeJS.ErrnoException;
+    super('input', `cannot write package store file ${file}: ${e.code ?? e.message}`, {
+      location: { file },
+      hint: 'make room or fix the permissions of the store directory, then run criu-lock vendor again (what was stored is kept)',
+    });
+  }
+}
+
+// Our temporary files: a name the store uses, the writer's pid and a random part.
+const TEMP_FILE = /^(?:[0-9a-f]{64}\.deb|manifest\.yaml)\.tmp-(\d{1,10})-[0-9a-f]{12}$/;
+
+/**
+ * Replaces `file` with `data`: a new temporary file beside it (exclusive create, so no existing
+ * file or symbolic link there is written through), then renamed over it. Nothing is left behind
+ * when either step fails.
+ */
 function writeAtomic(file: string, data: Buffer | string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, file);
+  const tmp = `${file}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+  try {
+    writeFileSync(tmp, data, { flag: 'wx', mode: 0o644 });
+    renameSync(tmp, file);
+  } catch (err) {
+    try {
+      rmSync(tmp, { force: true });
+    } catch {
+      // nothing was made
+    }
+    throw new StoreWriteError(file, err);
+  }
+}
+
+/** Whether the store holds `sha256` as a regular file of that content. */
+function holds(dir: string, sha256: string, size: number): boolean {
+  try {
+    return sha256Of(readStoreFile(debPath(dir, sha256), size)) === sha256;
+  } catch (err) {
+    if (err instanceof StoreFileError) return false;
+    throw err;
+  }
+}
+
+/** Whether process `pid` is alive (a temporary file of a vendor still running is not touched). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the store files no entry names any more, and temporary files of runs that are gone.
+ * Only regular files and links are removed; anything else named like a store file is left.
+ */
+export function pruneStore(dir: string, manifest: Manifest): void {
+  const keep = new Set(Object.values(manifest.packages).map((e) => `${e.sha256}.deb`));
+  for (const f of readdirSync(dir)) {
+    const temp = TEMP_FILE.exec(f);
+    const stale = temp ? !alive(Number(temp[1])) : /^[0-9a-f]{64}\.deb$/.test(f) && !keep.has(f);
+    if (!stale) continue;
+    const path = join(dir, f);
+    try {
+      const st = lstatSync(path);
+      if (st.isFile() || st.isSymbolicLink()) rmSync(path, { force: true });
+    } catch {
+      // gone already, or not ours to remove: the store still reads correctly
+    }
+  }
 }
 
 /**
@@ -210,15 +296,18 @@ export async function vendorLock(
   opts: VendorOptions,
 ): Promise<{ manifest: Manifest; results: VendorResult[] }> {
   const log = opts.log ?? (() => undefined);
-  mkdirSync(dir, { recursive: true });
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    throw new StoreWriteError(dir, err);
+  }
   const manifest: Manifest = { storeVersion: 1, packages: {} };
   const results: VendorResult[] = [];
   let pending: Pending[] = [];
 
   const store = (p: Pending, bytes: Buffer, origin: Origin): void => {
     const sha = sha256Of(bytes);
-    const file = debPath(dir, sha);
-    if (!existsSync(file) || sha256Of(readFileSync(file)) !== sha) writeAtomic(file, bytes);
+    if (!holds(dir, sha, bytes.length)) writeAtomic(debPath(dir, sha), bytes);
     const entry: StoreEntry = {
       version: p.entry.version,
       architecture: p.key.split(':')[1]!,
@@ -233,16 +322,9 @@ export async function vendorLock(
 
   for (const { key, entry } of indexLock(lock).packages) {
     const prev = old?.packages[key];
-    const file = prev ? debPath(dir, prev.sha256) : undefined;
     // A stored file for the same version that still verifies is kept; rebuilt files stay rebuilt,
     // so no node sees two different files under one version.
-    if (
-      prev &&
-      file &&
-      prev.version === entry.version &&
-      existsSync(file) &&
-      sha256Of(readFileSync(file)) === prev.sha256
-    ) {
+    if (prev && prev.version === entry.version && holds(dir, prev.sha256, prev.size)) {
       if (prev.origin === 'rebuilt' || entry.sha256 === undefined || entry.sha256 === prev.sha256) {
         manifest.packages[key] = prev;
         results.push({ key, version: entry.version, status: 'kept', entry: prev });
@@ -343,9 +425,7 @@ export async function vendorLock(
     // What was stored and verified so far is kept, even when the golden node went away mid-way.
     writeAtomic(join(dir, MANIFEST_FILE), serializeManifest(manifest));
   }
-  const keep = new Set(Object.values(manifest.packages).map((e) => `${e.sha256}.deb`));
-  for (const f of readdirSync(dir))
-    if (/^[0-9a-f]{64}\.deb$/.test(f) && !keep.has(f)) rmSync(join(dir, f), { force: true });
+  pruneStore(dir, manifest);
   results.sort((a, b) => (a.key < b.key ? -1 : 1));
   return { manifest, results };
 }
@@ -369,14 +449,14 @@ export function verifyStore(lock: Lockfile, dir: string, manifest: Manifest): Ve
   }
   for (const [key, e] of Object.entries(manifest.packages)) {
     const file = debPath(dir, e.sha256);
-    if (!existsSync(file)) {
-      problems.push({ key, problem: `${file} is missing` });
-      continue;
+    let bytes: Buffer | undefined;
+    try {
+      bytes = readStoreFile(file, e.size);
+    } catch (err) {
+      if (!(err instanceof StoreFileError)) throw err;
+      problems.push({ key, problem: `${file} ${err.why}` });
     }
-    const bytes = readFileSync(file);
-    if (bytes.length !== e.size)
-      problems.push({ key, problem: `${file} has ${bytes.length} bytes, the manifest says ${e.size}` });
-    else if (sha256Of(bytes) !== e.sha256)
+    if (bytes && sha256Of(bytes) !== e.sha256)
       problems.push({ key, problem: `${file} does not hash to its name (tampered or corrupt)` });
     if (!lock.packages[key])
       problems.push({ key, problem: 'in the store but not in the lock (re-run criu-lock vendor)' });

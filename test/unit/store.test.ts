@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -19,9 +20,16 @@ import {
   storeIndexFor,
   type Manifest,
 } from '../../src/store/manifest.js';
-import { REMOTE_STORE_DIR, remoteDebPath, uploadStoreFiles } from '../../src/store/upload.js';
+import {
+  REMOTE_STORE_DIR,
+  remoteDebPath,
+  UPLOAD_CHECK_SCRIPT,
+  uploadStoreFiles,
+} from '../../src/store/upload.js';
+import { createLocalTransport } from '../../src/transport/local-transport.js';
 import { aptDebName, parseArchive, verifyStore } from '../../src/store/vendor.js';
 import type { CommandResult, ExecOptions, PutFileOptions, Transport } from '../../src/transport/types.js';
+import { caught } from '../helpers/caught.js';
 import { makeFacts, makeLock, pv } from './core-fixtures.js';
 
 const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
@@ -97,13 +105,59 @@ describe('manifest', () => {
     ).toThrow(/extra|unrecognized/i);
   });
 
-  it('defaults to criu-lock.debs beside the lockfile; plan ignores a missing default store, not a missing --store', async () => {
+  it('defaults to criu-lock.debs beside the lockfile; plan ignores a missing default store, not a missing --store', () => {
     expect(storeDir('locks/criu-lock.yaml')).toBe('locks/criu-lock.debs');
     expect(storeDir('locks/criu-lock.yaml', '/srv/debs')).toBe('/srv/debs');
     const dir = mkdtempSync(join(tmpdir(), 'criu-lock-store-unit-'));
-    expect(await storeIndexFor(join(dir, 'criu-lock.yaml'))).toBeUndefined();
-    await expect(storeIndexFor(join(dir, 'criu-lock.yaml'), join(dir, 'nope'))).rejects.toThrow(
+    const lock = makeLock({});
+    expect(storeIndexFor(lock, join(dir, 'criu-lock.yaml'))).toBeUndefined();
+    expect(() => storeIndexFor(lock, join(dir, 'criu-lock.yaml'), join(dir, 'nope'))).toThrow(
       /no such directory/,
+    );
+  });
+
+  it("refuses a store whose entry claims the archive's bytes under a locked version but not the lock's sha256", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'criu-lock-store-unit-'));
+    const store = join(dir, 'criu-lock.debs');
+    mkdirSync(store);
+    writeFileSync(join(store, 'manifest.yaml'), serializeManifest(MANIFEST));
+    const lockAt = (sha256: string, version = '2.31-0ubuntu9.14') =>
+      makeLock({ packages: { 'libc6:amd64': { version, sha256 } } });
+    const lockfile = join(dir, 'criu-lock.yaml');
+    expect(storeIndexFor(lockAt('a'.repeat(64)), lockfile)?.get('libc6:amd64')?.sha256).toBe('a'.repeat(64));
+    const err = caught(() => storeIndexFor(lockAt('d'.repeat(64)), lockfile));
+    expect(err).toBeInstanceOf(CriuLockError);
+    expect(err.message).toMatch(
+      /^package store .*: libc6:amd64=2\.31-0ubuntu9\.14: its sha256 aaaaaaaaaaaa… is not the lock's dddddddddddd… \(origin golden-apt\)$/,
+    );
+    expect(err.location?.file).toBe(join(store, 'manifest.yaml'));
+    // Another version, or a rebuilt entry (its own bytes by design), is not compared.
+    expect(storeIndexFor(lockAt('d'.repeat(64), '2.31-0ubuntu9.9'), lockfile)).toBeDefined();
+    expect(
+      storeIndexFor(
+        makeLock({ packages: { 'golden-extra:amd64': { version: '1.0-1', sha256: 'd'.repeat(64) } } }),
+        lockfile,
+      ),
+    ).toBeDefined();
+  });
+
+  it('reads the manifest only from a regular file, and --store only as a directory', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'criu-lock-store-unit-'));
+    const lockfile = join(dir, 'criu-lock.yaml');
+    const lock = makeLock({});
+    const store = join(dir, 'criu-lock.debs');
+    mkdirSync(store);
+    execFileSync('mkfifo', [join(store, 'manifest.yaml')]);
+    expect(() => storeIndexFor(lock, lockfile)).toThrow(
+      /manifest .*manifest\.yaml is not a regular file \(a device, FIFO or socket\)/,
+    );
+    writeFileSync(join(dir, 'afile'), 'x');
+    expect(() => storeIndexFor(lock, lockfile, join(dir, 'afile'))).toThrow(/afile is not a directory/);
+    const other = join(dir, 'other');
+    mkdirSync(other);
+    writeFileSync(join(other, 'manifest.yaml'), 'apiVersion: v1\nkind: ConfigMap\n');
+    expect(() => storeIndexFor(lock, lockfile, other)).toThrow(
+      /is not a criu-lock package store manifest \(it has no storeVersion\)/,
     );
   });
 });
@@ -225,6 +279,8 @@ describe('apt_install with store packages', () => {
 class StoreHost implements Transport {
   readonly host = 'node-b';
   readonly files = new Map<string, string>();
+  /** What dpkg-deb says of each file: by default what the test's one action installs. */
+  readonly fields = new Map<string, string>();
   readonly log: string[] = [];
   constructor(private readonly corrupt = false) {}
 
@@ -235,6 +291,21 @@ class StoreHost implements Transport {
   exec(argv: readonly string[], _opts?: ExecOptions): Promise<CommandResult> {
     const script = argv[2] ?? '';
     const args = argv.slice(4);
+    if (script === UPLOAD_CHECK_SCRIPT) {
+      this.log.push('check');
+      return this.res(
+        args
+          .flatMap((f) =>
+            this.files.has(f)
+              ? [
+                  `${this.files.get(f)}  ${f}\n`,
+                  `F\t${f}\t${this.fields.get(f) ?? 'golden-extra\t1.0-1\tamd64'}\n`,
+                ]
+              : [],
+          )
+          .join(''),
+      );
+    }
     if (script.includes('sha256sum')) {
       this.log.push('sha256sum');
       return this.res(
@@ -285,7 +356,7 @@ describe('store upload', () => {
       bytes: deb.length,
       reused: 0,
     });
-    expect(t.log).toEqual(['umask', 'sha256sum', `put ${remoteDebPath(debSha)}`, 'sha256sum']);
+    expect(t.log).toEqual(['umask', 'sha256sum', `put ${remoteDebPath(debSha)}`, 'check']);
     t.log.length = 0;
     expect(await uploadStoreFiles(t, dir, actions)).toEqual({ ok: true, files: 1, bytes: 0, reused: 1 });
     expect(t.log.some((l) => l.startsWith('put'))).toBe(false);
@@ -300,6 +371,61 @@ describe('store upload', () => {
       /^refused: the uploaded \.deb for golden-extra:amd64=1\.0-1 does not have the sha256 the plan names/,
     );
     expect(t.files.size).toBe(0);
+  });
+
+  it("refuses a .deb whose control fields are not the action's package, version and architecture", async () => {
+    const t = new StoreHost();
+    t.fields.set(remoteDebPath(debSha), 'apt-utils\t2.6.1\tamd64');
+    const r = await uploadStoreFiles(t, dir, actions);
+    expect(r).toEqual({
+      ok: false,
+      error:
+        "refused: the package store's .deb for golden-extra:amd64=1.0-1 says it is apt-utils 2.6.1 amd64 (package version architecture); nothing was installed",
+    });
+    expect(t.files.size).toBe(0);
+  });
+
+  it('sends nothing when the local store file is not what its name says, or not a regular file', async () => {
+    const other = mkdtempSync(join(tmpdir(), 'criu-lock-upload-'));
+    writeFileSync(join(other, 'secret'), 'controller secret');
+    symlinkSync(join(other, 'secret'), debPath(other, debSha));
+    const t = new StoreHost();
+    const r = await uploadStoreFiles(t, other, actions);
+    expect(r.ok).toBe(false);
+    if (!r.ok)
+      expect(r.error).toMatch(/does not hash to its name \(tampered or corrupt\); nothing was sent$/);
+    expect(t.log.some((l) => l.startsWith('put'))).toBe(false);
+    rmSync(debPath(other, debSha));
+    execFileSync('mkfifo', [debPath(other, debSha)]);
+    const fifo = await uploadStoreFiles(new StoreHost(), other, actions);
+    expect(fifo.ok).toBe(false);
+    if (!fifo.ok) expect(fifo.error).toMatch(/is not a regular file/);
+  });
+
+  it('UPLOAD_CHECK_SCRIPT prints sha256 and control fields of a real .deb through a real shell', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'criu-lock-upload-sh-'));
+    mkdirSync(join(work, 'pkg', 'DEBIAN'), { recursive: true });
+    writeFileSync(
+      join(work, 'pkg', 'DEBIAN', 'control'),
+      'Package: zz-upload\nVersion: 1:2.0-1\nArchitecture: all\nMaintainer: t <t@t>\nDescription: t\n',
+    );
+    execFileSync('dpkg-deb', ['--build', '--root-owner-group', join(work, 'pkg'), join(work, 'a.deb')], {
+      stdio: 'ignore',
+    });
+    writeFileSync(join(work, 'b.deb'), 'not a deb');
+    const r = await createLocalTransport('local').exec([
+      'sh',
+      '-c',
+      UPLOAD_CHECK_SCRIPT,
+      'sh',
+      join(work, 'a.deb'),
+      join(work, 'b.deb'),
+      join(work, 'missing.deb'),
+    ]);
+    expect(r.stdout).toBe(
+      `${sha(readFileSync(join(work, 'a.deb')))}  ${join(work, 'a.deb')}\nF\t${join(work, 'a.deb')}\tzz-upload\t1:2.0-1\tall\n` +
+        `${sha('not a deb')}  ${join(work, 'b.deb')}\nF\t${join(work, 'b.deb')}\t\n`,
+    );
   });
 
   it('store_upload changes nothing in check mode and nothing on a host without store actions', async () => {
