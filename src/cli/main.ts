@@ -37,7 +37,7 @@ function common(y: Argv): Argv {
       })
       .option('forks', {
         requiresArg: true,
-        type: 'number',
+        type: 'string',
         default: 20,
         describe: 'hosts worked on at once',
       })
@@ -54,7 +54,7 @@ function common(y: Argv): Argv {
       })
       .option('connect-timeout', {
         requiresArg: true,
-        type: 'number',
+        type: 'string',
         describe: 'SSH connect timeout in seconds (default 10, or the ssh config)',
       })
       .option('ssh-config', {
@@ -126,17 +126,38 @@ function vendorSources(y: Argv): Argv {
     });
 }
 
+/**
+ * A number option's value, read strictly: decimal digits, with a fraction only where `fraction`.
+ * These options are strings to yargs, whose own number type reads '' and ' ' as 0 and takes 0x10
+ * and 1e1; undefined stays undefined, and a number is a default.
+ */
+export function numberOption(
+  flag: string,
+  v: unknown,
+  o: { what: string; hint: string; fraction?: boolean },
+): number | undefined {
+  if (v === undefined || typeof v === 'number') return v;
+  const text = typeof v === 'string' ? v : JSON.stringify(v);
+  if (!(o.fraction ? /^\d{1,15}(?:\.\d{1,9})?$/ : /^\d{1,15}$/).test(text))
+    throw new CriuLockError('usage', `${flag} must be ${o.what}, got ${JSON.stringify(text)}`, {
+      hint: o.hint,
+    });
+  return Number(text);
+}
+
 function commonOptions(a: Record<string, unknown>): CommonOptions {
-  const forks = Number(a.forks);
-  const timeout = a['connect-timeout'] === undefined ? 10 : Number(a['connect-timeout']);
-  if (!Number.isInteger(forks) || forks < 1)
-    throw new CriuLockError(
-      'usage',
-      `--forks must be a positive integer, got ${Number.isNaN(forks) ? 'something that is not a number' : String(a.forks)}`,
-      {
-        hint: 'e.g. --forks 20',
-      },
-    );
+  const forks =
+    numberOption('--forks', a.forks, { what: 'a positive integer', hint: 'e.g. --forks 20' }) ?? 20;
+  const timeout =
+    numberOption('--connect-timeout', a['connect-timeout'], {
+      what: 'a positive number of seconds',
+      hint: 'e.g. --connect-timeout 10',
+      fraction: true,
+    }) ?? 10;
+  if (forks < 1)
+    throw new CriuLockError('usage', `--forks must be a positive integer, got ${forks}`, {
+      hint: 'e.g. --forks 20',
+    });
   if (!Number.isFinite(timeout) || timeout <= 0)
     throw new CriuLockError('usage', `--connect-timeout must be a positive number of seconds`, {
       hint: 'e.g. --connect-timeout 10',
@@ -162,15 +183,19 @@ function commonOptions(a: Record<string, unknown>): CommonOptions {
 }
 
 function keepTransactions(v: unknown): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1)
-    throw new CriuLockError(
-      'usage',
-      `--keep-transactions must be a positive integer, got ${Number.isNaN(Number(v)) ? 'something that is not a number' : String(v)}`,
-      {
-        hint: 'e.g. --keep-transactions 5',
-      },
-    );
+  const o = { what: 'a positive integer', hint: 'e.g. --keep-transactions 5' };
+  const n = numberOption('--keep-transactions', v, o) ?? 5;
+  if (n < 1)
+    throw new CriuLockError('usage', `--keep-transactions must be ${o.what}, got ${n}`, { hint: o.hint });
+  return n;
+}
+
+/** --max-fail-percentage, apply's and export's: 0 to 100. */
+function maxFailPercentage(v: unknown): number | undefined {
+  const o = { what: 'a number between 0 and 100', hint: 'e.g. --max-fail-percentage 20', fraction: true };
+  const n = numberOption('--max-fail-percentage', v, o);
+  if (n !== undefined && n > 100)
+    throw new CriuLockError('usage', '--max-fail-percentage must be between 0 and 100', { hint: o.hint });
   return n;
 }
 
@@ -238,7 +263,7 @@ export async function main(
           })
           .option('pid', {
             requiresArg: true,
-            type: 'number',
+            type: 'string',
             array: true,
             describe: 'lock exactly what CRIU checks for this process (repeatable)',
           })
@@ -299,7 +324,9 @@ export async function main(
               output: a.output,
               packages: asList<string>(a.package),
               withDeps: a['with-deps'],
-              pids: asList<number>(a.pid),
+              pids: asList<string | number>(a.pid).map((p) =>
+                numberOption('--pid', p, { what: 'a process id', hint: 'e.g. --pid 4242' })!,
+              ),
             },
             deps,
           );
@@ -390,7 +417,7 @@ export async function main(
           })
           .option('max-fail-percentage', {
             requiresArg: true,
-            type: 'number',
+            type: 'string',
             describe: 'stop later batches when more than P% of a batch failed',
           })
           .option('skip-unavailable', {
@@ -415,19 +442,14 @@ export async function main(
           })
           .option('keep-transactions', {
             requiresArg: true,
-            type: 'number',
+            type: 'string',
             default: 5,
             describe: 'transactions kept per host',
           })
           .example('$0 apply plan.json', 'apply exactly a reviewed plan')
           .example('$0 apply --yes --serial 1,25%', 'converge one host, then a quarter at a time'),
       async (a) => {
-        const mfp = a['max-fail-percentage'];
-        if (mfp !== undefined && (!Number.isFinite(mfp) || mfp < 0 || mfp > 100)) {
-          throw new CriuLockError('usage', '--max-fail-percentage must be between 0 and 100', {
-            hint: 'e.g. --max-fail-percentage 20',
-          });
-        }
+        const mfp = maxFailPercentage(a['max-fail-percentage']);
         const { runApply } = await commands.apply();
         code = await runApply(
           {
@@ -571,7 +593,7 @@ export async function main(
           })
           .option('keep-transactions', {
             requiresArg: true,
-            type: 'number',
+            type: 'string',
             default: 5,
             describe: 'transactions kept per host',
           })
@@ -635,7 +657,7 @@ export async function main(
           })
           .option('max-fail-percentage', {
             requiresArg: true,
-            type: 'number',
+            type: 'string',
             describe: "the play's max_fail_percentage, as apply's",
           })
           .option('debug', { type: 'boolean', default: false, describe: 'stack traces on errors' })
@@ -656,7 +678,7 @@ export async function main(
             output: String(a.output),
             store: a.store as string | undefined,
             serial: a.serial,
-            maxFailPercentage: a['max-fail-percentage'],
+            maxFailPercentage: maxFailPercentage(a['max-fail-percentage']),
           },
           deps,
         );

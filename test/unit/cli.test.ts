@@ -75,9 +75,25 @@ describe('criu-lock CLI', () => {
     expect(f.code).toBe(1);
     expect(f.err).toMatch(/--forks must be a positive integer/);
     const nan = await run('check', '--forks', 'abc', '-i', 'inventory.example.yaml');
-    expect(nan.err.split('\n')[0]).toBe(
-      'error: --forks must be a positive integer, got something that is not a number',
-    );
+    expect(nan.err.split('\n')[0]).toBe('error: --forks must be a positive integer, got "abc"');
+  });
+
+  it.each([
+    ['--forks', ' ', 'a positive integer'],
+    ['--forks', '0x10', 'a positive integer'],
+    ['--connect-timeout', '1e1', 'a positive number of seconds'],
+    ['--max-fail-percentage', ' ', 'a number between 0 and 100'],
+    ['--max-fail-percentage', '-1', 'a number between 0 and 100'],
+  ])('reads %s %j strictly: no blank, hex or exponent number', async (flag, value, what) => {
+    const r = await run('apply', '--yes', flag, value, '-i', 'inventory.example.yaml', '-l', '/nonexistent');
+    expect(r.code).toBe(1);
+    expect(r.err.split('\n')[0]).toBe(`error: ${flag} must be ${what}, got ${JSON.stringify(value)}`);
+  });
+
+  it('refuses an empty --max-fail-percentage, which yargs read as 0', async () => {
+    const r = await run('apply', '--yes', '--max-fail-percentage', '', '-i', 'inventory.example.yaml');
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('--max-fail-percentage was given an empty value');
   });
 
   it.each([
