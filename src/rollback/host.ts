@@ -18,7 +18,7 @@ import {
   type TxFile,
   type TxManifest,
 } from './manifest.js';
-import type { CurrentState } from './planner.js';
+import { unfinishedProblem, type CurrentState } from './planner.js';
 
 /**
  * The host-side steps of capture, history and rollback, all through the Transport. Scripts are
@@ -142,6 +142,7 @@ export function parseCurrent(
   packages: readonly string[],
 ): { state: CurrentState; arch: string } {
   const versions = new Map<string, string | null>(packages.map((p) => [p, null]));
+  const unfinished = new Map<string, string>();
   const autoNames = new Set<string>();
   let pinSha256: string | null = null;
   let arch = '';
@@ -155,9 +156,14 @@ export function parseCurrent(
     if (line === '') continue;
     if (section === 'versions') {
       const [key, version, status] = line.split('\t');
-      // Only a fully installed package counts; config-files or half-installed ones are "not there".
-      if (key && version && isValidVersion(version) && /^[ih]i/.test(status ?? ''))
-        versions.set(key, version);
+      // dpkg's status letter (the abbreviation's second): installed, or installed with triggers
+      // to run, counts with its version; not-installed and config-files are absent; unpacked,
+      // half-installed and half-configured are neither (refused by capture and rollback).
+      const st = status?.[1];
+      if (key && version && isValidVersion(version)) {
+        if (st === 'i' || st === 'W' || st === 't') versions.set(key, version);
+        else if (st === 'U' || st === 'H' || st === 'F') unfinished.set(key, `${status!.trim()} ${version}`);
+      }
     } else if (section === 'auto') autoNames.add(line.trim());
     else if (section === 'pins' && /^[0-9a-f]{64}$/.test(line.trim())) pinSha256 = line.trim();
     else if (section === 'arch') arch = line.trim();
@@ -168,7 +174,7 @@ export function parseCurrent(
     const [name, a] = key.split(':');
     if (autoNames.has(key) || ((a === arch || a === 'all') && autoNames.has(name!))) auto.add(key);
   }
-  return { state: { versions, auto, pinSha256 }, arch };
+  return { state: { versions, auto, pinSha256, unfinished }, arch };
 }
 
 /**
@@ -280,6 +286,14 @@ export async function readAndCapture(
   } catch (e) {
     await removeGuess();
     throw e;
+  }
+  // A package dpkg holds half-way would be recorded as absent, and a rollback would remove it.
+  const half = unfinishedProblem(packages, now);
+  if (half) {
+    await removeGuess();
+    throw new CriuLockError('capture', `${t.host}: capture failed, nothing was changed: ${half}`, {
+      hint: 'finish the interrupted dpkg run on the host (dpkg --configure -a, or apt-get -f install), then plan again',
+    });
   }
   const spec = specFor(now);
   if (cut >= 0 && sameReplaced(spec, guess)) {

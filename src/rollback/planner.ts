@@ -16,6 +16,18 @@ export interface CurrentState {
   auto: ReadonlySet<string>;
   /** sha256 of the pin file now, null when absent. */
   pinSha256: string | null;
+  /**
+   * Packages dpkg holds half-way (unpacked, half-installed, half-configured): key → dpkg's status
+   * abbreviation and version. Neither installed nor absent, so nothing is decided on them.
+   */
+  unfinished?: ReadonlyMap<string, string>;
+}
+
+/** The refusal for a host whose transaction packages dpkg holds half-way, or undefined. */
+export function unfinishedProblem(packages: readonly string[], now: CurrentState): string | undefined {
+  const half = packages.filter((k) => now.unfinished?.has(k)).map((k) => `${k} (${now.unfinished!.get(k)!})`);
+  if (half.length === 0) return undefined;
+  return `dpkg holds ${half.join(', ')} half-way (not installed and not absent)`;
 }
 
 export type StateChange =
@@ -28,10 +40,10 @@ export interface HistoryEntry {
   rolledBackBy: string | null;
 }
 
-/** Newest first, each with the rollback that undid it. */
+/** Newest first, each with the rollback that undid it (one that completed: a cut-off one did not). */
 export function historyEntries(manifests: readonly TxManifest[]): HistoryEntry[] {
   const undoneBy = new Map<string, string>();
-  for (const m of manifests) if (m.rollbackOf) undoneBy.set(m.rollbackOf, m.id);
+  for (const m of manifests) if (m.rollbackOf && m.status === 'applied') undoneBy.set(m.rollbackOf, m.id);
   return [...manifests]
     .sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0))
     .map((tx) => ({ tx, rolledBackBy: undoneBy.get(tx.id) ?? null }));
@@ -111,8 +123,17 @@ export function planRollback(
   now: CurrentState,
   opts: { force: boolean; rolledBackBy?: string | null },
 ): RollbackDecision {
+  const half = unfinishedProblem(
+    tx.packages.map((p) => p.package),
+    now,
+  );
+  // Not even with --force: taking them for absent would remove installed files.
+  if (half) return { type: 'refused', reason: half, changes: [] };
   const changes = stateChanges(tx, now);
-  if (changes.length > 0 && !opts.force) {
+  // Already exactly as captured: nothing to undo, whatever happened in between.
+  const asCaptured =
+    now.pinSha256 === tx.pins.before && tx.packages.every((p) => versionOf(now, p.package) === p.before);
+  if (changes.length > 0 && !opts.force && !asCaptured) {
     const why = opts.rolledBackBy
       ? `transaction ${tx.id} was already rolled back by ${opts.rolledBackBy}, and the host changed since`
       : tx.status === 'captured'

@@ -278,6 +278,16 @@ describe('capture module', () => {
       expect(manifestOf(t).packages[0]).toMatchObject({ before: '2.31-0ubuntu9.8', auto: true });
     });
 
+    it('fails before anything is made when dpkg holds a package half-way (it would be recorded as absent)', async () => {
+      const HALF = CURRENT.replace('2.31-0ubuntu9.9\tii ', '2.31-0ubuntu9.14\tiU ');
+      const t = new ScriptedTransport([['=== versions', { stdout: `${HALF}=== moved\n` }]]);
+      const tx: TransactionContext = { id: TXID, keep: 5, now: new Date('2026-11-29T01:17:31Z') };
+      await expect(capture.run(ctx(t, tx), undefined)).rejects.toThrow(
+        'node-b: capture failed, nothing was changed: dpkg holds libfleet1:amd64 (iU 2.31-0ubuntu9.14) half-way (not installed and not absent)',
+      );
+      expect(t.execs.map((e) => e.argv.join(' '))).toEqual(['sh -s']);
+    });
+
     it('a capture part the guard let through is removed when the state read says otherwise, then redone', async () => {
       const t = new ScriptedTransport([
         ['=== versions', { stdout: `${MOVED}=== capture\n${OK_98.replace(/9\.8/g, '9.9')}` }],

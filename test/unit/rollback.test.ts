@@ -141,6 +141,12 @@ describe('history and target selection', () => {
     ]);
   });
 
+  it('does not count a rollback that never completed as having undone anything', () => {
+    const cut = { ...rb, status: 'captured' as const };
+    expect(historyEntries([older, apply, cut]).map((e) => e.rolledBackBy)).toEqual([null, null, null]);
+    expect(selectTarget([older, apply, cut], apply.id)).toMatchObject({ ok: true, rolledBackBy: null });
+  });
+
   it('--last is the newest transaction, a rollback included; --to picks one; unknown ids and empty hosts are errors', () => {
     expect(selectTarget([older, apply, rb])).toMatchObject({ ok: true, tx: { id: rb.id } });
     expect(selectTarget([older, apply, rb], apply.id)).toMatchObject({
@@ -234,29 +240,65 @@ describe('planRollback', () => {
     },
   );
 
-  it('says when the transaction never completed', () => {
+  it('says when the transaction never completed and the host is neither as it left it nor as captured', () => {
     const t = tx({ status: 'captured' });
-    const back: CurrentState = {
-      versions: new Map(t.packages.map((p) => [p.package, p.before])),
+    const elsewhere: CurrentState = {
+      versions: new Map(t.packages.map((p) => [p.package, p.before])).set('libepoch0:amd64', '1:2.0-1'),
       auto: new Set(),
       pinSha256: null,
     };
-    const d = planRollback(t, back, { force: false });
+    const d = planRollback(t, elsewhere, { force: false });
     expect(d.type === 'refused' ? d.reason : '').toMatch(/never completed/);
   });
 
-  it('says when the transaction was already rolled back', () => {
+  it('says when the transaction was already rolled back and the host changed since', () => {
     const t = tx();
-    const back: CurrentState = {
-      versions: new Map(t.packages.map((p) => [p.package, p.before])),
+    const changed: CurrentState = {
+      versions: new Map(t.packages.map((p) => [p.package, p.before])).set('libepoch0:amd64', '1:2.0-1'),
       auto: new Set(['libfleet1:amd64']),
       pinSha256: null,
     };
-    const d = planRollback(t, back, { force: false, rolledBackBy: '20261129T020000Z-000002' });
+    const d = planRollback(t, changed, { force: false, rolledBackBy: '20261129T020000Z-000002' });
     expect(d.type === 'refused' ? d.reason : '').toMatch(/already rolled back by 20261129T020000Z-000002/);
-    // Forced on a host already at the captured state: nothing left to do.
-    const f = planRollback(t, back, { force: true });
-    expect(f.type === 'plan' && f.plan.nothingToDo).toBe(true);
+  });
+
+  it('has nothing to do, and refuses nothing, on a host already exactly as captured', () => {
+    // A transaction whose apt failed cleanly, or one already rolled back: not a dead end for --last.
+    const back: CurrentState = {
+      versions: new Map(tx().packages.map((p) => [p.package, p.before])),
+      auto: new Set(['libfleet1:amd64']),
+      pinSha256: null,
+    };
+    for (const [t, rolledBackBy] of [
+      [tx({ status: 'captured' }), null],
+      [tx(), '20261129T020000Z-000002'],
+    ] as const) {
+      for (const force of [false, true]) {
+        const d = planRollback(t, back, { force, rolledBackBy });
+        expect(d.type === 'plan' && d.plan.nothingToDo).toBe(true);
+      }
+    }
+  });
+
+  it('refuses, even with --force, packages dpkg holds half-way (they are neither installed nor absent)', () => {
+    const t = tx({ kind: 'rollback', rollbackOf: '20261129T000000Z-000000' });
+    const now: CurrentState = {
+      ...after(t),
+      versions: new Map([['libepoch0:amd64', '1:1.0-1']]),
+      unfinished: new Map([
+        ['libfleet1:amd64', 'iU 2.31-0ubuntu9.14'],
+        ['libtilde0:amd64', 'iF 3.0~rc2-1'],
+      ]),
+    };
+    for (const force of [false, true]) {
+      const d = planRollback(t, now, { force });
+      expect(d).toEqual({
+        type: 'refused',
+        reason:
+          'dpkg holds libfleet1:amd64 (iU 2.31-0ubuntu9.14), libtilde0:amd64 (iF 3.0~rc2-1) half-way (not installed and not absent)',
+        changes: [],
+      });
+    }
   });
 
   it('property: after doing the plan, the host is exactly the captured state', () => {
@@ -368,6 +410,37 @@ describe('parsing what hosts print', () => {
     expect(r.diskBytes).toBe(96 * 1024);
     expect(r.unreadable.map((u) => u.id)).toEqual(['20261129T000000Z-000000', '20261129T000001Z-000001']);
     expect(r.unreadable[1]!.error).toMatch(/does not match its directory/);
+  });
+
+  it("reads dpkg's status: installed (triggers pending too) has its version; unpacked or half-done is unfinished", () => {
+    const out = [
+      '=== versions',
+      'a:amd64\t1.0-1\tii ',
+      'b:amd64\t1.0-1\tit ',
+      'c:amd64\t1.0-1\tiW ',
+      'd:amd64\t2.0-1\tiU ',
+      'e:amd64\t2.0-1\tiF ',
+      'f:amd64\t2.0-1\tiHR',
+      'g:amd64\t3.0-1\trc ',
+      'h:amd64\t3.0-1\tun ',
+      '=== auto',
+      '=== pins',
+      '=== arch',
+      'amd64',
+      '',
+    ].join('\n');
+    const keys = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].map((k) => `${k}:amd64`);
+    const { state } = parseCurrent(out, keys);
+    expect([...state.versions].filter(([, v]) => v !== null).map(([k]) => k)).toEqual([
+      'a:amd64',
+      'b:amd64',
+      'c:amd64',
+    ]);
+    expect([...(state.unfinished ?? [])]).toEqual([
+      ['d:amd64', 'iU 2.0-1'],
+      ['e:amd64', 'iF 2.0-1'],
+      ['f:amd64', 'iHR 2.0-1'],
+    ]);
   });
 
   it('reads versions (installed ones only), auto marks with or without :arch, the pin sha256 and the arch', () => {
