@@ -44,6 +44,17 @@ export const PIN_WRITE_SCRIPT = [
 ].join('\n');
 
 /**
+ * `sh -c SCRIPT criu-lock-pins-back PINFILE [FROM]`: rollback's pin change, with the same backup
+ * as PIN_WRITE_SCRIPT first, so the job that follows puts the pin file back when apt fails even
+ * with the controller gone. FROM (a file on the host) replaces the pin file atomically; without
+ * it the pin file is removed.
+ */
+export const PIN_BACK_SCRIPT = [
+  ...PIN_WRITE_SCRIPT.split('\n').slice(0, 4),
+  'if [ $# -ge 2 ]; then cp -- "$2" "$1.criu-lock-tmp"; mv -f -- "$1.criu-lock-tmp" "$1"; else rm -f -- "$1"; fi',
+].join('\n');
+
+/**
  * Runs detached: `sh -c RUNNER criu-lock-apt-job JOBDIR PINFILE RESTORE argv...`. Holds the job
  * lock for its whole life; writes `status` last (atomically), after restoring the pins on failure
  * and recording `dpkg --audit`.

@@ -1,4 +1,4 @@
-import { describeJob, jobResult, runJob } from '../apply/apt-job.js';
+import { describeJob, jobResult, PIN_BACK_SCRIPT, runJob } from '../apply/apt-job.js';
 import { rebuildPackage } from '../store/rebuild.js';
 import { APT_ENV } from '../apply/apt.js';
 import { summariseOutput } from '../apply/modules/output.js';
@@ -95,15 +95,13 @@ export async function executeRollback(
     ),
   );
 
-  const pinsBack = async (from: string, pinsWere: string | null): Promise<string> => {
-    const argv =
-      pinsWere === null
-        ? renderCommand(['rm', '-f', '--', tx.pins.path])
-        : `${renderCommand(['cp', '--', from, `${tx.pins.path}.criu-lock-tmp`])} && ${renderCommand(['mv', '-f', '--', `${tx.pins.path}.criu-lock-tmp`, tx.pins.path])}`;
-    const r = await t.exec(['sh', '-c', argv], { become: true });
+  // The pin file as it was (from a file on the host), or none; the previous one is kept so the
+  // apt job can put it back by itself when apt fails (PIN_BACK_SCRIPT).
+  const pinsBack = async (from: string, pinsWere: string | null): Promise<void> => {
+    const argv = ['sh', '-c', PIN_BACK_SCRIPT, 'criu-lock-pins-back', tx.pins.path];
+    const r = await t.exec(pinsWere === null ? argv : [...argv, from], { become: true });
     if (r.exitCode !== 0)
       throw new RollbackStepError('pins', `restoring ${tx.pins.path} failed: ${summariseOutput(r)}`);
-    return argv;
   };
   const undoPins = async (): Promise<void> => {
     if (plan.pins !== 'keep')
@@ -142,7 +140,8 @@ export async function executeRollback(
     const argv = rollbackAptArgv(plan, { simulate: false, lockTimeout: opts.lockTimeout });
     const { dir, outcome } = await runJob(t, argv, {
       pinFile: tx.pins.path,
-      restorePins: false,
+      // The job puts the pin file back when apt fails, as for apply: the controller may be gone.
+      restorePins: plan.pins !== 'keep',
       timeoutMs: 1_800_000,
     });
     if (outcome.kind === 'connection-lost') {
@@ -152,7 +151,8 @@ export async function executeRollback(
       );
     }
     if (outcome.record.exitCode !== 0) {
-      await undoPins();
+      // The job restored the pin file itself; the controller only does it when the job could not.
+      if (plan.pins !== 'keep' && outcome.record.pins === 'unchanged') await undoPins();
       const log = jobResult(argv, outcome.record);
       throw new RollbackStepError(
         'apt',

@@ -149,6 +149,9 @@ export class FakeHost implements Transport {
     });
   }
 
+  /** The pin file a pin write of this run kept for its job (null: there was none); undefined: none kept. */
+  private pinsKept: string | null | undefined;
+
   /** The host lock's owner token, and how to end the holder command that keeps it. */
   lockOwner: string | null = null;
   private endHolder: (() => void) | undefined;
@@ -234,10 +237,22 @@ export class FakeHost implements Transport {
       case 'criu-lock-apt-pending':
         return this.result(name);
       case 'criu-lock-pins-write':
-        // Keeps the old pins (nothing to model) and writes the new ones from stdin.
+        // Keeps the old pins for the job, and writes the new ones from stdin.
         this.events.push({ host: this.host, event: 'put' });
-        if (args[0] === '/etc/apt/preferences.d/criu-lock.pref') this.pinFile = stdin;
+        if (args[0] === '/etc/apt/preferences.d/criu-lock.pref') {
+          this.pinsKept = this.pinFile;
+          this.pinFile = stdin;
+        }
         return this.result(name);
+      case 'criu-lock-pins-back': {
+        // Rollback's pin change: the old pins kept for the job, then FROM's content or none.
+        const from = args[1];
+        if (from !== undefined && !this.stateFiles.has(from))
+          return this.result(name, { exitCode: 1, stderr: `cp: cannot stat '${from}'\n` });
+        this.pinsKept = this.pinFile;
+        this.pinFile = from === undefined ? null : this.stateFiles.get(from)!;
+        return this.result(name);
+      }
       case 'criu-lock-sim': {
         // apt-get -s of exactly the requested packages: one Inst and one Conf line each.
         const lines = args
@@ -255,8 +270,15 @@ export class FakeHost implements Transport {
       }
       case 'criu-lock-apt-run': {
         // Starts the "detached" job and follows it to its record, as the real script does in one command.
-        const [id = 'job'] = args;
+        const [id = 'job', , restore] = args;
         const r = await this.aptInstall(args.slice(args.indexOf('apt-get')));
+        // As the real job: a failed apt puts back the pins kept by this run's pin write.
+        let pins = '';
+        if (r.exitCode !== 0 && restore === '1' && this.pinsKept !== undefined) {
+          pins = this.pinsKept === null ? 'removed' : 'restored';
+          this.pinFile = this.pinsKept;
+        }
+        this.pinsKept = undefined;
         const record = [
           `@@job /var/lib/criu-lock/jobs/${id}`,
           '@@status',
@@ -264,6 +286,7 @@ export class FakeHost implements Transport {
           '@@started',
           '2026-11-28T12:00:00Z',
           '@@pins',
+          ...(pins ? [pins] : []),
           '@@audit',
           '@@log',
           r.stdout + r.stderr,
@@ -303,6 +326,7 @@ export class FakeHost implements Transport {
         (c.kind === 'exec' &&
           (c.argv[3] === 'criu-lock-apt-run' ||
             c.argv[3] === 'criu-lock-pins-write' ||
+            c.argv[3] === 'criu-lock-pins-back' ||
             c.argv[3] === 'criu-lock-tx-finish')),
     );
   }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { STATE_DIR } from '../../src/apply/apt.js';
-import { PIN_WRITE_SCRIPT } from '../../src/apply/apt-job.js';
+import { PIN_BACK_SCRIPT, PIN_WRITE_SCRIPT } from '../../src/apply/apt-job.js';
 import { createLocalTransport } from '../../src/transport/local-transport.js';
 
 let dir: string;
@@ -58,5 +58,46 @@ describe('PIN_WRITE_SCRIPT', () => {
     expect(r.exitCode).not.toBe(0);
     expect(readFileSync(pin, 'utf8')).toBe('old pins\n');
     expect(statSync(pin).mode & 0o7777).toBe(0o644);
+  });
+});
+
+describe('PIN_BACK_SCRIPT (rollback)', () => {
+  const back = (state: string, pin: string, from?: string) =>
+    createLocalTransport('local').exec([
+      'sh',
+      '-c',
+      PIN_BACK_SCRIPT.replaceAll(STATE_DIR, state),
+      'criu-lock-pins-back',
+      pin,
+      ...(from === undefined ? [] : [from]),
+    ]);
+
+  it('keeps the current pin file for the job, then puts the captured one in place', async () => {
+    const pin = join(dir, 'criu-lock.pref');
+    const from = join(dir, 'pins.before');
+    writeFileSync(pin, 'pins the apply wrote\n');
+    writeFileSync(from, 'pins before the apply\n');
+    const r = await back(join(dir, 'state'), pin, from);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(readFileSync(pin, 'utf8')).toBe('pins before the apply\n');
+    expect(readFileSync(join(dir, 'state', 'pins.prev'), 'utf8')).toBe('pins the apply wrote\n');
+    expect(existsSync(`${pin}.criu-lock-tmp`)).toBe(false);
+  });
+
+  it('removes the pin file when there was none before, keeping it for the job', async () => {
+    const pin = join(dir, 'criu-lock.pref');
+    writeFileSync(pin, 'pins the apply wrote\n');
+    const r = await back(join(dir, 'state'), pin);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(existsSync(pin)).toBe(false);
+    expect(readFileSync(join(dir, 'state', 'pins.prev'), 'utf8')).toBe('pins the apply wrote\n');
+  });
+
+  it('changes nothing when the captured file is missing', async () => {
+    const pin = join(dir, 'criu-lock.pref');
+    writeFileSync(pin, 'pins the apply wrote\n');
+    const r = await back(join(dir, 'state'), pin, join(dir, 'gone'));
+    expect(r.exitCode).not.toBe(0);
+    expect(readFileSync(pin, 'utf8')).toBe('pins the apply wrote\n');
   });
 });
