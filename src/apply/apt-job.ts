@@ -94,11 +94,21 @@ export const START_SCRIPT = [
  */
 export const FOLLOW_SCRIPT = [
   'j=$1',
-  // The runner holds the job lock from before apt starts until after it writes the status: wait on
-  // the lock, not on a timer. It polls only before the runner has the lock (no pid file yet), and,
-  // as it always did, every 0.3 s if the runner died without a status (the command's timeout ends it).
-  `while [ ! -f "$j/status" ]; do flock -s ${JOB_LOCK} true || sleep 0.3; [ -f "$j/status" ] || if [ -f "$j/pid" ]; then sleep 0.3; else sleep 0.05; fi; done`,
-  'echo "@@status"; cat "$j/status"',
+  // The runner holds the job lock from before apt starts (it writes the pid file once it has it)
+  // until after it writes the status: wait on the lock, not on a timer. It polls only before the
+  // runner has the lock (no pid file yet). A runner that let the lock go without a status died,
+  // or could not write it (a full disk): recorded as `died`, as PENDING_SCRIPT does, at once.
+  'while [ ! -f "$j/status" ]; do',
+  `  flock -s ${JOB_LOCK} true || sleep 0.3`,
+  '  [ -f "$j/status" ] && break',
+  '  if [ ! -f "$j/pid" ]; then sleep 0.05; continue; fi',
+  `  if flock -n ${JOB_LOCK} true; then`,
+  '    dpkg --audit > "$j/audit" 2>&1 < /dev/null',
+  '    echo died > "$j/status" 2>/dev/null || break',
+  '  fi',
+  'done',
+  // An empty or missing status file: the runner (or this) could not write one.
+  'echo "@@status"; s=$(cat "$j/status" 2>/dev/null); echo "${s:-died}"',
   'echo "@@started"; cat "$j/started" 2>/dev/null',
   'echo "@@pins"; cat "$j/pins" 2>/dev/null',
   'echo "@@audit"; head -c 4096 "$j/audit" 2>/dev/null',

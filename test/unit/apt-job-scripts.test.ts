@@ -75,19 +75,43 @@ describe('apt job scripts (real sh)', () => {
     execFileSync('flock', ['-n', join(dir, 'apt-job.lock'), 'true']);
   });
 
-  it('a runner that died without a status (its lock free) keeps the follower waiting for the status, as before', async () => {
+  it('a runner that let the job lock go without a status (it died, or the disk was full) is recorded as died, at once', async () => {
     dir = mkdtempSync(join(tmpdir(), 'criu-lock-job-'));
     const job = join(dir, 'jobs', 'job1');
     execFileSync('mkdir', ['-p', job]);
     // What a killed runner leaves: its pid, no status, and no process holding the job lock.
     execFileSync('sh', ['-c', `echo 999999 > ${job}/pid; : > ${join(dir, 'apt-job.lock')}`]);
-    const following = follow(dir, job, 20_000);
-    // The follower is still waiting a second later; a status written then ends it with that record.
-    await new Promise((r) => setTimeout(r, 1_000));
-    execFileSync('sh', ['-c', `echo 7 > ${job}/status`]);
-    const out = await following;
+    const out = await follow(dir, job, 20_000);
     expect(out).not.toBe('hung');
-    expect(parseJobRecord(job, out).exitCode).toBe(7);
+    expect(parseJobRecord(job, out).exitCode).toBeNull();
+    expect(readFileSync(join(job, 'status'), 'utf8')).toBe('died\n');
+    // A status file left empty (a runner whose write failed on a full disk) reads as died too.
+    execFileSync('sh', ['-c', `: > ${job}/status`]);
+    expect(parseJobRecord(job, await follow(dir, job, 20_000)).exitCode).toBeNull();
+  });
+
+  it('a follower waits while another job holds the lock, then records this one as died', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'criu-lock-job-'));
+    const job = join(dir, 'jobs', 'job1');
+    execFileSync('mkdir', ['-p', job]);
+    execFileSync('sh', ['-c', `echo 999999 > ${job}/pid`]);
+    const lock = join(dir, 'apt-job.lock');
+    const holder = spawn('flock', [lock, 'sleep', '1']);
+    leftovers.push(holder.pid!);
+    let ended = false;
+    holder.on('exit', () => (ended = true));
+    // Until the other job holds the lock.
+    for (let held = false; !held;) {
+      try {
+        execFileSync('flock', ['-n', lock, 'true']);
+        await new Promise((r) => setTimeout(r, 20));
+      } catch {
+        held = true;
+      }
+    }
+    const out = await follow(dir, job, 20_000);
+    expect(ended).toBe(true);
+    expect(parseJobRecord(job, out).exitCode).toBeNull();
   });
 
   it('a follower that starts after the job ended returns at once with its record', async () => {
