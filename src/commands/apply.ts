@@ -21,7 +21,7 @@ import type { HostLock } from '../apply/host-lock.js';
 import { renderApply } from '../report/apply-report.js';
 import { renderPlanText } from '../report/plan-report.js';
 import type { Transport } from '../transport/types.js';
-import { errLine, fleetStatus, progress, type CommandDeps, type CommonOptions } from './context.js';
+import { errLine, fleetStatus, progress, type CommandDeps, type CommonOptions, type Io } from './context.js';
 import { prepareForPlan } from './host-steps.js';
 import { runProbe } from '../facts/gather.js';
 import { prepareRun, type PreparedRun } from './prepare.js';
@@ -256,6 +256,7 @@ export async function applyFleet(
   opts: ApplyOptions,
   tasks: readonly ResolvedTask[],
   planFile?: PlanFile,
+  stop: () => boolean = () => false,
 ): Promise<ApplyReport> {
   const { io } = run;
   const hosts = hostsOfPlan(run, planFile, opts.inventory);
@@ -269,12 +270,12 @@ export async function applyFleet(
     hosts.length,
     (p: Preflight) => p.state === 'done' && isHostFailure(p.outcome),
   );
-  const pre = (
-    await runFleet(hosts, (host) => preflight(run, host, lock, pins, opts, saved(host.name), store, tasks), {
-      forks: opts.forks,
-      onResult: (p) => status.done(p),
-    })
-  ).results.map((r) => r.result);
+  const preRun = await runFleet(
+    hosts,
+    (host) => preflight(run, host, lock, pins, opts, saved(host.name), store, tasks),
+    { forks: opts.forks, onResult: (p) => status.done(p), stop },
+  );
+  const pre = preRun.results.map((r) => r.result);
   status.end();
   const ready = pre.filter((p) => p.state !== 'done');
   const open = ready.filter((p) => p.state === 'ready');
@@ -321,6 +322,7 @@ export async function applyFleet(
         serial: opts.serial,
         maxFailPercentage: opts.maxFailPercentage,
         isFailure: isHostFailure,
+        stop,
         onResult: (o) => {
           done++;
           if (opts.format === 'text')
@@ -332,7 +334,10 @@ export async function applyFleet(
       },
     );
     for (const r of fleet.results) outcomes.set(r.item.host.name, r.result);
-    const notStarted = new Set(fleet.skipped.map((p) => p.host.name));
+    const notStarted = new Set([
+      ...preRun.skipped.map((h) => h.name),
+      ...fleet.skipped.map((p) => p.host.name),
+    ]);
     return {
       lock: { path: opts.lockfile, digest: lock.digest },
       check: opts.check,
@@ -342,6 +347,7 @@ export async function applyFleet(
         return o && !notStarted.has(p.host.name) ? [o] : [];
       }),
       notStarted: [...notStarted],
+      ...(stop() && notStarted.size > 0 ? { interrupted: true } : {}),
     };
   } finally {
     const releaseStart = run.clock.monotonicMs();
@@ -349,6 +355,38 @@ export async function applyFleet(
     run.log('*', `host locks released in ${run.since(releaseStart).toFixed(0)} ms`);
     await Promise.all(open.map((p) => p.transport.close().catch(() => undefined)));
   }
+}
+
+/**
+ * Ctrl-C (SIGINT) or SIGTERM during apply: the first stops new hosts from starting, lets the hosts
+ * in progress finish (their apt transactions run detached on the hosts anyway) and ends with the
+ * recap; a second stops at once, as the signal would have.
+ */
+export function onInterrupt(io: Io): { stopped: () => boolean; dispose: () => void } {
+  let stopped = false;
+  const handler = (signal: NodeJS.Signals): void => {
+    if (!stopped) {
+      stopped = true;
+      errLine(
+        io,
+        `${signal}: no further host will start; the hosts in progress finish their current step and the recap follows (${signal} again to stop at once)`,
+      );
+      return;
+    }
+    dispose();
+    errLine(
+      io,
+      `${signal}: stopping now; apt transactions already started go on on their hosts, and the next apply or rollback waits for them and reports how they ended`,
+    );
+    process.kill(process.pid, signal);
+  };
+  const dispose = (): void => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return { stopped: () => stopped, dispose };
 }
 
 export async function runApply(opts: ApplyOptions, deps: CommandDeps): Promise<number> {
@@ -378,7 +416,13 @@ export async function runApply(opts: ApplyOptions, deps: CommandDeps): Promise<n
   }
   const tasks = await loadPlaybook(opts.playbook);
   const run = await prepareRun(opts, deps);
-  const report = await applyFleet(run, lock, opts, tasks, planFile);
+  const interrupt = onInterrupt(io);
+  let report: ApplyReport;
+  try {
+    report = await applyFleet(run, lock, opts, tasks, planFile, interrupt.stopped);
+  } finally {
+    interrupt.dispose();
+  }
   io.out(renderApply(report, opts.format, opts.color));
   return applyExitCode(report);
 }

@@ -61,6 +61,8 @@ export interface ApplyReport {
   /** false: --no-capture, nothing recorded for rollback. */
   capture: boolean;
   hosts: HostOutcome[];
-  /** Hosts not started because a batch failed more than --max-fail-percentage. */
+  /** Hosts not started: a batch failed more than --max-fail-percentage, or the run was interrupted. */
   notStarted: string[];
+  /** Ctrl-C (or SIGTERM) stopped new hosts from starting. */
+  interrupted?: boolean;
 }

@@ -42,11 +42,13 @@ export interface FleetOptions<R> {
   maxFailPercentage?: number | undefined;
   isFailure?: (result: R) => boolean;
   onResult?: (result: R, index: number) => void;
+  /** Checked before each item starts: once true, no further item starts (an interrupt). */
+  stop?: () => boolean;
 }
 
 export interface FleetRun<T, R> {
   results: Array<{ item: T; result: R }>;
-  /** Items never started because a batch exceeded --max-fail-percentage. */
+  /** Items never started: a batch exceeded --max-fail-percentage, or `stop` said so. */
   skipped: T[];
 }
 
@@ -66,7 +68,7 @@ export async function runFleet<T, R>(
     const batchResults: R[] = new Array<R>(batch.length);
     let next = 0;
     const worker = async (): Promise<void> => {
-      while (next < batch.length) {
+      while (next < batch.length && !opts.stop?.()) {
         const i = next++;
         const r = await work(batch[i]!);
         batchResults[i] = r;
@@ -74,6 +76,11 @@ export async function runFleet<T, R>(
       }
     };
     await Promise.all(Array.from({ length: Math.min(forks, batch.length) }, worker));
+    if (next < batch.length) {
+      // Stopped: what ran is a result, the rest of this batch and every later one never started.
+      batch.slice(0, next).forEach((item, i) => results.push({ item, result: batchResults[i]! }));
+      return { results, skipped: [...batch.slice(next), ...items.slice(start)] };
+    }
     batch.forEach((item, i) => results.push({ item, result: batchResults[i]! }));
     if (opts.maxFailPercentage !== undefined && opts.isFailure) {
       const failed = batchResults.filter(opts.isFailure).length;

@@ -27,7 +27,9 @@ export function renderApply(raw: ApplyReport, format: 'text' | 'json', color = f
       );
   }
   for (const n of report.notStarted)
-    lines.push(`${n.padEnd(width)}  ${paint('not started', 'red', color)} (--max-fail-percentage reached)`);
+    lines.push(
+      `${n.padEnd(width)}  ${paint('not started', 'red', color)} (${report.interrupted ? 'interrupted' : '--max-fail-percentage reached'})`,
+    );
   if (!report.capture && !report.check)
     lines.push(
       'capture: off (--no-capture): no transaction was recorded, these changes cannot be rolled back',

@@ -209,6 +209,25 @@ describe('apply', () => {
     expect(apt).toEqual(['+h1', '-h1', '+h2', '+h3', '-h2', '-h3', '+h4', '+h5', '-h4', '-h5']);
   });
 
+  it('Ctrl-C stops further hosts from starting; the host in progress finishes, and the recap says so', async () => {
+    const fleet = fakeFleet({ 'node-a': converged, h1: behind(), h2: behind(), h3: behind() });
+    const running = cli(fleet, ['apply', '--yes', '-l', lockPath, '--limit', 'fleet', '--forks', '1']);
+    // The first host's apt transaction has started: now the signal.
+    while (!fleet.events.some((e) => e.event === 'apt-start')) await new Promise((r) => setImmediate(r));
+    process.emit('SIGINT', 'SIGINT');
+    const r = await running;
+    expect(r.code).toBe(3);
+    expect(r.err).toContain(
+      'SIGINT: no further host will start; the hosts in progress finish their current step',
+    );
+    expect(r.out).toMatch(/^h1 +changed /m);
+    expect(r.out).toMatch(/^h2 +not started \(interrupted\)$/m);
+    expect(r.out).toMatch(/^h3 +not started \(interrupted\)$/m);
+    for (const h of ['h2', 'h3']) expect(fleet.hosts.get(h)!.writes).toEqual([]);
+    // The handler is gone with the run: a later SIGINT is not this apply's.
+    expect(process.listenerCount('SIGINT')).toBe(0);
+  });
+
   it('--max-fail-percentage stops later batches: their hosts are not started and not changed', async () => {
     const fleet = fakeFleet({
       'node-a': converged,
