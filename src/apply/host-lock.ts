@@ -127,8 +127,8 @@ export interface HostLock {
 /** The owner line `TOKEN\tSTART\tPID` → a sentence for the refusal. */
 export function describeHolder(ownerLine: string): string {
   const [, since, pid] = ownerLine.trim().split('\t');
-  if (!since) return 'another criu-lock apply holds the host lock';
-  return `another criu-lock apply holds the host lock since ${since}${pid ? ` (holder pid ${pid} on the host)` : ''}`;
+  if (!since) return 'another criu-lock run (an apply or a rollback) holds the host lock';
+  return `another criu-lock run (an apply or a rollback) holds the host lock since ${since}${pid ? ` (holder pid ${pid} on the host)` : ''}`;
 }
 
 /** A script run on the host right after the lock is taken, in the same command (no round trip). */
@@ -243,7 +243,7 @@ export async function acquireHostLock(
   if (finished?.exitCode === BUSY) {
     return {
       status: 'busy',
-      message: `${describeHolder(finished.stdout)}; this apply leaves the host alone`,
+      message: `${describeHolder(finished.stdout)}; this run leaves the host alone`,
     };
   }
   if (failure !== undefined) return { status: 'error', message: `cannot take the host lock: ${failure}` };

@@ -284,7 +284,9 @@ describe.skipIf(sb.skip)('faults on the sandbox fleet', () => {
     const took = Date.now() - started;
     expect(second.code).toBe(3);
     const since = readFileSync(owner, 'utf8').split('\t')[1]!;
-    expect(second.out).toContain(`another criu-lock apply holds the host lock since ${since}`);
+    expect(second.out).toContain(
+      `another criu-lock run (an apply or a rollback) holds the host lock since ${since}`,
+    );
     // Refused without waiting: the first apply still holds the lock (its owner line is unchanged below).
     expect(took).toBeLessThan(6000);
     expect(stateTree('node03')).toEqual(before);

@@ -358,9 +358,9 @@ describe('a bad answer from a host', () => {
 describe('host lock and apt job records', () => {
   it('describes the holder with its start time', () => {
     expect(describeHolder('0123abcd\t2026-11-29T01:00:00Z\t4242\n')).toBe(
-      'another criu-lock apply holds the host lock since 2026-11-29T01:00:00Z (holder pid 4242 on the host)',
+      'another criu-lock run (an apply or a rollback) holds the host lock since 2026-11-29T01:00:00Z (holder pid 4242 on the host)',
     );
-    expect(describeHolder('')).toBe('another criu-lock apply holds the host lock');
+    expect(describeHolder('')).toBe('another criu-lock run (an apply or a rollback) holds the host lock');
   });
 
   it('parses a job record and says what state the host is in', () => {

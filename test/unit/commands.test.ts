@@ -168,7 +168,7 @@ describe('apply', () => {
         code: 'host-lock',
         step: 'host lock',
         message:
-          'another criu-lock apply holds the host lock since 2026-11-28T12:00:00Z (holder pid 4242 on the host); this apply leaves the host alone',
+          'another criu-lock run (an apply or a rollback) holds the host lock since 2026-11-28T12:00:00Z (holder pid 4242 on the host); this run leaves the host alone',
       },
     });
     const c = fleet.hosts.get('node-c')!;

@@ -60,7 +60,7 @@ describe('host lock scripts', () => {
     expect(second.status).toBe('busy');
     if (second.status === 'busy')
       expect(second.message).toBe(
-        `another criu-lock apply holds the host lock since ${got.lock.since} (holder pid ${pid} on the host); this apply leaves the host alone`,
+        `another criu-lock run (an apply or a rollback) holds the host lock since ${got.lock.since} (holder pid ${pid} on the host); this run leaves the host alone`,
       );
     expect(readFileSync(join(dir, 'apply.owner'), 'utf8').split('\t')[0]).toBe(got.lock.token);
 
