@@ -141,7 +141,7 @@ describe('history and rollback on a simulated fleet', () => {
     const r = await cli(fleet, ['rollback', '--yes', '--limit', 'node-b']);
     expect(r.code).toBe(3);
     expect(r.out).toMatch(
-      /node-b: \[host lock\] another criu-lock run (an apply or a rollback) holds the host lock since 2026-11-28T12:00:00Z/,
+      /node-b: \[host lock\] another criu-lock run \(an apply or a rollback\) holds the host lock since 2026-11-28T12:00:00Z/,
     );
     expect(b.writes.length).toBe(writes);
     expect(b.installed.get('libc6:amd64')).toBe(NEW);
