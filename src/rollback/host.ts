@@ -343,10 +343,12 @@ function prepareCapture(
   const discard = async (): Promise<void> => {
     await t.exec(['rm', '-rf', '--', dir], { become: true });
   };
-  const fail = async (why: string): Promise<never> => {
+  const fail = async (why: string, hint?: string): Promise<never> => {
     await discard();
     throw new CriuLockError('capture', `${t.host}: capture failed, nothing was changed: ${why}`, {
-      hint: 'make the installed versions downloadable (apt sources) or keep their .debs in /var/cache/apt/archives; or apply --no-capture (no rollback possible)',
+      hint:
+        hint ??
+        'make the installed versions downloadable (apt sources) or keep their .debs in /var/cache/apt/archives; or apply --no-capture (no rollback possible)',
     });
   };
   return {
@@ -365,7 +367,7 @@ async function finishCapture(
     dir: string;
     keep: ReadonlyArray<{ package: string; before: string }>;
     probe: ProbeRequest;
-    fail: (why: string) => Promise<never>;
+    fail: (why: string, hint?: string) => Promise<never>;
   },
 ): Promise<CaptureResult> {
   const { r, spec, now, dir, keep, probe, fail } = c;
@@ -385,6 +387,12 @@ async function finishCapture(
     const p = keep.find((x) => x.package === key);
     if (!p || !got || !/^[0-9a-f]{64}$/.test(got)) continue;
     const [name, arch] = p.package.split(':');
+    // What a download into a full file system leaves: an empty file, not another package's bytes.
+    if (got === EMPTY_SHA256)
+      return fail(
+        `${p.package}=${p.before}: the captured .deb is empty`,
+        `${TX_ROOT} on the host is probably out of space (df -h ${TX_ROOT}); free some, or lower --keep-transactions, then apply again`,
+      );
     if (want && want !== got)
       return fail(`${p.package}=${p.before}: sha256 ${got} differs from the apt lists' ${want}`);
     // "=": the script found the hash in the apt lists' record for exactly this key and version
@@ -484,6 +492,9 @@ async function finishCapture(
   const bytes = Number(/^txdu\t(\d{1,15})$/m.exec(w.stdout)?.[1] ?? 0) * 1024;
   return { manifest, bytes, ...(spec.keep === undefined ? {} : { retention: parseRetention(w.stdout) }) };
 }
+
+/** sha256 of no bytes at all. */
+const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
 /** Marks the probe's output at the end of the capture script's. */
 const PROBE_MARK = '=== probe';

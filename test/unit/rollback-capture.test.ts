@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { CriuLockError } from '../../src/errors.js';
 import { MODULES } from '../../src/apply/modules/registry.js';
 import type { ModuleContext } from '../../src/apply/modules/types.js';
 import type { HostPlan } from '../../src/plan/plan-file.js';
@@ -232,6 +233,25 @@ describe('capture module', () => {
       expect(tx.manifest).toBeUndefined();
     },
   );
+
+  it('says the host is probably out of space when the captured .deb is empty, and removes the transaction', async () => {
+    const EMPTY = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+    const t = new ScriptedTransport([
+      withState(
+        `ok\tlibfleet1:amd64\tapt-download\t${EMPTY}\t${SHA}\tlibfleet1 2.31-0ubuntu9.9 amd64 \n${PROBE}`,
+      ),
+    ]);
+    const tx: TransactionContext = { id: TXID, keep: 5, now: new Date('2026-11-29T01:17:31Z') };
+    const err = await capture.run(ctx(t, tx), undefined).catch((e: unknown) => e as CriuLockError);
+    expect(err).toBeInstanceOf(CriuLockError);
+    expect((err as CriuLockError).message).toBe(
+      'node-b: capture failed, nothing was changed: libfleet1:amd64=2.31-0ubuntu9.9: the captured .deb is empty',
+    );
+    expect((err as CriuLockError).hint).toMatch(
+      /^\/var\/lib\/criu-lock\/tx on the host is probably out of space/,
+    );
+    expect(t.execs.map((e) => e.argv.join(' ')).at(-1)).toBe(`rm -rf -- /var/lib/criu-lock/tx/${TXID}`);
+  });
 
   it('takes "=" for the fields when the hash is the apt lists\' for the package and version; the script reads them only otherwise', async () => {
     const t = new ScriptedTransport([
