@@ -6,7 +6,7 @@ import { hostFailure } from '../fleet/host-error.js';
 import { runFleet } from '../fleet/run.js';
 import type { InventoryHost } from '../inventory/types.js';
 import { readCurrent, readTransactions } from '../rollback/host.js';
-import { makeTxId, TxId } from '../rollback/manifest.js';
+import { makeTxId, txDir, TxId } from '../rollback/manifest.js';
 import {
   describeChange,
   planRollback,
@@ -15,7 +15,7 @@ import {
   type RollbackPlan,
 } from '../rollback/planner.js';
 import { renderRollback, type RollbackHostResult, type RollbackSummary } from '../rollback/report.js';
-import { executeRollback, RollbackStepError } from '../rollback/rollback-host.js';
+import { capturedDebsProblem, executeRollback, RollbackStepError } from '../rollback/rollback-host.js';
 import type { Transport } from '../transport/types.js';
 import { errLine, progress, type CommandDeps, type CommonOptions } from './context.js';
 import { prepareRun } from './prepare.js';
@@ -134,12 +134,26 @@ export async function runRollback(opts: RollbackOptions, deps: CommandDeps): Pro
               message: `already as captured before transaction ${tx.id}`,
             };
           } else if (opts.check) {
-            s.result = {
-              name: s.host.name,
-              status: 'would-roll-back',
-              target: tx.id,
-              summary: summarise(decision.plan, s.now),
-            };
+            // What the real run checks first, read only: a --check that passes is a rollback that can start.
+            const debs = await capturedDebsProblem(s.transport, decision.plan);
+            s.result = debs
+              ? {
+                  name: s.host.name,
+                  status: 'failed',
+                  error: {
+                    code: 'rollback',
+                    message: debs,
+                    hint: `the transaction's .debs under ${txDir(tx.id)} were removed or changed on the host; roll back to another transaction (criu-lock history), or converge with criu-lock apply`,
+                    step: 'check .debs',
+                  },
+                  target: tx.id,
+                }
+              : {
+                  name: s.host.name,
+                  status: 'would-roll-back',
+                  target: tx.id,
+                  summary: summarise(decision.plan, s.now),
+                };
           } else {
             s.plan = decision.plan;
           }

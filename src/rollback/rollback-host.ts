@@ -17,6 +17,23 @@ import {
   type RollbackPlan,
 } from './planner.js';
 
+/**
+ * The captured .debs the plan installs, checked on the host against their recorded sha256 (read
+ * only: `rollback --check` runs it too). Undefined when all are there and intact.
+ */
+export async function capturedDebsProblem(t: Transport, plan: RollbackPlan): Promise<string | undefined> {
+  if (plan.install.length === 0) return undefined;
+  const r = await t.exec(['sha256sum', '--', ...plan.install.map((i) => i.debPath)], { become: true });
+  const got = new Map<string, string>();
+  for (const line of r.stdout.split('\n')) {
+    const m = /^([0-9a-f]{64})\s+\*?(.+)$/.exec(line);
+    if (m) got.set(m[2]!, m[1]!);
+  }
+  const bad = plan.install.filter((i) => got.get(i.debPath) !== i.sha256);
+  if (bad.length === 0) return undefined;
+  return `captured .deb(s) missing or changed: ${bad.map((b) => `${b.debPath} (want sha256 ${b.sha256.slice(0, 12)}, got ${got.get(b.debPath)?.slice(0, 12) ?? 'nothing'})`).join(', ')}`;
+}
+
 /** A failed rollback step, as a value the command turns into the host's result. */
 export class RollbackStepError extends Error {
   constructor(
@@ -59,20 +76,8 @@ export async function executeRollback(
   };
 
   await step('check .debs', async () => {
-    if (plan.install.length === 0) return;
-    const r = await t.exec(['sha256sum', '--', ...plan.install.map((i) => i.debPath)], { become: true });
-    const got = new Map<string, string>();
-    for (const line of r.stdout.split('\n')) {
-      const m = /^([0-9a-f]{64})\s+\*?(.+)$/.exec(line);
-      if (m) got.set(m[2]!, m[1]!);
-    }
-    const bad = plan.install.filter((i) => got.get(i.debPath) !== i.sha256);
-    if (bad.length > 0) {
-      throw new RollbackStepError(
-        'check .debs',
-        `captured .deb(s) missing or changed: ${bad.map((b) => `${b.debPath} (want sha256 ${b.sha256.slice(0, 12)}, got ${got.get(b.debPath)?.slice(0, 12) ?? 'nothing'})`).join(', ')}`,
-      );
-    }
+    const problem = await capturedDebsProblem(t, plan);
+    if (problem) throw new RollbackStepError('check .debs', problem);
   });
 
   // The rollback is a transaction too: record what it replaces before changing anything.

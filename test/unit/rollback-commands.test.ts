@@ -117,6 +117,20 @@ describe('history and rollback on a simulated fleet', () => {
     });
   });
 
+  it('--check checks the captured .debs as the real run would, read only (exit 3 when one is gone)', async () => {
+    const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind() });
+    const b = fleet.hosts.get('node-b')!;
+    expect((await cli(fleet, ['apply', '--yes', '-l', lockPath, '--limit', 'node-b'])).code).toBe(0);
+    const deb = [...b.stateFiles.keys()].find((k) => k.includes('/debs/libc6_'))!;
+    b.stateFiles.delete(deb);
+    const writes = b.writes.length;
+    const check = await cli(fleet, ['rollback', '--check', '--limit', 'node-b']);
+    expect(check.code).toBe(3);
+    expect(check.out).toContain(`node-b: [check .debs] captured .deb(s) missing or changed: ${deb}`);
+    expect(check.out).toContain('were removed or changed on the host');
+    expect(b.writes.length).toBe(writes);
+  });
+
   it('refuses a host changed since the transaction (exit 3, nothing written); --force rolls back', async () => {
     const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind() });
     const b = fleet.hosts.get('node-b')!;
