@@ -103,10 +103,22 @@ export async function runRollback(opts: RollbackOptions, deps: CommandDeps): Pro
           const txs = await readTransactions(s.transport);
           const target = selectTarget(txs.manifests, opts.to);
           if (!target.ok) {
+            // A transaction cut off before its manifest was written is there, but not readable.
+            const unreadable = txs.unreadable.length
+              ? `; ${txs.unreadable.length} transaction director${txs.unreadable.length === 1 ? 'y is' : 'ies are'} unreadable (${txs.unreadable
+                  .slice(0, 3)
+                  .map((u) => `${u.id}: ${u.error}`)
+                  .join('; ')}), see criu-lock history`
+              : '';
             s.result = {
               name: s.host.name,
               status: 'failed',
-              error: { code: 'rollback', message: target.error, hint: target.hint, step: 'select' },
+              error: {
+                code: 'rollback',
+                message: `${target.error}${unreadable}`,
+                hint: target.hint,
+                step: 'select',
+              },
               target: null,
             };
             return;

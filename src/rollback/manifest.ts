@@ -71,7 +71,9 @@ export const TxManifest = z.strictObject({
   host: z.string(),
   kind: z.enum(['apply', 'rollback']),
   /** ISO time the capture finished. */
-  createdAt: z.string(),
+  createdAt: z
+    .string()
+    .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$/, 'must be an ISO time in UTC'),
   /** Digest of the lock the apply converged to (null for a rollback). */
   lockDigest: z.string().nullable(),
   /** For a rollback: the transaction it undid. */

@@ -131,6 +131,19 @@ describe('history and rollback on a simulated fleet', () => {
     expect(b.writes.length).toBe(writes);
   });
 
+  it('names the unreadable transaction directories when none is readable (a capture cut off before its manifest)', async () => {
+    const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind() });
+    const b = fleet.hosts.get('node-b')!;
+    expect((await cli(fleet, ['apply', '--yes', '-l', lockPath, '--limit', 'node-b'])).code).toBe(0);
+    const manifest = [...b.stateFiles.keys()].find((k) => k.endsWith('/manifest.json'))!;
+    b.stateFiles.set(manifest, '{"manifestVersion": 1, "id": ');
+    const r = await cli(fleet, ['rollback', '--yes', '--limit', 'node-b']);
+    expect(r.code).toBe(3);
+    expect(r.out).toMatch(
+      /node-b: \[select\] no transaction recorded on this host; 1 transaction directory is unreadable \(\d{8}T\d{6}Z-[0-9a-f]{6}: not JSON/,
+    );
+  });
+
   it('refuses a host changed since the transaction (exit 3, nothing written); --force rolls back', async () => {
     const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind() });
     const b = fleet.hosts.get('node-b')!;
