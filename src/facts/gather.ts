@@ -1,4 +1,4 @@
-import { describeEnd } from '../transport/outcome.js';
+import { describeEnd, endHint } from '../transport/outcome.js';
 import { CriuLockError } from '../errors.js';
 import { isSudoPasswordRequired } from '../transport/local-transport.js';
 import type { CommandResult, Transport } from '../transport/types.js';
@@ -147,8 +147,11 @@ export function factsFromProbe(
   const incomplete = facts.problems.find((p) => p.type === 'probe');
   if (incomplete) {
     const why = res.stderr.trim().split('\n').slice(-2).join(' ') || describeEnd(res);
+    // A probe the connection lost says nothing about the target's tools.
     throw new CriuLockError('ssh', `${t.host}: the facts probe failed: ${why}`, {
-      hint: 'the target needs sh, dpkg, apt and perl-base; with a non-root user set ansible_become',
+      hint:
+        endHint(res) ??
+        'the target needs sh, dpkg, apt and perl-base; with a non-root user set ansible_become',
     });
   }
   return { facts, stats, clock, dpkg, apt, policyLines };

@@ -5,6 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { gatherFacts } from '../../src/facts/gather.js';
 import { HEAD_BYTES } from '../../src/facts/probe-script.js';
 import { createLocalTransport } from '../../src/transport/local-transport.js';
+import { LOST_HINT, LOST_TEXT } from '../../src/transport/outcome.js';
+import type { CommandResult, Transport } from '../../src/transport/types.js';
+import { caughtAsync } from '../helpers/caught.js';
 
 /** A little-endian ELF64 whose program headers and build-ID note lie past the probe's head. */
 function farNotesElf(buildId: Buffer, phoff: number, noteOff: number): Buffer {
@@ -54,5 +57,37 @@ describe('gatherFacts', () => {
     expect(facts.platform.id).toBe('debian');
     expect(facts.packages.get('coreutils:amd64')?.status).toBe('installed');
     expect(facts.files.get('/usr/bin/ls')?.buildId).toMatch(/^[0-9a-f]{40}$/);
+  });
+});
+
+describe('a probe that did not finish', () => {
+  const answer = (r: Partial<CommandResult>): Transport => ({
+    host: 'node-x',
+    exec: () =>
+      Promise.resolve({
+        command: 'sh -s',
+        exitCode: null,
+        stdout: '',
+        stderr: '',
+        durationMs: 5,
+        timedOut: false,
+        ...r,
+      }),
+    putFile: () => Promise.reject(new Error('not used')),
+    close: () => Promise.resolve(),
+  });
+
+  it('lost by the connection: says so, with the lost-command hint rather than a missing-tools one', async () => {
+    const err = await caughtAsync(gatherFacts(answer({ stdout: '@@probe 6\n' }), {}));
+    expect(err.message).toBe(`node-x: the facts probe failed: ${LOST_TEXT}`);
+    expect(err.hint).toBe(LOST_HINT);
+  });
+
+  it('exited early: the hint names what the target needs', async () => {
+    const err = await caughtAsync(
+      gatherFacts(answer({ exitCode: 127, stderr: 'sh: perl: not found\n' }), {}),
+    );
+    expect(err.message).toBe('node-x: the facts probe failed: sh: perl: not found');
+    expect(err.hint).toMatch(/^the target needs sh, dpkg, apt and perl-base/);
   });
 });
