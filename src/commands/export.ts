@@ -2,9 +2,20 @@
  * `criu-lock export ansible -l LOCK -o DIR`: writes the lock as an Ansible project (src/export/
  * ansible.ts) for fleets driven by ansible-playbook or AWX. No host work: no inventory, no SSH.
  */
-import { createHash } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
-import { chmod, mkdir, readdir, readFile, rmdir, unlink, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  readlink,
+  rename,
+  rm,
+  rmdir,
+  stat,
+  unlink,
+} from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { compareVersions } from '../debian/version.js';
 import { CriuLockError } from '../errors.js';
@@ -21,7 +32,7 @@ import { renderPins } from '../plan/pins.js';
 import { readStoreFile } from '../store/local-file.js';
 import { checkStoreAgainstLock, debPath, loadStore, storeDir } from '../store/manifest.js';
 import { errLine, type CommandDeps } from './context.js';
-import { makeOutputDir } from './output-path.js';
+import { fileErrorReason, makeOutputDir } from './output-path.js';
 
 export interface ExportCommandOptions {
   target: 'ansible';
@@ -50,13 +61,36 @@ function notOurs(dir: string, why: string): CriuLockError {
   });
 }
 
-/** The previous export's files, [] for a missing or empty directory; throws for anything else. */
+// Our staging directories in DIR: the marker's name, the writer's pid and a random part.
+const STAGING = /^\.criu-lock-export\.tmp-(\d{1,10})-[0-9a-f]{12}$/;
+
+/** One usage error naming the local path that failed, never an internal one. */
+function writeError(path: string, e: unknown, hint: string): CriuLockError {
+  return new CriuLockError('usage', `cannot write ${path}: ${fileErrorReason(e)}`, { hint });
+}
+
+/**
+ * The previous export's files, [] for a missing or empty directory; throws for anything else. DIR
+ * itself may be a symbolic link the user chose, but not one to nothing (it used to end in an
+ * internal error after the export had started).
+ */
 async function previousExport(dir: string): Promise<string[]> {
-  if (!existsSync(dir)) return [];
-  if (!statSync(dir).isDirectory()) throw notOurs(dir, 'is not a directory');
-  const entries = await readdir(dir);
+  const s = await stat(dir).catch((e: unknown) => e as NodeJS.ErrnoException);
+  if (s instanceof Error) {
+    const link = await readlink(dir).catch(() => undefined);
+    if (link !== undefined) {
+      throw new CriuLockError('usage', `${dir} is a symbolic link to ${link}, which does not exist`, {
+        hint: `make the directory it points to, or give -o another path`,
+      });
+    }
+    return []; // missing, or a path makeOutputDir refuses with its reason
+  }
+  if (!s.isDirectory()) throw notOurs(dir, 'is not a directory');
+  // A staging directory left by an export that was killed is not a file of the user's.
+  const entries = (await readdir(dir)).filter((e) => !STAGING.test(e));
   if (entries.length === 0) return [];
   if (!entries.includes(EXPORT_MARKER)) throw notOurs(dir, `is not empty and has no ${EXPORT_MARKER}`);
+  await checkInside(dir, EXPORT_MARKER, 'write');
   let m: Partial<Marker>;
   try {
     m = JSON.parse(await readFile(join(dir, EXPORT_MARKER), 'utf8')) as Partial<Marker>;
@@ -71,6 +105,41 @@ async function previousExport(dir: string): Promise<string[]> {
     throw notOurs(dir, `has a ${EXPORT_MARKER} this criu-lock did not write`);
   }
   return m.files;
+}
+
+/**
+ * Refuses `root/rel` when a part of it below `root` is a symbolic link, or is not a directory where
+ * one must be: a re-export wrote, chmodded and removed files through such links, outside DIR.
+ * `root` itself may be a link (the user chose it). Parts that do not exist yet are made later.
+ * A stale file (`remove`) that is now a directory is left alone rather than refused.
+ */
+async function checkInside(root: string, rel: string, use: 'write' | 'remove'): Promise<void> {
+  const parts = rel.split('/');
+  let at = root;
+  for (const [i, part] of parts.entries()) {
+    at = join(at, part);
+    const s = await lstat(at).catch((e: unknown) => e as NodeJS.ErrnoException);
+    if (s instanceof Error) {
+      // Missing: made later. ENOTDIR can only come from DIR itself, which makeOutputDir refuses.
+      if (s.code === 'ENOENT' || s.code === 'ENOTDIR') return;
+      throw writeError(at, s, 'fix the permissions of the export directory, or give -o another one');
+    }
+    const hint = `criu-lock writes only real files and directories under ${root}: remove ${at}, or give -o another directory`;
+    if (s.isSymbolicLink()) {
+      throw new CriuLockError('usage', `${at} is a symbolic link; refusing to write the export through it`, {
+        hint,
+      });
+    }
+    const last = i === parts.length - 1;
+    if (!last && !s.isDirectory()) {
+      throw new CriuLockError('usage', `${at} is not a directory; refusing to write the export there`, {
+        hint,
+      });
+    }
+    if (last && use === 'write' && s.isDirectory()) {
+      throw new CriuLockError('usage', `${at} is a directory where the export writes a file`, { hint });
+    }
+  }
 }
 
 /**
@@ -123,13 +192,39 @@ function vendoredDebs(
   return { debs, files, dir };
 }
 
+/** Removes the directories of a stale file that it leaves empty, never following a link. */
 async function removeEmptyParents(root: string, rel: string): Promise<void> {
   for (let d = dirname(rel); d !== '.' && d !== ''; d = dirname(d)) {
+    const path = join(root, d);
+    const s = await lstat(path).catch(() => undefined);
+    if (!s?.isDirectory()) return;
     try {
-      await rmdir(join(root, d));
+      await rmdir(path);
     } catch {
       return; // not empty (or gone): stop
     }
+  }
+}
+
+/** A new file (exclusive create: nothing there is written through) with its mode, synced. */
+async function writeNew(path: string, content: string | Buffer, mode: number): Promise<void> {
+  const fh = await open(path, 'wx', 0o600);
+  try {
+    await fh.writeFile(content);
+    await fh.chmod(mode);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Whether process `pid` is alive (the staging directory of an export still running is kept). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -145,6 +240,7 @@ export async function runExport(opts: ExportCommandOptions, deps: CommandDeps): 
   }
   const lock = await loadLock(opts.lockfile);
   const out = opts.output;
+  const existed = (await lstat(out).catch(() => undefined)) !== undefined;
   const previous = await previousExport(out);
   const { debs, files: debFiles, dir: store } = vendoredDebs(lock, opts, (m) => errLine(io, `warning: ${m}`));
   const files = [
@@ -158,25 +254,70 @@ export async function runExport(opts: ExportCommandOptions, deps: CommandDeps): 
 
   // A re-export replaces what the last one wrote and leaves everything else (an inventory).
   const now = new Set(files.map((f) => f.path));
+  const stale = previous.filter((p) => !now.has(p));
+  // Every path the export writes or removes, checked before anything is written.
+  for (const rel of [EXPORT_MARKER, ...now]) await checkInside(out, rel, 'write');
+  for (const rel of stale) await checkInside(out, rel, 'remove');
   await makeOutputDir(out, '-o');
-  // The marker names the files of both exports while they are swapped, so a run cut short leaves
-  // a directory the next export still recognises and cleans.
-  const writeMarker = (list: Iterable<string>): Promise<void> => {
+  const markerText = (list: Iterable<string>): string => {
     const marker: Marker = { export: 'ansible', lockDigest: lock.digest, files: [...new Set(list)].sort() };
-    return writeFile(join(out, EXPORT_MARKER), `${JSON.stringify(marker, null, 2)}\n`);
+    return `${JSON.stringify(marker, null, 2)}\n`;
   };
-  await writeMarker([...previous, ...now]);
-  for (const rel of previous.filter((p) => !now.has(p))) {
-    await unlink(join(out, rel)).catch(() => undefined);
-    await removeEmptyParents(out, rel);
+
+  // The whole project is written into a staging directory in DIR (same file system) first: a full
+  // disk or a bad path then leaves the previous export as it was, never half of a new one.
+  const stage = join(out, `${EXPORT_MARKER}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+  let at = stage;
+  try {
+    await mkdir(stage, { mode: 0o700 });
+    for (const f of files) {
+      at = join(out, f.path);
+      const path = join(stage, f.path);
+      await mkdir(dirname(path), { recursive: true });
+      await writeNew(path, f.content, f.mode ?? 0o644);
+    }
+    // The marker names the files of both exports while they are swapped, so a run cut short leaves
+    // a directory the next export still recognises and cleans.
+    at = join(out, EXPORT_MARKER);
+    await writeNew(join(stage, EXPORT_MARKER), markerText([...previous, ...now]), 0o644);
+    await writeNew(join(stage, `${EXPORT_MARKER}.new`), markerText(now), 0o644);
+  } catch (e) {
+    await rm(stage, { recursive: true, force: true }).catch(() => undefined);
+    if (!existed) await rmdir(out).catch(() => undefined);
+    throw writeError(
+      at,
+      e,
+      `make room or fix the permissions, or give -o another directory; ${out} is as it was`,
+    );
   }
-  for (const f of files) {
-    const path = join(out, f.path);
-    await mkdir(dirname(path), { recursive: true });
-    await writeFile(path, f.content);
-    await chmod(path, f.mode ?? 0o644);
+
+  // rename(2) replaces a file (or a link) in one step and never writes through one.
+  try {
+    await rename(join(stage, EXPORT_MARKER), join(out, EXPORT_MARKER));
+    for (const f of files) {
+      at = join(out, f.path);
+      await mkdir(dirname(at), { recursive: true });
+      await rename(join(stage, f.path), at);
+    }
+    for (const rel of stale) {
+      await unlink(join(out, rel)).catch(() => undefined);
+      await removeEmptyParents(out, rel);
+    }
+    at = join(out, EXPORT_MARKER);
+    await rename(join(stage, `${EXPORT_MARKER}.new`), at);
+  } catch (e) {
+    throw writeError(at, e, `export to ${out} again: its ${EXPORT_MARKER} names the files of both exports`);
+  } finally {
+    await rm(stage, { recursive: true, force: true }).catch(() => undefined);
   }
-  await writeMarker(now);
+  // Staging directories of exports that were killed.
+  for (const e of await readdir(out).catch(() => [])) {
+    const pid = STAGING.exec(e)?.[1];
+    if (pid === undefined || alive(Number(pid))) continue;
+    if ((await lstat(join(out, e)).catch(() => undefined))?.isDirectory()) {
+      await rm(join(out, e), { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
 
   const debBytes = debFiles.reduce((n, f) => n + f.content.length, 0);
   io.err(

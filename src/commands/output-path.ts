@@ -3,8 +3,9 @@
  * in a path does not throw away a whole fleet's work at the end, and every failure is one input
  * error naming the path, not an internal one.
  */
-import { mkdir, stat, writeFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { lstat, mkdir, open, readlink, rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { CriuLockError } from '../errors.js';
 import { lockTextOrProblem, type Lockfile } from '../lock/lockfile.js';
 import { errLine, type Io } from './context.js';
@@ -13,8 +14,18 @@ const reason = (e: unknown): string => {
   const err = e as NodeJS.ErrnoException;
   if (err.code === 'ENOENT') return 'no such directory';
   if (err.code === 'ENOTDIR') return 'a part of the path is not a directory';
+  if (err.code === 'ENOSPC') return 'no space left on the device';
+  if (err.code === 'EFBIG') return 'the file is too large for this system';
+  if (err.code === 'EDQUOT') return 'disk quota exceeded';
+  if (err.code === 'EACCES' || err.code === 'EPERM') return 'permission denied';
+  if (err.code === 'EROFS') return 'read-only file system';
+  if (err.code === 'EISDIR') return 'it is a directory';
+  if (err.code === 'ELOOP') return 'too many levels of symbolic links';
   return err.message;
 };
+
+/** The reason of a failed file operation, in words (for errors that name the path themselves). */
+export const fileErrorReason = reason;
 
 /** `path` can be created or replaced: its directory exists, and it is not itself a directory. */
 export async function checkOutputFile(path: string, flag: string): Promise<void> {
@@ -35,11 +46,42 @@ export async function checkOutputFile(path: string, flag: string): Promise<void>
   }
 }
 
-/** writeFile, with a failure as one error naming the path. */
+/** The file a path names once its symbolic links are followed; the path itself when it is none. */
+async function linkTarget(path: string): Promise<string> {
+  let at = resolve(path);
+  for (let hops = 0; ; hops++) {
+    const l = await lstat(at).catch(() => undefined);
+    if (!l?.isSymbolicLink()) return at;
+    if (hops >= 40) throw Object.assign(new Error('ELOOP'), { code: 'ELOOP' });
+    at = resolve(dirname(at), await readlink(at));
+  }
+}
+
+/**
+ * Replaces `path` with `content` or leaves it as it was: a new temporary file beside the real
+ * target (exclusive create), written and synced, then renamed over it. A full disk used to leave a
+ * truncated plan or lockfile where the old one was. A symbolic link the user made stays one (its
+ * target is replaced), and a replaced file keeps its mode; a failure is one error naming the path.
+ */
 export async function writeOutputFile(path: string, content: string, flag: string): Promise<void> {
+  let tmp: string | undefined;
+  let made = false;
   try {
-    await writeFile(path, content);
+    const target = await linkTarget(path);
+    const old = await stat(target).catch(() => undefined);
+    tmp = join(dirname(target), `.${basename(target)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+    const fh = await open(tmp, 'wx', 0o666);
+    made = true;
+    try {
+      await fh.writeFile(content);
+      if (old?.isFile()) await fh.chmod(old.mode & 0o7777);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, target);
   } catch (e) {
+    if (made && tmp !== undefined) await unlink(tmp).catch(() => undefined);
     throw new CriuLockError('usage', `cannot write ${path}: ${reason(e)}`, {
       hint: `give ${flag} a writable path`,
     });

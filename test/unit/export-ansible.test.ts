@@ -25,8 +25,10 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { readBuildIdFromFile } from '../../src/elf/local-file.js';
 import { main } from '../../src/cli/main.js';
 import { EXPORT_MARKER } from '../../src/commands/export.js';
+import { CriuLockError } from '../../src/errors.js';
 import { debFileName, NODE_DEB_DIR, renderAnsibleProject } from '../../src/export/ansible.js';
 import { renderStateScript } from '../../src/export/state-script.js';
+import { parseSerial } from '../../src/fleet/run.js';
 import { serializeLock, type FileEntry, type Lockfile } from '../../src/lock/lockfile.js';
 import { renderPins } from '../../src/plan/pins.js';
 import { serializeManifest, type Manifest } from '../../src/store/manifest.js';
@@ -244,6 +246,81 @@ describe('export ansible: the project', () => {
       serial: ['30%'],
       max_fail_percentage: 0,
     });
+  });
+
+  it('writes --serial as apply reads it: numbers normalised, a size no fleet reaches as 100%', () => {
+    const site = (serial: string): string =>
+      text(renderAnsibleProject(lock, pins, { serial }).find((f) => f.path === 'site.yml'));
+    // YAML 1.1 (Ansible's) reads [010] as octal 8; apply's parseSerial reads 10.
+    expect(site('010,05%')).toContain('  serial: [10, "5%"]\n');
+    expect(parseSerial('010', 30)).toEqual([10, 10, 10]);
+    // Ansible counts up to a batch size one host at a time: 99999999999999999999 never ended.
+    // apply takes every host left for it, as Ansible does for 100%.
+    expect(site('1,99999999999999999999')).toContain('  serial: [1, "100%"]\n');
+    expect(site('1,1000001')).toContain('  serial: [1, "100%"]\n');
+    expect(site('1,1000000')).toContain('  serial: [1, 1000000]\n');
+    expect(parseSerial('1,99999999999999999999', 50)).toEqual(parseSerial('1,100%', 50));
+    const readme = text(
+      renderAnsibleProject(lock, pins, { serial: '010' }).find((f) => f.path === 'README.md'),
+    );
+    expect(readme).toContain('`serial: 10`');
+  });
+
+  it.each([
+    ['\u2028', 'U+2028'],
+    ['\u2029', 'U+2029'],
+    ['\u0085', 'U+0085'],
+    ['\v', 'vertical tab'],
+    ['\f', 'form feed'],
+    ['\x1c', 'x1c'],
+    ['\x1d', 'x1d'],
+    ['\x1e', 'x1e'],
+    ['\t', 'tab'],
+    ['\n', 'newline'],
+  ])('refuses a lock path holding %j (%s): Ansible would split the line there', (ch) => {
+    const odd = makeLock({
+      packages: { 'libc6:amd64': { version: '2.36-9+deb12u4' } },
+      unmanaged: { [`/opt/a${ch}b.so`]: { size: 1, mode: '0644' } },
+    });
+    const err = ((): unknown => {
+      try {
+        renderAnsibleProject(odd, pins);
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    })();
+    expect(err).toBeInstanceOf(CriuLockError);
+    expect((err as CriuLockError).code).toBe('input');
+    expect((err as CriuLockError).message).toContain('cannot export this lock');
+  });
+
+  it('a state script cut short anywhere fails instead of exiting 0 with nothing to do', () => {
+    const script = renderStateScript(
+      makeLock({
+        packages: { 'libc6:amd64': { version: '2.36-9+deb12u4' } },
+        unmanaged: { '/opt/a.so': { size: 1, mode: '0644' } },
+      }),
+    );
+    // Only the shebang line can be cut without an error (sh then has nothing to run).
+    const first = script.indexOf('\n') + 1;
+    expect(script.slice(first, first + 2)).toBe('{\n');
+    const end = script.lastIndexOf('}');
+    // Where a full disk cuts a file, and a spread of points in between.
+    const cuts = new Set([first + 1, first + 2, end - 1, end]);
+    for (const at of ['<<', 'P\tlibc6', 'F\t-\t/opt', '__CRIU_LOCK_EXPECTED__\nsh', 'perl -', 'exit('])
+      cuts.add(script.indexOf(at) + 2);
+    for (let i = 1; i < 60; i++) cuts.add(first + 1 + Math.floor(((end - first) * i) / 60));
+    const file = join(dir, 'cut.sh');
+    for (const at of [...cuts].sort((a, b) => a - b)) {
+      writeFileSync(file, script.slice(0, at));
+      const r = spawnSync('sh', [file, 'plan'], { encoding: 'utf8' });
+      expect({ at, ok: r.status === 0, out: r.stdout }).toMatchObject({ at, ok: false, out: '' });
+    }
+    writeFileSync(file, script.slice(0, end + 1));
+    expect(spawnSync('sh', ['-n', file]).status).toBe(0);
+    // No mode is no run either (a cut after the group's last line would have been one).
+    expect(spawnSync('sh', [file]).status).toBe(64);
   });
 
   it('names vendored .debs as the Debian archive does and gives their sha256 to the host check', () => {
