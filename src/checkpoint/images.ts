@@ -1,4 +1,6 @@
-import { readFile } from 'node:fs/promises';
+import { isUtf8 } from 'node:buffer';
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import protobuf from 'protobufjs';
 import { CriuLockError } from '../errors.js';
@@ -38,7 +40,9 @@ const root = protobuf.Root.fromJSON({
             flags: { rule: 'required', type: 'uint32', id: 2 },
             pos: { rule: 'required', type: 'uint64', id: 3 },
             fown: { rule: 'required', type: 'fown_entry', id: 5 },
-            name: { rule: 'required', type: 'string', id: 6 },
+            // bytes, not string: a Linux name may be any bytes, and decoding as a string would turn
+            // every invalid sequence into U+FFFD, so two different files would become one path.
+            name: { rule: 'required', type: 'bytes', id: 6 },
             mnt_id: { type: 'sint32', id: 7, options: { default: -1 } },
             size: { type: 'uint64', id: 8 },
             ext: { type: 'bool', id: 9 },
@@ -94,14 +98,28 @@ export interface Checkpoint {
   /** `files.img` or `reg-files.img`. */
   image: string;
   files: CheckpointFile[];
-  /** Pids of the dumped process tree (pstree.img), root first; empty when the image is absent. */
+  /** Pids of the dumped process tree (pstree.img), root first; never empty. */
   pids: number[];
 }
 
+/**
+ * Caps on what one checkpoint may make criu-lock hold, far above real dumps (a process maps a few
+ * hundred files; files.img of a large process tree is a few MiB with some thousand entries). A
+ * hostile or corrupt image fails as input instead of filling the controller's memory.
+ */
+export const MAX_IMAGE_BYTES = 256 * 1024 * 1024;
+export const MAX_IMAGE_ENTRIES = 1_000_000;
+/** Linkers write build-IDs of 8 (xxhash) to 20 (SHA-1) bytes; 64 leaves room, more is no note. */
+export const MAX_BUILD_ID_BYTES = 64;
+/** S_IFMT and the permission bits: all an st_mode holds. */
+const ST_MODE_BITS = 0o177777;
+
+/** reg_file_entry as protobufjs decodes it: only fields present in the entry are own properties. */
 interface RawRegFile {
   id: number;
-  name: string;
-  size?: number | { toNumber(): number };
+  name: Uint8Array;
+  /** A Long when protobufjs has long.js (it does: a dependency), so all 64 bits arrive. */
+  size?: number | { toNumber(): number; toString(): string };
   mode?: number;
   build_id?: number[];
 }
@@ -120,66 +138,133 @@ export function buildIdToWords(hex: string): number[] {
   return out;
 }
 
-/** Splits an image into its protobuf entries after checking both magics. `file` names errors. */
-export function splitEntries(buf: Buffer, expectMagic: number, file: string): Buffer[] {
+function inputError(file: string, message: string, hint: string, cause?: unknown): CriuLockError {
+  return new CriuLockError('input', message, { hint, location: { file }, cause });
+}
+
+const NOT_CRIU = 'not a CRIU image, or written by an incompatible CRIU version';
+
+/**
+ * Calls `each` with every protobuf entry of an image after checking both magics, one subarray at a
+ * time (an array of them would cost a Buffer object per entry). `file` names errors.
+ */
+export function forEachEntry(
+  buf: Buffer,
+  expectMagic: number,
+  file: string,
+  each: (entry: Buffer, index: number) => void,
+): void {
   if (buf.length < 8) {
-    throw new CriuLockError('input', `${file}: not a CRIU image (${buf.length} bytes)`, {
-      hint: 'pass the directory `criu dump -D DIR` wrote',
-    });
+    throw inputError(
+      file,
+      `not a CRIU image (${buf.length} bytes)`,
+      'pass the directory `criu dump -D DIR` wrote',
+    );
   }
   const common = buf.readUInt32LE(0);
   const magic = buf.readUInt32LE(4);
   if (common !== IMG_COMMON_MAGIC || magic !== expectMagic) {
-    throw new CriuLockError(
-      'input',
-      `${file}: bad magic 0x${common.toString(16)} 0x${magic.toString(16)} (expect 0x${IMG_COMMON_MAGIC.toString(16)} 0x${expectMagic.toString(16)})`,
-      { hint: 'not a CRIU image, or written by an incompatible CRIU version' },
+    throw inputError(
+      file,
+      `bad magic 0x${common.toString(16)} 0x${magic.toString(16)} (expect 0x${IMG_COMMON_MAGIC.toString(16)} 0x${expectMagic.toString(16)})`,
+      NOT_CRIU,
     );
   }
-  const out: Buffer[] = [];
   let off = 8;
+  let index = 0;
   while (off < buf.length) {
+    if (index === MAX_IMAGE_ENTRIES) {
+      throw inputError(
+        file,
+        `more than ${MAX_IMAGE_ENTRIES} entries`,
+        'real checkpoints hold some thousand; is this image corrupt, or not written by CRIU?',
+      );
+    }
     if (off + 4 > buf.length) {
-      throw new CriuLockError('input', `${file}: truncated entry header at byte ${off}`, {
-        hint: 'the image is cut short; dump again',
-      });
+      throw inputError(file, `truncated entry header at byte ${off}`, 'the image is cut short; dump again');
     }
     const len = buf.readUInt32LE(off);
     off += 4;
     if (off + len > buf.length) {
-      throw new CriuLockError(
-        'input',
-        `${file}: entry at byte ${off - 4} claims ${len} bytes, ${buf.length - off} left`,
-        {
-          hint: 'the image is cut short; dump again',
-        },
+      throw inputError(
+        file,
+        `entry at byte ${off - 4} claims ${len} bytes, ${buf.length - off} left`,
+        'the image is cut short; dump again',
       );
     }
-    out.push(buf.subarray(off, off + len));
+    each(buf.subarray(off, off + len), index++);
     off += len;
   }
-  return out;
 }
 
-function toFile(r: RawRegFile): CheckpointFile {
-  const f: CheckpointFile = { path: r.name, id: r.id };
-  if (r.size !== undefined && r.size !== null)
-    f.size = typeof r.size === 'number' ? r.size : r.size.toNumber();
-  if (r.mode !== undefined && r.mode !== null) f.stMode = r.mode;
-  if (r.build_id && r.build_id.length > 0) f.buildId = buildIdFromWords(r.build_id);
+/** Shows a name that is not UTF-8 with its bytes escaped, so the error line says which one it is. */
+function escapedBytes(b: Uint8Array): string {
+  let s = '';
+  for (const c of b)
+    s +=
+      c >= 0x20 && c < 0x7f && c !== 0x5c ? String.fromCharCode(c) : `\\x${c.toString(16).padStart(2, '0')}`;
+  return s;
+}
+
+/**
+ * One reg_file_entry, refusing what criu-lock could only get wrong later, on every host: a name
+ * that is not UTF-8, a size beyond what a double holds exactly, a build-ID no linker makes, mode
+ * bits no st_mode has.
+ */
+function toFile(r: RawRegFile, file: string, index: number): CheckpointFile {
+  const at = `entry ${index + 1}`;
+  if (!isUtf8(r.name)) {
+    throw inputError(
+      file,
+      `${at} names a file "${escapedBytes(r.name)}" that is not UTF-8`,
+      'criu-lock compares files by UTF-8 path; rename the file on the source host and dump again',
+    );
+  }
+  const f: CheckpointFile = { path: Buffer.from(r.name).toString('utf8'), id: r.id };
+  if (Object.hasOwn(r, 'size') && r.size !== undefined) {
+    const size = typeof r.size === 'number' ? r.size : r.size.toNumber();
+    if (!Number.isSafeInteger(size)) {
+      throw inputError(
+        file,
+        `${at} (${f.path}) records size ${String(r.size)}, more than 2^53 - 1`,
+        NOT_CRIU,
+      );
+    }
+    f.size = size;
+  }
+  if (Object.hasOwn(r, 'mode') && r.mode !== undefined) {
+    if ((r.mode & ~ST_MODE_BITS) !== 0) {
+      throw inputError(
+        file,
+        `${at} (${f.path}) records mode 0${r.mode.toString(8)}, not an st_mode`,
+        NOT_CRIU,
+      );
+    }
+    f.stMode = r.mode;
+  }
+  if (r.build_id && r.build_id.length > 0) {
+    if (r.build_id.length * 4 > MAX_BUILD_ID_BYTES) {
+      throw inputError(
+        file,
+        `${at} (${f.path}) records a build-ID of ${r.build_id.length * 4} bytes (at most ${MAX_BUILD_ID_BYTES})`,
+        NOT_CRIU,
+      );
+    }
+    f.buildId = buildIdFromWords(r.build_id);
+  }
   return f;
 }
 
-function decode(type: protobuf.Type, entry: Buffer, file: string, index: number): Record<string, unknown> {
+function decode<T>(type: protobuf.Type, entry: Buffer, file: string, index: number): T {
   try {
-    return type.toObject(type.decode(entry), { defaults: false });
+    // The message itself, not toObject: fields absent from the entry are not own properties, and
+    // bytes stay bytes.
+    return type.decode(entry) as unknown as T;
   } catch (err) {
-    throw new CriuLockError(
-      'input',
-      `${file}: entry ${index + 1} is not a valid ${type.name}: ${(err as Error).message}`,
-      {
-        hint: 'not a CRIU image, or written by an incompatible CRIU version',
-      },
+    throw inputError(
+      file,
+      `entry ${index + 1} is not a valid ${type.name}: ${(err as Error).message}`,
+      NOT_CRIU,
     );
   }
 }
@@ -187,38 +272,130 @@ function decode(type: protobuf.Type, entry: Buffer, file: string, index: number)
 /** Regular files of a files.img buffer (entries of other fd types are skipped). */
 export function parseFilesImg(buf: Buffer, file = 'files.img'): CheckpointFile[] {
   const out: CheckpointFile[] = [];
-  splitEntries(buf, FILES_MAGIC, file).forEach((e, i) => {
-    const fe = decode(FileEntry, e, file, i) as { type: number; reg?: RawRegFile };
-    if (fe.type === FD_TYPE_REG && fe.reg) out.push(toFile(fe.reg));
+  forEachEntry(buf, FILES_MAGIC, file, (e, i) => {
+    const fe = decode<{ type: number; reg?: RawRegFile }>(FileEntry, e, file, i);
+    if (fe.type !== FD_TYPE_REG) return;
+    // CRIU looks the file up by type and finds no regular file to open: the restore fails.
+    if (!Object.hasOwn(fe, 'reg') || !fe.reg) {
+      throw inputError(file, `entry ${i + 1} is a regular file without its reg_file_entry`, NOT_CRIU);
+    }
+    out.push(toFile(fe.reg, file, i));
   });
   return out;
 }
 
 /** Regular files of an older reg-files.img buffer. */
 export function parseRegFilesImg(buf: Buffer, file = 'reg-files.img'): CheckpointFile[] {
-  return splitEntries(buf, REG_FILES_MAGIC, file).map((e, i) =>
-    toFile(decode(RegFileEntry, e, file, i) as unknown as RawRegFile),
+  const out: CheckpointFile[] = [];
+  forEachEntry(buf, REG_FILES_MAGIC, file, (e, i) =>
+    out.push(toFile(decode(RegFileEntry, e, file, i), file, i)),
   );
+  return out;
 }
 
 /** Pids of a pstree.img buffer, in image order (the root first). */
 export function parsePstreeImg(buf: Buffer, file = 'pstree.img'): number[] {
-  return splitEntries(buf, PSTREE_MAGIC, file).map(
-    (e, i) => (decode(PstreeEntry, e, file, i) as { pid: number }).pid,
+  const out: number[] = [];
+  forEachEntry(buf, PSTREE_MAGIC, file, (e, i) =>
+    out.push(decode<{ pid: number }>(PstreeEntry, e, file, i).pid),
   );
+  return out;
 }
 
+/** A hint for each way opening or reading an image can fail. */
+function readFailure(file: string, err: NodeJS.ErrnoException): CriuLockError {
+  switch (err.code) {
+    case 'EACCES':
+    case 'EPERM':
+      return inputError(
+        file,
+        'cannot read: permission denied',
+        'check the permissions (criu dump writes its images as root)',
+        err,
+      );
+    case 'ELOOP':
+      return inputError(
+        file,
+        'cannot read: too many levels of symbolic links',
+        'point --checkpoint at the directory itself',
+        err,
+      );
+    case undefined:
+    default:
+      return inputError(
+        file,
+        `cannot read: ${err.code ?? err.message}`,
+        'pass the directory `criu dump -D DIR` wrote, on a disk that reads',
+        err,
+      );
+  }
+}
+
+/**
+ * An image's bytes, or undefined when it does not exist. Only a regular file is read: O_NONBLOCK
+ * keeps a FIFO from blocking the open, fstat refuses it, a directory and a device (a link to
+ * /dev/zero would be read without end), and the size is capped before anything is allocated.
+ */
+export async function readImage(file: string): Promise<Buffer | undefined> {
+  let fh;
+  try {
+    fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw readFailure(file, err as NodeJS.ErrnoException);
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) {
+      const what = st.isDirectory()
+        ? 'a directory'
+        : st.isFIFO()
+          ? 'a FIFO'
+          : st.isCharacterDevice() || st.isBlockDevice()
+            ? 'a device'
+            : 'a socket';
+      throw inputError(
+        file,
+        `is ${what}, not a regular file`,
+        'pass the directory `criu dump -D DIR` wrote; its images are regular files',
+      );
+    }
+    if (st.size > MAX_IMAGE_BYTES) {
+      throw inputError(
+        file,
+        `is ${st.size} bytes, more than the ${MAX_IMAGE_BYTES / 1024 / 1024} MiB criu-lock reads of one image`,
+        'real images are a few MiB at most; is this the right directory?',
+      );
+    }
+    const buf = Buffer.allocUnsafe(st.size);
+    let at = 0;
+    while (at < buf.length) {
+      const { bytesRead } = await fh.read(buf, at, buf.length - at, at);
+      if (bytesRead === 0) break;
+      at += bytesRead;
+    }
+    if (at !== buf.length) {
+      throw inputError(file, `changed while it was read (${at} of ${st.size} bytes)`, 'read a finished dump');
+    }
+    return buf;
+  } catch (err) {
+    if (err instanceof CriuLockError) throw err;
+    throw readFailure(file, err as NodeJS.ErrnoException);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Pids of pstree.img. CRIU restores a process tree from it: without one, it restores nothing. */
 async function readPids(dir: string): Promise<number[]> {
   const file = join(dir, 'pstree.img');
-  try {
-    return parsePstreeImg(await readFile(file), file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    if (err instanceof CriuLockError) throw err;
-    throw new CriuLockError('input', `cannot read ${file}: ${(err as Error).message}`, {
-      hint: 'pass the directory `criu dump -D DIR` wrote',
-    });
-  }
+  const buf = await readImage(file);
+  const hint =
+    'pass the whole directory `criu dump -D DIR` wrote; CRIU restores the process tree pstree.img records';
+  if (buf === undefined) throw inputError(file, 'no such file: the checkpoint has no process tree', hint);
+  const pids = parsePstreeImg(buf, file);
+  if (pids.length === 0) throw inputError(file, 'records no process', hint);
+  return pids;
 }
 
 /** Reads a checkpoint directory: files.img if present, else reg-files.img. */
@@ -228,21 +405,20 @@ export async function readCheckpoint(dir: string): Promise<Checkpoint> {
     ['reg-files.img', parseRegFilesImg],
   ] as const) {
     const file = join(dir, image);
-    let buf: Buffer;
+    let buf: Buffer | undefined;
     try {
-      buf = await readFile(file);
+      buf = await readImage(file);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') continue;
-      if (code === 'ENOTDIR') break;
-      throw new CriuLockError('input', `cannot read ${file}: ${(err as Error).message}`, {
-        hint: 'check the permissions',
-      });
+      // DIR itself is a file: say so below rather than "cannot read DIR/files.img".
+      if ((err as { cause?: NodeJS.ErrnoException }).cause?.code === 'ENOTDIR') break;
+      throw err;
     }
+    if (buf === undefined) continue;
     return { dir, image, files: parse(buf, file), pids: await readPids(dir) };
   }
-  throw new CriuLockError('input', `${dir}: no files.img or reg-files.img`, {
+  throw new CriuLockError('input', 'no files.img or reg-files.img here', {
     hint: 'pass the directory `criu dump -D DIR` wrote (it holds files.img, pstree.img, ...)',
+    location: { file: dir },
   });
 }
 

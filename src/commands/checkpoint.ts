@@ -4,12 +4,14 @@
  * it will demand of each (size, mode, build-ID), so the gate needs no lock at all.
  */
 import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import { readCheckpoint, type Checkpoint } from '../checkpoint/images.js';
 import { buildCheckpointLock } from '../checkpoint/lock.js';
 import {
   compareCheckpoint,
   neededFiles,
   ownerQueryPaths,
+  ownerQueryProblem,
   parseOwners,
   type NeededFile,
 } from '../checkpoint/needs.js';
@@ -33,23 +35,34 @@ export async function loadCheckpoint(
   warn: (message: string) => void,
 ): Promise<{ cp: Checkpoint; needed: NeededFile[] }> {
   const cp = await readCheckpoint(dir);
-  // The same paths a lockfile may name: each is stat'ed and read on every host.
+  const file = join(dir, cp.image);
+  // The same paths a lockfile may name: each is stat'ed and read on every host, and each owner is
+  // asked of `dpkg-query -S`, so a path it cannot take fails here, before any host is contacted.
   const needed = neededFiles(cp).filter(({ path }) => {
-    const problem = lockedPathProblem(path);
-    if (problem === undefined) return true;
     if (isVirtualFsPath(path)) {
       warn(
         `${cp.image} records ${path}: not compared, files under /proc, /sys and /dev are not files a package or criu-lock controls`,
       );
       return false;
     }
-    throw new CriuLockError('input', `${dir}/${cp.image}: the path ${JSON.stringify(path)} ${problem}`, {
-      hint: 'CRIU records absolute, normalised paths; were these images written by CRIU?',
+    const problem = lockedPathProblem(path);
+    if (problem !== undefined) {
+      throw new CriuLockError('input', `the path ${JSON.stringify(path)} ${problem}`, {
+        hint: 'CRIU records absolute, normalised paths; were these images written by CRIU?',
+        location: { file },
+      });
+    }
+    const unaskable = ownerQueryProblem(path);
+    if (unaskable === undefined) return true;
+    throw new CriuLockError('input', `the path ${JSON.stringify(path)} ${unaskable}`, {
+      hint: 'criu-lock cannot check such a name; rename the file on the source host and dump again',
+      location: { file },
     });
   });
   if (needed.length === 0) {
-    throw new CriuLockError('input', `${dir}/${cp.image}: no regular files recorded`, {
+    throw new CriuLockError('input', 'no regular files recorded', {
       hint: 'a dump of a running program records at least its executable; is this the right directory?',
+      location: { file },
     });
   }
   return { cp, needed };
@@ -60,22 +73,55 @@ export function checkpointDigest(needed: readonly NeededFile[]): string {
   return `sha256:${createHash('sha256').update(JSON.stringify(needed)).digest('hex')}`;
 }
 
+/**
+ * Bytes of paths per `dpkg-query -S`: sshd hands the whole command line to the shell as one
+ * argument, Linux refuses one of 128 KiB or more, and quoting can make a path up to 4× longer.
+ */
+const OWNER_QUERY_BYTES = 16 * 1024;
+
+/** `paths` in runs short enough for one command line each. */
+export function ownerQueryBatches(paths: readonly string[]): string[][] {
+  const out: string[][] = [];
+  let batch: string[] = [];
+  let bytes = 0;
+  for (const p of paths) {
+    const n = Buffer.byteLength(p) + 1;
+    if (batch.length > 0 && bytes + n > OWNER_QUERY_BYTES) {
+      out.push(batch);
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(p);
+    bytes += n;
+  }
+  if (batch.length > 0) out.push(batch);
+  return out;
+}
+
 /** Owning package of each path on this host (`dpkg-query -S`, /usr-merge aliases included). */
 export async function queryOwners(t: Transport, paths: readonly string[]): Promise<Map<string, string>> {
   for (const p of paths) {
-    if (!p.startsWith('/') || /[\n\r\0]/.test(p))
-      throw new CriuLockError('input', `refusing path ${JSON.stringify(p)} from the checkpoint`);
+    const problem = ownerQueryProblem(p);
+    if (problem !== undefined)
+      throw new CriuLockError(
+        'input',
+        `refusing path ${JSON.stringify(p)} from the checkpoint: it ${problem}`,
+      );
   }
   // dpkg-query -S reads a pattern; "--" keeps a path from being taken for an option. Exit 1 only
   // means some path has no owner.
-  const r = await t.exec(['dpkg-query', '-S', '--', ...ownerQueryPaths(paths)], { env: { LC_ALL: 'C' } });
-  if (r.exitCode !== 0 && r.exitCode !== 1) {
-    throw new CriuLockError(
-      'ssh',
-      `${t.host}: dpkg-query -S failed: ${r.stderr.trim().split('\n')[0] ?? ''}`,
-    );
+  let stdout = '';
+  for (const batch of ownerQueryBatches(ownerQueryPaths(paths))) {
+    const r = await t.exec(['dpkg-query', '-S', '--', ...batch], { env: { LC_ALL: 'C' } });
+    if (r.exitCode !== 0 && r.exitCode !== 1) {
+      throw new CriuLockError(
+        'ssh',
+        `${t.host}: dpkg-query -S failed: ${r.stderr.trim().split('\n')[0] ?? ''}`,
+      );
+    }
+    stdout += r.stdout.endsWith('\n') || r.stdout === '' ? r.stdout : `${r.stdout}\n`;
   }
-  return parseOwners(r.stdout, paths);
+  return parseOwners(stdout, paths);
 }
 
 export interface CheckCheckpointOptions extends CommonOptions {
