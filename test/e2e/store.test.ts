@@ -282,7 +282,7 @@ describe.skipIf(sb.skip)('package store on the sandbox fleet', () => {
     );
   });
 
-  it('a tampered store file is refused on the host: nothing installed, no pins, no upload left', async () => {
+  it('a tampered store file is refused before it is sent: nothing installed, no pins, no upload left', async () => {
     const bad = join(work, 'tampered-apply.debs');
     cpSync(store, bad, { recursive: true });
     const e = manifest(bad).packages['libfleet1:amd64']!;
@@ -294,8 +294,8 @@ describe.skipIf(sb.skip)('package store on the sandbox fleet', () => {
     const status = readFileSync(join(sb.node('node03').root, 'var/lib/dpkg/status'));
     const r = await runCli('apply', ...conn(), '-l', lock, '--store', bad, '--yes', '--limit', 'node03');
     expect(r.code).toBe(3);
-    expect(r.out + r.err).toMatch(
-      /refused: the uploaded \.deb for libfleet1:amd64=2\.31-0ubuntu9\.14 does not have the sha256/,
+    expect(r.out + r.err).toContain(
+      `package store file ${file} does not hash to its name (tampered or corrupt); nothing was sent`,
     );
     expect(await versions('node03')).toEqual(before);
     expect(readFileSync(join(sb.node('node03').root, 'var/lib/dpkg/status'))).toEqual(status);
