@@ -19,6 +19,7 @@ import {
 import { dirname, join } from 'node:path';
 import { compareVersions } from '../debian/version.js';
 import { CriuLockError } from '../errors.js';
+import { processAlive } from '../process-alive.js';
 import {
   debFileName,
   debProjectPath,
@@ -218,16 +219,6 @@ async function writeNew(path: string, content: string | Buffer, mode: number): P
   }
 }
 
-/** Whether process `pid` is alive (the staging directory of an export still running is kept). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Exit 0 when the project is written; 1 (thrown) for usage and input errors. */
 export async function runExport(opts: ExportCommandOptions, deps: CommandDeps): Promise<number> {
   const { io } = deps;
@@ -313,7 +304,7 @@ export async function runExport(opts: ExportCommandOptions, deps: CommandDeps): 
   // Staging directories of exports that were killed.
   for (const e of await readdir(out).catch(() => [])) {
     const pid = STAGING.exec(e)?.[1];
-    if (pid === undefined || alive(Number(pid))) continue;
+    if (pid === undefined || processAlive(Number(pid))) continue;
     if ((await lstat(join(out, e)).catch(() => undefined))?.isDirectory()) {
       await rm(join(out, e), { recursive: true, force: true }).catch(() => undefined);
     }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CriuLockError } from '../errors.js';
+import { processAlive } from '../process-alive.js';
 import { indexLock } from '../lock/lock-index.js';
 import type { Lockfile, PackageEntry } from '../lock/lockfile.js';
 import type { Transport } from '../transport/types.js';
@@ -253,16 +254,6 @@ function holds(dir: string, sha256: string, size: number): boolean {
   }
 }
 
-/** Whether process `pid` is alive (a temporary file of a vendor still running is not touched). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Removes the store files no entry names any more, and temporary files of runs that are gone.
  * Only regular files and links are removed; anything else named like a store file is left.
@@ -271,7 +262,7 @@ export function pruneStore(dir: string, manifest: Manifest): void {
   const keep = new Set(Object.values(manifest.packages).map((e) => `${e.sha256}.deb`));
   for (const f of readdirSync(dir)) {
     const temp = TEMP_FILE.exec(f);
-    const stale = temp ? !alive(Number(temp[1])) : /^[0-9a-f]{64}\.deb$/.test(f) && !keep.has(f);
+    const stale = temp ? !processAlive(Number(temp[1])) : /^[0-9a-f]{64}\.deb$/.test(f) && !keep.has(f);
     if (!stale) continue;
     const path = join(dir, f);
     try {
