@@ -8,14 +8,21 @@ export function processIo(): Io {
     err: (s) => void process.stderr.write(s),
     isTTY: Boolean(process.stdout.isTTY && process.stdin.isTTY),
     status: process.stderr.isTTY ? (line) => void process.stderr.write(`\r\u001b[K${line}`) : undefined,
-    confirm: async (question) => {
-      const rl = createInterface({ input: process.stdin, output: process.stderr });
-      try {
-        return (await rl.question(question)).trim() === 'yes';
-      } finally {
-        rl.close();
-      }
-    },
+    // Ctrl-C or Ctrl-D at the prompt is a "no" (readline aborted the question, which ended as an
+    // internal error).
+    confirm: (question) =>
+      new Promise<boolean>((resolve) => {
+        const rl = createInterface({ input: process.stdin, output: process.stderr });
+        rl.on('SIGINT', () => rl.close());
+        rl.on('close', () => resolve(false));
+        rl.question(question).then(
+          (answer) => {
+            resolve(answer.trim() === 'yes');
+            rl.close();
+          },
+          () => resolve(false),
+        );
+      }),
   };
 }
 
