@@ -206,6 +206,10 @@ function escapedBytes(b: Uint8Array): string {
   return s;
 }
 
+/** Linux's PATH_MAX less its NUL, and its largest pid (PID_MAX_LIMIT). */
+const PATH_MAX_BYTES = 4095;
+const MAX_PID = 4_194_304;
+
 /**
  * One reg_file_entry, refusing what criu-lock could only get wrong later, on every host: a name
  * that is not UTF-8, a size beyond what a double holds exactly, a build-ID no linker makes, mode
@@ -213,6 +217,14 @@ function escapedBytes(b: Uint8Array): string {
  */
 function toFile(r: RawRegFile, file: string, index: number): CheckpointFile {
   const at = `entry ${index + 1}`;
+  // CRIU records a path it could open: at most PATH_MAX (4096) bytes with its NUL.
+  if (r.name.length > PATH_MAX_BYTES) {
+    throw inputError(
+      file,
+      `${at} names a file of ${r.name.length} bytes, longer than any path (${PATH_MAX_BYTES} bytes)`,
+      NOT_CRIU,
+    );
+  }
   if (!isUtf8(r.name)) {
     throw inputError(
       file,
@@ -293,12 +305,14 @@ export function parseRegFilesImg(buf: Buffer, file = 'reg-files.img'): Checkpoin
   return out;
 }
 
-/** Pids of a pstree.img buffer, in image order (the root first). */
+/** Pids of a pstree.img buffer, in image order (the root first); a pid is at least 1. */
 export function parsePstreeImg(buf: Buffer, file = 'pstree.img'): number[] {
   const out: number[] = [];
-  forEachEntry(buf, PSTREE_MAGIC, file, (e, i) =>
-    out.push(decode<{ pid: number }>(PstreeEntry, e, file, i).pid),
-  );
+  forEachEntry(buf, PSTREE_MAGIC, file, (e, i) => {
+    const { pid } = decode<{ pid: number }>(PstreeEntry, e, file, i);
+    if (!(pid >= 1 && pid <= MAX_PID)) throw inputError(file, `entry ${i + 1} records pid ${pid}`, NOT_CRIU);
+    out.push(pid);
+  });
   return out;
 }
 

@@ -145,6 +145,9 @@ export function numberOption(
   return Number(text);
 }
 
+/** The options that take a value per use (array: true); any other given twice is refused. */
+const REPEATABLE = new Set(['archive', 'package', 'pid']);
+
 function commonOptions(a: Record<string, unknown>): CommonOptions {
   const forks =
     numberOption('--forks', a.forks, { what: 'a positive integer', hint: 'e.g. --forks 20' }) ?? 20;
@@ -692,6 +695,17 @@ export async function main(
     // back to its default: a staged rollout would become one batch of every host. requiresArg on
     // each value option catches the first; this, the empty string.
     .check((a) => {
+      // A flag that takes one value, given twice: yargs makes an array of it (`-o a -o b` became
+      // the path "a,b"). Which one was meant is not ours to guess.
+      const twice = Object.keys(a)
+        .filter((k) => k !== '_' && !/[A-Z]/.test(k) && !REPEATABLE.has(k) && Array.isArray(a[k]))
+        .sort((x, y) => y.length - x.length);
+      if (twice[0] !== undefined) {
+        const flag = `${twice[0].length === 1 ? '-' : '--'}${twice[0]}`;
+        throw new CriuLockError('usage', `${flag} was given more than once`, {
+          hint: `give ${flag} once (only --archive, --package and --pid repeat)`,
+        });
+      }
       const empty = Object.keys(a)
         .filter((k) => k !== '_' && k !== '$0' && !/[A-Z]/.test(k))
         .filter((k) => a[k] === '' || (Array.isArray(a[k]) && (a[k] as unknown[]).includes('')))

@@ -4,7 +4,7 @@
  * error naming the path, not an internal one.
  */
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, open, readlink, rename, stat, unlink } from 'node:fs/promises';
+import { lstat, mkdir, open, readlink, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { CriuLockError } from '../errors.js';
 import { lockTextOrProblem, type Lockfile } from '../lock/lockfile.js';
@@ -67,6 +67,13 @@ export async function writeOutputFile(path: string, content: string, flag: strin
   let tmp: string | undefined;
   let made = false;
   try {
+    // A device, a FIFO or a terminal (-o /dev/null, -o /dev/stdout into a pipe) is written to, as
+    // a shell redirection would: replacing it would put a plain file where /dev/null was.
+    const existing = await stat(path).catch(() => undefined);
+    if (existing && !existing.isFile() && !existing.isDirectory()) {
+      await writeFile(path, content);
+      return;
+    }
     const target = await linkTarget(path);
     const old = await stat(target).catch(() => undefined);
     tmp = join(dirname(target), `.${basename(target)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
@@ -106,6 +113,9 @@ export async function makeOutputDir(dir: string, flag: string): Promise<void> {
       if (!s.isDirectory()) fail(`${at} is not a directory`);
       break;
     }
+    // A link to nothing is not a directory to make: mkdir would fail on the link (EEXIST).
+    if (s.code === 'ENOENT' && (await lstat(at).catch(() => undefined))?.isSymbolicLink())
+      fail(`${at} is a symbolic link to something that does not exist`);
     if (s.code !== 'ENOENT') fail(reason(s));
     missing.push(at);
     const up = dirname(at);

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { CriuLockError } from '../errors.js';
 import { errorText, isHostFailure } from '../fleet/host-error.js';
@@ -33,6 +33,16 @@ function summary(results: readonly VendorResult[], dir: string): string {
   return `store ${dir}: ${results.length - missing} of ${results.length} package(s) (${parts.join(', ') || 'none'}; ${(bytes / 1048576).toFixed(1)} MiB), ${missing} unprovidable\n`;
 }
 
+/** Whether anything, a broken link included, is at `path`. */
+function lexists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Vendors the lock into the store through the golden node; exit 3 when a package cannot be provided. */
 export async function vendorWith(
   lock: Lockfile,
@@ -44,7 +54,8 @@ export async function vendorWith(
   const dir = storeDir(opts.lockfile, opts.store);
   // Only a store that does not exist yet, or has no manifest yet, is vendored afresh. A manifest
   // that does not read is an error: vendoring over it would drop its rebuilt entries and files.
-  const old = existsSync(join(dir, MANIFEST_FILE)) ? loadStore(dir) : undefined;
+  // lstat, not exists: a manifest that is a link to nothing (or a loop) is there, and unreadable.
+  const old = lexists(join(dir, MANIFEST_FILE)) ? loadStore(dir) : undefined;
   await makeOutputDir(dir, '--store');
   const run = await prepareRun(opts, deps, { select: (inv) => [findGolden(inv, opts.golden)] });
   const golden = run.hosts[0]!;

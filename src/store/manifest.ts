@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { statSync } from 'node:fs';
+import { lstatSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { isValidVersion } from '../debian/version.js';
@@ -132,6 +132,17 @@ export function loadStore(dir: string): { dir: string; manifest: Manifest } | un
     });
   }
   if (!statOrUndefined(file)) {
+    let dangling = false;
+    try {
+      dangling = lstatSync(file).isSymbolicLink();
+    } catch {
+      // not there at all
+    }
+    if (dangling)
+      throw new CriuLockError('input', `package store manifest ${file} is a symbolic link to nothing`, {
+        location: { file },
+        hint: "point it at the store's manifest, or restore the manifest from version control",
+      });
     throw new CriuLockError('input', `package store ${dir} has no ${MANIFEST_FILE}`, {
       hint: 'create it with `criu-lock vendor`, or remove the directory',
       location: { file },

@@ -17,6 +17,7 @@ import {
   MAX_IMAGE_ENTRIES,
   parseFilesImg,
   PSTREE_MAGIC,
+  PstreeEntry,
   readCheckpoint,
   type Checkpoint,
 } from '../../src/checkpoint/images.js';
@@ -315,6 +316,23 @@ describe('values no CRIU writes', () => {
     expect(await inputErrorLine(readCheckpoint(dir))).toBe(
       `error: ${dir}/files.img: entry 2 (/opt/x) ${what}`,
     );
+  });
+
+  it('refuses a name longer than any path (PATH_MAX), before decoding it', async () => {
+    const dir = await checkpointDir([
+      tool(),
+      reg(2, { name: `/${'a'.repeat(5000)}`, size: 1, mode: 0o100644 }),
+    ]);
+    expect(await inputErrorLine(readCheckpoint(dir))).toBe(
+      `error: ${dir}/files.img: entry 2 names a file of 5001 bytes, longer than any path (4095 bytes)`,
+    );
+  });
+
+  it('refuses a process tree naming pid 0', async () => {
+    const dir = await checkpointDir([tool()], { pstree: false });
+    const entry = PstreeEntry.encode(PstreeEntry.fromObject({ pid: 0, ppid: 0, pgid: 0, sid: 0 })).finish();
+    await writeFile(join(dir, 'pstree.img'), image(PSTREE_MAGIC, [entry]));
+    expect(await inputErrorLine(readCheckpoint(dir))).toBe(`error: ${dir}/pstree.img: entry 1 records pid 0`);
   });
 
   it('accepts a 64-byte build-ID and the largest exact size', async () => {

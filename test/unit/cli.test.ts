@@ -90,6 +90,17 @@ describe('criu-lock CLI', () => {
     expect(r.err.split('\n')[0]).toBe(`error: ${flag} must be ${what}, got ${JSON.stringify(value)}`);
   });
 
+  it.each([
+    [['plan', '-i', 'inventory.example.yaml', '-o', 'a.json', '-o', 'b.json'], '--out'],
+    [['export', 'ansible', '-o', 'e1', '-o', 'e2'], '--output'],
+    [['check', '-i', 'inventory.example.yaml', '-l', 'x.yaml', '-l', 'x.yaml'], '--lockfile'],
+    [['apply', '-i', 'inventory.example.yaml', '--yes', '--serial', '1', '--serial', '5'], '--serial'],
+  ])('refuses a one-value flag given twice (%j)', async (argv, flag) => {
+    const r = await run(...argv);
+    expect(r.code).toBe(1);
+    expect(r.err.split('\n')[0]).toBe(`error: ${flag} was given more than once`);
+  });
+
   it('refuses an empty --max-fail-percentage, which yargs read as 0', async () => {
     const r = await run('apply', '--yes', '--max-fail-percentage', '', '-i', 'inventory.example.yaml');
     expect(r.code).toBe(1);

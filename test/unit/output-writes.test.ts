@@ -2,7 +2,7 @@
  * `plan -o FILE` and `generate -o FILE` (writeOutputFile): the file is replaced whole or left as it
  * was. A full disk used to truncate the old plan or lockfile and leave part of the new one.
  */
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
@@ -98,6 +98,22 @@ describe('writeOutputFile (plan -o, generate -o)', () => {
     await writeOutputFile(ahead, 'later\n', '-o');
     expect(readFileSync(join(real, 'later.yaml'), 'utf8')).toBe('later\n');
     expect(lstatSync(ahead).isSymbolicLink()).toBe(true);
+  });
+
+  it('writes to a device or a FIFO as a redirection would, never renaming over it', async () => {
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const reader = spawn('cat', [fifo]);
+    let got = '';
+    reader.stdout.on('data', (d: Buffer) => (got += d.toString()));
+    const ended = new Promise((r) => reader.on('exit', r));
+    await writeOutputFile(fifo, 'through the fifo\n', '-o');
+    await ended;
+    expect(got).toBe('through the fifo\n');
+    expect(lstatSync(fifo).isFIFO()).toBe(true);
+    await writeOutputFile('/dev/null', 'gone\n', '-o');
+    expect(lstatSync('/dev/null').isCharacterDevice()).toBe(true);
+    expect(readdirSync(dir)).toEqual(['fifo']);
   });
 
   it('fails with one error naming the path and removes its temporary file', async () => {

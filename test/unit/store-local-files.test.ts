@@ -5,7 +5,16 @@
  * options are checked before the golden node is read, and large files cross in chunks.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -119,11 +128,25 @@ describe('vendor and generate --vendor: local problems before any host work', ()
       `<<<<<<< HEAD\n${serializeManifest({ storeVersion: 1, packages: {} })}`,
     );
     expect((await cli(fleet, ['vendor', '-l', lock])).code).toBe(1);
+    // A manifest that is a link to nothing is not "no manifest": vendoring would prune the store.
+    rmSync(join(store, 'manifest.yaml'));
+    symlinkSync('/nonexistent/manifest.yaml', join(store, 'manifest.yaml'));
+    const kept = join(store, `${'d'.repeat(64)}.deb`);
+    writeFileSync(kept, 'a stored .deb');
+    const dangling = await cli(fleet, ['vendor', '-l', lock]);
+    expect(dangling.code).toBe(1);
+    expect(dangling.err).toContain('manifest.yaml is a symbolic link to nothing');
+    expect(readFileSync(kept, 'utf8')).toBe('a stored .deb');
+    expect(lstatSync(join(store, 'manifest.yaml')).isSymbolicLink()).toBe(true);
     const file = join(dir, 'afile');
     writeFileSync(file, 'x');
     const f = await cli(fleet, ['vendor', '-l', lock, '--store', file]);
     expect(f.code).toBe(1);
     expect(f.err).toContain(`cannot make directory ${file}: ${file} is not a directory`);
+    symlinkSync(join(dir, 'nowhere'), join(dir, 'dangstore'));
+    const d = await cli(fleet, ['vendor', '-l', lock, '--store', join(dir, 'dangstore')]);
+    expect(d.code).toBe(1);
+    expect(d.err).toContain('is a symbolic link to something that does not exist');
     expect(fleet.opened).toEqual([]);
   });
 
