@@ -38,7 +38,7 @@ export async function preflightHost(
             ? 'was interrupted (the host went down?)'
             : `failed with exit code ${rec.exitCode}`;
       opts.say(
-        `an apt transaction started ${rec.started || 'earlier'} by an apply whose connection was lost ${how}; ${describeJob(rec)} (log ${rec.dir}/log)`,
+        `an apt transaction started ${rec.started || 'earlier'} by an earlier apply or rollback whose connection was lost ${how}; ${describeJob(rec)} (log ${rec.dir}/log)`,
       );
     }
   } catch (e) {

@@ -21,7 +21,8 @@ import type { HostLock } from '../apply/host-lock.js';
 import { renderApply } from '../report/apply-report.js';
 import { renderPlanText } from '../report/plan-report.js';
 import type { Transport } from '../transport/types.js';
-import { errLine, fleetStatus, progress, type CommandDeps, type CommonOptions, type Io } from './context.js';
+import { errLine, fleetStatus, progress, type CommandDeps, type CommonOptions } from './context.js';
+import { onInterrupt } from './interrupt.js';
 import { prepareForPlan } from './host-steps.js';
 import { runProbe } from '../facts/gather.js';
 import { prepareRun, type PreparedRun } from './prepare.js';
@@ -355,38 +356,6 @@ export async function applyFleet(
     run.log('*', `host locks released in ${run.since(releaseStart).toFixed(0)} ms`);
     await Promise.all(open.map((p) => p.transport.close().catch(() => undefined)));
   }
-}
-
-/**
- * Ctrl-C (SIGINT) or SIGTERM during apply: the first stops new hosts from starting, lets the hosts
- * in progress finish (their apt transactions run detached on the hosts anyway) and ends with the
- * recap; a second stops at once, as the signal would have.
- */
-export function onInterrupt(io: Io): { stopped: () => boolean; dispose: () => void } {
-  let stopped = false;
-  const handler = (signal: NodeJS.Signals): void => {
-    if (!stopped) {
-      stopped = true;
-      errLine(
-        io,
-        `${signal}: no further host will start; the hosts in progress finish their current step and the recap follows (${signal} again to stop at once)`,
-      );
-      return;
-    }
-    dispose();
-    errLine(
-      io,
-      `${signal}: stopping now; apt transactions already started go on on their hosts, and the next apply or rollback waits for them and reports how they ended`,
-    );
-    process.kill(process.pid, signal);
-  };
-  const dispose = (): void => {
-    process.off('SIGINT', handler);
-    process.off('SIGTERM', handler);
-  };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
-  return { stopped: () => stopped, dispose };
 }
 
 export async function runApply(opts: ApplyOptions, deps: CommandDeps): Promise<number> {

@@ -8,9 +8,12 @@ import type { InventoryHost } from '../inventory/types.js';
 import { readCurrent, readTransactions } from '../rollback/host.js';
 import { makeTxId, txDir, TxId } from '../rollback/manifest.js';
 import {
+  asCaptured,
   describeChange,
+  olderTransaction,
   planRollback,
   selectTarget,
+  stateChanges,
   type CurrentState,
   type RollbackPlan,
 } from '../rollback/planner.js';
@@ -18,6 +21,7 @@ import { renderRollback, type RollbackHostResult, type RollbackSummary } from '.
 import { capturedDebsProblem, executeRollback, RollbackStepError } from '../rollback/rollback-host.js';
 import type { Transport } from '../transport/types.js';
 import { errLine, progress, type CommandDeps, type CommonOptions } from './context.js';
+import { onInterrupt } from './interrupt.js';
 import { prepareRun } from './prepare.js';
 
 export interface RollbackOptions extends CommonOptions {
@@ -72,6 +76,7 @@ export async function runRollback(opts: RollbackOptions, deps: CommandDeps): Pro
   }
   const run = await prepareRun(opts, deps);
   const sessions: Session[] = run.hosts.map((host) => ({ host }));
+  const interrupt = onInterrupt(io);
   try {
     // Phase 1: read each host's transactions and state, decide.
     await runFleet(
@@ -123,13 +128,43 @@ export async function runRollback(opts: RollbackOptions, deps: CommandDeps): Pro
             };
             return;
           }
-          const tx = target.tx;
+          let { tx, rolledBackBy } = target;
           s.now = await readCurrent(
             s.transport,
             tx.packages.map((p) => p.package),
             tx.pins.path,
           );
-          const decision = planRollback(tx, s.now, { force: opts.force, rolledBackBy: target.rolledBackBy });
+          // --last and a transaction that never completed: one whose change never happened is
+          // passed over (nothing of it to undo); one whose change landed anyway (its apt job
+          // finished after the connection was lost) is not undone without being named.
+          const newer: string[] = [];
+          while (opts.to === undefined && tx.status === 'captured' && !opts.force) {
+            if (stateChanges(tx, s.now).length === 0) {
+              s.result = {
+                name: s.host.name,
+                status: 'refused',
+                target: tx.id,
+                reason: `the newest transaction ${tx.id}${tx.kind === 'rollback' ? ` (a rollback of ${tx.rollbackOf ?? '?'})` : ''} never completed, yet the host is as it would have left it (its apt job finished after the connection was lost); name what to undo: --to ${tx.id} undoes it`,
+                changes: [],
+              };
+              return;
+            }
+            const older = olderTransaction(txs.manifests, tx.id);
+            if (!asCaptured(tx, s.now) || !older) break;
+            newer.push(tx.id);
+            ({ tx, rolledBackBy } = older);
+            s.now = await readCurrent(
+              s.transport,
+              tx.packages.map((p) => p.package),
+              tx.pins.path,
+            );
+          }
+          if (newer.length > 0)
+            errLine(
+              io,
+              `[${s.host.name}] passing over ${newer.join(', ')}: never completed, and nothing of it reached the host`,
+            );
+          const decision = planRollback(tx, s.now, { force: opts.force, rolledBackBy });
           if (decision.type === 'refused') {
             s.result = {
               name: s.host.name,
@@ -137,6 +172,7 @@ export async function runRollback(opts: RollbackOptions, deps: CommandDeps): Pro
               target: tx.id,
               reason: decision.reason,
               changes: decision.changes.map(describeChange),
+              ...(decision.remedy ? { remedy: decision.remedy } : {}),
             };
           } else if (decision.plan.nothingToDo) {
             s.result = {
@@ -173,7 +209,7 @@ export async function runRollback(opts: RollbackOptions, deps: CommandDeps): Pro
           s.result = { ...hostFailure(s.host.name, err, 'read'), target: null };
         }
       },
-      { forks: opts.forks },
+      { forks: opts.forks, stop: interrupt.stopped },
     );
 
     const pending = sessions.filter((s) => !s.result && s.plan);
@@ -232,15 +268,30 @@ export async function runRollback(opts: RollbackOptions, deps: CommandDeps): Pro
         onResult: (r) => {
           if (opts.format === 'text') progress(io, `${r.name}: ${r.status}`);
         },
+        stop: interrupt.stopped,
       },
     );
     for (const r of fleet.results) r.item.result = r.result;
+    // Hosts an interrupt kept from starting (either phase): nothing was changed on them.
+    for (const s of sessions)
+      if (!s.result && interrupt.stopped())
+        s.result = {
+          name: s.host.name,
+          status: 'failed',
+          error: {
+            code: 'rollback',
+            message: 'not started: the run was interrupted; nothing was changed',
+            step: 'interrupted',
+          },
+          target: s.plan?.tx.id ?? null,
+        };
     const results = sessions.flatMap((s) => (s.result ? [s.result] : []));
     io.out(renderRollback(results, { format: opts.format, check: opts.check, color: opts.color }));
     return results.some((r) => r.status === 'refused' || r.status === 'failed' || r.status === 'unreachable')
       ? 3
       : 0;
   } finally {
+    interrupt.dispose();
     await Promise.all(
       sessions.map((s) => (s.hostLock ? s.hostLock.release().catch(() => undefined) : Promise.resolve())),
     );

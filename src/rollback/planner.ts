@@ -78,6 +78,22 @@ export function selectTarget(manifests: readonly TxManifest[], to?: string): Tar
 
 const versionOf = (s: CurrentState, key: string): string | null => s.versions.get(key) ?? null;
 
+/** Every package and the pin file as the transaction captured them (before it changed anything). */
+export function asCaptured(tx: TxManifest, now: CurrentState): boolean {
+  return now.pinSha256 === tx.pins.before && tx.packages.every((p) => versionOf(now, p.package) === p.before);
+}
+
+/** The transaction recorded just before `id`, with the rollback that undid it, if any. */
+export function olderTransaction(
+  manifests: readonly TxManifest[],
+  id: string,
+): { tx: TxManifest; rolledBackBy: string | null } | undefined {
+  const entries = historyEntries(manifests);
+  const at = entries.findIndex((e) => e.tx.id === id);
+  const e = at >= 0 ? entries[at + 1] : undefined;
+  return e && { tx: e.tx, rolledBackBy: e.rolledBackBy };
+}
+
 /** Where the host differs from the state the transaction left (another apply, a manual upgrade). */
 export function stateChanges(tx: TxManifest, now: CurrentState): StateChange[] {
   const out: StateChange[] = [];
@@ -115,7 +131,8 @@ export interface RollbackPlan {
 }
 
 export type RollbackDecision =
-  { type: 'plan'; plan: RollbackPlan } | { type: 'refused'; reason: string; changes: StateChange[] };
+  | { type: 'plan'; plan: RollbackPlan }
+  | { type: 'refused'; reason: string; changes: StateChange[]; remedy?: string };
 
 /** Decides what rolling `tx` back means on a host in state `now`. */
 export function planRollback(
@@ -128,16 +145,21 @@ export function planRollback(
     now,
   );
   // Not even with --force: taking them for absent would remove installed files.
-  if (half) return { type: 'refused', reason: half, changes: [] };
+  if (half)
+    return {
+      type: 'refused',
+      reason: half,
+      changes: [],
+      remedy:
+        'finish the interrupted dpkg run on the host first (dpkg --configure -a, or apt-get -f install); --force does not override this',
+    };
   const changes = stateChanges(tx, now);
   // Already exactly as captured: nothing to undo, whatever happened in between.
-  const asCaptured =
-    now.pinSha256 === tx.pins.before && tx.packages.every((p) => versionOf(now, p.package) === p.before);
-  if (changes.length > 0 && !opts.force && !asCaptured) {
+  if (changes.length > 0 && !opts.force && !asCaptured(tx, now)) {
     const why = opts.rolledBackBy
       ? `transaction ${tx.id} was already rolled back by ${opts.rolledBackBy}, and the host changed since`
       : tx.status === 'captured'
-        ? `transaction ${tx.id} never completed (its apply failed or was cut off), and the host is not as it would have left it`
+        ? `transaction ${tx.id} never completed (its ${tx.kind} failed or was cut off), and the host is not as it would have left it`
         : `the host changed since transaction ${tx.id}`;
     return { type: 'refused', reason: why, changes };
   }

@@ -104,7 +104,15 @@ export type RollbackHostResult =
       diskBytes: number;
       summary: RollbackSummary;
     }
-  | { name: string; status: 'refused'; target: string; reason: string; changes: string[] }
+  | {
+      name: string;
+      status: 'refused';
+      target: string;
+      reason: string;
+      changes: string[];
+      /** What to do instead; default: --force rolls back anyway. */
+      remedy?: string;
+    }
   | (HostFailure & { target: string | null });
 
 function summaryLines(s: RollbackSummary): string[] {
@@ -146,7 +154,7 @@ export function renderRollback(
         break;
       case 'refused':
         lines.push(
-          `${paint('refused', 'red', opts.color).padEnd(16)}${r.name}: ${r.reason}; nothing was changed (--force rolls back anyway)`,
+          `${paint('refused', 'red', opts.color).padEnd(16)}${r.name}: ${r.reason}; nothing was changed (${r.remedy ?? '--force rolls back anyway'})`,
           ...r.changes.map((c) => `    changed: ${c}`),
         );
         break;

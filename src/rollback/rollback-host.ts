@@ -2,6 +2,7 @@ import { describeJob, jobResult, PIN_BACK_SCRIPT, runJob } from '../apply/apt-jo
 import { rebuildPackage } from '../store/rebuild.js';
 import { APT_ENV } from '../apply/apt.js';
 import { summariseOutput } from '../apply/modules/output.js';
+import { commandOutcome, endHint } from '../transport/outcome.js';
 import { CriuLockError } from '../errors.js';
 import { gatherFacts } from '../facts/gather.js';
 import { renderCommand } from '../shell/quote.js';
@@ -33,6 +34,27 @@ export async function capturedDebsProblem(t: Transport, plan: RollbackPlan): Pro
   if (bad.length === 0) return undefined;
   return `captured .deb(s) missing or changed: ${bad.map((b) => `${b.debPath} (want sha256 ${b.sha256.slice(0, 12)}, got ${got.get(b.debPath)?.slice(0, 12) ?? 'nothing'})`).join(', ')}`;
 }
+
+/**
+ * `sh -c SCRIPT criu-lock-rb-sim PINFILE FROM apt-get ... -s ...`: rollback's `apt-get -s` under
+ * the pin file the rollback will leave (FROM's content; /dev/null for none), with a private copy
+ * of the pin file's directory (as apply's simulation, src/facts/simulate.ts). Nothing under /etc
+ * changes.
+ */
+export const ROLLBACK_SIMULATE_SCRIPT = [
+  'set -e',
+  'pin=$1; from=$2; shift 2',
+  'd=$(mktemp -d "${TMPDIR:-/tmp}/criu-lock-sim.XXXXXX")',
+  `trap 'rm -rf -- "$d"' EXIT`,
+  'for f in "$(dirname -- "$pin")"/*; do',
+  '  [ -f "$f" ] || continue',
+  '  [ "$f" = "$pin" ] && continue',
+  '  cp -p -- "$f" "$d/"',
+  'done',
+  'cat -- "$from" > "$d/$(basename -- "$pin")"',
+  'set +e',
+  '"$@" -o "Dir::Etc::PreferencesParts=$d"',
+].join('\n');
 
 /** A failed rollback step, as a value the command turns into the host's result. */
 export class RollbackStepError extends Error {
@@ -108,39 +130,63 @@ export async function executeRollback(
     if (r.exitCode !== 0)
       throw new RollbackStepError('pins', `restoring ${tx.pins.path} failed: ${summariseOutput(r)}`);
   };
-  const undoPins = async (): Promise<void> => {
+  /** Puts back the pin file this rollback replaced; false when that failed too. */
+  const undoPins = async (): Promise<boolean> => {
+    if (plan.pins === 'keep') return true;
+    return pinsBack(`${txDir(opts.id)}/pins.before`, now.pinSha256).then(
+      () => true,
+      () => false,
+    );
+  };
+  const changesPins = async (): Promise<void> => {
     if (plan.pins !== 'keep')
-      await pinsBack(`${txDir(opts.id)}/pins.before`, now.pinSha256).catch(() => undefined);
+      await pinsBack(`${txDir(tx.id)}/pins.before`, plan.pins === 'remove' ? null : tx.pins.before);
   };
 
-  if (plan.pins !== 'keep')
-    await pinsBack(`${txDir(tx.id)}/pins.before`, plan.pins === 'remove' ? null : tx.pins.before);
-
-  if (plan.install.length > 0 || plan.remove.length > 0) {
-    const sim = await t.exec(rollbackAptArgv(plan, { simulate: true, lockTimeout: opts.lockTimeout }), {
-      become: true,
-      env: { ...APT_ENV },
-      timeoutMs: 600_000,
-    });
+  if (plan.install.length === 0 && plan.remove.length === 0) await changesPins();
+  else {
+    // Simulated under the pin file the rollback leaves, in a private copy of preferences.d: the
+    // real pin file changes only once apt has accepted the transaction, so a simulation refused
+    // or cut off (a lost connection) leaves the host exactly as it was.
+    const pinsAfter =
+      plan.pins === 'restore'
+        ? `${txDir(tx.id)}/pins.before`
+        : plan.pins === 'keep' && now.pinSha256 !== null
+          ? tx.pins.path
+          : '/dev/null';
+    const sim = await t.exec(
+      [
+        'sh',
+        '-c',
+        ROLLBACK_SIMULATE_SCRIPT,
+        'criu-lock-rb-sim',
+        tx.pins.path,
+        pinsAfter,
+        ...rollbackAptArgv(plan, { simulate: true, lockTimeout: opts.lockTimeout }),
+      ],
+      { become: true, env: { ...APT_ENV }, timeoutMs: 600_000 },
+    );
     if (sim.exitCode !== 0) {
-      await undoPins();
-      throw new RollbackStepError('simulate', `apt-get -s refused the rollback: ${summariseOutput(sim)}`);
+      const hint = endHint(sim);
+      throw new RollbackStepError(
+        'simulate',
+        `apt-get -s ${commandOutcome(sim) === 'exited' ? 'refused the rollback' : 'did not finish'}: ${summariseOutput(sim)}; nothing was changed${hint ? ` (${hint})` : ''}`,
+      );
     }
     let removes: string[];
     try {
       removes = parseSimulation(sim.stdout).removes;
     } catch (e) {
-      await undoPins();
       throw new RollbackStepError('simulate', `${(e as Error).message}; nothing was changed`);
     }
     const extra = unexpectedRemovals(removes, plan.remove, opts.nativeArch);
     if (extra.length > 0) {
-      await undoPins();
       throw new RollbackStepError(
         'simulate',
         `apt would also remove ${extra.join(', ')}, which the transaction did not install; nothing was changed`,
       );
     }
+    await changesPins();
     // Detached on the host like apply's transaction, so a lost connection does not interrupt it.
     const argv = rollbackAptArgv(plan, { simulate: false, lockTimeout: opts.lockTimeout });
     const { dir, outcome } = await runJob(t, argv, {
@@ -157,11 +203,18 @@ export async function executeRollback(
     }
     if (outcome.record.exitCode !== 0) {
       // The job restored the pin file itself; the controller only does it when the job could not.
-      if (plan.pins !== 'keep' && outcome.record.pins === 'unchanged') await undoPins();
+      const pinsNow =
+        plan.pins === 'keep'
+          ? 'the pin file was not changed'
+          : outcome.record.pins !== 'unchanged'
+            ? 'the pin file was put back as it was before the rollback'
+            : (await undoPins())
+              ? 'the pin file was put back as it was before the rollback'
+              : `the pin file could NOT be put back (see ${tx.pins.path})`;
       const log = jobResult(argv, outcome.record);
       throw new RollbackStepError(
         'apt',
-        `apt-get install failed: ${summariseOutput(log)}; ${describeJob(outcome.record)}; the pin file was put back as it was before the rollback; log ${dir}/log`,
+        `apt-get install ${outcome.record.exitCode === null ? 'ended without recording its status (it died, or /var/lib/criu-lock is full)' : `failed: ${summariseOutput(log)}`}; ${describeJob(outcome.record)}; ${pinsNow}; log ${dir}/log`,
       );
     }
   }

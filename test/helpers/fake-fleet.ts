@@ -244,6 +244,9 @@ export class FakeHost implements Transport {
           this.pinFile = stdin;
         }
         return this.result(name);
+      case 'criu-lock-rb-sim':
+        // Rollback's apt-get -s under the pins it will leave (a private copy): nothing changes.
+        return this.aptInstall(args.slice(args.indexOf('apt-get')));
       case 'criu-lock-pins-back': {
         // Rollback's pin change: the old pins kept for the job, then FROM's content or none.
         const from = args[1];

@@ -387,6 +387,31 @@ describe('apt_install', () => {
   });
 });
 
+describe('apt_install, a job that recorded no status', () => {
+  const aptInstall = MODULES.get('apt_install')!;
+
+  it('says the job ended without a status (died, or a full state directory), not that the connection closed', async () => {
+    const t = new RecordingTransport('node-b', [
+      {
+        match: isJobRun,
+        reply: (argv) => ({
+          stdout: `@@job ${jobOf(argv)}\n${jobRecord(0).replace('@@status\n0\n', '@@status\ndied\n')}`,
+        }),
+      },
+    ]);
+    const r = await aptInstall.run(
+      { ...context(t, hostPlan()), changedBy: new Set(['apt_pins']) },
+      undefined,
+    );
+    expect(r.status).toBe('failed');
+    expect(r.message).toMatch(
+      /^the apt job ended without recording its status \(it died, or \/var\/lib\/criu-lock is full: df -h \/var\/lib\/criu-lock\)/,
+    );
+    expect(r.message).toContain(`whether the previous pin file was restored is not known (see ${PIN_FILE})`);
+    expect(r.message).not.toMatch(/connection closed/);
+  });
+});
+
 describe('summariseOutput', () => {
   const res = (over: Partial<CommandResult>): CommandResult => ({
     command: 'x',

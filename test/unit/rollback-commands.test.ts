@@ -97,11 +97,15 @@ describe('history and rollback on a simulated fleet', () => {
     const apt = b.calls.filter(
       (c) => c.kind === 'exec' && c.argv.includes('apt-get') && c.argv.some((a) => a.endsWith('.deb')),
     );
-    // Simulated first, then one real transaction with both captured .debs, detached as apply's is.
-    expect(apt.map((c) => (c.kind === 'exec' ? [c.argv[0], c.argv.includes('-s')] : null))).toEqual([
-      ['apt-get', true],
-      ['sh', false],
+    // Simulated first (under the pins it will leave, in a private copy), then one real transaction
+    // with both captured .debs, detached as apply's is.
+    expect(apt.map((c) => (c.kind === 'exec' ? [c.argv[3], c.argv.includes('-s')] : null))).toEqual([
+      ['criu-lock-rb-sim', true],
+      ['criu-lock-apt-run', false],
     ]);
+    // The pin file changed only after the simulation: the first write is the pin change.
+    const order = b.calls.flatMap((c) => (c.kind === 'exec' && c.argv[0] === 'sh' ? [c.argv[3]] : []));
+    expect(order.indexOf('criu-lock-rb-sim')).toBeLessThan(order.indexOf('criu-lock-pins-back'));
 
     const h = await cli(fleet, ['history', '--limit', 'node-b', '--format', 'json']);
     expect(h.code).toBe(0);
@@ -157,6 +161,65 @@ describe('history and rollback on a simulated fleet', () => {
     const forced = await cli(fleet, ['rollback', '--yes', '--force', '--limit', 'node-b']);
     expect(forced.code, forced.out).toBe(0);
     expect([b.installed.get('libc6:amd64'), b.installed.get('libc-bin:amd64')]).toEqual([OLD, OLD]);
+  });
+
+  it('a rollback refused at its simulation changes nothing, and the next --last passes over it to the apply', async () => {
+    const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind() });
+    const b = fleet.hosts.get('node-b')!;
+    expect((await cli(fleet, ['apply', '--yes', '-l', lockPath, '--limit', 'node-b'])).code).toBe(0);
+    const pins = b.pinFile;
+    (b.spec as { aptFails?: boolean }).aptFails = true;
+    const refused = await cli(fleet, ['rollback', '--yes', '--limit', 'node-b']);
+    expect(refused.code).toBe(3);
+    expect(refused.out).toMatch(/\[simulate\] apt-get -s refused the rollback: .*; nothing was changed/);
+    expect(b.pinFile).toBe(pins);
+    expect(b.installed.get('libc6:amd64')).toBe(NEW);
+    (b.spec as { aptFails?: boolean }).aptFails = false;
+    const again = await cli(fleet, ['rollback', '--yes', '--limit', 'node-b']);
+    expect(again.code, again.out + again.err).toBe(0);
+    expect(again.err).toMatch(/\[node-b\] passing over \d{8}T\d{6}Z-[0-9a-f]{6}: never completed/);
+    expect(b.installed.get('libc6:amd64')).toBe(OLD);
+    expect(b.pinFile).toBeNull();
+  });
+
+  it('--last does not undo a transaction that never completed but whose change landed; --to does', async () => {
+    const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind() });
+    const b = fleet.hosts.get('node-b')!;
+    expect((await cli(fleet, ['apply', '--yes', '-l', lockPath, '--limit', 'node-b'])).code).toBe(0);
+    // As after an apply whose connection was lost while its apt job went on to succeed.
+    const manifest = [...b.stateFiles.keys()].find((k) => k.endsWith('/manifest.json'))!;
+    b.stateFiles.set(
+      manifest,
+      b.stateFiles.get(manifest)!.replace('"status": "applied"', '"status": "captured"'),
+    );
+    const id = manifest.split('/').at(-2)!;
+    const last = await cli(fleet, ['rollback', '--yes', '--limit', 'node-b']);
+    expect(last.code).toBe(3);
+    expect(last.out).toContain(
+      `the newest transaction ${id} never completed, yet the host is as it would have left it`,
+    );
+    expect(b.installed.get('libc6:amd64')).toBe(NEW);
+    const named = await cli(fleet, ['rollback', '--yes', '--to', id, '--limit', 'node-b']);
+    expect(named.code, named.out).toBe(0);
+    expect(b.installed.get('libc6:amd64')).toBe(OLD);
+  });
+
+  it('Ctrl-C stops further hosts from starting, as in apply; the host in progress finishes', async () => {
+    const fleet = fakeFleet({ 'node-a': converged, 'node-b': behind(), 'node-c': behind() });
+    expect((await cli(fleet, ['apply', '--yes', '-l', lockPath, '--limit', 'fleet'])).code).toBe(0);
+    const running = cli(fleet, ['rollback', '--yes', '--limit', 'fleet', '--forks', '1']);
+    const started = fleet.events.length;
+    while (!fleet.events.slice(started).some((e) => e.event === 'apt-start'))
+      await new Promise((r) => setImmediate(r));
+    process.emit('SIGINT', 'SIGINT');
+    const r = await running;
+    expect(r.code).toBe(3);
+    expect(r.out).toMatch(/rolled back +node-b/);
+    expect(r.out).toContain(
+      'node-c: [interrupted] not started: the run was interrupted; nothing was changed',
+    );
+    expect(fleet.hosts.get('node-c')!.installed.get('libc6:amd64')).toBe(NEW);
+    expect(process.listenerCount('SIGINT')).toBe(0);
   });
 
   it('takes the host lock like apply: refused at once while another run holds it, released after', async () => {

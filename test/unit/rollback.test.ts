@@ -297,6 +297,8 @@ describe('planRollback', () => {
         reason:
           'dpkg holds libfleet1:amd64 (iU 2.31-0ubuntu9.14), libtilde0:amd64 (iF 3.0~rc2-1) half-way (not installed and not absent)',
         changes: [],
+        remedy:
+          'finish the interrupted dpkg run on the host first (dpkg --configure -a, or apt-get -f install); --force does not override this',
       });
     }
   });

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { PackageAction } from '../../plan/plan-file.js';
 import { PIN_FILE } from '../../plan/pins.js';
 import { removeStoreUploads } from '../../store/upload.js';
-import { APT_ENV, installArgv } from '../apt.js';
+import { APT_ENV, installArgv, STATE_DIR } from '../apt.js';
 import { describeJob, jobResult, runJob } from '../apt-job.js';
 import { defineModule } from './types.js';
 import { summariseOutput } from './output.js';
@@ -58,15 +58,21 @@ export const aptInstall = defineModule({
     if (rec.exitCode === 0) return { status: 'changed', message: what };
     const log = jobResult(argv, rec);
     const lockHeld = /Could not get lock|Waiting for cache lock/.test(rec.log);
-    const why = lockHeld
-      ? `the dpkg lock is held by another process (unattended-upgrades?) for longer than DPkg::Lock::Timeout=${lockTimeout} s: ${summariseOutput(log, 1)}`
-      : `apt-get install failed: ${summariseOutput(log)}`;
+    // A job that recorded no status (`died`): how apt ended is not known, nor what the pins are.
+    const died = rec.exitCode === null;
+    const why = died
+      ? `the apt job ended without recording its status (it died, or ${STATE_DIR} is full: df -h ${STATE_DIR}); see the log and dpkg's state on the host`
+      : lockHeld
+        ? `the dpkg lock is held by another process (unattended-upgrades?) for longer than DPkg::Lock::Timeout=${lockTimeout} s: ${summariseOutput(log, 1)}`
+        : `apt-get install failed: ${summariseOutput(log)}`;
     // The pins: put back by the job when apt_pins replaced them in this run, else never touched.
     const pins = !restorePins
       ? '; this apply did not change the pin file'
-      : rec.pins === 'unchanged'
-        ? `; the previous pin file could NOT be restored (see ${PIN_FILE})`
-        : '';
+      : rec.pins !== 'unchanged'
+        ? ''
+        : died
+          ? `; whether the previous pin file was restored is not known (see ${PIN_FILE})`
+          : `; the previous pin file could NOT be restored (see ${PIN_FILE})`;
     return { status: 'failed', message: `${why}; ${describeJob(rec)}${pins}; log ${dir}/log` };
   },
 });
