@@ -131,11 +131,13 @@ export const TASK = {
 
 function tasks(): string {
   return `${HEADER} See README.md.
-# A host on another platform fails here, untouched (the script exits 1).
+# A host on another platform fails here, untouched (the script exits 1). The script's last line
+# is "end": a copy of it cut short (or empty) fails the host instead of reading as converged.
 - name: ${TASK.read}
   ansible.builtin.script: criu-lock-state.sh plan
   register: criu_lock_before
   changed_when: false
+  failed_when: criu_lock_before.rc != 0 or (criu_lock_before.stdout_lines | last | default('')) != 'end'
   check_mode: false
 
 - name: What must move (lines of criu-lock-state.sh, tab-separated)
@@ -242,6 +244,7 @@ function tasks(): string {
   ansible.builtin.script: criu-lock-state.sh verify
   register: criu_lock_after
   changed_when: false
+  failed_when: criu_lock_after.rc != 0 or (criu_lock_after.stdout_lines | last | default('')) != 'end'
   check_mode: false
   when: not ansible_check_mode and criu_lock_moves | length > 0
 `;

@@ -137,6 +137,8 @@ for my $f (@{$files{'-'} || []}) {
   my $p = file_problem(@$f);
   if (defined $p) { print join("\t", 'file', '-', $f->[0], $p), "\n"; $bad++; }
 }
+# The last line, always: the play fails a host whose script printed no "end" (a copy cut short).
+print "end\n";
 exit($mode eq 'verify' && $bad ? 1 : 0);
 `;
 

@@ -86,7 +86,10 @@ function runScript(
     maxBuffer: 64 * 1024 * 1024,
     env: env ?? process.env,
   });
-  return { code: r.status ?? -1, lines: r.stdout.split('\n').filter(Boolean) };
+  const lines = r.stdout.split('\n').filter(Boolean);
+  // The script's last line is always "end" when it ran to its end (the play checks it).
+  if (r.status === 0) expect(lines.at(-1)).toBe('end');
+  return { code: r.status ?? -1, lines: lines.at(-1) === 'end' ? lines.slice(0, -1) : lines };
 }
 
 function localLock(files: Record<string, FileEntry>, over: { version?: string; id?: string } = {}): Lockfile {
@@ -321,6 +324,22 @@ describe('export ansible: the project', () => {
     expect(spawnSync('sh', ['-n', file]).status).toBe(0);
     // No mode is no run either (a cut after the group's last line would have been one).
     expect(spawnSync('sh', [file]).status).toBe(64);
+  });
+
+  it('the play fails a host whose script printed no final "end" (an empty or shebang-only copy exits 0)', () => {
+    const file = join(dir, 'empty.sh');
+    writeFileSync(file, '#!/bin/sh\n');
+    const r = spawnSync('sh', [file, 'plan'], { encoding: 'utf8' });
+    expect([r.status, r.stdout]).toEqual([0, '']);
+    const lock = makeLock({ packages: { 'libc6:amd64': { version: '2.36-9+deb12u4' } } });
+    const tasks = renderAnsibleProject(lock, renderPins(lock), {}).find((f) =>
+      f.path.endsWith('tasks/main.yml'),
+    )!;
+    const text = tasks.content.toString();
+    for (const reg of ['criu_lock_before', 'criu_lock_after'])
+      expect(text).toContain(
+        `failed_when: ${reg}.rc != 0 or (${reg}.stdout_lines | last | default('')) != 'end'`,
+      );
   });
 
   it('names vendored .debs as the Debian archive does and gives their sha256 to the host check', () => {
