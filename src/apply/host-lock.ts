@@ -32,10 +32,12 @@ export function holdScript(dir: string = STATE_DIR): string {
   const perl = [
     'my ($d, $token) = @ARGV;',
     'my @t = gmtime;',
-    'open(my $o, ">", "$d/apply.owner.tmp") or exit 70;',
+    // Why it failed on stderr (a full /var/lib/criu-lock says so), then exit 70.
+    'sub fail { print STDERR "writing $d/apply.owner: $!\\n"; exit 70 }',
+    'open(my $o, ">", "$d/apply.owner.tmp") or fail();',
     'printf $o "%s\\t%04d-%02d-%02dT%02d:%02d:%02dZ\\t%d\\n", $token, $t[5] + 1900, $t[4] + 1, @t[3, 2, 1, 0], $$;',
-    'close($o) or exit 70;',
-    'rename("$d/apply.owner.tmp", "$d/apply.owner") or exit 70;',
+    'close($o) or fail();',
+    'rename("$d/apply.owner.tmp", "$d/apply.owner") or fail();',
     'my $in = "";',
     'vec($in, fileno(STDIN), 1) = 1;',
     // Input is never sent, only ended: any read that is not data (EOF, error) ends the hold.

@@ -5,7 +5,7 @@
  * costs the nodes nothing while it waits (issue 14).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -151,4 +151,19 @@ describe('host lock scripts', () => {
     if (got.status === 'error')
       expect(got.message).toMatch(/cannot take the host lock .*: .*mkdir.*Not a directory/);
   }, 20_000);
+});
+
+describe('host lock: the owner line cannot be written', () => {
+  it('says why on stderr and exits 70 (a full /var/lib/criu-lock said only "exit code 70")', () => {
+    const d = mkdtempSync(join(tmpdir(), 'criu-lock-host-lock-'));
+    // A directory where the owner line's temporary file goes: its open fails.
+    mkdirSync(join(d, 'apply.owner.tmp'));
+    const r = spawnSync('sh', ['-c', holdScript(d), 'criu-lock-hold', 'token'], {
+      encoding: 'utf8',
+      input: '',
+    });
+    rmSync(d, { recursive: true, force: true });
+    expect(r.status).toBe(70);
+    expect(r.stderr).toBe(`writing ${d}/apply.owner: Is a directory\n`);
+  });
 });
