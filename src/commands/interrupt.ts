@@ -12,7 +12,7 @@ export function onInterrupt(io: Io): { stopped: () => boolean; dispose: () => vo
       stopped = true;
       errLine(
         io,
-        `${signal}: no further host will start; the hosts in progress finish their current step and the recap follows (${signal} again to stop at once)`,
+        `${signal}: no further host will start; the hosts in progress run to their end (their playbook or rollback) and the recap follows (${signal} again to stop at once)`,
       );
       return;
     }

@@ -217,9 +217,7 @@ describe('apply', () => {
     process.emit('SIGINT', 'SIGINT');
     const r = await running;
     expect(r.code).toBe(3);
-    expect(r.err).toContain(
-      'SIGINT: no further host will start; the hosts in progress finish their current step',
-    );
+    expect(r.err).toContain('SIGINT: no further host will start; the hosts in progress run to their end');
     expect(r.out).toMatch(/^h1 +changed /m);
     expect(r.out).toMatch(/^h2 +not started \(interrupted\)$/m);
     expect(r.out).toMatch(/^h3 +not started \(interrupted\)$/m);
