@@ -9,10 +9,10 @@ import { copyFile, mkdtemp, symlink, truncate, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { criuImage } from '../helpers/criu-image.js';
 import {
   FileEntry,
   FILES_MAGIC,
-  IMG_COMMON_MAGIC,
   MAX_IMAGE_BYTES,
   MAX_IMAGE_ENTRIES,
   parseFilesImg,
@@ -34,19 +34,6 @@ const FIXTURE = join(import.meta.dirname, '../fixtures/checkpoint');
 const TOOL = '/usr/bin/fleet-tool';
 const LOG = '/var/log/fleet-tool.log';
 const O_WRONLY_APPEND = 0o2001;
-
-function image(magic: number, entries: Uint8Array[]): Buffer {
-  const head = Buffer.alloc(8);
-  head.writeUInt32LE(IMG_COMMON_MAGIC, 0);
-  head.writeUInt32LE(magic, 4);
-  const parts: Buffer[] = [head];
-  for (const e of entries) {
-    const len = Buffer.alloc(4);
-    len.writeUInt32LE(e.length, 0);
-    parts.push(len, Buffer.from(e));
-  }
-  return Buffer.concat(parts);
-}
 
 interface Reg {
   name: string | Buffer;
@@ -81,7 +68,7 @@ const tool = (id = 1): Uint8Array => reg(id, { name: TOOL, size: 16360, mode: 0o
 /** A checkpoint directory: files.img of these entries and the fixture's pstree.img. */
 async function checkpointDir(entries: Uint8Array[], opts: { pstree?: boolean } = {}): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'criu-lock-ckpt-hostile-'));
-  await writeFile(join(dir, 'files.img'), image(FILES_MAGIC, entries));
+  await writeFile(join(dir, 'files.img'), criuImage(FILES_MAGIC, entries));
   if (opts.pstree !== false) await copyFile(join(FIXTURE, 'pstree.img'), join(dir, 'pstree.img'));
   return dir;
 }
@@ -271,7 +258,10 @@ describe('caps on what one checkpoint may hold', () => {
   it(`refuses more than ${MAX_IMAGE_ENTRIES} entries, naming the image`, () => {
     // file_entry {type: 2 (not REG), id: 1}: the smallest valid entry.
     const one = Buffer.from([4, 0, 0, 0, 0x08, 0x02, 0x10, 0x01]);
-    const buf = Buffer.concat([image(FILES_MAGIC, []), Buffer.alloc(one.length * (MAX_IMAGE_ENTRIES + 1))]);
+    const buf = Buffer.concat([
+      criuImage(FILES_MAGIC, []),
+      Buffer.alloc(one.length * (MAX_IMAGE_ENTRIES + 1)),
+    ]);
     for (let i = 0; i <= MAX_IMAGE_ENTRIES; i++) one.copy(buf, 8 + i * one.length);
     let err: unknown;
     try {
@@ -331,7 +321,7 @@ describe('values no CRIU writes', () => {
   it('refuses a process tree naming pid 0', async () => {
     const dir = await checkpointDir([tool()], { pstree: false });
     const entry = PstreeEntry.encode(PstreeEntry.fromObject({ pid: 0, ppid: 0, pgid: 0, sid: 0 })).finish();
-    await writeFile(join(dir, 'pstree.img'), image(PSTREE_MAGIC, [entry]));
+    await writeFile(join(dir, 'pstree.img'), criuImage(PSTREE_MAGIC, [entry]));
     expect(await inputErrorLine(readCheckpoint(dir))).toBe(`error: ${dir}/pstree.img: entry 1 records pid 0`);
   });
 
@@ -363,7 +353,7 @@ describe('values no CRIU writes', () => {
       `error: ${none}/pstree.img: no such file: the checkpoint has no process tree`,
     );
     const empty = await checkpointDir([tool()], { pstree: false });
-    await writeFile(join(empty, 'pstree.img'), image(PSTREE_MAGIC, []));
+    await writeFile(join(empty, 'pstree.img'), criuImage(PSTREE_MAGIC, []));
     expect(await inputErrorLine(readCheckpoint(empty))).toBe(
       `error: ${empty}/pstree.img: records no process`,
     );

@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { criuImage } from '../helpers/criu-image.js';
 import {
   buildIdFromWords,
   buildIdToWords,
   FILES_MAGIC,
-  IMG_COMMON_MAGIC,
   parseFilesImg,
   parsePstreeImg,
   readCheckpoint,
@@ -56,19 +56,6 @@ async function asyncErrorLine(p: Promise<unknown>): Promise<string> {
     },
     (err: unknown) => formatError(err).split('\n')[0]!,
   );
-}
-
-function image(magic: number, entries: Buffer[]): Buffer {
-  const head = Buffer.alloc(8);
-  head.writeUInt32LE(IMG_COMMON_MAGIC, 0);
-  head.writeUInt32LE(magic, 4);
-  const parts: Buffer[] = [head];
-  for (const e of entries) {
-    const len = Buffer.alloc(4);
-    len.writeUInt32LE(e.length, 0);
-    parts.push(len, e);
-  }
-  return Buffer.concat(parts);
 }
 
 describe('files.img of a real CRIU 4.1.1 dump', () => {
@@ -136,7 +123,7 @@ describe('older images and broken input', () => {
       }),
     ).finish();
     const dir = await mkdtemp(join(tmpdir(), 'criu-lock-ckpt-'));
-    await writeFile(join(dir, 'reg-files.img'), image(REG_FILES_MAGIC, [Buffer.from(entry)]));
+    await writeFile(join(dir, 'reg-files.img'), criuImage(REG_FILES_MAGIC, [Buffer.from(entry)]));
     await copyFile(join(FIXTURE, 'pstree.img'), join(dir, 'pstree.img'));
     const cp = await readCheckpoint(dir);
     expect(cp.image).toBe('reg-files.img');
@@ -152,7 +139,7 @@ describe('older images and broken input', () => {
   });
 
   it('refuses a wrong magic, naming the file and both magics', () => {
-    const bad = image(REG_FILES_MAGIC, []);
+    const bad = criuImage(REG_FILES_MAGIC, []);
     expect(errorLine(() => parseFilesImg(bad, '/x/files.img'))).toBe(
       'error: /x/files.img: bad magic 0x54564319 0x50363636 (expect 0x54564319 0x56303138)',
     );
@@ -166,9 +153,9 @@ describe('older images and broken input', () => {
   });
 
   it('refuses garbage where protobuf should be', () => {
-    expect(() => parseFilesImg(image(FILES_MAGIC, [Buffer.from([0xff, 0xff, 0xff])]), 'files.img')).toThrow(
-      /entry 1 is not a valid file_entry/,
-    );
+    expect(() =>
+      parseFilesImg(criuImage(FILES_MAGIC, [Buffer.from([0xff, 0xff, 0xff])]), 'files.img'),
+    ).toThrow(/entry 1 is not a valid file_entry/);
   });
 
   it('refuses paths no lockfile may name, and leaves /proc, /sys and /dev out with a warning', async () => {
@@ -188,24 +175,27 @@ describe('older images and broken input', () => {
       );
     const dir = await mkdtemp(join(tmpdir(), 'criu-lock-ckpt-'));
     await copyFile(join(FIXTURE, 'pstree.img'), join(dir, 'pstree.img'));
-    await writeFile(join(dir, 'reg-files.img'), image(REG_FILES_MAGIC, [entry('/proc/kcore'), entry(LIBC)]));
+    await writeFile(
+      join(dir, 'reg-files.img'),
+      criuImage(REG_FILES_MAGIC, [entry('/proc/kcore'), entry(LIBC)]),
+    );
     const warnings: string[] = [];
     const { needed } = await loadCheckpoint(dir, (m) => warnings.push(m));
     expect(needed.map((n) => n.path)).toEqual([LIBC]);
     expect(warnings).toEqual([
       'reg-files.img records /proc/kcore: not compared, files under /proc, /sys and /dev are not files a package or criu-lock controls',
     ]);
-    await writeFile(join(dir, 'reg-files.img'), image(REG_FILES_MAGIC, [entry('etc/passwd')]));
+    await writeFile(join(dir, 'reg-files.img'), criuImage(REG_FILES_MAGIC, [entry('etc/passwd')]));
     expect(await asyncErrorLine(loadCheckpoint(dir, () => undefined))).toBe(
       `error: ${dir}/reg-files.img: the path "etc/passwd" must be an absolute path`,
     );
-    await writeFile(join(dir, 'reg-files.img'), image(REG_FILES_MAGIC, [entry('/usr/../etc/passwd')]));
+    await writeFile(join(dir, 'reg-files.img'), criuImage(REG_FILES_MAGIC, [entry('/usr/../etc/passwd')]));
     await expect(loadCheckpoint(dir, () => undefined)).rejects.toThrow(/must be normalised/);
   });
 
   it('says what a pstree.img that is a directory is', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'criu-lock-ckpt-'));
-    await writeFile(join(dir, 'reg-files.img'), image(REG_FILES_MAGIC, []));
+    await writeFile(join(dir, 'reg-files.img'), criuImage(REG_FILES_MAGIC, []));
     await mkdir(join(dir, 'pstree.img'));
     expect(await asyncErrorLine(readCheckpoint(dir))).toBe(
       `error: ${dir}/pstree.img: is a directory, not a regular file`,
