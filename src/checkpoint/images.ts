@@ -1,9 +1,8 @@
 import { isUtf8 } from 'node:buffer';
-import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import protobuf from 'protobufjs';
 import { CriuLockError } from '../errors.js';
+import { readRegularFile } from '../input/regular-file.js';
 
 /**
  * CRIU's image files, as far as criu-lock reads them: `files.img` (CRIU >= 3.15 keeps every open or
@@ -346,64 +345,48 @@ function readFailure(file: string, err: NodeJS.ErrnoException): CriuLockError {
 }
 
 /**
- * An image's bytes, or undefined when it does not exist. Only a regular file is read: O_NONBLOCK
- * keeps a FIFO from blocking the open, fstat refuses it, a directory and a device (a link to
- * /dev/zero would be read without end), and the size is capped before anything is allocated.
+ * An image's bytes, or undefined when it does not exist. Only a regular file of at most
+ * MAX_IMAGE_BYTES is read (src/input/regular-file.ts): a FIFO would block, a link to /dev/zero
+ * would be read without end.
  */
-export async function readImage(file: string): Promise<Buffer | undefined> {
-  let fh;
-  try {
-    fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw readFailure(file, err as NodeJS.ErrnoException);
-  }
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) {
-      const what = st.isDirectory()
-        ? 'a directory'
-        : st.isFIFO()
-          ? 'a FIFO'
-          : st.isCharacterDevice() || st.isBlockDevice()
-            ? 'a device'
-            : 'a socket';
+function readImage(file: string): Buffer | undefined {
+  const r = readRegularFile(file, { maxBytes: MAX_IMAGE_BYTES });
+  if ('bytes' in r) return r.bytes;
+  const p = r.problem;
+  switch (p.kind) {
+    case 'errno':
+      if (p.err.code === 'ENOENT') return undefined;
+      throw readFailure(file, p.err);
+    case 'not-regular':
       throw inputError(
         file,
-        `is ${what}, not a regular file`,
+        `is ${p.what}, not a regular file`,
         'pass the directory `criu dump -D DIR` wrote; its images are regular files',
       );
-    }
-    if (st.size > MAX_IMAGE_BYTES) {
+    case 'size': // readImage asks for no exact size
+    case 'too-large':
       throw inputError(
         file,
-        `is ${st.size} bytes, more than the ${MAX_IMAGE_BYTES / 1024 / 1024} MiB criu-lock reads of one image`,
+        `is ${p.size} bytes, more than the ${MAX_IMAGE_BYTES / 1024 / 1024} MiB criu-lock reads of one image`,
         'real images are a few MiB at most; is this the right directory?',
       );
+    case 'changed':
+      throw inputError(
+        file,
+        `changed while it was read (${p.read} of ${p.size} bytes)`,
+        'read a finished dump',
+      );
+    default: {
+      const never: never = p;
+      return never;
     }
-    const buf = Buffer.allocUnsafe(st.size);
-    let at = 0;
-    while (at < buf.length) {
-      const { bytesRead } = await fh.read(buf, at, buf.length - at, at);
-      if (bytesRead === 0) break;
-      at += bytesRead;
-    }
-    if (at !== buf.length) {
-      throw inputError(file, `changed while it was read (${at} of ${st.size} bytes)`, 'read a finished dump');
-    }
-    return buf;
-  } catch (err) {
-    if (err instanceof CriuLockError) throw err;
-    throw readFailure(file, err as NodeJS.ErrnoException);
-  } finally {
-    await fh.close();
   }
 }
 
 /** Pids of pstree.img. CRIU restores a process tree from it: without one, it restores nothing. */
-async function readPids(dir: string): Promise<number[]> {
+function readPids(dir: string): number[] {
   const file = join(dir, 'pstree.img');
-  const buf = await readImage(file);
+  const buf = readImage(file);
   const hint =
     'pass the whole directory `criu dump -D DIR` wrote; CRIU restores the process tree pstree.img records';
   if (buf === undefined) throw inputError(file, 'no such file: the checkpoint has no process tree', hint);
@@ -413,7 +396,12 @@ async function readPids(dir: string): Promise<number[]> {
 }
 
 /** Reads a checkpoint directory: files.img if present, else reg-files.img. */
-export async function readCheckpoint(dir: string): Promise<Checkpoint> {
+export function readCheckpoint(dir: string): Promise<Checkpoint> {
+  // The executor's throw rejects the promise, as an async function's would.
+  return new Promise((resolve) => resolve(readCheckpointNow(dir)));
+}
+
+function readCheckpointNow(dir: string): Checkpoint {
   for (const [image, parse] of [
     ['files.img', parseFilesImg],
     ['reg-files.img', parseRegFilesImg],
@@ -421,14 +409,14 @@ export async function readCheckpoint(dir: string): Promise<Checkpoint> {
     const file = join(dir, image);
     let buf: Buffer | undefined;
     try {
-      buf = await readImage(file);
+      buf = readImage(file);
     } catch (err) {
       // DIR itself is a file: say so below rather than "cannot read DIR/files.img".
       if ((err as { cause?: NodeJS.ErrnoException }).cause?.code === 'ENOTDIR') break;
       throw err;
     }
     if (buf === undefined) continue;
-    return { dir, image, files: parse(buf, file), pids: await readPids(dir) };
+    return { dir, image, files: parse(buf, file), pids: readPids(dir) };
   }
   throw new CriuLockError('input', 'no files.img or reg-files.img here', {
     hint: 'pass the directory `criu dump -D DIR` wrote (it holds files.img, pstree.img, ...)',
