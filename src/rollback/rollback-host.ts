@@ -5,6 +5,7 @@ import { summariseOutput } from '../apply/modules/output.js';
 import { commandOutcome, endHint } from '../transport/outcome.js';
 import { CriuLockError } from '../errors.js';
 import { gatherFacts } from '../facts/gather.js';
+import { SIMULATE_SCRIPT } from '../facts/simulate.js';
 import { renderCommand } from '../shell/quote.js';
 import type { Transport } from '../transport/types.js';
 import { captureTransaction, markApplied, pruneTransactions, readCurrent } from './host.js';
@@ -36,25 +37,11 @@ export async function capturedDebsProblem(t: Transport, plan: RollbackPlan): Pro
 }
 
 /**
- * `sh -c SCRIPT criu-lock-rb-sim PINFILE FROM apt-get ... -s ...`: rollback's `apt-get -s` under
- * the pin file the rollback will leave (FROM's content; /dev/null for none), with a private copy
- * of the pin file's directory (as apply's simulation, src/facts/simulate.ts). Nothing under /etc
- * changes.
+ * `sh -c SCRIPT criu-lock-rb-sim FROM sh -c SIMULATE_SCRIPT ...`: apply's simulation script
+ * (src/facts/simulate.ts), which takes the pin file to simulate under on its standard input, with
+ * that input read from FROM, a file on the host (the captured pins, or /dev/null for none).
  */
-export const ROLLBACK_SIMULATE_SCRIPT = [
-  'set -e',
-  'pin=$1; from=$2; shift 2',
-  'd=$(mktemp -d "${TMPDIR:-/tmp}/criu-lock-sim.XXXXXX")',
-  `trap 'rm -rf -- "$d"' EXIT`,
-  'for f in "$(dirname -- "$pin")"/*; do',
-  '  [ -f "$f" ] || continue',
-  '  [ "$f" = "$pin" ] && continue',
-  '  cp -p -- "$f" "$d/"',
-  'done',
-  'cat -- "$from" > "$d/$(basename -- "$pin")"',
-  'set +e',
-  '"$@" -o "Dir::Etc::PreferencesParts=$d"',
-].join('\n');
+const FROM_FILE = 'f=$1; shift; exec "$@" < "$f"';
 
 /** A failed rollback step, as a value the command turns into the host's result. */
 export class RollbackStepError extends Error {
@@ -158,10 +145,14 @@ export async function executeRollback(
       [
         'sh',
         '-c',
-        ROLLBACK_SIMULATE_SCRIPT,
+        FROM_FILE,
         'criu-lock-rb-sim',
-        tx.pins.path,
         pinsAfter,
+        'sh',
+        '-c',
+        SIMULATE_SCRIPT,
+        'criu-lock-sim',
+        tx.pins.path,
         ...rollbackAptArgv(plan, { simulate: true, lockTimeout: opts.lockTimeout }),
       ],
       { become: true, env: { ...APT_ENV }, timeoutMs: 600_000 },
