@@ -35,13 +35,15 @@ const KEEP_JOBS = 10;
  * before it is replaced, then replace it atomically (PUT_FILE_SCRIPT), in one command. Nothing is
  * written when the copy fails (`set -e`).
  */
-export const PIN_WRITE_SCRIPT = [
+// The pin file "$1" kept for the job before it is replaced: a copy, or a mark that there was none.
+const KEEP_PINS = [
   'set -e',
   `mkdir -p ${STATE_DIR}`,
   `if [ -f "$1" ]; then cp -p -- "$1" ${PIN_BACKUP}.tmp; mv -f ${PIN_BACKUP}.tmp ${PIN_BACKUP}; rm -f ${PIN_BACKUP_ABSENT};`,
   `else : > ${PIN_BACKUP_ABSENT}; rm -f ${PIN_BACKUP}; fi`,
-  PUT_FILE_SCRIPT,
-].join('\n');
+];
+
+export const PIN_WRITE_SCRIPT = [...KEEP_PINS, PUT_FILE_SCRIPT].join('\n');
 
 /**
  * `sh -c SCRIPT criu-lock-pins-back PINFILE [FROM]`: rollback's pin change, with the same backup
@@ -50,7 +52,7 @@ export const PIN_WRITE_SCRIPT = [
  * it the pin file is removed.
  */
 export const PIN_BACK_SCRIPT = [
-  ...PIN_WRITE_SCRIPT.split('\n').slice(0, 4),
+  ...KEEP_PINS,
   'if [ $# -ge 2 ]; then cp -- "$2" "$1.criu-lock-tmp"; mv -f -- "$1.criu-lock-tmp" "$1"; else rm -f -- "$1"; fi',
 ].join('\n');
 
@@ -352,6 +354,9 @@ export function describeJob(rec: JobRecord): string {
         : '';
   return `${audit}${pins}`;
 }
+
+/** Why a job that recorded no status (`died`) failed: how apt ended is not known. */
+export const JOB_DIED = `the apt job ended without recording its status (it died, or ${STATE_DIR} is full: df -h ${STATE_DIR}); see the log and dpkg's state on the host`;
 
 /** A finished job as a command result, so its log is summarised like any command's output. */
 export function jobResult(argv: readonly string[], rec: JobRecord): CommandResult {

@@ -1,4 +1,4 @@
-import { describeJob, jobResult, PIN_BACK_SCRIPT, runJob } from '../apply/apt-job.js';
+import { describeJob, JOB_DIED, jobResult, PIN_BACK_SCRIPT, runJob } from '../apply/apt-job.js';
 import { rebuildPackage } from '../store/rebuild.js';
 import { APT_ENV } from '../apply/apt.js';
 import { summariseOutput } from '../apply/modules/output.js';
@@ -205,7 +205,7 @@ export async function executeRollback(
       const log = jobResult(argv, outcome.record);
       throw new RollbackStepError(
         'apt',
-        `apt-get install ${outcome.record.exitCode === null ? 'ended without recording its status (it died, or /var/lib/criu-lock is full)' : `failed: ${summariseOutput(log)}`}; ${describeJob(outcome.record)}; ${pinsNow}; log ${dir}/log`,
+        `${outcome.record.exitCode === null ? JOB_DIED : `apt-get install failed: ${summariseOutput(log)}`}; ${describeJob(outcome.record)}; ${pinsNow}; log ${dir}/log`,
       );
     }
   }

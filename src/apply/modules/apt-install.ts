@@ -2,8 +2,8 @@ import { z } from 'zod';
 import type { PackageAction } from '../../plan/plan-file.js';
 import { PIN_FILE } from '../../plan/pins.js';
 import { removeStoreUploads } from '../../store/upload.js';
-import { APT_ENV, installArgv, STATE_DIR } from '../apt.js';
-import { describeJob, jobResult, runJob } from '../apt-job.js';
+import { APT_ENV, installArgv } from '../apt.js';
+import { describeJob, JOB_DIED, jobResult, runJob } from '../apt-job.js';
 import { defineModule } from './types.js';
 import { summariseOutput } from './output.js';
 
@@ -61,7 +61,7 @@ export const aptInstall = defineModule({
     // A job that recorded no status (`died`): how apt ended is not known, nor what the pins are.
     const died = rec.exitCode === null;
     const why = died
-      ? `the apt job ended without recording its status (it died, or ${STATE_DIR} is full: df -h ${STATE_DIR}); see the log and dpkg's state on the host`
+      ? JOB_DIED
       : lockHeld
         ? `the dpkg lock is held by another process (unattended-upgrades?) for longer than DPkg::Lock::Timeout=${lockTimeout} s: ${summariseOutput(log, 1)}`
         : `apt-get install failed: ${summariseOutput(log)}`;
