@@ -184,10 +184,13 @@ function statOrUndefined(path: string): ReturnType<typeof statSync> | undefined 
  */
 export function entryProblem(lock: Lockfile, key: string, e: StoreEntry): string | undefined {
   const want = lock.packages[key];
-  if (!want || want.version !== e.version) return undefined;
-  if (e.origin !== 'rebuilt' && want.sha256 !== undefined && e.sha256 !== want.sha256)
-    return `${key}=${e.version}: its sha256 ${e.sha256.slice(0, 12)}… is not the lock's ${want.sha256.slice(0, 12)}… (origin ${e.origin})`;
-  return undefined;
+  if (!want || want.version !== e.version || !claimsOtherBytes(e, want.sha256)) return undefined;
+  return `${key}=${e.version}: its sha256 ${e.sha256.slice(0, 12)}… is not the lock's ${want.sha256!.slice(0, 12)}… (origin ${e.origin})`;
+}
+
+/** An entry (at the locked version) that claims the archive's bytes, but not the lock's sha256. */
+export function claimsOtherBytes(e: StoreEntry, locked: string | undefined): boolean {
+  return e.origin !== 'rebuilt' && locked !== undefined && e.sha256 !== locked;
 }
 
 /** Throws the first entry problem of a store against the lock, located at the manifest's file. */

@@ -7,6 +7,7 @@ import { indexLock } from '../lock/lock-index.js';
 import type { Lockfile, PackageEntry } from '../lock/lockfile.js';
 import type { Transport } from '../transport/types.js';
 import {
+  claimsOtherBytes,
   debPath,
   MANIFEST_FILE,
   serializeManifest,
@@ -434,8 +435,8 @@ export function verifyStore(lock: Lockfile, dir: string, manifest: Manifest): Ve
     }
     if (e.version !== entry.version)
       problems.push({ key, problem: `the store holds ${e.version}, the lock needs ${entry.version}` });
-    else if (e.origin !== 'rebuilt' && entry.sha256 !== undefined && e.sha256 !== entry.sha256) {
-      problems.push({ key, problem: `sha256 ${e.sha256} is not the lock's ${entry.sha256}` });
+    else if (claimsOtherBytes(e, entry.sha256)) {
+      problems.push({ key, problem: `sha256 ${e.sha256} is not the lock's ${entry.sha256!}` });
     }
   }
   for (const [key, e] of Object.entries(manifest.packages)) {
