@@ -3,19 +3,7 @@
  * ansible.ts) for fleets driven by ansible-playbook or AWX. No host work: no inventory, no SSH.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import {
-  lstat,
-  mkdir,
-  open,
-  readdir,
-  readFile,
-  readlink,
-  rename,
-  rm,
-  rmdir,
-  stat,
-  unlink,
-} from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, readlink, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { compareVersions } from '../debian/version.js';
 import { CriuLockError } from '../errors.js';
@@ -33,7 +21,7 @@ import { renderPins } from '../plan/pins.js';
 import { readStoreFile } from '../store/local-file.js';
 import { checkStoreAgainstLock, debPath, loadStore, storeDir } from '../store/manifest.js';
 import { errLine, type CommandDeps } from './context.js';
-import { fileErrorReason, makeOutputDir } from './output-path.js';
+import { fileErrorReason, makeOutputDir, writeNewFile } from './output-path.js';
 
 export interface ExportCommandOptions {
   target: 'ansible';
@@ -207,18 +195,6 @@ async function removeEmptyParents(root: string, rel: string): Promise<void> {
   }
 }
 
-/** A new file (exclusive create: nothing there is written through) with its mode, synced. */
-async function writeNew(path: string, content: string | Buffer, mode: number): Promise<void> {
-  const fh = await open(path, 'wx', 0o600);
-  try {
-    await fh.writeFile(content);
-    await fh.chmod(mode);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
 /** Exit 0 when the project is written; 1 (thrown) for usage and input errors. */
 export async function runExport(opts: ExportCommandOptions, deps: CommandDeps): Promise<number> {
   const { io } = deps;
@@ -265,13 +241,13 @@ export async function runExport(opts: ExportCommandOptions, deps: CommandDeps): 
       at = join(out, f.path);
       const path = join(stage, f.path);
       await mkdir(dirname(path), { recursive: true });
-      await writeNew(path, f.content, f.mode ?? 0o644);
+      await writeNewFile(path, f.content, f.mode ?? 0o644);
     }
     // The marker names the files of both exports while they are swapped, so a run cut short leaves
     // a directory the next export still recognises and cleans.
     at = join(out, EXPORT_MARKER);
-    await writeNew(join(stage, EXPORT_MARKER), markerText([...previous, ...now]), 0o644);
-    await writeNew(join(stage, `${EXPORT_MARKER}.new`), markerText(now), 0o644);
+    await writeNewFile(join(stage, EXPORT_MARKER), markerText([...previous, ...now]), 0o644);
+    await writeNewFile(join(stage, `${EXPORT_MARKER}.new`), markerText(now), 0o644);
   } catch (e) {
     await rm(stage, { recursive: true, force: true }).catch(() => undefined);
     if (!existed) await rmdir(out).catch(() => undefined);

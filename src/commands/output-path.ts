@@ -65,7 +65,6 @@ async function linkTarget(path: string): Promise<string> {
  */
 export async function writeOutputFile(path: string, content: string, flag: string): Promise<void> {
   let tmp: string | undefined;
-  let made = false;
   try {
     // A device, a FIFO or a terminal (-o /dev/null, -o /dev/stdout into a pipe) is written to, as
     // a shell redirection would: replacing it would put a plain file where /dev/null was.
@@ -76,22 +75,37 @@ export async function writeOutputFile(path: string, content: string, flag: strin
     }
     const target = await linkTarget(path);
     const old = await stat(target).catch(() => undefined);
-    tmp = join(dirname(target), `.${basename(target)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
-    const fh = await open(tmp, 'wx', 0o666);
-    made = true;
-    try {
-      await fh.writeFile(content);
-      if (old?.isFile()) await fh.chmod(old.mode & 0o7777);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    const name = join(
+      dirname(target),
+      `.${basename(target)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`,
+    );
+    await writeNewFile(name, content, old?.isFile() ? old.mode & 0o7777 : undefined);
+    tmp = name;
     await rename(tmp, target);
   } catch (e) {
-    if (made && tmp !== undefined) await unlink(tmp).catch(() => undefined);
+    if (tmp !== undefined) await unlink(tmp).catch(() => undefined);
     throw new CriuLockError('usage', `cannot write ${path}: ${reason(e)}`, {
       hint: `give ${flag} a writable path`,
     });
+  }
+}
+
+/**
+ * A new file (exclusive create: nothing already there, file or link, is written through) with
+ * `content`, synced; with `mode` when given, else the process's default. A write that fails
+ * removes what it made.
+ */
+export async function writeNewFile(path: string, content: string | Buffer, mode?: number): Promise<void> {
+  const fh = await open(path, 'wx', mode === undefined ? 0o666 : 0o600);
+  try {
+    await fh.writeFile(content);
+    if (mode !== undefined) await fh.chmod(mode);
+    await fh.sync();
+    await fh.close();
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await unlink(path).catch(() => undefined);
+    throw e;
   }
 }
 
