@@ -6,14 +6,13 @@ import { hostFailure } from '../fleet/host-error.js';
 import { runFleet } from '../fleet/run.js';
 import type { InventoryHost } from '../inventory/types.js';
 import { readCurrent, readTransactions } from '../rollback/host.js';
-import { makeTxId, txDir, TxId } from '../rollback/manifest.js';
+import { makeTxId, txDir, TxId, type TxManifest } from '../rollback/manifest.js';
 import {
-  asCaptured,
   describeChange,
+  lastNotCompleted,
   olderTransaction,
   planRollback,
   selectTarget,
-  stateChanges,
   type CurrentState,
   type RollbackPlan,
 } from '../rollback/planner.js';
@@ -128,18 +127,19 @@ export async function runRollback(opts: RollbackOptions, deps: CommandDeps): Pro
             };
             return;
           }
+          const read = (t: TxManifest): Promise<CurrentState & { arch: string }> =>
+            readCurrent(
+              s.transport!,
+              t.packages.map((p) => p.package),
+              t.pins.path,
+            );
           let { tx, rolledBackBy } = target;
-          s.now = await readCurrent(
-            s.transport,
-            tx.packages.map((p) => p.package),
-            tx.pins.path,
-          );
-          // --last and a transaction that never completed: one whose change never happened is
-          // passed over (nothing of it to undo); one whose change landed anyway (its apt job
-          // finished after the connection was lost) is not undone without being named.
-          const newer: string[] = [];
-          while (opts.to === undefined && tx.status === 'captured' && !opts.force) {
-            if (stateChanges(tx, s.now).length === 0) {
+          s.now = await read(tx);
+          // --last and transactions that never completed (lastNotCompleted).
+          const passed: string[] = [];
+          for (;;) {
+            const choice = opts.to === undefined && !opts.force ? lastNotCompleted(tx, s.now) : 'take';
+            if (choice === 'refuse') {
               s.result = {
                 name: s.host.name,
                 status: 'refused',
@@ -149,20 +149,16 @@ export async function runRollback(opts: RollbackOptions, deps: CommandDeps): Pro
               };
               return;
             }
-            const older = olderTransaction(txs.manifests, tx.id);
-            if (!asCaptured(tx, s.now) || !older) break;
-            newer.push(tx.id);
+            const older = choice === 'pass' ? olderTransaction(txs.manifests, tx.id) : undefined;
+            if (!older) break;
+            passed.push(tx.id);
             ({ tx, rolledBackBy } = older);
-            s.now = await readCurrent(
-              s.transport,
-              tx.packages.map((p) => p.package),
-              tx.pins.path,
-            );
+            s.now = await read(tx);
           }
-          if (newer.length > 0)
+          if (passed.length > 0)
             errLine(
               io,
-              `[${s.host.name}] passing over ${newer.join(', ')}: never completed, and nothing of it reached the host`,
+              `[${s.host.name}] passing over ${passed.join(', ')}: never completed, and nothing of it reached the host`,
             );
           const decision = planRollback(tx, s.now, { force: opts.force, rolledBackBy });
           if (decision.type === 'refused') {

@@ -83,6 +83,18 @@ export function asCaptured(tx: TxManifest, now: CurrentState): boolean {
   return now.pinSha256 === tx.pins.before && tx.packages.every((p) => versionOf(now, p.package) === p.before);
 }
 
+/**
+ * What `--last` does with the transaction it picked, when that one never completed: `pass` over it
+ * to the one before when nothing of it reached the host (a rollback refused at its simulation),
+ * `refuse` when its change landed anyway (its apt job finished after the connection was lost: a
+ * retried rollback must not undo it unasked), else `take` it (planRollback decides).
+ */
+export function lastNotCompleted(tx: TxManifest, now: CurrentState): 'take' | 'pass' | 'refuse' {
+  if (tx.status !== 'captured') return 'take';
+  if (stateChanges(tx, now).length === 0) return 'refuse';
+  return asCaptured(tx, now) ? 'pass' : 'take';
+}
+
 /** The transaction recorded just before `id`, with the rollback that undid it, if any. */
 export function olderTransaction(
   manifests: readonly TxManifest[],

@@ -11,6 +11,7 @@ import {
 import { parseCurrent, parseTransactions } from '../../src/rollback/host.js';
 import {
   historyEntries,
+  lastNotCompleted,
   parseSimulation,
   planRollback,
   rollbackAptArgv,
@@ -260,6 +261,20 @@ describe('planRollback', () => {
     };
     const d = planRollback(t, changed, { force: false, rolledBackBy: '20261129T020000Z-000002' });
     expect(d.type === 'refused' ? d.reason : '').toMatch(/already rolled back by 20261129T020000Z-000002/);
+  });
+
+  it('--last on a transaction that never completed: pass over it, refuse it, or take it', () => {
+    const t = tx({ status: 'captured' });
+    const captured: CurrentState = {
+      versions: new Map(t.packages.map((p) => [p.package, p.before])),
+      auto: new Set(),
+      pinSha256: t.pins.before,
+    };
+    expect(lastNotCompleted(t, captured)).toBe('pass');
+    expect(lastNotCompleted(t, after(t))).toBe('refuse');
+    const elsewhere = { ...captured, versions: new Map(captured.versions).set('libepoch0:amd64', '1:2.0-1') };
+    expect(lastNotCompleted(t, elsewhere)).toBe('take');
+    expect(lastNotCompleted(tx(), captured)).toBe('take');
   });
 
   it('has nothing to do, and refuses nothing, on a host already exactly as captured', () => {
